@@ -1,0 +1,128 @@
+import Foundation
+
+/// An uploaded file's metadata. The bytes are stored once per distinct sha256.
+public struct FileMetadata: Codable, Sendable, Hashable, Identifiable {
+    public var id: FileID
+    public var name: String
+    public var contentType: String
+    public var size: Int64
+    public var sha256: String
+    public var createdAt: Date
+
+    public init(id: FileID, name: String, contentType: String, size: Int64, sha256: String, createdAt: Date) {
+        self.id = id
+        self.name = name
+        self.contentType = contentType
+        self.size = size
+        self.sha256 = sha256
+        self.createdAt = createdAt
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case id, name
+        case contentType = "content_type"
+        case size, sha256
+        case createdAt = "created_at"
+    }
+}
+
+/// A webhook: the server POSTs matching events of a base to `url`, signed with the secret.
+public struct Webhook: Codable, Sendable, Hashable, Identifiable {
+    public var id: WebhookID
+    public var baseID: BaseID
+    public var url: String
+    public var events: [EventType]
+    public var tableID: TableID?
+    public var enabled: Bool
+    public var disabledReason: String?
+    /// The signing secret; present only in the answer that created the webhook.
+    public var secret: String?
+    public var createdAt: Date
+
+    public init(
+        id: WebhookID, baseID: BaseID, url: String, events: [EventType], tableID: TableID? = nil,
+        enabled: Bool = true, disabledReason: String? = nil, secret: String? = nil, createdAt: Date
+    ) {
+        self.id = id
+        self.baseID = baseID
+        self.url = url
+        self.events = events
+        self.tableID = tableID
+        self.enabled = enabled
+        self.disabledReason = disabledReason
+        self.secret = secret
+        self.createdAt = createdAt
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case id
+        case baseID = "base_id"
+        case url, events
+        case tableID = "table_id"
+        case enabled
+        case disabledReason = "disabled_reason"
+        case secret
+        case createdAt = "created_at"
+    }
+}
+
+/// `POST /bases/{id}/webhooks`. An empty `events` means every event of the base.
+public struct CreateWebhookRequest: Codable, Sendable, Hashable {
+    public var url: String
+    public var events: [EventType]?
+    public var tableID: TableID?
+
+    public init(url: String, events: [EventType]? = nil, tableID: TableID? = nil) {
+        self.url = url
+        self.events = events
+        self.tableID = tableID
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case url, events
+        case tableID = "table_id"
+    }
+}
+
+/// One attempt to deliver an event to a webhook.
+public struct WebhookDelivery: Codable, Sendable, Hashable, Identifiable {
+    public enum Status: String, Codable, Sendable, Hashable {
+        case pending, succeeded, failed
+    }
+
+    public var id: DeliveryID
+    public var webhookID: WebhookID
+    public var eventSeq: Int64
+    public var status: Status
+    public var attempts: Int
+    public var responseStatus: Int?
+    public var error: String?
+    public var createdAt: Date
+    public var deliveredAt: Date?
+
+    public init(
+        id: DeliveryID, webhookID: WebhookID, eventSeq: Int64, status: Status, attempts: Int,
+        responseStatus: Int? = nil, error: String? = nil, createdAt: Date, deliveredAt: Date? = nil
+    ) {
+        self.id = id
+        self.webhookID = webhookID
+        self.eventSeq = eventSeq
+        self.status = status
+        self.attempts = attempts
+        self.responseStatus = responseStatus
+        self.error = error
+        self.createdAt = createdAt
+        self.deliveredAt = deliveredAt
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case id
+        case webhookID = "webhook_id"
+        case eventSeq = "event_seq"
+        case status, attempts
+        case responseStatus = "response_status"
+        case error
+        case createdAt = "created_at"
+        case deliveredAt = "delivered_at"
+    }
+}

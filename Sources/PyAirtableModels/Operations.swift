@@ -1,0 +1,87 @@
+import Foundation
+
+/// `GET /health`.
+public struct HealthStatus: Codable, Sendable, Hashable {
+    public var status: String
+    public var version: String
+    public var uptimeSeconds: Double
+    public var database: String
+
+    public init(status: String, version: String, uptimeSeconds: Double, database: String) {
+        self.status = status
+        self.version = version
+        self.uptimeSeconds = uptimeSeconds
+        self.database = database
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case status, version
+        case uptimeSeconds = "uptime_seconds"
+        case database
+    }
+}
+
+/// `GET /api/v1/stats`: what the server holds and has done since it started.
+public struct ServerStats: Codable, Sendable, Hashable {
+    public var users: Int
+    public var workspaces: Int
+    public var bases: Int
+    public var tables: Int
+    public var records: Int
+    public var events: Int
+    public var lastEventSeq: Int64
+    public var requests: Int
+    public var uptimeSeconds: Double
+
+    public init(
+        users: Int, workspaces: Int, bases: Int, tables: Int, records: Int, events: Int, lastEventSeq: Int64,
+        requests: Int, uptimeSeconds: Double
+    ) {
+        self.users = users
+        self.workspaces = workspaces
+        self.bases = bases
+        self.tables = tables
+        self.records = records
+        self.events = events
+        self.lastEventSeq = lastEventSeq
+        self.requests = requests
+        self.uptimeSeconds = uptimeSeconds
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case users, workspaces, bases, tables, records, events
+        case lastEventSeq = "last_event_seq"
+        case requests
+        case uptimeSeconds = "uptime_seconds"
+    }
+}
+
+/// The HTTP headers of the contract.
+public enum HeaderName {
+    public static let idempotencyKey = "Idempotency-Key"
+    public static let idempotentReplayed = "Idempotent-Replayed"
+    public static let requestID = "X-Request-ID"
+    public static let ifMatch = "If-Match"
+    public static let ifNoneMatch = "If-None-Match"
+    public static let eTag = "ETag"
+    public static let retryAfter = "Retry-After"
+    public static let lastEventID = "Last-Event-ID"
+    public static let webhookSignature = "X-PyAirtable-Signature"
+    public static let webhookDelivery = "X-PyAirtable-Delivery"
+}
+
+/// The `ETag` of a versioned resource: the version in quotes.
+public enum VersionTag {
+    /// `"3"` for version 3.
+    public static func format(_ version: Int) -> String { "\"\(version)\"" }
+
+    /// The version of an `ETag`/`If-Match` value: `"3"`, `W/"3"` or a bare `3`.
+    public static func parse(_ value: String) -> Int? {
+        var text = value.trimmingCharacters(in: .whitespaces)
+        if text.hasPrefix("W/") { text.removeFirst(2) }
+        if text.hasPrefix("\""), text.hasSuffix("\""), text.count >= 2 {
+            text = String(text.dropFirst().dropLast())
+        }
+        return Int(text)
+    }
+}

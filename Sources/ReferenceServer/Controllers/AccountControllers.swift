@@ -1,0 +1,217 @@
+import Foundation
+import Hummingbird
+import PyAirtableModels
+
+/// `/auth/*` and `/users/me`.
+struct AuthController {
+    let services: ServerServices
+    var store: SQLiteStore { services.store }
+    var auth: AuthService { services.auth }
+    var now: Date { services.configuration.now() }
+
+    func addRoutes(to group: RouterGroup<AppRequestContext>) {
+        group.post("auth/register", use: register)
+        group.post("auth/login", use: login)
+        group.post("auth/refresh", use: refresh)
+        group.post("auth/logout", use: logout)
+        group.post("auth/tokens", use: createToken)
+        group.get("auth/tokens", use: listTokens)
+        group.delete("auth/tokens/{id}", use: deleteToken)
+        group.get("users/me", use: me)
+        group.patch("users/me", use: updateMe)
+    }
+
+    static func normalizedEmail(_ email: String) throws -> String {
+        let trimmed = email.trimmingCharacters(in: .whitespacesAndNewlines).lowercased()
+        let parts = trimmed.split(separator: "@", omittingEmptySubsequences: false)
+        guard trimmed.count <= 254, parts.count == 2, !parts[0].isEmpty, parts[1].contains("."),
+            !trimmed.contains(" ")
+        else { throw ServerError.validation("'\(email)' is not an email address", field: "email") }
+        return trimmed
+    }
+
+    @Sendable func register(_ request: Request, context: AppRequestContext) async throws -> Response {
+        let body = try await request.decodeJSON(as: RegisterRequest.self)
+        let email = try Self.normalizedEmail(body.email)
+        let name = try InputRules.name(body.name)
+        guard body.password.count >= RegisterRequest.minimumPasswordLength else {
+            throw ServerError.validation(
+                "the password must be at least \(RegisterRequest.minimumPasswordLength) characters", field: "password"
+            )
+        }
+        guard body.password.utf8.count <= 72 else {
+            throw ServerError.validation("the password must be at most 72 bytes", field: "password")
+        }
+        let hash = try await auth.hashPassword(body.password)
+        let created = try await store.createUser(
+            email: email, name: name, passwordHash: hash, context: context.write(now: now)
+        )
+        guard let user = created.value else { return .stored(created) }
+        let tokens = try await auth.issueTokens(for: user.id)
+        return try .json(AuthResponse(user: user, tokens: tokens), status: .created)
+    }
+
+    @Sendable func login(_ request: Request, context: AppRequestContext) async throws -> Response {
+        let body = try await request.decodeJSON(as: LoginRequest.self)
+        let email = body.email.trimmingCharacters(in: .whitespacesAndNewlines).lowercased()
+        guard let credentials = try await store.credentials(email: email),
+            try await auth.verifyPassword(body.password, hash: credentials.passwordHash)
+        else {
+            throw ServerError.unauthorized("wrong email or password")
+        }
+        let tokens = try await auth.issueTokens(for: credentials.user.id)
+        return try .json(AuthResponse(user: credentials.user, tokens: tokens))
+    }
+
+    @Sendable func refresh(_ request: Request, context: AppRequestContext) async throws -> Response {
+        let body = try await request.decodeJSON(as: RefreshRequest.self)
+        return try .json(RefreshResponse(tokens: try await auth.refresh(body.refreshToken)))
+    }
+
+    @Sendable func logout(_ request: Request, context: AppRequestContext) async throws -> Response {
+        let user = try context.requireUser()
+        let body = try await request.decodeJSON(as: RefreshRequest.self)
+        _ = try await store.revokeRefreshFamily(ofTokenHash: AuthService.hash(body.refreshToken), user: user, now: now)
+        return Response(status: .noContent)
+    }
+
+    @Sendable func createToken(_ request: Request, context: AppRequestContext) async throws -> Response {
+        _ = try context.requireUser()
+        let body = try await request.decodeJSON(as: CreateAccessTokenRequest.self)
+        let name = try InputRules.name(body.name)
+        if let expiresIn = body.expiresIn, expiresIn <= 0 {
+            throw ServerError.validation("expires_in must be positive", field: "expires_in")
+        }
+        let secret = AuthService.newPersonalToken()
+        let current = now
+        let result = try await store.createAccessToken(
+            name: name, secret: secret, hash: AuthService.hash(secret),
+            expiresAt: body.expiresIn.map { current.addingTimeInterval(TimeInterval($0)) },
+            context: context.write(now: current)
+        )
+        return .stored(result)
+    }
+
+    @Sendable func listTokens(_ request: Request, context: AppRequestContext) async throws -> Response {
+        let user = try context.requireUser()
+        return try .json(Page(data: try await store.accessTokens(user: user)))
+    }
+
+    @Sendable func deleteToken(_ request: Request, context: AppRequestContext) async throws -> Response {
+        _ = try context.requireUser()
+        let id: AccessTokenID = try context.id("id", "access token")
+        let (result, hash) = try await store.deleteAccessToken(id: id, context: context.write(now: now))
+        if let hash { auth.forgetPersonalToken(hash: hash) }
+        return .stored(result)
+    }
+
+    @Sendable func me(_ request: Request, context: AppRequestContext) async throws -> Response {
+        let id = try context.requireUser()
+        guard let user = try await store.user(id: id) else { throw ServerError.notFound("user") }
+        if request.matchesNoneMatch(version: user.version) { return Response(status: .notModified) }
+        return try .json(user, eTag: VersionTag.format(user.version))
+    }
+
+    @Sendable func updateMe(_ request: Request, context: AppRequestContext) async throws -> Response {
+        _ = try context.requireUser()
+        var body = try await request.decodeJSON(as: UpdateUserRequest.self)
+        body.name = try InputRules.optionalName(body.name)
+        return .stored(
+            try await store.updateUser(body, ifVersion: try request.ifMatchVersion(), context: context.write(now: now))
+        )
+    }
+}
+
+/// `/workspaces` and members.
+struct WorkspacesController {
+    let services: ServerServices
+    var store: SQLiteStore { services.store }
+    var now: Date { services.configuration.now() }
+
+    func addRoutes(to group: RouterGroup<AppRequestContext>) {
+        group.get("workspaces", use: list)
+        group.post("workspaces", use: create)
+        group.get("workspaces/{id}", use: get)
+        group.patch("workspaces/{id}", use: update)
+        group.delete("workspaces/{id}", use: delete)
+        group.get("workspaces/{id}/members", use: members)
+        group.post("workspaces/{id}/members", use: addMember)
+        group.patch("workspaces/{id}/members/{user_id}", use: updateMember)
+        group.delete("workspaces/{id}/members/{user_id}", use: removeMember)
+    }
+
+    @Sendable func list(_ request: Request, context: AppRequestContext) async throws -> Response {
+        try .json(Page(data: try await store.workspaces(user: try context.requireUser())))
+    }
+
+    @Sendable func create(_ request: Request, context: AppRequestContext) async throws -> Response {
+        _ = try context.requireUser()
+        var body = try await request.decodeJSON(as: CreateWorkspaceRequest.self)
+        body.name = try InputRules.name(body.name)
+        return .stored(try await store.createWorkspace(body, context: context.write(now: now)))
+    }
+
+    @Sendable func get(_ request: Request, context: AppRequestContext) async throws -> Response {
+        let user = try context.requireUser()
+        let workspace = try await store.workspace(id: try context.id("id", "workspace"), user: user)
+        if request.matchesNoneMatch(version: workspace.version) { return Response(status: .notModified) }
+        return try .json(workspace, eTag: VersionTag.format(workspace.version))
+    }
+
+    @Sendable func update(_ request: Request, context: AppRequestContext) async throws -> Response {
+        _ = try context.requireUser()
+        var body = try await request.decodeJSON(as: UpdateWorkspaceRequest.self)
+        body.name = try InputRules.optionalName(body.name)
+        return .stored(
+            try await store.updateWorkspace(
+                id: try context.id("id", "workspace"), body, ifVersion: try request.ifMatchVersion(),
+                context: context.write(now: now)
+            )
+        )
+    }
+
+    @Sendable func delete(_ request: Request, context: AppRequestContext) async throws -> Response {
+        _ = try context.requireUser()
+        return .stored(
+            try await store.deleteWorkspace(
+                id: try context.id("id", "workspace"), ifVersion: try request.ifMatchVersion(),
+                context: context.write(now: now)
+            )
+        )
+    }
+
+    @Sendable func members(_ request: Request, context: AppRequestContext) async throws -> Response {
+        let user = try context.requireUser()
+        return try .json(Page(data: try await store.members(workspace: try context.id("id", "workspace"), user: user)))
+    }
+
+    @Sendable func addMember(_ request: Request, context: AppRequestContext) async throws -> Response {
+        _ = try context.requireUser()
+        var body = try await request.decodeJSON(as: AddMemberRequest.self)
+        if let email = body.email { body.email = email.trimmingCharacters(in: .whitespaces).lowercased() }
+        return .stored(
+            try await store.addMember(workspace: try context.id("id", "workspace"), body, context: context.write(now: now))
+        )
+    }
+
+    @Sendable func updateMember(_ request: Request, context: AppRequestContext) async throws -> Response {
+        _ = try context.requireUser()
+        let body = try await request.decodeJSON(as: UpdateMemberRequest.self)
+        return .stored(
+            try await store.updateMember(
+                workspace: try context.id("id", "workspace"), user: try context.id("user_id", "member"),
+                role: body.role, context: context.write(now: now)
+            )
+        )
+    }
+
+    @Sendable func removeMember(_ request: Request, context: AppRequestContext) async throws -> Response {
+        _ = try context.requireUser()
+        return .stored(
+            try await store.removeMember(
+                workspace: try context.id("id", "workspace"), user: try context.id("user_id", "member"),
+                context: context.write(now: now)
+            )
+        )
+    }
+}

@@ -1,0 +1,102 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+import NIOCore
+import PyAirtableModels
+
+extension Request {
+    /// Decodes the (already collected) JSON body as `type`; malformed input is a 400 naming the key.
+    func decodeJSON<T: Decodable>(as type: T.Type) async throws -> T {
+        let buffer = try await body.collect(upTo: .max)
+        guard buffer.readableBytes > 0 else {
+            throw ServerError.badRequest("the request needs a JSON body")
+        }
+        return try JSONCoding.decoder.decode(T.self, from: Data(buffer.readableBytesView))
+    }
+
+    /// The version named by `If-Match`, if any.
+    func ifMatchVersion() throws -> Int? {
+        guard let value = headers[.ifMatch] else { return nil }
+        if value.trimmingCharacters(in: .whitespaces) == "*" { return nil }
+        guard let version = VersionTag.parse(value) else {
+            throw ServerError.badRequest("If-Match must be a version ETag such as \"3\"")
+        }
+        return version
+    }
+
+    /// Whether `If-None-Match` names the given version (so a 304 can answer).
+    func matchesNoneMatch(version: Int) -> Bool {
+        guard let value = headers[.ifNoneMatch] else { return false }
+        return value.split(separator: ",").contains { VersionTag.parse(String($0)) == version || $0 == "*" }
+    }
+}
+
+extension Response {
+    /// A JSON answer in the contract's encoding.
+    static func json(
+        _ value: some Encodable, status: HTTPResponse.Status = .ok, eTag: String? = nil
+    ) throws -> Response {
+        let data = try JSONCoding.encoder.encode(value)
+        var headers: HTTPFields = [.contentType: "application/json; charset=utf-8"]
+        if let eTag { headers[.eTag] = eTag }
+        return Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: data)))
+    }
+
+    /// The answer of a mutation, fresh or replayed.
+    static func stored(_ stored: StoredResponse) -> Response {
+        var headers: HTTPFields = [:]
+        let status = HTTPResponse.Status(code: stored.status)
+        if let eTag = stored.eTag { headers[.eTag] = eTag }
+        if let location = stored.location { headers[.location] = location }
+        if stored.replayed { headers[.idempotentReplayed] = "true" }
+        if stored.status == 204 {
+            return Response(status: status, headers: headers)
+        }
+        headers[.contentType] = "application/json; charset=utf-8"
+        return Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: stored.body)))
+    }
+
+    static func stored<T>(_ result: WriteResult<T>) -> Response {
+        stored(result.response)
+    }
+}
+
+extension AppRequestContext {
+    /// The mutation context of this request.
+    func write(now: Date) -> WriteContext {
+        WriteContext(actor: principal?.userID, now: now, idempotency: boundIdempotency)
+    }
+
+    /// The idempotency claim bound to the authenticated user (the body middleware ran first).
+    private var boundIdempotency: IdempotencyClaim? {
+        guard var claim = idempotency else { return nil }
+        if let principal { claim.principal = principal.userID.rawValue }
+        return claim
+    }
+
+    /// A path parameter parsed as a typed id; a malformed id is a 404, as no such resource exists.
+    func id<Kind>(_ name: String, _ what: String) throws -> Identifier<Kind> {
+        guard let raw = parameters.get(name), let id = Identifier<Kind>(raw) else {
+            throw ServerError.notFound(what)
+        }
+        return id
+    }
+}
+
+/// Checks of user-supplied names and text.
+enum InputRules {
+    static let maximumNameLength = 255
+
+    static func name(_ value: String, field: String = "name") throws -> String {
+        let trimmed = value.trimmingCharacters(in: .whitespacesAndNewlines)
+        guard !trimmed.isEmpty else { throw ServerError.validation("\(field) must not be empty", field: field) }
+        guard trimmed.count <= maximumNameLength else {
+            throw ServerError.validation("\(field) must be at most \(maximumNameLength) characters", field: field)
+        }
+        return trimmed
+    }
+
+    static func optionalName(_ value: String?, field: String = "name") throws -> String? {
+        try value.map { try name($0, field: field) }
+    }
+}

@@ -1,0 +1,267 @@
+import Crypto
+import Foundation
+import Hummingbird
+import PyAirtableModels
+
+/// Records: list with view, fields, sort, formula filter and cursor paging; single-record CRUD; batch.
+struct RecordsController {
+    let services: ServerServices
+    var store: SQLiteStore { services.store }
+    var now: Date { services.configuration.now() }
+
+    func addRoutes(to group: RouterGroup<AppRequestContext>) {
+        group.get("tables/{id}/records", use: list)
+        group.post("tables/{id}/records", use: create)
+        group.post("tables/{id}/records/batch", use: batch)
+        group.get("records/{id}", use: get)
+        group.patch("records/{id}", use: update)
+        group.put("records/{id}", use: replace)
+        group.delete("records/{id}", use: delete)
+    }
+
+    /// Parses and checks a formula against the table; errors are 422 with the formula position.
+    static func parseFilter(_ source: String, schema: TableSchema, parameter: String) throws -> Formula {
+        do {
+            let formula = try Formula.parse(source)
+            try formula.validate(fieldTypes: schema.fieldsByName.mapValues(\.type))
+            return formula
+        } catch {
+            throw ServerError.validation("bad \(parameter): \(error.description)", field: parameter, position: error.position)
+        }
+    }
+
+    /// Resolves the list query (view, filter, sort, fields, page size, cursor) against the table.
+    static func plan(for request: Request, schema: TableSchema) throws -> RecordListPlan {
+        let query = request.uri.queryParameters
+        var filters: [Formula] = []
+        var sort: [SortSpec] = []
+        var visible: [String]?
+        var viewID = ""
+        if let viewName = query.get("view"), !viewName.isEmpty {
+            guard
+                let view = schema.table.views.first(where: { $0.id.rawValue == viewName || $0.name == viewName })
+            else { throw ServerError.validation("no view '\(viewName)' in this table", field: "view") }
+            viewID = view.id.rawValue
+            if let filter = view.filter, !filter.isEmpty {
+                filters.append(try parseFilter(filter, schema: schema, parameter: "view filter"))
+            }
+            sort = view.sort ?? []
+            visible = view.fields
+        }
+        let filterSource = query.get("filter") ?? ""
+        if !filterSource.trimmingCharacters(in: .whitespaces).isEmpty {
+            filters.append(try parseFilter(filterSource, schema: schema, parameter: "filter"))
+        }
+        let sortSource = query.get("sort") ?? ""
+        if !sortSource.isEmpty {
+            do {
+                sort = try SortSpec.parseList(sortSource)
+            } catch {
+                throw ServerError.validation(error.description, field: "sort")
+            }
+        }
+        let resolvedSort = try sort.map { spec -> (field: Field, direction: SortSpec.Direction) in
+            guard let field = schema.fieldsByName[spec.field] else {
+                throw ServerError.validation("unknown field '\(spec.field)' in sort", field: "sort")
+            }
+            return (field, spec.direction)
+        }
+        let fieldParameters = query.getAll("fields") + query.getAll("fields[]")
+        if !fieldParameters.isEmpty {
+            // One value that is not itself a field name is a comma-separated list.
+            let names =
+                fieldParameters.count == 1 && schema.fieldsByName[fieldParameters[0]] == nil
+                ? fieldParameters[0].split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
+                : fieldParameters.map { String($0) }
+            for name in names where schema.fieldsByName[name] == nil {
+                throw ServerError.validation("unknown field '\(name)' in fields", field: "fields")
+            }
+            visible = names
+        }
+        var pageSize = RecordQuery.defaultPageSize
+        if let raw = query.get("page_size") {
+            guard let size = Int(raw), size >= 1 else {
+                throw ServerError.validation("page_size must be a whole number from 1 to \(RecordQuery.maximumPageSize)", field: "page_size")
+            }
+            guard size <= RecordQuery.maximumPageSize else {
+                throw ServerError.validation(
+                    "page_size \(size) is over the limit of \(RecordQuery.maximumPageSize)", field: "page_size"
+                )
+            }
+            pageSize = size
+        }
+        var hasher = SHA256()
+        for part in [schema.table.id.rawValue, viewID, filterSource, SortSpec.format(sort)] {
+            hasher.update(data: Data(part.utf8))
+            hasher.update(data: Data([0]))
+        }
+        let queryHash = hasher.finalize().prefix(8).map { String(format: "%02x", $0) }.joined()
+        return RecordListPlan(
+            filters: filters, sort: resolvedSort, visibleFields: visible.map(Set.init), pageSize: pageSize,
+            cursor: query.get("cursor").flatMap { $0.isEmpty ? nil : $0 }, queryHash: queryHash
+        )
+    }
+
+    @Sendable func list(_ request: Request, context: AppRequestContext) async throws -> Response {
+        let user = try context.requireUser()
+        let schema = try await store.tableSchema(id: try context.id("id", "table"), user: user)
+        let plan = try Self.plan(for: request, schema: schema)
+        return try .json(try await store.listRecords(schema: schema, plan: plan, user: user))
+    }
+
+    @Sendable func get(_ request: Request, context: AppRequestContext) async throws -> Response {
+        let record = try await store.record(id: try context.id("id", "record"), user: try context.requireUser())
+        if request.matchesNoneMatch(version: record.version) { return Response(status: .notModified) }
+        return try .json(record, eTag: VersionTag.format(record.version))
+    }
+
+    @Sendable func create(_ request: Request, context: AppRequestContext) async throws -> Response {
+        _ = try context.requireUser()
+        let body = try await request.decodeJSON(as: RecordFieldsRequest.self)
+        return .stored(
+            try await store.createRecord(
+                table: try context.id("id", "table"), fields: body.fields, context: context.write(now: now)
+            )
+        )
+    }
+
+    @Sendable func update(_ request: Request, context: AppRequestContext) async throws -> Response {
+        try await write(request, context: context, replace: false)
+    }
+
+    @Sendable func replace(_ request: Request, context: AppRequestContext) async throws -> Response {
+        try await write(request, context: context, replace: true)
+    }
+
+    private func write(_ request: Request, context: AppRequestContext, replace: Bool) async throws -> Response {
+        _ = try context.requireUser()
+        let body = try await request.decodeJSON(as: RecordFieldsRequest.self)
+        return .stored(
+            try await store.updateRecord(
+                id: try context.id("id", "record"), fields: body.fields, replace: replace,
+                ifVersion: try request.ifMatchVersion(), context: context.write(now: now)
+            )
+        )
+    }
+
+    @Sendable func delete(_ request: Request, context: AppRequestContext) async throws -> Response {
+        _ = try context.requireUser()
+        return .stored(
+            try await store.deleteRecord(
+                id: try context.id("id", "record"), ifVersion: try request.ifMatchVersion(),
+                context: context.write(now: now)
+            )
+        )
+    }
+
+    @Sendable func batch(_ request: Request, context: AppRequestContext) async throws -> Response {
+        _ = try context.requireUser()
+        let body = try await request.decodeJSON(as: BatchRequest.self)
+        guard !body.operations.isEmpty else {
+            throw ServerError.validation("a batch needs at least one operation", field: "operations")
+        }
+        guard body.operations.count <= BatchRequest.maximumOperations else {
+            throw ServerError.validation(
+                "a batch carries at most \(BatchRequest.maximumOperations) operations, not \(body.operations.count)",
+                field: "operations"
+            )
+        }
+        return .stored(
+            try await store.batch(
+                table: try context.id("id", "table"), operations: body.operations, context: context.write(now: now)
+            )
+        )
+    }
+}
+
+/// `GET /events/log`, `GET /stats` and the operational routes at the root.
+struct OperationsController {
+    let services: ServerServices
+
+    func addRoutes(api: RouterGroup<AppRequestContext>, root: Router<AppRequestContext>) {
+        api.get("events/log", use: eventLog)
+        api.get("stats", use: stats)
+        root.get("health", use: health)
+        root.get("metrics", use: metrics)
+        root.get("openapi.yaml", use: openAPI)
+    }
+
+    @Sendable func eventLog(_ request: Request, context: AppRequestContext) async throws -> Response {
+        let user = try context.requireUser()
+        let query = request.uri.queryParameters
+        let since: Int64
+        if let raw = query.get("since") {
+            guard let value = Int64(raw), value >= 0 else {
+                throw ServerError.validation("since must be a non-negative sequence number", field: "since")
+            }
+            since = value
+        } else {
+            since = 0
+        }
+        var limit = 100
+        if let raw = query.get("limit") {
+            guard let value = Int(raw), (1...EventLogPage.maximumLimit).contains(value) else {
+                throw ServerError.validation("limit must be from 1 to \(EventLogPage.maximumLimit)", field: "limit")
+            }
+            limit = value
+        }
+        func id<Kind>(_ name: String) throws -> Identifier<Kind>? {
+            guard let raw = query.get(name) else { return nil }
+            guard let id = Identifier<Kind>(raw) else {
+                throw ServerError.validation("'\(raw)' is not a valid \(name)", field: name)
+            }
+            return id
+        }
+        let filter = EventFilter(
+            workspaceID: try id("workspace_id"), baseID: try id("base_id"), tableID: try id("table_id"),
+            recordID: try id("record_id")
+        )
+        return try .json(try await services.store.events(since: since, filter: filter, limit: limit, user: user))
+    }
+
+    @Sendable func stats(_ request: Request, context: AppRequestContext) async throws -> Response {
+        _ = try context.requireUser()
+        let counts = try await services.store.stats()
+        return try .json(
+            ServerStats(
+                users: counts.users, workspaces: counts.workspaces, bases: counts.bases, tables: counts.tables,
+                records: counts.records, events: counts.events, lastEventSeq: counts.lastSeq,
+                requests: services.metrics.requests, uptimeSeconds: services.uptimeSeconds
+            )
+        )
+    }
+
+    @Sendable func health(_ request: Request, context: AppRequestContext) async throws -> Response {
+        let database: String
+        do {
+            _ = try await services.store.eventBounds()
+            database = "ok"
+        } catch {
+            database = "unavailable"
+        }
+        let status = HealthStatus(
+            status: database == "ok" ? "ok" : "degraded", version: ReferenceServerInfo.version,
+            uptimeSeconds: services.uptimeSeconds, database: database
+        )
+        return try .json(status, status: database == "ok" ? .ok : .serviceUnavailable)
+    }
+
+    @Sendable func metrics(_ request: Request, context: AppRequestContext) async throws -> Response {
+        Response(
+            status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
+            body: .init(byteBuffer: .init(string: services.metrics.exposition()))
+        )
+    }
+
+    @Sendable func openAPI(_ request: Request, context: AppRequestContext) async throws -> Response {
+        Response(
+            status: .ok, headers: [.contentType: "application/yaml; charset=utf-8"],
+            body: .init(byteBuffer: .init(string: OpenAPIDocument.yaml))
+        )
+    }
+}
+
+/// Facts about this build of the server.
+public enum ReferenceServerInfo {
+    public static let version = "0.1.0"
+}

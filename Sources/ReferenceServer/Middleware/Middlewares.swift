@@ -1,0 +1,185 @@
+import Crypto
+import Foundation
+import HTTPTypes
+import Hummingbird
+import Logging
+import NIOCore
+import PyAirtableModels
+
+/// Gives each request an id (the caller's `X-Request-ID` when it is sane, else a new one), puts it
+/// in the logger metadata and echoes it on the response.
+struct RequestIDMiddleware: RouterMiddleware {
+    typealias Context = AppRequestContext
+
+    func handle(
+        _ request: Request, context: Context, next: (Request, Context) async throws -> Response
+    ) async throws -> Response {
+        var context = context
+        if let incoming = request.headers[.requestID], incoming.count <= 128,
+            incoming.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || "-_.".contains($0)) })
+        {
+            context.requestID = incoming
+        } else {
+            context.requestID = "req_" + AuthService.randomToken(bytes: 12)
+        }
+        context.logger[metadataKey: "request_id"] = .string(context.requestID)
+        var response = try await next(request, context)
+        response.headers[.requestID] = context.requestID
+        return response
+    }
+}
+
+/// Turns every error into the contract's error body, and logs server failures.
+struct ErrorMiddleware: RouterMiddleware {
+    typealias Context = AppRequestContext
+
+    func handle(
+        _ request: Request, context: Context, next: (Request, Context) async throws -> Response
+    ) async throws -> Response {
+        do {
+            return try await next(request, context)
+        } catch {
+            let serverError = Self.serverError(for: error)
+            if serverError.status.code >= 500 {
+                context.logger.error(
+                    "request failed", metadata: ["error": "\(error)", "path": "\(request.uri.path)"]
+                )
+            }
+            return Self.response(for: serverError, requestID: context.requestID)
+        }
+    }
+
+    static func serverError(for error: any Error) -> ServerError {
+        switch error {
+        case let error as ServerError:
+            return error
+        case let error as DecodingError:
+            return ServerError.badRequest(Self.describe(error))
+        case let error as HTTPError:
+            switch error.status {
+            case .notFound:
+                return ServerError(.notFound, .notFound, error.body ?? "no such route")
+            case .contentTooLarge:
+                return ServerError(.contentTooLarge, .payloadTooLarge, error.body ?? "the request body is too large")
+            case .methodNotAllowed:
+                return ServerError(.methodNotAllowed, .validation, error.body ?? "method not allowed")
+            case let status where status.code < 500:
+                return ServerError(status, .validation, error.body ?? status.reasonPhrase)
+            default:
+                return ServerError(error.status, .server, error.body ?? "the server failed")
+            }
+        default:
+            return ServerError(.internalServerError, .server, "the server failed to handle this request")
+        }
+    }
+
+    static func response(for error: ServerError, requestID: String) -> Response {
+        let body = ErrorResponse(
+            error: APIErrorDetail(
+                type: error.type, code: Int(error.status.code), message: error.message, requestID: requestID,
+                position: error.position, field: error.field
+            ),
+            current: error.current
+        )
+        var headers = error.headers
+        headers[.contentType] = "application/json; charset=utf-8"
+        let data = (try? JSONCoding.encoder.encode(body)) ?? Data()
+        return Response(status: error.status, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: data)))
+    }
+
+    /// A decoding error as a sentence that names the offending key path.
+    static func describe(_ error: DecodingError) -> String {
+        func path(_ codingPath: [any CodingKey]) -> String {
+            let joined = codingPath.map { $0.intValue.map { "[\($0)]" } ?? $0.stringValue }.joined(separator: ".")
+            return joined.isEmpty ? "the body" : "'\(joined)'"
+        }
+        switch error {
+        case .typeMismatch(let type, let context):
+            return "\(path(context.codingPath)) has the wrong type: expected \(type)"
+        case .valueNotFound(let type, let context):
+            return "\(path(context.codingPath)) is null: expected \(type)"
+        case .keyNotFound(let key, let context):
+            return "missing key '\(key.stringValue)' in \(path(context.codingPath))"
+        case .dataCorrupted(let context):
+            if context.codingPath.isEmpty { return "the body is not valid JSON" }
+            return "\(path(context.codingPath)): \(context.debugDescription)"
+        @unknown default:
+            return "the body could not be decoded"
+        }
+    }
+}
+
+/// Reads request bodies up to the configured limit (413 past it), and for writes that carry an
+/// `Idempotency-Key`, binds the key to the caller and a hash of the request.
+struct BodyMiddleware: RouterMiddleware {
+    typealias Context = AppRequestContext
+    let maximumBodySize: Int
+
+    func handle(
+        _ request: Request, context: Context, next: (Request, Context) async throws -> Response
+    ) async throws -> Response {
+        var request = request
+        var context = context
+        let method = request.method
+        guard method == .post || method == .put || method == .patch || method == .delete else {
+            return try await next(request, context)
+        }
+        if let length = request.headers[.contentLength].flatMap(Int.init), length > maximumBodySize {
+            throw ServerError.payloadTooLarge(limit: maximumBodySize)
+        }
+        let buffer: ByteBuffer
+        do {
+            buffer = try await request.body.collect(upTo: maximumBodySize)
+        } catch let error as HTTPError where error.status == .contentTooLarge {
+            throw ServerError.payloadTooLarge(limit: maximumBodySize)
+        }
+        request.body = .init(buffer: buffer)
+        if let key = request.headers[.idempotencyKey] {
+            guard !key.isEmpty, key.count <= 255, key.allSatisfy({ $0.isASCII && !$0.isWhitespace }) else {
+                throw ServerError.badRequest("Idempotency-Key must be 1 to 255 visible ASCII characters")
+            }
+            var hasher = SHA256()
+            hasher.update(data: Data(method.rawValue.utf8))
+            hasher.update(data: Data(" \(request.uri.path)\n".utf8))
+            hasher.update(data: Data(buffer.readableBytesView))
+            let hash = hasher.finalize().map { String(format: "%02x", $0) }.joined()
+            // Writes need a user; the key is bound to it once authentication ran.
+            let principal = context.principal?.userID.rawValue ?? "anonymous"
+            context.idempotency = IdempotencyClaim(principal: principal, key: key, requestHash: hash)
+        }
+        return try await next(request, context)
+    }
+}
+
+/// Authenticates `Authorization: Bearer …` (access JWT or personal access token). A request with a
+/// bad token is refused; a request without one goes on unauthenticated (public routes).
+struct AuthenticationMiddleware: RouterMiddleware {
+    typealias Context = AppRequestContext
+    let auth: AuthService
+
+    func handle(
+        _ request: Request, context: Context, next: (Request, Context) async throws -> Response
+    ) async throws -> Response {
+        guard let header = request.headers[.authorization] else {
+            return try await next(request, context)
+        }
+        guard header.count > 7, header.prefix(7).lowercased() == "bearer " else {
+            throw ServerError.unauthorized("the Authorization header must be 'Bearer <token>'")
+        }
+        let token = String(header.dropFirst(7)).trimmingCharacters(in: .whitespaces)
+        guard let principal = try await auth.authenticate(bearer: token) else {
+            throw ServerError.unauthorized("the access token is invalid or expired")
+        }
+        var context = context
+        context.principal = principal
+        context.logger[metadataKey: "user_id"] = .string(principal.userID.rawValue)
+        return try await next(request, context)
+    }
+}
+
+extension HTTPField.Name {
+    static let requestID = Self(HeaderName.requestID)!
+    static let idempotencyKey = Self(HeaderName.idempotencyKey)!
+    static let idempotentReplayed = Self(HeaderName.idempotentReplayed)!
+    static let lastEventID = Self(HeaderName.lastEventID)!
+}

@@ -1,0 +1,72 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+import PyAirtableModels
+
+/// An error the server answers with the contract's error body.
+///
+/// Handlers and stores throw it; ``ErrorMiddleware`` turns it (and any other error) into
+/// `{"error": {"type", "code", "message", "request_id"}}`.
+public struct ServerError: Error, Sendable, CustomStringConvertible {
+    public var status: HTTPResponse.Status
+    public var type: ErrorType
+    public var message: String
+    public var position: Int?
+    public var field: String?
+    /// For a 412: the resource as it is now.
+    public var current: JSONValue?
+    public var headers: HTTPFields
+
+    public init(
+        _ status: HTTPResponse.Status, _ type: ErrorType, _ message: String, position: Int? = nil,
+        field: String? = nil, current: JSONValue? = nil, headers: HTTPFields = [:]
+    ) {
+        self.status = status
+        self.type = type
+        self.message = message
+        self.position = position
+        self.field = field
+        self.current = current
+        self.headers = headers
+    }
+
+    public var description: String { "\(status.code) \(type.rawValue): \(message)" }
+
+    static func validation(_ message: String, field: String? = nil, position: Int? = nil) -> ServerError {
+        ServerError(.unprocessableContent, .validation, message, position: position, field: field)
+    }
+
+    static func badRequest(_ message: String) -> ServerError {
+        ServerError(.badRequest, .validation, message)
+    }
+
+    static func notFound(_ what: String) -> ServerError {
+        ServerError(.notFound, .notFound, "\(what) not found")
+    }
+
+    static func forbidden(_ message: String) -> ServerError {
+        ServerError(.forbidden, .forbidden, message)
+    }
+
+    static func unauthorized(_ message: String) -> ServerError {
+        ServerError(.unauthorized, .auth, message, headers: [.wwwAuthenticate: "Bearer"])
+    }
+
+    static func conflict(_ message: String) -> ServerError {
+        ServerError(.conflict, .conflict, message)
+    }
+
+    static func preconditionFailed(current: some Encodable, version: Int) -> ServerError {
+        ServerError(
+            .preconditionFailed,
+            .conflict,
+            "the resource changed: it is at version \(version)",
+            current: try? JSONValue(encoding: current),
+            headers: [.eTag: VersionTag.format(version)]
+        )
+    }
+
+    static func payloadTooLarge(limit: Int) -> ServerError {
+        ServerError(.contentTooLarge, .payloadTooLarge, "the request body is larger than \(limit) bytes")
+    }
+}

@@ -1,0 +1,118 @@
+import Foundation
+import GRDB
+import HTTPTypes
+import PyAirtableModels
+
+extension SQLiteStore {
+    static func event(from row: Row) throws -> Event {
+        Event(
+            seq: row["seq"], type: EventType(rawValue: row["type"]), workspaceID: row.optionalID("workspace_id"),
+            baseID: row.optionalID("base_id"), tableID: row.optionalID("table_id"),
+            recordID: row.optionalID("record_id"),
+            payload: try JSONCoding.decoder.decode(JSONValue.self, from: Data((row["payload"] as String).utf8)),
+            actor: row.optionalID("actor"), ts: row.date("ts")
+        )
+    }
+
+    /// The oldest sequence number still in the log, and the newest (0 when empty).
+    func eventBounds() async throws -> (oldest: Int64, newest: Int64) {
+        try await database.read { db in
+            let row = try Row.fetchOne(db, sql: "SELECT MIN(seq) AS oldest, MAX(seq) AS newest FROM events")
+            let newest = (row?["newest"] as Int64?) ?? 0
+            let oldest = (row?["oldest"] as Int64?) ?? newest + 1
+            let sequence =
+                (try Int64.fetchOne(db, sql: "SELECT seq FROM sqlite_sequence WHERE name = 'events'")) ?? newest
+            return (oldest, max(newest, sequence))
+        }
+    }
+
+    /// Events after `since` that the user may read (member of the event's workspace, or the actor of
+    /// an event outside any workspace), narrowed by `filter`.
+    ///
+    /// - Throws: 410 `RESYNC_REQUIRED` when events after `since` were already trimmed from the log.
+    func events(since: Int64, filter: EventFilter, limit: Int, user: UserID) async throws -> EventLogPage {
+        try await database.read { db in
+            let oldest = try Int64.fetchOne(db, sql: "SELECT MIN(seq) FROM events")
+            let trimmedThrough =
+                try Int64.fetchOne(db, sql: "SELECT CAST(value AS INTEGER) FROM server_state WHERE key = 'events_trimmed_through'")
+                ?? 0
+            if since < trimmedThrough, oldest.map({ since + 1 < $0 }) ?? true {
+                throw ServerError(
+                    .gone, .resyncRequired,
+                    "events after \(since) are no longer retained (the log starts after \(trimmedThrough)); refetch and resume from the newest seq"
+                )
+            }
+            var clauses = [
+                "seq > ?",
+                """
+                (e.workspace_id IN (SELECT workspace_id FROM members WHERE user_id = ?)
+                 OR (e.workspace_id IS NULL AND e.actor = ?))
+                """,
+            ]
+            var arguments: [DatabaseValue] = [
+                since.databaseValue, user.rawValue.databaseValue, user.rawValue.databaseValue,
+            ]
+            if let workspace = filter.workspaceID {
+                clauses.append("e.workspace_id = ?")
+                arguments.append(workspace.rawValue.databaseValue)
+            }
+            if let base = filter.baseID {
+                clauses.append("e.base_id = ?")
+                arguments.append(base.rawValue.databaseValue)
+            }
+            if let table = filter.tableID {
+                clauses.append("e.table_id = ?")
+                arguments.append(table.rawValue.databaseValue)
+            }
+            if let record = filter.recordID {
+                clauses.append("e.record_id = ?")
+                arguments.append(record.rawValue.databaseValue)
+            }
+            let rows = try Row.fetchAll(
+                db,
+                sql: "SELECT * FROM events e WHERE \(clauses.joined(separator: " AND ")) ORDER BY seq LIMIT \(limit)",
+                arguments: StatementArguments(arguments)
+            )
+            let events = try rows.map(Self.event(from:))
+            let nextSince: Int64
+            if let last = events.last {
+                nextSince = last.seq
+            } else {
+                // Nothing visible after `since`: skip ahead to the log's head so polling stays cheap.
+                nextSince = max(since, try Int64.fetchOne(db, sql: "SELECT MAX(seq) FROM events") ?? since)
+            }
+            return EventLogPage(data: events, nextSince: nextSince)
+        }
+    }
+
+    /// Deletes events older than `cutoff`, remembering how far the log was trimmed.
+    @discardableResult
+    func trimEvents(olderThan cutoff: Date) async throws -> Int {
+        try await database.write { db in
+            let last = try Int64.fetchOne(
+                db, sql: "SELECT MAX(seq) FROM events WHERE ts < ?", arguments: [cutoff.millisecondsSince1970]
+            )
+            guard let last else { return 0 }
+            try db.execute(sql: "DELETE FROM events WHERE seq <= ?", arguments: [last])
+            let deleted = db.changesCount
+            try db.execute(
+                sql: "INSERT OR REPLACE INTO server_state (key, value) VALUES ('events_trimmed_through', ?)",
+                arguments: [String(last)]
+            )
+            return deleted
+        }
+    }
+
+    func stats() async throws -> (users: Int, workspaces: Int, bases: Int, tables: Int, records: Int, events: Int, lastSeq: Int64) {
+        try await database.read { db in
+            func count(_ table: String) throws -> Int {
+                try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM \(table)") ?? 0
+            }
+            let lastSeq = try Int64.fetchOne(db, sql: "SELECT MAX(seq) FROM events") ?? 0
+            return (
+                try count("users"), try count("workspaces"), try count("bases"), try count("tables"),
+                try count("records"), try count("events"), lastSeq
+            )
+        }
+    }
+}

@@ -1,0 +1,396 @@
+import Foundation
+import GRDB
+import PyAirtableModels
+import Synchronization
+
+/// A records list request resolved against a table: filters, sort, projection and page.
+struct RecordListPlan: Sendable {
+    var filters: [Formula]
+    var sort: [(field: Field, direction: SortSpec.Direction)]
+    var visibleFields: Set<String>?
+    var pageSize: Int
+    var cursor: String?
+    /// Binds a cursor to the query it came from.
+    var queryHash: String
+}
+
+extension SQLiteStore {
+    static func jsonPath(_ field: FieldID) -> String { "$.\"\(field.rawValue)\"" }
+
+    /// Decodes a stored row into a record with fields keyed by name.
+    static func record(from row: Row, schema: TableSchema, visible: Set<String>? = nil) throws -> Record {
+        let stored = try JSONCoding.decoder.decode([String: FieldValue].self, from: Data((row["fields"] as String).utf8))
+        var fields: [String: FieldValue] = [:]
+        fields.reserveCapacity(stored.count)
+        for (fieldID, value) in stored {
+            guard let field = schema.fieldsByID[fieldID] else { continue }
+            if let visible, !visible.contains(field.name) { continue }
+            fields[field.name] = value
+        }
+        return Record(
+            id: row.id("id"), tableID: schema.table.id, fields: fields, version: row["version"],
+            createdAt: row.date("created_at"), updatedAt: row.date("updated_at")
+        )
+    }
+
+    /// The table's schema from the cache when its version is current, else from the database.
+    func schema(_ db: Database, table: TableID, version: Int) throws -> TableSchema {
+        if let cached = schemaCache.withLock({ $0[table] }), cached.table.version == version {
+            return cached
+        }
+        guard let schema = try Self.fetchTableSchema(db, id: table) else { throw ServerError.notFound("table") }
+        schemaCache.withLock { $0[table] = schema }
+        return schema
+    }
+
+    /// One record, checking the caller may read its workspace.
+    func record(id: RecordID, user: UserID) async throws -> Record {
+        try await database.read { db in
+            guard
+                let row = try Row.fetchOne(
+                    db,
+                    sql: """
+                        SELECT r.id, r.table_id, r.fields, r.version, r.created_at, r.updated_at,
+                               t.version AS table_version, m.role
+                        FROM records r
+                        JOIN tables t ON t.id = r.table_id
+                        JOIN bases b ON b.id = t.base_id
+                        LEFT JOIN members m ON m.workspace_id = b.workspace_id AND m.user_id = ?
+                        WHERE r.id = ?
+                        """,
+                    arguments: [user.rawValue, id.rawValue]
+                ), row["role"] as String? != nil
+            else { throw ServerError.notFound("record") }
+            let schema = try self.schema(db, table: row.id("table_id"), version: row["table_version"])
+            return try Self.record(from: row, schema: schema)
+        }
+    }
+
+    /// The table's schema for a records request, checking the caller's role.
+    func tableSchema(id: TableID, user: UserID) async throws -> TableSchema {
+        try await database.read { db in try Self.requireTable(db, id: id, user: user, minimum: .viewer) }
+    }
+
+    /// A page of records. Filters run in SQLite where they can; the rest is evaluated on the rows
+    /// SQLite returns, reading further until the page is full.
+    func listRecords(schema: TableSchema, plan: RecordListPlan, user: UserID) async throws -> Page<Record> {
+        let cursor = try plan.cursor.map { try RecordCursor.decode($0, queryHash: plan.queryHash) }
+        let columns = Dictionary(
+            uniqueKeysWithValues: schema.table.fields.map { ($0.name, (id: $0.id.rawValue, type: $0.type)) }
+        )
+        var predicates: [String] = ["table_id = ?"]
+        var arguments: [DatabaseValue] = [schema.table.id.rawValue.databaseValue]
+        var residual: [Formula] = []
+        for filter in plan.filters {
+            let compiled = FormulaSQL.compile(filter, fields: columns)
+            if let sql = compiled.sql {
+                predicates.append("(\(sql))")
+                arguments.append(contentsOf: compiled.arguments)
+            }
+            if compiled.needsResidual { residual.append(filter) }
+        }
+        let sortExpressions = plan.sort.map { "json_extract(fields, '\(Self.jsonPath($0.field.id))')" }
+        let order =
+            zip(sortExpressions, plan.sort).map { "\($0) \($1.direction == .asc ? "ASC" : "DESC")" } + ["seq ASC"]
+        let keyColumns = sortExpressions.enumerated().map { "\($1) AS k\($0)" }
+        let select = (["seq", "id", "fields", "version", "created_at", "updated_at"] + keyColumns).joined(separator: ", ")
+        let chunk = residual.isEmpty ? plan.pageSize + 1 : max(plan.pageSize * 2, 256)
+        let directions = plan.sort.map(\.direction)
+        let pageSize = plan.pageSize
+        let types = columns.mapValues(\.type)
+        let basePredicates = predicates
+        let baseArguments = arguments
+        let residualFilters = residual
+
+        return try await database.read { db in
+            _ = try Self.authorize(db, workspace: schema.workspaceID.rawValue, user: user, minimum: .viewer, resource: "table")
+            var matched: [(record: Record, cursor: RecordCursor)] = []
+            var after = cursor
+            scan: while true {
+                var clauses = basePredicates
+                var values = baseArguments
+                if let after {
+                    let (sql, keysetArguments) = Self.keysetPredicate(
+                        expressions: sortExpressions, directions: directions, after: after
+                    )
+                    clauses.append(sql)
+                    values.append(contentsOf: keysetArguments)
+                }
+                let sql = """
+                    SELECT \(select) FROM records WHERE \(clauses.joined(separator: " AND "))
+                    ORDER BY \(order.joined(separator: ", ")) LIMIT \(chunk)
+                    """
+                let rows = try Row.fetchAll(db, sql: sql, arguments: StatementArguments(values))
+                for row in rows {
+                    let keys = (0..<sortExpressions.count).map { RecordCursor.Value(row["k\($0)"] as DatabaseValue) }
+                    let position = RecordCursor(keys: keys, seq: row["seq"], queryHash: plan.queryHash)
+                    after = position
+                    if !residualFilters.isEmpty {
+                        let full = try Self.record(from: row, schema: schema)
+                        let values = FormulaRecordValues(id: full.id.rawValue, values: full.fields, types: types)
+                        guard residualFilters.allSatisfy({ $0.matches(values) }) else { continue }
+                    }
+                    let record = try Self.record(from: row, schema: schema, visible: plan.visibleFields)
+                    matched.append((record, position))
+                    if matched.count > pageSize { break scan }
+                }
+                if rows.count < chunk { break }
+            }
+            if matched.count > pageSize {
+                let page = matched.prefix(pageSize)
+                return Page(data: page.map(\.record), nextCursor: page.last?.cursor.encoded())
+            }
+            return Page(data: matched.map(\.record), nextCursor: nil)
+        }
+    }
+
+    /// `(k0, k1, …, seq) > after` under each key's direction, with SQLite's NULLs-first ordering.
+    static func keysetPredicate(
+        expressions: [String], directions: [SortSpec.Direction], after: RecordCursor
+    ) -> (String, [DatabaseValue]) {
+        var sql = "seq > ?"
+        var arguments: [DatabaseValue] = [after.seq.databaseValue]
+        for index in stride(from: expressions.count - 1, through: 0, by: -1) {
+            let expression = expressions[index]
+            let value = index < after.keys.count ? after.keys[index] : .null
+            let greater: String
+            let equal: String
+            var greaterArguments: [DatabaseValue] = []
+            var equalArguments: [DatabaseValue] = []
+            switch (directions[index], value) {
+            case (.asc, .null):
+                greater = "\(expression) IS NOT NULL"
+                equal = "\(expression) IS NULL"
+            case (.asc, _):
+                greater = "\(expression) > ?"
+                greaterArguments = [value.databaseValue]
+                equal = "\(expression) = ?"
+                equalArguments = [value.databaseValue]
+            case (.desc, .null):
+                greater = "0"
+                equal = "\(expression) IS NULL"
+            case (.desc, _):
+                greater = "(\(expression) < ? OR \(expression) IS NULL)"
+                greaterArguments = [value.databaseValue]
+                equal = "\(expression) = ?"
+                equalArguments = [value.databaseValue]
+            }
+            sql = "(\(greater) OR (\(equal) AND \(sql)))"
+            arguments = greaterArguments + equalArguments + arguments
+        }
+        return (sql, arguments)
+    }
+
+    // MARK: Writes
+
+    /// Validates `fields` (keyed by name) against the schema, returning stored cells keyed by field id.
+    static func cells(
+        _ db: Database, _ fields: [String: FieldValue], schema: TableSchema
+    ) throws -> [String: FieldValue?] {
+        var cells: [String: FieldValue?] = [:]
+        for (name, value) in fields {
+            guard let field = schema.fieldsByName[name] else {
+                throw ServerError.validation("unknown field '\(name)' in table '\(schema.table.name)'", field: name)
+            }
+            let normalized = try FieldValueValidator.normalize(value, for: field)
+            if field.type == .multipleRecordLinks, case .strings(let ids)? = normalized {
+                try checkLinks(db, ids: ids, field: field)
+            }
+            cells[field.id.rawValue] = normalized
+        }
+        return cells
+    }
+
+    private static func checkLinks(_ db: Database, ids: [String], field: Field) throws {
+        guard let linked = field.options?.linkedTableID else { return }
+        let placeholders = Array(repeating: "?", count: ids.count).joined(separator: ",")
+        let found = try String.fetchSet(
+            db,
+            sql: "SELECT id FROM records WHERE table_id = ? AND id IN (\(placeholders))",
+            arguments: StatementArguments([linked.rawValue] + ids)
+        )
+        if let missing = ids.first(where: { !found.contains($0) }) {
+            throw ServerError.validation(
+                "field '\(field.name)' links to '\(missing)', which is not a record of the linked table",
+                field: field.name
+            )
+        }
+    }
+
+    static func storedFields(_ cells: [String: FieldValue]) throws -> String {
+        String(decoding: try JSONCoding.encoder.encode(cells), as: UTF8.self)
+    }
+
+    static func createRecord(
+        _ db: Database, fields: [String: FieldValue], schema: TableSchema, context: WriteContext
+    ) throws -> Record {
+        var stored: [String: FieldValue] = [:]
+        for (id, value) in try cells(db, fields, schema: schema) {
+            if let value { stored[id] = value }
+        }
+        let id = RecordID.generate()
+        let now = context.now.millisecondsSince1970
+        try db.execute(
+            sql: """
+                INSERT INTO records (id, table_id, fields, version, created_at, updated_at) VALUES (?, ?, ?, 1, ?, ?)
+                """,
+            arguments: [id.rawValue, schema.table.id.rawValue, try storedFields(stored), now, now]
+        )
+        let record = Record(
+            id: id, tableID: schema.table.id, fields: names(stored, schema: schema), createdAt: context.now,
+            updatedAt: context.now
+        )
+        try appendEvent(
+            db, type: .recordCreated, workspaceID: schema.workspaceID, baseID: schema.table.baseID,
+            tableID: schema.table.id, recordID: id, payload: record, context: context
+        )
+        return record
+    }
+
+    static func names(_ stored: [String: FieldValue], schema: TableSchema) -> [String: FieldValue] {
+        var fields: [String: FieldValue] = [:]
+        for (id, value) in stored {
+            if let field = schema.fieldsByID[id] { fields[field.name] = value }
+        }
+        return fields
+    }
+
+    /// Loads a record row of `schema`'s table for writing.
+    static func storedRecord(_ db: Database, id: RecordID, schema: TableSchema) throws -> (Record, [String: FieldValue]) {
+        guard
+            let row = try Row.fetchOne(
+                db, sql: "SELECT * FROM records WHERE id = ? AND table_id = ?",
+                arguments: [id.rawValue, schema.table.id.rawValue]
+            )
+        else { throw ServerError.notFound("record '\(id)'") }
+        let stored = try JSONCoding.decoder.decode([String: FieldValue].self, from: Data((row["fields"] as String).utf8))
+        return (try record(from: row, schema: schema), stored)
+    }
+
+    static func updateRecord(
+        _ db: Database, id: RecordID, fields: [String: FieldValue], replace: Bool, ifVersion: Int?,
+        schema: TableSchema, context: WriteContext
+    ) throws -> Record {
+        let (current, stored) = try storedRecord(db, id: id, schema: schema)
+        try checkVersion(expected: ifVersion, actual: current.version, current: current)
+        var next = replace ? [:] : stored
+        for (fieldID, value) in try cells(db, fields, schema: schema) {
+            next[fieldID] = value
+        }
+        // Cells of deleted fields are dropped on write.
+        next = next.filter { schema.fieldsByID[$0.key] != nil }
+        var record = current
+        record.fields = names(next, schema: schema)
+        record.version += 1
+        record.updatedAt = context.now
+        try db.execute(
+            sql: "UPDATE records SET fields = ?, version = ?, updated_at = ? WHERE id = ?",
+            arguments: [try storedFields(next), record.version, context.now.millisecondsSince1970, id.rawValue]
+        )
+        try appendEvent(
+            db, type: .recordUpdated, workspaceID: schema.workspaceID, baseID: schema.table.baseID,
+            tableID: schema.table.id, recordID: id, payload: record, context: context
+        )
+        return record
+    }
+
+    static func deleteRecord(
+        _ db: Database, id: RecordID, ifVersion: Int?, schema: TableSchema, context: WriteContext
+    ) throws {
+        let (current, _) = try storedRecord(db, id: id, schema: schema)
+        try checkVersion(expected: ifVersion, actual: current.version, current: current)
+        try db.execute(sql: "DELETE FROM records WHERE id = ?", arguments: [id.rawValue])
+        try appendEvent(
+            db, type: .recordDeleted, workspaceID: schema.workspaceID, baseID: schema.table.baseID,
+            tableID: schema.table.id, recordID: id, payload: DeletedRecord(id: id), context: context
+        )
+    }
+
+    /// The table a record belongs to, with the caller's role checked.
+    static func requireRecordTable(_ db: Database, id: RecordID, user: UserID, minimum: Role) throws -> TableSchema {
+        guard
+            let tableID = try String.fetchOne(db, sql: "SELECT table_id FROM records WHERE id = ?", arguments: [id.rawValue]),
+            let schema = try fetchTableSchema(db, id: TableID(unchecked: tableID))
+        else { throw ServerError.notFound("record") }
+        try authorize(db, workspace: schema.workspaceID.rawValue, user: user, minimum: minimum, resource: "record")
+        return schema
+    }
+
+    func createRecord(table: TableID, fields: [String: FieldValue], context: WriteContext) async throws
+        -> WriteResult<Record>
+    {
+        let actor = try context.requireActor()
+        return try await perform(context, status: 201, eTag: { VersionTag.format($0.version) }) { db in
+            let schema = try Self.requireTable(db, id: table, user: actor, minimum: .editor)
+            return try Self.createRecord(db, fields: fields, schema: schema, context: context)
+        }
+    }
+
+    func updateRecord(
+        id: RecordID, fields: [String: FieldValue], replace: Bool, ifVersion: Int?, context: WriteContext
+    ) async throws -> WriteResult<Record> {
+        let actor = try context.requireActor()
+        return try await perform(context, eTag: { VersionTag.format($0.version) }) { db in
+            let schema = try Self.requireRecordTable(db, id: id, user: actor, minimum: .editor)
+            return try Self.updateRecord(
+                db, id: id, fields: fields, replace: replace, ifVersion: ifVersion, schema: schema, context: context
+            )
+        }
+    }
+
+    func deleteRecord(id: RecordID, ifVersion: Int?, context: WriteContext) async throws
+        -> WriteResult<DeletedRecord>
+    {
+        let actor = try context.requireActor()
+        return try await perform(context) { db in
+            let schema = try Self.requireRecordTable(db, id: id, user: actor, minimum: .editor)
+            try Self.deleteRecord(db, id: id, ifVersion: ifVersion, schema: schema, context: context)
+            return DeletedRecord(id: id)
+        }
+    }
+
+    /// Applies up to 100 operations in one transaction: all of them, or none.
+    func batch(table: TableID, operations: [BatchOperation], context: WriteContext) async throws
+        -> WriteResult<BatchResponse>
+    {
+        let actor = try context.requireActor()
+        return try await perform(context) { db in
+            let schema = try Self.requireTable(db, id: table, user: actor, minimum: .editor)
+            var results: [BatchResult] = []
+            results.reserveCapacity(operations.count)
+            for (index, operation) in operations.enumerated() {
+                do {
+                    switch operation {
+                    case .create(let fields):
+                        results.append(.record(try Self.createRecord(db, fields: fields, schema: schema, context: context)))
+                    case .update(let id, let fields, let ifVersion):
+                        results.append(
+                            .record(
+                                try Self.updateRecord(
+                                    db, id: id, fields: fields, replace: false, ifVersion: ifVersion, schema: schema,
+                                    context: context
+                                )
+                            )
+                        )
+                    case .replace(let id, let fields, let ifVersion):
+                        results.append(
+                            .record(
+                                try Self.updateRecord(
+                                    db, id: id, fields: fields, replace: true, ifVersion: ifVersion, schema: schema,
+                                    context: context
+                                )
+                            )
+                        )
+                    case .delete(let id, let ifVersion):
+                        try Self.deleteRecord(db, id: id, ifVersion: ifVersion, schema: schema, context: context)
+                        results.append(.deleted(id))
+                    }
+                } catch var error as ServerError {
+                    error.message = "operation \(index): \(error.message)"
+                    throw error
+                }
+            }
+            return BatchResponse(results: results)
+        }
+    }
+}

@@ -1,0 +1,172 @@
+import Foundation
+import GRDB
+import Logging
+import PyAirtableModels
+import Synchronization
+
+/// The SQLite implementation of every repository. Mutations enforce the caller's role, write their
+/// event and their idempotent answer in the same transaction as the change.
+public final class SQLiteStore: Sendable {
+    let database: ServerDatabase
+    let logger: Logger
+    let schemaCache = Mutex<[TableID: TableSchema]>([:])
+    /// Answers stored for `Idempotency-Key` replay are kept this long.
+    let idempotencyRetention: TimeInterval
+
+    public init(database: ServerDatabase, logger: Logger, idempotencyRetention: TimeInterval = 24 * 3600) {
+        self.database = database
+        self.logger = logger
+        self.idempotencyRetention = idempotencyRetention
+    }
+
+    // MARK: - Mutations
+
+    /// Runs `body` as one mutation: replays a stored answer for a known idempotency key, otherwise
+    /// applies the change, encodes the answer and stores it with the key, all in one transaction.
+    func perform<T: Encodable & Sendable>(
+        _ context: WriteContext,
+        status: Int = 200,
+        eTag: @escaping @Sendable (T) -> String? = { _ in nil },
+        location: @escaping @Sendable (T) -> String? = { _ in nil },
+        _ body: @escaping @Sendable (Database) throws -> T
+    ) async throws -> WriteResult<T> {
+        let claim = context.idempotency
+        let now = context.now
+        let retention = idempotencyRetention
+        return try await database.write { db in
+            if let claim, let stored = try Self.storedResponse(db, claim: claim, now: now, retention: retention) {
+                return WriteResult(value: nil, response: stored)
+            }
+            let value = try body(db)
+            let data = try JSONCoding.encoder.encode(value)
+            let response = StoredResponse(
+                status: status, body: data, eTag: eTag(value), location: location(value), replayed: false
+            )
+            if let claim {
+                try db.execute(
+                    sql: """
+                        INSERT OR REPLACE INTO idempotency_keys
+                            (principal, key, request_hash, status, body, etag, location, created_at)
+                        VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+                        """,
+                    arguments: [
+                        claim.principal, claim.key, claim.requestHash, status, data, response.eTag,
+                        response.location, now.millisecondsSince1970,
+                    ]
+                )
+            }
+            return WriteResult(value: value, response: response)
+        }
+    }
+
+    private static func storedResponse(
+        _ db: Database, claim: IdempotencyClaim, now: Date, retention: TimeInterval
+    ) throws -> StoredResponse? {
+        guard
+            let row = try Row.fetchOne(
+                db,
+                sql: """
+                    SELECT request_hash, status, body, etag, location, created_at FROM idempotency_keys
+                    WHERE principal = ? AND key = ?
+                    """,
+                arguments: [claim.principal, claim.key]
+            )
+        else { return nil }
+        let createdAt: Int64 = row["created_at"]
+        if Double(now.millisecondsSince1970 - createdAt) / 1000 > retention {
+            return nil
+        }
+        let hash: String = row["request_hash"]
+        guard hash == claim.requestHash else {
+            throw ServerError.validation(
+                "Idempotency-Key '\(claim.key)' was already used with a different request"
+            )
+        }
+        return StoredResponse(
+            status: row["status"], body: row["body"], eTag: row["etag"], location: row["location"], replayed: true
+        )
+    }
+
+    /// Deletes stored idempotent answers older than the retention.
+    public func purgeIdempotencyKeys(now: Date) async throws -> Int {
+        let cutoff = now.addingTimeInterval(-idempotencyRetention).millisecondsSince1970
+        return try await database.write { db in
+            try db.execute(sql: "DELETE FROM idempotency_keys WHERE created_at < ?", arguments: [cutoff])
+            return db.changesCount
+        }
+    }
+
+    // MARK: - Events
+
+    /// Appends an event in the current transaction and returns its sequence number.
+    @discardableResult
+    static func appendEvent(
+        _ db: Database, type: EventType, workspaceID: WorkspaceID?, baseID: BaseID? = nil, tableID: TableID? = nil,
+        recordID: RecordID? = nil, payload: some Encodable, context: WriteContext
+    ) throws -> Int64 {
+        let data = try JSONCoding.encoder.encode(payload)
+        try db.execute(
+            sql: """
+                INSERT INTO events (type, workspace_id, base_id, table_id, record_id, payload, actor, ts)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+                """,
+            arguments: [
+                type.rawValue, workspaceID?.rawValue, baseID?.rawValue, tableID?.rawValue, recordID?.rawValue,
+                String(decoding: data, as: UTF8.self), context.actor?.rawValue, context.now.millisecondsSince1970,
+            ]
+        )
+        return db.lastInsertedRowID
+    }
+
+    // MARK: - Access
+
+    /// The caller's role in a workspace, or `nil` when not a member.
+    static func role(_ db: Database, workspace: String, user: UserID) throws -> Role? {
+        let raw = try String.fetchOne(
+            db,
+            sql: "SELECT role FROM members WHERE workspace_id = ? AND user_id = ?",
+            arguments: [workspace, user.rawValue]
+        )
+        return raw.flatMap(Role.init(rawValue:))
+    }
+
+    /// Checks the caller may act on a workspace's resource: non-members get 404 (the resource is not
+    /// theirs to know of), members below `minimum` get 403.
+    @discardableResult
+    static func authorize(
+        _ db: Database, workspace: String, user: UserID, minimum: Role, resource: String
+    ) throws -> Role {
+        guard let role = try role(db, workspace: workspace, user: user) else {
+            throw ServerError.notFound(resource)
+        }
+        guard role >= minimum else {
+            throw ServerError.forbidden("this needs the \(minimum.rawValue) role or higher; you are \(role.rawValue)")
+        }
+        return role
+    }
+
+    /// Throws 412 with the current resource when `expected` is set and differs from `actual`.
+    static func checkVersion(expected: Int?, actual: Int, current: @autoclosure () throws -> some Encodable) throws {
+        if let expected, expected != actual {
+            throw ServerError.preconditionFailed(current: try current(), version: actual)
+        }
+    }
+}
+
+extension Row {
+    func date(_ column: String) -> Date {
+        Date(millisecondsSince1970: self[column] as Int64)
+    }
+
+    func optionalDate(_ column: String) -> Date? {
+        (self[column] as Int64?).map(Date.init(millisecondsSince1970:))
+    }
+
+    func id<Kind>(_ column: String) -> Identifier<Kind> {
+        Identifier(unchecked: self[column] as String)
+    }
+
+    func optionalID<Kind>(_ column: String) -> Identifier<Kind>? {
+        (self[column] as String?).map(Identifier.init(unchecked:))
+    }
+}

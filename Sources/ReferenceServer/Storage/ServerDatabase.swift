@@ -1,0 +1,193 @@
+import Foundation
+import GRDB
+import Logging
+
+/// The reference server's SQLite database: one file in WAL mode holding every table, the event log
+/// and the idempotency store, so a mutation, its event and its stored answer commit together.
+///
+/// Writes go through a ``WriteCoalescer`` (group commit): concurrent mutations share one durable
+/// commit, each in its own savepoint, so one failing mutation never takes the others with it.
+public struct ServerDatabase: Sendable {
+    /// The connection pool: one writer, several concurrent readers.
+    public let pool: DatabasePool
+    let writer: WriteCoalescer
+
+    /// Opens (creating if need be) the database at `path` and migrates it.
+    /// - Parameters:
+    ///   - path: The SQLite file.
+    ///   - durable: Whether each commit is fsynced before it is acknowledged (`synchronous = FULL`).
+    public init(path: String, durable: Bool = true, logger: Logger) throws {
+        var configuration = Configuration()
+        configuration.busyMode = .timeout(10)
+        configuration.maximumReaderCount = 8
+        configuration.label = "pyat-server"
+        configuration.prepareDatabase { db in
+            try db.execute(sql: "PRAGMA synchronous = \(durable ? "FULL" : "NORMAL")")
+            try db.execute(sql: "PRAGMA cache_size = -32000")
+            try db.execute(sql: "PRAGMA temp_store = MEMORY")
+        }
+        self.pool = try DatabasePool(path: path, configuration: configuration)
+        try Self.migrator.migrate(pool)
+        self.writer = WriteCoalescer(pool: pool, logger: logger)
+    }
+
+    /// Runs `operation` in a transaction shared with other concurrent writes (its own savepoint).
+    func write<T: Sendable>(_ operation: @escaping @Sendable (Database) throws -> T) async throws -> T {
+        try await writer.write(operation)
+    }
+
+    /// Runs `operation` on a reader connection, seeing the last committed state.
+    func read<T: Sendable>(_ operation: @escaping @Sendable (Database) throws -> T) async throws -> T {
+        try await pool.read(operation)
+    }
+
+    static var migrator: DatabaseMigrator {
+        var migrator = DatabaseMigrator()
+        migrator.registerMigration("v1") { db in
+            try db.execute(
+                sql: """
+                    CREATE TABLE users (
+                        id TEXT PRIMARY KEY NOT NULL,
+                        email TEXT NOT NULL UNIQUE COLLATE NOCASE,
+                        name TEXT NOT NULL,
+                        password_hash TEXT NOT NULL,
+                        version INTEGER NOT NULL DEFAULT 1,
+                        created_at INTEGER NOT NULL,
+                        updated_at INTEGER NOT NULL
+                    );
+                    CREATE TABLE refresh_tokens (
+                        token_hash TEXT PRIMARY KEY NOT NULL,
+                        family_id TEXT NOT NULL,
+                        user_id TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+                        created_at INTEGER NOT NULL,
+                        expires_at INTEGER NOT NULL,
+                        used_at INTEGER,
+                        revoked_at INTEGER
+                    );
+                    CREATE INDEX refresh_tokens_family ON refresh_tokens(family_id);
+                    CREATE TABLE access_tokens (
+                        id TEXT PRIMARY KEY NOT NULL,
+                        user_id TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+                        name TEXT NOT NULL,
+                        token_hash TEXT NOT NULL UNIQUE,
+                        created_at INTEGER NOT NULL,
+                        expires_at INTEGER,
+                        last_used_at INTEGER
+                    );
+                    CREATE INDEX access_tokens_user ON access_tokens(user_id);
+                    CREATE TABLE workspaces (
+                        id TEXT PRIMARY KEY NOT NULL,
+                        name TEXT NOT NULL,
+                        version INTEGER NOT NULL DEFAULT 1,
+                        created_at INTEGER NOT NULL,
+                        updated_at INTEGER NOT NULL
+                    );
+                    CREATE TABLE members (
+                        workspace_id TEXT NOT NULL REFERENCES workspaces(id) ON DELETE CASCADE,
+                        user_id TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+                        role TEXT NOT NULL,
+                        added_at INTEGER NOT NULL,
+                        PRIMARY KEY (workspace_id, user_id)
+                    ) WITHOUT ROWID;
+                    CREATE INDEX members_user ON members(user_id);
+                    CREATE TABLE bases (
+                        id TEXT PRIMARY KEY NOT NULL,
+                        workspace_id TEXT NOT NULL REFERENCES workspaces(id) ON DELETE CASCADE,
+                        name TEXT NOT NULL,
+                        version INTEGER NOT NULL DEFAULT 1,
+                        created_at INTEGER NOT NULL,
+                        updated_at INTEGER NOT NULL
+                    );
+                    CREATE INDEX bases_workspace ON bases(workspace_id);
+                    CREATE TABLE tables (
+                        id TEXT PRIMARY KEY NOT NULL,
+                        base_id TEXT NOT NULL REFERENCES bases(id) ON DELETE CASCADE,
+                        name TEXT NOT NULL,
+                        description TEXT,
+                        primary_field_id TEXT NOT NULL,
+                        version INTEGER NOT NULL DEFAULT 1,
+                        created_at INTEGER NOT NULL,
+                        updated_at INTEGER NOT NULL
+                    );
+                    CREATE INDEX tables_base ON tables(base_id);
+                    CREATE TABLE fields (
+                        id TEXT PRIMARY KEY NOT NULL,
+                        table_id TEXT NOT NULL REFERENCES tables(id) ON DELETE CASCADE,
+                        name TEXT NOT NULL,
+                        type TEXT NOT NULL,
+                        options TEXT,
+                        description TEXT,
+                        position INTEGER NOT NULL,
+                        version INTEGER NOT NULL DEFAULT 1,
+                        created_at INTEGER NOT NULL,
+                        updated_at INTEGER NOT NULL,
+                        UNIQUE (table_id, name)
+                    );
+                    CREATE TABLE views (
+                        id TEXT PRIMARY KEY NOT NULL,
+                        table_id TEXT NOT NULL REFERENCES tables(id) ON DELETE CASCADE,
+                        name TEXT NOT NULL,
+                        type TEXT NOT NULL,
+                        filter TEXT,
+                        sort TEXT,
+                        visible_fields TEXT,
+                        position INTEGER NOT NULL,
+                        version INTEGER NOT NULL DEFAULT 1,
+                        created_at INTEGER NOT NULL,
+                        updated_at INTEGER NOT NULL,
+                        UNIQUE (table_id, name)
+                    );
+                    CREATE TABLE records (
+                        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+                        id TEXT NOT NULL UNIQUE,
+                        table_id TEXT NOT NULL REFERENCES tables(id) ON DELETE CASCADE,
+                        fields TEXT NOT NULL,
+                        version INTEGER NOT NULL DEFAULT 1,
+                        created_at INTEGER NOT NULL,
+                        updated_at INTEGER NOT NULL
+                    );
+                    CREATE INDEX records_table_seq ON records(table_id, seq);
+                    CREATE TABLE events (
+                        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+                        type TEXT NOT NULL,
+                        workspace_id TEXT,
+                        base_id TEXT,
+                        table_id TEXT,
+                        record_id TEXT,
+                        payload TEXT NOT NULL,
+                        actor TEXT,
+                        ts INTEGER NOT NULL
+                    );
+                    CREATE INDEX events_table ON events(table_id, seq);
+                    CREATE INDEX events_workspace ON events(workspace_id, seq);
+                    CREATE TABLE idempotency_keys (
+                        principal TEXT NOT NULL,
+                        key TEXT NOT NULL,
+                        request_hash TEXT NOT NULL,
+                        status INTEGER NOT NULL,
+                        body BLOB NOT NULL,
+                        etag TEXT,
+                        location TEXT,
+                        created_at INTEGER NOT NULL,
+                        PRIMARY KEY (principal, key)
+                    ) WITHOUT ROWID;
+                    CREATE INDEX idempotency_created ON idempotency_keys(created_at);
+                    CREATE TABLE server_state (
+                        key TEXT PRIMARY KEY NOT NULL,
+                        value TEXT NOT NULL
+                    ) WITHOUT ROWID;
+                    """
+            )
+        }
+        return migrator
+    }
+}
+
+extension Date {
+    /// Milliseconds since 1970, as the database stores timestamps.
+    var millisecondsSince1970: Int64 { Int64((timeIntervalSince1970 * 1000).rounded()) }
+
+    init(millisecondsSince1970 ms: Int64) {
+        self.init(timeIntervalSince1970: Double(ms) / 1000)
+    }
+}
