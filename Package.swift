@@ -12,8 +12,6 @@ let package = Package(
     platforms: [.macOS(.v15)],
     products: [
         .library(name: "PyAirtableModels", targets: ["PyAirtableModels"]),
-        .library(name: "ClientCache", targets: ["ClientCache"]),
-        .library(name: "PyAirtableClient", targets: ["PyAirtableClient"]),
         .library(name: "PyAirtableTesting", targets: ["PyAirtableTesting"]),
         .library(name: "ReferenceServer", targets: ["ReferenceServer"]),
         .executable(name: "pyat", targets: ["pyat"]),
@@ -40,26 +38,6 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .target(
-            name: "ClientCache",
-            dependencies: [
-                .product(name: "GRDB", package: "GRDB.swift"),
-                .product(name: "Logging", package: "swift-log"),
-            ],
-            swiftSettings: swiftSettings
-        ),
-        .target(
-            name: "PyAirtableClient",
-            dependencies: [
-                "PyAirtableModels",
-                "ClientCache",
-                .product(name: "AsyncHTTPClient", package: "async-http-client"),
-                .product(name: "WSClient", package: "swift-websocket"),
-                .product(name: "Logging", package: "swift-log"),
-                .product(name: "Metrics", package: "swift-metrics"),
-            ],
-            swiftSettings: swiftSettings
-        ),
-        .target(
             name: "ReferenceServer",
             dependencies: [
                 "PyAirtableModels",
@@ -81,16 +59,15 @@ let package = Package(
         .target(
             name: "PyAirtableTesting",
             dependencies: [
-                "PyAirtableClient",
                 "ReferenceServer",
                 .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: swiftSettings
         ),
         .executableTarget(
             name: "pyat",
             dependencies: [
-                "PyAirtableClient",
                 "ReferenceServer",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Hummingbird", package: "hummingbird"),
@@ -104,23 +81,12 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .testTarget(
-            name: "ClientCacheTests",
-            dependencies: ["ClientCache"],
-            swiftSettings: swiftSettings
-        ),
-        .testTarget(
-            name: "PyAirtableClientTests",
-            dependencies: ["PyAirtableClient", "PyAirtableTesting"],
-            swiftSettings: swiftSettings
-        ),
-        .testTarget(
             name: "ReferenceServerTests",
             dependencies: [
                 "ReferenceServer",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
             ],
-            resources: [],
             swiftSettings: swiftSettings
         ),
         .testTarget(

@@ -1,0 +1,84 @@
+import Foundation
+import Hummingbird
+import Logging
+import ReferenceServer
+import ServiceLifecycle
+
+/// An in-process reference server on an ephemeral port with a throwaway SQLite directory, for the
+/// tests of programs that use pyat.
+///
+/// ```swift
+/// try await TestServer.withRunning { server in
+///     let demo = try await server.seedDemo()
+///     // point your client at server.url with demo.token
+/// }
+/// ```
+public struct TestServer: Sendable {
+    /// The base URL, such as `http://127.0.0.1:49152`.
+    public let url: String
+    /// The port the server listens on.
+    public let port: Int
+    /// The server's store, auth and configuration.
+    public let services: ServerServices
+
+    /// Seeds the demo user and data and returns a personal access token for them.
+    public func seedDemo() async throws -> DemoCredentials {
+        try await DemoData.seed(services: services)
+    }
+
+    /// Starts a server, runs `body`, then shuts the server down and deletes its data.
+    /// - Parameters:
+    ///   - configure: Adjusts the configuration (host, port and data directory are set for you).
+    ///   - body: The test, given the running server.
+    public static func withRunning<T: Sendable>(
+        configure: @Sendable (inout ServerConfiguration) -> Void = { _ in },
+        _ body: @Sendable (TestServer) async throws -> T
+    ) async throws -> T {
+        let directory = FileManager.default.temporaryDirectory
+            .appendingPathComponent("pyat-testserver-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        var configuration = ServerConfiguration(
+            host: "127.0.0.1", port: 0, dataDirectory: directory, auth: .init(bcryptCost: 4), durableCommits: false
+        )
+        configure(&configuration)
+        configuration.dataDirectory = directory
+        configuration.host = "127.0.0.1"
+        configuration.port = 0
+        var logger = Logger(label: "pyat.testserver")
+        logger.logLevel = .error
+        let services = try await ServerServices.open(configuration: configuration, logger: logger)
+        let (ports, portContinuation) = AsyncStream.makeStream(of: Int.self)
+        let application = buildApplication(services: services) { port in
+            portContinuation.yield(port)
+            portContinuation.finish()
+        }
+        let serviceGroup = ServiceGroup(
+            configuration: .init(services: [application], logger: logger)
+        )
+        return try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { try await serviceGroup.run() }
+            var iterator = ports.makeAsyncIterator()
+            guard let port = await iterator.next() else {
+                throw TestServerError(message: "the test server stopped before it listened")
+            }
+            do {
+                let result = try await body(
+                    TestServer(url: "http://127.0.0.1:\(port)", port: port, services: services)
+                )
+                await serviceGroup.triggerGracefulShutdown()
+                try await group.waitForAll()
+                return result
+            } catch {
+                await serviceGroup.triggerGracefulShutdown()
+                try? await group.waitForAll()
+                throw error
+            }
+        }
+    }
+}
+
+/// The test server could not start.
+public struct TestServerError: Error, CustomStringConvertible {
+    public var message: String
+    public var description: String { message }
+}

@@ -1,0 +1,12 @@
+import ArgumentParser
+
+/// The pyat command-line tool.
+@main
+struct Pyat: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "pyat",
+        abstract: "Work with an Airtable-style data platform from the terminal, and run its reference server.",
+        version: "0.1.0",
+        subcommands: [Serve.self]
+    )
+}

@@ -1,0 +1,71 @@
+import ArgumentParser
+import Foundation
+import Hummingbird
+import Logging
+import ReferenceServer
+
+extension Pyat {
+    /// `pyat serve`: the reference server on embedded SQLite.
+    struct Serve: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Run the reference server (SQLite in the data directory).",
+            discussion: """
+                With --demo, seeds a demo user, a workspace with a base and two tables of sample records,
+                and prints the lines to paste into a shell to point the CLI and the SDK at this server.
+                """
+        )
+
+        @Option(help: "The address to listen on.")
+        var host: String = "127.0.0.1"
+
+        @Option(help: "The port to listen on (0 picks a free one).")
+        var port: Int = 8080
+
+        @Option(name: .customLong("data-dir"), help: "Where the database and signing secret live.")
+        var dataDirectory: String = "./pyat-data"
+
+        @Flag(help: "Seed demo data and print a ready-to-use token.")
+        var demo = false
+
+        @Option(name: .customLong("max-body-size"), help: "The largest request body accepted, in bytes.")
+        var maximumBodySize: Int = 4 * 1024 * 1024
+
+        @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical.")
+        var logLevel: String = "info"
+
+        @Flag(name: .customLong("no-fsync"), help: "Acknowledge commits before they reach the disk (faster, not durable).")
+        var noFsync = false
+
+        func validate() throws {
+            guard (0...65535).contains(port) else { throw ValidationError("--port must be from 0 to 65535") }
+            guard maximumBodySize >= 1024 else { throw ValidationError("--max-body-size must be at least 1024") }
+            guard Logger.Level(rawValue: logLevel) != nil else {
+                throw ValidationError("--log-level must be one of trace, debug, info, notice, warning, error, critical")
+            }
+        }
+
+        func run() async throws {
+            var logger = Logger(label: "pyat.server")
+            logger.logLevel = Logger.Level(rawValue: logLevel) ?? .info
+            let configuration = ServerConfiguration(
+                host: host, port: port, dataDirectory: dataDirectory, maximumBodySize: maximumBodySize,
+                jwtSecret: ProcessInfo.processInfo.environment["PYAT_JWT_SECRET"], durableCommits: !noFsync
+            )
+            let services = try await ServerServices.open(configuration: configuration, logger: logger)
+            let demoToken = demo ? try await DemoData.seed(services: services) : nil
+            let host = self.host
+            let dataDirectory = self.dataDirectory
+            let application = buildApplication(services: services) { port in
+                let url = "http://\(host):\(port)"
+                var lines = ["pyat serve: listening on \(url) (data in \(dataDirectory))"]
+                if let demoToken {
+                    lines.append("demo user: \(demoToken.email) / \(demoToken.password)")
+                    lines.append("export PYAT_SERVER=\(url)")
+                    lines.append("export PYAT_TOKEN=\(demoToken.token)")
+                }
+                FileHandle.standardOutput.write(Data((lines.joined(separator: "\n") + "\n").utf8))
+            }
+            try await application.runService()
+        }
+    }
+}

@@ -1,0 +1,62 @@
+import Foundation
+import Testing
+
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
+
+/// Runs the real `pyat` binary built next to the tests.
+enum PyatBinary {
+    static var url: URL {
+        var directory = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
+        while !FileManager.default.fileExists(atPath: directory.appendingPathComponent("pyat").path),
+            directory.path != "/"
+        {
+            directory = directory.deletingLastPathComponent()
+        }
+        return directory.appendingPathComponent("pyat")
+    }
+}
+
+@Suite("pyat serve")
+struct ServeCommandTests {
+    @Test("--demo prints ready-to-paste exports whose token works, and SIGTERM stops it cleanly")
+    func demo() async throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("pyat-serve-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let process = Process()
+        process.executableURL = PyatBinary.url
+        process.arguments = ["serve", "--demo", "--port", "0", "--data-dir", directory.path, "--log-level", "error"]
+        let output = Pipe()
+        process.standardOutput = output
+        try process.run()
+        defer { if process.isRunning { process.terminate() } }
+
+        var text = ""
+        let deadline = Date().addingTimeInterval(60)
+        while !text.contains("PYAT_TOKEN="), Date() < deadline {
+            let chunk = output.fileHandleForReading.availableData
+            if chunk.isEmpty { break }
+            text += String(decoding: chunk, as: UTF8.self)
+        }
+        let lines = text.split(separator: "\n").map(String.init)
+        let server = try #require(lines.first { $0.hasPrefix("export PYAT_SERVER=http://127.0.0.1:") })
+            .replacingOccurrences(of: "export PYAT_SERVER=", with: "")
+        let token = try #require(lines.first { $0.hasPrefix("export PYAT_TOKEN=pat_") })
+            .replacingOccurrences(of: "export PYAT_TOKEN=", with: "")
+
+        var request = URLRequest(url: URL(string: server + "/api/v1/workspaces")!)
+        request.setValue("Bearer \(token)", forHTTPHeaderField: "Authorization")
+        let (body, response) = try await URLSession.shared.data(for: request)
+        #expect((response as? HTTPURLResponse)?.statusCode == 200)
+        #expect(String(decoding: body, as: UTF8.self).contains("Demo workspace"))
+
+        process.terminate()
+        process.waitUntilExit()
+        #expect(process.terminationReason == .exit)
+        #expect(process.terminationStatus == 0)
+        let secret = directory.appendingPathComponent("jwt-secret").path
+        let permissions = try FileManager.default.attributesOfItem(atPath: secret)[.posixPermissions] as? Int
+        #expect(permissions == 0o600)
+    }
+}
