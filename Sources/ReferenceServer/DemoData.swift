@@ -42,7 +42,7 @@ public enum DemoData {
         return DemoCredentials(email: email, password: password, token: secret, workspaceID: workspaceID)
     }
 
-    private static func seedWorkspace(store: SQLiteStore, context: () -> WriteContext) async throws -> WorkspaceID? {
+    private static func seedWorkspace(store: any DataStore, context: () -> WriteContext) async throws -> WorkspaceID? {
         guard let workspace = try await store.createWorkspace(.init(name: "Demo workspace"), context: context()).value,
             let base = try await store.createBase(
                 workspace: workspace.id, .init(name: "Product launch"), context: context()

@@ -60,7 +60,7 @@ public struct ServerConfiguration: Sendable {
 /// Everything the routes share: the store, authentication, metrics and configuration.
 public struct ServerServices: Sendable {
     public let configuration: ServerConfiguration
-    public let store: SQLiteStore
+    public let store: any DataStore
     public let auth: AuthService
     public let metrics: ServerMetrics
     public let logger: Logger

@@ -44,7 +44,7 @@ public final class AuthService: Sendable {
     }
 
     let configuration: Configuration
-    let store: SQLiteStore
+    let store: any AccountRepository
     private let keys: JWTKeyCollection
     private let now: @Sendable () -> Date
     /// Personal access tokens seen recently, so each request does not read the database to
@@ -53,7 +53,7 @@ public final class AuthService: Sendable {
     private static let patCacheLifetime: TimeInterval = 30
     private static let patCacheLimit = 10_000
 
-    init(configuration: Configuration, secret: [UInt8], store: SQLiteStore, now: @escaping @Sendable () -> Date) async {
+    init(configuration: Configuration, secret: [UInt8], store: any AccountRepository, now: @escaping @Sendable () -> Date) async {
         self.configuration = configuration
         self.store = store
         self.now = now

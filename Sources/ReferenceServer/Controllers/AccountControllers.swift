@@ -5,7 +5,7 @@ import PyAirtableModels
 /// `/auth/*` and `/users/me`.
 struct AuthController {
     let services: ServerServices
-    var store: SQLiteStore { services.store }
+    var store: any DataStore { services.store }
     var auth: AuthService { services.auth }
     var now: Date { services.configuration.now() }
 
@@ -125,7 +125,7 @@ struct AuthController {
 /// `/workspaces` and members.
 struct WorkspacesController {
     let services: ServerServices
-    var store: SQLiteStore { services.store }
+    var store: any DataStore { services.store }
     var now: Date { services.configuration.now() }
 
     func addRoutes(to group: RouterGroup<AppRequestContext>) {

@@ -6,7 +6,7 @@ import PyAirtableModels
 /// Records: list with view, fields, sort, formula filter and cursor paging; single-record CRUD; batch.
 struct RecordsController {
     let services: ServerServices
-    var store: SQLiteStore { services.store }
+    var store: any DataStore { services.store }
     var now: Date { services.configuration.now() }
 
     func addRoutes(to group: RouterGroup<AppRequestContext>) {

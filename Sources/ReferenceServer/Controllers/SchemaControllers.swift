@@ -5,7 +5,7 @@ import PyAirtableModels
 /// Bases, tables, fields and views.
 struct SchemaController {
     let services: ServerServices
-    var store: SQLiteStore { services.store }
+    var store: any DataStore { services.store }
     var now: Date { services.configuration.now() }
 
     func addRoutes(to group: RouterGroup<AppRequestContext>) {

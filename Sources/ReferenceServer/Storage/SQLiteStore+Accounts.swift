@@ -4,13 +4,13 @@ import PyAirtableModels
 import Synchronization
 
 /// A user with the password hash, for login.
-struct UserCredentials: Sendable {
-    var user: User
-    var passwordHash: String
+public struct UserCredentials: Sendable {
+    public var user: User
+    public var passwordHash: String
 }
 
 /// What presenting a refresh token found.
-enum RefreshOutcome: Sendable {
+public enum RefreshOutcome: Sendable {
     /// The token was live; it is now spent and belongs to `family`.
     case rotated(user: UserID, family: String)
     /// The token was already spent or revoked: the whole family is now revoked.
@@ -27,7 +27,7 @@ extension SQLiteStore {
         )
     }
 
-    func createUser(email: String, name: String, passwordHash: String, context: WriteContext) async throws
+    public func createUser(email: String, name: String, passwordHash: String, context: WriteContext) async throws
         -> WriteResult<User>
     {
         try await perform(context, status: 201) { db in
@@ -51,7 +51,7 @@ extension SQLiteStore {
         }
     }
 
-    func credentials(email: String) async throws -> UserCredentials? {
+    public func credentials(email: String) async throws -> UserCredentials? {
         try await database.read { db in
             try Row.fetchOne(db, sql: "SELECT * FROM users WHERE email = ?", arguments: [email]).map {
                 UserCredentials(user: Self.user(from: $0), passwordHash: $0["password_hash"])
@@ -59,19 +59,19 @@ extension SQLiteStore {
         }
     }
 
-    func user(id: UserID) async throws -> User? {
+    public func user(id: UserID) async throws -> User? {
         try await database.read { db in
             try Row.fetchOne(db, sql: "SELECT * FROM users WHERE id = ?", arguments: [id.rawValue]).map(Self.user(from:))
         }
     }
 
-    func userByEmail(_ email: String) async throws -> User? {
+    public func userByEmail(_ email: String) async throws -> User? {
         try await database.read { db in
             try Row.fetchOne(db, sql: "SELECT * FROM users WHERE email = ?", arguments: [email]).map(Self.user(from:))
         }
     }
 
-    func updateUser(_ request: UpdateUserRequest, ifVersion: Int?, context: WriteContext) async throws
+    public func updateUser(_ request: UpdateUserRequest, ifVersion: Int?, context: WriteContext) async throws
         -> WriteResult<User>
     {
         let actor = try context.requireActor()
@@ -94,7 +94,7 @@ extension SQLiteStore {
 
     // MARK: Refresh tokens
 
-    func storeRefreshToken(hash: String, family: String, user: UserID, expiresAt: Date, now: Date) async throws {
+    public func storeRefreshToken(hash: String, family: String, user: UserID, expiresAt: Date, now: Date) async throws {
         try await database.write { db in
             try db.execute(
                 sql: """
@@ -107,7 +107,7 @@ extension SQLiteStore {
     }
 
     /// Spends a refresh token; a second presentation of a spent token revokes its family.
-    func consumeRefreshToken(hash: String, now: Date) async throws -> RefreshOutcome {
+    public func consumeRefreshToken(hash: String, now: Date) async throws -> RefreshOutcome {
         try await database.write { db in
             guard
                 let row = try Row.fetchOne(
@@ -134,7 +134,7 @@ extension SQLiteStore {
     }
 
     /// Revokes the family of a refresh token (logout). Returns whether the token was known.
-    func revokeRefreshFamily(ofTokenHash hash: String, user: UserID, now: Date) async throws -> Bool {
+    public func revokeRefreshFamily(ofTokenHash hash: String, user: UserID, now: Date) async throws -> Bool {
         try await database.write { db in
             guard
                 let family = try String.fetchOne(
@@ -160,7 +160,7 @@ extension SQLiteStore {
         )
     }
 
-    func createAccessToken(name: String, secret: String, hash: String, expiresAt: Date?, context: WriteContext)
+    public func createAccessToken(name: String, secret: String, hash: String, expiresAt: Date?, context: WriteContext)
         async throws -> WriteResult<AccessToken>
     {
         let actor = try context.requireActor()
@@ -182,7 +182,7 @@ extension SQLiteStore {
         }
     }
 
-    func accessTokens(user: UserID) async throws -> [AccessToken] {
+    public func accessTokens(user: UserID) async throws -> [AccessToken] {
         try await database.read { db in
             try Row.fetchAll(
                 db, sql: "SELECT * FROM access_tokens WHERE user_id = ? ORDER BY created_at, id",
@@ -192,7 +192,7 @@ extension SQLiteStore {
     }
 
     /// Deletes one of the caller's tokens; returns its hash so caches can forget it.
-    func deleteAccessToken(id: AccessTokenID, context: WriteContext) async throws -> (WriteResult<EmptyBody>, String?) {
+    public func deleteAccessToken(id: AccessTokenID, context: WriteContext) async throws -> (WriteResult<EmptyBody>, String?) {
         let actor = try context.requireActor()
         let hash = Mutex<String?>(nil)
         let result = try await perform(context, status: 204) { db in
@@ -210,7 +210,7 @@ extension SQLiteStore {
     }
 
     /// The user a personal access token belongs to, when it is live.
-    func principal(forAccessTokenHash hash: String, now: Date) async throws -> (UserID, AccessTokenID)? {
+    public func principal(forAccessTokenHash hash: String, now: Date) async throws -> (UserID, AccessTokenID)? {
         try await database.read { db in
             guard
                 let row = try Row.fetchOne(
@@ -222,7 +222,7 @@ extension SQLiteStore {
         }
     }
 
-    func touchAccessToken(id: AccessTokenID, now: Date) async throws {
+    public func touchAccessToken(id: AccessTokenID, now: Date) async throws {
         try await database.write { db in
             try db.execute(
                 sql: "UPDATE access_tokens SET last_used_at = ? WHERE id = ?",

@@ -15,7 +15,7 @@ extension SQLiteStore {
     }
 
     /// The oldest sequence number still in the log, and the newest (0 when empty).
-    func eventBounds() async throws -> (oldest: Int64, newest: Int64) {
+    public func eventBounds() async throws -> (oldest: Int64, newest: Int64) {
         try await database.read { db in
             let row = try Row.fetchOne(db, sql: "SELECT MIN(seq) AS oldest, MAX(seq) AS newest FROM events")
             let newest = (row?["newest"] as Int64?) ?? 0
@@ -30,7 +30,7 @@ extension SQLiteStore {
     /// an event outside any workspace), narrowed by `filter`.
     ///
     /// - Throws: 410 `RESYNC_REQUIRED` when events after `since` were already trimmed from the log.
-    func events(since: Int64, filter: EventFilter, limit: Int, user: UserID) async throws -> EventLogPage {
+    public func events(since: Int64, filter: EventFilter, limit: Int, user: UserID) async throws -> EventLogPage {
         try await database.read { db in
             let oldest = try Int64.fetchOne(db, sql: "SELECT MIN(seq) FROM events")
             let trimmedThrough =
@@ -87,7 +87,7 @@ extension SQLiteStore {
 
     /// Deletes events older than `cutoff`, remembering how far the log was trimmed.
     @discardableResult
-    func trimEvents(olderThan cutoff: Date) async throws -> Int {
+    public func trimEvents(olderThan cutoff: Date) async throws -> Int {
         try await database.write { db in
             let last = try Int64.fetchOne(
                 db, sql: "SELECT MAX(seq) FROM events WHERE ts < ?", arguments: [cutoff.millisecondsSince1970]
@@ -103,15 +103,16 @@ extension SQLiteStore {
         }
     }
 
-    func stats() async throws -> (users: Int, workspaces: Int, bases: Int, tables: Int, records: Int, events: Int, lastSeq: Int64) {
+    public func stats() async throws -> StoreStats {
         try await database.read { db in
             func count(_ table: String) throws -> Int {
                 try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM \(table)") ?? 0
             }
             let lastSeq = try Int64.fetchOne(db, sql: "SELECT MAX(seq) FROM events") ?? 0
-            return (
-                try count("users"), try count("workspaces"), try count("bases"), try count("tables"),
-                try count("records"), try count("events"), lastSeq
+            return StoreStats(
+                users: try count("users"), workspaces: try count("workspaces"), bases: try count("bases"),
+                tables: try count("tables"), records: try count("records"), events: try count("events"),
+                lastSeq: lastSeq
             )
         }
     }

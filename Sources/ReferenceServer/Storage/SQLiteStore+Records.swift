@@ -4,7 +4,7 @@ import PyAirtableModels
 import Synchronization
 
 /// A records list request resolved against a table: filters, sort, projection and page.
-struct RecordListPlan: Sendable {
+public struct RecordListPlan: Sendable {
     var filters: [Formula]
     var sort: [(field: Field, direction: SortSpec.Direction)]
     var visibleFields: Set<String>?
@@ -44,7 +44,7 @@ extension SQLiteStore {
     }
 
     /// One record, checking the caller may read its workspace.
-    func record(id: RecordID, user: UserID) async throws -> Record {
+    public func record(id: RecordID, user: UserID) async throws -> PyAirtableModels.Record {
         try await database.read { db in
             guard
                 let row = try Row.fetchOne(
@@ -67,13 +67,13 @@ extension SQLiteStore {
     }
 
     /// The table's schema for a records request, checking the caller's role.
-    func tableSchema(id: TableID, user: UserID) async throws -> TableSchema {
+    public func tableSchema(id: TableID, user: UserID) async throws -> TableSchema {
         try await database.read { db in try Self.requireTable(db, id: id, user: user, minimum: .viewer) }
     }
 
     /// A page of records. Filters run in SQLite where they can; the rest is evaluated on the rows
     /// SQLite returns, reading further until the page is full.
-    func listRecords(schema: TableSchema, plan: RecordListPlan, user: UserID) async throws -> Page<Record> {
+    public func listRecords(schema: TableSchema, plan: RecordListPlan, user: UserID) async throws -> Page<PyAirtableModels.Record> {
         let cursor = try plan.cursor.map { try RecordCursor.decode($0, queryHash: plan.queryHash) }
         let columns = Dictionary(
             uniqueKeysWithValues: schema.table.fields.map { ($0.name, (id: $0.id.rawValue, type: $0.type)) }
@@ -316,8 +316,8 @@ extension SQLiteStore {
         return schema
     }
 
-    func createRecord(table: TableID, fields: [String: FieldValue], context: WriteContext) async throws
-        -> WriteResult<Record>
+    public func createRecord(table: TableID, fields: [String: FieldValue], context: WriteContext) async throws
+        -> WriteResult<PyAirtableModels.Record>
     {
         let actor = try context.requireActor()
         return try await perform(context, status: 201, eTag: { VersionTag.format($0.version) }) { db in
@@ -326,9 +326,9 @@ extension SQLiteStore {
         }
     }
 
-    func updateRecord(
+    public func updateRecord(
         id: RecordID, fields: [String: FieldValue], replace: Bool, ifVersion: Int?, context: WriteContext
-    ) async throws -> WriteResult<Record> {
+    ) async throws -> WriteResult<PyAirtableModels.Record> {
         let actor = try context.requireActor()
         return try await perform(context, eTag: { VersionTag.format($0.version) }) { db in
             let schema = try Self.requireRecordTable(db, id: id, user: actor, minimum: .editor)
@@ -338,7 +338,7 @@ extension SQLiteStore {
         }
     }
 
-    func deleteRecord(id: RecordID, ifVersion: Int?, context: WriteContext) async throws
+    public func deleteRecord(id: RecordID, ifVersion: Int?, context: WriteContext) async throws
         -> WriteResult<DeletedRecord>
     {
         let actor = try context.requireActor()
@@ -350,7 +350,7 @@ extension SQLiteStore {
     }
 
     /// Applies up to 100 operations in one transaction: all of them, or none.
-    func batch(table: TableID, operations: [BatchOperation], context: WriteContext) async throws
+    public func batch(table: TableID, operations: [BatchOperation], context: WriteContext) async throws
         -> WriteResult<BatchResponse>
     {
         let actor = try context.requireActor()

@@ -9,11 +9,11 @@ struct SchemaLocation: Sendable, Hashable {
 }
 
 /// A table with lookups by field id and name, as the record routes use it.
-struct TableSchema: Sendable {
-    var table: Table
-    var workspaceID: WorkspaceID
-    var fieldsByID: [String: Field]
-    var fieldsByName: [String: Field]
+public struct TableSchema: Sendable {
+    public var table: PyAirtableModels.Table
+    public var workspaceID: WorkspaceID
+    public var fieldsByID: [String: Field]
+    public var fieldsByName: [String: Field]
 
     init(table: Table, workspaceID: WorkspaceID) {
         self.table = table
@@ -42,7 +42,7 @@ extension SQLiteStore {
         return base
     }
 
-    func bases(workspace: WorkspaceID, user: UserID) async throws -> [Base] {
+    public func bases(workspace: WorkspaceID, user: UserID) async throws -> [Base] {
         try await database.read { db in
             try Self.authorize(db, workspace: workspace.rawValue, user: user, minimum: .viewer, resource: "workspace")
             return try Row.fetchAll(
@@ -52,11 +52,11 @@ extension SQLiteStore {
         }
     }
 
-    func base(id: BaseID, user: UserID) async throws -> Base {
+    public func base(id: BaseID, user: UserID) async throws -> Base {
         try await database.read { db in try Self.fetchBase(db, id: id, user: user, minimum: .viewer) }
     }
 
-    func createBase(workspace: WorkspaceID, _ request: CreateBaseRequest, context: WriteContext) async throws
+    public func createBase(workspace: WorkspaceID, _ request: CreateBaseRequest, context: WriteContext) async throws
         -> WriteResult<Base>
     {
         let actor = try context.requireActor()
@@ -80,7 +80,7 @@ extension SQLiteStore {
         }
     }
 
-    func updateBase(id: BaseID, _ request: UpdateBaseRequest, ifVersion: Int?, context: WriteContext) async throws
+    public func updateBase(id: BaseID, _ request: UpdateBaseRequest, ifVersion: Int?, context: WriteContext) async throws
         -> WriteResult<Base>
     {
         let actor = try context.requireActor()
@@ -101,7 +101,7 @@ extension SQLiteStore {
         }
     }
 
-    func deleteBase(id: BaseID, ifVersion: Int?, context: WriteContext) async throws -> WriteResult<EmptyBody> {
+    public func deleteBase(id: BaseID, ifVersion: Int?, context: WriteContext) async throws -> WriteResult<EmptyBody> {
         let actor = try context.requireActor()
         return try await perform(context, status: 204) { db in
             let base = try Self.fetchBase(db, id: id, user: actor, minimum: .creator)
@@ -180,7 +180,7 @@ extension SQLiteStore {
         )
     }
 
-    func tables(base: BaseID, user: UserID) async throws -> [Table] {
+    public func tables(base: BaseID, user: UserID) async throws -> [PyAirtableModels.Table] {
         try await database.read { db in
             _ = try Self.fetchBase(db, id: base, user: user, minimum: .viewer)
             let ids = try String.fetchAll(
@@ -190,12 +190,12 @@ extension SQLiteStore {
         }
     }
 
-    func table(id: TableID, user: UserID) async throws -> Table {
+    public func table(id: TableID, user: UserID) async throws -> PyAirtableModels.Table {
         try await database.read { db in try Self.requireTable(db, id: id, user: user, minimum: .viewer).table }
     }
 
-    func createTable(base: BaseID, _ request: CreateTableRequest, context: WriteContext) async throws
-        -> WriteResult<Table>
+    public func createTable(base: BaseID, _ request: CreateTableRequest, context: WriteContext) async throws
+        -> WriteResult<PyAirtableModels.Table>
     {
         let actor = try context.requireActor()
         return try await perform(context, status: 201, eTag: { VersionTag.format($0.version) }) { db in
@@ -232,8 +232,8 @@ extension SQLiteStore {
         }
     }
 
-    func updateTable(id: TableID, _ request: UpdateTableRequest, ifVersion: Int?, context: WriteContext) async throws
-        -> WriteResult<Table>
+    public func updateTable(id: TableID, _ request: UpdateTableRequest, ifVersion: Int?, context: WriteContext) async throws
+        -> WriteResult<PyAirtableModels.Table>
     {
         let actor = try context.requireActor()
         return try await perform(context, eTag: { VersionTag.format($0.version) }) { db in
@@ -265,7 +265,7 @@ extension SQLiteStore {
         return table
     }
 
-    func deleteTable(id: TableID, ifVersion: Int?, context: WriteContext) async throws -> WriteResult<EmptyBody> {
+    public func deleteTable(id: TableID, ifVersion: Int?, context: WriteContext) async throws -> WriteResult<EmptyBody> {
         let actor = try context.requireActor()
         return try await perform(context, status: 204) { db in
             let schema = try Self.requireTable(db, id: id, user: actor, minimum: .creator)
@@ -301,11 +301,11 @@ extension SQLiteStore {
         }
     }
 
-    func fields(table: TableID, user: UserID) async throws -> [Field] {
+    public func fields(table: TableID, user: UserID) async throws -> [Field] {
         try await database.read { db in try Self.requireTable(db, id: table, user: user, minimum: .viewer).table.fields }
     }
 
-    func createField(table: TableID, _ request: CreateFieldRequest, context: WriteContext) async throws
+    public func createField(table: TableID, _ request: CreateFieldRequest, context: WriteContext) async throws
         -> WriteResult<Field>
     {
         let actor = try context.requireActor()
@@ -336,7 +336,7 @@ extension SQLiteStore {
         return (field, schema)
     }
 
-    func updateField(id: FieldID, _ request: UpdateFieldRequest, ifVersion: Int?, context: WriteContext) async throws
+    public func updateField(id: FieldID, _ request: UpdateFieldRequest, ifVersion: Int?, context: WriteContext) async throws
         -> WriteResult<Field>
     {
         let actor = try context.requireActor()
@@ -371,7 +371,7 @@ extension SQLiteStore {
         }
     }
 
-    func deleteField(id: FieldID, ifVersion: Int?, context: WriteContext) async throws -> WriteResult<EmptyBody> {
+    public func deleteField(id: FieldID, ifVersion: Int?, context: WriteContext) async throws -> WriteResult<EmptyBody> {
         let actor = try context.requireActor()
         return try await perform(context, status: 204) { db in
             let (field, schema) = try Self.requireField(db, id: id, user: actor, minimum: .creator)
@@ -417,11 +417,11 @@ extension SQLiteStore {
         }
     }
 
-    func views(table: TableID, user: UserID) async throws -> [View] {
+    public func views(table: TableID, user: UserID) async throws -> [View] {
         try await database.read { db in try Self.requireTable(db, id: table, user: user, minimum: .viewer).table.views }
     }
 
-    func createView(table: TableID, _ request: CreateViewRequest, context: WriteContext) async throws
+    public func createView(table: TableID, _ request: CreateViewRequest, context: WriteContext) async throws
         -> WriteResult<View>
     {
         let actor = try context.requireActor()
@@ -454,11 +454,11 @@ extension SQLiteStore {
         return (view, schema)
     }
 
-    func view(id: ViewID, user: UserID) async throws -> View {
+    public func view(id: ViewID, user: UserID) async throws -> View {
         try await database.read { db in try Self.requireView(db, id: id, user: user, minimum: .viewer).0 }
     }
 
-    func updateView(id: ViewID, _ request: UpdateViewRequest, ifVersion: Int?, context: WriteContext) async throws
+    public func updateView(id: ViewID, _ request: UpdateViewRequest, ifVersion: Int?, context: WriteContext) async throws
         -> WriteResult<View>
     {
         let actor = try context.requireActor()
@@ -496,7 +496,7 @@ extension SQLiteStore {
         }
     }
 
-    func deleteView(id: ViewID, ifVersion: Int?, context: WriteContext) async throws -> WriteResult<EmptyBody> {
+    public func deleteView(id: ViewID, ifVersion: Int?, context: WriteContext) async throws -> WriteResult<EmptyBody> {
         let actor = try context.requireActor()
         return try await perform(context, status: 204) { db in
             let (view, schema) = try Self.requireView(db, id: id, user: actor, minimum: .creator)

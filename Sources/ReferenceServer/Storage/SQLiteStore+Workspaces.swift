@@ -18,7 +18,7 @@ extension SQLiteStore {
         return workspace(from: row, role: role)
     }
 
-    func workspaces(user: UserID) async throws -> [Workspace] {
+    public func workspaces(user: UserID) async throws -> [Workspace] {
         try await database.read { db in
             try Row.fetchAll(
                 db,
@@ -32,11 +32,11 @@ extension SQLiteStore {
         }
     }
 
-    func workspace(id: WorkspaceID, user: UserID) async throws -> Workspace {
+    public func workspace(id: WorkspaceID, user: UserID) async throws -> Workspace {
         try await database.read { db in try Self.fetchWorkspace(db, id: id, user: user, minimum: .viewer) }
     }
 
-    func createWorkspace(_ request: CreateWorkspaceRequest, context: WriteContext) async throws
+    public func createWorkspace(_ request: CreateWorkspaceRequest, context: WriteContext) async throws
         -> WriteResult<Workspace>
     {
         let actor = try context.requireActor()
@@ -60,7 +60,7 @@ extension SQLiteStore {
         }
     }
 
-    func updateWorkspace(id: WorkspaceID, _ request: UpdateWorkspaceRequest, ifVersion: Int?, context: WriteContext)
+    public func updateWorkspace(id: WorkspaceID, _ request: UpdateWorkspaceRequest, ifVersion: Int?, context: WriteContext)
         async throws -> WriteResult<Workspace>
     {
         let actor = try context.requireActor()
@@ -81,7 +81,7 @@ extension SQLiteStore {
         }
     }
 
-    func deleteWorkspace(id: WorkspaceID, ifVersion: Int?, context: WriteContext) async throws
+    public func deleteWorkspace(id: WorkspaceID, ifVersion: Int?, context: WriteContext) async throws
         -> WriteResult<EmptyBody>
     {
         let actor = try context.requireActor()
@@ -116,7 +116,7 @@ extension SQLiteStore {
         ).map(member(from:))
     }
 
-    func members(workspace: WorkspaceID, user: UserID) async throws -> [Member] {
+    public func members(workspace: WorkspaceID, user: UserID) async throws -> [Member] {
         try await database.read { db in
             try Self.authorize(db, workspace: workspace.rawValue, user: user, minimum: .viewer, resource: "workspace")
             return try Row.fetchAll(
@@ -130,7 +130,7 @@ extension SQLiteStore {
         }
     }
 
-    func addMember(workspace: WorkspaceID, _ request: AddMemberRequest, context: WriteContext) async throws
+    public func addMember(workspace: WorkspaceID, _ request: AddMemberRequest, context: WriteContext) async throws
         -> WriteResult<Member>
     {
         let actor = try context.requireActor()
@@ -163,7 +163,7 @@ extension SQLiteStore {
         }
     }
 
-    func updateMember(workspace: WorkspaceID, user target: UserID, role: Role, context: WriteContext) async throws
+    public func updateMember(workspace: WorkspaceID, user target: UserID, role: Role, context: WriteContext) async throws
         -> WriteResult<Member>
     {
         let actor = try context.requireActor()
@@ -186,7 +186,7 @@ extension SQLiteStore {
     }
 
     /// Removes a member. Owners may remove anyone; any member may remove themselves (leave).
-    func removeMember(workspace: WorkspaceID, user target: UserID, context: WriteContext) async throws
+    public func removeMember(workspace: WorkspaceID, user target: UserID, context: WriteContext) async throws
         -> WriteResult<EmptyBody>
     {
         let actor = try context.requireActor()

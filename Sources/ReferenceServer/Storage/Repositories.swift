@@ -1,0 +1,116 @@
+import Foundation
+import PyAirtableModels
+
+// The storage seams of the server. Each mutation method is one atomic unit: it checks the caller's
+// role, applies the change, appends its event and stores its idempotent answer in one transaction.
+// `SQLiteStore` implements them on SQLite; a PostgreSQL store implements the same protocols.
+
+/// Users, refresh tokens and personal access tokens.
+public protocol AccountRepository: Sendable {
+    func createUser(email: String, name: String, passwordHash: String, context: WriteContext) async throws
+        -> WriteResult<User>
+    func credentials(email: String) async throws -> UserCredentials?
+    func user(id: UserID) async throws -> User?
+    func userByEmail(_ email: String) async throws -> User?
+    func updateUser(_ request: UpdateUserRequest, ifVersion: Int?, context: WriteContext) async throws
+        -> WriteResult<User>
+    func storeRefreshToken(hash: String, family: String, user: UserID, expiresAt: Date, now: Date) async throws
+    func consumeRefreshToken(hash: String, now: Date) async throws -> RefreshOutcome
+    func revokeRefreshFamily(ofTokenHash hash: String, user: UserID, now: Date) async throws -> Bool
+    func createAccessToken(name: String, secret: String, hash: String, expiresAt: Date?, context: WriteContext)
+        async throws -> WriteResult<AccessToken>
+    func accessTokens(user: UserID) async throws -> [AccessToken]
+    func deleteAccessToken(id: AccessTokenID, context: WriteContext) async throws -> (WriteResult<EmptyBody>, String?)
+    func principal(forAccessTokenHash hash: String, now: Date) async throws -> (UserID, AccessTokenID)?
+    func touchAccessToken(id: AccessTokenID, now: Date) async throws
+}
+
+/// Workspaces and their members.
+public protocol WorkspaceRepository: Sendable {
+    func workspaces(user: UserID) async throws -> [Workspace]
+    func workspace(id: WorkspaceID, user: UserID) async throws -> Workspace
+    func createWorkspace(_ request: CreateWorkspaceRequest, context: WriteContext) async throws -> WriteResult<Workspace>
+    func updateWorkspace(id: WorkspaceID, _ request: UpdateWorkspaceRequest, ifVersion: Int?, context: WriteContext)
+        async throws -> WriteResult<Workspace>
+    func deleteWorkspace(id: WorkspaceID, ifVersion: Int?, context: WriteContext) async throws -> WriteResult<EmptyBody>
+    func members(workspace: WorkspaceID, user: UserID) async throws -> [Member]
+    func addMember(workspace: WorkspaceID, _ request: AddMemberRequest, context: WriteContext) async throws
+        -> WriteResult<Member>
+    func updateMember(workspace: WorkspaceID, user: UserID, role: Role, context: WriteContext) async throws
+        -> WriteResult<Member>
+    func removeMember(workspace: WorkspaceID, user: UserID, context: WriteContext) async throws
+        -> WriteResult<EmptyBody>
+}
+
+/// Bases, tables, fields and views.
+public protocol SchemaRepository: Sendable {
+    func bases(workspace: WorkspaceID, user: UserID) async throws -> [Base]
+    func base(id: BaseID, user: UserID) async throws -> Base
+    func createBase(workspace: WorkspaceID, _ request: CreateBaseRequest, context: WriteContext) async throws
+        -> WriteResult<Base>
+    func updateBase(id: BaseID, _ request: UpdateBaseRequest, ifVersion: Int?, context: WriteContext) async throws
+        -> WriteResult<Base>
+    func deleteBase(id: BaseID, ifVersion: Int?, context: WriteContext) async throws -> WriteResult<EmptyBody>
+    func tables(base: BaseID, user: UserID) async throws -> [PyAirtableModels.Table]
+    func table(id: TableID, user: UserID) async throws -> PyAirtableModels.Table
+    func tableSchema(id: TableID, user: UserID) async throws -> TableSchema
+    func createTable(base: BaseID, _ request: CreateTableRequest, context: WriteContext) async throws
+        -> WriteResult<PyAirtableModels.Table>
+    func updateTable(id: TableID, _ request: UpdateTableRequest, ifVersion: Int?, context: WriteContext) async throws
+        -> WriteResult<PyAirtableModels.Table>
+    func deleteTable(id: TableID, ifVersion: Int?, context: WriteContext) async throws -> WriteResult<EmptyBody>
+    func fields(table: TableID, user: UserID) async throws -> [Field]
+    func createField(table: TableID, _ request: CreateFieldRequest, context: WriteContext) async throws
+        -> WriteResult<Field>
+    func updateField(id: FieldID, _ request: UpdateFieldRequest, ifVersion: Int?, context: WriteContext) async throws
+        -> WriteResult<Field>
+    func deleteField(id: FieldID, ifVersion: Int?, context: WriteContext) async throws -> WriteResult<EmptyBody>
+    func views(table: TableID, user: UserID) async throws -> [View]
+    func view(id: ViewID, user: UserID) async throws -> View
+    func createView(table: TableID, _ request: CreateViewRequest, context: WriteContext) async throws
+        -> WriteResult<View>
+    func updateView(id: ViewID, _ request: UpdateViewRequest, ifVersion: Int?, context: WriteContext) async throws
+        -> WriteResult<View>
+    func deleteView(id: ViewID, ifVersion: Int?, context: WriteContext) async throws -> WriteResult<EmptyBody>
+}
+
+/// Records.
+public protocol RecordRepository: Sendable {
+    func record(id: RecordID, user: UserID) async throws -> PyAirtableModels.Record
+    func listRecords(schema: TableSchema, plan: RecordListPlan, user: UserID) async throws -> Page<PyAirtableModels.Record>
+    func createRecord(table: TableID, fields: [String: FieldValue], context: WriteContext) async throws
+        -> WriteResult<PyAirtableModels.Record>
+    func updateRecord(id: RecordID, fields: [String: FieldValue], replace: Bool, ifVersion: Int?, context: WriteContext)
+        async throws -> WriteResult<PyAirtableModels.Record>
+    func deleteRecord(id: RecordID, ifVersion: Int?, context: WriteContext) async throws -> WriteResult<DeletedRecord>
+    func batch(table: TableID, operations: [BatchOperation], context: WriteContext) async throws
+        -> WriteResult<BatchResponse>
+}
+
+/// The event log, idempotency bookkeeping and counts.
+public protocol EventLogRepository: Sendable {
+    func eventBounds() async throws -> (oldest: Int64, newest: Int64)
+    func events(since: Int64, filter: EventFilter, limit: Int, user: UserID) async throws -> EventLogPage
+    func trimEvents(olderThan cutoff: Date) async throws -> Int
+    func purgeIdempotencyKeys(now: Date) async throws -> Int
+    func stats() async throws -> StoreStats
+}
+
+/// Everything the server stores.
+public typealias DataStore = AccountRepository & WorkspaceRepository & SchemaRepository & RecordRepository
+    & EventLogRepository
+
+/// Row counts for `/api/v1/stats`.
+public struct StoreStats: Sendable, Hashable {
+    public var users: Int
+    public var workspaces: Int
+    public var bases: Int
+    public var tables: Int
+    public var records: Int
+    public var events: Int
+    public var lastSeq: Int64
+}
+
+extension SQLiteStore: AccountRepository, WorkspaceRepository, SchemaRepository, RecordRepository,
+    EventLogRepository
+{}

@@ -1,0 +1,196 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+import Testing
+
+@testable import ReferenceServer
+
+/// Keeps `openapi.yaml`, its embedded copy and the router in step.
+@Suite("OpenAPI document")
+struct OpenAPITests {
+    /// One operation: an upper-case HTTP method and a path as the router prints it (`/api/v1/tables/{id}`).
+    struct Operation: Hashable, Comparable, CustomStringConvertible {
+        var method: String
+        var path: String
+
+        var description: String { "\(method) \(path)" }
+
+        static func < (lhs: Self, rhs: Self) -> Bool { (lhs.path, lhs.method) < (rhs.path, rhs.method) }
+    }
+
+    @Test("every route the router registers is documented, and nothing else")
+    func routesMatchDocument() async throws {
+        let directory = try TemporaryDirectory()
+        let services = try await ServerServices.open(
+            configuration: Harness.configuration(dataDirectory: directory.path, clock: TestWallClock()),
+            logger: Harness.logger
+        )
+        let router = buildRouter(services: services)
+        let registered = Set(router.routes.map { Operation(method: $0.method.rawValue.uppercased(), path: "\($0.path)") })
+        let documented = try OpenAPIPaths.operations(in: try Self.repositoryDocument())
+
+        #expect(!registered.isEmpty)
+        let undocumented = registered.subtracting(documented).sorted()
+        let unrouted = documented.subtracting(registered).sorted()
+        #expect(
+            undocumented.isEmpty,
+            "routes missing from openapi.yaml:\n\(undocumented.map { "  \($0)" }.joined(separator: "\n"))"
+        )
+        #expect(
+            unrouted.isEmpty,
+            "openapi.yaml documents routes the router does not have:\n\(unrouted.map { "  \($0)" }.joined(separator: "\n"))"
+        )
+    }
+
+    @Test("the embedded document is byte for byte openapi.yaml")
+    func embeddedCopyIsCurrent() throws {
+        let onDisk = try Data(contentsOf: Self.repositoryRoot().appendingPathComponent("openapi.yaml"))
+        #expect(
+            Array(OpenAPIDocument.yaml.utf8) == Array(onDisk),
+            "Sources/ReferenceServer/OpenAPIDocument.swift is stale: run scripts/embed-openapi.sh"
+        )
+    }
+
+    @Test("the paths reader finds methods under each path and stops at the next top-level key")
+    func pathsReader() throws {
+        let yaml = """
+            openapi: 3.1.0
+            paths:
+              # a comment
+              /a/{id}:
+                parameters:
+                  - $ref: '#/components/parameters/Id'
+                get:
+                  summary: get: a thing
+                  responses: {}
+                delete:
+                  responses: {}
+
+              '/b':
+                summary: b
+                post:
+                  responses: {}
+            components:
+              schemas:
+                get:
+                  type: object
+            """
+        #expect(
+            try OpenAPIPaths.operations(in: yaml)
+                == [
+                    Operation(method: "GET", path: "/a/{id}"), Operation(method: "DELETE", path: "/a/{id}"),
+                    Operation(method: "POST", path: "/b"),
+                ]
+        )
+        #expect(throws: OpenAPIPaths.ReadError.self) { try OpenAPIPaths.operations(in: "openapi: 3.1.0\n") }
+    }
+
+    @Test("GET /openapi.yaml serves the document as YAML")
+    func servesDocument() async throws {
+        let expected = try Data(contentsOf: Self.repositoryRoot().appendingPathComponent("openapi.yaml"))
+        try await Harness.withServer { api, _ in
+            let response = try await api.send(.get, "/openapi.yaml")
+            #expect(response.status == .ok)
+            let contentType = response.headers[.contentType] ?? ""
+            #expect(contentType.hasPrefix("application/yaml"), "content type: \(contentType)")
+            #expect(response.body == expected, "GET /openapi.yaml differs from openapi.yaml")
+            #expect(response.headers[.init("X-Request-ID")!] != nil)
+        }
+    }
+
+    // MARK: Helpers
+
+    /// The directory holding Package.swift, found from this file's path.
+    static func repositoryRoot(filePath: String = #filePath) throws -> URL {
+        var directory = URL(fileURLWithPath: filePath).deletingLastPathComponent()
+        while directory.path != "/" {
+            if FileManager.default.fileExists(atPath: directory.appendingPathComponent("Package.swift").path) {
+                return directory
+            }
+            directory.deleteLastPathComponent()
+        }
+        throw OpenAPIPaths.ReadError(message: "no Package.swift above \(filePath)")
+    }
+
+    static func repositoryDocument() throws -> String {
+        try String(contentsOf: repositoryRoot().appendingPathComponent("openapi.yaml"), encoding: .utf8)
+    }
+}
+
+/// A line-based reader of the top-level `paths:` block of an OpenAPI YAML document: enough to list
+/// (method, path) pairs written in block style, without a YAML dependency.
+enum OpenAPIPaths {
+    struct ReadError: Error, CustomStringConvertible {
+        var message: String
+        var description: String { message }
+    }
+
+    static let methods: Set<String> = ["get", "put", "post", "delete", "options", "head", "patch", "trace"]
+
+    /// The operations of the document, in document order, each once.
+    static func operations(in yaml: String) throws -> Set<OpenAPITests.Operation> {
+        Set(try orderedOperations(in: yaml))
+    }
+
+    static func orderedOperations(in yaml: String) throws -> [OpenAPITests.Operation] {
+        var inPaths = false
+        var sawPaths = false
+        var pathIndent: Int?
+        var methodIndent: Int?
+        var currentPath: String?
+        var result: [OpenAPITests.Operation] = []
+        for rawLine in yaml.split(separator: "\n", omittingEmptySubsequences: false) {
+            let line = rawLine.hasSuffix("\r") ? rawLine.dropLast() : rawLine
+            let content = line.drop { $0 == " " }
+            if content.isEmpty || content.hasPrefix("#") { continue }
+            let indent = line.count - content.count
+            if indent == 0 {
+                inPaths = key(of: content) == "paths"
+                if inPaths {
+                    guard !sawPaths else { throw ReadError(message: "two top-level 'paths:' blocks") }
+                    sawPaths = true
+                }
+                continue
+            }
+            guard inPaths, let key = key(of: content) else { continue }
+            let expectedPathIndent = pathIndent ?? indent
+            if indent == expectedPathIndent {
+                pathIndent = indent
+                currentPath = key
+                methodIndent = nil
+            } else if indent > expectedPathIndent, let path = currentPath {
+                let level = methodIndent ?? indent
+                methodIndent = level
+                if indent == level, methods.contains(key) {
+                    let operation = OpenAPITests.Operation(method: key.uppercased(), path: path)
+                    guard !result.contains(operation) else {
+                        throw ReadError(message: "\(operation) appears twice in openapi.yaml")
+                    }
+                    result.append(operation)
+                }
+            }
+        }
+        guard sawPaths else { throw ReadError(message: "no top-level 'paths:' block") }
+        return result
+    }
+
+    /// The key of a `key: value` or `key:` line (quotes removed), or nil for list items and other lines.
+    private static func key(of content: Substring) -> String? {
+        guard !content.hasPrefix("- ") else { return nil }
+        var text = content
+        if let comment = text.range(of: " #") { text = text[..<comment.lowerBound] }
+        let key: Substring
+        if let quote = text.first, quote == "'" || quote == "\"" {
+            guard let close = text.dropFirst().firstIndex(of: quote),
+                text[text.index(after: close)...].hasPrefix(":")
+            else { return nil }
+            key = text[text.index(after: text.startIndex)..<close]
+        } else {
+            guard let colon = text.range(of: ":") else { return nil }
+            let after = text[colon.upperBound...]
+            guard after.isEmpty || after.hasPrefix(" ") else { return nil }
+            key = text[..<colon.lowerBound]
+        }
+        return String(key).trimmingCharacters(in: .whitespaces)
+    }
+}
