@@ -43,10 +43,12 @@ trap 'rm -f "$generated"' EXIT
     printf '%s\n' "/// The OpenAPI document served at \`GET /openapi.yaml\`, byte for byte the repository's \`openapi.yaml\`."
     printf '%s\n' "enum OpenAPIDocument {"
     printf '%s\n' "    static let yaml = $hashes\"\"\""
-    # The newline before the closing delimiter is not part of the string, so the file's own final
-    # newline (if any) is kept by the extra line break.
-    cat "$source_file"
-    printf '\n%s\n' "\"\"\"$hashes"
+    # Swift removes the closing delimiter's indentation (8 spaces) from every line, so the lines are
+    # indented by 8 here (empty lines stay empty, as swift-format wants). The newline before the
+    # closing delimiter is not part of the string, so the file's own final newline (if any) is kept
+    # by the extra line break.
+    sed 's/^./        &/' "$source_file"
+    printf '\n%s\n' "        \"\"\"$hashes"
     printf '%s\n' "}"
 } >"$generated"
 

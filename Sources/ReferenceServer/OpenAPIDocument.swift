@@ -4,3428 +4,3426 @@
 /// The OpenAPI document served at `GET /openapi.yaml`, byte for byte the repository's `openapi.yaml`.
 enum OpenAPIDocument {
     static let yaml = #"""
-# The OpenAPI document of the pyat reference server, served at GET /openapi.yaml.
-# After editing, run scripts/embed-openapi.sh (OpenAPITests checks the embedded copy and the routes).
-openapi: 3.1.0
+        # The OpenAPI document of the pyat reference server, served at GET /openapi.yaml.
+        # After editing, run scripts/embed-openapi.sh (OpenAPITests checks the embedded copy and the routes).
+        openapi: 3.1.0
 
-info:
-  title: pyat reference server
-  version: 0.1.0
-  description: |
-    The API of the pyat reference server: workspaces, bases, tables, fields, views and records of an
-    Airtable-style data platform, with an event log for realtime and offline catch-up.
+        info:
+          title: pyat reference server
+          version: 0.1.0
+          description: |
+            The API of the pyat reference server: workspaces, bases, tables, fields, views and records of an
+            Airtable-style data platform, with an event log for realtime and offline catch-up.
 
-    Conventions:
+            Conventions:
 
-    - JSON with snake_case keys. Timestamps are ISO-8601 UTC with milliseconds. Optional members are
-      left out when they have no value.
-    - Ids are a 3-letter prefix and 14 base-62 characters: usr, wsp, app (base), tbl, fld, viw, rec,
-      fil (file), whk (webhook), tok (personal access token).
-    - Authentication: `Authorization: Bearer <token>`, where the token is an access JWT from
-      register, login or refresh, or a personal access token (`pat_...`). A request with a bad token
-      is refused with 401 even on public routes.
-    - Access: a workspace member's role (owner > creator > editor > commenter > viewer) decides what
-      they may do (403 otherwise); to a non-member a workspace's resources do not exist (404).
-    - Lists answer `{"data": [...], "next_cursor": "..." | null}`.
-    - Every mutable resource has a `version` (+1 per change), sent as `ETag: "<version>"`. GETs of one
-      resource honour `If-None-Match` (304). Writes honour `If-Match`: a stale version gets 412 with
-      `{"error": {...}, "current": <the resource as it is now>}`.
-    - Every POST, PATCH, PUT and DELETE accepts `Idempotency-Key`; a repeat within 24 hours returns the
-      stored answer with `Idempotent-Replayed: true`, and reusing a key for a different request is a 422.
-    - Every response carries `X-Request-ID`. Errors answer
-      `{"error": {"type", "code", "message", "request_id", "position"?, "field"?}}`.
-    - Every mutation appends an event to the event log in the same transaction.
+            - JSON with snake_case keys. Timestamps are ISO-8601 UTC with milliseconds. Optional members are
+              left out when they have no value.
+            - Ids are a 3-letter prefix and 14 base-62 characters: usr, wsp, app (base), tbl, fld, viw, rec,
+              fil (file), whk (webhook), tok (personal access token).
+            - Authentication: `Authorization: Bearer <token>`, where the token is an access JWT from
+              register, login or refresh, or a personal access token (`pat_...`). A request with a bad token
+              is refused with 401 even on public routes.
+            - Access: a workspace member's role (owner > creator > editor > commenter > viewer) decides what
+              they may do (403 otherwise); to a non-member a workspace's resources do not exist (404).
+            - Lists answer `{"data": [...], "next_cursor": "..." | null}`.
+            - Every mutable resource has a `version` (+1 per change), sent as `ETag: "<version>"`. GETs of one
+              resource honour `If-None-Match` (304). Writes honour `If-Match`: a stale version gets 412 with
+              `{"error": {...}, "current": <the resource as it is now>}`.
+            - Every POST, PATCH, PUT and DELETE accepts `Idempotency-Key`; a repeat within 24 hours returns the
+              stored answer with `Idempotent-Replayed: true`, and reusing a key for a different request is a 422.
+            - Every response carries `X-Request-ID`. Errors answer
+              `{"error": {"type", "code", "message", "request_id", "position"?, "field"?}}`.
+            - Every mutation appends an event to the event log in the same transaction.
 
-servers:
-  - url: http://127.0.0.1:8080
-    description: '`pyat serve` with its defaults'
+        servers:
+          - url: http://127.0.0.1:8080
+            description: '`pyat serve` with its defaults'
 
-security:
-  - bearerAuth: []
+        security:
+          - bearerAuth: []
 
-tags:
-  - name: auth
-    description: Accounts, sessions and personal access tokens.
-  - name: users
-    description: The signed-in user.
-  - name: workspaces
-    description: Workspaces and their members.
-  - name: bases
-    description: Bases inside workspaces.
-  - name: tables
-    description: Tables, created with their fields.
-  - name: fields
-    description: Typed columns of a table.
-  - name: views
-    description: Saved filters, sorts and visible fields.
-  - name: records
-    description: 'Rows: list with filter, sort and cursor paging; CRUD; batch.'
-  - name: realtime
-    description: The event log.
-  - name: operations
-    description: Health, metrics, stats and this document.
+        tags:
+          - name: auth
+            description: Accounts, sessions and personal access tokens.
+          - name: users
+            description: The signed-in user.
+          - name: workspaces
+            description: Workspaces and their members.
+          - name: bases
+            description: Bases inside workspaces.
+          - name: tables
+            description: Tables, created with their fields.
+          - name: fields
+            description: Typed columns of a table.
+          - name: views
+            description: Saved filters, sorts and visible fields.
+          - name: records
+            description: 'Rows: list with filter, sort and cursor paging; CRUD; batch.'
+          - name: realtime
+            description: The event log.
+          - name: operations
+            description: Health, metrics, stats and this document.
 
-paths:
-  /api/v1/auth/register:
-    parameters:
-      - $ref: '#/components/parameters/RequestId'
-    post:
-      tags: [auth]
-      operationId: register
-      summary: Create an account
-      description: Creates a user and signs them in. 409 when the email already has an account.
-      parameters:
-        - $ref: '#/components/parameters/IdempotencyKey'
-      security: []
-      requestBody:
-        required: true
-        content:
-          application/json:
-            schema:
-              $ref: '#/components/schemas/RegisterRequest'
-      responses:
-        '201':
-          description: The new user, signed in.
-          headers:
-            X-Request-ID:
-              $ref: '#/components/headers/XRequestID'
-            Idempotent-Replayed:
-              $ref: '#/components/headers/IdempotentReplayed'
-          content:
-            application/json:
+        paths:
+          /api/v1/auth/register:
+            parameters:
+              - $ref: '#/components/parameters/RequestId'
+            post:
+              tags: [auth]
+              operationId: register
+              summary: Create an account
+              description: Creates a user and signs them in. 409 when the email already has an account.
+              parameters:
+                - $ref: '#/components/parameters/IdempotencyKey'
+              security: []
+              requestBody:
+                required: true
+                content:
+                  application/json:
+                    schema:
+                      $ref: '#/components/schemas/RegisterRequest'
+              responses:
+                '201':
+                  description: The new user, signed in.
+                  headers:
+                    X-Request-ID:
+                      $ref: '#/components/headers/XRequestID'
+                    Idempotent-Replayed:
+                      $ref: '#/components/headers/IdempotentReplayed'
+                  content:
+                    application/json:
+                      schema:
+                        $ref: '#/components/schemas/AuthResponse'
+                '400':
+                  $ref: '#/components/responses/BadRequest'
+                '401':
+                  $ref: '#/components/responses/Unauthorized'
+                '409':
+                  $ref: '#/components/responses/Conflict'
+                '413':
+                  $ref: '#/components/responses/PayloadTooLarge'
+                '422':
+                  $ref: '#/components/responses/ValidationFailed'
+                '500':
+                  $ref: '#/components/responses/ServerError'
+
+          /api/v1/auth/login:
+            parameters:
+              - $ref: '#/components/parameters/RequestId'
+            post:
+              tags: [auth]
+              operationId: login
+              summary: Sign in with email and password
+              description: 401 for a wrong email or password.
+              parameters:
+                - $ref: '#/components/parameters/IdempotencyKey'
+              security: []
+              requestBody:
+                required: true
+                content:
+                  application/json:
+                    schema:
+                      $ref: '#/components/schemas/LoginRequest'
+              responses:
+                '200':
+                  description: OK
+                  headers:
+                    X-Request-ID:
+                      $ref: '#/components/headers/XRequestID'
+                  content:
+                    application/json:
+                      schema:
+                        $ref: '#/components/schemas/AuthResponse'
+                '400':
+                  $ref: '#/components/responses/BadRequest'
+                '401':
+                  $ref: '#/components/responses/Unauthorized'
+                '413':
+                  $ref: '#/components/responses/PayloadTooLarge'
+                '422':
+                  $ref: '#/components/responses/ValidationFailed'
+                '500':
+                  $ref: '#/components/responses/ServerError'
+
+          /api/v1/auth/refresh:
+            parameters:
+              - $ref: '#/components/parameters/RequestId'
+            post:
+              tags: [auth]
+              operationId: refreshTokens
+              summary: Exchange a refresh token for new tokens
+              description: 'Refresh tokens rotate: each works once. Presenting a spent one again revokes every token of its family
+                (401).'
+              parameters:
+                - $ref: '#/components/parameters/IdempotencyKey'
+              security: []
+              requestBody:
+                required: true
+                content:
+                  application/json:
+                    schema:
+                      $ref: '#/components/schemas/RefreshRequest'
+              responses:
+                '200':
+                  description: OK
+                  headers:
+                    X-Request-ID:
+                      $ref: '#/components/headers/XRequestID'
+                  content:
+                    application/json:
+                      schema:
+                        $ref: '#/components/schemas/RefreshResponse'
+                '400':
+                  $ref: '#/components/responses/BadRequest'
+                '401':
+                  $ref: '#/components/responses/Unauthorized'
+                '413':
+                  $ref: '#/components/responses/PayloadTooLarge'
+                '422':
+                  $ref: '#/components/responses/ValidationFailed'
+                '500':
+                  $ref: '#/components/responses/ServerError'
+
+          /api/v1/auth/logout:
+            parameters:
+              - $ref: '#/components/parameters/RequestId'
+            post:
+              tags: [auth]
+              operationId: logout
+              summary: Revoke a refresh token and its family
+              parameters:
+                - $ref: '#/components/parameters/IdempotencyKey'
+              requestBody:
+                required: true
+                content:
+                  application/json:
+                    schema:
+                      $ref: '#/components/schemas/RefreshRequest'
+              responses:
+                '204':
+                  description: No Content
+                  headers:
+                    X-Request-ID:
+                      $ref: '#/components/headers/XRequestID'
+                '400':
+                  $ref: '#/components/responses/BadRequest'
+                '401':
+                  $ref: '#/components/responses/Unauthorized'
+                '413':
+                  $ref: '#/components/responses/PayloadTooLarge'
+                '422':
+                  $ref: '#/components/responses/ValidationFailed'
+                '500':
+                  $ref: '#/components/responses/ServerError'
+
+          /api/v1/auth/tokens:
+            parameters:
+              - $ref: '#/components/parameters/RequestId'
+            post:
+              tags: [auth]
+              operationId: createAccessToken
+              summary: Create a personal access token
+              parameters:
+                - $ref: '#/components/parameters/IdempotencyKey'
+              requestBody:
+                required: true
+                content:
+                  application/json:
+                    schema:
+                      $ref: '#/components/schemas/CreateAccessTokenRequest'
+              responses:
+                '201':
+                  description: The token, with its secret in `token` (shown only here).
+                  headers:
+                    X-Request-ID:
+                      $ref: '#/components/headers/XRequestID'
+                    Idempotent-Replayed:
+                      $ref: '#/components/headers/IdempotentReplayed'
+                  content:
+                    application/json:
+                      schema:
+                        $ref: '#/components/schemas/AccessToken'
+                '400':
+                  $ref: '#/components/responses/BadRequest'
+                '401':
+                  $ref: '#/components/responses/Unauthorized'
+                '413':
+                  $ref: '#/components/responses/PayloadTooLarge'
+                '422':
+                  $ref: '#/components/responses/ValidationFailed'
+                '500':
+                  $ref: '#/components/responses/ServerError'
+            get:
+              tags: [auth]
+              operationId: listAccessTokens
+              summary: List your personal access tokens
+              responses:
+                '200':
+                  description: Your tokens, without their secrets.
+                  headers:
+                    X-Request-ID:
+                      $ref: '#/components/headers/XRequestID'
+                  content:
+                    application/json:
+                      schema:
+                        $ref: '#/components/schemas/AccessTokenPage'
+                '401':
+                  $ref: '#/components/responses/Unauthorized'
+                '500':
+                  $ref: '#/components/responses/ServerError'
+
+          /api/v1/auth/tokens/{id}:
+            parameters:
+              - $ref: '#/components/parameters/AccessTokenId'
+              - $ref: '#/components/parameters/RequestId'
+            delete:
+              tags: [auth]
+              operationId: deleteAccessToken
+              summary: Revoke a personal access token
+              parameters:
+                - $ref: '#/components/parameters/IdempotencyKey'
+              responses:
+                '204':
+                  description: No Content
+                  headers:
+                    X-Request-ID:
+                      $ref: '#/components/headers/XRequestID'
+                    Idempotent-Replayed:
+                      $ref: '#/components/headers/IdempotentReplayed'
+                '400':
+                  $ref: '#/components/responses/BadRequest'
+                '401':
+                  $ref: '#/components/responses/Unauthorized'
+                '404':
+                  $ref: '#/components/responses/NotFound'
+                '413':
+                  $ref: '#/components/responses/PayloadTooLarge'
+                '422':
+                  $ref: '#/components/responses/ValidationFailed'
+                '500':
+                  $ref: '#/components/responses/ServerError'
+
+          /api/v1/users/me:
+            parameters:
+              - $ref: '#/components/parameters/RequestId'
+            get:
+              tags: [users]
+              operationId: getCurrentUser
+              summary: The signed-in user
+              parameters:
+                - $ref: '#/components/parameters/IfNoneMatch'
+              responses:
+                '200':
+                  description: OK
+                  headers:
+                    X-Request-ID:
+                      $ref: '#/components/headers/XRequestID'
+                    ETag:
+                      $ref: '#/components/headers/ETag'
+                  content:
+                    application/json:
+                      schema:
+                        $ref: '#/components/schemas/User'
+                '304':
+                  $ref: '#/components/responses/NotModified'
+                '401':
+                  $ref: '#/components/responses/Unauthorized'
+                '404':
+                  $ref: '#/components/responses/NotFound'
+                '500':
+                  $ref: '#/components/responses/ServerError'
+            patch:
+              tags: [users]
+              operationId: updateCurrentUser
+              summary: Update the signed-in user
+              parameters:
+                - $ref: '#/components/parameters/IfMatch'
+                - $ref: '#/components/parameters/IdempotencyKey'
+              requestBody:
+                required: true
+                content:
+                  application/json:
+                    schema:
+                      $ref: '#/components/schemas/UpdateUserRequest'
+              responses:
+                '200':
+                  description: OK
+                  headers:
+                    X-Request-ID:
+                      $ref: '#/components/headers/XRequestID'
+                    ETag:
+                      $ref: '#/components/headers/ETag'
+                    Idempotent-Replayed:
+                      $ref: '#/components/headers/IdempotentReplayed'
+                  content:
+                    application/json:
+                      schema:
+                        $ref: '#/components/schemas/User'
+                '400':
+                  $ref: '#/components/responses/BadRequest'
+                '401':
+                  $ref: '#/components/responses/Unauthorized'
+                '404':
+                  $ref: '#/components/responses/NotFound'
+                '412':
+                  $ref: '#/components/responses/UserPreconditionFailed'
+                '413':
+                  $ref: '#/components/responses/PayloadTooLarge'
+                '422':
+                  $ref: '#/components/responses/ValidationFailed'
+                '500':
+                  $ref: '#/components/responses/ServerError'
+
+          /api/v1/workspaces:
+            parameters:
+              - $ref: '#/components/parameters/RequestId'
+            get:
+              tags: [workspaces]
+              operationId: listWorkspaces
+              summary: List the workspaces you belong to
+              responses:
+                '200':
+                  description: OK
+                  headers:
+                    X-Request-ID:
+                      $ref: '#/components/headers/XRequestID'
+                  content:
+                    application/json:
+                      schema:
+                        $ref: '#/components/schemas/WorkspacePage'
+                '401':
+                  $ref: '#/components/responses/Unauthorized'
+                '500':
+                  $ref: '#/components/responses/ServerError'
+            post:
+              tags: [workspaces]
+              operationId: createWorkspace
+              summary: Create a workspace (you become its owner)
+              parameters:
+                - $ref: '#/components/parameters/IdempotencyKey'
+              requestBody:
+                required: true
+                content:
+                  application/json:
+                    schema:
+                      $ref: '#/components/schemas/CreateWorkspaceRequest'
+              responses:
+                '201':
+                  description: Created
+                  headers:
+                    X-Request-ID:
+                      $ref: '#/components/headers/XRequestID'
+                    ETag:
+                      $ref: '#/components/headers/ETag'
+                    Idempotent-Replayed:
+                      $ref: '#/components/headers/IdempotentReplayed'
+                  content:
+                    application/json:
+                      schema:
+                        $ref: '#/components/schemas/Workspace'
+                '400':
+                  $ref: '#/components/responses/BadRequest'
+                '401':
+                  $ref: '#/components/responses/Unauthorized'
+                '413':
+                  $ref: '#/components/responses/PayloadTooLarge'
+                '422':
+                  $ref: '#/components/responses/ValidationFailed'
+                '500':
+                  $ref: '#/components/responses/ServerError'
+
+          /api/v1/workspaces/{id}:
+            parameters:
+              - $ref: '#/components/parameters/WorkspaceId'
+              - $ref: '#/components/parameters/RequestId'
+            get:
+              tags: [workspaces]
+              operationId: getWorkspace
+              summary: Get a workspace
+              parameters:
+                - $ref: '#/components/parameters/IfNoneMatch'
+              responses:
+                '200':
+                  description: OK
+                  headers:
+                    X-Request-ID:
+                      $ref: '#/components/headers/XRequestID'
+                    ETag:
+                      $ref: '#/components/headers/ETag'
+                  content:
+                    application/json:
+                      schema:
+                        $ref: '#/components/schemas/Workspace'
+                '304':
+                  $ref: '#/components/responses/NotModified'
+                '401':
+                  $ref: '#/components/responses/Unauthorized'
+                '404':
+                  $ref: '#/components/responses/NotFound'
+                '500':
+                  $ref: '#/components/responses/ServerError'
+            patch:
+              tags: [workspaces]
+              operationId: updateWorkspace
+              summary: Rename a workspace (owner)
+              parameters:
+                - $ref: '#/components/parameters/IfMatch'
+                - $ref: '#/components/parameters/IdempotencyKey'
+              requestBody:
+                required: true
+                content:
+                  application/json:
+                    schema:
+                      $ref: '#/components/schemas/UpdateWorkspaceRequest'
+              responses:
+                '200':
+                  description: OK
+                  headers:
+                    X-Request-ID:
+                      $ref: '#/components/headers/XRequestID'
+                    ETag:
+                      $ref: '#/components/headers/ETag'
+                    Idempotent-Replayed:
+                      $ref: '#/components/headers/IdempotentReplayed'
+                  content:
+                    application/json:
+                      schema:
+                        $ref: '#/components/schemas/Workspace'
+                '400':
+                  $ref: '#/components/responses/BadRequest'
+                '401':
+                  $ref: '#/components/responses/Unauthorized'
+                '403':
+                  $ref: '#/components/responses/Forbidden'
+                '404':
+                  $ref: '#/components/responses/NotFound'
+                '412':
+                  $ref: '#/components/responses/WorkspacePreconditionFailed'
+                '413':
+                  $ref: '#/components/responses/PayloadTooLarge'
+                '422':
+                  $ref: '#/components/responses/ValidationFailed'
+                '500':
+                  $ref: '#/components/responses/ServerError'
+            delete:
+              tags: [workspaces]
+              operationId: deleteWorkspace
+              summary: Delete a workspace and everything in it (owner)
+              parameters:
+                - $ref: '#/components/parameters/IfMatch'
+                - $ref: '#/components/parameters/IdempotencyKey'
+              responses:
+                '204':
+                  description: No Content
+                  headers:
+                    X-Request-ID:
+                      $ref: '#/components/headers/XRequestID'
+                    Idempotent-Replayed:
+                      $ref: '#/components/headers/IdempotentReplayed'
+                '400':
+                  $ref: '#/components/responses/BadRequest'
+                '401':
+                  $ref: '#/components/responses/Unauthorized'
+                '403':
+                  $ref: '#/components/responses/Forbidden'
+                '404':
+                  $ref: '#/components/responses/NotFound'
+                '412':
+                  $ref: '#/components/responses/WorkspacePreconditionFailed'
+                '413':
+                  $ref: '#/components/responses/PayloadTooLarge'
+                '422':
+                  $ref: '#/components/responses/ValidationFailed'
+                '500':
+                  $ref: '#/components/responses/ServerError'
+
+          /api/v1/workspaces/{id}/members:
+            parameters:
+              - $ref: '#/components/parameters/WorkspaceId'
+              - $ref: '#/components/parameters/RequestId'
+            get:
+              tags: [workspaces]
+              operationId: listMembers
+              summary: List a workspace's members
+              responses:
+                '200':
+                  description: OK
+                  headers:
+                    X-Request-ID:
+                      $ref: '#/components/headers/XRequestID'
+                  content:
+                    application/json:
+                      schema:
+                        $ref: '#/components/schemas/MemberPage'
+                '401':
+                  $ref: '#/components/responses/Unauthorized'
+                '404':
+                  $ref: '#/components/responses/NotFound'
+                '500':
+                  $ref: '#/components/responses/ServerError'
+            post:
+              tags: [workspaces]
+              operationId: addMember
+              summary: Add a member (owner)
+              description: Names the user by `user_id` or `email`. 409 when they are already a member.
+              parameters:
+                - $ref: '#/components/parameters/IdempotencyKey'
+              requestBody:
+                required: true
+                content:
+                  application/json:
+                    schema:
+                      $ref: '#/components/schemas/AddMemberRequest'
+              responses:
+                '201':
+                  description: Created
+                  headers:
+                    X-Request-ID:
+                      $ref: '#/components/headers/XRequestID'
+                    Idempotent-Replayed:
+                      $ref: '#/components/headers/IdempotentReplayed'
+                  content:
+                    application/json:
+                      schema:
+                        $ref: '#/components/schemas/Member'
+                '400':
+                  $ref: '#/components/responses/BadRequest'
+                '401':
+                  $ref: '#/components/responses/Unauthorized'
+                '403':
+                  $ref: '#/components/responses/Forbidden'
+                '404':
+                  $ref: '#/components/responses/NotFound'
+                '409':
+                  $ref: '#/components/responses/Conflict'
+                '413':
+                  $ref: '#/components/responses/PayloadTooLarge'
+                '422':
+                  $ref: '#/components/responses/ValidationFailed'
+                '500':
+                  $ref: '#/components/responses/ServerError'
+
+          /api/v1/workspaces/{id}/members/{user_id}:
+            parameters:
+              - $ref: '#/components/parameters/WorkspaceId'
+              - $ref: '#/components/parameters/MemberUserId'
+              - $ref: '#/components/parameters/RequestId'
+            patch:
+              tags: [workspaces]
+              operationId: updateMember
+              summary: Change a member's role (owner)
+              description: 409 when it would leave the workspace without an owner.
+              parameters:
+                - $ref: '#/components/parameters/IdempotencyKey'
+              requestBody:
+                required: true
+                content:
+                  application/json:
+                    schema:
+                      $ref: '#/components/schemas/UpdateMemberRequest'
+              responses:
+                '200':
+                  description: OK
+                  headers:
+                    X-Request-ID:
+                      $ref: '#/components/headers/XRequestID'
+                    Idempotent-Replayed:
+                      $ref: '#/components/headers/IdempotentReplayed'
+                  content:
+                    application/json:
+                      schema:
+                        $ref: '#/components/schemas/Member'
+                '400':
+                  $ref: '#/components/responses/BadRequest'
+                '401':
+                  $ref: '#/components/responses/Unauthorized'
+                '403':
+                  $ref: '#/components/responses/Forbidden'
+                '404':
+                  $ref: '#/components/responses/NotFound'
+                '409':
+                  $ref: '#/components/responses/Conflict'
+                '413':
+                  $ref: '#/components/responses/PayloadTooLarge'
+                '422':
+                  $ref: '#/components/responses/ValidationFailed'
+                '500':
+                  $ref: '#/components/responses/ServerError'
+            delete:
+              tags: [workspaces]
+              operationId: removeMember
+              summary: Remove a member, or leave
+              description: Owners may remove anyone; any member may remove themselves. 409 when it would leave the workspace without
+                an owner.
+              parameters:
+                - $ref: '#/components/parameters/IdempotencyKey'
+              responses:
+                '204':
+                  description: No Content
+                  headers:
+                    X-Request-ID:
+                      $ref: '#/components/headers/XRequestID'
+                    Idempotent-Replayed:
+                      $ref: '#/components/headers/IdempotentReplayed'
+                '400':
+                  $ref: '#/components/responses/BadRequest'
+                '401':
+                  $ref: '#/components/responses/Unauthorized'
+                '403':
+                  $ref: '#/components/responses/Forbidden'
+                '404':
+                  $ref: '#/components/responses/NotFound'
+                '409':
+                  $ref: '#/components/responses/Conflict'
+                '413':
+                  $ref: '#/components/responses/PayloadTooLarge'
+                '422':
+                  $ref: '#/components/responses/ValidationFailed'
+                '500':
+                  $ref: '#/components/responses/ServerError'
+
+          /api/v1/workspaces/{id}/bases:
+            parameters:
+              - $ref: '#/components/parameters/WorkspaceId'
+              - $ref: '#/components/parameters/RequestId'
+            get:
+              tags: [bases]
+              operationId: listBases
+              summary: List a workspace's bases
+              responses:
+                '200':
+                  description: OK
+                  headers:
+                    X-Request-ID:
+                      $ref: '#/components/headers/XRequestID'
+                  content:
+                    application/json:
+                      schema:
+                        $ref: '#/components/schemas/BasePage'
+                '401':
+                  $ref: '#/components/responses/Unauthorized'
+                '404':
+                  $ref: '#/components/responses/NotFound'
+                '500':
+                  $ref: '#/components/responses/ServerError'
+            post:
+              tags: [bases]
+              operationId: createBase
+              summary: Create a base (creator)
+              parameters:
+                - $ref: '#/components/parameters/IdempotencyKey'
+              requestBody:
+                required: true
+                content:
+                  application/json:
+                    schema:
+                      $ref: '#/components/schemas/CreateBaseRequest'
+              responses:
+                '201':
+                  description: Created
+                  headers:
+                    X-Request-ID:
+                      $ref: '#/components/headers/XRequestID'
+                    ETag:
+                      $ref: '#/components/headers/ETag'
+                    Idempotent-Replayed:
+                      $ref: '#/components/headers/IdempotentReplayed'
+                  content:
+                    application/json:
+                      schema:
+                        $ref: '#/components/schemas/Base'
+                '400':
+                  $ref: '#/components/responses/BadRequest'
+                '401':
+                  $ref: '#/components/responses/Unauthorized'
+                '403':
+                  $ref: '#/components/responses/Forbidden'
+                '404':
+                  $ref: '#/components/responses/NotFound'
+                '413':
+                  $ref: '#/components/responses/PayloadTooLarge'
+                '422':
+                  $ref: '#/components/responses/ValidationFailed'
+                '500':
+                  $ref: '#/components/responses/ServerError'
+
+          /api/v1/bases/{id}:
+            parameters:
+              - $ref: '#/components/parameters/BaseId'
+              - $ref: '#/components/parameters/RequestId'
+            get:
+              tags: [bases]
+              operationId: getBase
+              summary: Get a base
+              parameters:
+                - $ref: '#/components/parameters/IfNoneMatch'
+              responses:
+                '200':
+                  description: OK
+                  headers:
+                    X-Request-ID:
+                      $ref: '#/components/headers/XRequestID'
+                    ETag:
+                      $ref: '#/components/headers/ETag'
+                  content:
+                    application/json:
+                      schema:
+                        $ref: '#/components/schemas/Base'
+                '304':
+                  $ref: '#/components/responses/NotModified'
+                '401':
+                  $ref: '#/components/responses/Unauthorized'
+                '404':
+                  $ref: '#/components/responses/NotFound'
+                '500':
+                  $ref: '#/components/responses/ServerError'
+            patch:
+              tags: [bases]
+              operationId: updateBase
+              summary: Rename a base (creator)
+              parameters:
+                - $ref: '#/components/parameters/IfMatch'
+                - $ref: '#/components/parameters/IdempotencyKey'
+              requestBody:
+                required: true
+                content:
+                  application/json:
+                    schema:
+                      $ref: '#/components/schemas/UpdateBaseRequest'
+              responses:
+                '200':
+                  description: OK
+                  headers:
+                    X-Request-ID:
+                      $ref: '#/components/headers/XRequestID'
+                    ETag:
+                      $ref: '#/components/headers/ETag'
+                    Idempotent-Replayed:
+                      $ref: '#/components/headers/IdempotentReplayed'
+                  content:
+                    application/json:
+                      schema:
+                        $ref: '#/components/schemas/Base'
+                '400':
+                  $ref: '#/components/responses/BadRequest'
+                '401':
+                  $ref: '#/components/responses/Unauthorized'
+                '403':
+                  $ref: '#/components/responses/Forbidden'
+                '404':
+                  $ref: '#/components/responses/NotFound'
+                '412':
+                  $ref: '#/components/responses/BasePreconditionFailed'
+                '413':
+                  $ref: '#/components/responses/PayloadTooLarge'
+                '422':
+                  $ref: '#/components/responses/ValidationFailed'
+                '500':
+                  $ref: '#/components/responses/ServerError'
+            delete:
+              tags: [bases]
+              operationId: deleteBase
+              summary: Delete a base and its tables (creator)
+              parameters:
+                - $ref: '#/components/parameters/IfMatch'
+                - $ref: '#/components/parameters/IdempotencyKey'
+              responses:
+                '204':
+                  description: No Content
+                  headers:
+                    X-Request-ID:
+                      $ref: '#/components/headers/XRequestID'
+                    Idempotent-Replayed:
+                      $ref: '#/components/headers/IdempotentReplayed'
+                '400':
+                  $ref: '#/components/responses/BadRequest'
+                '401':
+                  $ref: '#/components/responses/Unauthorized'
+                '403':
+                  $ref: '#/components/responses/Forbidden'
+                '404':
+                  $ref: '#/components/responses/NotFound'
+                '412':
+                  $ref: '#/components/responses/BasePreconditionFailed'
+                '413':
+                  $ref: '#/components/responses/PayloadTooLarge'
+                '422':
+                  $ref: '#/components/responses/ValidationFailed'
+                '500':
+                  $ref: '#/components/responses/ServerError'
+
+          /api/v1/bases/{id}/tables:
+            parameters:
+              - $ref: '#/components/parameters/BaseId'
+              - $ref: '#/components/parameters/RequestId'
+            get:
+              tags: [tables]
+              operationId: listTables
+              summary: List a base's tables, with their fields and views
+              responses:
+                '200':
+                  description: OK
+                  headers:
+                    X-Request-ID:
+                      $ref: '#/components/headers/XRequestID'
+                  content:
+                    application/json:
+                      schema:
+                        $ref: '#/components/schemas/TablePage'
+                '401':
+                  $ref: '#/components/responses/Unauthorized'
+                '404':
+                  $ref: '#/components/responses/NotFound'
+                '500':
+                  $ref: '#/components/responses/ServerError'
+            post:
+              tags: [tables]
+              operationId: createTable
+              summary: Create a table with its fields (creator)
+              parameters:
+                - $ref: '#/components/parameters/IdempotencyKey'
+              requestBody:
+                required: true
+                content:
+                  application/json:
+                    schema:
+                      $ref: '#/components/schemas/CreateTableRequest'
+              responses:
+                '201':
+                  description: Created
+                  headers:
+                    X-Request-ID:
+                      $ref: '#/components/headers/XRequestID'
+                    ETag:
+                      $ref: '#/components/headers/ETag'
+                    Idempotent-Replayed:
+                      $ref: '#/components/headers/IdempotentReplayed'
+                  content:
+                    application/json:
+                      schema:
+                        $ref: '#/components/schemas/Table'
+                '400':
+                  $ref: '#/components/responses/BadRequest'
+                '401':
+                  $ref: '#/components/responses/Unauthorized'
+                '403':
+                  $ref: '#/components/responses/Forbidden'
+                '404':
+                  $ref: '#/components/responses/NotFound'
+                '413':
+                  $ref: '#/components/responses/PayloadTooLarge'
+                '422':
+                  $ref: '#/components/responses/ValidationFailed'
+                '500':
+                  $ref: '#/components/responses/ServerError'
+
+          /api/v1/tables/{id}:
+            parameters:
+              - $ref: '#/components/parameters/TableId'
+              - $ref: '#/components/parameters/RequestId'
+            get:
+              tags: [tables]
+              operationId: getTable
+              summary: Get a table with its fields and views
+              parameters:
+                - $ref: '#/components/parameters/IfNoneMatch'
+              responses:
+                '200':
+                  description: OK
+                  headers:
+                    X-Request-ID:
+                      $ref: '#/components/headers/XRequestID'
+                    ETag:
+                      $ref: '#/components/headers/ETag'
+                  content:
+                    application/json:
+                      schema:
+                        $ref: '#/components/schemas/Table'
+                '304':
+                  $ref: '#/components/responses/NotModified'
+                '401':
+                  $ref: '#/components/responses/Unauthorized'
+                '404':
+                  $ref: '#/components/responses/NotFound'
+                '500':
+                  $ref: '#/components/responses/ServerError'
+            patch:
+              tags: [tables]
+              operationId: updateTable
+              summary: Rename or re-describe a table (creator)
+              parameters:
+                - $ref: '#/components/parameters/IfMatch'
+                - $ref: '#/components/parameters/IdempotencyKey'
+              requestBody:
+                required: true
+                content:
+                  application/json:
+                    schema:
+                      $ref: '#/components/schemas/UpdateTableRequest'
+              responses:
+                '200':
+                  description: OK
+                  headers:
+                    X-Request-ID:
+                      $ref: '#/components/headers/XRequestID'
+                    ETag:
+                      $ref: '#/components/headers/ETag'
+                    Idempotent-Replayed:
+                      $ref: '#/components/headers/IdempotentReplayed'
+                  content:
+                    application/json:
+                      schema:
+                        $ref: '#/components/schemas/Table'
+                '400':
+                  $ref: '#/components/responses/BadRequest'
+                '401':
+                  $ref: '#/components/responses/Unauthorized'
+                '403':
+                  $ref: '#/components/responses/Forbidden'
+                '404':
+                  $ref: '#/components/responses/NotFound'
+                '412':
+                  $ref: '#/components/responses/TablePreconditionFailed'
+                '413':
+                  $ref: '#/components/responses/PayloadTooLarge'
+                '422':
+                  $ref: '#/components/responses/ValidationFailed'
+                '500':
+                  $ref: '#/components/responses/ServerError'
+            delete:
+              tags: [tables]
+              operationId: deleteTable
+              summary: Delete a table and its records (creator)
+              parameters:
+                - $ref: '#/components/parameters/IfMatch'
+                - $ref: '#/components/parameters/IdempotencyKey'
+              responses:
+                '204':
+                  description: No Content
+                  headers:
+                    X-Request-ID:
+                      $ref: '#/components/headers/XRequestID'
+                    Idempotent-Replayed:
+                      $ref: '#/components/headers/IdempotentReplayed'
+                '400':
+                  $ref: '#/components/responses/BadRequest'
+                '401':
+                  $ref: '#/components/responses/Unauthorized'
+                '403':
+                  $ref: '#/components/responses/Forbidden'
+                '404':
+                  $ref: '#/components/responses/NotFound'
+                '412':
+                  $ref: '#/components/responses/TablePreconditionFailed'
+                '413':
+                  $ref: '#/components/responses/PayloadTooLarge'
+                '422':
+                  $ref: '#/components/responses/ValidationFailed'
+                '500':
+                  $ref: '#/components/responses/ServerError'
+
+          /api/v1/tables/{id}/fields:
+            parameters:
+              - $ref: '#/components/parameters/TableId'
+              - $ref: '#/components/parameters/RequestId'
+            get:
+              tags: [fields]
+              operationId: listFields
+              summary: List a table's fields
+              responses:
+                '200':
+                  description: OK
+                  headers:
+                    X-Request-ID:
+                      $ref: '#/components/headers/XRequestID'
+                  content:
+                    application/json:
+                      schema:
+                        $ref: '#/components/schemas/FieldPage'
+                '401':
+                  $ref: '#/components/responses/Unauthorized'
+                '404':
+                  $ref: '#/components/responses/NotFound'
+                '500':
+                  $ref: '#/components/responses/ServerError'
+            post:
+              tags: [fields]
+              operationId: createField
+              summary: Add a field (creator)
+              parameters:
+                - $ref: '#/components/parameters/IdempotencyKey'
+              requestBody:
+                required: true
+                content:
+                  application/json:
+                    schema:
+                      $ref: '#/components/schemas/CreateFieldRequest'
+              responses:
+                '201':
+                  description: Created
+                  headers:
+                    X-Request-ID:
+                      $ref: '#/components/headers/XRequestID'
+                    ETag:
+                      $ref: '#/components/headers/ETag'
+                    Idempotent-Replayed:
+                      $ref: '#/components/headers/IdempotentReplayed'
+                  content:
+                    application/json:
+                      schema:
+                        $ref: '#/components/schemas/Field'
+                '400':
+                  $ref: '#/components/responses/BadRequest'
+                '401':
+                  $ref: '#/components/responses/Unauthorized'
+                '403':
+                  $ref: '#/components/responses/Forbidden'
+                '404':
+                  $ref: '#/components/responses/NotFound'
+                '413':
+                  $ref: '#/components/responses/PayloadTooLarge'
+                '422':
+                  $ref: '#/components/responses/ValidationFailed'
+                '500':
+                  $ref: '#/components/responses/ServerError'
+
+          /api/v1/fields/{id}:
+            parameters:
+              - $ref: '#/components/parameters/FieldId'
+              - $ref: '#/components/parameters/RequestId'
+            patch:
+              tags: [fields]
+              operationId: updateField
+              summary: Rename a field or change its options (creator)
+              parameters:
+                - $ref: '#/components/parameters/IfMatch'
+                - $ref: '#/components/parameters/IdempotencyKey'
+              requestBody:
+                required: true
+                content:
+                  application/json:
+                    schema:
+                      $ref: '#/components/schemas/UpdateFieldRequest'
+              responses:
+                '200':
+                  description: OK
+                  headers:
+                    X-Request-ID:
+                      $ref: '#/components/headers/XRequestID'
+                    ETag:
+                      $ref: '#/components/headers/ETag'
+                    Idempotent-Replayed:
+                      $ref: '#/components/headers/IdempotentReplayed'
+                  content:
+                    application/json:
+                      schema:
+                        $ref: '#/components/schemas/Field'
+                '400':
+                  $ref: '#/components/responses/BadRequest'
+                '401':
+                  $ref: '#/components/responses/Unauthorized'
+                '403':
+                  $ref: '#/components/responses/Forbidden'
+                '404':
+                  $ref: '#/components/responses/NotFound'
+                '412':
+                  $ref: '#/components/responses/FieldPreconditionFailed'
+                '413':
+                  $ref: '#/components/responses/PayloadTooLarge'
+                '422':
+                  $ref: '#/components/responses/ValidationFailed'
+                '500':
+                  $ref: '#/components/responses/ServerError'
+            delete:
+              tags: [fields]
+              operationId: deleteField
+              summary: Delete a field and its values (creator)
+              description: The primary field cannot be deleted.
+              parameters:
+                - $ref: '#/components/parameters/IfMatch'
+                - $ref: '#/components/parameters/IdempotencyKey'
+              responses:
+                '204':
+                  description: No Content
+                  headers:
+                    X-Request-ID:
+                      $ref: '#/components/headers/XRequestID'
+                    Idempotent-Replayed:
+                      $ref: '#/components/headers/IdempotentReplayed'
+                '400':
+                  $ref: '#/components/responses/BadRequest'
+                '401':
+                  $ref: '#/components/responses/Unauthorized'
+                '403':
+                  $ref: '#/components/responses/Forbidden'
+                '404':
+                  $ref: '#/components/responses/NotFound'
+                '412':
+                  $ref: '#/components/responses/FieldPreconditionFailed'
+                '413':
+                  $ref: '#/components/responses/PayloadTooLarge'
+                '422':
+                  $ref: '#/components/responses/ValidationFailed'
+                '500':
+                  $ref: '#/components/responses/ServerError'
+
+          /api/v1/tables/{id}/views:
+            parameters:
+              - $ref: '#/components/parameters/TableId'
+              - $ref: '#/components/parameters/RequestId'
+            get:
+              tags: [views]
+              operationId: listViews
+              summary: List a table's views
+              responses:
+                '200':
+                  description: OK
+                  headers:
+                    X-Request-ID:
+                      $ref: '#/components/headers/XRequestID'
+                  content:
+                    application/json:
+                      schema:
+                        $ref: '#/components/schemas/ViewPage'
+                '401':
+                  $ref: '#/components/responses/Unauthorized'
+                '404':
+                  $ref: '#/components/responses/NotFound'
+                '500':
+                  $ref: '#/components/responses/ServerError'
+            post:
+              tags: [views]
+              operationId: createView
+              summary: Create a view (creator)
+              parameters:
+                - $ref: '#/components/parameters/IdempotencyKey'
+              requestBody:
+                required: true
+                content:
+                  application/json:
+                    schema:
+                      $ref: '#/components/schemas/CreateViewRequest'
+              responses:
+                '201':
+                  description: Created
+                  headers:
+                    X-Request-ID:
+                      $ref: '#/components/headers/XRequestID'
+                    ETag:
+                      $ref: '#/components/headers/ETag'
+                    Idempotent-Replayed:
+                      $ref: '#/components/headers/IdempotentReplayed'
+                  content:
+                    application/json:
+                      schema:
+                        $ref: '#/components/schemas/View'
+                '400':
+                  $ref: '#/components/responses/BadRequest'
+                '401':
+                  $ref: '#/components/responses/Unauthorized'
+                '403':
+                  $ref: '#/components/responses/Forbidden'
+                '404':
+                  $ref: '#/components/responses/NotFound'
+                '413':
+                  $ref: '#/components/responses/PayloadTooLarge'
+                '422':
+                  $ref: '#/components/responses/ValidationFailed'
+                '500':
+                  $ref: '#/components/responses/ServerError'
+
+          /api/v1/views/{id}:
+            parameters:
+              - $ref: '#/components/parameters/ViewId'
+              - $ref: '#/components/parameters/RequestId'
+            get:
+              tags: [views]
+              operationId: getView
+              summary: Get a view
+              parameters:
+                - $ref: '#/components/parameters/IfNoneMatch'
+              responses:
+                '200':
+                  description: OK
+                  headers:
+                    X-Request-ID:
+                      $ref: '#/components/headers/XRequestID'
+                    ETag:
+                      $ref: '#/components/headers/ETag'
+                  content:
+                    application/json:
+                      schema:
+                        $ref: '#/components/schemas/View'
+                '304':
+                  $ref: '#/components/responses/NotModified'
+                '401':
+                  $ref: '#/components/responses/Unauthorized'
+                '404':
+                  $ref: '#/components/responses/NotFound'
+                '500':
+                  $ref: '#/components/responses/ServerError'
+            patch:
+              tags: [views]
+              operationId: updateView
+              summary: Change a view's name, filter, sort or fields (creator)
+              parameters:
+                - $ref: '#/components/parameters/IfMatch'
+                - $ref: '#/components/parameters/IdempotencyKey'
+              requestBody:
+                required: true
+                content:
+                  application/json:
+                    schema:
+                      $ref: '#/components/schemas/UpdateViewRequest'
+              responses:
+                '200':
+                  description: OK
+                  headers:
+                    X-Request-ID:
+                      $ref: '#/components/headers/XRequestID'
+                    ETag:
+                      $ref: '#/components/headers/ETag'
+                    Idempotent-Replayed:
+                      $ref: '#/components/headers/IdempotentReplayed'
+                  content:
+                    application/json:
+                      schema:
+                        $ref: '#/components/schemas/View'
+                '400':
+                  $ref: '#/components/responses/BadRequest'
+                '401':
+                  $ref: '#/components/responses/Unauthorized'
+                '403':
+                  $ref: '#/components/responses/Forbidden'
+                '404':
+                  $ref: '#/components/responses/NotFound'
+                '412':
+                  $ref: '#/components/responses/ViewPreconditionFailed'
+                '413':
+                  $ref: '#/components/responses/PayloadTooLarge'
+                '422':
+                  $ref: '#/components/responses/ValidationFailed'
+                '500':
+                  $ref: '#/components/responses/ServerError'
+            delete:
+              tags: [views]
+              operationId: deleteView
+              summary: Delete a view (creator)
+              parameters:
+                - $ref: '#/components/parameters/IfMatch'
+                - $ref: '#/components/parameters/IdempotencyKey'
+              responses:
+                '204':
+                  description: No Content
+                  headers:
+                    X-Request-ID:
+                      $ref: '#/components/headers/XRequestID'
+                    Idempotent-Replayed:
+                      $ref: '#/components/headers/IdempotentReplayed'
+                '400':
+                  $ref: '#/components/responses/BadRequest'
+                '401':
+                  $ref: '#/components/responses/Unauthorized'
+                '403':
+                  $ref: '#/components/responses/Forbidden'
+                '404':
+                  $ref: '#/components/responses/NotFound'
+                '412':
+                  $ref: '#/components/responses/ViewPreconditionFailed'
+                '413':
+                  $ref: '#/components/responses/PayloadTooLarge'
+                '422':
+                  $ref: '#/components/responses/ValidationFailed'
+                '500':
+                  $ref: '#/components/responses/ServerError'
+
+          /api/v1/tables/{id}/records:
+            parameters:
+              - $ref: '#/components/parameters/TableId'
+              - $ref: '#/components/parameters/RequestId'
+            get:
+              tags: [records]
+              operationId: listRecords
+              summary: List records
+              parameters:
+                - name: view
+                  in: query
+                  required: false
+                  description: 'A view''s id or name: start from its filter, sort and visible fields.'
+                  schema:
+                    type: string
+                - name: fields
+                  in: query
+                  required: false
+                  description: 'Only these fields, by name: repeat the parameter (`fields=Name&fields=Score`, or `fields[]=...`) or
+                    give one comma-separated list (`fields=Name,Score`).'
+                  schema:
+                    type: array
+                    items:
+                      type: string
+                  style: form
+                  explode: true
+                - name: sort
+                  in: query
+                  required: false
+                  description: Sort keys `Field:asc|desc`, comma-separated (direction defaults to asc); replaces the view's sort.
+                  schema:
+                    type: string
+                    examples: ['Name:asc,Score:desc']
+                - name: filter
+                  in: query
+                  required: false
+                  description: An Airtable-style formula; only records for which it is true. Combined (AND) with the view's filter.
+                    A bad formula is a 422 with `position`.
+                  schema:
+                    type: string
+                    examples: ['AND({Status} = ''Done'', {Score} > 3)']
+                - name: page_size
+                  in: query
+                  required: false
+                  description: Records per page.
+                  schema:
+                    type: integer
+                    minimum: 1
+                    maximum: 1000
+                    default: 100
+                - name: cursor
+                  in: query
+                  required: false
+                  description: The `next_cursor` of the previous page; opaque, stable under concurrent inserts.
+                  schema:
+                    type: string
+              responses:
+                '200':
+                  description: OK
+                  headers:
+                    X-Request-ID:
+                      $ref: '#/components/headers/XRequestID'
+                  content:
+                    application/json:
+                      schema:
+                        $ref: '#/components/schemas/RecordPage'
+                '401':
+                  $ref: '#/components/responses/Unauthorized'
+                '404':
+                  $ref: '#/components/responses/NotFound'
+                '422':
+                  $ref: '#/components/responses/ValidationFailed'
+                '500':
+                  $ref: '#/components/responses/ServerError'
+            post:
+              tags: [records]
+              operationId: createRecord
+              summary: Create a record (editor)
+              parameters:
+                - $ref: '#/components/parameters/IdempotencyKey'
+              requestBody:
+                required: true
+                content:
+                  application/json:
+                    schema:
+                      $ref: '#/components/schemas/RecordFieldsRequest'
+              responses:
+                '201':
+                  description: Created
+                  headers:
+                    X-Request-ID:
+                      $ref: '#/components/headers/XRequestID'
+                    ETag:
+                      $ref: '#/components/headers/ETag'
+                    Idempotent-Replayed:
+                      $ref: '#/components/headers/IdempotentReplayed'
+                  content:
+                    application/json:
+                      schema:
+                        $ref: '#/components/schemas/Record'
+                '400':
+                  $ref: '#/components/responses/BadRequest'
+                '401':
+                  $ref: '#/components/responses/Unauthorized'
+                '403':
+                  $ref: '#/components/responses/Forbidden'
+                '404':
+                  $ref: '#/components/responses/NotFound'
+                '413':
+                  $ref: '#/components/responses/PayloadTooLarge'
+                '422':
+                  $ref: '#/components/responses/ValidationFailed'
+                '500':
+                  $ref: '#/components/responses/ServerError'
+
+          /api/v1/tables/{id}/records/batch:
+            parameters:
+              - $ref: '#/components/parameters/TableId'
+              - $ref: '#/components/parameters/RequestId'
+            post:
+              tags: [records]
+              operationId: batchRecords
+              summary: Create, update, replace and delete records at once (editor)
+              description: Up to 100 operations in one transaction, all or nothing. An operation whose `if_version` is stale fails
+                the batch with 412 and the record as it is now; any other failing operation fails it with its own error, the message
+                naming the operation's index.
+              parameters:
+                - $ref: '#/components/parameters/IdempotencyKey'
+              requestBody:
+                required: true
+                content:
+                  application/json:
+                    schema:
+                      $ref: '#/components/schemas/BatchRequest'
+              responses:
+                '200':
+                  description: OK
+                  headers:
+                    X-Request-ID:
+                      $ref: '#/components/headers/XRequestID'
+                    Idempotent-Replayed:
+                      $ref: '#/components/headers/IdempotentReplayed'
+                  content:
+                    application/json:
+                      schema:
+                        $ref: '#/components/schemas/BatchResponse'
+                '400':
+                  $ref: '#/components/responses/BadRequest'
+                '401':
+                  $ref: '#/components/responses/Unauthorized'
+                '403':
+                  $ref: '#/components/responses/Forbidden'
+                '404':
+                  $ref: '#/components/responses/NotFound'
+                '412':
+                  $ref: '#/components/responses/RecordPreconditionFailed'
+                '413':
+                  $ref: '#/components/responses/PayloadTooLarge'
+                '422':
+                  $ref: '#/components/responses/ValidationFailed'
+                '500':
+                  $ref: '#/components/responses/ServerError'
+
+          /api/v1/records/{id}:
+            parameters:
+              - $ref: '#/components/parameters/RecordId'
+              - $ref: '#/components/parameters/RequestId'
+            get:
+              tags: [records]
+              operationId: getRecord
+              summary: Get a record
+              parameters:
+                - $ref: '#/components/parameters/IfNoneMatch'
+              responses:
+                '200':
+                  description: OK
+                  headers:
+                    X-Request-ID:
+                      $ref: '#/components/headers/XRequestID'
+                    ETag:
+                      $ref: '#/components/headers/ETag'
+                  content:
+                    application/json:
+                      schema:
+                        $ref: '#/components/schemas/Record'
+                '304':
+                  $ref: '#/components/responses/NotModified'
+                '401':
+                  $ref: '#/components/responses/Unauthorized'
+                '404':
+                  $ref: '#/components/responses/NotFound'
+                '500':
+                  $ref: '#/components/responses/ServerError'
+            patch:
+              tags: [records]
+              operationId: updateRecord
+              summary: Update some fields of a record (editor)
+              description: Merges the given fields into the record; `null` clears a cell.
+              parameters:
+                - $ref: '#/components/parameters/IfMatch'
+                - $ref: '#/components/parameters/IdempotencyKey'
+              requestBody:
+                required: true
+                content:
+                  application/json:
+                    schema:
+                      $ref: '#/components/schemas/RecordFieldsRequest'
+              responses:
+                '200':
+                  description: OK
+                  headers:
+                    X-Request-ID:
+                      $ref: '#/components/headers/XRequestID'
+                    ETag:
+                      $ref: '#/components/headers/ETag'
+                    Idempotent-Replayed:
+                      $ref: '#/components/headers/IdempotentReplayed'
+                  content:
+                    application/json:
+                      schema:
+                        $ref: '#/components/schemas/Record'
+                '400':
+                  $ref: '#/components/responses/BadRequest'
+                '401':
+                  $ref: '#/components/responses/Unauthorized'
+                '403':
+                  $ref: '#/components/responses/Forbidden'
+                '404':
+                  $ref: '#/components/responses/NotFound'
+                '412':
+                  $ref: '#/components/responses/RecordPreconditionFailed'
+                '413':
+                  $ref: '#/components/responses/PayloadTooLarge'
+                '422':
+                  $ref: '#/components/responses/ValidationFailed'
+                '500':
+                  $ref: '#/components/responses/ServerError'
+            put:
+              tags: [records]
+              operationId: replaceRecord
+              summary: Replace all fields of a record (editor)
+              description: Fields not given become blank.
+              parameters:
+                - $ref: '#/components/parameters/IfMatch'
+                - $ref: '#/components/parameters/IdempotencyKey'
+              requestBody:
+                required: true
+                content:
+                  application/json:
+                    schema:
+                      $ref: '#/components/schemas/RecordFieldsRequest'
+              responses:
+                '200':
+                  description: OK
+                  headers:
+                    X-Request-ID:
+                      $ref: '#/components/headers/XRequestID'
+                    ETag:
+                      $ref: '#/components/headers/ETag'
+                    Idempotent-Replayed:
+                      $ref: '#/components/headers/IdempotentReplayed'
+                  content:
+                    application/json:
+                      schema:
+                        $ref: '#/components/schemas/Record'
+                '400':
+                  $ref: '#/components/responses/BadRequest'
+                '401':
+                  $ref: '#/components/responses/Unauthorized'
+                '403':
+                  $ref: '#/components/responses/Forbidden'
+                '404':
+                  $ref: '#/components/responses/NotFound'
+                '412':
+                  $ref: '#/components/responses/RecordPreconditionFailed'
+                '413':
+                  $ref: '#/components/responses/PayloadTooLarge'
+                '422':
+                  $ref: '#/components/responses/ValidationFailed'
+                '500':
+                  $ref: '#/components/responses/ServerError'
+            delete:
+              tags: [records]
+              operationId: deleteRecord
+              summary: Delete a record (editor)
+              parameters:
+                - $ref: '#/components/parameters/IfMatch'
+                - $ref: '#/components/parameters/IdempotencyKey'
+              responses:
+                '200':
+                  description: OK
+                  headers:
+                    X-Request-ID:
+                      $ref: '#/components/headers/XRequestID'
+                    Idempotent-Replayed:
+                      $ref: '#/components/headers/IdempotentReplayed'
+                  content:
+                    application/json:
+                      schema:
+                        $ref: '#/components/schemas/DeletedRecord'
+                '400':
+                  $ref: '#/components/responses/BadRequest'
+                '401':
+                  $ref: '#/components/responses/Unauthorized'
+                '403':
+                  $ref: '#/components/responses/Forbidden'
+                '404':
+                  $ref: '#/components/responses/NotFound'
+                '412':
+                  $ref: '#/components/responses/RecordPreconditionFailed'
+                '413':
+                  $ref: '#/components/responses/PayloadTooLarge'
+                '422':
+                  $ref: '#/components/responses/ValidationFailed'
+                '500':
+                  $ref: '#/components/responses/ServerError'
+
+          /api/v1/events/log:
+            parameters:
+              - $ref: '#/components/parameters/RequestId'
+            get:
+              tags: [realtime]
+              operationId: listEvents
+              summary: Read the event log
+              description: 'The events the caller may see (those of their workspaces, and their own account''s), in `seq` order: catch-up
+                after being offline, and the polling fallback of realtime. 410 when `since` is older than the retained log.'
+              parameters:
+                - name: since
+                  in: query
+                  required: false
+                  description: Events after this seq (the `next_since` of the previous page, or the last seq you saw).
+                  schema:
+                    type: integer
+                    format: int64
+                    minimum: 0
+                    default: 0
+                - name: limit
+                  in: query
+                  required: false
+                  description: Events per page.
+                  schema:
+                    type: integer
+                    minimum: 1
+                    maximum: 1000
+                    default: 100
+                - name: workspace_id
+                  in: query
+                  required: false
+                  description: Only events of this workspace.
+                  schema:
+                    $ref: '#/components/schemas/WorkspaceID'
+                - name: base_id
+                  in: query
+                  required: false
+                  description: Only events of this base.
+                  schema:
+                    $ref: '#/components/schemas/BaseID'
+                - name: table_id
+                  in: query
+                  required: false
+                  description: Only events of this table.
+                  schema:
+                    $ref: '#/components/schemas/TableID'
+                - name: record_id
+                  in: query
+                  required: false
+                  description: Only events of this record.
+                  schema:
+                    $ref: '#/components/schemas/RecordID'
+              responses:
+                '200':
+                  description: OK
+                  headers:
+                    X-Request-ID:
+                      $ref: '#/components/headers/XRequestID'
+                  content:
+                    application/json:
+                      schema:
+                        $ref: '#/components/schemas/EventLogPage'
+                '401':
+                  $ref: '#/components/responses/Unauthorized'
+                '410':
+                  $ref: '#/components/responses/ResyncRequired'
+                '422':
+                  $ref: '#/components/responses/ValidationFailed'
+                '500':
+                  $ref: '#/components/responses/ServerError'
+
+          /api/v1/stats:
+            parameters:
+              - $ref: '#/components/parameters/RequestId'
+            get:
+              tags: [operations]
+              operationId: getStats
+              summary: Server-wide counts
+              responses:
+                '200':
+                  description: OK
+                  headers:
+                    X-Request-ID:
+                      $ref: '#/components/headers/XRequestID'
+                  content:
+                    application/json:
+                      schema:
+                        $ref: '#/components/schemas/ServerStats'
+                '401':
+                  $ref: '#/components/responses/Unauthorized'
+                '500':
+                  $ref: '#/components/responses/ServerError'
+
+          /health:
+            parameters:
+              - $ref: '#/components/parameters/RequestId'
+            get:
+              tags: [operations]
+              operationId: getHealth
+              summary: Liveness and database health
+              security: []
+              responses:
+                '200':
+                  description: Healthy.
+                  headers:
+                    X-Request-ID:
+                      $ref: '#/components/headers/XRequestID'
+                  content:
+                    application/json:
+                      schema:
+                        $ref: '#/components/schemas/HealthStatus'
+                '401':
+                  $ref: '#/components/responses/Unauthorized'
+                '500':
+                  $ref: '#/components/responses/ServerError'
+                '503':
+                  description: 'Degraded: the database is unavailable.'
+                  headers:
+                    X-Request-ID:
+                      $ref: '#/components/headers/XRequestID'
+                  content:
+                    application/json:
+                      schema:
+                        $ref: '#/components/schemas/HealthStatus'
+
+          /metrics:
+            parameters:
+              - $ref: '#/components/parameters/RequestId'
+            get:
+              tags: [operations]
+              operationId: getMetrics
+              summary: Prometheus metrics
+              security: []
+              responses:
+                '200':
+                  description: Prometheus text exposition format (version 0.0.4).
+                  headers:
+                    X-Request-ID:
+                      $ref: '#/components/headers/XRequestID'
+                  content:
+                    text/plain:
+                      schema:
+                        type: string
+                '401':
+                  $ref: '#/components/responses/Unauthorized'
+                '500':
+                  $ref: '#/components/responses/ServerError'
+
+          /openapi.yaml:
+            parameters:
+              - $ref: '#/components/parameters/RequestId'
+            get:
+              tags: [operations]
+              operationId: getOpenAPIDocument
+              summary: This document
+              security: []
+              responses:
+                '200':
+                  description: The OpenAPI document, as YAML.
+                  headers:
+                    X-Request-ID:
+                      $ref: '#/components/headers/XRequestID'
+                  content:
+                    application/yaml:
+                      schema:
+                        type: string
+                '401':
+                  $ref: '#/components/responses/Unauthorized'
+                '500':
+                  $ref: '#/components/responses/ServerError'
+
+        components:
+          securitySchemes:
+            bearerAuth:
+              type: http
+              scheme: bearer
+              bearerFormat: JWT access token, or a personal access token (pat_...)
+              description: An access JWT (about 15 minutes; renew with POST /api/v1/auth/refresh) or a personal access token `pat_...`
+                (POST /api/v1/auth/tokens).
+
+          parameters:
+            WorkspaceId:
+              name: id
+              in: path
+              required: true
+              description: The workspace's id. A malformed or unknown id, or one the caller may not see, is a 404.
               schema:
-                $ref: '#/components/schemas/AuthResponse'
-        '400':
-          $ref: '#/components/responses/BadRequest'
-        '401':
-          $ref: '#/components/responses/Unauthorized'
-        '409':
-          $ref: '#/components/responses/Conflict'
-        '413':
-          $ref: '#/components/responses/PayloadTooLarge'
-        '422':
-          $ref: '#/components/responses/ValidationFailed'
-        '500':
-          $ref: '#/components/responses/ServerError'
+                $ref: '#/components/schemas/WorkspaceID'
 
-  /api/v1/auth/login:
-    parameters:
-      - $ref: '#/components/parameters/RequestId'
-    post:
-      tags: [auth]
-      operationId: login
-      summary: Sign in with email and password
-      description: 401 for a wrong email or password.
-      parameters:
-        - $ref: '#/components/parameters/IdempotencyKey'
-      security: []
-      requestBody:
-        required: true
-        content:
-          application/json:
-            schema:
-              $ref: '#/components/schemas/LoginRequest'
-      responses:
-        '200':
-          description: OK
-          headers:
-            X-Request-ID:
-              $ref: '#/components/headers/XRequestID'
-          content:
-            application/json:
+            BaseId:
+              name: id
+              in: path
+              required: true
+              description: The base's id. A malformed or unknown id, or one the caller may not see, is a 404.
               schema:
-                $ref: '#/components/schemas/AuthResponse'
-        '400':
-          $ref: '#/components/responses/BadRequest'
-        '401':
-          $ref: '#/components/responses/Unauthorized'
-        '413':
-          $ref: '#/components/responses/PayloadTooLarge'
-        '422':
-          $ref: '#/components/responses/ValidationFailed'
-        '500':
-          $ref: '#/components/responses/ServerError'
+                $ref: '#/components/schemas/BaseID'
 
-  /api/v1/auth/refresh:
-    parameters:
-      - $ref: '#/components/parameters/RequestId'
-    post:
-      tags: [auth]
-      operationId: refreshTokens
-      summary: Exchange a refresh token for new tokens
-      description: 'Refresh tokens rotate: each works once. Presenting a spent one again revokes every token of its family
-        (401).'
-      parameters:
-        - $ref: '#/components/parameters/IdempotencyKey'
-      security: []
-      requestBody:
-        required: true
-        content:
-          application/json:
-            schema:
-              $ref: '#/components/schemas/RefreshRequest'
-      responses:
-        '200':
-          description: OK
-          headers:
-            X-Request-ID:
-              $ref: '#/components/headers/XRequestID'
-          content:
-            application/json:
+            TableId:
+              name: id
+              in: path
+              required: true
+              description: The table's id. A malformed or unknown id, or one the caller may not see, is a 404.
               schema:
-                $ref: '#/components/schemas/RefreshResponse'
-        '400':
-          $ref: '#/components/responses/BadRequest'
-        '401':
-          $ref: '#/components/responses/Unauthorized'
-        '413':
-          $ref: '#/components/responses/PayloadTooLarge'
-        '422':
-          $ref: '#/components/responses/ValidationFailed'
-        '500':
-          $ref: '#/components/responses/ServerError'
+                $ref: '#/components/schemas/TableID'
 
-  /api/v1/auth/logout:
-    parameters:
-      - $ref: '#/components/parameters/RequestId'
-    post:
-      tags: [auth]
-      operationId: logout
-      summary: Revoke a refresh token and its family
-      parameters:
-        - $ref: '#/components/parameters/IdempotencyKey'
-      requestBody:
-        required: true
-        content:
-          application/json:
-            schema:
-              $ref: '#/components/schemas/RefreshRequest'
-      responses:
-        '204':
-          description: No Content
-          headers:
-            X-Request-ID:
-              $ref: '#/components/headers/XRequestID'
-        '400':
-          $ref: '#/components/responses/BadRequest'
-        '401':
-          $ref: '#/components/responses/Unauthorized'
-        '413':
-          $ref: '#/components/responses/PayloadTooLarge'
-        '422':
-          $ref: '#/components/responses/ValidationFailed'
-        '500':
-          $ref: '#/components/responses/ServerError'
-
-  /api/v1/auth/tokens:
-    parameters:
-      - $ref: '#/components/parameters/RequestId'
-    post:
-      tags: [auth]
-      operationId: createAccessToken
-      summary: Create a personal access token
-      parameters:
-        - $ref: '#/components/parameters/IdempotencyKey'
-      requestBody:
-        required: true
-        content:
-          application/json:
-            schema:
-              $ref: '#/components/schemas/CreateAccessTokenRequest'
-      responses:
-        '201':
-          description: The token, with its secret in `token` (shown only here).
-          headers:
-            X-Request-ID:
-              $ref: '#/components/headers/XRequestID'
-            Idempotent-Replayed:
-              $ref: '#/components/headers/IdempotentReplayed'
-          content:
-            application/json:
+            FieldId:
+              name: id
+              in: path
+              required: true
+              description: The field's id. A malformed or unknown id, or one the caller may not see, is a 404.
               schema:
-                $ref: '#/components/schemas/AccessToken'
-        '400':
-          $ref: '#/components/responses/BadRequest'
-        '401':
-          $ref: '#/components/responses/Unauthorized'
-        '413':
-          $ref: '#/components/responses/PayloadTooLarge'
-        '422':
-          $ref: '#/components/responses/ValidationFailed'
-        '500':
-          $ref: '#/components/responses/ServerError'
-    get:
-      tags: [auth]
-      operationId: listAccessTokens
-      summary: List your personal access tokens
-      responses:
-        '200':
-          description: Your tokens, without their secrets.
-          headers:
-            X-Request-ID:
-              $ref: '#/components/headers/XRequestID'
-          content:
-            application/json:
+                $ref: '#/components/schemas/FieldID'
+
+            ViewId:
+              name: id
+              in: path
+              required: true
+              description: The view's id. A malformed or unknown id, or one the caller may not see, is a 404.
               schema:
-                $ref: '#/components/schemas/AccessTokenPage'
-        '401':
-          $ref: '#/components/responses/Unauthorized'
-        '500':
-          $ref: '#/components/responses/ServerError'
+                $ref: '#/components/schemas/ViewID'
 
-  /api/v1/auth/tokens/{id}:
-    parameters:
-      - $ref: '#/components/parameters/AccessTokenId'
-      - $ref: '#/components/parameters/RequestId'
-    delete:
-      tags: [auth]
-      operationId: deleteAccessToken
-      summary: Revoke a personal access token
-      parameters:
-        - $ref: '#/components/parameters/IdempotencyKey'
-      responses:
-        '204':
-          description: No Content
-          headers:
-            X-Request-ID:
-              $ref: '#/components/headers/XRequestID'
-            Idempotent-Replayed:
-              $ref: '#/components/headers/IdempotentReplayed'
-        '400':
-          $ref: '#/components/responses/BadRequest'
-        '401':
-          $ref: '#/components/responses/Unauthorized'
-        '404':
-          $ref: '#/components/responses/NotFound'
-        '413':
-          $ref: '#/components/responses/PayloadTooLarge'
-        '422':
-          $ref: '#/components/responses/ValidationFailed'
-        '500':
-          $ref: '#/components/responses/ServerError'
+            RecordId:
+              name: id
+              in: path
+              required: true
+              description: The record's id. A malformed or unknown id, or one the caller may not see, is a 404.
+              schema:
+                $ref: '#/components/schemas/RecordID'
 
-  /api/v1/users/me:
-    parameters:
-      - $ref: '#/components/parameters/RequestId'
-    get:
-      tags: [users]
-      operationId: getCurrentUser
-      summary: The signed-in user
-      parameters:
-        - $ref: '#/components/parameters/IfNoneMatch'
-      responses:
-        '200':
-          description: OK
+            AccessTokenId:
+              name: id
+              in: path
+              required: true
+              description: The personal access token's id. A malformed or unknown id, or one the caller may not see, is a 404.
+              schema:
+                $ref: '#/components/schemas/AccessTokenID'
+
+            MemberUserId:
+              name: user_id
+              in: path
+              required: true
+              description: The member's user id.
+              schema:
+                $ref: '#/components/schemas/UserID'
+
+            RequestId:
+              name: X-Request-ID
+              in: header
+              required: false
+              description: An id for this request (up to 128 letters, digits, `-`, `_`, `.`); the server makes one when it is absent
+                or malformed, and echoes it on the response and in error bodies.
+              schema:
+                type: string
+                maxLength: 128
+                pattern: ^[A-Za-z0-9._-]+$
+
+            IdempotencyKey:
+              name: Idempotency-Key
+              in: header
+              required: false
+              description: 'Makes the write exactly-once: the server keeps (caller, key) -> answer for 24 hours and answers a repeat
+                with the stored answer and `Idempotent-Replayed: true`; the same key with a different request is a 422. 1 to 255 visible
+                ASCII characters.'
+              schema:
+                type: string
+                minLength: 1
+                maxLength: 255
+
+            IfMatch:
+              name: If-Match
+              in: header
+              required: false
+              description: Apply the write only if the resource is at this version (its ETag, e.g. `"3"`); otherwise 412 with the
+                current resource. `*` or no header applies unconditionally.
+              schema:
+                type: string
+                examples: ['"3"']
+
+            IfNoneMatch:
+              name: If-None-Match
+              in: header
+              required: false
+              description: Answer 304 Not Modified with no body when the resource is still at one of these versions.
+              schema:
+                type: string
+                examples: ['"3"']
+
           headers:
-            X-Request-ID:
-              $ref: '#/components/headers/XRequestID'
+            XRequestID:
+              description: The request's id.
+              schema:
+                type: string
+
             ETag:
-              $ref: '#/components/headers/ETag'
-          content:
-            application/json:
+              description: The resource's version as a strong entity tag, e.g. `"3"`.
               schema:
-                $ref: '#/components/schemas/User'
-        '304':
-          $ref: '#/components/responses/NotModified'
-        '401':
-          $ref: '#/components/responses/Unauthorized'
-        '404':
-          $ref: '#/components/responses/NotFound'
-        '500':
-          $ref: '#/components/responses/ServerError'
-    patch:
-      tags: [users]
-      operationId: updateCurrentUser
-      summary: Update the signed-in user
-      parameters:
-        - $ref: '#/components/parameters/IfMatch'
-        - $ref: '#/components/parameters/IdempotencyKey'
-      requestBody:
-        required: true
-        content:
-          application/json:
-            schema:
-              $ref: '#/components/schemas/UpdateUserRequest'
-      responses:
-        '200':
-          description: OK
-          headers:
-            X-Request-ID:
-              $ref: '#/components/headers/XRequestID'
-            ETag:
-              $ref: '#/components/headers/ETag'
-            Idempotent-Replayed:
-              $ref: '#/components/headers/IdempotentReplayed'
-          content:
-            application/json:
-              schema:
-                $ref: '#/components/schemas/User'
-        '400':
-          $ref: '#/components/responses/BadRequest'
-        '401':
-          $ref: '#/components/responses/Unauthorized'
-        '404':
-          $ref: '#/components/responses/NotFound'
-        '412':
-          $ref: '#/components/responses/UserPreconditionFailed'
-        '413':
-          $ref: '#/components/responses/PayloadTooLarge'
-        '422':
-          $ref: '#/components/responses/ValidationFailed'
-        '500':
-          $ref: '#/components/responses/ServerError'
+                type: string
+                pattern: ^"[0-9]+"$
 
-  /api/v1/workspaces:
-    parameters:
-      - $ref: '#/components/parameters/RequestId'
-    get:
-      tags: [workspaces]
-      operationId: listWorkspaces
-      summary: List the workspaces you belong to
-      responses:
-        '200':
-          description: OK
-          headers:
-            X-Request-ID:
-              $ref: '#/components/headers/XRequestID'
-          content:
-            application/json:
+            IdempotentReplayed:
+              description: '`true` when this is the stored answer of an earlier request with the same Idempotency-Key.'
               schema:
-                $ref: '#/components/schemas/WorkspacePage'
-        '401':
-          $ref: '#/components/responses/Unauthorized'
-        '500':
-          $ref: '#/components/responses/ServerError'
-    post:
-      tags: [workspaces]
-      operationId: createWorkspace
-      summary: Create a workspace (you become its owner)
-      parameters:
-        - $ref: '#/components/parameters/IdempotencyKey'
-      requestBody:
-        required: true
-        content:
-          application/json:
-            schema:
-              $ref: '#/components/schemas/CreateWorkspaceRequest'
-      responses:
-        '201':
-          description: Created
-          headers:
-            X-Request-ID:
-              $ref: '#/components/headers/XRequestID'
-            ETag:
-              $ref: '#/components/headers/ETag'
-            Idempotent-Replayed:
-              $ref: '#/components/headers/IdempotentReplayed'
-          content:
-            application/json:
-              schema:
-                $ref: '#/components/schemas/Workspace'
-        '400':
-          $ref: '#/components/responses/BadRequest'
-        '401':
-          $ref: '#/components/responses/Unauthorized'
-        '413':
-          $ref: '#/components/responses/PayloadTooLarge'
-        '422':
-          $ref: '#/components/responses/ValidationFailed'
-        '500':
-          $ref: '#/components/responses/ServerError'
+                type: string
+                enum: ['true']
 
-  /api/v1/workspaces/{id}:
-    parameters:
-      - $ref: '#/components/parameters/WorkspaceId'
-      - $ref: '#/components/parameters/RequestId'
-    get:
-      tags: [workspaces]
-      operationId: getWorkspace
-      summary: Get a workspace
-      parameters:
-        - $ref: '#/components/parameters/IfNoneMatch'
-      responses:
-        '200':
-          description: OK
-          headers:
-            X-Request-ID:
-              $ref: '#/components/headers/XRequestID'
-            ETag:
-              $ref: '#/components/headers/ETag'
-          content:
-            application/json:
+            WWWAuthenticate:
+              description: '`Bearer`.'
               schema:
-                $ref: '#/components/schemas/Workspace'
-        '304':
-          $ref: '#/components/responses/NotModified'
-        '401':
-          $ref: '#/components/responses/Unauthorized'
-        '404':
-          $ref: '#/components/responses/NotFound'
-        '500':
-          $ref: '#/components/responses/ServerError'
-    patch:
-      tags: [workspaces]
-      operationId: updateWorkspace
-      summary: Rename a workspace (owner)
-      parameters:
-        - $ref: '#/components/parameters/IfMatch'
-        - $ref: '#/components/parameters/IdempotencyKey'
-      requestBody:
-        required: true
-        content:
-          application/json:
-            schema:
-              $ref: '#/components/schemas/UpdateWorkspaceRequest'
-      responses:
-        '200':
-          description: OK
-          headers:
-            X-Request-ID:
-              $ref: '#/components/headers/XRequestID'
-            ETag:
-              $ref: '#/components/headers/ETag'
-            Idempotent-Replayed:
-              $ref: '#/components/headers/IdempotentReplayed'
-          content:
-            application/json:
-              schema:
-                $ref: '#/components/schemas/Workspace'
-        '400':
-          $ref: '#/components/responses/BadRequest'
-        '401':
-          $ref: '#/components/responses/Unauthorized'
-        '403':
-          $ref: '#/components/responses/Forbidden'
-        '404':
-          $ref: '#/components/responses/NotFound'
-        '412':
-          $ref: '#/components/responses/WorkspacePreconditionFailed'
-        '413':
-          $ref: '#/components/responses/PayloadTooLarge'
-        '422':
-          $ref: '#/components/responses/ValidationFailed'
-        '500':
-          $ref: '#/components/responses/ServerError'
-    delete:
-      tags: [workspaces]
-      operationId: deleteWorkspace
-      summary: Delete a workspace and everything in it (owner)
-      parameters:
-        - $ref: '#/components/parameters/IfMatch'
-        - $ref: '#/components/parameters/IdempotencyKey'
-      responses:
-        '204':
-          description: No Content
-          headers:
-            X-Request-ID:
-              $ref: '#/components/headers/XRequestID'
-            Idempotent-Replayed:
-              $ref: '#/components/headers/IdempotentReplayed'
-        '400':
-          $ref: '#/components/responses/BadRequest'
-        '401':
-          $ref: '#/components/responses/Unauthorized'
-        '403':
-          $ref: '#/components/responses/Forbidden'
-        '404':
-          $ref: '#/components/responses/NotFound'
-        '412':
-          $ref: '#/components/responses/WorkspacePreconditionFailed'
-        '413':
-          $ref: '#/components/responses/PayloadTooLarge'
-        '422':
-          $ref: '#/components/responses/ValidationFailed'
-        '500':
-          $ref: '#/components/responses/ServerError'
+                type: string
 
-  /api/v1/workspaces/{id}/members:
-    parameters:
-      - $ref: '#/components/parameters/WorkspaceId'
-      - $ref: '#/components/parameters/RequestId'
-    get:
-      tags: [workspaces]
-      operationId: listMembers
-      summary: List a workspace's members
-      responses:
-        '200':
-          description: OK
-          headers:
-            X-Request-ID:
-              $ref: '#/components/headers/XRequestID'
-          content:
-            application/json:
-              schema:
-                $ref: '#/components/schemas/MemberPage'
-        '401':
-          $ref: '#/components/responses/Unauthorized'
-        '404':
-          $ref: '#/components/responses/NotFound'
-        '500':
-          $ref: '#/components/responses/ServerError'
-    post:
-      tags: [workspaces]
-      operationId: addMember
-      summary: Add a member (owner)
-      description: Names the user by `user_id` or `email`. 409 when they are already a member.
-      parameters:
-        - $ref: '#/components/parameters/IdempotencyKey'
-      requestBody:
-        required: true
-        content:
-          application/json:
-            schema:
-              $ref: '#/components/schemas/AddMemberRequest'
-      responses:
-        '201':
-          description: Created
-          headers:
-            X-Request-ID:
-              $ref: '#/components/headers/XRequestID'
-            Idempotent-Replayed:
-              $ref: '#/components/headers/IdempotentReplayed'
-          content:
-            application/json:
-              schema:
-                $ref: '#/components/schemas/Member'
-        '400':
-          $ref: '#/components/responses/BadRequest'
-        '401':
-          $ref: '#/components/responses/Unauthorized'
-        '403':
-          $ref: '#/components/responses/Forbidden'
-        '404':
-          $ref: '#/components/responses/NotFound'
-        '409':
-          $ref: '#/components/responses/Conflict'
-        '413':
-          $ref: '#/components/responses/PayloadTooLarge'
-        '422':
-          $ref: '#/components/responses/ValidationFailed'
-        '500':
-          $ref: '#/components/responses/ServerError'
+          responses:
+            NotModified:
+              description: 'Not modified: the resource is still at the version named by If-None-Match.'
+              headers:
+                X-Request-ID:
+                  $ref: '#/components/headers/XRequestID'
 
-  /api/v1/workspaces/{id}/members/{user_id}:
-    parameters:
-      - $ref: '#/components/parameters/WorkspaceId'
-      - $ref: '#/components/parameters/MemberUserId'
-      - $ref: '#/components/parameters/RequestId'
-    patch:
-      tags: [workspaces]
-      operationId: updateMember
-      summary: Change a member's role (owner)
-      description: 409 when it would leave the workspace without an owner.
-      parameters:
-        - $ref: '#/components/parameters/IdempotencyKey'
-      requestBody:
-        required: true
-        content:
-          application/json:
-            schema:
-              $ref: '#/components/schemas/UpdateMemberRequest'
-      responses:
-        '200':
-          description: OK
-          headers:
-            X-Request-ID:
-              $ref: '#/components/headers/XRequestID'
-            Idempotent-Replayed:
-              $ref: '#/components/headers/IdempotentReplayed'
-          content:
-            application/json:
-              schema:
-                $ref: '#/components/schemas/Member'
-        '400':
-          $ref: '#/components/responses/BadRequest'
-        '401':
-          $ref: '#/components/responses/Unauthorized'
-        '403':
-          $ref: '#/components/responses/Forbidden'
-        '404':
-          $ref: '#/components/responses/NotFound'
-        '409':
-          $ref: '#/components/responses/Conflict'
-        '413':
-          $ref: '#/components/responses/PayloadTooLarge'
-        '422':
-          $ref: '#/components/responses/ValidationFailed'
-        '500':
-          $ref: '#/components/responses/ServerError'
-    delete:
-      tags: [workspaces]
-      operationId: removeMember
-      summary: Remove a member, or leave
-      description: Owners may remove anyone; any member may remove themselves. 409 when it would leave the workspace without
-        an owner.
-      parameters:
-        - $ref: '#/components/parameters/IdempotencyKey'
-      responses:
-        '204':
-          description: No Content
-          headers:
-            X-Request-ID:
-              $ref: '#/components/headers/XRequestID'
-            Idempotent-Replayed:
-              $ref: '#/components/headers/IdempotentReplayed'
-        '400':
-          $ref: '#/components/responses/BadRequest'
-        '401':
-          $ref: '#/components/responses/Unauthorized'
-        '403':
-          $ref: '#/components/responses/Forbidden'
-        '404':
-          $ref: '#/components/responses/NotFound'
-        '409':
-          $ref: '#/components/responses/Conflict'
-        '413':
-          $ref: '#/components/responses/PayloadTooLarge'
-        '422':
-          $ref: '#/components/responses/ValidationFailed'
-        '500':
-          $ref: '#/components/responses/ServerError'
+            BadRequest:
+              description: 'VALIDATION_ERROR: the body is not valid JSON or lacks a key, or a header (If-Match, Idempotency-Key) is
+                malformed.'
+              headers:
+                X-Request-ID:
+                  $ref: '#/components/headers/XRequestID'
+              content:
+                application/json:
+                  schema:
+                    $ref: '#/components/schemas/ErrorResponse'
 
-  /api/v1/workspaces/{id}/bases:
-    parameters:
-      - $ref: '#/components/parameters/WorkspaceId'
-      - $ref: '#/components/parameters/RequestId'
-    get:
-      tags: [bases]
-      operationId: listBases
-      summary: List a workspace's bases
-      responses:
-        '200':
-          description: OK
-          headers:
-            X-Request-ID:
-              $ref: '#/components/headers/XRequestID'
-          content:
-            application/json:
-              schema:
-                $ref: '#/components/schemas/BasePage'
-        '401':
-          $ref: '#/components/responses/Unauthorized'
-        '404':
-          $ref: '#/components/responses/NotFound'
-        '500':
-          $ref: '#/components/responses/ServerError'
-    post:
-      tags: [bases]
-      operationId: createBase
-      summary: Create a base (creator)
-      parameters:
-        - $ref: '#/components/parameters/IdempotencyKey'
-      requestBody:
-        required: true
-        content:
-          application/json:
-            schema:
-              $ref: '#/components/schemas/CreateBaseRequest'
-      responses:
-        '201':
-          description: Created
-          headers:
-            X-Request-ID:
-              $ref: '#/components/headers/XRequestID'
-            ETag:
-              $ref: '#/components/headers/ETag'
-            Idempotent-Replayed:
-              $ref: '#/components/headers/IdempotentReplayed'
-          content:
-            application/json:
-              schema:
-                $ref: '#/components/schemas/Base'
-        '400':
-          $ref: '#/components/responses/BadRequest'
-        '401':
-          $ref: '#/components/responses/Unauthorized'
-        '403':
-          $ref: '#/components/responses/Forbidden'
-        '404':
-          $ref: '#/components/responses/NotFound'
-        '413':
-          $ref: '#/components/responses/PayloadTooLarge'
-        '422':
-          $ref: '#/components/responses/ValidationFailed'
-        '500':
-          $ref: '#/components/responses/ServerError'
+            Unauthorized:
+              description: 'AUTH_ERROR: no credentials where they are needed, or a bad, expired or revoked token.'
+              headers:
+                X-Request-ID:
+                  $ref: '#/components/headers/XRequestID'
+                WWW-Authenticate:
+                  $ref: '#/components/headers/WWWAuthenticate'
+              content:
+                application/json:
+                  schema:
+                    $ref: '#/components/schemas/ErrorResponse'
 
-  /api/v1/bases/{id}:
-    parameters:
-      - $ref: '#/components/parameters/BaseId'
-      - $ref: '#/components/parameters/RequestId'
-    get:
-      tags: [bases]
-      operationId: getBase
-      summary: Get a base
-      parameters:
-        - $ref: '#/components/parameters/IfNoneMatch'
-      responses:
-        '200':
-          description: OK
-          headers:
-            X-Request-ID:
-              $ref: '#/components/headers/XRequestID'
-            ETag:
-              $ref: '#/components/headers/ETag'
-          content:
-            application/json:
-              schema:
-                $ref: '#/components/schemas/Base'
-        '304':
-          $ref: '#/components/responses/NotModified'
-        '401':
-          $ref: '#/components/responses/Unauthorized'
-        '404':
-          $ref: '#/components/responses/NotFound'
-        '500':
-          $ref: '#/components/responses/ServerError'
-    patch:
-      tags: [bases]
-      operationId: updateBase
-      summary: Rename a base (creator)
-      parameters:
-        - $ref: '#/components/parameters/IfMatch'
-        - $ref: '#/components/parameters/IdempotencyKey'
-      requestBody:
-        required: true
-        content:
-          application/json:
-            schema:
-              $ref: '#/components/schemas/UpdateBaseRequest'
-      responses:
-        '200':
-          description: OK
-          headers:
-            X-Request-ID:
-              $ref: '#/components/headers/XRequestID'
-            ETag:
-              $ref: '#/components/headers/ETag'
-            Idempotent-Replayed:
-              $ref: '#/components/headers/IdempotentReplayed'
-          content:
-            application/json:
-              schema:
-                $ref: '#/components/schemas/Base'
-        '400':
-          $ref: '#/components/responses/BadRequest'
-        '401':
-          $ref: '#/components/responses/Unauthorized'
-        '403':
-          $ref: '#/components/responses/Forbidden'
-        '404':
-          $ref: '#/components/responses/NotFound'
-        '412':
-          $ref: '#/components/responses/BasePreconditionFailed'
-        '413':
-          $ref: '#/components/responses/PayloadTooLarge'
-        '422':
-          $ref: '#/components/responses/ValidationFailed'
-        '500':
-          $ref: '#/components/responses/ServerError'
-    delete:
-      tags: [bases]
-      operationId: deleteBase
-      summary: Delete a base and its tables (creator)
-      parameters:
-        - $ref: '#/components/parameters/IfMatch'
-        - $ref: '#/components/parameters/IdempotencyKey'
-      responses:
-        '204':
-          description: No Content
-          headers:
-            X-Request-ID:
-              $ref: '#/components/headers/XRequestID'
-            Idempotent-Replayed:
-              $ref: '#/components/headers/IdempotentReplayed'
-        '400':
-          $ref: '#/components/responses/BadRequest'
-        '401':
-          $ref: '#/components/responses/Unauthorized'
-        '403':
-          $ref: '#/components/responses/Forbidden'
-        '404':
-          $ref: '#/components/responses/NotFound'
-        '412':
-          $ref: '#/components/responses/BasePreconditionFailed'
-        '413':
-          $ref: '#/components/responses/PayloadTooLarge'
-        '422':
-          $ref: '#/components/responses/ValidationFailed'
-        '500':
-          $ref: '#/components/responses/ServerError'
+            Forbidden:
+              description: 'FORBIDDEN: the caller''s role in the workspace does not allow this.'
+              headers:
+                X-Request-ID:
+                  $ref: '#/components/headers/XRequestID'
+              content:
+                application/json:
+                  schema:
+                    $ref: '#/components/schemas/ErrorResponse'
 
-  /api/v1/bases/{id}/tables:
-    parameters:
-      - $ref: '#/components/parameters/BaseId'
-      - $ref: '#/components/parameters/RequestId'
-    get:
-      tags: [tables]
-      operationId: listTables
-      summary: List a base's tables, with their fields and views
-      responses:
-        '200':
-          description: OK
-          headers:
-            X-Request-ID:
-              $ref: '#/components/headers/XRequestID'
-          content:
-            application/json:
-              schema:
-                $ref: '#/components/schemas/TablePage'
-        '401':
-          $ref: '#/components/responses/Unauthorized'
-        '404':
-          $ref: '#/components/responses/NotFound'
-        '500':
-          $ref: '#/components/responses/ServerError'
-    post:
-      tags: [tables]
-      operationId: createTable
-      summary: Create a table with its fields (creator)
-      parameters:
-        - $ref: '#/components/parameters/IdempotencyKey'
-      requestBody:
-        required: true
-        content:
-          application/json:
-            schema:
-              $ref: '#/components/schemas/CreateTableRequest'
-      responses:
-        '201':
-          description: Created
-          headers:
-            X-Request-ID:
-              $ref: '#/components/headers/XRequestID'
-            ETag:
-              $ref: '#/components/headers/ETag'
-            Idempotent-Replayed:
-              $ref: '#/components/headers/IdempotentReplayed'
-          content:
-            application/json:
-              schema:
-                $ref: '#/components/schemas/Table'
-        '400':
-          $ref: '#/components/responses/BadRequest'
-        '401':
-          $ref: '#/components/responses/Unauthorized'
-        '403':
-          $ref: '#/components/responses/Forbidden'
-        '404':
-          $ref: '#/components/responses/NotFound'
-        '413':
-          $ref: '#/components/responses/PayloadTooLarge'
-        '422':
-          $ref: '#/components/responses/ValidationFailed'
-        '500':
-          $ref: '#/components/responses/ServerError'
+            NotFound:
+              description: 'NOT_FOUND: no such resource, or one the caller may not see.'
+              headers:
+                X-Request-ID:
+                  $ref: '#/components/headers/XRequestID'
+              content:
+                application/json:
+                  schema:
+                    $ref: '#/components/schemas/ErrorResponse'
 
-  /api/v1/tables/{id}:
-    parameters:
-      - $ref: '#/components/parameters/TableId'
-      - $ref: '#/components/parameters/RequestId'
-    get:
-      tags: [tables]
-      operationId: getTable
-      summary: Get a table with its fields and views
-      parameters:
-        - $ref: '#/components/parameters/IfNoneMatch'
-      responses:
-        '200':
-          description: OK
-          headers:
-            X-Request-ID:
-              $ref: '#/components/headers/XRequestID'
-            ETag:
-              $ref: '#/components/headers/ETag'
-          content:
-            application/json:
-              schema:
-                $ref: '#/components/schemas/Table'
-        '304':
-          $ref: '#/components/responses/NotModified'
-        '401':
-          $ref: '#/components/responses/Unauthorized'
-        '404':
-          $ref: '#/components/responses/NotFound'
-        '500':
-          $ref: '#/components/responses/ServerError'
-    patch:
-      tags: [tables]
-      operationId: updateTable
-      summary: Rename or re-describe a table (creator)
-      parameters:
-        - $ref: '#/components/parameters/IfMatch'
-        - $ref: '#/components/parameters/IdempotencyKey'
-      requestBody:
-        required: true
-        content:
-          application/json:
-            schema:
-              $ref: '#/components/schemas/UpdateTableRequest'
-      responses:
-        '200':
-          description: OK
-          headers:
-            X-Request-ID:
-              $ref: '#/components/headers/XRequestID'
-            ETag:
-              $ref: '#/components/headers/ETag'
-            Idempotent-Replayed:
-              $ref: '#/components/headers/IdempotentReplayed'
-          content:
-            application/json:
-              schema:
-                $ref: '#/components/schemas/Table'
-        '400':
-          $ref: '#/components/responses/BadRequest'
-        '401':
-          $ref: '#/components/responses/Unauthorized'
-        '403':
-          $ref: '#/components/responses/Forbidden'
-        '404':
-          $ref: '#/components/responses/NotFound'
-        '412':
-          $ref: '#/components/responses/TablePreconditionFailed'
-        '413':
-          $ref: '#/components/responses/PayloadTooLarge'
-        '422':
-          $ref: '#/components/responses/ValidationFailed'
-        '500':
-          $ref: '#/components/responses/ServerError'
-    delete:
-      tags: [tables]
-      operationId: deleteTable
-      summary: Delete a table and its records (creator)
-      parameters:
-        - $ref: '#/components/parameters/IfMatch'
-        - $ref: '#/components/parameters/IdempotencyKey'
-      responses:
-        '204':
-          description: No Content
-          headers:
-            X-Request-ID:
-              $ref: '#/components/headers/XRequestID'
-            Idempotent-Replayed:
-              $ref: '#/components/headers/IdempotentReplayed'
-        '400':
-          $ref: '#/components/responses/BadRequest'
-        '401':
-          $ref: '#/components/responses/Unauthorized'
-        '403':
-          $ref: '#/components/responses/Forbidden'
-        '404':
-          $ref: '#/components/responses/NotFound'
-        '412':
-          $ref: '#/components/responses/TablePreconditionFailed'
-        '413':
-          $ref: '#/components/responses/PayloadTooLarge'
-        '422':
-          $ref: '#/components/responses/ValidationFailed'
-        '500':
-          $ref: '#/components/responses/ServerError'
+            Conflict:
+              description: 'CONFLICT: the change clashes with the current state.'
+              headers:
+                X-Request-ID:
+                  $ref: '#/components/headers/XRequestID'
+              content:
+                application/json:
+                  schema:
+                    $ref: '#/components/schemas/ErrorResponse'
 
-  /api/v1/tables/{id}/fields:
-    parameters:
-      - $ref: '#/components/parameters/TableId'
-      - $ref: '#/components/parameters/RequestId'
-    get:
-      tags: [fields]
-      operationId: listFields
-      summary: List a table's fields
-      responses:
-        '200':
-          description: OK
-          headers:
-            X-Request-ID:
-              $ref: '#/components/headers/XRequestID'
-          content:
-            application/json:
-              schema:
-                $ref: '#/components/schemas/FieldPage'
-        '401':
-          $ref: '#/components/responses/Unauthorized'
-        '404':
-          $ref: '#/components/responses/NotFound'
-        '500':
-          $ref: '#/components/responses/ServerError'
-    post:
-      tags: [fields]
-      operationId: createField
-      summary: Add a field (creator)
-      parameters:
-        - $ref: '#/components/parameters/IdempotencyKey'
-      requestBody:
-        required: true
-        content:
-          application/json:
-            schema:
-              $ref: '#/components/schemas/CreateFieldRequest'
-      responses:
-        '201':
-          description: Created
-          headers:
-            X-Request-ID:
-              $ref: '#/components/headers/XRequestID'
-            ETag:
-              $ref: '#/components/headers/ETag'
-            Idempotent-Replayed:
-              $ref: '#/components/headers/IdempotentReplayed'
-          content:
-            application/json:
-              schema:
-                $ref: '#/components/schemas/Field'
-        '400':
-          $ref: '#/components/responses/BadRequest'
-        '401':
-          $ref: '#/components/responses/Unauthorized'
-        '403':
-          $ref: '#/components/responses/Forbidden'
-        '404':
-          $ref: '#/components/responses/NotFound'
-        '413':
-          $ref: '#/components/responses/PayloadTooLarge'
-        '422':
-          $ref: '#/components/responses/ValidationFailed'
-        '500':
-          $ref: '#/components/responses/ServerError'
+            PayloadTooLarge:
+              description: 'PAYLOAD_TOO_LARGE: the body is larger than the server accepts.'
+              headers:
+                X-Request-ID:
+                  $ref: '#/components/headers/XRequestID'
+              content:
+                application/json:
+                  schema:
+                    $ref: '#/components/schemas/ErrorResponse'
 
-  /api/v1/fields/{id}:
-    parameters:
-      - $ref: '#/components/parameters/FieldId'
-      - $ref: '#/components/parameters/RequestId'
-    patch:
-      tags: [fields]
-      operationId: updateField
-      summary: Rename a field or change its options (creator)
-      parameters:
-        - $ref: '#/components/parameters/IfMatch'
-        - $ref: '#/components/parameters/IdempotencyKey'
-      requestBody:
-        required: true
-        content:
-          application/json:
-            schema:
-              $ref: '#/components/schemas/UpdateFieldRequest'
-      responses:
-        '200':
-          description: OK
-          headers:
-            X-Request-ID:
-              $ref: '#/components/headers/XRequestID'
-            ETag:
-              $ref: '#/components/headers/ETag'
-            Idempotent-Replayed:
-              $ref: '#/components/headers/IdempotentReplayed'
-          content:
-            application/json:
-              schema:
-                $ref: '#/components/schemas/Field'
-        '400':
-          $ref: '#/components/responses/BadRequest'
-        '401':
-          $ref: '#/components/responses/Unauthorized'
-        '403':
-          $ref: '#/components/responses/Forbidden'
-        '404':
-          $ref: '#/components/responses/NotFound'
-        '412':
-          $ref: '#/components/responses/FieldPreconditionFailed'
-        '413':
-          $ref: '#/components/responses/PayloadTooLarge'
-        '422':
-          $ref: '#/components/responses/ValidationFailed'
-        '500':
-          $ref: '#/components/responses/ServerError'
-    delete:
-      tags: [fields]
-      operationId: deleteField
-      summary: Delete a field and its values (creator)
-      description: The primary field cannot be deleted.
-      parameters:
-        - $ref: '#/components/parameters/IfMatch'
-        - $ref: '#/components/parameters/IdempotencyKey'
-      responses:
-        '204':
-          description: No Content
-          headers:
-            X-Request-ID:
-              $ref: '#/components/headers/XRequestID'
-            Idempotent-Replayed:
-              $ref: '#/components/headers/IdempotentReplayed'
-        '400':
-          $ref: '#/components/responses/BadRequest'
-        '401':
-          $ref: '#/components/responses/Unauthorized'
-        '403':
-          $ref: '#/components/responses/Forbidden'
-        '404':
-          $ref: '#/components/responses/NotFound'
-        '412':
-          $ref: '#/components/responses/FieldPreconditionFailed'
-        '413':
-          $ref: '#/components/responses/PayloadTooLarge'
-        '422':
-          $ref: '#/components/responses/ValidationFailed'
-        '500':
-          $ref: '#/components/responses/ServerError'
+            ValidationFailed:
+              description: 'VALIDATION_ERROR: the request breaks a rule (`field` and, for formulas, `position` say where), or its
+                Idempotency-Key was already used with a different request.'
+              headers:
+                X-Request-ID:
+                  $ref: '#/components/headers/XRequestID'
+              content:
+                application/json:
+                  schema:
+                    $ref: '#/components/schemas/ErrorResponse'
 
-  /api/v1/tables/{id}/views:
-    parameters:
-      - $ref: '#/components/parameters/TableId'
-      - $ref: '#/components/parameters/RequestId'
-    get:
-      tags: [views]
-      operationId: listViews
-      summary: List a table's views
-      responses:
-        '200':
-          description: OK
-          headers:
-            X-Request-ID:
-              $ref: '#/components/headers/XRequestID'
-          content:
-            application/json:
-              schema:
-                $ref: '#/components/schemas/ViewPage'
-        '401':
-          $ref: '#/components/responses/Unauthorized'
-        '404':
-          $ref: '#/components/responses/NotFound'
-        '500':
-          $ref: '#/components/responses/ServerError'
-    post:
-      tags: [views]
-      operationId: createView
-      summary: Create a view (creator)
-      parameters:
-        - $ref: '#/components/parameters/IdempotencyKey'
-      requestBody:
-        required: true
-        content:
-          application/json:
-            schema:
-              $ref: '#/components/schemas/CreateViewRequest'
-      responses:
-        '201':
-          description: Created
-          headers:
-            X-Request-ID:
-              $ref: '#/components/headers/XRequestID'
-            ETag:
-              $ref: '#/components/headers/ETag'
-            Idempotent-Replayed:
-              $ref: '#/components/headers/IdempotentReplayed'
-          content:
-            application/json:
-              schema:
-                $ref: '#/components/schemas/View'
-        '400':
-          $ref: '#/components/responses/BadRequest'
-        '401':
-          $ref: '#/components/responses/Unauthorized'
-        '403':
-          $ref: '#/components/responses/Forbidden'
-        '404':
-          $ref: '#/components/responses/NotFound'
-        '413':
-          $ref: '#/components/responses/PayloadTooLarge'
-        '422':
-          $ref: '#/components/responses/ValidationFailed'
-        '500':
-          $ref: '#/components/responses/ServerError'
+            ResyncRequired:
+              description: 'RESYNC_REQUIRED: the events after `since` are no longer retained; refetch, then resume from the newest
+                seq.'
+              headers:
+                X-Request-ID:
+                  $ref: '#/components/headers/XRequestID'
+              content:
+                application/json:
+                  schema:
+                    $ref: '#/components/schemas/ErrorResponse'
 
-  /api/v1/views/{id}:
-    parameters:
-      - $ref: '#/components/parameters/ViewId'
-      - $ref: '#/components/parameters/RequestId'
-    get:
-      tags: [views]
-      operationId: getView
-      summary: Get a view
-      parameters:
-        - $ref: '#/components/parameters/IfNoneMatch'
-      responses:
-        '200':
-          description: OK
-          headers:
-            X-Request-ID:
-              $ref: '#/components/headers/XRequestID'
-            ETag:
-              $ref: '#/components/headers/ETag'
-          content:
-            application/json:
-              schema:
-                $ref: '#/components/schemas/View'
-        '304':
-          $ref: '#/components/responses/NotModified'
-        '401':
-          $ref: '#/components/responses/Unauthorized'
-        '404':
-          $ref: '#/components/responses/NotFound'
-        '500':
-          $ref: '#/components/responses/ServerError'
-    patch:
-      tags: [views]
-      operationId: updateView
-      summary: Change a view's name, filter, sort or fields (creator)
-      parameters:
-        - $ref: '#/components/parameters/IfMatch'
-        - $ref: '#/components/parameters/IdempotencyKey'
-      requestBody:
-        required: true
-        content:
-          application/json:
-            schema:
-              $ref: '#/components/schemas/UpdateViewRequest'
-      responses:
-        '200':
-          description: OK
-          headers:
-            X-Request-ID:
-              $ref: '#/components/headers/XRequestID'
-            ETag:
-              $ref: '#/components/headers/ETag'
-            Idempotent-Replayed:
-              $ref: '#/components/headers/IdempotentReplayed'
-          content:
-            application/json:
-              schema:
-                $ref: '#/components/schemas/View'
-        '400':
-          $ref: '#/components/responses/BadRequest'
-        '401':
-          $ref: '#/components/responses/Unauthorized'
-        '403':
-          $ref: '#/components/responses/Forbidden'
-        '404':
-          $ref: '#/components/responses/NotFound'
-        '412':
-          $ref: '#/components/responses/ViewPreconditionFailed'
-        '413':
-          $ref: '#/components/responses/PayloadTooLarge'
-        '422':
-          $ref: '#/components/responses/ValidationFailed'
-        '500':
-          $ref: '#/components/responses/ServerError'
-    delete:
-      tags: [views]
-      operationId: deleteView
-      summary: Delete a view (creator)
-      parameters:
-        - $ref: '#/components/parameters/IfMatch'
-        - $ref: '#/components/parameters/IdempotencyKey'
-      responses:
-        '204':
-          description: No Content
-          headers:
-            X-Request-ID:
-              $ref: '#/components/headers/XRequestID'
-            Idempotent-Replayed:
-              $ref: '#/components/headers/IdempotentReplayed'
-        '400':
-          $ref: '#/components/responses/BadRequest'
-        '401':
-          $ref: '#/components/responses/Unauthorized'
-        '403':
-          $ref: '#/components/responses/Forbidden'
-        '404':
-          $ref: '#/components/responses/NotFound'
-        '412':
-          $ref: '#/components/responses/ViewPreconditionFailed'
-        '413':
-          $ref: '#/components/responses/PayloadTooLarge'
-        '422':
-          $ref: '#/components/responses/ValidationFailed'
-        '500':
-          $ref: '#/components/responses/ServerError'
+            ServerError:
+              description: 'SERVER_ERROR: the server failed.'
+              headers:
+                X-Request-ID:
+                  $ref: '#/components/headers/XRequestID'
+              content:
+                application/json:
+                  schema:
+                    $ref: '#/components/schemas/ErrorResponse'
 
-  /api/v1/tables/{id}/records:
-    parameters:
-      - $ref: '#/components/parameters/TableId'
-      - $ref: '#/components/parameters/RequestId'
-    get:
-      tags: [records]
-      operationId: listRecords
-      summary: List records
-      parameters:
-        - name: view
-          in: query
-          required: false
-          description: 'A view''s id or name: start from its filter, sort and visible fields.'
-          schema:
-            type: string
-        - name: fields
-          in: query
-          required: false
-          description: 'Only these fields, by name: repeat the parameter (`fields=Name&fields=Score`, or `fields[]=...`) or
-            give one comma-separated list (`fields=Name,Score`).'
-          schema:
-            type: array
-            items:
+            UserPreconditionFailed:
+              description: 'CONFLICT: the user is no longer at the expected version; `current` holds it as it is now.'
+              headers:
+                X-Request-ID:
+                  $ref: '#/components/headers/XRequestID'
+                ETag:
+                  $ref: '#/components/headers/ETag'
+                  description: The current version.
+              content:
+                application/json:
+                  schema:
+                    $ref: '#/components/schemas/UserConflict'
+
+            WorkspacePreconditionFailed:
+              description: 'CONFLICT: the workspace is no longer at the expected version; `current` holds it as it is now.'
+              headers:
+                X-Request-ID:
+                  $ref: '#/components/headers/XRequestID'
+                ETag:
+                  $ref: '#/components/headers/ETag'
+                  description: The current version.
+              content:
+                application/json:
+                  schema:
+                    $ref: '#/components/schemas/WorkspaceConflict'
+
+            BasePreconditionFailed:
+              description: 'CONFLICT: the base is no longer at the expected version; `current` holds it as it is now.'
+              headers:
+                X-Request-ID:
+                  $ref: '#/components/headers/XRequestID'
+                ETag:
+                  $ref: '#/components/headers/ETag'
+                  description: The current version.
+              content:
+                application/json:
+                  schema:
+                    $ref: '#/components/schemas/BaseConflict'
+
+            TablePreconditionFailed:
+              description: 'CONFLICT: the table is no longer at the expected version; `current` holds it as it is now.'
+              headers:
+                X-Request-ID:
+                  $ref: '#/components/headers/XRequestID'
+                ETag:
+                  $ref: '#/components/headers/ETag'
+                  description: The current version.
+              content:
+                application/json:
+                  schema:
+                    $ref: '#/components/schemas/TableConflict'
+
+            FieldPreconditionFailed:
+              description: 'CONFLICT: the field is no longer at the expected version; `current` holds it as it is now.'
+              headers:
+                X-Request-ID:
+                  $ref: '#/components/headers/XRequestID'
+                ETag:
+                  $ref: '#/components/headers/ETag'
+                  description: The current version.
+              content:
+                application/json:
+                  schema:
+                    $ref: '#/components/schemas/FieldConflict'
+
+            ViewPreconditionFailed:
+              description: 'CONFLICT: the view is no longer at the expected version; `current` holds it as it is now.'
+              headers:
+                X-Request-ID:
+                  $ref: '#/components/headers/XRequestID'
+                ETag:
+                  $ref: '#/components/headers/ETag'
+                  description: The current version.
+              content:
+                application/json:
+                  schema:
+                    $ref: '#/components/schemas/ViewConflict'
+
+            RecordPreconditionFailed:
+              description: 'CONFLICT: the record is no longer at the expected version; `current` holds it as it is now.'
+              headers:
+                X-Request-ID:
+                  $ref: '#/components/headers/XRequestID'
+                ETag:
+                  $ref: '#/components/headers/ETag'
+                  description: The current version.
+              content:
+                application/json:
+                  schema:
+                    $ref: '#/components/schemas/RecordConflict'
+
+          schemas:
+            UserID:
               type: string
-          style: form
-          explode: true
-        - name: sort
-          in: query
-          required: false
-          description: Sort keys `Field:asc|desc`, comma-separated (direction defaults to asc); replaces the view's sort.
-          schema:
-            type: string
-            examples: ['Name:asc,Score:desc']
-        - name: filter
-          in: query
-          required: false
-          description: An Airtable-style formula; only records for which it is true. Combined (AND) with the view's filter.
-            A bad formula is a 422 with `position`.
-          schema:
-            type: string
-            examples: ['AND({Status} = ''Done'', {Score} > 3)']
-        - name: page_size
-          in: query
-          required: false
-          description: Records per page.
-          schema:
-            type: integer
-            minimum: 1
-            maximum: 1000
-            default: 100
-        - name: cursor
-          in: query
-          required: false
-          description: The `next_cursor` of the previous page; opaque, stable under concurrent inserts.
-          schema:
-            type: string
-      responses:
-        '200':
-          description: OK
-          headers:
-            X-Request-ID:
-              $ref: '#/components/headers/XRequestID'
-          content:
-            application/json:
-              schema:
-                $ref: '#/components/schemas/RecordPage'
-        '401':
-          $ref: '#/components/responses/Unauthorized'
-        '404':
-          $ref: '#/components/responses/NotFound'
-        '422':
-          $ref: '#/components/responses/ValidationFailed'
-        '500':
-          $ref: '#/components/responses/ServerError'
-    post:
-      tags: [records]
-      operationId: createRecord
-      summary: Create a record (editor)
-      parameters:
-        - $ref: '#/components/parameters/IdempotencyKey'
-      requestBody:
-        required: true
-        content:
-          application/json:
-            schema:
-              $ref: '#/components/schemas/RecordFieldsRequest'
-      responses:
-        '201':
-          description: Created
-          headers:
-            X-Request-ID:
-              $ref: '#/components/headers/XRequestID'
-            ETag:
-              $ref: '#/components/headers/ETag'
-            Idempotent-Replayed:
-              $ref: '#/components/headers/IdempotentReplayed'
-          content:
-            application/json:
-              schema:
-                $ref: '#/components/schemas/Record'
-        '400':
-          $ref: '#/components/responses/BadRequest'
-        '401':
-          $ref: '#/components/responses/Unauthorized'
-        '403':
-          $ref: '#/components/responses/Forbidden'
-        '404':
-          $ref: '#/components/responses/NotFound'
-        '413':
-          $ref: '#/components/responses/PayloadTooLarge'
-        '422':
-          $ref: '#/components/responses/ValidationFailed'
-        '500':
-          $ref: '#/components/responses/ServerError'
-
-  /api/v1/tables/{id}/records/batch:
-    parameters:
-      - $ref: '#/components/parameters/TableId'
-      - $ref: '#/components/parameters/RequestId'
-    post:
-      tags: [records]
-      operationId: batchRecords
-      summary: Create, update, replace and delete records at once (editor)
-      description: Up to 100 operations in one transaction, all or nothing. An operation whose `if_version` is stale fails
-        the batch with 412 and the record as it is now; any other failing operation fails it with its own error, the message
-        naming the operation's index.
-      parameters:
-        - $ref: '#/components/parameters/IdempotencyKey'
-      requestBody:
-        required: true
-        content:
-          application/json:
-            schema:
-              $ref: '#/components/schemas/BatchRequest'
-      responses:
-        '200':
-          description: OK
-          headers:
-            X-Request-ID:
-              $ref: '#/components/headers/XRequestID'
-            Idempotent-Replayed:
-              $ref: '#/components/headers/IdempotentReplayed'
-          content:
-            application/json:
-              schema:
-                $ref: '#/components/schemas/BatchResponse'
-        '400':
-          $ref: '#/components/responses/BadRequest'
-        '401':
-          $ref: '#/components/responses/Unauthorized'
-        '403':
-          $ref: '#/components/responses/Forbidden'
-        '404':
-          $ref: '#/components/responses/NotFound'
-        '412':
-          $ref: '#/components/responses/RecordPreconditionFailed'
-        '413':
-          $ref: '#/components/responses/PayloadTooLarge'
-        '422':
-          $ref: '#/components/responses/ValidationFailed'
-        '500':
-          $ref: '#/components/responses/ServerError'
-
-  /api/v1/records/{id}:
-    parameters:
-      - $ref: '#/components/parameters/RecordId'
-      - $ref: '#/components/parameters/RequestId'
-    get:
-      tags: [records]
-      operationId: getRecord
-      summary: Get a record
-      parameters:
-        - $ref: '#/components/parameters/IfNoneMatch'
-      responses:
-        '200':
-          description: OK
-          headers:
-            X-Request-ID:
-              $ref: '#/components/headers/XRequestID'
-            ETag:
-              $ref: '#/components/headers/ETag'
-          content:
-            application/json:
-              schema:
-                $ref: '#/components/schemas/Record'
-        '304':
-          $ref: '#/components/responses/NotModified'
-        '401':
-          $ref: '#/components/responses/Unauthorized'
-        '404':
-          $ref: '#/components/responses/NotFound'
-        '500':
-          $ref: '#/components/responses/ServerError'
-    patch:
-      tags: [records]
-      operationId: updateRecord
-      summary: Update some fields of a record (editor)
-      description: Merges the given fields into the record; `null` clears a cell.
-      parameters:
-        - $ref: '#/components/parameters/IfMatch'
-        - $ref: '#/components/parameters/IdempotencyKey'
-      requestBody:
-        required: true
-        content:
-          application/json:
-            schema:
-              $ref: '#/components/schemas/RecordFieldsRequest'
-      responses:
-        '200':
-          description: OK
-          headers:
-            X-Request-ID:
-              $ref: '#/components/headers/XRequestID'
-            ETag:
-              $ref: '#/components/headers/ETag'
-            Idempotent-Replayed:
-              $ref: '#/components/headers/IdempotentReplayed'
-          content:
-            application/json:
-              schema:
-                $ref: '#/components/schemas/Record'
-        '400':
-          $ref: '#/components/responses/BadRequest'
-        '401':
-          $ref: '#/components/responses/Unauthorized'
-        '403':
-          $ref: '#/components/responses/Forbidden'
-        '404':
-          $ref: '#/components/responses/NotFound'
-        '412':
-          $ref: '#/components/responses/RecordPreconditionFailed'
-        '413':
-          $ref: '#/components/responses/PayloadTooLarge'
-        '422':
-          $ref: '#/components/responses/ValidationFailed'
-        '500':
-          $ref: '#/components/responses/ServerError'
-    put:
-      tags: [records]
-      operationId: replaceRecord
-      summary: Replace all fields of a record (editor)
-      description: Fields not given become blank.
-      parameters:
-        - $ref: '#/components/parameters/IfMatch'
-        - $ref: '#/components/parameters/IdempotencyKey'
-      requestBody:
-        required: true
-        content:
-          application/json:
-            schema:
-              $ref: '#/components/schemas/RecordFieldsRequest'
-      responses:
-        '200':
-          description: OK
-          headers:
-            X-Request-ID:
-              $ref: '#/components/headers/XRequestID'
-            ETag:
-              $ref: '#/components/headers/ETag'
-            Idempotent-Replayed:
-              $ref: '#/components/headers/IdempotentReplayed'
-          content:
-            application/json:
-              schema:
-                $ref: '#/components/schemas/Record'
-        '400':
-          $ref: '#/components/responses/BadRequest'
-        '401':
-          $ref: '#/components/responses/Unauthorized'
-        '403':
-          $ref: '#/components/responses/Forbidden'
-        '404':
-          $ref: '#/components/responses/NotFound'
-        '412':
-          $ref: '#/components/responses/RecordPreconditionFailed'
-        '413':
-          $ref: '#/components/responses/PayloadTooLarge'
-        '422':
-          $ref: '#/components/responses/ValidationFailed'
-        '500':
-          $ref: '#/components/responses/ServerError'
-    delete:
-      tags: [records]
-      operationId: deleteRecord
-      summary: Delete a record (editor)
-      parameters:
-        - $ref: '#/components/parameters/IfMatch'
-        - $ref: '#/components/parameters/IdempotencyKey'
-      responses:
-        '200':
-          description: OK
-          headers:
-            X-Request-ID:
-              $ref: '#/components/headers/XRequestID'
-            Idempotent-Replayed:
-              $ref: '#/components/headers/IdempotentReplayed'
-          content:
-            application/json:
-              schema:
-                $ref: '#/components/schemas/DeletedRecord'
-        '400':
-          $ref: '#/components/responses/BadRequest'
-        '401':
-          $ref: '#/components/responses/Unauthorized'
-        '403':
-          $ref: '#/components/responses/Forbidden'
-        '404':
-          $ref: '#/components/responses/NotFound'
-        '412':
-          $ref: '#/components/responses/RecordPreconditionFailed'
-        '413':
-          $ref: '#/components/responses/PayloadTooLarge'
-        '422':
-          $ref: '#/components/responses/ValidationFailed'
-        '500':
-          $ref: '#/components/responses/ServerError'
-
-  /api/v1/events/log:
-    parameters:
-      - $ref: '#/components/parameters/RequestId'
-    get:
-      tags: [realtime]
-      operationId: listEvents
-      summary: Read the event log
-      description: 'The events the caller may see (those of their workspaces, and their own account''s), in `seq` order: catch-up
-        after being offline, and the polling fallback of realtime. 410 when `since` is older than the retained log.'
-      parameters:
-        - name: since
-          in: query
-          required: false
-          description: Events after this seq (the `next_since` of the previous page, or the last seq you saw).
-          schema:
-            type: integer
-            format: int64
-            minimum: 0
-            default: 0
-        - name: limit
-          in: query
-          required: false
-          description: Events per page.
-          schema:
-            type: integer
-            minimum: 1
-            maximum: 1000
-            default: 100
-        - name: workspace_id
-          in: query
-          required: false
-          description: Only events of this workspace.
-          schema:
-            $ref: '#/components/schemas/WorkspaceID'
-        - name: base_id
-          in: query
-          required: false
-          description: Only events of this base.
-          schema:
-            $ref: '#/components/schemas/BaseID'
-        - name: table_id
-          in: query
-          required: false
-          description: Only events of this table.
-          schema:
-            $ref: '#/components/schemas/TableID'
-        - name: record_id
-          in: query
-          required: false
-          description: Only events of this record.
-          schema:
-            $ref: '#/components/schemas/RecordID'
-      responses:
-        '200':
-          description: OK
-          headers:
-            X-Request-ID:
-              $ref: '#/components/headers/XRequestID'
-          content:
-            application/json:
-              schema:
-                $ref: '#/components/schemas/EventLogPage'
-        '401':
-          $ref: '#/components/responses/Unauthorized'
-        '410':
-          $ref: '#/components/responses/ResyncRequired'
-        '422':
-          $ref: '#/components/responses/ValidationFailed'
-        '500':
-          $ref: '#/components/responses/ServerError'
-
-  /api/v1/stats:
-    parameters:
-      - $ref: '#/components/parameters/RequestId'
-    get:
-      tags: [operations]
-      operationId: getStats
-      summary: Server-wide counts
-      responses:
-        '200':
-          description: OK
-          headers:
-            X-Request-ID:
-              $ref: '#/components/headers/XRequestID'
-          content:
-            application/json:
-              schema:
-                $ref: '#/components/schemas/ServerStats'
-        '401':
-          $ref: '#/components/responses/Unauthorized'
-        '500':
-          $ref: '#/components/responses/ServerError'
-
-  /health:
-    parameters:
-      - $ref: '#/components/parameters/RequestId'
-    get:
-      tags: [operations]
-      operationId: getHealth
-      summary: Liveness and database health
-      security: []
-      responses:
-        '200':
-          description: Healthy.
-          headers:
-            X-Request-ID:
-              $ref: '#/components/headers/XRequestID'
-          content:
-            application/json:
-              schema:
-                $ref: '#/components/schemas/HealthStatus'
-        '401':
-          $ref: '#/components/responses/Unauthorized'
-        '500':
-          $ref: '#/components/responses/ServerError'
-        '503':
-          description: 'Degraded: the database is unavailable.'
-          headers:
-            X-Request-ID:
-              $ref: '#/components/headers/XRequestID'
-          content:
-            application/json:
-              schema:
-                $ref: '#/components/schemas/HealthStatus'
-
-  /metrics:
-    parameters:
-      - $ref: '#/components/parameters/RequestId'
-    get:
-      tags: [operations]
-      operationId: getMetrics
-      summary: Prometheus metrics
-      security: []
-      responses:
-        '200':
-          description: Prometheus text exposition format (version 0.0.4).
-          headers:
-            X-Request-ID:
-              $ref: '#/components/headers/XRequestID'
-          content:
-            text/plain:
-              schema:
-                type: string
-        '401':
-          $ref: '#/components/responses/Unauthorized'
-        '500':
-          $ref: '#/components/responses/ServerError'
-
-  /openapi.yaml:
-    parameters:
-      - $ref: '#/components/parameters/RequestId'
-    get:
-      tags: [operations]
-      operationId: getOpenAPIDocument
-      summary: This document
-      security: []
-      responses:
-        '200':
-          description: The OpenAPI document, as YAML.
-          headers:
-            X-Request-ID:
-              $ref: '#/components/headers/XRequestID'
-          content:
-            application/yaml:
-              schema:
-                type: string
-        '401':
-          $ref: '#/components/responses/Unauthorized'
-        '500':
-          $ref: '#/components/responses/ServerError'
-
-components:
-  securitySchemes:
-    bearerAuth:
-      type: http
-      scheme: bearer
-      bearerFormat: JWT access token, or a personal access token (pat_...)
-      description: An access JWT (about 15 minutes; renew with POST /api/v1/auth/refresh) or a personal access token `pat_...`
-        (POST /api/v1/auth/tokens).
-
-  parameters:
-    WorkspaceId:
-      name: id
-      in: path
-      required: true
-      description: The workspace's id. A malformed or unknown id, or one the caller may not see, is a 404.
-      schema:
-        $ref: '#/components/schemas/WorkspaceID'
-
-    BaseId:
-      name: id
-      in: path
-      required: true
-      description: The base's id. A malformed or unknown id, or one the caller may not see, is a 404.
-      schema:
-        $ref: '#/components/schemas/BaseID'
-
-    TableId:
-      name: id
-      in: path
-      required: true
-      description: The table's id. A malformed or unknown id, or one the caller may not see, is a 404.
-      schema:
-        $ref: '#/components/schemas/TableID'
-
-    FieldId:
-      name: id
-      in: path
-      required: true
-      description: The field's id. A malformed or unknown id, or one the caller may not see, is a 404.
-      schema:
-        $ref: '#/components/schemas/FieldID'
-
-    ViewId:
-      name: id
-      in: path
-      required: true
-      description: The view's id. A malformed or unknown id, or one the caller may not see, is a 404.
-      schema:
-        $ref: '#/components/schemas/ViewID'
-
-    RecordId:
-      name: id
-      in: path
-      required: true
-      description: The record's id. A malformed or unknown id, or one the caller may not see, is a 404.
-      schema:
-        $ref: '#/components/schemas/RecordID'
-
-    AccessTokenId:
-      name: id
-      in: path
-      required: true
-      description: The personal access token's id. A malformed or unknown id, or one the caller may not see, is a 404.
-      schema:
-        $ref: '#/components/schemas/AccessTokenID'
-
-    MemberUserId:
-      name: user_id
-      in: path
-      required: true
-      description: The member's user id.
-      schema:
-        $ref: '#/components/schemas/UserID'
-
-    RequestId:
-      name: X-Request-ID
-      in: header
-      required: false
-      description: An id for this request (up to 128 letters, digits, `-`, `_`, `.`); the server makes one when it is absent
-        or malformed, and echoes it on the response and in error bodies.
-      schema:
-        type: string
-        maxLength: 128
-        pattern: ^[A-Za-z0-9._-]+$
-
-    IdempotencyKey:
-      name: Idempotency-Key
-      in: header
-      required: false
-      description: 'Makes the write exactly-once: the server keeps (caller, key) -> answer for 24 hours and answers a repeat
-        with the stored answer and `Idempotent-Replayed: true`; the same key with a different request is a 422. 1 to 255 visible
-        ASCII characters.'
-      schema:
-        type: string
-        minLength: 1
-        maxLength: 255
-
-    IfMatch:
-      name: If-Match
-      in: header
-      required: false
-      description: Apply the write only if the resource is at this version (its ETag, e.g. `"3"`); otherwise 412 with the
-        current resource. `*` or no header applies unconditionally.
-      schema:
-        type: string
-        examples: ['"3"']
-
-    IfNoneMatch:
-      name: If-None-Match
-      in: header
-      required: false
-      description: Answer 304 Not Modified with no body when the resource is still at one of these versions.
-      schema:
-        type: string
-        examples: ['"3"']
-
-  headers:
-    XRequestID:
-      description: The request's id.
-      schema:
-        type: string
-
-    ETag:
-      description: The resource's version as a strong entity tag, e.g. `"3"`.
-      schema:
-        type: string
-        pattern: ^"[0-9]+"$
-
-    IdempotentReplayed:
-      description: '`true` when this is the stored answer of an earlier request with the same Idempotency-Key.'
-      schema:
-        type: string
-        enum: ['true']
-
-    WWWAuthenticate:
-      description: '`Bearer`.'
-      schema:
-        type: string
-
-  responses:
-    NotModified:
-      description: 'Not modified: the resource is still at the version named by If-None-Match.'
-      headers:
-        X-Request-ID:
-          $ref: '#/components/headers/XRequestID'
-        ETag:
-          $ref: '#/components/headers/ETag'
-
-    BadRequest:
-      description: 'VALIDATION_ERROR: the body is not valid JSON or lacks a key, or a header (If-Match, Idempotency-Key) is
-        malformed.'
-      headers:
-        X-Request-ID:
-          $ref: '#/components/headers/XRequestID'
-      content:
-        application/json:
-          schema:
-            $ref: '#/components/schemas/ErrorResponse'
-
-    Unauthorized:
-      description: 'AUTH_ERROR: no credentials where they are needed, or a bad, expired or revoked token.'
-      headers:
-        X-Request-ID:
-          $ref: '#/components/headers/XRequestID'
-        WWW-Authenticate:
-          $ref: '#/components/headers/WWWAuthenticate'
-      content:
-        application/json:
-          schema:
-            $ref: '#/components/schemas/ErrorResponse'
-
-    Forbidden:
-      description: 'FORBIDDEN: the caller''s role in the workspace does not allow this.'
-      headers:
-        X-Request-ID:
-          $ref: '#/components/headers/XRequestID'
-      content:
-        application/json:
-          schema:
-            $ref: '#/components/schemas/ErrorResponse'
-
-    NotFound:
-      description: 'NOT_FOUND: no such resource, or one the caller may not see.'
-      headers:
-        X-Request-ID:
-          $ref: '#/components/headers/XRequestID'
-      content:
-        application/json:
-          schema:
-            $ref: '#/components/schemas/ErrorResponse'
-
-    Conflict:
-      description: 'CONFLICT: the change clashes with the current state.'
-      headers:
-        X-Request-ID:
-          $ref: '#/components/headers/XRequestID'
-      content:
-        application/json:
-          schema:
-            $ref: '#/components/schemas/ErrorResponse'
-
-    PayloadTooLarge:
-      description: 'PAYLOAD_TOO_LARGE: the body is larger than the server accepts.'
-      headers:
-        X-Request-ID:
-          $ref: '#/components/headers/XRequestID'
-      content:
-        application/json:
-          schema:
-            $ref: '#/components/schemas/ErrorResponse'
-
-    ValidationFailed:
-      description: 'VALIDATION_ERROR: the request breaks a rule (`field` and, for formulas, `position` say where), or its
-        Idempotency-Key was already used with a different request.'
-      headers:
-        X-Request-ID:
-          $ref: '#/components/headers/XRequestID'
-      content:
-        application/json:
-          schema:
-            $ref: '#/components/schemas/ErrorResponse'
-
-    ResyncRequired:
-      description: 'RESYNC_REQUIRED: the events after `since` are no longer retained; refetch, then resume from the newest
-        seq.'
-      headers:
-        X-Request-ID:
-          $ref: '#/components/headers/XRequestID'
-      content:
-        application/json:
-          schema:
-            $ref: '#/components/schemas/ErrorResponse'
-
-    ServerError:
-      description: 'SERVER_ERROR: the server failed.'
-      headers:
-        X-Request-ID:
-          $ref: '#/components/headers/XRequestID'
-      content:
-        application/json:
-          schema:
-            $ref: '#/components/schemas/ErrorResponse'
-
-    UserPreconditionFailed:
-      description: 'CONFLICT: the user is no longer at the expected version; `current` holds it as it is now.'
-      headers:
-        X-Request-ID:
-          $ref: '#/components/headers/XRequestID'
-        ETag:
-          $ref: '#/components/headers/ETag'
-          description: The current version.
-      content:
-        application/json:
-          schema:
-            $ref: '#/components/schemas/UserConflict'
-
-    WorkspacePreconditionFailed:
-      description: 'CONFLICT: the workspace is no longer at the expected version; `current` holds it as it is now.'
-      headers:
-        X-Request-ID:
-          $ref: '#/components/headers/XRequestID'
-        ETag:
-          $ref: '#/components/headers/ETag'
-          description: The current version.
-      content:
-        application/json:
-          schema:
-            $ref: '#/components/schemas/WorkspaceConflict'
-
-    BasePreconditionFailed:
-      description: 'CONFLICT: the base is no longer at the expected version; `current` holds it as it is now.'
-      headers:
-        X-Request-ID:
-          $ref: '#/components/headers/XRequestID'
-        ETag:
-          $ref: '#/components/headers/ETag'
-          description: The current version.
-      content:
-        application/json:
-          schema:
-            $ref: '#/components/schemas/BaseConflict'
-
-    TablePreconditionFailed:
-      description: 'CONFLICT: the table is no longer at the expected version; `current` holds it as it is now.'
-      headers:
-        X-Request-ID:
-          $ref: '#/components/headers/XRequestID'
-        ETag:
-          $ref: '#/components/headers/ETag'
-          description: The current version.
-      content:
-        application/json:
-          schema:
-            $ref: '#/components/schemas/TableConflict'
-
-    FieldPreconditionFailed:
-      description: 'CONFLICT: the field is no longer at the expected version; `current` holds it as it is now.'
-      headers:
-        X-Request-ID:
-          $ref: '#/components/headers/XRequestID'
-        ETag:
-          $ref: '#/components/headers/ETag'
-          description: The current version.
-      content:
-        application/json:
-          schema:
-            $ref: '#/components/schemas/FieldConflict'
-
-    ViewPreconditionFailed:
-      description: 'CONFLICT: the view is no longer at the expected version; `current` holds it as it is now.'
-      headers:
-        X-Request-ID:
-          $ref: '#/components/headers/XRequestID'
-        ETag:
-          $ref: '#/components/headers/ETag'
-          description: The current version.
-      content:
-        application/json:
-          schema:
-            $ref: '#/components/schemas/ViewConflict'
-
-    RecordPreconditionFailed:
-      description: 'CONFLICT: the record is no longer at the expected version; `current` holds it as it is now.'
-      headers:
-        X-Request-ID:
-          $ref: '#/components/headers/XRequestID'
-        ETag:
-          $ref: '#/components/headers/ETag'
-          description: The current version.
-      content:
-        application/json:
-          schema:
-            $ref: '#/components/schemas/RecordConflict'
-
-  schemas:
-    UserID:
-      type: string
-      description: 'The id of a user: `usr` followed by 14 base-62 characters.'
-      pattern: ^usr[0-9A-Za-z]{14}$
-      examples: [usr4fK9xQ2mZp7LbA]
-
-    WorkspaceID:
-      type: string
-      description: 'The id of a workspace: `wsp` followed by 14 base-62 characters.'
-      pattern: ^wsp[0-9A-Za-z]{14}$
-      examples: [wsp4fK9xQ2mZp7LbA]
-
-    BaseID:
-      type: string
-      description: 'The id of a base: `app` followed by 14 base-62 characters.'
-      pattern: ^app[0-9A-Za-z]{14}$
-      examples: [app4fK9xQ2mZp7LbA]
-
-    TableID:
-      type: string
-      description: 'The id of a table: `tbl` followed by 14 base-62 characters.'
-      pattern: ^tbl[0-9A-Za-z]{14}$
-      examples: [tbl4fK9xQ2mZp7LbA]
-
-    FieldID:
-      type: string
-      description: 'The id of a field: `fld` followed by 14 base-62 characters.'
-      pattern: ^fld[0-9A-Za-z]{14}$
-      examples: [fld4fK9xQ2mZp7LbA]
-
-    ViewID:
-      type: string
-      description: 'The id of a view: `viw` followed by 14 base-62 characters.'
-      pattern: ^viw[0-9A-Za-z]{14}$
-      examples: [viw4fK9xQ2mZp7LbA]
-
-    RecordID:
-      type: string
-      description: 'The id of a record: `rec` followed by 14 base-62 characters.'
-      pattern: ^rec[0-9A-Za-z]{14}$
-      examples: [rec4fK9xQ2mZp7LbA]
-
-    FileID:
-      type: string
-      description: 'The id of a file: `fil` followed by 14 base-62 characters.'
-      pattern: ^fil[0-9A-Za-z]{14}$
-      examples: [fil4fK9xQ2mZp7LbA]
-
-    WebhookID:
-      type: string
-      description: 'The id of a webhook: `whk` followed by 14 base-62 characters.'
-      pattern: ^whk[0-9A-Za-z]{14}$
-      examples: [whk4fK9xQ2mZp7LbA]
-
-    AccessTokenID:
-      type: string
-      description: 'The id of a personal access token: `tok` followed by 14 base-62 characters.'
-      pattern: ^tok[0-9A-Za-z]{14}$
-      examples: [tok4fK9xQ2mZp7LbA]
-
-    DeliveryID:
-      type: string
-      description: 'The id of a webhook delivery: `dlv` followed by 14 base-62 characters.'
-      pattern: ^dlv[0-9A-Za-z]{14}$
-      examples: [dlv4fK9xQ2mZp7LbA]
-
-    Timestamp:
-      type: string
-      description: An ISO-8601 UTC timestamp with milliseconds.
-      format: date-time
-      examples: ['2026-01-31T09:30:00.000Z']
-
-    JSONValue:
-      description: Any JSON value.
-
-    User:
-      type: object
-      description: A person with an account.
-      required: [id, email, name, version, created_at, updated_at]
-      properties:
-        id:
-          $ref: '#/components/schemas/UserID'
-        email:
-          type: string
-          format: email
-        name:
-          type: string
-        version:
-          type: integer
-          description: Starts at 1 and grows by 1 with every change; sent as the ETag `"<version>"`.
-          minimum: 1
-        created_at:
-          $ref: '#/components/schemas/Timestamp'
-        updated_at:
-          $ref: '#/components/schemas/Timestamp'
-
-    UpdateUserRequest:
-      type: object
-      description: '`PATCH /users/me`.'
-      properties:
-        name:
-          type: string
-          minLength: 1
-          maxLength: 255
-
-    RegisterRequest:
-      type: object
-      description: '`POST /auth/register`. The email is trimmed and lower-cased.'
-      required: [email, password, name]
-      properties:
-        email:
-          type: string
-          format: email
-          maxLength: 254
-        password:
-          type: string
-          description: 8 characters to 72 bytes.
-          minLength: 8
-        name:
-          type: string
-          minLength: 1
-          maxLength: 255
-
-    LoginRequest:
-      type: object
-      description: '`POST /auth/login`.'
-      required: [email, password]
-      properties:
-        email:
-          type: string
-          format: email
-        password:
-          type: string
-
-    RefreshRequest:
-      type: object
-      description: '`POST /auth/refresh` and `POST /auth/logout`.'
-      required: [refresh_token]
-      properties:
-        refresh_token:
-          type: string
-
-    Tokens:
-      type: object
-      description: An access token and the refresh token that renews it.
-      required: [access_token, refresh_token, token_type, expires_in]
-      properties:
-        access_token:
-          type: string
-          description: A JWT, valid for `expires_in` seconds (about 15 minutes).
-        refresh_token:
-          type: string
-          description: 'Single use: refreshing rotates it, and reusing a spent one revokes its whole family.'
-        token_type:
-          type: string
-          enum: [Bearer]
-        expires_in:
-          type: integer
-          description: Seconds until the access token expires.
-          minimum: 1
-
-    AuthResponse:
-      type: object
-      description: The answer of register and login.
-      required: [user, tokens]
-      properties:
-        user:
-          $ref: '#/components/schemas/User'
-        tokens:
-          $ref: '#/components/schemas/Tokens'
-
-    RefreshResponse:
-      type: object
-      description: The answer of refresh.
-      required: [tokens]
-      properties:
-        tokens:
-          $ref: '#/components/schemas/Tokens'
-
-    CreateAccessTokenRequest:
-      type: object
-      description: '`POST /auth/tokens`: a personal access token for scripts and the CLI.'
-      required: [name]
-      properties:
-        name:
-          type: string
-          minLength: 1
-          maxLength: 255
-        expires_in:
-          type: integer
-          description: Seconds until the token expires; omit for a token that does not expire.
-          minimum: 1
-
-    AccessToken:
-      type: object
-      description: 'A personal access token. Use the secret as `Authorization: Bearer pat_...`.'
-      required: [id, name, created_at]
-      properties:
-        id:
-          $ref: '#/components/schemas/AccessTokenID'
-        name:
-          type: string
-        token:
-          type: string
-          description: The secret (`pat_...`), present only in the answer that created the token.
-          pattern: ^pat_
-        created_at:
-          $ref: '#/components/schemas/Timestamp'
-        expires_at:
-          $ref: '#/components/schemas/Timestamp'
-        last_used_at:
-          $ref: '#/components/schemas/Timestamp'
-
-    Role:
-      type: string
-      description: 'A member''s role in a workspace, from most to least powerful: owner > creator > editor > commenter > viewer.
-        Editors and up write records; creators and up change schema; owners manage the workspace and its members.'
-      enum: [owner, creator, editor, commenter, viewer]
-
-    Workspace:
-      type: object
-      description: 'A workspace: the unit of membership and access.'
-      required: [id, name, role, version, created_at, updated_at]
-      properties:
-        id:
-          $ref: '#/components/schemas/WorkspaceID'
-        name:
-          type: string
-        role:
-          $ref: '#/components/schemas/Role'
-          description: The calling user's role in this workspace.
-        version:
-          type: integer
-          description: Starts at 1 and grows by 1 with every change; sent as the ETag `"<version>"`.
-          minimum: 1
-        created_at:
-          $ref: '#/components/schemas/Timestamp'
-        updated_at:
-          $ref: '#/components/schemas/Timestamp'
-
-    CreateWorkspaceRequest:
-      type: object
-      description: '`POST /workspaces`.'
-      required: [name]
-      properties:
-        name:
-          type: string
-          minLength: 1
-          maxLength: 255
-
-    UpdateWorkspaceRequest:
-      type: object
-      description: '`PATCH /workspaces/{id}`.'
-      properties:
-        name:
-          type: string
-          minLength: 1
-          maxLength: 255
-
-    Member:
-      type: object
-      description: A user's membership of a workspace.
-      required: [user_id, email, name, role, added_at]
-      properties:
-        user_id:
-          $ref: '#/components/schemas/UserID'
-        email:
-          type: string
-          format: email
-        name:
-          type: string
-        role:
-          $ref: '#/components/schemas/Role'
-        added_at:
-          $ref: '#/components/schemas/Timestamp'
-
-    AddMemberRequest:
-      type: object
-      description: '`POST /workspaces/{id}/members`: name the user by `user_id` or by `email`.'
-      required: [role]
-      properties:
-        user_id:
-          $ref: '#/components/schemas/UserID'
-        email:
-          type: string
-          format: email
-        role:
-          $ref: '#/components/schemas/Role'
-      anyOf:
-        - required: [user_id]
-        - required: [email]
-
-    UpdateMemberRequest:
-      type: object
-      description: '`PATCH /workspaces/{id}/members/{user_id}`.'
-      required: [role]
-      properties:
-        role:
-          $ref: '#/components/schemas/Role'
-
-    Base:
-      type: object
-      description: 'A base: a set of related tables inside a workspace.'
-      required: [id, workspace_id, name, version, created_at, updated_at]
-      properties:
-        id:
-          $ref: '#/components/schemas/BaseID'
-        workspace_id:
-          $ref: '#/components/schemas/WorkspaceID'
-        name:
-          type: string
-        version:
-          type: integer
-          description: Starts at 1 and grows by 1 with every change; sent as the ETag `"<version>"`.
-          minimum: 1
-        created_at:
-          $ref: '#/components/schemas/Timestamp'
-        updated_at:
-          $ref: '#/components/schemas/Timestamp'
-
-    CreateBaseRequest:
-      type: object
-      description: '`POST /workspaces/{id}/bases`.'
-      required: [name]
-      properties:
-        name:
-          type: string
-          minLength: 1
-          maxLength: 255
-
-    UpdateBaseRequest:
-      type: object
-      description: '`PATCH /bases/{id}`.'
-      properties:
-        name:
-          type: string
-          minLength: 1
-          maxLength: 255
-
-    FieldType:
-      type: string
-      description: A field's type, with Airtable's names. Values are validated against the type.
-      enum: [singleLineText, multilineText, number, checkbox, singleSelect, multipleSelects, date, dateTime, email, url, multipleAttachments,
-        multipleRecordLinks]
-
-    SelectChoice:
-      type: object
-      description: A choice of a singleSelect or multipleSelects field.
-      required: [name]
-      properties:
-        name:
-          type: string
-          minLength: 1
-        color:
-          type: string
-
-    FieldOptions:
-      type: object
-      description: Type-specific settings of a field.
-      properties:
-        choices:
-          type: array
-          description: The allowed choices of a select field (distinct, non-empty names).
-          items:
-            $ref: '#/components/schemas/SelectChoice'
-        precision:
-          type: integer
-          description: Digits after the decimal point of a number field (display only).
-          minimum: 0
-          maximum: 8
-        linked_table_id:
-          $ref: '#/components/schemas/TableID'
-          description: The table a multipleRecordLinks field links to.
-
-    Field:
-      type: object
-      description: A column of a table. Records key their values by the field's name.
-      required: [id, table_id, name, type, version, created_at, updated_at]
-      properties:
-        id:
-          $ref: '#/components/schemas/FieldID'
-        table_id:
-          $ref: '#/components/schemas/TableID'
-        name:
-          type: string
-        type:
-          $ref: '#/components/schemas/FieldType'
-        options:
-          $ref: '#/components/schemas/FieldOptions'
-        description:
-          type: string
-        version:
-          type: integer
-          description: Starts at 1 and grows by 1 with every change; sent as the ETag `"<version>"`.
-          minimum: 1
-        created_at:
-          $ref: '#/components/schemas/Timestamp'
-        updated_at:
-          $ref: '#/components/schemas/Timestamp'
-
-    CreateFieldRequest:
-      type: object
-      description: '`POST /tables/{id}/fields`, and each field of `POST /bases/{id}/tables`.'
-      required: [name, type]
-      properties:
-        name:
-          type: string
-          description: Unique in the table; may not contain braces.
-          minLength: 1
-          maxLength: 255
-        type:
-          $ref: '#/components/schemas/FieldType'
-        options:
-          $ref: '#/components/schemas/FieldOptions'
-        description:
-          type: string
-
-    UpdateFieldRequest:
-      type: object
-      description: '`PATCH /fields/{id}`: rename, re-describe or change options. A field''s type does not change.'
-      properties:
-        name:
-          type: string
-          minLength: 1
-          maxLength: 255
-        options:
-          $ref: '#/components/schemas/FieldOptions'
-        description:
-          type: string
-
-    SortSpec:
-      type: object
-      description: 'A sort key: a field name and a direction.'
-      required: [field, direction]
-      properties:
-        field:
-          type: string
-          description: A field name.
-        direction:
-          type: string
-          enum: [asc, desc]
-          default: asc
-
-    View:
-      type: object
-      description: A saved filter, sort and set of visible fields over a table.
-      required: [id, table_id, name, type, version, created_at, updated_at]
-      properties:
-        id:
-          $ref: '#/components/schemas/ViewID'
-        table_id:
-          $ref: '#/components/schemas/TableID'
-        name:
-          type: string
-        type:
-          type: string
-          enum: [grid]
-        filter:
-          type: string
-          description: An Airtable-style formula, e.g. `AND({Status} = 'Done', {Score} > 3)`.
-        sort:
-          type: array
-          items:
-            $ref: '#/components/schemas/SortSpec'
-        fields:
-          type: array
-          description: The visible fields, by name.
-          items:
-            type: string
-        version:
-          type: integer
-          description: Starts at 1 and grows by 1 with every change; sent as the ETag `"<version>"`.
-          minimum: 1
-        created_at:
-          $ref: '#/components/schemas/Timestamp'
-        updated_at:
-          $ref: '#/components/schemas/Timestamp'
-
-    CreateViewRequest:
-      type: object
-      description: '`POST /tables/{id}/views`.'
-      required: [name]
-      properties:
-        name:
-          type: string
-          minLength: 1
-          maxLength: 255
-        type:
-          type: string
-          enum: [grid]
-          default: grid
-        filter:
-          type: string
-          description: An Airtable-style formula, e.g. `AND({Status} = 'Done', {Score} > 3)`.
-        sort:
-          type: array
-          items:
-            $ref: '#/components/schemas/SortSpec'
-        fields:
-          type: array
-          items:
-            type: string
-
-    UpdateViewRequest:
-      type: object
-      description: '`PATCH /views/{id}`.'
-      properties:
-        name:
-          type: string
-          minLength: 1
-          maxLength: 255
-        filter:
-          type: string
-          description: A formula; an empty string clears the filter.
-        sort:
-          type: array
-          description: An empty list clears the sort.
-          items:
-            $ref: '#/components/schemas/SortSpec'
-        fields:
-          type: array
-          description: An empty list shows every field.
-          items:
-            type: string
-
-    Table:
-      type: object
-      description: A table with its fields and views.
-      required: [id, base_id, name, primary_field_id, fields, views, version, created_at, updated_at]
-      properties:
-        id:
-          $ref: '#/components/schemas/TableID'
-        base_id:
-          $ref: '#/components/schemas/BaseID'
-        name:
-          type: string
-        description:
-          type: string
-        primary_field_id:
-          $ref: '#/components/schemas/FieldID'
-        fields:
-          type: array
-          items:
-            $ref: '#/components/schemas/Field'
-        views:
-          type: array
-          items:
-            $ref: '#/components/schemas/View'
-        version:
-          type: integer
-          description: Starts at 1 and grows by 1 with every change; sent as the ETag `"<version>"`.
-          minimum: 1
-        created_at:
-          $ref: '#/components/schemas/Timestamp'
-        updated_at:
-          $ref: '#/components/schemas/Timestamp'
-
-    CreateTableRequest:
-      type: object
-      description: '`POST /bases/{id}/tables`: a table is created with its fields.'
-      required: [name, fields]
-      properties:
-        name:
-          type: string
-          minLength: 1
-          maxLength: 255
-        description:
-          type: string
-        fields:
-          type: array
-          description: 1 to 500 distinctly named fields. The first is the primary field and cannot be a checkbox, multipleAttachments
-            or multipleRecordLinks field.
-          minItems: 1
-          maxItems: 500
-          items:
-            $ref: '#/components/schemas/CreateFieldRequest'
-
-    UpdateTableRequest:
-      type: object
-      description: '`PATCH /tables/{id}`.'
-      properties:
-        name:
-          type: string
-          minLength: 1
-          maxLength: 255
-        description:
-          type: string
-
-    Attachment:
-      type: object
-      description: 'A file attached to a record: a reference to an uploaded file.'
-      required: [id]
-      properties:
-        id:
-          $ref: '#/components/schemas/FileID'
-        filename:
-          type: string
-        content_type:
-          type: string
-        size:
-          type: integer
-          minimum: 0
-
-    FieldValue:
-      description: 'A cell value. Which kinds a field accepts depends on its type: text types (and date, dateTime, email,
-        url, singleSelect) take a string, number a number, checkbox a boolean, multipleSelects and multipleRecordLinks a list
-        of strings, multipleAttachments a list of attachments; null clears a cell.'
-      oneOf:
-        - type: 'null'
-        - type: string
-        - type: number
-        - type: boolean
-        - type: array
-          description: A list of strings (an empty list is read as this kind).
-          items:
-            type: string
-        - type: array
-          description: A list of attachments.
-          minItems: 1
-          items:
-            $ref: '#/components/schemas/Attachment'
-
-    RecordFields:
-      type: object
-      description: Cell values keyed by field name, as Airtable does; absent fields are blank.
-      additionalProperties:
-        $ref: '#/components/schemas/FieldValue'
-      examples:
-        - Name: Write the docs
-          Status: Doing
-          Score: 4
-          Done: false
-
-    Record:
-      type: object
-      description: A row of a table.
-      required: [id, table_id, fields, version, created_at, updated_at]
-      properties:
-        id:
-          $ref: '#/components/schemas/RecordID'
-        table_id:
-          $ref: '#/components/schemas/TableID'
-        fields:
-          $ref: '#/components/schemas/RecordFields'
-        version:
-          type: integer
-          description: Starts at 1 and grows by 1 with every change; sent as the ETag `"<version>"`.
-          minimum: 1
-        created_at:
-          $ref: '#/components/schemas/Timestamp'
-        updated_at:
-          $ref: '#/components/schemas/Timestamp'
-
-    RecordFieldsRequest:
-      type: object
-      description: '`POST /tables/{id}/records`, `PATCH /records/{id}` (merges the given fields) and `PUT /records/{id}` (replaces
-        all fields).'
-      required: [fields]
-      properties:
-        fields:
-          $ref: '#/components/schemas/RecordFields'
-
-    BatchCreateOperation:
-      type: object
-      description: Creates a record.
-      required: [op, fields]
-      properties:
-        op:
-          const: create
-        fields:
-          $ref: '#/components/schemas/RecordFields'
-
-    BatchUpdateOperation:
-      type: object
-      description: Merges the given fields into a record.
-      required: [op, id, fields]
-      properties:
-        op:
-          const: update
-        id:
-          $ref: '#/components/schemas/RecordID'
-        fields:
-          $ref: '#/components/schemas/RecordFields'
-        if_version:
-          type: integer
-          description: Apply only if the record is at this version (else the whole batch fails with 412).
-          minimum: 1
-
-    BatchReplaceOperation:
-      type: object
-      description: Replaces all fields of a record.
-      required: [op, id, fields]
-      properties:
-        op:
-          const: replace
-        id:
-          $ref: '#/components/schemas/RecordID'
-        fields:
-          $ref: '#/components/schemas/RecordFields'
-        if_version:
-          type: integer
-          description: Apply only if the record is at this version (else the whole batch fails with 412).
-          minimum: 1
-
-    BatchDeleteOperation:
-      type: object
-      description: Deletes a record.
-      required: [op, id]
-      properties:
-        op:
-          const: delete
-        id:
-          $ref: '#/components/schemas/RecordID'
-        if_version:
-          type: integer
-          description: Apply only if the record is at this version (else the whole batch fails with 412).
-          minimum: 1
-
-    BatchOperation:
-      description: One operation of a batch, chosen by `op`.
-      oneOf:
-        - $ref: '#/components/schemas/BatchCreateOperation'
-        - $ref: '#/components/schemas/BatchUpdateOperation'
-        - $ref: '#/components/schemas/BatchReplaceOperation'
-        - $ref: '#/components/schemas/BatchDeleteOperation'
-      discriminator:
-        propertyName: op
-        mapping:
-          create: '#/components/schemas/BatchCreateOperation'
-          update: '#/components/schemas/BatchUpdateOperation'
-          replace: '#/components/schemas/BatchReplaceOperation'
-          delete: '#/components/schemas/BatchDeleteOperation'
-
-    BatchRequest:
-      type: object
-      description: '`POST /tables/{id}/records/batch`: up to 100 operations in one transaction, all or nothing.'
-      required: [operations]
-      properties:
-        operations:
-          type: array
-          minItems: 1
-          maxItems: 100
-          items:
-            $ref: '#/components/schemas/BatchOperation'
-
-    DeletedRecord:
-      type: object
-      description: The answer of `DELETE /records/{id}`, and a batch result of a delete.
-      required: [id, deleted]
-      properties:
-        id:
-          $ref: '#/components/schemas/RecordID'
-        deleted:
-          const: true
-
-    BatchResult:
-      description: 'The outcome of one batch operation: the record as it now is, or the id of a deleted one.'
-      oneOf:
-        - $ref: '#/components/schemas/Record'
-        - $ref: '#/components/schemas/DeletedRecord'
-
-    BatchResponse:
-      type: object
-      description: The answer of a batch.
-      required: [results]
-      properties:
-        results:
-          type: array
-          description: One result per operation, in order.
-          items:
-            $ref: '#/components/schemas/BatchResult'
-
-    AccessTokenPage:
-      type: object
-      description: One page of AccessToken values.
-      required: [data, next_cursor]
-      properties:
-        data:
-          type: array
-          items:
-            $ref: '#/components/schemas/AccessToken'
-        next_cursor:
-          type: [string, 'null']
-          description: Pass as `cursor` to fetch the next page; always present, null on the last page.
-
-    WorkspacePage:
-      type: object
-      description: One page of Workspace values.
-      required: [data, next_cursor]
-      properties:
-        data:
-          type: array
-          items:
-            $ref: '#/components/schemas/Workspace'
-        next_cursor:
-          type: [string, 'null']
-          description: Pass as `cursor` to fetch the next page; always present, null on the last page.
-
-    MemberPage:
-      type: object
-      description: One page of Member values.
-      required: [data, next_cursor]
-      properties:
-        data:
-          type: array
-          items:
-            $ref: '#/components/schemas/Member'
-        next_cursor:
-          type: [string, 'null']
-          description: Pass as `cursor` to fetch the next page; always present, null on the last page.
-
-    BasePage:
-      type: object
-      description: One page of Base values.
-      required: [data, next_cursor]
-      properties:
-        data:
-          type: array
-          items:
-            $ref: '#/components/schemas/Base'
-        next_cursor:
-          type: [string, 'null']
-          description: Pass as `cursor` to fetch the next page; always present, null on the last page.
-
-    TablePage:
-      type: object
-      description: One page of Table values.
-      required: [data, next_cursor]
-      properties:
-        data:
-          type: array
-          items:
-            $ref: '#/components/schemas/Table'
-        next_cursor:
-          type: [string, 'null']
-          description: Pass as `cursor` to fetch the next page; always present, null on the last page.
-
-    FieldPage:
-      type: object
-      description: One page of Field values.
-      required: [data, next_cursor]
-      properties:
-        data:
-          type: array
-          items:
-            $ref: '#/components/schemas/Field'
-        next_cursor:
-          type: [string, 'null']
-          description: Pass as `cursor` to fetch the next page; always present, null on the last page.
-
-    ViewPage:
-      type: object
-      description: One page of View values.
-      required: [data, next_cursor]
-      properties:
-        data:
-          type: array
-          items:
-            $ref: '#/components/schemas/View'
-        next_cursor:
-          type: [string, 'null']
-          description: Pass as `cursor` to fetch the next page; always present, null on the last page.
-
-    RecordPage:
-      type: object
-      description: One page of Record values.
-      required: [data, next_cursor]
-      properties:
-        data:
-          type: array
-          items:
-            $ref: '#/components/schemas/Record'
-        next_cursor:
-          type: [string, 'null']
-          description: Pass as `cursor` to fetch the next page; always present, null on the last page.
-
-    FileMetadataPage:
-      type: object
-      description: One page of FileMetadata values.
-      required: [data, next_cursor]
-      properties:
-        data:
-          type: array
-          items:
-            $ref: '#/components/schemas/FileMetadata'
-        next_cursor:
-          type: [string, 'null']
-          description: Pass as `cursor` to fetch the next page; always present, null on the last page.
-
-    WebhookPage:
-      type: object
-      description: One page of Webhook values.
-      required: [data, next_cursor]
-      properties:
-        data:
-          type: array
-          items:
-            $ref: '#/components/schemas/Webhook'
-        next_cursor:
-          type: [string, 'null']
-          description: Pass as `cursor` to fetch the next page; always present, null on the last page.
-
-    WebhookDeliveryPage:
-      type: object
-      description: One page of WebhookDelivery values.
-      required: [data, next_cursor]
-      properties:
-        data:
-          type: array
-          items:
-            $ref: '#/components/schemas/WebhookDelivery'
-        next_cursor:
-          type: [string, 'null']
-          description: Pass as `cursor` to fetch the next page; always present, null on the last page.
-
-    EventType:
-      type: string
-      description: 'What happened: `<resource>.<change>`.'
-      enum:
-        - user.updated
-        - workspace.created
-        - workspace.updated
-        - workspace.deleted
-        - member.added
-        - member.updated
-        - member.removed
-        - base.created
-        - base.updated
-        - base.deleted
-        - table.created
-        - table.updated
-        - table.deleted
-        - field.created
-        - field.updated
-        - field.deleted
-        - view.created
-        - view.updated
-        - view.deleted
-        - record.created
-        - record.updated
-        - record.deleted
-        - file.created
-        - file.deleted
-        - webhook.created
-        - webhook.deleted
-
-    Event:
-      type: object
-      description: One entry of the event log, appended in the same transaction as the change.
-      required: [seq, type, payload, ts]
-      properties:
-        seq:
-          type: integer
-          description: Strictly increasing position in the event log.
-          format: int64
-          minimum: 1
-        type:
-          $ref: '#/components/schemas/EventType'
-        workspace_id:
-          $ref: '#/components/schemas/WorkspaceID'
-        base_id:
-          $ref: '#/components/schemas/BaseID'
-        table_id:
-          $ref: '#/components/schemas/TableID'
-        record_id:
-          $ref: '#/components/schemas/RecordID'
-        payload:
-          $ref: '#/components/schemas/JSONValue'
-          description: The resource after the change (or as it was, for a delete).
-        actor:
-          $ref: '#/components/schemas/UserID'
-          description: Who made the change.
-        ts:
-          $ref: '#/components/schemas/Timestamp'
-
-    EventLogPage:
-      type: object
-      description: 'A page of the event log: catch-up and the polling fallback.'
-      required: [data, next_since]
-      properties:
-        data:
-          type: array
-          items:
-            $ref: '#/components/schemas/Event'
-        next_since:
-          type: integer
-          description: Pass as `since` to continue after this page.
-          format: int64
-          minimum: 0
-
-    HealthStatus:
-      type: object
-      description: The answer of `GET /health`.
-      required: [status, version, uptime_seconds, database]
-      properties:
-        status:
-          type: string
-          enum: [ok, degraded]
-        version:
-          type: string
-          description: The server's version.
-        uptime_seconds:
-          type: number
-          minimum: 0
-        database:
-          type: string
-          enum: [ok, unavailable]
-
-    ServerStats:
-      type: object
-      description: Counts across the whole server.
-      required: [users, workspaces, bases, tables, records, events, last_event_seq, requests, uptime_seconds]
-      properties:
-        users:
-          type: integer
-          minimum: 0
-        workspaces:
-          type: integer
-          minimum: 0
-        bases:
-          type: integer
-          minimum: 0
-        tables:
-          type: integer
-          minimum: 0
-        records:
-          type: integer
-          minimum: 0
-        events:
-          type: integer
-          minimum: 0
-        last_event_seq:
-          type: integer
-          format: int64
-          minimum: 0
-        requests:
-          type: integer
-          description: Requests served since the server started.
-          minimum: 0
-        uptime_seconds:
-          type: number
-          minimum: 0
-
-    ErrorType:
-      type: string
-      description: VALIDATION_ERROR 400/422, AUTH_ERROR 401, FORBIDDEN 403, NOT_FOUND 404, CONFLICT 409/412, RESYNC_REQUIRED
-        410, PAYLOAD_TOO_LARGE 413, RATE_LIMITED 429, SERVER_ERROR 5xx.
-      enum: [VALIDATION_ERROR, AUTH_ERROR, FORBIDDEN, NOT_FOUND, CONFLICT, RESYNC_REQUIRED, PAYLOAD_TOO_LARGE, RATE_LIMITED,
-        SERVER_ERROR]
-
-    ErrorDetail:
-      type: object
-      description: The `error` member of an error body.
-      required: [type, code, message, request_id]
-      properties:
-        type:
-          $ref: '#/components/schemas/ErrorType'
-        code:
-          type: integer
-          description: The HTTP status.
-          minimum: 400
-          maximum: 599
-        message:
-          type: string
-          description: For people.
-        request_id:
-          type: string
-          description: The request's id, as in the X-Request-ID header.
-        position:
-          type: integer
-          description: Where in a formula the problem is (0-based).
-          minimum: 0
-        field:
-          type: string
-          description: The field or parameter the problem is about.
-
-    ErrorResponse:
-      type: object
-      description: The body of every error answer.
-      required: [error]
-      properties:
-        error:
-          $ref: '#/components/schemas/ErrorDetail'
-        current:
-          $ref: '#/components/schemas/JSONValue'
-          description: 'Only with 412: the resource as it is now.'
-      examples:
-        - error:
-            type: NOT_FOUND
-            code: 404
-            message: record not found
-            request_id: req_Zk3v9QmT1xYb0aLp
-
-    UserConflict:
-      description: 'A 412 answer: the user changed since the version named by If-Match (or a batch operation''s if_version).'
-      allOf:
-        - $ref: '#/components/schemas/ErrorResponse'
-        - type: object
-          required: [current]
-          properties:
-            current:
-              $ref: '#/components/schemas/User'
-              description: The user as it is now.
-
-    WorkspaceConflict:
-      description: 'A 412 answer: the workspace changed since the version named by If-Match (or a batch operation''s if_version).'
-      allOf:
-        - $ref: '#/components/schemas/ErrorResponse'
-        - type: object
-          required: [current]
-          properties:
-            current:
-              $ref: '#/components/schemas/Workspace'
-              description: The workspace as it is now.
-
-    BaseConflict:
-      description: 'A 412 answer: the base changed since the version named by If-Match (or a batch operation''s if_version).'
-      allOf:
-        - $ref: '#/components/schemas/ErrorResponse'
-        - type: object
-          required: [current]
-          properties:
-            current:
-              $ref: '#/components/schemas/Base'
-              description: The base as it is now.
-
-    TableConflict:
-      description: 'A 412 answer: the table changed since the version named by If-Match (or a batch operation''s if_version).'
-      allOf:
-        - $ref: '#/components/schemas/ErrorResponse'
-        - type: object
-          required: [current]
-          properties:
-            current:
-              $ref: '#/components/schemas/Table'
-              description: The table as it is now.
-
-    FieldConflict:
-      description: 'A 412 answer: the field changed since the version named by If-Match (or a batch operation''s if_version).'
-      allOf:
-        - $ref: '#/components/schemas/ErrorResponse'
-        - type: object
-          required: [current]
-          properties:
-            current:
-              $ref: '#/components/schemas/Field'
-              description: The field as it is now.
-
-    ViewConflict:
-      description: 'A 412 answer: the view changed since the version named by If-Match (or a batch operation''s if_version).'
-      allOf:
-        - $ref: '#/components/schemas/ErrorResponse'
-        - type: object
-          required: [current]
-          properties:
-            current:
-              $ref: '#/components/schemas/View'
-              description: The view as it is now.
-
-    RecordConflict:
-      description: 'A 412 answer: the record changed since the version named by If-Match (or a batch operation''s if_version).'
-      allOf:
-        - $ref: '#/components/schemas/ErrorResponse'
-        - type: object
-          required: [current]
-          properties:
-            current:
-              $ref: '#/components/schemas/Record'
-              description: The record as it is now.
-
-    FileMetadata:
-      type: object
-      description: An uploaded file.
-      required: [id, name, content_type, size, sha256, created_at]
-      properties:
-        id:
-          $ref: '#/components/schemas/FileID'
-        name:
-          type: string
-        content_type:
-          type: string
-        size:
-          type: integer
-          format: int64
-          minimum: 0
-        sha256:
-          type: string
-          description: The content's SHA-256, hex; equal bytes are stored once.
-          pattern: ^[0-9a-f]{64}$
-        created_at:
-          $ref: '#/components/schemas/Timestamp'
-
-    Webhook:
-      type: object
-      description: A webhook registered on a base.
-      required: [id, base_id, url, events, enabled, created_at]
-      properties:
-        id:
-          $ref: '#/components/schemas/WebhookID'
-        base_id:
-          $ref: '#/components/schemas/BaseID'
-        url:
-          type: string
-          format: uri
-        events:
-          type: array
-          items:
-            $ref: '#/components/schemas/EventType'
-        table_id:
-          $ref: '#/components/schemas/TableID'
-        enabled:
-          type: boolean
-        disabled_reason:
-          type: string
-        secret:
-          type: string
-          description: 'The HMAC secret deliveries are signed with (`X-PyAirtable-Signature: sha256=<hex>`); only in the answer
-            that created the webhook.'
-        created_at:
-          $ref: '#/components/schemas/Timestamp'
-
-    CreateWebhookRequest:
-      type: object
-      description: Registers a webhook on a base.
-      required: [url]
-      properties:
-        url:
-          type: string
-          format: uri
-        events:
-          type: array
-          description: Omit for every event.
-          items:
-            $ref: '#/components/schemas/EventType'
-        table_id:
-          $ref: '#/components/schemas/TableID'
-          description: Only events of this table.
-
-    WebhookDelivery:
-      type: object
-      description: One delivery of an event to a webhook, with its attempts.
-      required: [id, webhook_id, event_seq, status, attempts, created_at]
-      properties:
-        id:
-          $ref: '#/components/schemas/DeliveryID'
-        webhook_id:
-          $ref: '#/components/schemas/WebhookID'
-        event_seq:
-          type: integer
-          format: int64
-          minimum: 1
-        status:
-          type: string
-          enum: [pending, succeeded, failed]
-        attempts:
-          type: integer
-          minimum: 0
-        response_status:
-          type: integer
-        error:
-          type: string
-        created_at:
-          $ref: '#/components/schemas/Timestamp'
-        delivered_at:
-          $ref: '#/components/schemas/Timestamp'
-
-"""#
+              description: 'The id of a user: `usr` followed by 14 base-62 characters.'
+              pattern: ^usr[0-9A-Za-z]{14}$
+              examples: [usr4fK9xQ2mZp7LbA]
+
+            WorkspaceID:
+              type: string
+              description: 'The id of a workspace: `wsp` followed by 14 base-62 characters.'
+              pattern: ^wsp[0-9A-Za-z]{14}$
+              examples: [wsp4fK9xQ2mZp7LbA]
+
+            BaseID:
+              type: string
+              description: 'The id of a base: `app` followed by 14 base-62 characters.'
+              pattern: ^app[0-9A-Za-z]{14}$
+              examples: [app4fK9xQ2mZp7LbA]
+
+            TableID:
+              type: string
+              description: 'The id of a table: `tbl` followed by 14 base-62 characters.'
+              pattern: ^tbl[0-9A-Za-z]{14}$
+              examples: [tbl4fK9xQ2mZp7LbA]
+
+            FieldID:
+              type: string
+              description: 'The id of a field: `fld` followed by 14 base-62 characters.'
+              pattern: ^fld[0-9A-Za-z]{14}$
+              examples: [fld4fK9xQ2mZp7LbA]
+
+            ViewID:
+              type: string
+              description: 'The id of a view: `viw` followed by 14 base-62 characters.'
+              pattern: ^viw[0-9A-Za-z]{14}$
+              examples: [viw4fK9xQ2mZp7LbA]
+
+            RecordID:
+              type: string
+              description: 'The id of a record: `rec` followed by 14 base-62 characters.'
+              pattern: ^rec[0-9A-Za-z]{14}$
+              examples: [rec4fK9xQ2mZp7LbA]
+
+            FileID:
+              type: string
+              description: 'The id of a file: `fil` followed by 14 base-62 characters.'
+              pattern: ^fil[0-9A-Za-z]{14}$
+              examples: [fil4fK9xQ2mZp7LbA]
+
+            WebhookID:
+              type: string
+              description: 'The id of a webhook: `whk` followed by 14 base-62 characters.'
+              pattern: ^whk[0-9A-Za-z]{14}$
+              examples: [whk4fK9xQ2mZp7LbA]
+
+            AccessTokenID:
+              type: string
+              description: 'The id of a personal access token: `tok` followed by 14 base-62 characters.'
+              pattern: ^tok[0-9A-Za-z]{14}$
+              examples: [tok4fK9xQ2mZp7LbA]
+
+            DeliveryID:
+              type: string
+              description: 'The id of a webhook delivery: `dlv` followed by 14 base-62 characters.'
+              pattern: ^dlv[0-9A-Za-z]{14}$
+              examples: [dlv4fK9xQ2mZp7LbA]
+
+            Timestamp:
+              type: string
+              description: An ISO-8601 UTC timestamp with milliseconds.
+              format: date-time
+              examples: ['2026-01-31T09:30:00.000Z']
+
+            JSONValue:
+              description: Any JSON value.
+
+            User:
+              type: object
+              description: A person with an account.
+              required: [id, email, name, version, created_at, updated_at]
+              properties:
+                id:
+                  $ref: '#/components/schemas/UserID'
+                email:
+                  type: string
+                  format: email
+                name:
+                  type: string
+                version:
+                  type: integer
+                  description: Starts at 1 and grows by 1 with every change; sent as the ETag `"<version>"`.
+                  minimum: 1
+                created_at:
+                  $ref: '#/components/schemas/Timestamp'
+                updated_at:
+                  $ref: '#/components/schemas/Timestamp'
+
+            UpdateUserRequest:
+              type: object
+              description: '`PATCH /users/me`.'
+              properties:
+                name:
+                  type: string
+                  minLength: 1
+                  maxLength: 255
+
+            RegisterRequest:
+              type: object
+              description: '`POST /auth/register`. The email is trimmed and lower-cased.'
+              required: [email, password, name]
+              properties:
+                email:
+                  type: string
+                  format: email
+                  maxLength: 254
+                password:
+                  type: string
+                  description: 8 characters to 72 bytes.
+                  minLength: 8
+                name:
+                  type: string
+                  minLength: 1
+                  maxLength: 255
+
+            LoginRequest:
+              type: object
+              description: '`POST /auth/login`.'
+              required: [email, password]
+              properties:
+                email:
+                  type: string
+                  format: email
+                password:
+                  type: string
+
+            RefreshRequest:
+              type: object
+              description: '`POST /auth/refresh` and `POST /auth/logout`.'
+              required: [refresh_token]
+              properties:
+                refresh_token:
+                  type: string
+
+            Tokens:
+              type: object
+              description: An access token and the refresh token that renews it.
+              required: [access_token, refresh_token, token_type, expires_in]
+              properties:
+                access_token:
+                  type: string
+                  description: A JWT, valid for `expires_in` seconds (about 15 minutes).
+                refresh_token:
+                  type: string
+                  description: 'Single use: refreshing rotates it, and reusing a spent one revokes its whole family.'
+                token_type:
+                  type: string
+                  enum: [Bearer]
+                expires_in:
+                  type: integer
+                  description: Seconds until the access token expires.
+                  minimum: 1
+
+            AuthResponse:
+              type: object
+              description: The answer of register and login.
+              required: [user, tokens]
+              properties:
+                user:
+                  $ref: '#/components/schemas/User'
+                tokens:
+                  $ref: '#/components/schemas/Tokens'
+
+            RefreshResponse:
+              type: object
+              description: The answer of refresh.
+              required: [tokens]
+              properties:
+                tokens:
+                  $ref: '#/components/schemas/Tokens'
+
+            CreateAccessTokenRequest:
+              type: object
+              description: '`POST /auth/tokens`: a personal access token for scripts and the CLI.'
+              required: [name]
+              properties:
+                name:
+                  type: string
+                  minLength: 1
+                  maxLength: 255
+                expires_in:
+                  type: integer
+                  description: Seconds until the token expires; omit for a token that does not expire.
+                  minimum: 1
+
+            AccessToken:
+              type: object
+              description: 'A personal access token. Use the secret as `Authorization: Bearer pat_...`.'
+              required: [id, name, created_at]
+              properties:
+                id:
+                  $ref: '#/components/schemas/AccessTokenID'
+                name:
+                  type: string
+                token:
+                  type: string
+                  description: The secret (`pat_...`), present only in the answer that created the token.
+                  pattern: ^pat_
+                created_at:
+                  $ref: '#/components/schemas/Timestamp'
+                expires_at:
+                  $ref: '#/components/schemas/Timestamp'
+                last_used_at:
+                  $ref: '#/components/schemas/Timestamp'
+
+            Role:
+              type: string
+              description: 'A member''s role in a workspace, from most to least powerful: owner > creator > editor > commenter > viewer.
+                Editors and up write records; creators and up change schema; owners manage the workspace and its members.'
+              enum: [owner, creator, editor, commenter, viewer]
+
+            Workspace:
+              type: object
+              description: 'A workspace: the unit of membership and access.'
+              required: [id, name, role, version, created_at, updated_at]
+              properties:
+                id:
+                  $ref: '#/components/schemas/WorkspaceID'
+                name:
+                  type: string
+                role:
+                  $ref: '#/components/schemas/Role'
+                  description: The calling user's role in this workspace.
+                version:
+                  type: integer
+                  description: Starts at 1 and grows by 1 with every change; sent as the ETag `"<version>"`.
+                  minimum: 1
+                created_at:
+                  $ref: '#/components/schemas/Timestamp'
+                updated_at:
+                  $ref: '#/components/schemas/Timestamp'
+
+            CreateWorkspaceRequest:
+              type: object
+              description: '`POST /workspaces`.'
+              required: [name]
+              properties:
+                name:
+                  type: string
+                  minLength: 1
+                  maxLength: 255
+
+            UpdateWorkspaceRequest:
+              type: object
+              description: '`PATCH /workspaces/{id}`.'
+              properties:
+                name:
+                  type: string
+                  minLength: 1
+                  maxLength: 255
+
+            Member:
+              type: object
+              description: A user's membership of a workspace.
+              required: [user_id, email, name, role, added_at]
+              properties:
+                user_id:
+                  $ref: '#/components/schemas/UserID'
+                email:
+                  type: string
+                  format: email
+                name:
+                  type: string
+                role:
+                  $ref: '#/components/schemas/Role'
+                added_at:
+                  $ref: '#/components/schemas/Timestamp'
+
+            AddMemberRequest:
+              type: object
+              description: '`POST /workspaces/{id}/members`: name the user by `user_id` or by `email`.'
+              required: [role]
+              properties:
+                user_id:
+                  $ref: '#/components/schemas/UserID'
+                email:
+                  type: string
+                  format: email
+                role:
+                  $ref: '#/components/schemas/Role'
+              anyOf:
+                - required: [user_id]
+                - required: [email]
+
+            UpdateMemberRequest:
+              type: object
+              description: '`PATCH /workspaces/{id}/members/{user_id}`.'
+              required: [role]
+              properties:
+                role:
+                  $ref: '#/components/schemas/Role'
+
+            Base:
+              type: object
+              description: 'A base: a set of related tables inside a workspace.'
+              required: [id, workspace_id, name, version, created_at, updated_at]
+              properties:
+                id:
+                  $ref: '#/components/schemas/BaseID'
+                workspace_id:
+                  $ref: '#/components/schemas/WorkspaceID'
+                name:
+                  type: string
+                version:
+                  type: integer
+                  description: Starts at 1 and grows by 1 with every change; sent as the ETag `"<version>"`.
+                  minimum: 1
+                created_at:
+                  $ref: '#/components/schemas/Timestamp'
+                updated_at:
+                  $ref: '#/components/schemas/Timestamp'
+
+            CreateBaseRequest:
+              type: object
+              description: '`POST /workspaces/{id}/bases`.'
+              required: [name]
+              properties:
+                name:
+                  type: string
+                  minLength: 1
+                  maxLength: 255
+
+            UpdateBaseRequest:
+              type: object
+              description: '`PATCH /bases/{id}`.'
+              properties:
+                name:
+                  type: string
+                  minLength: 1
+                  maxLength: 255
+
+            FieldType:
+              type: string
+              description: A field's type, with Airtable's names. Values are validated against the type.
+              enum: [singleLineText, multilineText, number, checkbox, singleSelect, multipleSelects, date, dateTime, email, url, multipleAttachments,
+                multipleRecordLinks]
+
+            SelectChoice:
+              type: object
+              description: A choice of a singleSelect or multipleSelects field.
+              required: [name]
+              properties:
+                name:
+                  type: string
+                  minLength: 1
+                color:
+                  type: string
+
+            FieldOptions:
+              type: object
+              description: Type-specific settings of a field.
+              properties:
+                choices:
+                  type: array
+                  description: The allowed choices of a select field (distinct, non-empty names).
+                  items:
+                    $ref: '#/components/schemas/SelectChoice'
+                precision:
+                  type: integer
+                  description: Digits after the decimal point of a number field (display only).
+                  minimum: 0
+                  maximum: 8
+                linked_table_id:
+                  $ref: '#/components/schemas/TableID'
+                  description: The table a multipleRecordLinks field links to.
+
+            Field:
+              type: object
+              description: A column of a table. Records key their values by the field's name.
+              required: [id, table_id, name, type, version, created_at, updated_at]
+              properties:
+                id:
+                  $ref: '#/components/schemas/FieldID'
+                table_id:
+                  $ref: '#/components/schemas/TableID'
+                name:
+                  type: string
+                type:
+                  $ref: '#/components/schemas/FieldType'
+                options:
+                  $ref: '#/components/schemas/FieldOptions'
+                description:
+                  type: string
+                version:
+                  type: integer
+                  description: Starts at 1 and grows by 1 with every change; sent as the ETag `"<version>"`.
+                  minimum: 1
+                created_at:
+                  $ref: '#/components/schemas/Timestamp'
+                updated_at:
+                  $ref: '#/components/schemas/Timestamp'
+
+            CreateFieldRequest:
+              type: object
+              description: '`POST /tables/{id}/fields`, and each field of `POST /bases/{id}/tables`.'
+              required: [name, type]
+              properties:
+                name:
+                  type: string
+                  description: Unique in the table; may not contain braces.
+                  minLength: 1
+                  maxLength: 255
+                type:
+                  $ref: '#/components/schemas/FieldType'
+                options:
+                  $ref: '#/components/schemas/FieldOptions'
+                description:
+                  type: string
+
+            UpdateFieldRequest:
+              type: object
+              description: '`PATCH /fields/{id}`: rename, re-describe or change options. A field''s type does not change.'
+              properties:
+                name:
+                  type: string
+                  minLength: 1
+                  maxLength: 255
+                options:
+                  $ref: '#/components/schemas/FieldOptions'
+                description:
+                  type: string
+
+            SortSpec:
+              type: object
+              description: 'A sort key: a field name and a direction.'
+              required: [field, direction]
+              properties:
+                field:
+                  type: string
+                  description: A field name.
+                direction:
+                  type: string
+                  enum: [asc, desc]
+                  default: asc
+
+            View:
+              type: object
+              description: A saved filter, sort and set of visible fields over a table.
+              required: [id, table_id, name, type, version, created_at, updated_at]
+              properties:
+                id:
+                  $ref: '#/components/schemas/ViewID'
+                table_id:
+                  $ref: '#/components/schemas/TableID'
+                name:
+                  type: string
+                type:
+                  type: string
+                  enum: [grid]
+                filter:
+                  type: string
+                  description: An Airtable-style formula, e.g. `AND({Status} = 'Done', {Score} > 3)`.
+                sort:
+                  type: array
+                  items:
+                    $ref: '#/components/schemas/SortSpec'
+                fields:
+                  type: array
+                  description: The visible fields, by name.
+                  items:
+                    type: string
+                version:
+                  type: integer
+                  description: Starts at 1 and grows by 1 with every change; sent as the ETag `"<version>"`.
+                  minimum: 1
+                created_at:
+                  $ref: '#/components/schemas/Timestamp'
+                updated_at:
+                  $ref: '#/components/schemas/Timestamp'
+
+            CreateViewRequest:
+              type: object
+              description: '`POST /tables/{id}/views`.'
+              required: [name]
+              properties:
+                name:
+                  type: string
+                  minLength: 1
+                  maxLength: 255
+                type:
+                  type: string
+                  enum: [grid]
+                  default: grid
+                filter:
+                  type: string
+                  description: An Airtable-style formula, e.g. `AND({Status} = 'Done', {Score} > 3)`.
+                sort:
+                  type: array
+                  items:
+                    $ref: '#/components/schemas/SortSpec'
+                fields:
+                  type: array
+                  items:
+                    type: string
+
+            UpdateViewRequest:
+              type: object
+              description: '`PATCH /views/{id}`.'
+              properties:
+                name:
+                  type: string
+                  minLength: 1
+                  maxLength: 255
+                filter:
+                  type: string
+                  description: A formula; an empty string clears the filter.
+                sort:
+                  type: array
+                  description: An empty list clears the sort.
+                  items:
+                    $ref: '#/components/schemas/SortSpec'
+                fields:
+                  type: array
+                  description: An empty list shows every field.
+                  items:
+                    type: string
+
+            Table:
+              type: object
+              description: A table with its fields and views.
+              required: [id, base_id, name, primary_field_id, fields, views, version, created_at, updated_at]
+              properties:
+                id:
+                  $ref: '#/components/schemas/TableID'
+                base_id:
+                  $ref: '#/components/schemas/BaseID'
+                name:
+                  type: string
+                description:
+                  type: string
+                primary_field_id:
+                  $ref: '#/components/schemas/FieldID'
+                fields:
+                  type: array
+                  items:
+                    $ref: '#/components/schemas/Field'
+                views:
+                  type: array
+                  items:
+                    $ref: '#/components/schemas/View'
+                version:
+                  type: integer
+                  description: Starts at 1 and grows by 1 with every change; sent as the ETag `"<version>"`.
+                  minimum: 1
+                created_at:
+                  $ref: '#/components/schemas/Timestamp'
+                updated_at:
+                  $ref: '#/components/schemas/Timestamp'
+
+            CreateTableRequest:
+              type: object
+              description: '`POST /bases/{id}/tables`: a table is created with its fields.'
+              required: [name, fields]
+              properties:
+                name:
+                  type: string
+                  minLength: 1
+                  maxLength: 255
+                description:
+                  type: string
+                fields:
+                  type: array
+                  description: 1 to 500 distinctly named fields. The first is the primary field and cannot be a checkbox, multipleAttachments
+                    or multipleRecordLinks field.
+                  minItems: 1
+                  maxItems: 500
+                  items:
+                    $ref: '#/components/schemas/CreateFieldRequest'
+
+            UpdateTableRequest:
+              type: object
+              description: '`PATCH /tables/{id}`.'
+              properties:
+                name:
+                  type: string
+                  minLength: 1
+                  maxLength: 255
+                description:
+                  type: string
+
+            Attachment:
+              type: object
+              description: 'A file attached to a record: a reference to an uploaded file.'
+              required: [id]
+              properties:
+                id:
+                  $ref: '#/components/schemas/FileID'
+                filename:
+                  type: string
+                content_type:
+                  type: string
+                size:
+                  type: integer
+                  minimum: 0
+
+            FieldValue:
+              description: 'A cell value. Which kinds a field accepts depends on its type: text types (and date, dateTime, email,
+                url, singleSelect) take a string, number a number, checkbox a boolean, multipleSelects and multipleRecordLinks a list
+                of strings, multipleAttachments a list of attachments; null clears a cell.'
+              oneOf:
+                - type: 'null'
+                - type: string
+                - type: number
+                - type: boolean
+                - type: array
+                  description: A list of strings (an empty list is read as this kind).
+                  items:
+                    type: string
+                - type: array
+                  description: A list of attachments.
+                  minItems: 1
+                  items:
+                    $ref: '#/components/schemas/Attachment'
+
+            RecordFields:
+              type: object
+              description: Cell values keyed by field name, as Airtable does; absent fields are blank.
+              additionalProperties:
+                $ref: '#/components/schemas/FieldValue'
+              examples:
+                - Name: Write the docs
+                  Status: Doing
+                  Score: 4
+                  Done: false
+
+            Record:
+              type: object
+              description: A row of a table.
+              required: [id, table_id, fields, version, created_at, updated_at]
+              properties:
+                id:
+                  $ref: '#/components/schemas/RecordID'
+                table_id:
+                  $ref: '#/components/schemas/TableID'
+                fields:
+                  $ref: '#/components/schemas/RecordFields'
+                version:
+                  type: integer
+                  description: Starts at 1 and grows by 1 with every change; sent as the ETag `"<version>"`.
+                  minimum: 1
+                created_at:
+                  $ref: '#/components/schemas/Timestamp'
+                updated_at:
+                  $ref: '#/components/schemas/Timestamp'
+
+            RecordFieldsRequest:
+              type: object
+              description: '`POST /tables/{id}/records`, `PATCH /records/{id}` (merges the given fields) and `PUT /records/{id}` (replaces
+                all fields).'
+              required: [fields]
+              properties:
+                fields:
+                  $ref: '#/components/schemas/RecordFields'
+
+            BatchCreateOperation:
+              type: object
+              description: Creates a record.
+              required: [op, fields]
+              properties:
+                op:
+                  const: create
+                fields:
+                  $ref: '#/components/schemas/RecordFields'
+
+            BatchUpdateOperation:
+              type: object
+              description: Merges the given fields into a record.
+              required: [op, id, fields]
+              properties:
+                op:
+                  const: update
+                id:
+                  $ref: '#/components/schemas/RecordID'
+                fields:
+                  $ref: '#/components/schemas/RecordFields'
+                if_version:
+                  type: integer
+                  description: Apply only if the record is at this version (else the whole batch fails with 412).
+                  minimum: 1
+
+            BatchReplaceOperation:
+              type: object
+              description: Replaces all fields of a record.
+              required: [op, id, fields]
+              properties:
+                op:
+                  const: replace
+                id:
+                  $ref: '#/components/schemas/RecordID'
+                fields:
+                  $ref: '#/components/schemas/RecordFields'
+                if_version:
+                  type: integer
+                  description: Apply only if the record is at this version (else the whole batch fails with 412).
+                  minimum: 1
+
+            BatchDeleteOperation:
+              type: object
+              description: Deletes a record.
+              required: [op, id]
+              properties:
+                op:
+                  const: delete
+                id:
+                  $ref: '#/components/schemas/RecordID'
+                if_version:
+                  type: integer
+                  description: Apply only if the record is at this version (else the whole batch fails with 412).
+                  minimum: 1
+
+            BatchOperation:
+              description: One operation of a batch, chosen by `op`.
+              oneOf:
+                - $ref: '#/components/schemas/BatchCreateOperation'
+                - $ref: '#/components/schemas/BatchUpdateOperation'
+                - $ref: '#/components/schemas/BatchReplaceOperation'
+                - $ref: '#/components/schemas/BatchDeleteOperation'
+              discriminator:
+                propertyName: op
+                mapping:
+                  create: '#/components/schemas/BatchCreateOperation'
+                  update: '#/components/schemas/BatchUpdateOperation'
+                  replace: '#/components/schemas/BatchReplaceOperation'
+                  delete: '#/components/schemas/BatchDeleteOperation'
+
+            BatchRequest:
+              type: object
+              description: '`POST /tables/{id}/records/batch`: up to 100 operations in one transaction, all or nothing.'
+              required: [operations]
+              properties:
+                operations:
+                  type: array
+                  minItems: 1
+                  maxItems: 100
+                  items:
+                    $ref: '#/components/schemas/BatchOperation'
+
+            DeletedRecord:
+              type: object
+              description: The answer of `DELETE /records/{id}`, and a batch result of a delete.
+              required: [id, deleted]
+              properties:
+                id:
+                  $ref: '#/components/schemas/RecordID'
+                deleted:
+                  const: true
+
+            BatchResult:
+              description: 'The outcome of one batch operation: the record as it now is, or the id of a deleted one.'
+              oneOf:
+                - $ref: '#/components/schemas/Record'
+                - $ref: '#/components/schemas/DeletedRecord'
+
+            BatchResponse:
+              type: object
+              description: The answer of a batch.
+              required: [results]
+              properties:
+                results:
+                  type: array
+                  description: One result per operation, in order.
+                  items:
+                    $ref: '#/components/schemas/BatchResult'
+
+            AccessTokenPage:
+              type: object
+              description: One page of AccessToken values.
+              required: [data, next_cursor]
+              properties:
+                data:
+                  type: array
+                  items:
+                    $ref: '#/components/schemas/AccessToken'
+                next_cursor:
+                  type: [string, 'null']
+                  description: Pass as `cursor` to fetch the next page; always present, null on the last page.
+
+            WorkspacePage:
+              type: object
+              description: One page of Workspace values.
+              required: [data, next_cursor]
+              properties:
+                data:
+                  type: array
+                  items:
+                    $ref: '#/components/schemas/Workspace'
+                next_cursor:
+                  type: [string, 'null']
+                  description: Pass as `cursor` to fetch the next page; always present, null on the last page.
+
+            MemberPage:
+              type: object
+              description: One page of Member values.
+              required: [data, next_cursor]
+              properties:
+                data:
+                  type: array
+                  items:
+                    $ref: '#/components/schemas/Member'
+                next_cursor:
+                  type: [string, 'null']
+                  description: Pass as `cursor` to fetch the next page; always present, null on the last page.
+
+            BasePage:
+              type: object
+              description: One page of Base values.
+              required: [data, next_cursor]
+              properties:
+                data:
+                  type: array
+                  items:
+                    $ref: '#/components/schemas/Base'
+                next_cursor:
+                  type: [string, 'null']
+                  description: Pass as `cursor` to fetch the next page; always present, null on the last page.
+
+            TablePage:
+              type: object
+              description: One page of Table values.
+              required: [data, next_cursor]
+              properties:
+                data:
+                  type: array
+                  items:
+                    $ref: '#/components/schemas/Table'
+                next_cursor:
+                  type: [string, 'null']
+                  description: Pass as `cursor` to fetch the next page; always present, null on the last page.
+
+            FieldPage:
+              type: object
+              description: One page of Field values.
+              required: [data, next_cursor]
+              properties:
+                data:
+                  type: array
+                  items:
+                    $ref: '#/components/schemas/Field'
+                next_cursor:
+                  type: [string, 'null']
+                  description: Pass as `cursor` to fetch the next page; always present, null on the last page.
+
+            ViewPage:
+              type: object
+              description: One page of View values.
+              required: [data, next_cursor]
+              properties:
+                data:
+                  type: array
+                  items:
+                    $ref: '#/components/schemas/View'
+                next_cursor:
+                  type: [string, 'null']
+                  description: Pass as `cursor` to fetch the next page; always present, null on the last page.
+
+            RecordPage:
+              type: object
+              description: One page of Record values.
+              required: [data, next_cursor]
+              properties:
+                data:
+                  type: array
+                  items:
+                    $ref: '#/components/schemas/Record'
+                next_cursor:
+                  type: [string, 'null']
+                  description: Pass as `cursor` to fetch the next page; always present, null on the last page.
+
+            FileMetadataPage:
+              type: object
+              description: One page of FileMetadata values.
+              required: [data, next_cursor]
+              properties:
+                data:
+                  type: array
+                  items:
+                    $ref: '#/components/schemas/FileMetadata'
+                next_cursor:
+                  type: [string, 'null']
+                  description: Pass as `cursor` to fetch the next page; always present, null on the last page.
+
+            WebhookPage:
+              type: object
+              description: One page of Webhook values.
+              required: [data, next_cursor]
+              properties:
+                data:
+                  type: array
+                  items:
+                    $ref: '#/components/schemas/Webhook'
+                next_cursor:
+                  type: [string, 'null']
+                  description: Pass as `cursor` to fetch the next page; always present, null on the last page.
+
+            WebhookDeliveryPage:
+              type: object
+              description: One page of WebhookDelivery values.
+              required: [data, next_cursor]
+              properties:
+                data:
+                  type: array
+                  items:
+                    $ref: '#/components/schemas/WebhookDelivery'
+                next_cursor:
+                  type: [string, 'null']
+                  description: Pass as `cursor` to fetch the next page; always present, null on the last page.
+
+            EventType:
+              type: string
+              description: 'What happened: `<resource>.<change>`.'
+              enum:
+                - user.updated
+                - workspace.created
+                - workspace.updated
+                - workspace.deleted
+                - member.added
+                - member.updated
+                - member.removed
+                - base.created
+                - base.updated
+                - base.deleted
+                - table.created
+                - table.updated
+                - table.deleted
+                - field.created
+                - field.updated
+                - field.deleted
+                - view.created
+                - view.updated
+                - view.deleted
+                - record.created
+                - record.updated
+                - record.deleted
+                - file.created
+                - file.deleted
+                - webhook.created
+                - webhook.deleted
+
+            Event:
+              type: object
+              description: One entry of the event log, appended in the same transaction as the change.
+              required: [seq, type, payload, ts]
+              properties:
+                seq:
+                  type: integer
+                  description: Strictly increasing position in the event log.
+                  format: int64
+                  minimum: 1
+                type:
+                  $ref: '#/components/schemas/EventType'
+                workspace_id:
+                  $ref: '#/components/schemas/WorkspaceID'
+                base_id:
+                  $ref: '#/components/schemas/BaseID'
+                table_id:
+                  $ref: '#/components/schemas/TableID'
+                record_id:
+                  $ref: '#/components/schemas/RecordID'
+                payload:
+                  $ref: '#/components/schemas/JSONValue'
+                  description: The resource after the change (or as it was, for a delete).
+                actor:
+                  $ref: '#/components/schemas/UserID'
+                  description: Who made the change.
+                ts:
+                  $ref: '#/components/schemas/Timestamp'
+
+            EventLogPage:
+              type: object
+              description: 'A page of the event log: catch-up and the polling fallback.'
+              required: [data, next_since]
+              properties:
+                data:
+                  type: array
+                  items:
+                    $ref: '#/components/schemas/Event'
+                next_since:
+                  type: integer
+                  description: Pass as `since` to continue after this page.
+                  format: int64
+                  minimum: 0
+
+            HealthStatus:
+              type: object
+              description: The answer of `GET /health`.
+              required: [status, version, uptime_seconds, database]
+              properties:
+                status:
+                  type: string
+                  enum: [ok, degraded]
+                version:
+                  type: string
+                  description: The server's version.
+                uptime_seconds:
+                  type: number
+                  minimum: 0
+                database:
+                  type: string
+                  enum: [ok, unavailable]
+
+            ServerStats:
+              type: object
+              description: Counts across the whole server.
+              required: [users, workspaces, bases, tables, records, events, last_event_seq, requests, uptime_seconds]
+              properties:
+                users:
+                  type: integer
+                  minimum: 0
+                workspaces:
+                  type: integer
+                  minimum: 0
+                bases:
+                  type: integer
+                  minimum: 0
+                tables:
+                  type: integer
+                  minimum: 0
+                records:
+                  type: integer
+                  minimum: 0
+                events:
+                  type: integer
+                  minimum: 0
+                last_event_seq:
+                  type: integer
+                  format: int64
+                  minimum: 0
+                requests:
+                  type: integer
+                  description: Requests served since the server started.
+                  minimum: 0
+                uptime_seconds:
+                  type: number
+                  minimum: 0
+
+            ErrorType:
+              type: string
+              description: VALIDATION_ERROR 400/422, AUTH_ERROR 401, FORBIDDEN 403, NOT_FOUND 404, CONFLICT 409/412, RESYNC_REQUIRED
+                410, PAYLOAD_TOO_LARGE 413, RATE_LIMITED 429, SERVER_ERROR 5xx.
+              enum: [VALIDATION_ERROR, AUTH_ERROR, FORBIDDEN, NOT_FOUND, CONFLICT, RESYNC_REQUIRED, PAYLOAD_TOO_LARGE, RATE_LIMITED,
+                SERVER_ERROR]
+
+            ErrorDetail:
+              type: object
+              description: The `error` member of an error body.
+              required: [type, code, message, request_id]
+              properties:
+                type:
+                  $ref: '#/components/schemas/ErrorType'
+                code:
+                  type: integer
+                  description: The HTTP status.
+                  minimum: 400
+                  maximum: 599
+                message:
+                  type: string
+                  description: For people.
+                request_id:
+                  type: string
+                  description: The request's id, as in the X-Request-ID header.
+                position:
+                  type: integer
+                  description: Where in a formula the problem is (0-based).
+                  minimum: 0
+                field:
+                  type: string
+                  description: The field or parameter the problem is about.
+
+            ErrorResponse:
+              type: object
+              description: The body of every error answer.
+              required: [error]
+              properties:
+                error:
+                  $ref: '#/components/schemas/ErrorDetail'
+                current:
+                  $ref: '#/components/schemas/JSONValue'
+                  description: 'Only with 412: the resource as it is now.'
+              examples:
+                - error:
+                    type: NOT_FOUND
+                    code: 404
+                    message: record not found
+                    request_id: req_Zk3v9QmT1xYb0aLp
+
+            UserConflict:
+              description: 'A 412 answer: the user changed since the version named by If-Match (or a batch operation''s if_version).'
+              allOf:
+                - $ref: '#/components/schemas/ErrorResponse'
+                - type: object
+                  required: [current]
+                  properties:
+                    current:
+                      $ref: '#/components/schemas/User'
+                      description: The user as it is now.
+
+            WorkspaceConflict:
+              description: 'A 412 answer: the workspace changed since the version named by If-Match (or a batch operation''s if_version).'
+              allOf:
+                - $ref: '#/components/schemas/ErrorResponse'
+                - type: object
+                  required: [current]
+                  properties:
+                    current:
+                      $ref: '#/components/schemas/Workspace'
+                      description: The workspace as it is now.
+
+            BaseConflict:
+              description: 'A 412 answer: the base changed since the version named by If-Match (or a batch operation''s if_version).'
+              allOf:
+                - $ref: '#/components/schemas/ErrorResponse'
+                - type: object
+                  required: [current]
+                  properties:
+                    current:
+                      $ref: '#/components/schemas/Base'
+                      description: The base as it is now.
+
+            TableConflict:
+              description: 'A 412 answer: the table changed since the version named by If-Match (or a batch operation''s if_version).'
+              allOf:
+                - $ref: '#/components/schemas/ErrorResponse'
+                - type: object
+                  required: [current]
+                  properties:
+                    current:
+                      $ref: '#/components/schemas/Table'
+                      description: The table as it is now.
+
+            FieldConflict:
+              description: 'A 412 answer: the field changed since the version named by If-Match (or a batch operation''s if_version).'
+              allOf:
+                - $ref: '#/components/schemas/ErrorResponse'
+                - type: object
+                  required: [current]
+                  properties:
+                    current:
+                      $ref: '#/components/schemas/Field'
+                      description: The field as it is now.
+
+            ViewConflict:
+              description: 'A 412 answer: the view changed since the version named by If-Match (or a batch operation''s if_version).'
+              allOf:
+                - $ref: '#/components/schemas/ErrorResponse'
+                - type: object
+                  required: [current]
+                  properties:
+                    current:
+                      $ref: '#/components/schemas/View'
+                      description: The view as it is now.
+
+            RecordConflict:
+              description: 'A 412 answer: the record changed since the version named by If-Match (or a batch operation''s if_version).'
+              allOf:
+                - $ref: '#/components/schemas/ErrorResponse'
+                - type: object
+                  required: [current]
+                  properties:
+                    current:
+                      $ref: '#/components/schemas/Record'
+                      description: The record as it is now.
+
+            FileMetadata:
+              type: object
+              description: An uploaded file.
+              required: [id, name, content_type, size, sha256, created_at]
+              properties:
+                id:
+                  $ref: '#/components/schemas/FileID'
+                name:
+                  type: string
+                content_type:
+                  type: string
+                size:
+                  type: integer
+                  format: int64
+                  minimum: 0
+                sha256:
+                  type: string
+                  description: The content's SHA-256, hex; equal bytes are stored once.
+                  pattern: ^[0-9a-f]{64}$
+                created_at:
+                  $ref: '#/components/schemas/Timestamp'
+
+            Webhook:
+              type: object
+              description: A webhook registered on a base.
+              required: [id, base_id, url, events, enabled, created_at]
+              properties:
+                id:
+                  $ref: '#/components/schemas/WebhookID'
+                base_id:
+                  $ref: '#/components/schemas/BaseID'
+                url:
+                  type: string
+                  format: uri
+                events:
+                  type: array
+                  items:
+                    $ref: '#/components/schemas/EventType'
+                table_id:
+                  $ref: '#/components/schemas/TableID'
+                enabled:
+                  type: boolean
+                disabled_reason:
+                  type: string
+                secret:
+                  type: string
+                  description: 'The HMAC secret deliveries are signed with (`X-PyAirtable-Signature: sha256=<hex>`); only in the answer
+                    that created the webhook.'
+                created_at:
+                  $ref: '#/components/schemas/Timestamp'
+
+            CreateWebhookRequest:
+              type: object
+              description: Registers a webhook on a base.
+              required: [url]
+              properties:
+                url:
+                  type: string
+                  format: uri
+                events:
+                  type: array
+                  description: Omit for every event.
+                  items:
+                    $ref: '#/components/schemas/EventType'
+                table_id:
+                  $ref: '#/components/schemas/TableID'
+                  description: Only events of this table.
+
+            WebhookDelivery:
+              type: object
+              description: One delivery of an event to a webhook, with its attempts.
+              required: [id, webhook_id, event_seq, status, attempts, created_at]
+              properties:
+                id:
+                  $ref: '#/components/schemas/DeliveryID'
+                webhook_id:
+                  $ref: '#/components/schemas/WebhookID'
+                event_seq:
+                  type: integer
+                  format: int64
+                  minimum: 1
+                status:
+                  type: string
+                  enum: [pending, succeeded, failed]
+                attempts:
+                  type: integer
+                  minimum: 0
+                response_status:
+                  type: integer
+                error:
+                  type: string
+                created_at:
+                  $ref: '#/components/schemas/Timestamp'
+                delivered_at:
+                  $ref: '#/components/schemas/Timestamp'
+
+        """#
 }

@@ -26,7 +26,9 @@ struct OpenAPITests {
             logger: Harness.logger
         )
         let router = buildRouter(services: services)
-        let registered = Set(router.routes.map { Operation(method: $0.method.rawValue.uppercased(), path: "\($0.path)") })
+        let registered = Set(
+            router.routes.map { Operation(method: $0.method.rawValue.uppercased(), path: "\($0.path)") }
+        )
         let documented = try OpenAPIPaths.operations(in: try Self.repositoryDocument())
 
         #expect(!registered.isEmpty)
@@ -45,9 +47,15 @@ struct OpenAPITests {
     @Test("the embedded document is byte for byte openapi.yaml")
     func embeddedCopyIsCurrent() throws {
         let onDisk = try Data(contentsOf: Self.repositoryRoot().appendingPathComponent("openapi.yaml"))
+        let embedded = Data(OpenAPIDocument.yaml.utf8)
+        // A Bool, so a failure prints the hint rather than two 100 kB byte arrays.
+        let isCurrent = embedded == onDisk
         #expect(
-            Array(OpenAPIDocument.yaml.utf8) == Array(onDisk),
-            "Sources/ReferenceServer/OpenAPIDocument.swift is stale: run scripts/embed-openapi.sh"
+            isCurrent,
+            """
+            Sources/ReferenceServer/OpenAPIDocument.swift is stale: run scripts/embed-openapi.sh \
+            (\(Self.firstDifference(embedded, onDisk)))
+            """
         )
     }
 
@@ -93,7 +101,9 @@ struct OpenAPITests {
             #expect(response.status == .ok)
             let contentType = response.headers[.contentType] ?? ""
             #expect(contentType.hasPrefix("application/yaml"), "content type: \(contentType)")
-            #expect(response.body == expected, "GET /openapi.yaml differs from openapi.yaml")
+            let isSame = response.body == expected
+            let difference = Self.firstDifference(response.body, expected)
+            #expect(isSame, "GET /openapi.yaml differs from openapi.yaml (\(difference))")
             #expect(response.headers[.init("X-Request-ID")!] != nil)
         }
     }
@@ -110,6 +120,18 @@ struct OpenAPITests {
             directory.deleteLastPathComponent()
         }
         throw OpenAPIPaths.ReadError(message: "no Package.swift above \(filePath)")
+    }
+
+    /// Where two texts first differ, as a line number with both lines, for failure messages.
+    static func firstDifference(_ served: Data, _ file: Data) -> String {
+        let left = String(decoding: served, as: UTF8.self).split(separator: "\n", omittingEmptySubsequences: false)
+        let right = String(decoding: file, as: UTF8.self).split(separator: "\n", omittingEmptySubsequences: false)
+        for index in 0..<max(left.count, right.count) {
+            let a = index < left.count ? String(left[index]) : "<end>"
+            let b = index < right.count ? String(right[index]) : "<end>"
+            if a != b { return "first difference at line \(index + 1): embedded/served '\(a)', openapi.yaml '\(b)'" }
+        }
+        return "same lines, different bytes"
     }
 
     static func repositoryDocument() throws -> String {

@@ -46,9 +46,12 @@ struct AuthController {
         let created = try await store.createUser(
             email: email, name: name, passwordHash: hash, context: context.write(now: now)
         )
-        guard let user = created.value else { return .stored(created) }
+        // A replay (same key, same body, so the same password) signs in again: tokens are never stored.
+        let user = try created.value ?? JSONCoding.decoder.decode(User.self, from: created.response.body)
         let tokens = try await auth.issueTokens(for: user.id)
-        return try .json(AuthResponse(user: user, tokens: tokens), status: .created)
+        var response = try Response.json(AuthResponse(user: user, tokens: tokens), status: .created)
+        if created.response.replayed { response.headers[.idempotentReplayed] = "true" }
+        return response
     }
 
     @Sendable func login(_ request: Request, context: AppRequestContext) async throws -> Response {
@@ -108,7 +111,7 @@ struct AuthController {
     @Sendable func me(_ request: Request, context: AppRequestContext) async throws -> Response {
         let id = try context.requireUser()
         guard let user = try await store.user(id: id) else { throw ServerError.notFound("user") }
-        if request.matchesNoneMatch(version: user.version) { return Response(status: .notModified) }
+        if request.matchesNoneMatch(version: user.version) { return .notModified(version: user.version) }
         return try .json(user, eTag: VersionTag.format(user.version))
     }
 
@@ -154,7 +157,7 @@ struct WorkspacesController {
     @Sendable func get(_ request: Request, context: AppRequestContext) async throws -> Response {
         let user = try context.requireUser()
         let workspace = try await store.workspace(id: try context.id("id", "workspace"), user: user)
-        if request.matchesNoneMatch(version: workspace.version) { return Response(status: .notModified) }
+        if request.matchesNoneMatch(version: workspace.version) { return .notModified(version: workspace.version) }
         return try .json(workspace, eTag: VersionTag.format(workspace.version))
     }
 

@@ -42,6 +42,11 @@ extension Response {
         return Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: data)))
     }
 
+    /// 304 for a conditional GET whose `If-None-Match` names the current version.
+    static func notModified(version: Int) -> Response {
+        Response(status: .notModified, headers: [.eTag: VersionTag.format(version)])
+    }
+
     /// The answer of a mutation, fresh or replayed.
     static func stored(_ stored: StoredResponse) -> Response {
         var headers: HTTPFields = [:]

@@ -111,7 +111,7 @@ struct RecordsController {
 
     @Sendable func get(_ request: Request, context: AppRequestContext) async throws -> Response {
         let record = try await store.record(id: try context.id("id", "record"), user: try context.requireUser())
-        if request.matchesNoneMatch(version: record.version) { return Response(status: .notModified) }
+        if request.matchesNoneMatch(version: record.version) { return .notModified(version: record.version) }
         return try .json(record, eTag: VersionTag.format(record.version))
     }
 

@@ -51,7 +51,7 @@ struct SchemaController {
 
     @Sendable func getBase(_ request: Request, context: AppRequestContext) async throws -> Response {
         let base = try await store.base(id: try context.id("id", "base"), user: try context.requireUser())
-        if request.matchesNoneMatch(version: base.version) { return Response(status: .notModified) }
+        if request.matchesNoneMatch(version: base.version) { return .notModified(version: base.version) }
         return try .json(base, eTag: VersionTag.format(base.version))
     }
 
@@ -93,7 +93,7 @@ struct SchemaController {
 
     @Sendable func getTable(_ request: Request, context: AppRequestContext) async throws -> Response {
         let table = try await store.table(id: try context.id("id", "table"), user: try context.requireUser())
-        if request.matchesNoneMatch(version: table.version) { return Response(status: .notModified) }
+        if request.matchesNoneMatch(version: table.version) { return .notModified(version: table.version) }
         return try .json(table, eTag: VersionTag.format(table.version))
     }
 
@@ -180,7 +180,7 @@ struct SchemaController {
 
     @Sendable func getView(_ request: Request, context: AppRequestContext) async throws -> Response {
         let view = try await store.view(id: try context.id("id", "view"), user: try context.requireUser())
-        if request.matchesNoneMatch(version: view.version) { return Response(status: .notModified) }
+        if request.matchesNoneMatch(version: view.version) { return .notModified(version: view.version) }
         return try .json(view, eTag: VersionTag.format(view.version))
     }
 

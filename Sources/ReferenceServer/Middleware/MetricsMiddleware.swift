@@ -1,5 +1,6 @@
 import Foundation
 import Hummingbird
+import Logging
 import Prometheus
 import Synchronization
 
@@ -18,6 +19,13 @@ struct MetricsMiddleware: RouterMiddleware {
         metrics.record(
             method: request.method.rawValue, route: context.endpointPath ?? "unmatched",
             status: Int(response.status.code), duration: elapsed
+        )
+        context.logger.debug(
+            "request",
+            metadata: [
+                "method": "\(request.method.rawValue)", "path": "\(request.uri.path)",
+                "status": "\(response.status.code)", "duration": "\(elapsed)",
+            ]
         )
         return response
     }
