@@ -5,14 +5,15 @@ import Foundation
 /// Keys are written snake_case by each type's own `CodingKeys`, never by a key strategy: a key
 /// strategy would also rewrite the keys of record `fields`, which are user-chosen field names.
 public enum JSONCoding {
-    /// An encoder for the wire format (sorted keys off, timestamps with milliseconds).
+    /// An encoder for the wire format: sorted keys, timestamps with milliseconds.
     public static var encoder: JSONEncoder {
         let encoder = JSONEncoder()
         encoder.dateEncodingStrategy = .custom { date, encoder in
             var container = encoder.singleValueContainer()
             try container.encode(Timestamp.format(date))
         }
-        encoder.outputFormatting = [.withoutEscapingSlashes]
+        // Sorted keys make equal values encode to equal bytes: stable ETags, hashes and cache entries.
+        encoder.outputFormatting = [.withoutEscapingSlashes, .sortedKeys]
         return encoder
     }
 

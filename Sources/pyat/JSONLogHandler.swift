@@ -20,15 +20,13 @@ struct JSONLogHandler: LogHandler {
         set { metadata[key] = newValue }
     }
 
-    func log(
-        level: Logger.Level, message: Logger.Message, metadata explicit: Logger.Metadata?, source: String,
-        file: String, function: String, line: UInt
-    ) {
+    func log(event: LogEvent) {
         var object: [String: JSONValue] = [
-            "ts": .string(Timestamp.format(Date())), "level": .string(level.rawValue), "label": .string(label),
-            "message": .string(message.description), "source": .string(source),
+            "ts": .string(Timestamp.format(Date())), "level": .string(event.level.rawValue), "label": .string(label),
+            "message": .string(event.message.description), "source": .string(event.source),
         ]
-        for (key, value) in metadata.merging(explicit ?? [:], uniquingKeysWith: { $1 }) {
+        if let error = event.error { object["error"] = .string("\(error)") }
+        for (key, value) in metadata.merging(event.metadata ?? [:], uniquingKeysWith: { $1 }) {
             object[key] = Self.json(value)
         }
         guard var data = try? JSONCoding.encoder.encode(JSONValue.object(object)) else { return }

@@ -42,18 +42,43 @@ struct IdempotencyAndEventsTests {
             let (_, _, table) = try await client.scaffold()
             let record = try await client.createRecord(in: table.id, ["Name": "a", "Score": 1])
             let patch = RecordFieldsRequest(fields: ["Score": 2])
-            let first = try await client.send(.patch, "records/\(record.id)", json: patch, headers: [.idempotencyKey: "p"])
+            let first = try await client.send(
+                .patch,
+                "records/\(record.id)",
+                json: patch,
+                headers: [.idempotencyKey: "p"]
+            )
             // Someone else changes the record meanwhile; the replay still answers what the key did.
-            _ = try await client.call(.patch, "records/\(record.id)", json: RecordFieldsRequest(fields: ["Score": 3]), as: PyAirtableModels.Record.self)
-            let replayed = try await client.send(.patch, "records/\(record.id)", json: patch, headers: [.idempotencyKey: "p"])
+            _ = try await client.call(
+                .patch,
+                "records/\(record.id)",
+                json: RecordFieldsRequest(fields: ["Score": 3]),
+                as: PyAirtableModels.Record.self
+            )
+            let replayed = try await client.send(
+                .patch,
+                "records/\(record.id)",
+                json: patch,
+                headers: [.idempotencyKey: "p"]
+            )
             #expect(replayed.body == first.body)
             #expect(replayed.headers[.idempotentReplayed] == "true")
             #expect(try await client.record(record.id).fields["Score"] == 3)
             #expect(try await client.record(record.id).version == 3)
 
             let put = RecordFieldsRequest(fields: ["Name": "z"])
-            let putFirst = try await client.send(.put, "records/\(record.id)", json: put, headers: [.idempotencyKey: "u"])
-            let putAgain = try await client.send(.put, "records/\(record.id)", json: put, headers: [.idempotencyKey: "u"])
+            let putFirst = try await client.send(
+                .put,
+                "records/\(record.id)",
+                json: put,
+                headers: [.idempotencyKey: "u"]
+            )
+            let putAgain = try await client.send(
+                .put,
+                "records/\(record.id)",
+                json: put,
+                headers: [.idempotencyKey: "u"]
+            )
             #expect(putAgain.body == putFirst.body)
             #expect(try await client.record(record.id).version == 4)
 
@@ -66,9 +91,20 @@ struct IdempotencyAndEventsTests {
             // Without the key, a second delete is a plain 404.
             expectError(try await client.send(.delete, "records/\(record.id)"), .notFound, .notFound)
 
-            let batch = #"{"operations": [{"op": "create", "fields": {"Name": "b0"}}, {"op": "create", "fields": {"Name": "b1"}}]}"#
-            let batchFirst = try await client.send(.post, "tables/\(table.id)/records/batch", raw: batch, headers: [.idempotencyKey: "b"])
-            let batchAgain = try await client.send(.post, "tables/\(table.id)/records/batch", raw: batch, headers: [.idempotencyKey: "b"])
+            let batch =
+                #"{"operations": [{"op": "create", "fields": {"Name": "b0"}}, {"op": "create", "fields": {"Name": "b1"}}]}"#
+            let batchFirst = try await client.send(
+                .post,
+                "tables/\(table.id)/records/batch",
+                raw: batch,
+                headers: [.idempotencyKey: "b"]
+            )
+            let batchAgain = try await client.send(
+                .post,
+                "tables/\(table.id)/records/batch",
+                raw: batch,
+                headers: [.idempotencyKey: "b"]
+            )
             #expect(batchAgain.headers[.idempotentReplayed] == "true")
             #expect(batchAgain.body == batchFirst.body)
             #expect(try await client.allRecords(table.id).count == 2)
@@ -82,11 +118,17 @@ struct IdempotencyAndEventsTests {
             let (_, _, table) = try await client.scaffold()
             let key: HTTPFields = [.idempotencyKey: "reordered"]
             let first = try await client.send(
-                .post, "tables/\(table.id)/records", raw: #"{"fields": {"Name": "once", "Score": 1}}"#, headers: key
+                .post,
+                "tables/\(table.id)/records",
+                raw: #"{"fields": {"Name": "once", "Score": 1}}"#,
+                headers: key
             )
             #expect(first.status == .created)
             let again = try await client.send(
-                .post, "tables/\(table.id)/records", raw: #"{"fields":{"Score":1,"Name":"once"}}"#, headers: key
+                .post,
+                "tables/\(table.id)/records",
+                raw: #"{"fields":{"Score":1,"Name":"once"}}"#,
+                headers: key
             )
             #expect(again.status == .created, "\(again.text)")
             #expect(again.body == first.body)
@@ -102,23 +144,35 @@ struct IdempotencyAndEventsTests {
             let (_, _, table) = try await client.scaffold()
             let key: HTTPFields = [.idempotencyKey: "k-1"]
             let first = try await client.send(
-                .post, "tables/\(table.id)/records", json: RecordFieldsRequest(fields: ["Name": "a"]), headers: key
+                .post,
+                "tables/\(table.id)/records",
+                json: RecordFieldsRequest(fields: ["Name": "a"]),
+                headers: key
             )
             #expect(first.status == .created)
             let before = try await client.stats()
             let different = try await client.send(
-                .post, "tables/\(table.id)/records", json: RecordFieldsRequest(fields: ["Name": "b"]), headers: key
+                .post,
+                "tables/\(table.id)/records",
+                json: RecordFieldsRequest(fields: ["Name": "b"]),
+                headers: key
             )
             #expect(expectError(different, .unprocessableContent, .validation)?.message.contains("k-1") == true)
             let otherRoute = try await client.send(
-                .post, "workspaces", json: CreateWorkspaceRequest(name: "W"), headers: key
+                .post,
+                "workspaces",
+                json: CreateWorkspaceRequest(name: "W"),
+                headers: key
             )
             expectError(otherRoute, .unprocessableContent, .validation)
             let after = try await client.stats()
             #expect(after.lastEventSeq == before.lastEventSeq)
             #expect(after.workspaces == before.workspaces)
             let again = try await client.send(
-                .post, "tables/\(table.id)/records", json: RecordFieldsRequest(fields: ["Name": "a"]), headers: key
+                .post,
+                "tables/\(table.id)/records",
+                json: RecordFieldsRequest(fields: ["Name": "a"]),
+                headers: key
             )
             #expect(again.body == first.body)
         }
@@ -131,11 +185,17 @@ struct IdempotencyAndEventsTests {
             let (_, _, table) = try await client.scaffold()
             let key: HTTPFields = [.idempotencyKey: "retry-me"]
             let bad = try await client.send(
-                .post, "tables/\(table.id)/records", json: RecordFieldsRequest(fields: ["Score": "x"]), headers: key
+                .post,
+                "tables/\(table.id)/records",
+                json: RecordFieldsRequest(fields: ["Score": "x"]),
+                headers: key
             )
             expectError(bad, .unprocessableContent, .validation)
             let good = try await client.send(
-                .post, "tables/\(table.id)/records", json: RecordFieldsRequest(fields: ["Score": 1]), headers: key
+                .post,
+                "tables/\(table.id)/records",
+                json: RecordFieldsRequest(fields: ["Score": 1]),
+                headers: key
             )
             #expect(good.status == .created)
             #expect(good.headers[.idempotentReplayed] == nil)
@@ -166,15 +226,25 @@ struct IdempotencyAndEventsTests {
         }
     }
 
-    @Test("a replayed register answers exactly what the first one did")
+    @Test("a replayed register signs the same user in again with fresh tokens instead of failing as a duplicate")
     func registerReplay() async throws {
         try await Harness.withServer { api, _ in
             let body = #"{"email": "replay@example.com", "password": "correct horse", "name": "R"}"#
             let first = try await api.send(.post, "auth/register", raw: body, headers: [.idempotencyKey: "reg-1"])
             #expect(first.status == .created)
             let again = try await api.send(.post, "auth/register", raw: body, headers: [.idempotencyKey: "reg-1"])
-            #expect(again.status == first.status)
-            #expect(again.body == first.body, "first: \(first.text)\nreplay: \(again.text)")
+            #expect(again.status == .created, "\(again.text)")
+            #expect(again.headers[.idempotentReplayed] == "true")
+            let original = try first.decode(AuthResponse.self)
+            let replayed = try again.decode(AuthResponse.self)
+            #expect(replayed.user == original.user)
+            #expect(
+                try await api.authorized(replayed.tokens.accessToken).call(.get, "users/me", as: User.self)
+                    == original.user
+            )
+            #expect(try await api.authorized(original.tokens.accessToken).send(.get, "users/me").status == .ok)
+            // Without the key, the same registration is a duplicate.
+            expectError(try await api.send(.post, "auth/register", raw: body), .conflict, .conflict)
         }
     }
 
@@ -189,9 +259,13 @@ struct IdempotencyAndEventsTests {
             /// Runs one mutation and checks the single event it logged. The expected ids are
             /// evaluated after the mutation, so creations can name what they created.
             func expectEvent(
-                _ type: EventType, workspace: @autoclosure () -> WorkspaceID?, base: @autoclosure () -> BaseID? = nil,
-                table: @autoclosure () -> TableID? = nil, record: @autoclosure () -> RecordID? = nil,
-                sourceLocation: SourceLocation = #_sourceLocation, _ mutation: () async throws -> Void
+                _ type: EventType,
+                workspace: @autoclosure () -> WorkspaceID?,
+                base: @autoclosure () -> BaseID? = nil,
+                table: @autoclosure () -> TableID? = nil,
+                record: @autoclosure () -> RecordID? = nil,
+                sourceLocation: SourceLocation = #_sourceLocation,
+                _ mutation: () async throws -> Void
             ) async throws {
                 let before = try await client.stats()
                 try await mutation()
@@ -218,14 +292,22 @@ struct IdempotencyAndEventsTests {
             }
             let w = try #require(workspace).id
             try await expectEvent(.workspaceUpdated, workspace: w) {
-                _ = try await client.call(.patch, "workspaces/\(w)", json: UpdateWorkspaceRequest(name: "W"), as: Workspace.self)
+                _ = try await client.call(
+                    .patch,
+                    "workspaces/\(w)",
+                    json: UpdateWorkspaceRequest(name: "W"),
+                    as: Workspace.self
+                )
             }
             try await expectEvent(.memberAdded, workspace: w) {
                 try await client.addMember(w, user: other.id, role: .viewer)
             }
             try await expectEvent(.memberUpdated, workspace: w) {
                 _ = try await client.call(
-                    .patch, "workspaces/\(w)/members/\(other.id)", json: UpdateMemberRequest(role: .editor), as: Member.self
+                    .patch,
+                    "workspaces/\(w)/members/\(other.id)",
+                    json: UpdateMemberRequest(role: .editor),
+                    as: Member.self
                 )
             }
             try await expectEvent(.memberRemoved, workspace: w) {
@@ -233,7 +315,9 @@ struct IdempotencyAndEventsTests {
                 #expect(status == .noContent)
             }
             var base: Base?
-            try await expectEvent(.baseCreated, workspace: w, base: base?.id) { base = try await client.createBase(in: w) }
+            try await expectEvent(.baseCreated, workspace: w, base: base?.id) {
+                base = try await client.createBase(in: w)
+            }
             let b = try #require(base).id
             try await expectEvent(.baseUpdated, workspace: w, base: b) {
                 _ = try await client.call(.patch, "bases/\(b)", json: UpdateBaseRequest(name: "B"), as: Base.self)
@@ -244,12 +328,20 @@ struct IdempotencyAndEventsTests {
             }
             let t = try #require(table).id
             try await expectEvent(.tableUpdated, workspace: w, base: b, table: t) {
-                _ = try await client.call(.patch, "tables/\(t)", json: UpdateTableRequest(name: "T"), as: PyAirtableModels.Table.self)
+                _ = try await client.call(
+                    .patch,
+                    "tables/\(t)",
+                    json: UpdateTableRequest(name: "T"),
+                    as: PyAirtableModels.Table.self
+                )
             }
             var field: Field?
             try await expectEvent(.fieldCreated, workspace: w, base: b, table: t) {
                 field = try await client.call(
-                    .post, "tables/\(t)/fields", json: CreateFieldRequest(name: "F", type: .number), expect: .created,
+                    .post,
+                    "tables/\(t)/fields",
+                    json: CreateFieldRequest(name: "F", type: .number),
+                    expect: .created,
                     as: Field.self
                 )
             }
@@ -264,7 +356,11 @@ struct IdempotencyAndEventsTests {
             var view: View?
             try await expectEvent(.viewCreated, workspace: w, base: b, table: t) {
                 view = try await client.call(
-                    .post, "tables/\(t)/views", json: CreateViewRequest(name: "V"), expect: .created, as: View.self
+                    .post,
+                    "tables/\(t)/views",
+                    json: CreateViewRequest(name: "V"),
+                    expect: .created,
+                    as: View.self
                 )
             }
             let v = try #require(view).id
@@ -282,12 +378,18 @@ struct IdempotencyAndEventsTests {
             let r = try #require(record).id
             try await expectEvent(.recordUpdated, workspace: w, base: b, table: t, record: r) {
                 _ = try await client.call(
-                    .patch, "records/\(r)", json: RecordFieldsRequest(fields: ["Score": 1]), as: PyAirtableModels.Record.self
+                    .patch,
+                    "records/\(r)",
+                    json: RecordFieldsRequest(fields: ["Score": 1]),
+                    as: PyAirtableModels.Record.self
                 )
             }
             try await expectEvent(.recordUpdated, workspace: w, base: b, table: t, record: r) {
                 _ = try await client.call(
-                    .put, "records/\(r)", json: RecordFieldsRequest(fields: ["Name": "s"]), as: PyAirtableModels.Record.self
+                    .put,
+                    "records/\(r)",
+                    json: RecordFieldsRequest(fields: ["Name": "s"]),
+                    as: PyAirtableModels.Record.self
                 )
             }
             try await expectEvent(.recordDeleted, workspace: w, base: b, table: t, record: r) {
@@ -297,7 +399,9 @@ struct IdempotencyAndEventsTests {
             var batched: RecordID?
             try await expectEvent(.recordCreated, workspace: w, base: b, table: t, record: batched) {
                 let response = try await client.call(
-                    .post, "tables/\(t)/records/batch", json: BatchRequest(operations: [.create(fields: ["Name": "x"])]),
+                    .post,
+                    "tables/\(t)/records/batch",
+                    json: BatchRequest(operations: [.create(fields: ["Name": "x"])]),
                     as: BatchResponse.self
                 )
                 if case .record(let created)? = response.results.first { batched = created.id }
@@ -339,11 +443,14 @@ struct IdempotencyAndEventsTests {
             let workspace = try await client.createWorkspace()
             let before = try await client.stats()
             let status = try await client.send(.delete, "workspaces/\(workspace.id)").status
-                #expect(status == .noContent)
+            #expect(status == .noContent)
             let after = try await client.stats()
             #expect(after.events == before.events + 1)
             let events = try await client.events(since: before.lastEventSeq)
-            #expect(events.map(\.type) == [.workspaceDeleted], "the deleting owner cannot see the deletion in /events/log")
+            #expect(
+                events.map(\.type) == [.workspaceDeleted],
+                "the deleting owner cannot see the deletion in /events/log"
+            )
             #expect(events.first?.workspaceID == workspace.id)
         }
     }
@@ -356,13 +463,47 @@ struct IdempotencyAndEventsTests {
             let (workspace, _, table) = try await client.scaffold()
             try await client.addMember(workspace.id, user: viewerUser.id, role: .viewer)
             let record = try await client.createRecord(in: table.id, ["Name": "r"])
-            _ = try await client.call(.patch, "records/\(record.id)", json: RecordFieldsRequest(fields: ["Score": 1]), as: PyAirtableModels.Record.self)
+            _ = try await client.call(
+                .patch,
+                "records/\(record.id)",
+                json: RecordFieldsRequest(fields: ["Score": 1]),
+                as: PyAirtableModels.Record.self
+            )
             let before = try await client.stats()
             let attempts: [(String, APIResponse, HTTPResponse.Status)] = [
-                ("422", try await client.send(.post, "tables/\(table.id)/records", json: RecordFieldsRequest(fields: ["Score": "x"])), .unprocessableContent),
-                ("403", try await viewer.send(.post, "tables/\(table.id)/records", json: RecordFieldsRequest(fields: ["Name": "v"])), .forbidden),
-                ("412", try await client.send(.patch, "records/\(record.id)", json: RecordFieldsRequest(fields: ["Score": 2]), headers: [.ifMatch: "\"1\""]), .preconditionFailed),
-                ("404", try await client.send(.patch, "records/\(RecordID.generate())", json: RecordFieldsRequest(fields: ["Score": 2])), .notFound),
+                (
+                    "422",
+                    try await client.send(
+                        .post,
+                        "tables/\(table.id)/records",
+                        json: RecordFieldsRequest(fields: ["Score": "x"])
+                    ), .unprocessableContent
+                ),
+                (
+                    "403",
+                    try await viewer.send(
+                        .post,
+                        "tables/\(table.id)/records",
+                        json: RecordFieldsRequest(fields: ["Name": "v"])
+                    ), .forbidden
+                ),
+                (
+                    "412",
+                    try await client.send(
+                        .patch,
+                        "records/\(record.id)",
+                        json: RecordFieldsRequest(fields: ["Score": 2]),
+                        headers: [.ifMatch: "\"1\""]
+                    ), .preconditionFailed
+                ),
+                (
+                    "404",
+                    try await client.send(
+                        .patch,
+                        "records/\(RecordID.generate())",
+                        json: RecordFieldsRequest(fields: ["Score": 2])
+                    ), .notFound
+                ),
                 ("409", try await client.send(.delete, "workspaces/\(workspace.id)/members/\(owner.id)"), .conflict),
                 ("400", try await client.send(.post, "tables/\(table.id)/records", raw: "{"), .badRequest),
             ]
@@ -385,9 +526,19 @@ struct IdempotencyAndEventsTests {
             let start = try await client.stats().lastEventSeq
             var records: [PyAirtableModels.Record] = []
             for index in 0..<7 {
-                records.append(try await client.createRecord(in: index.isMultiple(of: 2) ? table.id : other.id, ["Name": .string("r\(index)")]))
+                records.append(
+                    try await client.createRecord(
+                        in: index.isMultiple(of: 2) ? table.id : other.id,
+                        ["Name": .string("r\(index)")]
+                    )
+                )
             }
-            _ = try await client.call(.patch, "records/\(records[0].id)", json: RecordFieldsRequest(fields: ["Score": 1]), as: PyAirtableModels.Record.self)
+            _ = try await client.call(
+                .patch,
+                "records/\(records[0].id)",
+                json: RecordFieldsRequest(fields: ["Score": 1]),
+                as: PyAirtableModels.Record.self
+            )
 
             var collected: [Event] = []
             var since = start
@@ -409,13 +560,29 @@ struct IdempotencyAndEventsTests {
             #expect(zip(collected, collected.dropFirst()).allSatisfy { $0.seq < $1.seq })
             #expect(collected.compactMap(\.recordID) == records.map(\.id) + [records[0].id])
 
-            let byTable = try await client.call(.get, "events/log?since=\(start)&table_id=\(table.id)", as: EventLogPage.self)
-            #expect(byTable.data.map(\.recordID) == [records[0].id, records[2].id, records[4].id, records[6].id, records[0].id])
-            let byRecord = try await client.call(.get, "events/log?since=0&record_id=\(records[0].id)", as: EventLogPage.self)
+            let byTable = try await client.call(
+                .get,
+                "events/log?since=\(start)&table_id=\(table.id)",
+                as: EventLogPage.self
+            )
+            #expect(
+                byTable.data.map(\.recordID) == [
+                    records[0].id, records[2].id, records[4].id, records[6].id, records[0].id,
+                ]
+            )
+            let byRecord = try await client.call(
+                .get,
+                "events/log?since=0&record_id=\(records[0].id)",
+                as: EventLogPage.self
+            )
             #expect(byRecord.data.map(\.type) == [.recordCreated, .recordUpdated])
             let byBase = try await client.call(.get, "events/log?since=0&base_id=\(base.id)", as: EventLogPage.self)
             #expect(byBase.data.count == 11)  // the base, two tables, then eight record events
-            let byWorkspace = try await client.call(.get, "events/log?since=0&workspace_id=\(workspace.id)", as: EventLogPage.self)
+            let byWorkspace = try await client.call(
+                .get,
+                "events/log?since=0&workspace_id=\(workspace.id)",
+                as: EventLogPage.self
+            )
             #expect(byWorkspace.data.count == 12)  // and the workspace
             let defaultLimit = try await client.call(.get, "events/log", as: EventLogPage.self)
             #expect(defaultLimit.data.count == 12)
@@ -441,7 +608,11 @@ struct IdempotencyAndEventsTests {
 
             let adaEvents = try await ada.events()
             let graceEvents = try await grace.events()
-            #expect(adaEvents.allSatisfy { $0.workspaceID == adaWorkspace.id || ($0.workspaceID == nil && $0.actor == adaUser.id) })
+            #expect(
+                adaEvents.allSatisfy {
+                    $0.workspaceID == adaWorkspace.id || ($0.workspaceID == nil && $0.actor == adaUser.id)
+                }
+            )
             #expect(graceEvents.allSatisfy { $0.workspaceID == graceWorkspace.id })
             #expect(!graceEvents.contains { $0.type == .userUpdated })
             #expect(adaEvents.count == 5)
@@ -452,8 +623,14 @@ struct IdempotencyAndEventsTests {
 
             // A removed member stops seeing new events of the workspace.
             try await ada.addMember(adaWorkspace.id, user: graceUser.id, role: .viewer)
-            #expect(try await grace.call(.get, "events/log?workspace_id=\(adaWorkspace.id)", as: EventLogPage.self).data.count > 0)
-            #expect(try await ada.send(.delete, "workspaces/\(adaWorkspace.id)/members/\(graceUser.id)").status == .noContent)
+            #expect(
+                try await grace.call(.get, "events/log?workspace_id=\(adaWorkspace.id)", as: EventLogPage.self).data
+                    .count > 0
+            )
+            #expect(
+                try await ada.send(.delete, "workspaces/\(adaWorkspace.id)/members/\(graceUser.id)").status
+                    == .noContent
+            )
             let mark = try await ada.stats().lastEventSeq
             _ = try await ada.createRecord(in: adaTable.id, ["Name": "after removal"])
             #expect(try await grace.events(since: mark).isEmpty)
@@ -467,7 +644,11 @@ struct IdempotencyAndEventsTests {
             let (session, _) = try await api.register()
             // A personal access token outlives the eight days the clock moves.
             let pat = try await session.call(
-                .post, "auth/tokens", json: CreateAccessTokenRequest(name: "sync"), expect: .created, as: AccessToken.self
+                .post,
+                "auth/tokens",
+                json: CreateAccessTokenRequest(name: "sync"),
+                expect: .created,
+                as: AccessToken.self
             )
             let client = api.authorized(try #require(pat.token))
             let (_, _, table) = try await client.scaffold()

@@ -15,7 +15,10 @@ struct RecordListTests {
         try await Harness.withServer { api, _ in
             let (client, _) = try await api.register()
             let (_, _, table) = try await client.scaffold()
-            let seeded = try await client.seed(table.id, (0..<150).map { ["Name": .string("r\($0)"), "Score": .number(Double($0))] })
+            let seeded = try await client.seed(
+                table.id,
+                (0..<150).map { ["Name": .string("r\($0)"), "Score": .number(Double($0))] }
+            )
             let first = try await client.recordsPage(table.id)
             #expect(first.data.count == 100)
             let cursor = try #require(first.nextCursor)
@@ -45,13 +48,18 @@ struct RecordListTests {
         }
     }
 
-    @Test("page_size 0, 1001, -1, 'abc' or empty is 422 VALIDATION_ERROR", arguments: ["0", "1001", "-1", "abc", "", "1.5"])
+    @Test(
+        "page_size 0, 1001, -1, 'abc' or empty is 422 VALIDATION_ERROR",
+        arguments: ["0", "1001", "-1", "abc", "", "1.5"]
+    )
     func badPageSize(value: String) async throws {
         try await Harness.withServer { api, _ in
             let (client, _) = try await api.register()
             let (_, _, table) = try await client.scaffold()
             let response = try await client.send(.get, "tables/\(table.id)/records?page_size=\(queryValue(value))")
-            #expect(expectError(response, .unprocessableContent, .validation, "page_size=\(value)")?.field == "page_size")
+            #expect(
+                expectError(response, .unprocessableContent, .validation, "page_size=\(value)")?.field == "page_size"
+            )
         }
     }
 
@@ -62,11 +70,16 @@ struct RecordListTests {
         try await Harness.withServer { api, _ in
             let (client, _) = try await api.register()
             let (_, _, table) = try await client.scaffold()
-            _ = try await client.seed(table.id, [
-                ["Name": "a", "Score": 1, "Status": "Done", "Done": true],
-                ["Name": "b", "Status": "Todo"],
-            ])
-            for query in ["fields=\(queryValue("Name,Score"))", "fields=Name&fields=Score", "fields[]=Name&fields[]=Score"] {
+            _ = try await client.seed(
+                table.id,
+                [
+                    ["Name": "a", "Score": 1, "Status": "Done", "Done": true],
+                    ["Name": "b", "Status": "Todo"],
+                ]
+            )
+            for query in [
+                "fields=\(queryValue("Name,Score"))", "fields=Name&fields=Score", "fields[]=Name&fields[]=Score",
+            ] {
                 let page = try await client.recordsPage(table.id, query)
                 #expect(page.data.map(\.fields) == [["Name": "a", "Score": 1], ["Name": "b"]], "\(query)")
             }
@@ -82,14 +95,17 @@ struct RecordListTests {
         try await Harness.withServer { api, _ in
             let (client, _) = try await api.register()
             let (_, _, table) = try await client.scaffold()
-            let r = try await client.seed(table.id, [
-                ["Name": "c", "Score": 3, "Status": "Todo"],
-                ["Name": "a", "Status": "Done"],
-                ["Name": "e", "Score": 1, "Status": "Done"],
-                ["Name": "b", "Score": 2, "Status": "Todo"],
-                ["Score": 2, "Status": "Doing"],
-                ["Name": "d", "Score": 10],
-            ])
+            let r = try await client.seed(
+                table.id,
+                [
+                    ["Name": "c", "Score": 3, "Status": "Todo"],
+                    ["Name": "a", "Status": "Done"],
+                    ["Name": "e", "Score": 1, "Status": "Done"],
+                    ["Name": "b", "Score": 2, "Status": "Todo"],
+                    ["Score": 2, "Status": "Doing"],
+                    ["Name": "d", "Score": 10],
+                ]
+            )
             let ascending = try await client.allRecords(table.id, "sort=Score:asc")
             #expect(ascending.map(\.id) == [r[1].id, r[2].id, r[3].id, r[4].id, r[0].id, r[5].id])
             let descending = try await client.allRecords(table.id, "sort=Score:desc")
@@ -99,10 +115,16 @@ struct RecordListTests {
             let twoKeys = try await client.allRecords(table.id, "sort=\(queryValue("Status:asc,Score:desc"))")
             #expect(twoKeys.map(\.id) == [r[5].id, r[4].id, r[2].id, r[1].id, r[0].id, r[3].id])
             // The same orders hold when paging one record at a time (the cursor keeps the sort keys).
-            #expect(try await client.allRecords(table.id, "sort=Score:desc&page_size=1").map(\.id) == descending.map(\.id))
-            #expect(try await client.allRecords(table.id, "sort=Score:asc&page_size=2").map(\.id) == ascending.map(\.id))
             #expect(
-                try await client.allRecords(table.id, "sort=\(queryValue("Status:asc,Score:desc"))&page_size=1").map(\.id)
+                try await client.allRecords(table.id, "sort=Score:desc&page_size=1").map(\.id) == descending.map(\.id)
+            )
+            #expect(
+                try await client.allRecords(table.id, "sort=Score:asc&page_size=2").map(\.id) == ascending.map(\.id)
+            )
+            #expect(
+                try await client.allRecords(table.id, "sort=\(queryValue("Status:asc,Score:desc"))&page_size=1").map(
+                    \.id
+                )
                     == twoKeys.map(\.id)
             )
 
@@ -120,15 +142,24 @@ struct RecordListTests {
         try await Harness.withServer { api, _ in
             let (client, _) = try await api.register()
             let (_, _, table) = try await client.scaffold()
-            let r = try await client.seed(table.id, [
-                ["Name": "a", "Score": 2, "Status": "Done"],
-                ["Name": "b", "Score": 5, "Status": "Todo"],
-                ["Name": "c", "Score": 1, "Status": "Done"],
-            ])
+            let r = try await client.seed(
+                table.id,
+                [
+                    ["Name": "a", "Score": 2, "Status": "Done"],
+                    ["Name": "b", "Score": 5, "Status": "Todo"],
+                    ["Name": "c", "Score": 1, "Status": "Done"],
+                ]
+            )
             let view = try await client.call(
-                .post, "tables/\(table.id)/views",
-                json: CreateViewRequest(name: "Top scores", sort: [.init(field: "Score", direction: .desc)], fields: ["Name", "Score"]),
-                expect: .created, as: View.self
+                .post,
+                "tables/\(table.id)/views",
+                json: CreateViewRequest(
+                    name: "Top scores",
+                    sort: [.init(field: "Score", direction: .desc)],
+                    fields: ["Name", "Score"]
+                ),
+                expect: .created,
+                as: View.self
             )
             for reference in [view.name, view.id.rawValue] {
                 let page = try await client.recordsPage(table.id, "view=\(queryValue(reference))")
@@ -151,13 +182,22 @@ struct RecordListTests {
             let (_, _, table) = try await client.scaffold()
             let r = try await client.seed(table.id, Self.filterRows)
             let view = try await client.call(
-                .post, "tables/\(table.id)/views",
-                json: CreateViewRequest(name: "High", filter: "{Score} > 3", sort: [.init(field: "Score", direction: .desc)]),
-                expect: .created, as: View.self
+                .post,
+                "tables/\(table.id)/views",
+                json: CreateViewRequest(
+                    name: "High",
+                    filter: "{Score} > 3",
+                    sort: [.init(field: "Score", direction: .desc)]
+                ),
+                expect: .created,
+                as: View.self
             )
             let page = try await client.recordsPage(table.id, "view=\(view.id)")
             #expect(page.data.map(\.id) == [r[0].id, r[2].id, r[6].id])
-            let narrowed = try await client.recordsPage(table.id, "view=\(view.id)&filter=\(queryValue("{Status} = 'Done'"))")
+            let narrowed = try await client.recordsPage(
+                table.id,
+                "view=\(view.id)&filter=\(queryValue("{Status} = 'Done'"))"
+            )
             #expect(narrowed.data.map(\.id) == [r[0].id])
         }
     }
@@ -225,7 +265,10 @@ struct RecordListTests {
         try await Harness.withServer { api, _ in
             let (client, _) = try await api.register()
             let (_, _, table) = try await client.scaffold()
-            let response = try await client.send(.get, "tables/\(table.id)/records?filter=\(queryValue("AND({Score} > "))")
+            let response = try await client.send(
+                .get,
+                "tables/\(table.id)/records?filter=\(queryValue("AND({Score} > "))"
+            )
             let error = expectError(response, .unprocessableContent, .validation)
             #expect(error?.position != nil)
             #expect(error?.field == "filter")
@@ -250,12 +293,18 @@ struct RecordListTests {
             let (client, _) = try await api.register()
             let (_, base, table) = try await client.scaffold()
             let other = try await client.createTable(in: base.id, "Other")
-            _ = try await client.seed(table.id, (0..<10).map { ["Name": .string("r\($0)"), "Score": .number(Double($0))] })
+            _ = try await client.seed(
+                table.id,
+                (0..<10).map { ["Name": .string("r\($0)"), "Score": .number(Double($0))] }
+            )
             _ = try await client.seed(other.id, (0..<10).map { ["Name": .string("o\($0)")] })
             let page = try await client.recordsPage(table.id, "sort=Score:asc&page_size=3")
             let cursor = try #require(page.nextCursor)
             // The same query (page size and projection may change) accepts it.
-            let next = try await client.recordsPage(table.id, "sort=Score:asc&page_size=5&fields=Name&cursor=\(queryValue(cursor))")
+            let next = try await client.recordsPage(
+                table.id,
+                "sort=Score:asc&page_size=5&fields=Name&cursor=\(queryValue(cursor))"
+            )
             #expect(next.data.map { $0.fields["Name"] } == ["r3", "r4", "r5", "r6", "r7"])
 
             let foreign = [
@@ -275,9 +324,12 @@ struct RecordListTests {
             forged.queryHash = "0000000000000000"
             let json = #"{"k":[{"x":"1"}],"s":3,"q":"\#(Self.queryHash(of: cursor))"}"#
             let wrongShape = Data(json.utf8).base64EncodedString()
-            for tampered in [String(cursor.prefix(cursor.count / 2)), "!!!not-a-cursor!!!", forged.encoded(), wrongShape, "e30"] {
+            for tampered in [
+                String(cursor.prefix(cursor.count / 2)), "!!!not-a-cursor!!!", forged.encoded(), wrongShape, "e30",
+            ] {
                 let response = try await client.send(
-                    .get, "tables/\(table.id)/records?sort=Score:asc&cursor=\(queryValue(tampered))"
+                    .get,
+                    "tables/\(table.id)/records?sort=Score:asc&cursor=\(queryValue(tampered))"
                 )
                 #expect(expectError(response, .unprocessableContent, .validation, tampered)?.field == "cursor")
             }
@@ -303,9 +355,14 @@ struct RecordListTests {
             let (client, _) = try await api.register()
             let (_, _, table) = try await client.scaffold()
             // Ties and blanks on purpose: the keyset must break them by creation order.
-            let original = try await client.seed(table.id, (0..<250).map { index in
-                index % 25 == 0 ? ["Name": .string("o\(index)")] : ["Name": .string("o\(index)"), "Score": .number(Double(index % 17))]
-            })
+            let original = try await client.seed(
+                table.id,
+                (0..<250).map { index in
+                    index % 25 == 0
+                        ? ["Name": .string("o\(index)")]
+                        : ["Name": .string("o\(index)"), "Score": .number(Double(index % 17))]
+                }
+            )
             let query = sort.map { "sort=\(queryValue($0))&page_size=40" } ?? "page_size=40"
 
             let (inserted, seen) = try await client.withConnections(1) { connections in
@@ -317,7 +374,8 @@ struct RecordListTests {
                     for index in 0..<100 {
                         let score: FieldValue = index % 10 == 0 ? .null : .number(Double((index * 7) % 20))
                         let response = try await writer.send(
-                            .post, "tables/\(table.id)/records",
+                            .post,
+                            "tables/\(table.id)/records",
                             json: RecordFieldsRequest(fields: ["Name": .string("n\(index)"), "Score": score])
                         )
                         #expect(response.status == .created)

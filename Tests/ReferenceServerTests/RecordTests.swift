@@ -11,16 +11,29 @@ struct RecordTests {
     static func typedTable(_ client: API) async throws -> (PyAirtableModels.Table, PyAirtableModels.Table) {
         let workspace = try await client.createWorkspace()
         let base = try await client.createBase(in: workspace.id)
-        let people = try await client.createTable(in: base.id, "People", fields: [.init(name: "Name", type: .singleLineText)])
+        let people = try await client.createTable(
+            in: base.id,
+            "People",
+            fields: [.init(name: "Name", type: .singleLineText)]
+        )
         let table = try await client.createTable(
-            in: base.id, "Everything",
+            in: base.id,
+            "Everything",
             fields: [
                 .init(name: "Name", type: .singleLineText),
                 .init(name: "Notes", type: .multilineText),
                 .init(name: "Score", type: .number),
                 .init(name: "Done", type: .checkbox),
-                .init(name: "Status", type: .singleSelect, options: .init(choices: [.init(name: "Todo"), .init(name: "Done")])),
-                .init(name: "Tags", type: .multipleSelects, options: .init(choices: ["a", "b", "c"].map { .init(name: $0) })),
+                .init(
+                    name: "Status",
+                    type: .singleSelect,
+                    options: .init(choices: [.init(name: "Todo"), .init(name: "Done")])
+                ),
+                .init(
+                    name: "Tags",
+                    type: .multipleSelects,
+                    options: .init(choices: ["a", "b", "c"].map { .init(name: $0) })
+                ),
                 .init(name: "Due", type: .date),
                 .init(name: "At", type: .dateTime),
                 .init(name: "Email", type: .email),
@@ -41,7 +54,9 @@ struct RecordTests {
             let (_, _, table) = try await client.scaffold()
 
             let created = try await client.send(
-                .post, "tables/\(table.id)/records", json: RecordFieldsRequest(fields: ["Name": "Ada", "Score": 3, "Status": "Todo"])
+                .post,
+                "tables/\(table.id)/records",
+                json: RecordFieldsRequest(fields: ["Name": "Ada", "Score": 3, "Status": "Todo"])
             )
             #expect(created.status == .created)
             #expect(created.headers[.eTag] == "\"1\"")
@@ -57,7 +72,9 @@ struct RecordTests {
             #expect(try fetched.decode(PyAirtableModels.Record.self) == record)
 
             let patched = try await client.send(
-                .patch, "records/\(record.id)", json: RecordFieldsRequest(fields: ["Score": 4, "Done": true])
+                .patch,
+                "records/\(record.id)",
+                json: RecordFieldsRequest(fields: ["Score": 4, "Done": true])
             )
             #expect(patched.status == .ok)
             #expect(patched.headers[.eTag] == "\"2\"")
@@ -68,13 +85,19 @@ struct RecordTests {
 
             // null clears one cell; an unchecked checkbox and an empty string are blank.
             let cleared = try await client.call(
-                .patch, "records/\(record.id)", json: RecordFieldsRequest(fields: ["Status": .null, "Done": false]),
+                .patch,
+                "records/\(record.id)",
+                json: RecordFieldsRequest(fields: ["Status": .null, "Done": false]),
                 as: PyAirtableModels.Record.self
             )
             #expect(cleared.fields == ["Name": "Ada", "Score": 4])
             #expect(cleared.version == 3)
 
-            let replaced = try await client.send(.put, "records/\(record.id)", json: RecordFieldsRequest(fields: ["Name": "Grace"]))
+            let replaced = try await client.send(
+                .put,
+                "records/\(record.id)",
+                json: RecordFieldsRequest(fields: ["Name": "Grace"])
+            )
             #expect(replaced.status == .ok)
             #expect(replaced.headers[.eTag] == "\"4\"")
             let put = try replaced.decode(PyAirtableModels.Record.self)
@@ -89,7 +112,8 @@ struct RecordTests {
             expectError(try await client.send(.delete, "records/\(record.id)"), .notFound, .notFound)
             expectError(
                 try await client.send(.patch, "records/\(record.id)", json: RecordFieldsRequest(fields: ["Name": "x"])),
-                .notFound, .notFound
+                .notFound,
+                .notFound
             )
             #expect(try await client.recordsPage(table.id).data.isEmpty)
         }
@@ -105,7 +129,7 @@ struct RecordTests {
                 "Name": "Ada", "Notes": "line 1\nline 2", "Score": 2.5, "Done": true, "Status": "Done",
                 "Tags": .strings(["a", "c"]), "Due": "2026-02-28", "At": "2026-01-02T03:04:05Z",
                 "Email": "ada@example.com", "Site": "https://example.com/x?y=1",
-                "Files": .strings(["fil0123456789ABCD"]), "Link": .strings([person.id.rawValue, person.id.rawValue]),
+                "Files": .strings(["fil0123456789ABCD"]), "Link": .strings([person.id.rawValue]),
             ]
             let record = try await client.createRecord(in: table.id, fields)
             #expect(record.fields["At"] == "2026-01-02T03:04:05.000Z")
@@ -115,6 +139,22 @@ struct RecordTests {
                 #expect(record.fields[name] == fields[name], "\(name)")
             }
             #expect(try await client.record(record.id) == record)
+        }
+    }
+
+    @Test("a record linked twice to the same record stores the link once, in order")
+    func duplicateLinks() async throws {
+        try await Harness.withServer { api, _ in
+            let (client, _) = try await api.register()
+            let (table, people) = try await Self.typedTable(client)
+            let ada = try await client.createRecord(in: people.id, ["Name": "Ada"])
+            let linus = try await client.createRecord(in: people.id, ["Name": "Linus"])
+            let links = [linus.id.rawValue, ada.id.rawValue, linus.id.rawValue]
+            let record = try await client.createRecord(in: table.id, ["Link": .strings(links)])
+            #expect(record.fields["Link"] == .strings([linus.id.rawValue, ada.id.rawValue]))
+            #expect(
+                try await client.record(record.id).fields["Link"] == .strings([linus.id.rawValue, ada.id.rawValue])
+            )
         }
     }
 
@@ -130,7 +170,11 @@ struct RecordTests {
         try await Harness.withServer { api, _ in
             let (client, _) = try await api.register()
             let (table, _) = try await Self.typedTable(client)
-            let response = try await client.send(.post, "tables/\(table.id)/records", raw: #"{"fields": {"\#(field)": \#(json)}}"#)
+            let response = try await client.send(
+                .post,
+                "tables/\(table.id)/records",
+                raw: #"{"fields": {"\#(field)": \#(json)}}"#
+            )
             let error = expectError(response, .unprocessableContent, .validation, "\(field) = \(json)")
             #expect(error?.field == field)
             #expect(error?.message.contains(field) == true)
@@ -152,14 +196,20 @@ struct RecordTests {
             let (client, _) = try await api.register()
             let (table, _) = try await Self.typedTable(client)
             let response = try await client.send(
-                .post, "tables/\(table.id)/records", json: RecordFieldsRequest(fields: [field: value])
+                .post,
+                "tables/\(table.id)/records",
+                json: RecordFieldsRequest(fields: [field: value])
             )
             let error = expectError(response, .unprocessableContent, .validation, "\(field) = \(value)")
             #expect(error?.field == field)
             // The same rule holds on PATCH and PUT of an existing record, which stays as it was.
             let record = try await client.createRecord(in: table.id, ["Name": "ok"])
             for method in [HTTPRequest.Method.patch, .put] {
-                let update = try await client.send(method, "records/\(record.id)", json: RecordFieldsRequest(fields: [field: value]))
+                let update = try await client.send(
+                    method,
+                    "records/\(record.id)",
+                    json: RecordFieldsRequest(fields: [field: value])
+                )
                 expectError(update, .unprocessableContent, .validation, "\(method) \(field)")
             }
             #expect(try await client.record(record.id) == record)
@@ -172,13 +222,19 @@ struct RecordTests {
             let (client, _) = try await api.register()
             let (_, _, table) = try await client.scaffold()
             let response = try await client.send(
-                .post, "tables/\(table.id)/records", json: RecordFieldsRequest(fields: ["Name": "x", "Colour": "red"])
+                .post,
+                "tables/\(table.id)/records",
+                json: RecordFieldsRequest(fields: ["Name": "x", "Colour": "red"])
             )
             let error = expectError(response, .unprocessableContent, .validation)
             #expect(error?.field == "Colour")
             #expect(error?.message.contains("Colour") == true)
             // Field names are case-sensitive.
-            let lower = try await client.send(.post, "tables/\(table.id)/records", json: RecordFieldsRequest(fields: ["name": "x"]))
+            let lower = try await client.send(
+                .post,
+                "tables/\(table.id)/records",
+                json: RecordFieldsRequest(fields: ["name": "x"])
+            )
             expectError(lower, .unprocessableContent, .validation)
             #expect(try await client.recordsPage(table.id).data.isEmpty)
         }
@@ -193,7 +249,8 @@ struct RecordTests {
             let elsewhere = try await client.createRecord(in: table.id, ["Name": "not a person"])
             for target in [RecordID.generate(), elsewhere.id] {
                 let response = try await client.send(
-                    .post, "tables/\(table.id)/records",
+                    .post,
+                    "tables/\(table.id)/records",
                     json: RecordFieldsRequest(fields: ["Link": .strings([person.id.rawValue, target.rawValue])])
                 )
                 let error = expectError(response, .unprocessableContent, .validation, "link to \(target)")
@@ -215,12 +272,18 @@ struct RecordTests {
             let (_, _, table) = try await client.scaffold()
             let record = try await client.createRecord(in: table.id, ["Name": "a", "Score": 1])
             let v2 = try await client.call(
-                .patch, "records/\(record.id)", json: RecordFieldsRequest(fields: ["Score": 2]),
-                as: PyAirtableModels.Record.self, headers: [.ifMatch: "\"1\""]
+                .patch,
+                "records/\(record.id)",
+                json: RecordFieldsRequest(fields: ["Score": 2]),
+                as: PyAirtableModels.Record.self,
+                headers: [.ifMatch: "\"1\""]
             )
             #expect(v2.version == 2)
             let v3 = try await client.call(
-                .patch, "records/\(record.id)", json: RecordFieldsRequest(fields: ["Score": 3]), as: PyAirtableModels.Record.self
+                .patch,
+                "records/\(record.id)",
+                json: RecordFieldsRequest(fields: ["Score": 3]),
+                as: PyAirtableModels.Record.self
             )
             #expect(v3.version == 3)
             let before = try await client.stats()
@@ -230,7 +293,9 @@ struct RecordTests {
                     method == .delete
                     ? try await client.send(method, "records/\(record.id)", headers: [.ifMatch: "\"2\""])
                     : try await client.send(
-                        method, "records/\(record.id)", json: RecordFieldsRequest(fields: ["Score": 99]),
+                        method,
+                        "records/\(record.id)",
+                        json: RecordFieldsRequest(fields: ["Score": 99]),
                         headers: [.ifMatch: "\"2\""]
                     )
                 expectError(response, .preconditionFailed, .conflict, "\(method)")
@@ -242,8 +307,11 @@ struct RecordTests {
             #expect(try await client.stats().lastEventSeq == before.lastEventSeq)
 
             let v4 = try await client.call(
-                .put, "records/\(record.id)", json: RecordFieldsRequest(fields: ["Name": "b"]),
-                as: PyAirtableModels.Record.self, headers: [.ifMatch: "\"3\""]
+                .put,
+                "records/\(record.id)",
+                json: RecordFieldsRequest(fields: ["Name": "b"]),
+                as: PyAirtableModels.Record.self,
+                headers: [.ifMatch: "\"3\""]
             )
             #expect(v4.version == 4)
             let deleted = try await client.send(.delete, "records/\(record.id)", headers: [.ifMatch: "\"4\""])
@@ -264,7 +332,8 @@ struct RecordTests {
             let before = try await client.stats()
 
             let response = try await client.call(
-                .post, "tables/\(table.id)/records/batch",
+                .post,
+                "tables/\(table.id)/records/batch",
                 json: BatchRequest(operations: [
                     .create(fields: ["Name": "new", "Status": "Doing"]),
                     .update(id: first.id, fields: ["Score": 10], ifVersion: 1),
@@ -329,7 +398,8 @@ struct RecordTests {
                 status = .notFound
             }
             let response = try await client.send(
-                .post, "tables/\(table.id)/records/batch",
+                .post,
+                "tables/\(table.id)/records/batch",
                 json: BatchRequest(operations: [
                     .update(id: first.id, fields: ["Score": 100], ifVersion: nil),
                     .create(fields: ["Name": "ghost"]),
@@ -363,9 +433,17 @@ struct RecordTests {
             #expect(expectError(over, .unprocessableContent, .validation)?.message.contains("101") == true)
             let empty = try await client.send(.post, path, json: BatchRequest(operations: []))
             expectError(empty, .unprocessableContent, .validation)
-            let unknownOp = try await client.send(.post, path, raw: #"{"operations": [{"op": "upsert", "fields": {}}]}"#)
+            let unknownOp = try await client.send(
+                .post,
+                path,
+                raw: #"{"operations": [{"op": "upsert", "fields": {}}]}"#
+            )
             expectError(unknownOp, .badRequest, .validation)
-            let badID = try await client.send(.post, path, raw: #"{"operations": [{"op": "delete", "id": "tbl0123456789ABCD"}]}"#)
+            let badID = try await client.send(
+                .post,
+                path,
+                raw: #"{"operations": [{"op": "delete", "id": "tbl0123456789ABCD"}]}"#
+            )
             expectError(badID, .badRequest, .validation)
             #expect(try await client.recordsPage(table.id).data.isEmpty)
 
@@ -384,7 +462,8 @@ struct RecordTests {
             let other = try await client.createTable(in: base.id, "Other")
             let foreign = try await client.createRecord(in: other.id, ["Name": "foreign"])
             let response = try await client.send(
-                .post, "tables/\(table.id)/records/batch",
+                .post,
+                "tables/\(table.id)/records/batch",
                 json: BatchRequest(operations: [.delete(id: foreign.id, ifVersion: nil)])
             )
             #expect(response.status.code >= 400 && response.status.code < 500)

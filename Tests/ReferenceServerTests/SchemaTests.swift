@@ -14,7 +14,11 @@ struct SchemaTests {
         try await Harness.withServer { api, _ in
             let (client, _) = try await api.register()
             let workspace = try await client.createWorkspace()
-            let created = try await client.send(.post, "workspaces/\(workspace.id)/bases", json: CreateBaseRequest(name: "CRM"))
+            let created = try await client.send(
+                .post,
+                "workspaces/\(workspace.id)/bases",
+                json: CreateBaseRequest(name: "CRM")
+            )
             #expect(created.status == .created)
             #expect(created.headers[.eTag] == "\"1\"")
             let base = try created.decode(Base.self)
@@ -29,12 +33,18 @@ struct SchemaTests {
             #expect(Set(listed.data.map(\.id)) == [base.id, second.id])
             #expect(try await client.call(.get, "bases/\(base.id)", as: Base.self) == base)
 
-            let renamed = try await client.call(.patch, "bases/\(base.id)", json: UpdateBaseRequest(name: "Sales"), as: Base.self)
+            let renamed = try await client.call(
+                .patch,
+                "bases/\(base.id)",
+                json: UpdateBaseRequest(name: "Sales"),
+                as: Base.self
+            )
             #expect(renamed.name == "Sales")
             #expect(renamed.version == 2)
             expectError(
                 try await client.send(.post, "workspaces/\(workspace.id)/bases", json: CreateBaseRequest(name: "")),
-                .unprocessableContent, .validation
+                .unprocessableContent,
+                .validation
             )
 
             let table = try await client.createTable(in: base.id)
@@ -57,9 +67,11 @@ struct SchemaTests {
             let workspace = try await client.createWorkspace()
             let base = try await client.createBase(in: workspace.id)
             let created = try await client.send(
-                .post, "bases/\(base.id)/tables",
+                .post,
+                "bases/\(base.id)/tables",
                 json: CreateTableRequest(
-                    name: "Contacts", description: "people",
+                    name: "Contacts",
+                    description: "people",
                     fields: [
                         .init(name: "Name", type: .singleLineText),
                         .init(name: "Email", type: .email),
@@ -91,7 +103,9 @@ struct SchemaTests {
             #expect(views.data == table.views)
 
             let renamed = try await client.call(
-                .patch, "tables/\(table.id)", json: UpdateTableRequest(name: "People", description: ""),
+                .patch,
+                "tables/\(table.id)",
+                json: UpdateTableRequest(name: "People", description: ""),
                 as: PyAirtableModels.Table.self
             )
             #expect(renamed.name == "People")
@@ -114,7 +128,10 @@ struct SchemaTests {
             ("braces in a name", [.init(name: "{A}", type: .number)]),
             ("empty name", [.init(name: " ", type: .number)]),
             ("choices on a number", [.init(name: "A", type: .number, options: .init(choices: [.init(name: "x")]))]),
-            ("duplicate choices", [.init(name: "A", type: .singleSelect, options: .init(choices: [.init(name: "x"), .init(name: "x")]))]),
+            (
+                "duplicate choices",
+                [.init(name: "A", type: .singleSelect, options: .init(choices: [.init(name: "x"), .init(name: "x")]))]
+            ),
         ] as [(String, [CreateFieldRequest])]
     )
     func badTables(_ label: String, fields: [CreateFieldRequest]) async throws {
@@ -123,10 +140,15 @@ struct SchemaTests {
             let workspace = try await client.createWorkspace()
             let base = try await client.createBase(in: workspace.id)
             let response = try await client.send(
-                .post, "bases/\(base.id)/tables", json: CreateTableRequest(name: "T", fields: fields)
+                .post,
+                "bases/\(base.id)/tables",
+                json: CreateTableRequest(name: "T", fields: fields)
             )
             expectError(response, .unprocessableContent, .validation, label)
-            #expect(try await client.call(.get, "bases/\(base.id)/tables", as: Page<PyAirtableModels.Table>.self).data.isEmpty)
+            #expect(
+                try await client.call(.get, "bases/\(base.id)/tables", as: Page<PyAirtableModels.Table>.self).data
+                    .isEmpty
+            )
         }
     }
 
@@ -139,9 +161,12 @@ struct SchemaTests {
             let (_, _, table) = try await client.scaffold()
 
             let created = try await client.send(
-                .post, "tables/\(table.id)/fields",
+                .post,
+                "tables/\(table.id)/fields",
                 json: CreateFieldRequest(
-                    name: "Priority", type: .singleSelect, options: .init(choices: [.init(name: "Low"), .init(name: "High")]),
+                    name: "Priority",
+                    type: .singleSelect,
+                    options: .init(choices: [.init(name: "Low"), .init(name: "High")]),
                     description: "how urgent"
                 )
             )
@@ -153,18 +178,26 @@ struct SchemaTests {
             #expect(field.tableID == table.id)
             #expect(field.options?.choices?.map(\.name) == ["Low", "High"])
             #expect(field.description == "how urgent")
-            #expect(try await client.table(table.id).fields.map(\.name) == ["Name", "Status", "Score", "Done", "Priority"])
+            #expect(
+                try await client.table(table.id).fields.map(\.name) == ["Name", "Status", "Score", "Done", "Priority"]
+            )
 
             let renamed = try await client.call(
-                .patch, "fields/\(field.id)", json: UpdateFieldRequest(name: "Urgency"), as: Field.self
+                .patch,
+                "fields/\(field.id)",
+                json: UpdateFieldRequest(name: "Urgency"),
+                as: Field.self
             )
             #expect(renamed.name == "Urgency")
             #expect(renamed.version == 2)
             #expect(renamed.options == field.options)
 
             let options = try await client.call(
-                .patch, "fields/\(field.id)",
-                json: UpdateFieldRequest(options: .init(choices: [.init(name: "Low"), .init(name: "Mid"), .init(name: "High")])),
+                .patch,
+                "fields/\(field.id)",
+                json: UpdateFieldRequest(
+                    options: .init(choices: [.init(name: "Low"), .init(name: "Mid"), .init(name: "High")])
+                ),
                 as: Field.self
             )
             #expect(options.options?.choices?.map(\.name) == ["Low", "Mid", "High"])
@@ -174,13 +207,21 @@ struct SchemaTests {
             #expect(record.fields["Urgency"] == "Mid")
 
             let duplicate = try await client.send(
-                .post, "tables/\(table.id)/fields", json: CreateFieldRequest(name: "Score", type: .number)
+                .post,
+                "tables/\(table.id)/fields",
+                json: CreateFieldRequest(name: "Score", type: .number)
             )
             expectError(duplicate, .unprocessableContent, .validation)
-            let duplicateRename = try await client.send(.patch, "fields/\(field.id)", json: UpdateFieldRequest(name: "Name"))
+            let duplicateRename = try await client.send(
+                .patch,
+                "fields/\(field.id)",
+                json: UpdateFieldRequest(name: "Name")
+            )
             expectError(duplicateRename, .unprocessableContent, .validation)
             let unknownType = try await client.send(
-                .post, "tables/\(table.id)/fields", raw: #"{"name": "Shape", "type": "hologram"}"#
+                .post,
+                "tables/\(table.id)/fields",
+                raw: #"{"name": "Shape", "type": "hologram"}"#
             )
             let unknown = expectError(unknownType, .unprocessableContent, .validation)
             #expect(unknown?.message.contains("hologram") == true)
@@ -198,16 +239,21 @@ struct SchemaTests {
             let score = try #require(table.field(named: "Score"))
             let status = try #require(table.field(named: "Status"))
             let choicesOnNumber = try await client.send(
-                .patch, "fields/\(score.id)", json: UpdateFieldRequest(options: .init(choices: [.init(name: "x")]))
+                .patch,
+                "fields/\(score.id)",
+                json: UpdateFieldRequest(options: .init(choices: [.init(name: "x")]))
             )
             expectError(choicesOnNumber, .unprocessableContent, .validation, "choices on a number field")
             let duplicateChoices = try await client.send(
-                .patch, "fields/\(status.id)",
+                .patch,
+                "fields/\(status.id)",
                 json: UpdateFieldRequest(options: .init(choices: [.init(name: "a"), .init(name: "a")]))
             )
             expectError(duplicateChoices, .unprocessableContent, .validation, "duplicate choices")
             let precision = try await client.send(
-                .patch, "fields/\(score.id)", json: UpdateFieldRequest(options: .init(precision: 42))
+                .patch,
+                "fields/\(score.id)",
+                json: UpdateFieldRequest(options: .init(precision: 42))
             )
             expectError(precision, .unprocessableContent, .validation, "precision 42")
         }
@@ -235,8 +281,11 @@ struct SchemaTests {
 
             // A new field of the same name starts blank: the old cells are really gone.
             _ = try await client.call(
-                .post, "tables/\(table.id)/fields", json: CreateFieldRequest(name: "Score", type: .number),
-                expect: .created, as: Field.self
+                .post,
+                "tables/\(table.id)/fields",
+                json: CreateFieldRequest(name: "Score", type: .number),
+                expect: .created,
+                as: Field.self
             )
             #expect(try await client.record(record.id).fields["Score"] == nil)
             // Sorting or filtering by the deleted field's old id finds nothing either.
@@ -253,8 +302,13 @@ struct SchemaTests {
             let (client, _) = try await api.register()
             let (_, _, table) = try await client.scaffold()
             let response = try await client.send(
-                .post, "tables/\(table.id)/fields",
-                json: CreateFieldRequest(name: "Link", type: .multipleRecordLinks, options: .init(linkedTableID: .generate()))
+                .post,
+                "tables/\(table.id)/fields",
+                json: CreateFieldRequest(
+                    name: "Link",
+                    type: .multipleRecordLinks,
+                    options: .init(linkedTableID: .generate())
+                )
             )
             expectError(response, .unprocessableContent, .validation, "link to a table that does not exist")
         }
@@ -268,7 +322,9 @@ struct SchemaTests {
             let (client, _) = try await api.register()
             let (_, _, table) = try await client.scaffold()
             let request = CreateViewRequest(
-                name: "Done first", filter: "{Status} = 'Done'", sort: [.init(field: "Score", direction: .desc)],
+                name: "Done first",
+                filter: "{Status} = 'Done'",
+                sort: [.init(field: "Score", direction: .desc)],
                 fields: ["Name", "Score"]
             )
             let created = try await client.send(.post, "tables/\(table.id)/views", json: request)
@@ -284,7 +340,9 @@ struct SchemaTests {
             #expect(try await client.table(table.id).views.map(\.name) == ["Grid view", "Done first"])
 
             let updated = try await client.call(
-                .patch, "views/\(view.id)", json: UpdateViewRequest(name: "Cleared", filter: "", sort: [], fields: []),
+                .patch,
+                "views/\(view.id)",
+                json: UpdateViewRequest(name: "Cleared", filter: "", sort: [], fields: []),
                 as: View.self
             )
             #expect(updated.name == "Cleared")
@@ -293,9 +351,17 @@ struct SchemaTests {
             #expect(updated.fields == nil)
             #expect(updated.version == 2)
 
-            let duplicate = try await client.send(.post, "tables/\(table.id)/views", json: CreateViewRequest(name: "Grid view"))
+            let duplicate = try await client.send(
+                .post,
+                "tables/\(table.id)/views",
+                json: CreateViewRequest(name: "Grid view")
+            )
             expectError(duplicate, .unprocessableContent, .validation)
-            let kanban = try await client.send(.post, "tables/\(table.id)/views", json: CreateViewRequest(name: "K", type: "kanban"))
+            let kanban = try await client.send(
+                .post,
+                "tables/\(table.id)/views",
+                json: CreateViewRequest(name: "K", type: "kanban")
+            )
             expectError(kanban, .unprocessableContent, .validation)
 
             #expect(try await client.send(.delete, "views/\(view.id)").status == .noContent)
@@ -310,15 +376,23 @@ struct SchemaTests {
             let (client, _) = try await api.register()
             let (_, _, table) = try await client.scaffold()
             let sort = try await client.send(
-                .post, "tables/\(table.id)/views", json: CreateViewRequest(name: "V", sort: [.init(field: "Nope")])
+                .post,
+                "tables/\(table.id)/views",
+                json: CreateViewRequest(name: "V", sort: [.init(field: "Nope")])
             )
             #expect(expectError(sort, .unprocessableContent, .validation)?.message.contains("Nope") == true)
             let fields = try await client.send(
-                .post, "tables/\(table.id)/views", json: CreateViewRequest(name: "V", fields: ["Name", "Ghost"])
+                .post,
+                "tables/\(table.id)/views",
+                json: CreateViewRequest(name: "V", fields: ["Name", "Ghost"])
             )
             #expect(expectError(fields, .unprocessableContent, .validation)?.message.contains("Ghost") == true)
             let view = try #require(table.views.first)
-            let patch = try await client.send(.patch, "views/\(view.id)", json: UpdateViewRequest(sort: [.init(field: "Nope")]))
+            let patch = try await client.send(
+                .patch,
+                "views/\(view.id)",
+                json: UpdateViewRequest(sort: [.init(field: "Nope")])
+            )
             expectError(patch, .unprocessableContent, .validation)
             #expect(try await client.table(table.id).views == table.views)
         }
@@ -330,11 +404,15 @@ struct SchemaTests {
             let (client, _) = try await api.register()
             let (_, _, table) = try await client.scaffold()
             let malformed = try await client.send(
-                .post, "tables/\(table.id)/views", json: CreateViewRequest(name: "V", filter: "AND({Score} > ")
+                .post,
+                "tables/\(table.id)/views",
+                json: CreateViewRequest(name: "V", filter: "AND({Score} > ")
             )
             #expect(expectError(malformed, .unprocessableContent, .validation)?.position != nil)
             let unknown = try await client.send(
-                .post, "tables/\(table.id)/views", json: CreateViewRequest(name: "V", filter: "{Nope} = 1")
+                .post,
+                "tables/\(table.id)/views",
+                json: CreateViewRequest(name: "V", filter: "{Nope} = 1")
             )
             #expect(expectError(unknown, .unprocessableContent, .validation)?.message.contains("Nope") == true)
             let view = try #require(table.views.first)
@@ -360,7 +438,10 @@ struct SchemaTests {
             }
             try await check("creation")
             let field = try await client.call(
-                .post, "tables/\(table.id)/fields", json: CreateFieldRequest(name: "F", type: .number), expect: .created,
+                .post,
+                "tables/\(table.id)/fields",
+                json: CreateFieldRequest(name: "F", type: .number),
+                expect: .created,
                 as: Field.self
             )
             expected += 1
@@ -372,17 +453,31 @@ struct SchemaTests {
             expected += 1
             try await check("field delete")
             let view = try await client.call(
-                .post, "tables/\(table.id)/views", json: CreateViewRequest(name: "V"), expect: .created, as: View.self
+                .post,
+                "tables/\(table.id)/views",
+                json: CreateViewRequest(name: "V"),
+                expect: .created,
+                as: View.self
             )
             expected += 1
             try await check("view create")
-            _ = try await client.call(.patch, "views/\(view.id)", json: UpdateViewRequest(sort: [.init(field: "Score")]), as: View.self)
+            _ = try await client.call(
+                .patch,
+                "views/\(view.id)",
+                json: UpdateViewRequest(sort: [.init(field: "Score")]),
+                as: View.self
+            )
             expected += 1
             try await check("view update")
             #expect(try await client.send(.delete, "views/\(view.id)").status == .noContent)
             expected += 1
             try await check("view delete")
-            _ = try await client.call(.patch, "tables/\(table.id)", json: UpdateTableRequest(name: "T2"), as: PyAirtableModels.Table.self)
+            _ = try await client.call(
+                .patch,
+                "tables/\(table.id)",
+                json: UpdateTableRequest(name: "T2"),
+                as: PyAirtableModels.Table.self
+            )
             expected += 1
             try await check("table rename")
             // Record writes are not schema changes.
@@ -429,14 +524,28 @@ struct SchemaTests {
             let view = try #require(table.views.first)
 
             // Move each resource to version 2 first.
-            _ = try await client.call(.patch, "workspaces/\(workspace.id)", json: UpdateWorkspaceRequest(name: "W2"), as: Workspace.self)
+            _ = try await client.call(
+                .patch,
+                "workspaces/\(workspace.id)",
+                json: UpdateWorkspaceRequest(name: "W2"),
+                as: Workspace.self
+            )
             _ = try await client.call(.patch, "bases/\(base.id)", json: UpdateBaseRequest(name: "B2"), as: Base.self)
-            _ = try await client.call(.patch, "fields/\(field.id)", json: UpdateFieldRequest(description: "d"), as: Field.self)
+            _ = try await client.call(
+                .patch,
+                "fields/\(field.id)",
+                json: UpdateFieldRequest(description: "d"),
+                as: Field.self
+            )
             _ = try await client.call(.patch, "views/\(view.id)", json: UpdateViewRequest(name: "Grid"), as: View.self)
             let before = try await client.stats()
 
             func stale<T: Decodable & Equatable>(
-                _ method: HTTPRequest.Method, _ path: String, json: (any Encodable)?, current: T, version: Int
+                _ method: HTTPRequest.Method,
+                _ path: String,
+                json: (any Encodable)?,
+                current: T,
+                version: Int
             ) async throws {
                 let response =
                     if let json {
@@ -455,15 +564,63 @@ struct SchemaTests {
             let currentTable = try await client.table(table.id)
             let currentField = try #require(currentTable.field(named: "Score"))
             let currentView = try await client.call(.get, "views/\(view.id)", as: View.self)
-            try await stale(.patch, "workspaces/\(workspace.id)", json: UpdateWorkspaceRequest(name: "x"), current: currentWorkspace, version: currentWorkspace.version)
-            try await stale(.delete, "workspaces/\(workspace.id)", json: nil, current: currentWorkspace, version: currentWorkspace.version)
-            try await stale(.patch, "bases/\(base.id)", json: UpdateBaseRequest(name: "x"), current: currentBase, version: currentBase.version)
+            try await stale(
+                .patch,
+                "workspaces/\(workspace.id)",
+                json: UpdateWorkspaceRequest(name: "x"),
+                current: currentWorkspace,
+                version: currentWorkspace.version
+            )
+            try await stale(
+                .delete,
+                "workspaces/\(workspace.id)",
+                json: nil,
+                current: currentWorkspace,
+                version: currentWorkspace.version
+            )
+            try await stale(
+                .patch,
+                "bases/\(base.id)",
+                json: UpdateBaseRequest(name: "x"),
+                current: currentBase,
+                version: currentBase.version
+            )
             try await stale(.delete, "bases/\(base.id)", json: nil, current: currentBase, version: currentBase.version)
-            try await stale(.patch, "tables/\(table.id)", json: UpdateTableRequest(name: "x"), current: currentTable, version: currentTable.version)
-            try await stale(.delete, "tables/\(table.id)", json: nil, current: currentTable, version: currentTable.version)
-            try await stale(.patch, "fields/\(field.id)", json: UpdateFieldRequest(name: "x"), current: currentField, version: currentField.version)
-            try await stale(.delete, "fields/\(field.id)", json: nil, current: currentField, version: currentField.version)
-            try await stale(.patch, "views/\(view.id)", json: UpdateViewRequest(name: "x"), current: currentView, version: currentView.version)
+            try await stale(
+                .patch,
+                "tables/\(table.id)",
+                json: UpdateTableRequest(name: "x"),
+                current: currentTable,
+                version: currentTable.version
+            )
+            try await stale(
+                .delete,
+                "tables/\(table.id)",
+                json: nil,
+                current: currentTable,
+                version: currentTable.version
+            )
+            try await stale(
+                .patch,
+                "fields/\(field.id)",
+                json: UpdateFieldRequest(name: "x"),
+                current: currentField,
+                version: currentField.version
+            )
+            try await stale(
+                .delete,
+                "fields/\(field.id)",
+                json: nil,
+                current: currentField,
+                version: currentField.version
+            )
+            try await stale(
+                .patch,
+                "views/\(view.id)",
+                json: UpdateViewRequest(name: "x"),
+                current: currentView,
+                version: currentView.version
+            )
             try await stale(.delete, "views/\(view.id)", json: nil, current: currentView, version: currentView.version)
             // Nothing changed, nothing was logged.
             #expect(try await client.stats().lastEventSeq == before.lastEventSeq)
@@ -471,18 +628,32 @@ struct SchemaTests {
 
             // The current version, `*` and a weak tag all pass.
             let ok = try await client.send(
-                .patch, "bases/\(base.id)", json: UpdateBaseRequest(name: "B3"), headers: [.ifMatch: "\"2\""]
+                .patch,
+                "bases/\(base.id)",
+                json: UpdateBaseRequest(name: "B3"),
+                headers: [.ifMatch: "\"2\""]
             )
             #expect(ok.status == .ok)
             #expect(ok.headers[.eTag] == "\"3\"")
-            let star = try await client.send(.patch, "bases/\(base.id)", json: UpdateBaseRequest(name: "B4"), headers: [.ifMatch: "*"])
+            let star = try await client.send(
+                .patch,
+                "bases/\(base.id)",
+                json: UpdateBaseRequest(name: "B4"),
+                headers: [.ifMatch: "*"]
+            )
             #expect(star.status == .ok)
             let weak = try await client.send(
-                .patch, "bases/\(base.id)", json: UpdateBaseRequest(name: "B5"), headers: [.ifMatch: "W/\"4\""]
+                .patch,
+                "bases/\(base.id)",
+                json: UpdateBaseRequest(name: "B5"),
+                headers: [.ifMatch: "W/\"4\""]
             )
             #expect(weak.status == .ok)
             let garbage = try await client.send(
-                .patch, "bases/\(base.id)", json: UpdateBaseRequest(name: "B6"), headers: [.ifMatch: "yesterday"]
+                .patch,
+                "bases/\(base.id)",
+                json: UpdateBaseRequest(name: "B6"),
+                headers: [.ifMatch: "yesterday"]
             )
             expectError(garbage, .badRequest, .validation)
         }

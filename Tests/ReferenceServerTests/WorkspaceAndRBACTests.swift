@@ -31,13 +31,20 @@ struct WorkspaceAndRBACTests {
             #expect(fetched == workspace)
 
             let renamed = try await client.call(
-                .patch, "workspaces/\(workspace.id)", json: UpdateWorkspaceRequest(name: "Lab"), as: Workspace.self
+                .patch,
+                "workspaces/\(workspace.id)",
+                json: UpdateWorkspaceRequest(name: "Lab"),
+                as: Workspace.self
             )
             #expect(renamed.name == "Lab")
             #expect(renamed.version == 2)
             #expect(try await client.call(.get, "workspaces/\(workspace.id)", as: Workspace.self) == renamed)
 
-            let empty = try await client.send(.patch, "workspaces/\(workspace.id)", json: UpdateWorkspaceRequest(name: "  "))
+            let empty = try await client.send(
+                .patch,
+                "workspaces/\(workspace.id)",
+                json: UpdateWorkspaceRequest(name: "  ")
+            )
             expectError(empty, .unprocessableContent, .validation)
 
             let deleted = try await client.send(.delete, "workspaces/\(workspace.id)")
@@ -64,8 +71,11 @@ struct WorkspaceAndRBACTests {
             #expect(byID.role == .editor)
 
             let byEmail = try await owner.call(
-                .post, "workspaces/\(workspace.id)/members",
-                json: AddMemberRequest(email: "  LINUS@Example.com ", role: .viewer), expect: .created, as: Member.self
+                .post,
+                "workspaces/\(workspace.id)/members",
+                json: AddMemberRequest(email: "  LINUS@Example.com ", role: .viewer),
+                expect: .created,
+                as: Member.self
             )
             #expect(byEmail.userID == linusUser.id)
             #expect(byEmail.role == .viewer)
@@ -81,8 +91,10 @@ struct WorkspaceAndRBACTests {
             #expect(listed.data.first { $0.userID == ownerUser.id }?.role == .owner)
 
             let promoted = try await owner.call(
-                .patch, "workspaces/\(workspace.id)/members/\(graceUser.id)",
-                json: UpdateMemberRequest(role: .creator), as: Member.self
+                .patch,
+                "workspaces/\(workspace.id)/members/\(graceUser.id)",
+                json: UpdateMemberRequest(role: .creator),
+                as: Member.self
             )
             #expect(promoted.role == .creator)
             #expect(try await grace.call(.get, "workspaces/\(workspace.id)", as: Workspace.self).role == .creator)
@@ -90,34 +102,49 @@ struct WorkspaceAndRBACTests {
             // Already a member, unknown user, unknown email, neither given.
             expectError(
                 try await owner.send(
-                    .post, "workspaces/\(workspace.id)/members", json: AddMemberRequest(userID: graceUser.id, role: .viewer)
+                    .post,
+                    "workspaces/\(workspace.id)/members",
+                    json: AddMemberRequest(userID: graceUser.id, role: .viewer)
                 ),
-                .conflict, .conflict
+                .conflict,
+                .conflict
             )
             let unknownUser = try await owner.send(
-                .post, "workspaces/\(workspace.id)/members", json: AddMemberRequest(userID: .generate(), role: .viewer)
+                .post,
+                "workspaces/\(workspace.id)/members",
+                json: AddMemberRequest(userID: .generate(), role: .viewer)
             )
             #expect(expectError(unknownUser, .unprocessableContent, .validation)?.field == "user_id")
             let unknownEmail = try await owner.send(
-                .post, "workspaces/\(workspace.id)/members",
+                .post,
+                "workspaces/\(workspace.id)/members",
                 json: AddMemberRequest(email: "nobody@example.com", role: .viewer)
             )
             #expect(expectError(unknownEmail, .unprocessableContent, .validation)?.field == "email")
             expectError(
                 try await owner.send(.post, "workspaces/\(workspace.id)/members", raw: #"{"role": "viewer"}"#),
-                .unprocessableContent, .validation
+                .unprocessableContent,
+                .validation
             )
             expectError(
-                try await owner.send(.post, "workspaces/\(workspace.id)/members", raw: #"{"email": "x@y.z", "role": "boss"}"#),
-                .badRequest, .validation
+                try await owner.send(
+                    .post,
+                    "workspaces/\(workspace.id)/members",
+                    raw: #"{"email": "x@y.z", "role": "boss"}"#
+                ),
+                .badRequest,
+                .validation
             )
             // A user who is not a member cannot be updated.
             let (_, stranger) = try await api.register("Stranger")
             expectError(
                 try await owner.send(
-                    .patch, "workspaces/\(workspace.id)/members/\(stranger.id)", json: UpdateMemberRequest(role: .editor)
+                    .patch,
+                    "workspaces/\(workspace.id)/members/\(stranger.id)",
+                    json: UpdateMemberRequest(role: .editor)
                 ),
-                .notFound, .notFound
+                .notFound,
+                .notFound
             )
 
             let removed = try await owner.send(.delete, "workspaces/\(workspace.id)/members/\(linusUser.id)")
@@ -135,39 +162,57 @@ struct WorkspaceAndRBACTests {
             let workspace = try await owner.createWorkspace()
             let members = "workspaces/\(workspace.id)/members"
 
-            let demote = try await owner.send(.patch, "\(members)/\(ownerUser.id)", json: UpdateMemberRequest(role: .editor))
+            let demote = try await owner.send(
+                .patch,
+                "\(members)/\(ownerUser.id)",
+                json: UpdateMemberRequest(role: .editor)
+            )
             expectError(demote, .conflict, .conflict)
             expectError(try await owner.send(.delete, "\(members)/\(ownerUser.id)"), .conflict, .conflict)
             #expect(try await owner.call(.get, "workspaces/\(workspace.id)", as: Workspace.self).role == .owner)
 
             try await owner.addMember(workspace.id, user: secondUser.id, role: .owner)
             let demoted = try await second.call(
-                .patch, "\(members)/\(ownerUser.id)", json: UpdateMemberRequest(role: .editor), as: Member.self
+                .patch,
+                "\(members)/\(ownerUser.id)",
+                json: UpdateMemberRequest(role: .editor),
+                as: Member.self
             )
             #expect(demoted.role == .editor)
             // Now `second` is the last owner.
             expectError(
                 try await second.send(.patch, "\(members)/\(secondUser.id)", json: UpdateMemberRequest(role: .creator)),
-                .conflict, .conflict
+                .conflict,
+                .conflict
             )
             expectError(try await second.send(.delete, "\(members)/\(secondUser.id)"), .conflict, .conflict)
             // An owner may leave while another owner remains.
-            _ = try await second.call(.patch, "\(members)/\(ownerUser.id)", json: UpdateMemberRequest(role: .owner), as: Member.self)
+            _ = try await second.call(
+                .patch,
+                "\(members)/\(ownerUser.id)",
+                json: UpdateMemberRequest(role: .owner),
+                as: Member.self
+            )
             #expect(try await second.send(.delete, "\(members)/\(secondUser.id)").status == .noContent)
             expectError(try await second.send(.get, "workspaces/\(workspace.id)"), .notFound, .notFound)
         }
     }
 
-    @Test("a member of any role may leave; afterwards the workspace is gone for them", arguments: [
-        Role.viewer, .commenter, .editor, .creator,
-    ])
+    @Test(
+        "a member of any role may leave; afterwards the workspace is gone for them",
+        arguments: [
+            Role.viewer, .commenter, .editor, .creator,
+        ]
+    )
     func leave(role: Role) async throws {
         try await Harness.withServer { api, _ in
             let (owner, ownerUser) = try await api.register("Owner")
             let (member, memberUser) = try await api.register("Member")
             let workspace = try await owner.createWorkspace()
             try await owner.addMember(workspace.id, user: memberUser.id, role: role)
-            #expect(try await member.call(.get, "workspaces", as: Page<Workspace>.self).data.map(\.id) == [workspace.id])
+            #expect(
+                try await member.call(.get, "workspaces", as: Page<Workspace>.self).data.map(\.id) == [workspace.id]
+            )
 
             let left = try await member.send(.delete, "workspaces/\(workspace.id)/members/\(memberUser.id)")
             #expect(left.status == .noContent)
@@ -180,7 +225,11 @@ struct WorkspaceAndRBACTests {
 
     // MARK: The RBAC matrix
 
-    @Test("RBAC: each role gets exactly the write routes its rank allows; the rest are 403", arguments: Role.allCases, WriteRoute.allCases)
+    @Test(
+        "RBAC: each role gets exactly the write routes its rank allows; the rest are 403",
+        arguments: Role.allCases,
+        WriteRoute.allCases
+    )
     func matrix(role: Role, route: WriteRoute) async throws {
         try await Harness.withServer { api, _ in
             let world = try await RBACWorld.make(api, actorRole: role)
@@ -237,7 +286,9 @@ struct WorkspaceAndRBACTests {
             #expect(listed.data.map(\.id) == [own.id])
             // The owner's world is intact.
             #expect(try await world.owner.record(world.record.id) == world.record)
-            #expect(try await world.owner.call(.get, "workspaces/\(world.workspace.id)", as: Workspace.self).version == 1)
+            #expect(
+                try await world.owner.call(.get, "workspaces/\(world.workspace.id)", as: Workspace.self).version == 1
+            )
         }
     }
 }
@@ -279,16 +330,24 @@ enum WriteRoute: String, CaseIterable, Sendable, CustomTestStringConvertible {
         let workspace = world.workspace.id
         switch self {
         case .workspacePatch:
-            return try await client.send(.patch, "workspaces/\(workspace)", json: UpdateWorkspaceRequest(name: "Renamed"))
+            return try await client.send(
+                .patch,
+                "workspaces/\(workspace)",
+                json: UpdateWorkspaceRequest(name: "Renamed")
+            )
         case .workspaceDelete:
             return try await client.send(.delete, "workspaces/\(workspace)")
         case .memberAdd:
             return try await client.send(
-                .post, "workspaces/\(workspace)/members", json: AddMemberRequest(userID: world.newcomer.id, role: .viewer)
+                .post,
+                "workspaces/\(workspace)/members",
+                json: AddMemberRequest(userID: world.newcomer.id, role: .viewer)
             )
         case .memberPatch:
             return try await client.send(
-                .patch, "workspaces/\(workspace)/members/\(world.bystander.id)", json: UpdateMemberRequest(role: .editor)
+                .patch,
+                "workspaces/\(workspace)/members/\(world.bystander.id)",
+                json: UpdateMemberRequest(role: .editor)
             )
         case .memberDelete:
             return try await client.send(.delete, "workspaces/\(workspace)/members/\(world.bystander.id)")
@@ -300,7 +359,8 @@ enum WriteRoute: String, CaseIterable, Sendable, CustomTestStringConvertible {
             return try await client.send(.delete, "bases/\(world.base.id)")
         case .tablePost:
             return try await client.send(
-                .post, "bases/\(world.base.id)/tables",
+                .post,
+                "bases/\(world.base.id)/tables",
                 json: CreateTableRequest(name: "New", fields: [.init(name: "Title", type: .singleLineText)])
             )
         case .tablePatch:
@@ -309,34 +369,51 @@ enum WriteRoute: String, CaseIterable, Sendable, CustomTestStringConvertible {
             return try await client.send(.delete, "tables/\(world.table.id)")
         case .fieldPost:
             return try await client.send(
-                .post, "tables/\(world.table.id)/fields", json: CreateFieldRequest(name: "Extra", type: .number)
+                .post,
+                "tables/\(world.table.id)/fields",
+                json: CreateFieldRequest(name: "Extra", type: .number)
             )
         case .fieldPatch:
             return try await client.send(.patch, "fields/\(world.field.id)", json: UpdateFieldRequest(name: "Remarks"))
         case .fieldDelete:
             return try await client.send(.delete, "fields/\(world.field.id)")
         case .viewPost:
-            return try await client.send(.post, "tables/\(world.table.id)/views", json: CreateViewRequest(name: "Another"))
+            return try await client.send(
+                .post,
+                "tables/\(world.table.id)/views",
+                json: CreateViewRequest(name: "Another")
+            )
         case .viewPatch:
             return try await client.send(.patch, "views/\(world.view.id)", json: UpdateViewRequest(name: "Renamed"))
         case .viewDelete:
             return try await client.send(.delete, "views/\(world.view.id)")
         case .recordPost:
             return try await client.send(
-                .post, "tables/\(world.table.id)/records", json: RecordFieldsRequest(fields: ["Name": "new"])
+                .post,
+                "tables/\(world.table.id)/records",
+                json: RecordFieldsRequest(fields: ["Name": "new"])
             )
         case .recordPatch:
             return try await client.send(
-                .patch, "records/\(world.record.id)", json: RecordFieldsRequest(fields: ["Score": 2])
+                .patch,
+                "records/\(world.record.id)",
+                json: RecordFieldsRequest(fields: ["Score": 2])
             )
         case .recordPut:
-            return try await client.send(.put, "records/\(world.record.id)", json: RecordFieldsRequest(fields: ["Name": "b"]))
+            return try await client.send(
+                .put,
+                "records/\(world.record.id)",
+                json: RecordFieldsRequest(fields: ["Name": "b"])
+            )
         case .recordDelete:
             return try await client.send(.delete, "records/\(world.record.id)")
         case .batchPost:
             return try await client.send(
-                .post, "tables/\(world.table.id)/records/batch",
-                json: BatchRequest(operations: [.create(fields: ["Name": "x"]), .delete(id: world.record.id, ifVersion: nil)])
+                .post,
+                "tables/\(world.table.id)/records/batch",
+                json: BatchRequest(operations: [
+                    .create(fields: ["Name": "x"]), .delete(id: world.record.id, ifVersion: nil),
+                ])
             )
         }
     }
@@ -363,11 +440,18 @@ struct RBACWorld: Sendable {
         let (_, newcomer) = try await api.register("Newcomer")
         let (workspace, base, table) = try await owner.scaffold()
         let field = try await owner.call(
-            .post, "tables/\(table.id)/fields", json: CreateFieldRequest(name: "Notes", type: .multilineText),
-            expect: .created, as: Field.self
+            .post,
+            "tables/\(table.id)/fields",
+            json: CreateFieldRequest(name: "Notes", type: .multilineText),
+            expect: .created,
+            as: Field.self
         )
         let view = try await owner.call(
-            .post, "tables/\(table.id)/views", json: CreateViewRequest(name: "Mine"), expect: .created, as: View.self
+            .post,
+            "tables/\(table.id)/views",
+            json: CreateViewRequest(name: "Mine"),
+            expect: .created,
+            as: View.self
         )
         let record = try await owner.createRecord(in: table.id, ["Name": "a", "Score": 1])
         try await owner.addMember(workspace.id, user: bystander.id, role: .viewer)
@@ -375,8 +459,16 @@ struct RBACWorld: Sendable {
             try await owner.addMember(workspace.id, user: actorUser.id, role: actorRole)
         }
         return RBACWorld(
-            owner: owner, actor: actor, workspace: workspace, base: base, table: try await owner.table(table.id),
-            field: field, view: view, record: record, bystander: bystander, newcomer: newcomer
+            owner: owner,
+            actor: actor,
+            workspace: workspace,
+            base: base,
+            table: try await owner.table(table.id),
+            field: field,
+            view: view,
+            record: record,
+            bystander: bystander,
+            newcomer: newcomer
         )
     }
 }

@@ -141,13 +141,24 @@ struct BodyMiddleware: RouterMiddleware {
             var hasher = SHA256()
             hasher.update(data: Data(method.rawValue.utf8))
             hasher.update(data: Data(" \(request.uri.path)\n".utf8))
-            hasher.update(data: Data(buffer.readableBytesView))
+            hasher.update(data: Self.canonicalBody(Data(buffer.readableBytesView)))
             let hash = hasher.finalize().map { String(format: "%02x", $0) }.joined()
             // Writes need a user; the key is bound to it once authentication ran.
             let principal = context.principal?.userID.rawValue ?? "anonymous"
             context.idempotency = IdempotencyClaim(principal: principal, key: key, requestHash: hash)
         }
         return try await next(request, context)
+    }
+}
+
+extension BodyMiddleware {
+    /// JSON bodies re-encoded with sorted keys, so a retry whose encoder ordered keys differently
+    /// still matches its idempotency key; anything else as sent.
+    static func canonicalBody(_ data: Data) -> Data {
+        guard let value = try? JSONCoding.decoder.decode(JSONValue.self, from: data),
+            let canonical = try? JSONCoding.encoder.encode(value)
+        else { return data }
+        return canonical
     }
 }
 

@@ -73,7 +73,8 @@ enum FieldValueValidator {
             for id in ids where !RecordID.isValid(id) {
                 throw ServerError.validation("'\(id)' is not a record id", field: field.name)
             }
-            return .strings(Array(NSOrderedSet(array: ids)).compactMap { $0 as? String })
+            var seen = Set<String>()
+            return .strings(ids.filter { seen.insert($0).inserted })
         case .multipleAttachments:
             switch value {
             case .attachments(let attachments):

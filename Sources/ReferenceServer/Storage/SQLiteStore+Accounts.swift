@@ -185,7 +185,7 @@ extension SQLiteStore {
     public func accessTokens(user: UserID) async throws -> [AccessToken] {
         try await database.read { db in
             try Row.fetchAll(
-                db, sql: "SELECT * FROM access_tokens WHERE user_id = ? ORDER BY created_at, id",
+                db, sql: "SELECT * FROM access_tokens WHERE user_id = ? ORDER BY created_at, rowid",
                 arguments: [user.rawValue]
             ).map(Self.accessToken(from:))
         }

@@ -46,11 +46,13 @@ extension SQLiteStore {
                 "seq > ?",
                 """
                 (e.workspace_id IN (SELECT workspace_id FROM members WHERE user_id = ?)
-                 OR (e.workspace_id IS NULL AND e.actor = ?))
+                 OR (e.workspace_id IS NULL AND e.actor = ?)
+                 OR e.seq IN (SELECT seq FROM event_recipients WHERE user_id = ?))
                 """,
             ]
             var arguments: [DatabaseValue] = [
                 since.databaseValue, user.rawValue.databaseValue, user.rawValue.databaseValue,
+                user.rawValue.databaseValue,
             ]
             if let workspace = filter.workspaceID {
                 clauses.append("e.workspace_id = ?")

@@ -46,7 +46,7 @@ extension SQLiteStore {
         try await database.read { db in
             try Self.authorize(db, workspace: workspace.rawValue, user: user, minimum: .viewer, resource: "workspace")
             return try Row.fetchAll(
-                db, sql: "SELECT * FROM bases WHERE workspace_id = ? ORDER BY created_at, id",
+                db, sql: "SELECT * FROM bases WHERE workspace_id = ? ORDER BY created_at, rowid",
                 arguments: [workspace.rawValue]
             ).map(Self.base(from:))
         }
@@ -152,10 +152,10 @@ extension SQLiteStore {
             )
         else { return nil }
         let fields = try Row.fetchAll(
-            db, sql: "SELECT * FROM fields WHERE table_id = ? ORDER BY position, id", arguments: [id.rawValue]
+            db, sql: "SELECT * FROM fields WHERE table_id = ? ORDER BY position, rowid", arguments: [id.rawValue]
         ).map(field(from:))
         let views = try Row.fetchAll(
-            db, sql: "SELECT * FROM views WHERE table_id = ? ORDER BY position, id", arguments: [id.rawValue]
+            db, sql: "SELECT * FROM views WHERE table_id = ? ORDER BY position, rowid", arguments: [id.rawValue]
         ).map(view(from:))
         let table = Table(
             id: id, baseID: row.id("base_id"), name: row["name"], description: row["description"],
@@ -184,7 +184,7 @@ extension SQLiteStore {
         try await database.read { db in
             _ = try Self.fetchBase(db, id: base, user: user, minimum: .viewer)
             let ids = try String.fetchAll(
-                db, sql: "SELECT id FROM tables WHERE base_id = ? ORDER BY created_at, id", arguments: [base.rawValue]
+                db, sql: "SELECT id FROM tables WHERE base_id = ? ORDER BY created_at, rowid", arguments: [base.rawValue]
             )
             return try ids.compactMap { try Self.fetchTableSchema(db, id: TableID(unchecked: $0))?.table }
         }
@@ -213,6 +213,7 @@ extension SQLiteStore {
                 arguments: [tableID.rawValue, base.rawValue, request.name, request.description, firstID.rawValue, now, now]
             )
             for (index, field) in request.fields.enumerated() {
+                try Self.checkLinkedTable(db, options: field.options, base: base, field: field.name)
                 let id = index == 0 ? firstID : FieldID.generate()
                 try Self.insertField(db, id: id, table: tableID, field, position: index, context: context)
                 fieldIDs.append(id)
@@ -281,6 +282,15 @@ extension SQLiteStore {
 
     // MARK: Fields
 
+    /// A link field must name a table of the same base.
+    static func checkLinkedTable(_ db: Database, options: FieldOptions?, base: BaseID, field: String) throws {
+        guard let linked = options?.linkedTableID else { return }
+        let linkedBase = try String.fetchOne(db, sql: "SELECT base_id FROM tables WHERE id = ?", arguments: [linked.rawValue])
+        guard linkedBase == base.rawValue else {
+            throw ServerError.validation("linked_table_id '\(linked)' is not a table of this base", field: field)
+        }
+    }
+
     static func insertField(
         _ db: Database, id: FieldID, table: TableID, _ field: CreateFieldRequest, position: Int, context: WriteContext
     ) throws {
@@ -311,8 +321,9 @@ extension SQLiteStore {
         let actor = try context.requireActor()
         return try await perform(context, status: 201, eTag: { VersionTag.format($0.version) }) { db in
             let schema = try Self.requireTable(db, id: table, user: actor, minimum: .creator)
+            try Self.checkLinkedTable(db, options: request.options, base: schema.table.baseID, field: request.name)
             let id = FieldID.generate()
-            let position = (schema.table.fields.count)
+            let position = schema.table.fields.count
             try Self.insertField(db, id: id, table: table, request, position: position, context: context)
             try Self.touchTable(db, id: table, context: context)
             guard let field = try Self.fetchTableSchema(db, id: table)?.fieldsByID[id.rawValue] else {
@@ -350,7 +361,11 @@ extension SQLiteStore {
                 field.name = name
             }
             if let description = request.description { field.description = description.isEmpty ? nil : description }
-            if let options = request.options { field.options = options }
+            if let options = request.options {
+                try SchemaValidation.options(options, type: field.type, name: field.name)
+                try Self.checkLinkedTable(db, options: options, base: schema.table.baseID, field: field.name)
+                field.options = options
+            }
             field.version += 1
             field.updatedAt = context.now
             let options = try field.options.map { String(decoding: try JSONCoding.encoder.encode($0), as: UTF8.self) }

@@ -25,7 +25,7 @@ extension SQLiteStore {
                 sql: """
                     SELECT w.*, m.role AS member_role FROM workspaces w
                     JOIN members m ON m.workspace_id = w.id AND m.user_id = ?
-                    ORDER BY w.created_at, w.id
+                    ORDER BY w.created_at, w.rowid
                     """,
                 arguments: [user.rawValue]
             ).map { Self.workspace(from: $0, role: Role(rawValue: $0["member_role"]) ?? .viewer) }
@@ -88,9 +88,13 @@ extension SQLiteStore {
         return try await perform(context, status: 204) { db in
             let workspace = try Self.fetchWorkspace(db, id: id, user: actor, minimum: .owner)
             try Self.checkVersion(expected: ifVersion, actual: workspace.version, current: workspace)
+            let members = try String.fetchAll(
+                db, sql: "SELECT user_id FROM members WHERE workspace_id = ?", arguments: [id.rawValue]
+            ).map(UserID.init(unchecked:))
             try db.execute(sql: "DELETE FROM workspaces WHERE id = ?", arguments: [id.rawValue])
             try Self.appendEvent(
-                db, type: .workspaceDeleted, workspaceID: id, payload: ["id": id.rawValue], context: context
+                db, type: .workspaceDeleted, workspaceID: id, payload: ["id": id.rawValue], context: context,
+                recipients: members
             )
             return EmptyBody()
         }
@@ -206,7 +210,9 @@ extension SQLiteStore {
                 sql: "DELETE FROM members WHERE workspace_id = ? AND user_id = ?",
                 arguments: [workspace.rawValue, target.rawValue]
             )
-            try Self.appendEvent(db, type: .memberRemoved, workspaceID: workspace, payload: member, context: context)
+            try Self.appendEvent(
+                db, type: .memberRemoved, workspaceID: workspace, payload: member, context: context, recipients: [target]
+            )
             return EmptyBody()
         }
     }

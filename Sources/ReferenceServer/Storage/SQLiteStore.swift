@@ -102,7 +102,7 @@ public final class SQLiteStore: Sendable {
     @discardableResult
     static func appendEvent(
         _ db: Database, type: EventType, workspaceID: WorkspaceID?, baseID: BaseID? = nil, tableID: TableID? = nil,
-        recordID: RecordID? = nil, payload: some Encodable, context: WriteContext
+        recordID: RecordID? = nil, payload: some Encodable, context: WriteContext, recipients: [UserID] = []
     ) throws -> Int64 {
         let data = try JSONCoding.encoder.encode(payload)
         try db.execute(
@@ -115,7 +115,13 @@ public final class SQLiteStore: Sendable {
                 String(decoding: data, as: UTF8.self), context.actor?.rawValue, context.now.millisecondsSince1970,
             ]
         )
-        return db.lastInsertedRowID
+        let seq = db.lastInsertedRowID
+        for user in recipients {
+            try db.execute(
+                sql: "INSERT OR IGNORE INTO event_recipients (seq, user_id) VALUES (?, ?)", arguments: [seq, user.rawValue]
+            )
+        }
+        return seq
     }
 
     // MARK: - Access

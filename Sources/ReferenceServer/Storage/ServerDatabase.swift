@@ -160,6 +160,13 @@ public struct ServerDatabase: Sendable {
                     );
                     CREATE INDEX events_table ON events(table_id, seq);
                     CREATE INDEX events_workspace ON events(workspace_id, seq);
+                    -- Users who may read an event although its change took their access away
+                    -- (the members of a deleted workspace, a removed member).
+                    CREATE TABLE event_recipients (
+                        seq INTEGER NOT NULL REFERENCES events(seq) ON DELETE CASCADE,
+                        user_id TEXT NOT NULL,
+                        PRIMARY KEY (user_id, seq)
+                    ) WITHOUT ROWID;
                     CREATE TABLE idempotency_keys (
                         principal TEXT NOT NULL,
                         key TEXT NOT NULL,

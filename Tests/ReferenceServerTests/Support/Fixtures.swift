@@ -22,12 +22,18 @@ func queryValue(_ value: String) -> String {
 /// equal to the HTTP status, a message, and `request_id` equal to the `X-Request-ID` header.
 @discardableResult
 func expectError(
-    _ response: APIResponse, _ status: HTTPResponse.Status, _ type: ErrorType,
-    _ comment: @autoclosure () -> String = "", sourceLocation: SourceLocation = #_sourceLocation
+    _ response: APIResponse,
+    _ status: HTTPResponse.Status,
+    _ type: ErrorType,
+    _ comment: @autoclosure () -> String = "",
+    sourceLocation: SourceLocation = #_sourceLocation
 ) -> APIErrorDetail? {
     #expect(response.status == status, "\(comment()) \(response.text)", sourceLocation: sourceLocation)
     guard let body = response.error else {
-        Issue.record("no error body: \(comment()) \(response.status.code) \(response.text)", sourceLocation: sourceLocation)
+        Issue.record(
+            "no error body: \(comment()) \(response.status.code) \(response.text)",
+            sourceLocation: sourceLocation
+        )
         return nil
     }
     #expect(body.error.type == type, "\(comment()) \(response.text)", sourceLocation: sourceLocation)
@@ -35,19 +41,32 @@ func expectError(
     #expect(!body.error.message.isEmpty, "\(comment())", sourceLocation: sourceLocation)
     let header = response.headers[.requestID]
     #expect(header?.isEmpty == false, "\(comment()) no X-Request-ID header", sourceLocation: sourceLocation)
-    #expect(body.error.requestID == header, "\(comment()) request_id differs from X-Request-ID", sourceLocation: sourceLocation)
+    #expect(
+        body.error.requestID == header,
+        "\(comment()) request_id differs from X-Request-ID",
+        sourceLocation: sourceLocation
+    )
     return body.error
 }
 
 extension API {
     /// Adds `user` to `workspace` with `role` (the caller must be an owner).
     @discardableResult
-    func addMember(_ workspace: WorkspaceID, user: UserID, role: Role, sourceLocation: SourceLocation = #_sourceLocation)
+    func addMember(
+        _ workspace: WorkspaceID,
+        user: UserID,
+        role: Role,
+        sourceLocation: SourceLocation = #_sourceLocation
+    )
         async throws -> Member
     {
         try await call(
-            .post, "workspaces/\(workspace)/members", json: AddMemberRequest(userID: user, role: role),
-            expect: .created, as: Member.self, sourceLocation: sourceLocation
+            .post,
+            "workspaces/\(workspace)/members",
+            json: AddMemberRequest(userID: user, role: role),
+            expect: .created,
+            as: Member.self,
+            sourceLocation: sourceLocation
         )
     }
 
@@ -57,7 +76,10 @@ extension API {
     }
 
     /// `GET /records/{id}`.
-    func record(_ id: RecordID, sourceLocation: SourceLocation = #_sourceLocation) async throws
+    func record(
+        _ id: RecordID,
+        sourceLocation: SourceLocation = #_sourceLocation
+    ) async throws
         -> PyAirtableModels.Record
     {
         try await call(.get, "records/\(id)", as: PyAirtableModels.Record.self, sourceLocation: sourceLocation)
@@ -69,17 +91,27 @@ extension API {
     }
 
     /// One page of `GET /tables/{id}/records?…`; `query` is the raw query string (already encoded).
-    func recordsPage(_ table: TableID, _ query: String = "", sourceLocation: SourceLocation = #_sourceLocation)
+    func recordsPage(
+        _ table: TableID,
+        _ query: String = "",
+        sourceLocation: SourceLocation = #_sourceLocation
+    )
         async throws -> Page<PyAirtableModels.Record>
     {
         try await call(
-            .get, "tables/\(table)/records\(query.isEmpty ? "" : "?\(query)")",
-            as: Page<PyAirtableModels.Record>.self, sourceLocation: sourceLocation
+            .get,
+            "tables/\(table)/records\(query.isEmpty ? "" : "?\(query)")",
+            as: Page<PyAirtableModels.Record>.self,
+            sourceLocation: sourceLocation
         )
     }
 
     /// Every record of a query, following `next_cursor` to the end.
-    func allRecords(_ table: TableID, _ query: String = "", sourceLocation: SourceLocation = #_sourceLocation)
+    func allRecords(
+        _ table: TableID,
+        _ query: String = "",
+        sourceLocation: SourceLocation = #_sourceLocation
+    )
         async throws -> [PyAirtableModels.Record]
     {
         var records: [PyAirtableModels.Record] = []
@@ -95,7 +127,11 @@ extension API {
     }
 
     /// Creates records through the batch route, 100 at a time, and returns them in order.
-    func seed(_ table: TableID, _ rows: [[String: FieldValue]], sourceLocation: SourceLocation = #_sourceLocation)
+    func seed(
+        _ table: TableID,
+        _ rows: [[String: FieldValue]],
+        sourceLocation: SourceLocation = #_sourceLocation
+    )
         async throws -> [PyAirtableModels.Record]
     {
         var created: [PyAirtableModels.Record] = []
@@ -103,8 +139,10 @@ extension API {
         while start < rows.count {
             let chunk = rows[start..<min(start + BatchRequest.maximumOperations, rows.count)]
             let response = try await call(
-                .post, "tables/\(table)/records/batch",
-                json: BatchRequest(operations: chunk.map { .create(fields: $0) }), as: BatchResponse.self,
+                .post,
+                "tables/\(table)/records/batch",
+                json: BatchRequest(operations: chunk.map { .create(fields: $0) }),
+                as: BatchResponse.self,
                 sourceLocation: sourceLocation
             )
             for result in response.results {
@@ -120,7 +158,8 @@ extension API {
     /// The harness client is one HTTP/1.1 connection, and the server answers the requests of one
     /// connection one after another; tests that need truly concurrent requests use several.
     func withConnections<T: Sendable>(
-        _ count: Int, _ body: @Sendable ([Connection]) async throws -> T
+        _ count: Int,
+        _ body: @Sendable ([Connection]) async throws -> T
     ) async throws -> T {
         let port = try #require(client.port)
         let connections = (0..<count).map { _ in
@@ -148,7 +187,10 @@ struct Connection: Sendable {
 
     @discardableResult
     func send(
-        _ method: HTTPRequest.Method, _ path: String, raw: String? = nil, headers: HTTPFields = [:]
+        _ method: HTTPRequest.Method,
+        _ path: String,
+        raw: String? = nil,
+        headers: HTTPFields = [:]
     ) async throws -> APIResponse {
         var headers = headers
         if let token, headers[.authorization] == nil { headers[.authorization] = "Bearer \(token)" }
@@ -156,17 +198,27 @@ struct Connection: Sendable {
         headers[.connection] = "keep-alive"
         let uri = path.hasPrefix("/") ? path : "/api/v1/\(path)"
         let response = try await client.execute(
-            .init(uri, method: method, authority: "localhost", headers: headers, body: raw.map { ByteBuffer(string: $0) })
+            .init(
+                uri,
+                method: method,
+                authority: "localhost",
+                headers: headers,
+                body: raw.map { ByteBuffer(string: $0) }
+            )
         )
         return APIResponse(
-            status: response.status, headers: response.headers,
+            status: response.status,
+            headers: response.headers,
             body: Data((response.body ?? ByteBuffer()).readableBytesView)
         )
     }
 
     @discardableResult
     func send(
-        _ method: HTTPRequest.Method, _ path: String, json: some Encodable, headers: HTTPFields = [:]
+        _ method: HTTPRequest.Method,
+        _ path: String,
+        json: some Encodable,
+        headers: HTTPFields = [:]
     ) async throws -> APIResponse {
         let data = try JSONCoding.encoder.encode(json)
         return try await send(method, path, raw: String(decoding: data, as: UTF8.self), headers: headers)
