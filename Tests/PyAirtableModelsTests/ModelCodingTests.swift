@@ -114,3 +114,29 @@ struct WireCodingTests {
         }
     }
 }
+
+@Suite("Timestamps")
+struct TimestampTests {
+    @Test("the hand-written formatter agrees with Foundation's ISO-8601 style across eras, to the millisecond")
+    func agreesWithFoundation() {
+        let wholeSeconds = Date.ISO8601FormatStyle(timeZone: .gmt)
+        var generator = SystemRandomNumberGenerator()
+        let samples: [Int64] =
+            [0, -1, 1, 999, -999, 951_782_400_000, 4_107_542_400_999, -2_208_988_800_000, 1_709_164_800_500]
+            + (0..<2000).map { _ in Int64.random(in: -6_000_000_000_000...8_000_000_000_000, using: &generator) }
+        for milliseconds in samples {
+            let date = Date(timeIntervalSince1970: Double(milliseconds) / 1000)
+            var seconds = milliseconds / 1000
+            var fraction = milliseconds % 1000
+            if fraction < 0 {
+                fraction += 1000
+                seconds -= 1
+            }
+            let whole = wholeSeconds.format(Date(timeIntervalSince1970: Double(seconds)))
+            let expected = whole.dropLast() + "." + String(1000 + fraction).dropFirst() + "Z"
+            #expect(Timestamp.format(date) == String(expected), "\(milliseconds)")
+            let parsed = Timestamp.parse(Timestamp.format(date))
+            #expect(parsed.map { Int64(($0.timeIntervalSince1970 * 1000).rounded()) } == milliseconds)
+        }
+    }
+}

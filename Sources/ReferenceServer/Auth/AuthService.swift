@@ -115,8 +115,9 @@ public final class AuthService: Sendable {
     }
 
     private func authenticatePersonalToken(_ token: String) async throws -> Principal? {
-        let hash = Self.hash(token)
         let current = now()
+        // Keyed by the hash like the database, so revocation (which knows only the hash) can evict.
+        let hash = Self.hash(token)
         if let cached = patCache.withLock({ $0[hash] }), cached.until > current {
             return cached.principal
         }
@@ -145,7 +146,7 @@ public final class AuthService: Sendable {
 
     /// Hex SHA-256 of a token: tokens are stored only as hashes.
     static func hash(_ token: String) -> String {
-        SHA256.hash(data: Data(token.utf8)).map { String(format: "%02x", $0) }.joined()
+        Hex.sha256(Data(token.utf8))
     }
 
     /// URL-safe random text with `bytes` bytes of entropy.

@@ -95,7 +95,7 @@ struct RecordsController {
             hasher.update(data: Data(part.utf8))
             hasher.update(data: Data([0]))
         }
-        let queryHash = hasher.finalize().prefix(8).map { String(format: "%02x", $0) }.joined()
+        let queryHash = Hex.encode(hasher.finalize().prefix(8))
         return RecordListPlan(
             filters: filters, sort: resolvedSort, visibleFields: visible.map(Set.init), pageSize: pageSize,
             cursor: query.get("cursor").flatMap { $0.isEmpty ? nil : $0 }, queryHash: queryHash

@@ -20,7 +20,7 @@ struct RequestIDMiddleware: RouterMiddleware {
         {
             context.requestID = incoming
         } else {
-            context.requestID = "req_" + AuthService.randomToken(bytes: 12)
+            context.requestID = RequestIDs.next()
         }
         context.logger[metadataKey: "request_id"] = .string(context.requestID)
         var response = try await next(request, context)
@@ -142,7 +142,7 @@ struct BodyMiddleware: RouterMiddleware {
             hasher.update(data: Data(method.rawValue.utf8))
             hasher.update(data: Data(" \(request.uri.path)\n".utf8))
             hasher.update(data: Self.canonicalBody(Data(buffer.readableBytesView)))
-            let hash = hasher.finalize().map { String(format: "%02x", $0) }.joined()
+            let hash = Hex.encode(hasher.finalize())
             // Writes need a user; the key is bound to it once authentication ran.
             let principal = context.principal?.userID.rawValue ?? "anonymous"
             context.idempotency = IdempotencyClaim(principal: principal, key: key, requestHash: hash)

@@ -43,23 +43,47 @@ extension SQLiteStore {
         return schema
     }
 
+    /// The table's schema, from the cache when its version is current.
+    func cachedSchema(_ db: Database, table: TableID) throws -> TableSchema? {
+        let statement = try db.cachedStatement(sql: "SELECT version FROM tables WHERE id = ?")
+        guard let version = try Int.fetchOne(statement, arguments: [table.rawValue]) else { return nil }
+        return try schema(db, table: table, version: version)
+    }
+
+    /// The table's schema (cached), checking the caller's role.
+    func requireCachedTable(_ db: Database, id: TableID, user: UserID, minimum: Role) throws -> TableSchema {
+        guard let schema = try cachedSchema(db, table: id) else { throw ServerError.notFound("table") }
+        try Self.authorize(db, workspace: schema.workspaceID.rawValue, user: user, minimum: minimum, resource: "table")
+        return schema
+    }
+
+    /// The schema of a record's table (cached), checking the caller's role.
+    func requireCachedRecordTable(_ db: Database, id: RecordID, user: UserID, minimum: Role) throws -> TableSchema {
+        let statement = try db.cachedStatement(sql: "SELECT table_id FROM records WHERE id = ?")
+        guard let tableID = try String.fetchOne(statement, arguments: [id.rawValue]),
+            let schema = try cachedSchema(db, table: TableID(unchecked: tableID))
+        else { throw ServerError.notFound("record") }
+        try Self.authorize(db, workspace: schema.workspaceID.rawValue, user: user, minimum: minimum, resource: "record")
+        return schema
+    }
+
     /// One record, checking the caller may read its workspace.
     public func record(id: RecordID, user: UserID) async throws -> PyAirtableModels.Record {
         try await database.read { db in
+            let statement = try db.cachedStatement(
+                sql: """
+                    SELECT r.id, r.table_id, r.fields, r.version, r.created_at, r.updated_at,
+                           t.version AS table_version, m.role
+                    FROM records r
+                    JOIN tables t ON t.id = r.table_id
+                    JOIN bases b ON b.id = t.base_id
+                    LEFT JOIN members m ON m.workspace_id = b.workspace_id AND m.user_id = ?
+                    WHERE r.id = ?
+                    """
+            )
             guard
-                let row = try Row.fetchOne(
-                    db,
-                    sql: """
-                        SELECT r.id, r.table_id, r.fields, r.version, r.created_at, r.updated_at,
-                               t.version AS table_version, m.role
-                        FROM records r
-                        JOIN tables t ON t.id = r.table_id
-                        JOIN bases b ON b.id = t.base_id
-                        LEFT JOIN members m ON m.workspace_id = b.workspace_id AND m.user_id = ?
-                        WHERE r.id = ?
-                        """,
-                    arguments: [user.rawValue, id.rawValue]
-                ), row["role"] as String? != nil
+                let row = try Row.fetchOne(statement, arguments: [user.rawValue, id.rawValue]),
+                row["role"] as String? != nil
             else { throw ServerError.notFound("record") }
             let schema = try self.schema(db, table: row.id("table_id"), version: row["table_version"])
             return try Self.record(from: row, schema: schema)
@@ -68,7 +92,7 @@ extension SQLiteStore {
 
     /// The table's schema for a records request, checking the caller's role.
     public func tableSchema(id: TableID, user: UserID) async throws -> TableSchema {
-        try await database.read { db in try Self.requireTable(db, id: id, user: user, minimum: .viewer) }
+        try await database.read { db in try self.requireCachedTable(db, id: id, user: user, minimum: .viewer) }
     }
 
     /// A page of records. Filters run in SQLite where they can; the rest is evaluated on the rows
@@ -230,10 +254,9 @@ extension SQLiteStore {
         }
         let id = RecordID.generate()
         let now = context.now.millisecondsSince1970
-        try db.execute(
-            sql: """
-                INSERT INTO records (id, table_id, fields, version, created_at, updated_at) VALUES (?, ?, ?, 1, ?, ?)
-                """,
+        try db.cachedStatement(
+            sql: "INSERT INTO records (id, table_id, fields, version, created_at, updated_at) VALUES (?, ?, ?, 1, ?, ?)"
+        ).execute(
             arguments: [id.rawValue, schema.table.id.rawValue, try storedFields(stored), now, now]
         )
         let record = Record(
@@ -257,12 +280,10 @@ extension SQLiteStore {
 
     /// Loads a record row of `schema`'s table for writing.
     static func storedRecord(_ db: Database, id: RecordID, schema: TableSchema) throws -> (Record, [String: FieldValue]) {
-        guard
-            let row = try Row.fetchOne(
-                db, sql: "SELECT * FROM records WHERE id = ? AND table_id = ?",
-                arguments: [id.rawValue, schema.table.id.rawValue]
-            )
-        else { throw ServerError.notFound("record '\(id)'") }
+        let statement = try db.cachedStatement(sql: "SELECT * FROM records WHERE id = ? AND table_id = ?")
+        guard let row = try Row.fetchOne(statement, arguments: [id.rawValue, schema.table.id.rawValue]) else {
+            throw ServerError.notFound("record '\(id)'")
+        }
         let stored = try JSONCoding.decoder.decode([String: FieldValue].self, from: Data((row["fields"] as String).utf8))
         return (try record(from: row, schema: schema), stored)
     }
@@ -283,8 +304,7 @@ extension SQLiteStore {
         record.fields = names(next, schema: schema)
         record.version += 1
         record.updatedAt = context.now
-        try db.execute(
-            sql: "UPDATE records SET fields = ?, version = ?, updated_at = ? WHERE id = ?",
+        try db.cachedStatement(sql: "UPDATE records SET fields = ?, version = ?, updated_at = ? WHERE id = ?").execute(
             arguments: [try storedFields(next), record.version, context.now.millisecondsSince1970, id.rawValue]
         )
         try appendEvent(
@@ -306,22 +326,12 @@ extension SQLiteStore {
         )
     }
 
-    /// The table a record belongs to, with the caller's role checked.
-    static func requireRecordTable(_ db: Database, id: RecordID, user: UserID, minimum: Role) throws -> TableSchema {
-        guard
-            let tableID = try String.fetchOne(db, sql: "SELECT table_id FROM records WHERE id = ?", arguments: [id.rawValue]),
-            let schema = try fetchTableSchema(db, id: TableID(unchecked: tableID))
-        else { throw ServerError.notFound("record") }
-        try authorize(db, workspace: schema.workspaceID.rawValue, user: user, minimum: minimum, resource: "record")
-        return schema
-    }
-
     public func createRecord(table: TableID, fields: [String: FieldValue], context: WriteContext) async throws
         -> WriteResult<PyAirtableModels.Record>
     {
         let actor = try context.requireActor()
         return try await perform(context, status: 201, eTag: { VersionTag.format($0.version) }) { db in
-            let schema = try Self.requireTable(db, id: table, user: actor, minimum: .editor)
+            let schema = try self.requireCachedTable(db, id: table, user: actor, minimum: .editor)
             return try Self.createRecord(db, fields: fields, schema: schema, context: context)
         }
     }
@@ -331,7 +341,7 @@ extension SQLiteStore {
     ) async throws -> WriteResult<PyAirtableModels.Record> {
         let actor = try context.requireActor()
         return try await perform(context, eTag: { VersionTag.format($0.version) }) { db in
-            let schema = try Self.requireRecordTable(db, id: id, user: actor, minimum: .editor)
+            let schema = try self.requireCachedRecordTable(db, id: id, user: actor, minimum: .editor)
             return try Self.updateRecord(
                 db, id: id, fields: fields, replace: replace, ifVersion: ifVersion, schema: schema, context: context
             )
@@ -343,7 +353,7 @@ extension SQLiteStore {
     {
         let actor = try context.requireActor()
         return try await perform(context) { db in
-            let schema = try Self.requireRecordTable(db, id: id, user: actor, minimum: .editor)
+            let schema = try self.requireCachedRecordTable(db, id: id, user: actor, minimum: .editor)
             try Self.deleteRecord(db, id: id, ifVersion: ifVersion, schema: schema, context: context)
             return DeletedRecord(id: id)
         }
@@ -355,7 +365,7 @@ extension SQLiteStore {
     {
         let actor = try context.requireActor()
         return try await perform(context) { db in
-            let schema = try Self.requireTable(db, id: table, user: actor, minimum: .editor)
+            let schema = try self.requireCachedTable(db, id: table, user: actor, minimum: .editor)
             var results: [BatchResult] = []
             results.reserveCapacity(operations.count)
             for (index, operation) in operations.enumerated() {

@@ -105,11 +105,13 @@ public final class SQLiteStore: Sendable {
         recordID: RecordID? = nil, payload: some Encodable, context: WriteContext, recipients: [UserID] = []
     ) throws -> Int64 {
         let data = try JSONCoding.encoder.encode(payload)
-        try db.execute(
+        let statement = try db.cachedStatement(
             sql: """
                 INSERT INTO events (type, workspace_id, base_id, table_id, record_id, payload, actor, ts)
                 VALUES (?, ?, ?, ?, ?, ?, ?, ?)
-                """,
+                """
+        )
+        try statement.execute(
             arguments: [
                 type.rawValue, workspaceID?.rawValue, baseID?.rawValue, tableID?.rawValue, recordID?.rawValue,
                 String(decoding: data, as: UTF8.self), context.actor?.rawValue, context.now.millisecondsSince1970,
@@ -128,11 +130,8 @@ public final class SQLiteStore: Sendable {
 
     /// The caller's role in a workspace, or `nil` when not a member.
     static func role(_ db: Database, workspace: String, user: UserID) throws -> Role? {
-        let raw = try String.fetchOne(
-            db,
-            sql: "SELECT role FROM members WHERE workspace_id = ? AND user_id = ?",
-            arguments: [workspace, user.rawValue]
-        )
+        let statement = try db.cachedStatement(sql: "SELECT role FROM members WHERE workspace_id = ? AND user_id = ?")
+        let raw = try String.fetchOne(statement, arguments: [workspace, user.rawValue])
         return raw.flatMap(Role.init(rawValue:))
     }
 

@@ -1,0 +1,34 @@
+import Crypto
+import Foundation
+import Synchronization
+
+/// Lower-case hex of bytes, without `String(format:)` (which is slow on Linux).
+enum Hex {
+    private static let digits = Array("0123456789abcdef".utf8)
+
+    static func encode(_ bytes: some Sequence<UInt8>) -> String {
+        var utf8: [UInt8] = []
+        utf8.reserveCapacity(64)
+        for byte in bytes {
+            utf8.append(digits[Int(byte >> 4)])
+            utf8.append(digits[Int(byte & 0x0F)])
+        }
+        return String(decoding: utf8, as: UTF8.self)
+    }
+
+    /// Hex SHA-256 of `data`.
+    static func sha256(_ data: some DataProtocol) -> String {
+        encode(SHA256.hash(data: data))
+    }
+}
+
+/// Request ids: a random per-process prefix and a counter, so making one costs no system call.
+enum RequestIDs {
+    private static let prefix = "req_" + AuthService.randomToken(bytes: 6) + "_"
+    private static let counter = Atomic<UInt64>(0)
+
+    static func next() -> String {
+        let value = counter.add(1, ordering: .relaxed).newValue
+        return prefix + String(value, radix: 36)
+    }
+}
