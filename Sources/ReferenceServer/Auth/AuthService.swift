@@ -40,6 +40,7 @@ public final class AuthService: Sendable {
 
     private struct CachedPrincipal {
         var principal: Principal
+        var tokenHash: String
         var until: Date
     }
 
@@ -47,8 +48,9 @@ public final class AuthService: Sendable {
     let store: any AccountRepository
     private let keys: JWTKeyCollection
     private let now: @Sendable () -> Date
-    /// Personal access tokens seen recently, so each request does not read the database to
-    /// authenticate. Entries live 30 s; revocation removes them at once on this server.
+    /// Personal access tokens seen recently, keyed by the token itself, so each request neither
+    /// hashes nor reads the database to authenticate. Entries live 30 s; revocation removes them at
+    /// once on this server.
     private let patCache = Mutex<[String: CachedPrincipal]>([:])
     private static let patCacheLifetime: TimeInterval = 30
     private static let patCacheLimit = 10_000
@@ -116,19 +118,20 @@ public final class AuthService: Sendable {
 
     private func authenticatePersonalToken(_ token: String) async throws -> Principal? {
         let current = now()
-        // Keyed by the hash like the database, so revocation (which knows only the hash) can evict.
-        let hash = Self.hash(token)
-        if let cached = patCache.withLock({ $0[hash] }), cached.until > current {
+        if let cached = patCache.withLock({ $0[token] }), cached.until > current {
             return cached.principal
         }
+        let hash = Self.hash(token)
         guard let (user, id) = try await store.principal(forAccessTokenHash: hash, now: current) else {
-            patCache.withLock { _ = $0.removeValue(forKey: hash) }
+            patCache.withLock { _ = $0.removeValue(forKey: token) }
             return nil
         }
         let principal = Principal(userID: user, credential: .personalAccessToken(id))
         patCache.withLock { cache in
             if cache.count >= Self.patCacheLimit { cache.removeAll(keepingCapacity: true) }
-            cache[hash] = CachedPrincipal(principal: principal, until: current.addingTimeInterval(Self.patCacheLifetime))
+            cache[token] = CachedPrincipal(
+                principal: principal, tokenHash: hash, until: current.addingTimeInterval(Self.patCacheLifetime)
+            )
         }
         try? await store.touchAccessToken(id: id, now: current)
         return principal
@@ -136,7 +139,11 @@ public final class AuthService: Sendable {
 
     /// Forgets a revoked personal access token at once.
     func forgetPersonalToken(hash: String) {
-        patCache.withLock { _ = $0.removeValue(forKey: hash) }
+        patCache.withLock { cache in
+            for (token, entry) in cache where entry.tokenHash == hash {
+                cache.removeValue(forKey: token)
+            }
+        }
     }
 
     /// A new personal access token secret.

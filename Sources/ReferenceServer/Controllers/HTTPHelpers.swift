@@ -42,6 +42,13 @@ extension Response {
         return Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: data)))
     }
 
+    /// A JSON answer already encoded.
+    static func jsonBytes(_ bytes: [UInt8], status: HTTPResponse.Status = .ok, eTag: String? = nil) -> Response {
+        var headers: HTTPFields = [.contentType: "application/json; charset=utf-8"]
+        if let eTag { headers[.eTag] = eTag }
+        return Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: bytes)))
+    }
+
     /// 304 for a conditional GET whose `If-None-Match` names the current version.
     static func notModified(version: Int) -> Response {
         Response(status: .notModified, headers: [.eTag: VersionTag.format(version)])

@@ -106,13 +106,13 @@ struct RecordsController {
         let user = try context.requireUser()
         let schema = try await store.tableSchema(id: try context.id("id", "table"), user: user)
         let plan = try Self.plan(for: request, schema: schema)
-        return try .json(try await store.listRecords(schema: schema, plan: plan, user: user))
+        return .jsonBytes(try await store.listRecords(schema: schema, plan: plan, user: user))
     }
 
     @Sendable func get(_ request: Request, context: AppRequestContext) async throws -> Response {
-        let record = try await store.record(id: try context.id("id", "record"), user: try context.requireUser())
+        let record = try await store.encodedRecord(id: try context.id("id", "record"), user: try context.requireUser())
         if request.matchesNoneMatch(version: record.version) { return .notModified(version: record.version) }
-        return try .json(record, eTag: VersionTag.format(record.version))
+        return .jsonBytes(record.json, eTag: VersionTag.format(record.version))
     }
 
     @Sendable func create(_ request: Request, context: AppRequestContext) async throws -> Response {

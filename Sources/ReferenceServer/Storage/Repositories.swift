@@ -76,8 +76,10 @@ public protocol SchemaRepository: Sendable {
 
 /// Records.
 public protocol RecordRepository: Sendable {
-    func record(id: RecordID, user: UserID) async throws -> PyAirtableModels.Record
-    func listRecords(schema: TableSchema, plan: RecordListPlan, user: UserID) async throws -> Page<PyAirtableModels.Record>
+    /// One record as wire JSON.
+    func encodedRecord(id: RecordID, user: UserID) async throws -> EncodedRecord
+    /// A page of records as the wire's `{"data": [...], "next_cursor": …}` JSON.
+    func listRecords(schema: TableSchema, plan: RecordListPlan, user: UserID) async throws -> [UInt8]
     func createRecord(table: TableID, fields: [String: FieldValue], context: WriteContext) async throws
         -> WriteResult<PyAirtableModels.Record>
     func updateRecord(id: RecordID, fields: [String: FieldValue], replace: Bool, ifVersion: Int?, context: WriteContext)

@@ -67,8 +67,8 @@ extension SQLiteStore {
         return schema
     }
 
-    /// One record, checking the caller may read its workspace.
-    public func record(id: RecordID, user: UserID) async throws -> PyAirtableModels.Record {
+    /// One record as wire JSON, checking the caller may read its workspace.
+    public func encodedRecord(id: RecordID, user: UserID) async throws -> EncodedRecord {
         try await database.read { db in
             let statement = try db.cachedStatement(
                 sql: """
@@ -86,7 +86,14 @@ extension SQLiteStore {
                 row["role"] as String? != nil
             else { throw ServerError.notFound("record") }
             let schema = try self.schema(db, table: row.id("table_id"), version: row["table_version"])
-            return try Self.record(from: row, schema: schema)
+            var json: [UInt8] = []
+            json.reserveCapacity(512)
+            let version: Int = row["version"]
+            RecordJSON.append(
+                to: &json, id: row["id"], storedFields: row["fields"], version: version, createdAt: row["created_at"],
+                updatedAt: row["updated_at"], schema: schema, visible: nil
+            )
+            return EncodedRecord(id: id, version: version, json: json)
         }
     }
 
@@ -97,7 +104,7 @@ extension SQLiteStore {
 
     /// A page of records. Filters run in SQLite where they can; the rest is evaluated on the rows
     /// SQLite returns, reading further until the page is full.
-    public func listRecords(schema: TableSchema, plan: RecordListPlan, user: UserID) async throws -> Page<PyAirtableModels.Record> {
+    public func listRecords(schema: TableSchema, plan: RecordListPlan, user: UserID) async throws -> [UInt8] {
         let cursor = try plan.cursor.map { try RecordCursor.decode($0, queryHash: plan.queryHash) }
         let columns = Dictionary(
             uniqueKeysWithValues: schema.table.fields.map { ($0.name, (id: $0.id.rawValue, type: $0.type)) }
@@ -128,7 +135,7 @@ extension SQLiteStore {
 
         return try await database.read { db in
             _ = try Self.authorize(db, workspace: schema.workspaceID.rawValue, user: user, minimum: .viewer, resource: "table")
-            var matched: [(record: Record, cursor: RecordCursor)] = []
+            var matched: [(json: [UInt8], cursor: RecordCursor)] = []
             var after = cursor
             scan: while true {
                 var clauses = basePredicates
@@ -154,17 +161,35 @@ extension SQLiteStore {
                         let values = FormulaRecordValues(id: full.id.rawValue, values: full.fields, types: types)
                         guard residualFilters.allSatisfy({ $0.matches(values) }) else { continue }
                     }
-                    let record = try Self.record(from: row, schema: schema, visible: plan.visibleFields)
-                    matched.append((record, position))
+                    var json: [UInt8] = []
+                    json.reserveCapacity(256)
+                    RecordJSON.append(
+                        to: &json, id: row["id"], storedFields: row["fields"], version: row["version"],
+                        createdAt: row["created_at"], updatedAt: row["updated_at"], schema: schema,
+                        visible: plan.visibleFields
+                    )
+                    matched.append((json, position))
                     if matched.count > pageSize { break scan }
                 }
                 if rows.count < chunk { break }
             }
-            if matched.count > pageSize {
-                let page = matched.prefix(pageSize)
-                return Page(data: page.map(\.record), nextCursor: page.last?.cursor.encoded())
+            let page = matched.prefix(pageSize)
+            let nextCursor = matched.count > pageSize ? page.last?.cursor.encoded() : nil
+            var output: [UInt8] = []
+            output.reserveCapacity(page.reduce(64) { $0 + $1.json.count + 1 })
+            output.append(contentsOf: #"{"data":["#.utf8)
+            for (index, item) in page.enumerated() {
+                if index > 0 { output.append(UInt8(ascii: ",")) }
+                output.append(contentsOf: item.json)
             }
-            return Page(data: matched.map(\.record), nextCursor: nil)
+            output.append(contentsOf: #"],"next_cursor":"#.utf8)
+            if let nextCursor {
+                RecordJSON.appendString(nextCursor, to: &output)
+            } else {
+                output.append(contentsOf: "null".utf8)
+            }
+            output.append(UInt8(ascii: "}"))
+            return output
         }
     }
 

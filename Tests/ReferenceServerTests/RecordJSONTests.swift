@@ -1,0 +1,77 @@
+import Foundation
+import PyAirtableModels
+import Testing
+
+@testable import ReferenceServer
+
+@Suite("Record JSON written from stored cells")
+struct RecordJSONTests {
+    static func schema() -> TableSchema {
+        let now = Date(timeIntervalSince1970: 0)
+        let tableID = TableID.generate()
+        let fields = ["Name", "Quote \"q\"", "Score", "Tags", "Files", "Done", "Notes\n"].enumerated().map {
+            Field(id: .generate(), tableID: tableID, name: $1, type: .singleLineText, createdAt: now, updatedAt: now)
+        }
+        let table = PyAirtableModels.Table(
+            id: tableID, baseID: .generate(), name: "T", primaryFieldID: fields[0].id, fields: fields, views: [],
+            createdAt: now, updatedAt: now
+        )
+        return TableSchema(table: table, workspaceID: .generate())
+    }
+
+    @Test("the fast writer decodes to the same record the Codable path gives, for awkward values")
+    func matchesCodable() throws {
+        let schema = Self.schema()
+        let values: [FieldValue] = [
+            .string("plain"), .string("quote \" backslash \\ newline \n tab \t bell \u{07} é 🚀 }{]["),
+            .number(-12.5), .number(3), .number(1e21), .strings(["a,b", "{c}", "\"d\""]),
+            .attachments([Attachment(id: .generate(), filename: "x}.pdf", contentType: "application/pdf", size: 3)]),
+            .bool(true), .string(""),
+        ]
+        var generator = SystemRandomNumberGenerator()
+        for _ in 0..<200 {
+            var stored: [String: FieldValue] = [:]
+            var expected: [String: FieldValue] = [:]
+            for field in schema.table.fields where Bool.random(using: &generator) {
+                let value = values.randomElement(using: &generator) ?? .null
+                stored[field.id.rawValue] = value
+                expected[field.name] = value
+            }
+            // A cell of a deleted field is skipped.
+            stored[FieldID.generate().rawValue] = .string("orphan")
+            let storedJSON = String(decoding: try JSONCoding.encoder.encode(stored), as: UTF8.self)
+            var output: [UInt8] = []
+            let id = RecordID.generate()
+            RecordJSON.append(
+                to: &output, id: id.rawValue, storedFields: storedJSON, version: 7, createdAt: 1_000,
+                updatedAt: 1_800_000_000_123, schema: schema, visible: nil
+            )
+            let decoded = try JSONCoding.decoder.decode(PyAirtableModels.Record.self, from: Data(output))
+            #expect(decoded.fields == expected)
+            #expect(decoded.id == id)
+            #expect(decoded.version == 7)
+            #expect(decoded.tableID == schema.table.id)
+            #expect(Timestamp.format(decoded.updatedAt) == "2027-01-15T08:00:00.123Z")
+            // Keys come out sorted, as the encoder writes them, so equal records are equal bytes.
+            let reencoded = try JSONCoding.encoder.encode(decoded)
+            #expect(
+                try JSONCoding.decoder.decode(JSONValue.self, from: reencoded)
+                    == JSONCoding.decoder.decode(JSONValue.self, from: Data(output))
+            )
+        }
+    }
+
+    @Test("projection keeps only the visible fields")
+    func projection() throws {
+        let schema = Self.schema()
+        let stored = Dictionary(uniqueKeysWithValues: schema.table.fields.map { ($0.id.rawValue, FieldValue.string($0.name)) })
+        var output: [UInt8] = []
+        RecordJSON.append(
+            to: &output, id: RecordID.generate().rawValue,
+            storedFields: String(decoding: try JSONCoding.encoder.encode(stored), as: UTF8.self), version: 1,
+            createdAt: 0, updatedAt: 0, schema: schema, visible: ["Name", "Score"]
+        )
+        let decoded = try JSONCoding.decoder.decode(PyAirtableModels.Record.self, from: Data(output))
+        #expect(Set(decoded.fields.keys) == ["Name", "Score"])
+    }
+}
