@@ -1,10 +1,27 @@
 import Foundation
 import PyAirtableModels
 
+/// A value whose wire JSON was written inside its transaction; stores and answers use the bytes as is.
+public protocol PreEncodedJSON: Encodable, Sendable {
+    var json: [UInt8] { get }
+}
+
+extension PreEncodedJSON {
+    /// The generic path (rarely taken): re-decodes the bytes so any encoder can embed them.
+    public func encode(to encoder: any Encoder) throws {
+        try JSONCoding.decoder.decode(JSONValue.self, from: Data(json)).encode(to: encoder)
+    }
+}
+
 /// A record already encoded as the wire's JSON, with the version for its `ETag`.
-public struct EncodedRecord: Sendable {
+public struct EncodedRecord: PreEncodedJSON {
     public var id: RecordID
     public var version: Int
+    public var json: [UInt8]
+}
+
+/// Any answer already encoded as the wire's JSON.
+public struct EncodedJSON: PreEncodedJSON {
     public var json: [UInt8]
 }
 
@@ -132,6 +149,55 @@ enum RecordJSON {
             }
             return
         }
+    }
+
+    /// The stored-cells object `{"fld…": value, …}` with keys sorted.
+    static func storedObject(_ members: [String: [UInt8]]) -> String {
+        var output: [UInt8] = [UInt8(ascii: "{")]
+        for (index, key) in members.keys.sorted().enumerated() {
+            if index > 0 { output.append(UInt8(ascii: ",")) }
+            appendString(key, to: &output)
+            output.append(UInt8(ascii: ":"))
+            output.append(contentsOf: members[key] ?? Array("null".utf8))
+        }
+        output.append(UInt8(ascii: "}"))
+        return String(decoding: output, as: UTF8.self)
+    }
+
+    /// The JSON of one cell value.
+    static func cell(_ value: FieldValue) throws -> [UInt8] {
+        var output: [UInt8] = []
+        switch value {
+        case .null:
+            output.append(contentsOf: "null".utf8)
+        case .string(let string):
+            appendString(string, to: &output)
+        case .number(let number):
+            if number == number.rounded(), abs(number) < 1e15 {
+                output.append(contentsOf: String(Int64(number)).utf8)
+            } else {
+                output.append(contentsOf: "\(number)".utf8)
+            }
+        case .bool(let bool):
+            output.append(contentsOf: (bool ? "true" : "false").utf8)
+        case .strings(let strings):
+            output.append(UInt8(ascii: "["))
+            for (index, string) in strings.enumerated() {
+                if index > 0 { output.append(UInt8(ascii: ",")) }
+                appendString(string, to: &output)
+            }
+            output.append(UInt8(ascii: "]"))
+        case .attachments(let attachments):
+            output.append(contentsOf: try JSONCoding.encoder.encode(attachments))
+        }
+        return output
+    }
+
+    /// The stored cells of a record as raw JSON values by field id.
+    static func members(of storedFields: String) -> [String: [UInt8]] {
+        var members: [String: [UInt8]] = [:]
+        forEachMember(of: storedFields) { key, value in members[key] = Array(value) }
+        return members
     }
 
     /// Appends `string` as a JSON string literal.

@@ -81,12 +81,12 @@ public protocol RecordRepository: Sendable {
     /// A page of records as the wire's `{"data": [...], "next_cursor": …}` JSON.
     func listRecords(schema: TableSchema, plan: RecordListPlan, user: UserID) async throws -> [UInt8]
     func createRecord(table: TableID, fields: [String: FieldValue], context: WriteContext) async throws
-        -> WriteResult<PyAirtableModels.Record>
+        -> WriteResult<EncodedRecord>
     func updateRecord(id: RecordID, fields: [String: FieldValue], replace: Bool, ifVersion: Int?, context: WriteContext)
-        async throws -> WriteResult<PyAirtableModels.Record>
+        async throws -> WriteResult<EncodedRecord>
     func deleteRecord(id: RecordID, ifVersion: Int?, context: WriteContext) async throws -> WriteResult<DeletedRecord>
     func batch(table: TableID, operations: [BatchOperation], context: WriteContext) async throws
-        -> WriteResult<BatchResponse>
+        -> WriteResult<EncodedJSON>
 }
 
 /// The event log, idempotency bookkeeping and counts.

@@ -266,27 +266,34 @@ extension SQLiteStore {
         }
     }
 
-    static func storedFields(_ cells: [String: FieldValue]) throws -> String {
-        String(decoding: try JSONCoding.encoder.encode(cells), as: UTF8.self)
+    /// A record's wire JSON from its stored cells.
+    static func encodedRecord(
+        id: RecordID, storedFields: String, version: Int, createdAt: Int64, updatedAt: Int64, schema: TableSchema
+    ) -> EncodedRecord {
+        var json: [UInt8] = []
+        json.reserveCapacity(storedFields.utf8.count + 200)
+        RecordJSON.append(
+            to: &json, id: id.rawValue, storedFields: storedFields, version: version, createdAt: createdAt,
+            updatedAt: updatedAt, schema: schema, visible: nil
+        )
+        return EncodedRecord(id: id, version: version, json: json)
     }
 
     static func createRecord(
         _ db: Database, fields: [String: FieldValue], schema: TableSchema, context: WriteContext
-    ) throws -> Record {
-        var stored: [String: FieldValue] = [:]
-        for (id, value) in try cells(db, fields, schema: schema) {
-            if let value { stored[id] = value }
+    ) throws -> EncodedRecord {
+        var members: [String: [UInt8]] = [:]
+        for (fieldID, value) in try cells(db, fields, schema: schema) {
+            if let value { members[fieldID] = try RecordJSON.cell(value) }
         }
         let id = RecordID.generate()
         let now = context.now.millisecondsSince1970
+        let stored = RecordJSON.storedObject(members)
         try db.cachedStatement(
             sql: "INSERT INTO records (id, table_id, fields, version, created_at, updated_at) VALUES (?, ?, ?, 1, ?, ?)"
-        ).execute(
-            arguments: [id.rawValue, schema.table.id.rawValue, try storedFields(stored), now, now]
-        )
-        let record = Record(
-            id: id, tableID: schema.table.id, fields: names(stored, schema: schema), createdAt: context.now,
-            updatedAt: context.now
+        ).execute(arguments: [id.rawValue, schema.table.id.rawValue, stored, now, now])
+        let record = encodedRecord(
+            id: id, storedFields: stored, version: 1, createdAt: now, updatedAt: now, schema: schema
         )
         try appendEvent(
             db, type: .recordCreated, workspaceID: schema.workspaceID, baseID: schema.table.baseID,
@@ -295,42 +302,40 @@ extension SQLiteStore {
         return record
     }
 
-    static func names(_ stored: [String: FieldValue], schema: TableSchema) -> [String: FieldValue] {
-        var fields: [String: FieldValue] = [:]
-        for (id, value) in stored {
-            if let field = schema.fieldsByID[id] { fields[field.name] = value }
-        }
-        return fields
-    }
-
     /// Loads a record row of `schema`'s table for writing.
-    static func storedRecord(_ db: Database, id: RecordID, schema: TableSchema) throws -> (Record, [String: FieldValue]) {
+    static func storedRow(_ db: Database, id: RecordID, schema: TableSchema) throws -> Row {
         let statement = try db.cachedStatement(sql: "SELECT * FROM records WHERE id = ? AND table_id = ?")
         guard let row = try Row.fetchOne(statement, arguments: [id.rawValue, schema.table.id.rawValue]) else {
             throw ServerError.notFound("record '\(id)'")
         }
-        let stored = try JSONCoding.decoder.decode([String: FieldValue].self, from: Data((row["fields"] as String).utf8))
-        return (try record(from: row, schema: schema), stored)
+        return row
     }
 
+    /// Merges (or with `replace`, replaces) cells. Stored cells are moved as raw JSON, never decoded.
     static func updateRecord(
         _ db: Database, id: RecordID, fields: [String: FieldValue], replace: Bool, ifVersion: Int?,
         schema: TableSchema, context: WriteContext
-    ) throws -> Record {
-        let (current, stored) = try storedRecord(db, id: id, schema: schema)
-        try checkVersion(expected: ifVersion, actual: current.version, current: current)
-        var next = replace ? [:] : stored
-        for (fieldID, value) in try cells(db, fields, schema: schema) {
-            next[fieldID] = value
-        }
+    ) throws -> EncodedRecord {
+        let row = try storedRow(db, id: id, schema: schema)
+        let version: Int = row["version"]
+        try checkVersion(expected: ifVersion, actual: version, current: try record(from: row, schema: schema))
         // Cells of deleted fields are dropped on write.
-        next = next.filter { schema.fieldsByID[$0.key] != nil }
-        var record = current
-        record.fields = names(next, schema: schema)
-        record.version += 1
-        record.updatedAt = context.now
+        var members = replace ? [:] : RecordJSON.members(of: row["fields"]).filter { schema.fieldsByID[$0.key] != nil }
+        for (fieldID, value) in try cells(db, fields, schema: schema) {
+            if let value {
+                members[fieldID] = try RecordJSON.cell(value)
+            } else {
+                members.removeValue(forKey: fieldID)
+            }
+        }
+        let stored = RecordJSON.storedObject(members)
+        let now = context.now.millisecondsSince1970
         try db.cachedStatement(sql: "UPDATE records SET fields = ?, version = ?, updated_at = ? WHERE id = ?").execute(
-            arguments: [try storedFields(next), record.version, context.now.millisecondsSince1970, id.rawValue]
+            arguments: [stored, version + 1, now, id.rawValue]
+        )
+        let record = encodedRecord(
+            id: id, storedFields: stored, version: version + 1, createdAt: row["created_at"], updatedAt: now,
+            schema: schema
         )
         try appendEvent(
             db, type: .recordUpdated, workspaceID: schema.workspaceID, baseID: schema.table.baseID,
@@ -342,8 +347,8 @@ extension SQLiteStore {
     static func deleteRecord(
         _ db: Database, id: RecordID, ifVersion: Int?, schema: TableSchema, context: WriteContext
     ) throws {
-        let (current, _) = try storedRecord(db, id: id, schema: schema)
-        try checkVersion(expected: ifVersion, actual: current.version, current: current)
+        let row = try storedRow(db, id: id, schema: schema)
+        try checkVersion(expected: ifVersion, actual: row["version"], current: try record(from: row, schema: schema))
         try db.execute(sql: "DELETE FROM records WHERE id = ?", arguments: [id.rawValue])
         try appendEvent(
             db, type: .recordDeleted, workspaceID: schema.workspaceID, baseID: schema.table.baseID,
@@ -352,7 +357,7 @@ extension SQLiteStore {
     }
 
     public func createRecord(table: TableID, fields: [String: FieldValue], context: WriteContext) async throws
-        -> WriteResult<PyAirtableModels.Record>
+        -> WriteResult<EncodedRecord>
     {
         let actor = try context.requireActor()
         return try await perform(context, status: 201, eTag: { VersionTag.format($0.version) }) { db in
@@ -363,7 +368,7 @@ extension SQLiteStore {
 
     public func updateRecord(
         id: RecordID, fields: [String: FieldValue], replace: Bool, ifVersion: Int?, context: WriteContext
-    ) async throws -> WriteResult<PyAirtableModels.Record> {
+    ) async throws -> WriteResult<EncodedRecord> {
         let actor = try context.requireActor()
         return try await perform(context, eTag: { VersionTag.format($0.version) }) { db in
             let schema = try self.requireCachedRecordTable(db, id: id, user: actor, minimum: .editor)
@@ -386,46 +391,36 @@ extension SQLiteStore {
 
     /// Applies up to 100 operations in one transaction: all of them, or none.
     public func batch(table: TableID, operations: [BatchOperation], context: WriteContext) async throws
-        -> WriteResult<BatchResponse>
+        -> WriteResult<EncodedJSON>
     {
         let actor = try context.requireActor()
         return try await perform(context) { db in
             let schema = try self.requireCachedTable(db, id: table, user: actor, minimum: .editor)
-            var results: [BatchResult] = []
-            results.reserveCapacity(operations.count)
+            var output: [UInt8] = Array(#"{"results":["#.utf8)
             for (index, operation) in operations.enumerated() {
+                if index > 0 { output.append(UInt8(ascii: ",")) }
                 do {
                     switch operation {
                     case .create(let fields):
-                        results.append(.record(try Self.createRecord(db, fields: fields, schema: schema, context: context)))
-                    case .update(let id, let fields, let ifVersion):
-                        results.append(
-                            .record(
-                                try Self.updateRecord(
-                                    db, id: id, fields: fields, replace: false, ifVersion: ifVersion, schema: schema,
-                                    context: context
-                                )
-                            )
-                        )
-                    case .replace(let id, let fields, let ifVersion):
-                        results.append(
-                            .record(
-                                try Self.updateRecord(
-                                    db, id: id, fields: fields, replace: true, ifVersion: ifVersion, schema: schema,
-                                    context: context
-                                )
-                            )
-                        )
+                        output += try Self.createRecord(db, fields: fields, schema: schema, context: context).json
+                    case .update(let id, let fields, let ifVersion), .replace(let id, let fields, let ifVersion):
+                        var replace = false
+                        if case .replace = operation { replace = true }
+                        output += try Self.updateRecord(
+                            db, id: id, fields: fields, replace: replace, ifVersion: ifVersion, schema: schema,
+                            context: context
+                        ).json
                     case .delete(let id, let ifVersion):
                         try Self.deleteRecord(db, id: id, ifVersion: ifVersion, schema: schema, context: context)
-                        results.append(.deleted(id))
+                        output += Array(#"{"deleted":true,"id":"\#(id.rawValue)"}"#.utf8)
                     }
                 } catch var error as ServerError {
                     error.message = "operation \(index): \(error.message)"
                     throw error
                 }
             }
-            return BatchResponse(results: results)
+            output += Array("]}".utf8)
+            return EncodedJSON(json: output)
         }
     }
 }

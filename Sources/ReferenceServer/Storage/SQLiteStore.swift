@@ -38,7 +38,7 @@ public final class SQLiteStore: Sendable {
                 return WriteResult(value: nil, response: stored)
             }
             let value = try body(db)
-            let data = try JSONCoding.encoder.encode(value)
+            let data = try (value as? any PreEncodedJSON).map { Data($0.json) } ?? JSONCoding.encoder.encode(value)
             let response = StoredResponse(
                 status: status, body: data, eTag: eTag(value), location: location(value), replayed: false
             )
@@ -104,7 +104,7 @@ public final class SQLiteStore: Sendable {
         _ db: Database, type: EventType, workspaceID: WorkspaceID?, baseID: BaseID? = nil, tableID: TableID? = nil,
         recordID: RecordID? = nil, payload: some Encodable, context: WriteContext, recipients: [UserID] = []
     ) throws -> Int64 {
-        let data = try JSONCoding.encoder.encode(payload)
+        let data = try (payload as? any PreEncodedJSON).map { Data($0.json) } ?? JSONCoding.encoder.encode(payload)
         let statement = try db.cachedStatement(
             sql: """
                 INSERT INTO events (type, workspace_id, base_id, table_id, record_id, payload, actor, ts)
