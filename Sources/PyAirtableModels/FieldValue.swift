@@ -51,14 +51,15 @@ extension FieldValue: ExpressibleByStringLiteral, ExpressibleByFloatLiteral, Exp
 extension FieldValue: Codable {
     public init(from decoder: any Decoder) throws {
         let container = try decoder.singleValueContainer()
+        // Most likely kinds first: every failed attempt throws, and throwing is the cost here.
         if container.decodeNil() {
             self = .null
-        } else if let bool = try? container.decode(Bool.self) {
-            self = .bool(bool)
-        } else if let number = try? container.decode(Double.self) {
-            self = .number(number)
         } else if let string = try? container.decode(String.self) {
             self = .string(string)
+        } else if let number = try? container.decode(Double.self) {
+            self = .number(number)
+        } else if let bool = try? container.decode(Bool.self) {
+            self = .bool(bool)
         } else if let strings = try? container.decode([String].self) {
             self = .strings(strings)
         } else if let attachments = try? container.decode([Attachment].self) {

@@ -35,6 +35,13 @@ struct MetricsMiddleware: RouterMiddleware {
 public final class ServerMetrics: Sendable {
     public let registry: PrometheusCollectorRegistry
     private let requestCount = Atomic<Int>(0)
+    private struct SeriesKey: Hashable {
+        var method: String
+        var route: String
+        var status: Int
+    }
+    /// The counter and histogram of each label set, so a request neither builds labels nor asks the registry.
+    private let series = Mutex<[SeriesKey: (Counter, DurationHistogram)]>([:])
 
     public init() {
         self.registry = PrometheusCollectorRegistry()
@@ -45,14 +52,36 @@ public final class ServerMetrics: Sendable {
 
     func record(method: String, route: String, status: Int, duration: Duration) {
         requestCount.add(1, ordering: .relaxed)
-        let labels = [("method", method), ("route", route), ("status", String(status))]
-        registry.makeCounter(descriptor: .init(namespace: "pyat", metricName: "http_requests", unitName: "total", helpText: "HTTP requests served"), labels: labels).increment()
-        registry.makeDurationHistogram(
-            descriptor: .init(namespace: "pyat", metricName: "http_request_duration", unitName: "seconds", helpText: "HTTP request latency"),
-            labels: [("method", method), ("route", route)],
-            buckets: [.milliseconds(1), .milliseconds(2), .milliseconds(5), .milliseconds(10), .milliseconds(25),
-                .milliseconds(50), .milliseconds(100), .milliseconds(250), .seconds(1), .seconds(5)]
-        ).record(duration)
+        let key = SeriesKey(method: method, route: route, status: status)
+        let (counter, histogram) = series.withLock { series in
+            if let existing = series[key] { return existing }
+            let made = makeSeries(key)
+            series[key] = made
+            return made
+        }
+        counter.increment()
+        histogram.record(duration)
+    }
+
+    private func makeSeries(_ key: SeriesKey) -> (Counter, DurationHistogram) {
+        let counter = registry.makeCounter(
+            descriptor: .init(
+                namespace: "pyat", metricName: "http_requests", unitName: "total", helpText: "HTTP requests served"
+            ),
+            labels: [("method", key.method), ("route", key.route), ("status", String(key.status))]
+        )
+        let histogram = registry.makeDurationHistogram(
+            descriptor: .init(
+                namespace: "pyat", metricName: "http_request_duration", unitName: "seconds",
+                helpText: "HTTP request latency"
+            ),
+            labels: [("method", key.method), ("route", key.route)],
+            buckets: [
+                .milliseconds(1), .milliseconds(2), .milliseconds(5), .milliseconds(10), .milliseconds(25),
+                .milliseconds(50), .milliseconds(100), .milliseconds(250), .seconds(1), .seconds(5),
+            ]
+        )
+        return (counter, histogram)
     }
 
     /// The Prometheus text exposition.

@@ -183,7 +183,6 @@ struct AuthenticationMiddleware: RouterMiddleware {
         }
         var context = context
         context.principal = principal
-        context.logger[metadataKey: "user_id"] = .string(principal.userID.rawValue)
         return try await next(request, context)
     }
 }
