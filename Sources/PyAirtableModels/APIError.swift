@@ -36,7 +36,11 @@ public struct APIErrorDetail: Codable, Sendable, Hashable {
     public var field: String?
 
     public init(
-        type: ErrorType, code: Int, message: String, requestID: String? = nil, position: Int? = nil,
+        type: ErrorType,
+        code: Int,
+        message: String,
+        requestID: String? = nil,
+        position: Int? = nil,
         field: String? = nil
     ) {
         self.type = type

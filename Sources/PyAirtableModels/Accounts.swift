@@ -136,7 +136,11 @@ public struct AccessToken: Codable, Sendable, Hashable, Identifiable {
     public var lastUsedAt: Date?
 
     public init(
-        id: AccessTokenID, name: String, token: String? = nil, createdAt: Date, expiresAt: Date? = nil,
+        id: AccessTokenID,
+        name: String,
+        token: String? = nil,
+        createdAt: Date,
+        expiresAt: Date? = nil,
         lastUsedAt: Date? = nil
     ) {
         self.id = id

@@ -49,8 +49,15 @@ public struct Event: Codable, Sendable, Hashable {
     public var ts: Date
 
     public init(
-        seq: Int64, type: EventType, workspaceID: WorkspaceID? = nil, baseID: BaseID? = nil,
-        tableID: TableID? = nil, recordID: RecordID? = nil, payload: JSONValue, actor: UserID?, ts: Date
+        seq: Int64,
+        type: EventType,
+        workspaceID: WorkspaceID? = nil,
+        baseID: BaseID? = nil,
+        tableID: TableID? = nil,
+        recordID: RecordID? = nil,
+        payload: JSONValue,
+        actor: UserID?,
+        ts: Date
     ) {
         self.seq = seq
         self.type = type
@@ -100,7 +107,10 @@ public struct EventFilter: Codable, Sendable, Hashable {
     public var recordID: RecordID?
 
     public init(
-        workspaceID: WorkspaceID? = nil, baseID: BaseID? = nil, tableID: TableID? = nil, recordID: RecordID? = nil
+        workspaceID: WorkspaceID? = nil,
+        baseID: BaseID? = nil,
+        tableID: TableID? = nil,
+        recordID: RecordID? = nil
     ) {
         self.workspaceID = workspaceID
         self.baseID = baseID

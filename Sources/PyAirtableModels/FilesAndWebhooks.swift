@@ -40,8 +40,15 @@ public struct Webhook: Codable, Sendable, Hashable, Identifiable {
     public var createdAt: Date
 
     public init(
-        id: WebhookID, baseID: BaseID, url: String, events: [EventType], tableID: TableID? = nil,
-        enabled: Bool = true, disabledReason: String? = nil, secret: String? = nil, createdAt: Date
+        id: WebhookID,
+        baseID: BaseID,
+        url: String,
+        events: [EventType],
+        tableID: TableID? = nil,
+        enabled: Bool = true,
+        disabledReason: String? = nil,
+        secret: String? = nil,
+        createdAt: Date
     ) {
         self.id = id
         self.baseID = baseID
@@ -101,8 +108,15 @@ public struct WebhookDelivery: Codable, Sendable, Hashable, Identifiable {
     public var deliveredAt: Date?
 
     public init(
-        id: DeliveryID, webhookID: WebhookID, eventSeq: Int64, status: Status, attempts: Int,
-        responseStatus: Int? = nil, error: String? = nil, createdAt: Date, deliveredAt: Date? = nil
+        id: DeliveryID,
+        webhookID: WebhookID,
+        eventSeq: Int64,
+        status: Status,
+        attempts: Int,
+        responseStatus: Int? = nil,
+        error: String? = nil,
+        createdAt: Date,
+        deliveredAt: Date? = nil
     ) {
         self.id = id
         self.webhookID = webhookID

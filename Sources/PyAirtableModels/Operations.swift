@@ -34,8 +34,15 @@ public struct ServerStats: Codable, Sendable, Hashable {
     public var uptimeSeconds: Double
 
     public init(
-        users: Int, workspaces: Int, bases: Int, tables: Int, records: Int, events: Int, lastEventSeq: Int64,
-        requests: Int, uptimeSeconds: Double
+        users: Int,
+        workspaces: Int,
+        bases: Int,
+        tables: Int,
+        records: Int,
+        events: Int,
+        lastEventSeq: Int64,
+        requests: Int,
+        uptimeSeconds: Double
     ) {
         self.users = users
         self.workspaces = workspaces

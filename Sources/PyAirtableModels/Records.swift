@@ -10,7 +10,11 @@ public struct Record: Codable, Sendable, Hashable, Identifiable {
     public var updatedAt: Date
 
     public init(
-        id: RecordID, tableID: TableID, fields: [String: FieldValue], version: Int = 1, createdAt: Date,
+        id: RecordID,
+        tableID: TableID,
+        fields: [String: FieldValue],
+        version: Int = 1,
+        createdAt: Date,
         updatedAt: Date
     ) {
         self.id = id
@@ -207,8 +211,12 @@ public struct RecordQuery: Sendable, Hashable {
     public var cursor: String?
 
     public init(
-        view: String? = nil, fields: [String]? = nil, sort: [SortSpec]? = nil, filter: String? = nil,
-        pageSize: Int? = nil, cursor: String? = nil
+        view: String? = nil,
+        fields: [String]? = nil,
+        sort: [SortSpec]? = nil,
+        filter: String? = nil,
+        pageSize: Int? = nil,
+        cursor: String? = nil
     ) {
         self.view = view
         self.fields = fields

@@ -45,8 +45,15 @@ public struct Field: Codable, Sendable, Hashable, Identifiable {
     public var updatedAt: Date
 
     public init(
-        id: FieldID, tableID: TableID, name: String, type: FieldType, options: FieldOptions? = nil,
-        description: String? = nil, version: Int = 1, createdAt: Date, updatedAt: Date
+        id: FieldID,
+        tableID: TableID,
+        name: String,
+        type: FieldType,
+        options: FieldOptions? = nil,
+        description: String? = nil,
+        version: Int = 1,
+        createdAt: Date,
+        updatedAt: Date
     ) {
         self.id = id
         self.tableID = tableID
@@ -159,8 +166,16 @@ public struct View: Codable, Sendable, Hashable, Identifiable {
     public var updatedAt: Date
 
     public init(
-        id: ViewID, tableID: TableID, name: String, type: String = "grid", filter: String? = nil,
-        sort: [SortSpec]? = nil, fields: [String]? = nil, version: Int = 1, createdAt: Date, updatedAt: Date
+        id: ViewID,
+        tableID: TableID,
+        name: String,
+        type: String = "grid",
+        filter: String? = nil,
+        sort: [SortSpec]? = nil,
+        fields: [String]? = nil,
+        version: Int = 1,
+        createdAt: Date,
+        updatedAt: Date
     ) {
         self.id = id
         self.tableID = tableID
@@ -192,7 +207,11 @@ public struct CreateViewRequest: Codable, Sendable, Hashable {
     public var fields: [String]?
 
     public init(
-        name: String, type: String? = nil, filter: String? = nil, sort: [SortSpec]? = nil, fields: [String]? = nil
+        name: String,
+        type: String? = nil,
+        filter: String? = nil,
+        sort: [SortSpec]? = nil,
+        fields: [String]? = nil
     ) {
         self.name = name
         self.type = type
@@ -231,8 +250,16 @@ public struct Table: Codable, Sendable, Hashable, Identifiable {
     public var updatedAt: Date
 
     public init(
-        id: TableID, baseID: BaseID, name: String, description: String? = nil, primaryFieldID: FieldID,
-        fields: [Field], views: [View], version: Int = 1, createdAt: Date, updatedAt: Date
+        id: TableID,
+        baseID: BaseID,
+        name: String,
+        description: String? = nil,
+        primaryFieldID: FieldID,
+        fields: [Field],
+        views: [View],
+        version: Int = 1,
+        createdAt: Date,
+        updatedAt: Date
     ) {
         self.id = id
         self.baseID = baseID
@@ -296,7 +323,12 @@ public struct Base: Codable, Sendable, Hashable, Identifiable {
     public var updatedAt: Date
 
     public init(
-        id: BaseID, workspaceID: WorkspaceID, name: String, version: Int = 1, createdAt: Date, updatedAt: Date
+        id: BaseID,
+        workspaceID: WorkspaceID,
+        name: String,
+        version: Int = 1,
+        createdAt: Date,
+        updatedAt: Date
     ) {
         self.id = id
         self.workspaceID = workspaceID

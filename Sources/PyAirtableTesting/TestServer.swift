@@ -38,7 +38,11 @@ public struct TestServer: Sendable {
             .appendingPathComponent("pyat-testserver-\(UUID().uuidString)").path
         defer { try? FileManager.default.removeItem(atPath: directory) }
         var configuration = ServerConfiguration(
-            host: "127.0.0.1", port: 0, dataDirectory: directory, auth: .init(bcryptCost: 4), durableCommits: false
+            host: "127.0.0.1",
+            port: 0,
+            dataDirectory: directory,
+            auth: .init(bcryptCost: 4),
+            durableCommits: false
         )
         configure(&configuration)
         configuration.dataDirectory = directory

@@ -72,7 +72,8 @@ struct MaintenanceService: Service {
             )
             if purged + trimmed > 0 {
                 services.logger.info(
-                    "maintenance", metadata: ["idempotency_purged": "\(purged)", "events_trimmed": "\(trimmed)"]
+                    "maintenance",
+                    metadata: ["idempotency_purged": "\(purged)", "events_trimmed": "\(trimmed)"]
                 )
             }
         } catch {

@@ -25,7 +25,10 @@ public enum DemoData {
             let hash = try await services.auth.hashPassword(password)
             guard
                 let created = try await store.createUser(
-                    email: email, name: "Demo User", passwordHash: hash, context: WriteContext(actor: nil, now: now())
+                    email: email,
+                    name: "Demo User",
+                    passwordHash: hash,
+                    context: WriteContext(actor: nil, now: now())
                 ).value
             else { throw ServerError.conflict("the demo user could not be created") }
             user = created
@@ -37,7 +40,11 @@ public enum DemoData {
         }
         let secret = AuthService.newPersonalToken()
         _ = try await store.createAccessToken(
-            name: "demo", secret: secret, hash: AuthService.hash(secret), expiresAt: nil, context: context()
+            name: "demo",
+            secret: secret,
+            hash: AuthService.hash(secret),
+            expiresAt: nil,
+            context: context()
         )
         return DemoCredentials(email: email, password: password, token: secret, workspaceID: workspaceID)
     }
@@ -45,7 +52,9 @@ public enum DemoData {
     private static func seedWorkspace(store: any DataStore, context: () -> WriteContext) async throws -> WorkspaceID? {
         guard let workspace = try await store.createWorkspace(.init(name: "Demo workspace"), context: context()).value,
             let base = try await store.createBase(
-                workspace: workspace.id, .init(name: "Product launch"), context: context()
+                workspace: workspace.id,
+                .init(name: "Product launch"),
+                context: context()
             ).value
         else { return nil }
         let statuses = ["Todo", "In progress", "Done"].map { SelectChoice(name: $0) }

@@ -71,18 +71,30 @@ public struct ServerServices: Sendable {
         let fileManager = FileManager.default
         try fileManager.createDirectory(atPath: configuration.dataDirectory, withIntermediateDirectories: true)
         let database = try ServerDatabase(
-            path: configuration.databasePath, durable: configuration.durableCommits, logger: logger
+            path: configuration.databasePath,
+            durable: configuration.durableCommits,
+            logger: logger
         )
         let store = SQLiteStore(
-            database: database, logger: logger, idempotencyRetention: configuration.idempotencyRetention
+            database: database,
+            logger: logger,
+            idempotencyRetention: configuration.idempotencyRetention
         )
-        let secret = try configuration.jwtSecret.map { Array($0.utf8) }
+        let secret =
+            try configuration.jwtSecret.map { Array($0.utf8) }
             ?? SigningSecret.loadOrCreate(directory: configuration.dataDirectory, logger: logger)
         let auth = await AuthService(
-            configuration: configuration.auth, secret: secret, store: store, now: configuration.now
+            configuration: configuration.auth,
+            secret: secret,
+            store: store,
+            now: configuration.now
         )
         return ServerServices(
-            configuration: configuration, store: store, auth: auth, metrics: ServerMetrics(), logger: logger,
+            configuration: configuration,
+            store: store,
+            auth: auth,
+            metrics: ServerMetrics(),
+            logger: logger,
             startedAt: .now
         )
     }
@@ -103,7 +115,10 @@ enum SigningSecret {
         if let data = fileManager.contents(atPath: path), data.count >= 32 {
             let attributes = try fileManager.attributesOfItem(atPath: path)
             if let permissions = attributes[.posixPermissions] as? Int, permissions & 0o077 != 0 {
-                logger.warning("the signing secret is readable by others; restricting it to 0600", metadata: ["path": "\(path)"])
+                logger.warning(
+                    "the signing secret is readable by others; restricting it to 0600",
+                    metadata: ["path": "\(path)"]
+                )
                 try fileManager.setAttributes([.posixPermissions: 0o600], ofItemAtPath: path)
             }
             return Array(data)

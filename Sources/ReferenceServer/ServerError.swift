@@ -18,8 +18,13 @@ public struct ServerError: Error, Sendable, CustomStringConvertible {
     public var headers: HTTPFields
 
     public init(
-        _ status: HTTPResponse.Status, _ type: ErrorType, _ message: String, position: Int? = nil,
-        field: String? = nil, current: JSONValue? = nil, headers: HTTPFields = [:]
+        _ status: HTTPResponse.Status,
+        _ type: ErrorType,
+        _ message: String,
+        position: Int? = nil,
+        field: String? = nil,
+        current: JSONValue? = nil,
+        headers: HTTPFields = [:]
     ) {
         self.status = status
         self.type = type

@@ -36,13 +36,18 @@ extension Pyat {
         @Option(name: .customLong("log-format"), help: "text, or json for one JSON object per line.")
         var logFormat: String = "text"
 
-        @Flag(name: .customLong("no-fsync"), help: "Acknowledge commits before they reach the disk (faster, not durable).")
+        @Flag(
+            name: .customLong("no-fsync"),
+            help: "Acknowledge commits before they reach the disk (faster, not durable)."
+        )
         var noFsync = false
 
         func validate() throws {
             guard (0...65535).contains(port) else { throw ValidationError("--port must be from 0 to 65535") }
             guard maximumBodySize >= 1024 else { throw ValidationError("--max-body-size must be at least 1024") }
-            guard ["text", "json"].contains(logFormat) else { throw ValidationError("--log-format must be text or json") }
+            guard ["text", "json"].contains(logFormat) else {
+                throw ValidationError("--log-format must be text or json")
+            }
             guard Logger.Level(rawValue: logLevel) != nil else {
                 throw ValidationError("--log-level must be one of trace, debug, info, notice, warning, error, critical")
             }
@@ -55,8 +60,12 @@ extension Pyat {
             var logger = Logger(label: "pyat.server")
             logger.logLevel = Logger.Level(rawValue: logLevel) ?? .info
             let configuration = ServerConfiguration(
-                host: host, port: port, dataDirectory: dataDirectory, maximumBodySize: maximumBodySize,
-                jwtSecret: ProcessInfo.processInfo.environment["PYAT_JWT_SECRET"], durableCommits: !noFsync
+                host: host,
+                port: port,
+                dataDirectory: dataDirectory,
+                maximumBodySize: maximumBodySize,
+                jwtSecret: ProcessInfo.processInfo.environment["PYAT_JWT_SECRET"],
+                durableCommits: !noFsync
             )
             let services = try await ServerServices.open(configuration: configuration, logger: logger)
             let demoToken = demo ? try await DemoData.seed(services: services) : nil

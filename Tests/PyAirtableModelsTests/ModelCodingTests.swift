@@ -39,9 +39,11 @@ struct WireCodingTests {
     @Test("record fields keep user-chosen names verbatim (no key strategy)")
     func fieldNames() throws {
         let record = Record(
-            id: RecordID.generate(), tableID: TableID.generate(),
+            id: RecordID.generate(),
+            tableID: TableID.generate(),
             fields: ["First Name": "Ada", "camelCase": 1, "snake_case": true, "Tags": .strings(["a"])],
-            createdAt: Date(timeIntervalSince1970: 0), updatedAt: Date(timeIntervalSince1970: 0.5)
+            createdAt: Date(timeIntervalSince1970: 0),
+            updatedAt: Date(timeIntervalSince1970: 0.5)
         )
         let data = try JSONCoding.encoder.encode(record)
         let object = try #require(try JSONSerialization.jsonObject(with: data) as? [String: Any])

@@ -11,23 +11,30 @@ struct AuthTests {
     func registerAndLogin() async throws {
         try await Harness.withServer { api, _ in
             let registered = try await api.call(
-                .post, "auth/register",
+                .post,
+                "auth/register",
                 json: RegisterRequest(email: " Ada@Example.com ", password: "correct horse", name: "Ada"),
-                expect: .created, as: AuthResponse.self
+                expect: .created,
+                as: AuthResponse.self
             )
             #expect(registered.user.email == "ada@example.com")
             #expect(registered.tokens.tokenType == "Bearer")
             #expect(registered.tokens.expiresIn == 900)
 
             let login = try await api.call(
-                .post, "auth/login", json: LoginRequest(email: "ada@example.com", password: "correct horse"),
+                .post,
+                "auth/login",
+                json: LoginRequest(email: "ada@example.com", password: "correct horse"),
                 as: AuthResponse.self
             )
             let me = try await api.authorized(login.tokens.accessToken).call(.get, "users/me", as: User.self)
             #expect(me.id == registered.user.id)
 
             let renamed = try await api.authorized(login.tokens.accessToken).call(
-                .patch, "users/me", json: UpdateUserRequest(name: "Ada L."), as: User.self
+                .patch,
+                "users/me",
+                json: UpdateUserRequest(name: "Ada L."),
+                as: User.self
             )
             #expect(renamed.name == "Ada L.")
             #expect(renamed.version == 2)
@@ -38,18 +45,26 @@ struct AuthTests {
     func refusals() async throws {
         try await Harness.withServer { api, _ in
             let (_, user) = try await api.register("Grace")
-            let wrong = try await api.send(.post, "auth/login", json: LoginRequest(email: user.email, password: "nope nope"))
+            let wrong = try await api.send(
+                .post,
+                "auth/login",
+                json: LoginRequest(email: user.email, password: "nope nope")
+            )
             #expect(wrong.status == .unauthorized)
             #expect(wrong.error?.error.type == .auth)
 
             let duplicate = try await api.send(
-                .post, "auth/register", json: RegisterRequest(email: user.email, password: "long enough", name: "G")
+                .post,
+                "auth/register",
+                json: RegisterRequest(email: user.email, password: "long enough", name: "G")
             )
             #expect(duplicate.status == .conflict)
             #expect(duplicate.error?.error.type == .conflict)
 
             let short = try await api.send(
-                .post, "auth/register", json: RegisterRequest(email: "x@example.com", password: "short", name: "X")
+                .post,
+                "auth/register",
+                json: RegisterRequest(email: "x@example.com", password: "short", name: "X")
             )
             #expect(short.status == .unprocessableContent)
             #expect(short.error?.error.field == "password")
@@ -80,11 +95,16 @@ struct AuthTests {
     func refreshReuse() async throws {
         try await Harness.withServer { api, _ in
             let auth = try await api.call(
-                .post, "auth/register", json: RegisterRequest(email: "r@example.com", password: "password1", name: "R"),
-                expect: .created, as: AuthResponse.self
+                .post,
+                "auth/register",
+                json: RegisterRequest(email: "r@example.com", password: "password1", name: "R"),
+                expect: .created,
+                as: AuthResponse.self
             )
             let first = try await api.call(
-                .post, "auth/refresh", json: RefreshRequest(refreshToken: auth.tokens.refreshToken),
+                .post,
+                "auth/refresh",
+                json: RefreshRequest(refreshToken: auth.tokens.refreshToken),
                 as: RefreshResponse.self
             )
             #expect(first.tokens.refreshToken != auth.tokens.refreshToken)
@@ -92,18 +112,31 @@ struct AuthTests {
 
             // The original token again: reuse. It fails and revokes the family, so the rotated
             // token dies too.
-            let reuse = try await api.send(.post, "auth/refresh", json: RefreshRequest(refreshToken: auth.tokens.refreshToken))
+            let reuse = try await api.send(
+                .post,
+                "auth/refresh",
+                json: RefreshRequest(refreshToken: auth.tokens.refreshToken)
+            )
             #expect(reuse.status == .unauthorized)
             let rotated = try await api.send(
-                .post, "auth/refresh", json: RefreshRequest(refreshToken: first.tokens.refreshToken)
+                .post,
+                "auth/refresh",
+                json: RefreshRequest(refreshToken: first.tokens.refreshToken)
             )
             #expect(rotated.status == .unauthorized)
 
             // A separate login is another family and still works.
             let login = try await api.call(
-                .post, "auth/login", json: LoginRequest(email: "r@example.com", password: "password1"), as: AuthResponse.self
+                .post,
+                "auth/login",
+                json: LoginRequest(email: "r@example.com", password: "password1"),
+                as: AuthResponse.self
             )
-            let again = try await api.send(.post, "auth/refresh", json: RefreshRequest(refreshToken: login.tokens.refreshToken))
+            let again = try await api.send(
+                .post,
+                "auth/refresh",
+                json: RefreshRequest(refreshToken: login.tokens.refreshToken)
+            )
             #expect(again.status == .ok)
         }
     }
@@ -112,13 +145,24 @@ struct AuthTests {
     func logout() async throws {
         try await Harness.withServer { api, _ in
             let auth = try await api.call(
-                .post, "auth/register", json: RegisterRequest(email: "l@example.com", password: "password1", name: "L"),
-                expect: .created, as: AuthResponse.self
+                .post,
+                "auth/register",
+                json: RegisterRequest(email: "l@example.com", password: "password1", name: "L"),
+                expect: .created,
+                as: AuthResponse.self
             )
             let client = api.authorized(auth.tokens.accessToken)
-            let out = try await client.send(.post, "auth/logout", json: RefreshRequest(refreshToken: auth.tokens.refreshToken))
+            let out = try await client.send(
+                .post,
+                "auth/logout",
+                json: RefreshRequest(refreshToken: auth.tokens.refreshToken)
+            )
             #expect(out.status == .noContent)
-            let refresh = try await api.send(.post, "auth/refresh", json: RefreshRequest(refreshToken: auth.tokens.refreshToken))
+            let refresh = try await api.send(
+                .post,
+                "auth/refresh",
+                json: RefreshRequest(refreshToken: auth.tokens.refreshToken)
+            )
             #expect(refresh.status == .unauthorized)
         }
     }
@@ -128,7 +172,11 @@ struct AuthTests {
         try await Harness.withServer { api, _ in
             let (client, user) = try await api.register()
             let created = try await client.call(
-                .post, "auth/tokens", json: CreateAccessTokenRequest(name: "ci"), expect: .created, as: AccessToken.self
+                .post,
+                "auth/tokens",
+                json: CreateAccessTokenRequest(name: "ci"),
+                expect: .created,
+                as: AccessToken.self
             )
             let secret = try #require(created.token)
             #expect(secret.hasPrefix("pat_"))

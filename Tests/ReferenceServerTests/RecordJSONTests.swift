@@ -13,8 +13,14 @@ struct RecordJSONTests {
             Field(id: .generate(), tableID: tableID, name: $1, type: .singleLineText, createdAt: now, updatedAt: now)
         }
         let table = PyAirtableModels.Table(
-            id: tableID, baseID: .generate(), name: "T", primaryFieldID: fields[0].id, fields: fields, views: [],
-            createdAt: now, updatedAt: now
+            id: tableID,
+            baseID: .generate(),
+            name: "T",
+            primaryFieldID: fields[0].id,
+            fields: fields,
+            views: [],
+            createdAt: now,
+            updatedAt: now
         )
         return TableSchema(table: table, workspaceID: .generate())
     }
@@ -43,8 +49,14 @@ struct RecordJSONTests {
             var output: [UInt8] = []
             let id = RecordID.generate()
             RecordJSON.append(
-                to: &output, id: id.rawValue, storedFields: storedJSON, version: 7, createdAt: 1_000,
-                updatedAt: 1_800_000_000_123, schema: schema, visible: nil
+                to: &output,
+                id: id.rawValue,
+                storedFields: storedJSON,
+                version: 7,
+                createdAt: 1_000,
+                updatedAt: 1_800_000_000_123,
+                schema: schema,
+                visible: nil
             )
             let decoded = try JSONCoding.decoder.decode(PyAirtableModels.Record.self, from: Data(output))
             #expect(decoded.fields == expected)
@@ -64,12 +76,19 @@ struct RecordJSONTests {
     @Test("projection keeps only the visible fields")
     func projection() throws {
         let schema = Self.schema()
-        let stored = Dictionary(uniqueKeysWithValues: schema.table.fields.map { ($0.id.rawValue, FieldValue.string($0.name)) })
+        let stored = Dictionary(
+            uniqueKeysWithValues: schema.table.fields.map { ($0.id.rawValue, FieldValue.string($0.name)) }
+        )
         var output: [UInt8] = []
         RecordJSON.append(
-            to: &output, id: RecordID.generate().rawValue,
-            storedFields: String(decoding: try JSONCoding.encoder.encode(stored), as: UTF8.self), version: 1,
-            createdAt: 0, updatedAt: 0, schema: schema, visible: ["Name", "Score"]
+            to: &output,
+            id: RecordID.generate().rawValue,
+            storedFields: String(decoding: try JSONCoding.encoder.encode(stored), as: UTF8.self),
+            version: 1,
+            createdAt: 0,
+            updatedAt: 0,
+            schema: schema,
+            visible: ["Name", "Score"]
         )
         let decoded = try JSONCoding.decoder.decode(PyAirtableModels.Record.self, from: Data(output))
         #expect(Set(decoded.fields.keys) == ["Name", "Score"])

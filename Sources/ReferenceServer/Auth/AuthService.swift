@@ -29,7 +29,8 @@ public final class AuthService: Sendable {
         public var bcryptCost: UInt8 = 12
 
         public init(
-            accessTokenLifetime: TimeInterval = 15 * 60, refreshTokenLifetime: TimeInterval = 30 * 24 * 3600,
+            accessTokenLifetime: TimeInterval = 15 * 60,
+            refreshTokenLifetime: TimeInterval = 30 * 24 * 3600,
             bcryptCost: UInt8 = 12
         ) {
             self.accessTokenLifetime = accessTokenLifetime
@@ -55,7 +56,12 @@ public final class AuthService: Sendable {
     private static let patCacheLifetime: TimeInterval = 30
     private static let patCacheLimit = 10_000
 
-    init(configuration: Configuration, secret: [UInt8], store: any AccountRepository, now: @escaping @Sendable () -> Date) async {
+    init(
+        configuration: Configuration,
+        secret: [UInt8],
+        store: any AccountRepository,
+        now: @escaping @Sendable () -> Date
+    ) async {
         self.configuration = configuration
         self.store = store
         self.now = now
@@ -88,8 +94,11 @@ public final class AuthService: Sendable {
         let access = try await keys.sign(claims)
         let refresh = "rt_" + Self.randomToken(bytes: 32)
         try await store.storeRefreshToken(
-            hash: Self.hash(refresh), family: family ?? Self.randomToken(bytes: 12), user: user,
-            expiresAt: issuedAt.addingTimeInterval(configuration.refreshTokenLifetime), now: issuedAt
+            hash: Self.hash(refresh),
+            family: family ?? Self.randomToken(bytes: 12),
+            user: user,
+            expiresAt: issuedAt.addingTimeInterval(configuration.refreshTokenLifetime),
+            now: issuedAt
         )
         return Tokens(accessToken: access, refreshToken: refresh, expiresIn: Int(configuration.accessTokenLifetime))
     }
@@ -130,7 +139,9 @@ public final class AuthService: Sendable {
         patCache.withLock { cache in
             if cache.count >= Self.patCacheLimit { cache.removeAll(keepingCapacity: true) }
             cache[token] = CachedPrincipal(
-                principal: principal, tokenHash: hash, until: current.addingTimeInterval(Self.patCacheLifetime)
+                principal: principal,
+                tokenHash: hash,
+                until: current.addingTimeInterval(Self.patCacheLifetime)
             )
         }
         try? await store.touchAccessToken(id: id, now: current)

@@ -36,7 +36,8 @@ struct AuthController {
         let name = try InputRules.name(body.name)
         guard body.password.count >= RegisterRequest.minimumPasswordLength else {
             throw ServerError.validation(
-                "the password must be at least \(RegisterRequest.minimumPasswordLength) characters", field: "password"
+                "the password must be at least \(RegisterRequest.minimumPasswordLength) characters",
+                field: "password"
             )
         }
         guard body.password.utf8.count <= 72 else {
@@ -44,7 +45,10 @@ struct AuthController {
         }
         let hash = try await auth.hashPassword(body.password)
         let created = try await store.createUser(
-            email: email, name: name, passwordHash: hash, context: context.write(now: now)
+            email: email,
+            name: name,
+            passwordHash: hash,
+            context: context.write(now: now)
         )
         // A replay (same key, same body, so the same password) signs in again: tokens are never stored.
         let user = try created.value ?? JSONCoding.decoder.decode(User.self, from: created.response.body)
@@ -88,7 +92,9 @@ struct AuthController {
         let secret = AuthService.newPersonalToken()
         let current = now
         let result = try await store.createAccessToken(
-            name: name, secret: secret, hash: AuthService.hash(secret),
+            name: name,
+            secret: secret,
+            hash: AuthService.hash(secret),
             expiresAt: body.expiresIn.map { current.addingTimeInterval(TimeInterval($0)) },
             context: context.write(now: current)
         )
@@ -167,7 +173,9 @@ struct WorkspacesController {
         body.name = try InputRules.optionalName(body.name)
         return .stored(
             try await store.updateWorkspace(
-                id: try context.id("id", "workspace"), body, ifVersion: try request.ifMatchVersion(),
+                id: try context.id("id", "workspace"),
+                body,
+                ifVersion: try request.ifMatchVersion(),
                 context: context.write(now: now)
             )
         )
@@ -177,7 +185,8 @@ struct WorkspacesController {
         _ = try context.requireUser()
         return .stored(
             try await store.deleteWorkspace(
-                id: try context.id("id", "workspace"), ifVersion: try request.ifMatchVersion(),
+                id: try context.id("id", "workspace"),
+                ifVersion: try request.ifMatchVersion(),
                 context: context.write(now: now)
             )
         )
@@ -193,7 +202,11 @@ struct WorkspacesController {
         var body = try await request.decodeJSON(as: AddMemberRequest.self)
         if let email = body.email { body.email = email.trimmingCharacters(in: .whitespaces).lowercased() }
         return .stored(
-            try await store.addMember(workspace: try context.id("id", "workspace"), body, context: context.write(now: now))
+            try await store.addMember(
+                workspace: try context.id("id", "workspace"),
+                body,
+                context: context.write(now: now)
+            )
         )
     }
 
@@ -202,8 +215,10 @@ struct WorkspacesController {
         let body = try await request.decodeJSON(as: UpdateMemberRequest.self)
         return .stored(
             try await store.updateMember(
-                workspace: try context.id("id", "workspace"), user: try context.id("user_id", "member"),
-                role: body.role, context: context.write(now: now)
+                workspace: try context.id("id", "workspace"),
+                user: try context.id("user_id", "member"),
+                role: body.role,
+                context: context.write(now: now)
             )
         )
     }
@@ -212,7 +227,8 @@ struct WorkspacesController {
         _ = try context.requireUser()
         return .stored(
             try await store.removeMember(
-                workspace: try context.id("id", "workspace"), user: try context.id("user_id", "member"),
+                workspace: try context.id("id", "workspace"),
+                user: try context.id("user_id", "member"),
                 context: context.write(now: now)
             )
         )

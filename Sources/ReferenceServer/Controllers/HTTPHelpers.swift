@@ -34,7 +34,9 @@ extension Request {
 extension Response {
     /// A JSON answer in the contract's encoding.
     static func json(
-        _ value: some Encodable, status: HTTPResponse.Status = .ok, eTag: String? = nil
+        _ value: some Encodable,
+        status: HTTPResponse.Status = .ok,
+        eTag: String? = nil
     ) throws -> Response {
         let data = try JSONCoding.encoder.encode(value)
         var headers: HTTPFields = [.contentType: "application/json; charset=utf-8"]

@@ -26,7 +26,11 @@ struct RecordsController {
             try formula.validate(fieldTypes: schema.fieldsByName.mapValues(\.type))
             return formula
         } catch {
-            throw ServerError.validation("bad \(parameter): \(error.description)", field: parameter, position: error.position)
+            throw ServerError.validation(
+                "bad \(parameter): \(error.description)",
+                field: parameter,
+                position: error.position
+            )
         }
     }
 
@@ -81,11 +85,15 @@ struct RecordsController {
         var pageSize = RecordQuery.defaultPageSize
         if let raw = query.get("page_size") {
             guard let size = Int(raw), size >= 1 else {
-                throw ServerError.validation("page_size must be a whole number from 1 to \(RecordQuery.maximumPageSize)", field: "page_size")
+                throw ServerError.validation(
+                    "page_size must be a whole number from 1 to \(RecordQuery.maximumPageSize)",
+                    field: "page_size"
+                )
             }
             guard size <= RecordQuery.maximumPageSize else {
                 throw ServerError.validation(
-                    "page_size \(size) is over the limit of \(RecordQuery.maximumPageSize)", field: "page_size"
+                    "page_size \(size) is over the limit of \(RecordQuery.maximumPageSize)",
+                    field: "page_size"
                 )
             }
             pageSize = size
@@ -97,8 +105,12 @@ struct RecordsController {
         }
         let queryHash = Hex.encode(hasher.finalize().prefix(8))
         return RecordListPlan(
-            filters: filters, sort: resolvedSort, visibleFields: visible.map(Set.init), pageSize: pageSize,
-            cursor: query.get("cursor").flatMap { $0.isEmpty ? nil : $0 }, queryHash: queryHash
+            filters: filters,
+            sort: resolvedSort,
+            visibleFields: visible.map(Set.init),
+            pageSize: pageSize,
+            cursor: query.get("cursor").flatMap { $0.isEmpty ? nil : $0 },
+            queryHash: queryHash
         )
     }
 
@@ -120,7 +132,9 @@ struct RecordsController {
         let body = try await request.decodeJSON(as: RecordFieldsRequest.self)
         return .stored(
             try await store.createRecord(
-                table: try context.id("id", "table"), fields: body.fields, context: context.write(now: now)
+                table: try context.id("id", "table"),
+                fields: body.fields,
+                context: context.write(now: now)
             )
         )
     }
@@ -138,8 +152,11 @@ struct RecordsController {
         let body = try await request.decodeJSON(as: RecordFieldsRequest.self)
         return .stored(
             try await store.updateRecord(
-                id: try context.id("id", "record"), fields: body.fields, replace: replace,
-                ifVersion: try request.ifMatchVersion(), context: context.write(now: now)
+                id: try context.id("id", "record"),
+                fields: body.fields,
+                replace: replace,
+                ifVersion: try request.ifMatchVersion(),
+                context: context.write(now: now)
             )
         )
     }
@@ -148,7 +165,8 @@ struct RecordsController {
         _ = try context.requireUser()
         return .stored(
             try await store.deleteRecord(
-                id: try context.id("id", "record"), ifVersion: try request.ifMatchVersion(),
+                id: try context.id("id", "record"),
+                ifVersion: try request.ifMatchVersion(),
                 context: context.write(now: now)
             )
         )
@@ -168,7 +186,9 @@ struct RecordsController {
         }
         return .stored(
             try await store.batch(
-                table: try context.id("id", "table"), operations: body.operations, context: context.write(now: now)
+                table: try context.id("id", "table"),
+                operations: body.operations,
+                context: context.write(now: now)
             )
         )
     }
@@ -213,7 +233,9 @@ struct OperationsController {
             return id
         }
         let filter = EventFilter(
-            workspaceID: try id("workspace_id"), baseID: try id("base_id"), tableID: try id("table_id"),
+            workspaceID: try id("workspace_id"),
+            baseID: try id("base_id"),
+            tableID: try id("table_id"),
             recordID: try id("record_id")
         )
         return try .json(try await services.store.events(since: since, filter: filter, limit: limit, user: user))
@@ -224,9 +246,15 @@ struct OperationsController {
         let counts = try await services.store.stats()
         return try .json(
             ServerStats(
-                users: counts.users, workspaces: counts.workspaces, bases: counts.bases, tables: counts.tables,
-                records: counts.records, events: counts.events, lastEventSeq: counts.lastSeq,
-                requests: services.metrics.requests, uptimeSeconds: services.uptimeSeconds
+                users: counts.users,
+                workspaces: counts.workspaces,
+                bases: counts.bases,
+                tables: counts.tables,
+                records: counts.records,
+                events: counts.events,
+                lastEventSeq: counts.lastSeq,
+                requests: services.metrics.requests,
+                uptimeSeconds: services.uptimeSeconds
             )
         )
     }
@@ -240,22 +268,26 @@ struct OperationsController {
             database = "unavailable"
         }
         let status = HealthStatus(
-            status: database == "ok" ? "ok" : "degraded", version: ReferenceServerInfo.version,
-            uptimeSeconds: services.uptimeSeconds, database: database
+            status: database == "ok" ? "ok" : "degraded",
+            version: ReferenceServerInfo.version,
+            uptimeSeconds: services.uptimeSeconds,
+            database: database
         )
         return try .json(status, status: database == "ok" ? .ok : .serviceUnavailable)
     }
 
     @Sendable func metrics(_ request: Request, context: AppRequestContext) async throws -> Response {
         Response(
-            status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
+            status: .ok,
+            headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
             body: .init(byteBuffer: .init(string: services.metrics.exposition()))
         )
     }
 
     @Sendable func openAPI(_ request: Request, context: AppRequestContext) async throws -> Response {
         Response(
-            status: .ok, headers: [.contentType: "application/yaml; charset=utf-8"],
+            status: .ok,
+            headers: [.contentType: "application/yaml; charset=utf-8"],
             body: .init(byteBuffer: .init(string: OpenAPIDocument.yaml))
         )
     }

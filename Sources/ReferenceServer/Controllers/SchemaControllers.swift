@@ -45,7 +45,11 @@ struct SchemaController {
         var body = try await request.decodeJSON(as: CreateBaseRequest.self)
         body.name = try InputRules.name(body.name)
         return .stored(
-            try await store.createBase(workspace: try context.id("id", "workspace"), body, context: context.write(now: now))
+            try await store.createBase(
+                workspace: try context.id("id", "workspace"),
+                body,
+                context: context.write(now: now)
+            )
         )
     }
 
@@ -61,7 +65,9 @@ struct SchemaController {
         body.name = try InputRules.optionalName(body.name)
         return .stored(
             try await store.updateBase(
-                id: try context.id("id", "base"), body, ifVersion: try request.ifMatchVersion(),
+                id: try context.id("id", "base"),
+                body,
+                ifVersion: try request.ifMatchVersion(),
                 context: context.write(now: now)
             )
         )
@@ -71,7 +77,9 @@ struct SchemaController {
         _ = try context.requireUser()
         return .stored(
             try await store.deleteBase(
-                id: try context.id("id", "base"), ifVersion: try request.ifMatchVersion(), context: context.write(now: now)
+                id: try context.id("id", "base"),
+                ifVersion: try request.ifMatchVersion(),
+                context: context.write(now: now)
             )
         )
     }
@@ -103,7 +111,9 @@ struct SchemaController {
         body.name = try InputRules.optionalName(body.name)
         return .stored(
             try await store.updateTable(
-                id: try context.id("id", "table"), body, ifVersion: try request.ifMatchVersion(),
+                id: try context.id("id", "table"),
+                body,
+                ifVersion: try request.ifMatchVersion(),
                 context: context.write(now: now)
             )
         )
@@ -113,7 +123,8 @@ struct SchemaController {
         _ = try context.requireUser()
         return .stored(
             try await store.deleteTable(
-                id: try context.id("id", "table"), ifVersion: try request.ifMatchVersion(),
+                id: try context.id("id", "table"),
+                ifVersion: try request.ifMatchVersion(),
                 context: context.write(now: now)
             )
         )
@@ -143,7 +154,9 @@ struct SchemaController {
         }
         return .stored(
             try await store.updateField(
-                id: try context.id("id", "field"), body, ifVersion: try request.ifMatchVersion(),
+                id: try context.id("id", "field"),
+                body,
+                ifVersion: try request.ifMatchVersion(),
                 context: context.write(now: now)
             )
         )
@@ -153,7 +166,8 @@ struct SchemaController {
         _ = try context.requireUser()
         return .stored(
             try await store.deleteField(
-                id: try context.id("id", "field"), ifVersion: try request.ifMatchVersion(),
+                id: try context.id("id", "field"),
+                ifVersion: try request.ifMatchVersion(),
                 context: context.write(now: now)
             )
         )
@@ -190,7 +204,9 @@ struct SchemaController {
         body.name = try InputRules.optionalName(body.name)
         return .stored(
             try await store.updateView(
-                id: try context.id("id", "view"), body, ifVersion: try request.ifMatchVersion(),
+                id: try context.id("id", "view"),
+                body,
+                ifVersion: try request.ifMatchVersion(),
                 context: context.write(now: now)
             )
         )
@@ -200,7 +216,9 @@ struct SchemaController {
         _ = try context.requireUser()
         return .stored(
             try await store.deleteView(
-                id: try context.id("id", "view"), ifVersion: try request.ifMatchVersion(), context: context.write(now: now)
+                id: try context.id("id", "view"),
+                ifVersion: try request.ifMatchVersion(),
+                context: context.write(now: now)
             )
         )
     }

@@ -59,7 +59,8 @@ enum SchemaValidation {
             [.multipleAttachments, .multipleRecordLinks, .checkbox].contains(primary.type)
         {
             throw ServerError.validation(
-                "the first (primary) field cannot be of type \(primary.type)", field: primary.name
+                "the first (primary) field cannot be of type \(primary.type)",
+                field: primary.name
             )
         }
         return request

@@ -11,14 +11,18 @@ struct MetricsMiddleware: RouterMiddleware {
     let metrics: ServerMetrics
 
     func handle(
-        _ request: Request, context: Context, next: (Request, Context) async throws -> Response
+        _ request: Request,
+        context: Context,
+        next: (Request, Context) async throws -> Response
     ) async throws -> Response {
         let start = ContinuousClock.now
         let response = try await next(request, context)
         let elapsed = ContinuousClock.now - start
         metrics.record(
-            method: request.method.rawValue, route: context.endpointPath ?? "unmatched",
-            status: Int(response.status.code), duration: elapsed
+            method: request.method.rawValue,
+            route: context.endpointPath ?? "unmatched",
+            status: Int(response.status.code),
+            duration: elapsed
         )
         context.logger.debug(
             "request",
@@ -66,13 +70,18 @@ public final class ServerMetrics: Sendable {
     private func makeSeries(_ key: SeriesKey) -> (Counter, DurationHistogram) {
         let counter = registry.makeCounter(
             descriptor: .init(
-                namespace: "pyat", metricName: "http_requests", unitName: "total", helpText: "HTTP requests served"
+                namespace: "pyat",
+                metricName: "http_requests",
+                unitName: "total",
+                helpText: "HTTP requests served"
             ),
             labels: [("method", key.method), ("route", key.route), ("status", String(key.status))]
         )
         let histogram = registry.makeDurationHistogram(
             descriptor: .init(
-                namespace: "pyat", metricName: "http_request_duration", unitName: "seconds",
+                namespace: "pyat",
+                metricName: "http_request_duration",
+                unitName: "seconds",
                 helpText: "HTTP request latency"
             ),
             labels: [("method", key.method), ("route", key.route)],

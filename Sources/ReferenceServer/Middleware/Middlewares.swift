@@ -12,7 +12,9 @@ struct RequestIDMiddleware: RouterMiddleware {
     typealias Context = AppRequestContext
 
     func handle(
-        _ request: Request, context: Context, next: (Request, Context) async throws -> Response
+        _ request: Request,
+        context: Context,
+        next: (Request, Context) async throws -> Response
     ) async throws -> Response {
         var context = context
         if let incoming = request.headers[.requestID], incoming.count <= 128,
@@ -34,7 +36,9 @@ struct ErrorMiddleware: RouterMiddleware {
     typealias Context = AppRequestContext
 
     func handle(
-        _ request: Request, context: Context, next: (Request, Context) async throws -> Response
+        _ request: Request,
+        context: Context,
+        next: (Request, Context) async throws -> Response
     ) async throws -> Response {
         do {
             return try await next(request, context)
@@ -42,7 +46,8 @@ struct ErrorMiddleware: RouterMiddleware {
             let serverError = Self.serverError(for: error)
             if serverError.status.code >= 500 {
                 context.logger.error(
-                    "request failed", metadata: ["error": "\(error)", "path": "\(request.uri.path)"]
+                    "request failed",
+                    metadata: ["error": "\(error)", "path": "\(request.uri.path)"]
                 )
             }
             return Self.response(for: serverError, requestID: context.requestID)
@@ -76,8 +81,12 @@ struct ErrorMiddleware: RouterMiddleware {
     static func response(for error: ServerError, requestID: String) -> Response {
         let body = ErrorResponse(
             error: APIErrorDetail(
-                type: error.type, code: Int(error.status.code), message: error.message, requestID: requestID,
-                position: error.position, field: error.field
+                type: error.type,
+                code: Int(error.status.code),
+                message: error.message,
+                requestID: requestID,
+                position: error.position,
+                field: error.field
             ),
             current: error.current
         )
@@ -116,7 +125,9 @@ struct BodyMiddleware: RouterMiddleware {
     let maximumBodySize: Int
 
     func handle(
-        _ request: Request, context: Context, next: (Request, Context) async throws -> Response
+        _ request: Request,
+        context: Context,
+        next: (Request, Context) async throws -> Response
     ) async throws -> Response {
         var request = request
         var context = context
@@ -169,7 +180,9 @@ struct AuthenticationMiddleware: RouterMiddleware {
     let auth: AuthService
 
     func handle(
-        _ request: Request, context: Context, next: (Request, Context) async throws -> Response
+        _ request: Request,
+        context: Context,
+        next: (Request, Context) async throws -> Response
     ) async throws -> Response {
         guard let header = request.headers[.authorization] else {
             return try await next(request, context)

@@ -90,7 +90,8 @@ struct RecordCursor: Codable, Sendable, Equatable {
         }
         guard cursor.queryHash == queryHash else {
             throw ServerError.validation(
-                "the cursor belongs to a different query (view, filter or sort changed)", field: "cursor"
+                "the cursor belongs to a different query (view, filter or sort changed)",
+                field: "cursor"
             )
         }
         return cursor

@@ -34,8 +34,14 @@ enum RecordJSON {
     /// Appends `{"created_at":…,"fields":{…},"id":…,"table_id":…,"updated_at":…,"version":…}`
     /// (keys sorted, as the encoder writes them).
     static func append(
-        to output: inout [UInt8], id: String, storedFields: String, version: Int, createdAt: Int64, updatedAt: Int64,
-        schema: TableSchema, visible: Set<String>?
+        to output: inout [UInt8],
+        id: String,
+        storedFields: String,
+        version: Int,
+        createdAt: Int64,
+        updatedAt: Int64,
+        schema: TableSchema,
+        visible: Set<String>?
     ) {
         output.append(contentsOf: #"{"created_at":""#.utf8)
         output.append(contentsOf: Timestamp.format(Date(millisecondsSince1970: createdAt)).utf8)
@@ -118,7 +124,9 @@ enum RecordJSON {
                 }
                 return false
             default:
-                while index < bytes.endIndex, ![UInt8(ascii: ","), UInt8(ascii: "}"), UInt8(ascii: "]")].contains(bytes[index]) {
+                while index < bytes.endIndex,
+                    ![UInt8(ascii: ","), UInt8(ascii: "}"), UInt8(ascii: "]")].contains(bytes[index])
+                {
                     index = bytes.index(after: index)
                 }
                 return true

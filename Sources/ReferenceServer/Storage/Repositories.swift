@@ -7,17 +7,32 @@ import PyAirtableModels
 
 /// Users, refresh tokens and personal access tokens.
 public protocol AccountRepository: Sendable {
-    func createUser(email: String, name: String, passwordHash: String, context: WriteContext) async throws
+    func createUser(
+        email: String,
+        name: String,
+        passwordHash: String,
+        context: WriteContext
+    ) async throws
         -> WriteResult<User>
     func credentials(email: String) async throws -> UserCredentials?
     func user(id: UserID) async throws -> User?
     func userByEmail(_ email: String) async throws -> User?
-    func updateUser(_ request: UpdateUserRequest, ifVersion: Int?, context: WriteContext) async throws
+    func updateUser(
+        _ request: UpdateUserRequest,
+        ifVersion: Int?,
+        context: WriteContext
+    ) async throws
         -> WriteResult<User>
     func storeRefreshToken(hash: String, family: String, user: UserID, expiresAt: Date, now: Date) async throws
     func consumeRefreshToken(hash: String, now: Date) async throws -> RefreshOutcome
     func revokeRefreshFamily(ofTokenHash hash: String, user: UserID, now: Date) async throws -> Bool
-    func createAccessToken(name: String, secret: String, hash: String, expiresAt: Date?, context: WriteContext)
+    func createAccessToken(
+        name: String,
+        secret: String,
+        hash: String,
+        expiresAt: Date?,
+        context: WriteContext
+    )
         async throws -> WriteResult<AccessToken>
     func accessTokens(user: UserID) async throws -> [AccessToken]
     func deleteAccessToken(id: AccessTokenID, context: WriteContext) async throws -> (WriteResult<EmptyBody>, String?)
@@ -29,16 +44,37 @@ public protocol AccountRepository: Sendable {
 public protocol WorkspaceRepository: Sendable {
     func workspaces(user: UserID) async throws -> [Workspace]
     func workspace(id: WorkspaceID, user: UserID) async throws -> Workspace
-    func createWorkspace(_ request: CreateWorkspaceRequest, context: WriteContext) async throws -> WriteResult<Workspace>
-    func updateWorkspace(id: WorkspaceID, _ request: UpdateWorkspaceRequest, ifVersion: Int?, context: WriteContext)
+    func createWorkspace(
+        _ request: CreateWorkspaceRequest,
+        context: WriteContext
+    ) async throws -> WriteResult<Workspace>
+    func updateWorkspace(
+        id: WorkspaceID,
+        _ request: UpdateWorkspaceRequest,
+        ifVersion: Int?,
+        context: WriteContext
+    )
         async throws -> WriteResult<Workspace>
     func deleteWorkspace(id: WorkspaceID, ifVersion: Int?, context: WriteContext) async throws -> WriteResult<EmptyBody>
     func members(workspace: WorkspaceID, user: UserID) async throws -> [Member]
-    func addMember(workspace: WorkspaceID, _ request: AddMemberRequest, context: WriteContext) async throws
+    func addMember(
+        workspace: WorkspaceID,
+        _ request: AddMemberRequest,
+        context: WriteContext
+    ) async throws
         -> WriteResult<Member>
-    func updateMember(workspace: WorkspaceID, user: UserID, role: Role, context: WriteContext) async throws
+    func updateMember(
+        workspace: WorkspaceID,
+        user: UserID,
+        role: Role,
+        context: WriteContext
+    ) async throws
         -> WriteResult<Member>
-    func removeMember(workspace: WorkspaceID, user: UserID, context: WriteContext) async throws
+    func removeMember(
+        workspace: WorkspaceID,
+        user: UserID,
+        context: WriteContext
+    ) async throws
         -> WriteResult<EmptyBody>
 }
 
@@ -46,30 +82,66 @@ public protocol WorkspaceRepository: Sendable {
 public protocol SchemaRepository: Sendable {
     func bases(workspace: WorkspaceID, user: UserID) async throws -> [Base]
     func base(id: BaseID, user: UserID) async throws -> Base
-    func createBase(workspace: WorkspaceID, _ request: CreateBaseRequest, context: WriteContext) async throws
+    func createBase(
+        workspace: WorkspaceID,
+        _ request: CreateBaseRequest,
+        context: WriteContext
+    ) async throws
         -> WriteResult<Base>
-    func updateBase(id: BaseID, _ request: UpdateBaseRequest, ifVersion: Int?, context: WriteContext) async throws
+    func updateBase(
+        id: BaseID,
+        _ request: UpdateBaseRequest,
+        ifVersion: Int?,
+        context: WriteContext
+    ) async throws
         -> WriteResult<Base>
     func deleteBase(id: BaseID, ifVersion: Int?, context: WriteContext) async throws -> WriteResult<EmptyBody>
     func tables(base: BaseID, user: UserID) async throws -> [PyAirtableModels.Table]
     func table(id: TableID, user: UserID) async throws -> PyAirtableModels.Table
     func tableSchema(id: TableID, user: UserID) async throws -> TableSchema
-    func createTable(base: BaseID, _ request: CreateTableRequest, context: WriteContext) async throws
+    func createTable(
+        base: BaseID,
+        _ request: CreateTableRequest,
+        context: WriteContext
+    ) async throws
         -> WriteResult<PyAirtableModels.Table>
-    func updateTable(id: TableID, _ request: UpdateTableRequest, ifVersion: Int?, context: WriteContext) async throws
+    func updateTable(
+        id: TableID,
+        _ request: UpdateTableRequest,
+        ifVersion: Int?,
+        context: WriteContext
+    ) async throws
         -> WriteResult<PyAirtableModels.Table>
     func deleteTable(id: TableID, ifVersion: Int?, context: WriteContext) async throws -> WriteResult<EmptyBody>
     func fields(table: TableID, user: UserID) async throws -> [Field]
-    func createField(table: TableID, _ request: CreateFieldRequest, context: WriteContext) async throws
+    func createField(
+        table: TableID,
+        _ request: CreateFieldRequest,
+        context: WriteContext
+    ) async throws
         -> WriteResult<Field>
-    func updateField(id: FieldID, _ request: UpdateFieldRequest, ifVersion: Int?, context: WriteContext) async throws
+    func updateField(
+        id: FieldID,
+        _ request: UpdateFieldRequest,
+        ifVersion: Int?,
+        context: WriteContext
+    ) async throws
         -> WriteResult<Field>
     func deleteField(id: FieldID, ifVersion: Int?, context: WriteContext) async throws -> WriteResult<EmptyBody>
     func views(table: TableID, user: UserID) async throws -> [View]
     func view(id: ViewID, user: UserID) async throws -> View
-    func createView(table: TableID, _ request: CreateViewRequest, context: WriteContext) async throws
+    func createView(
+        table: TableID,
+        _ request: CreateViewRequest,
+        context: WriteContext
+    ) async throws
         -> WriteResult<View>
-    func updateView(id: ViewID, _ request: UpdateViewRequest, ifVersion: Int?, context: WriteContext) async throws
+    func updateView(
+        id: ViewID,
+        _ request: UpdateViewRequest,
+        ifVersion: Int?,
+        context: WriteContext
+    ) async throws
         -> WriteResult<View>
     func deleteView(id: ViewID, ifVersion: Int?, context: WriteContext) async throws -> WriteResult<EmptyBody>
 }
@@ -80,12 +152,26 @@ public protocol RecordRepository: Sendable {
     func encodedRecord(id: RecordID, user: UserID) async throws -> EncodedRecord
     /// A page of records as the wire's `{"data": [...], "next_cursor": …}` JSON.
     func listRecords(schema: TableSchema, plan: RecordListPlan, user: UserID) async throws -> [UInt8]
-    func createRecord(table: TableID, fields: [String: FieldValue], context: WriteContext) async throws
+    func createRecord(
+        table: TableID,
+        fields: [String: FieldValue],
+        context: WriteContext
+    ) async throws
         -> WriteResult<EncodedRecord>
-    func updateRecord(id: RecordID, fields: [String: FieldValue], replace: Bool, ifVersion: Int?, context: WriteContext)
+    func updateRecord(
+        id: RecordID,
+        fields: [String: FieldValue],
+        replace: Bool,
+        ifVersion: Int?,
+        context: WriteContext
+    )
         async throws -> WriteResult<EncodedRecord>
     func deleteRecord(id: RecordID, ifVersion: Int?, context: WriteContext) async throws -> WriteResult<DeletedRecord>
-    func batch(table: TableID, operations: [BatchOperation], context: WriteContext) async throws
+    func batch(
+        table: TableID,
+        operations: [BatchOperation],
+        context: WriteContext
+    ) async throws
         -> WriteResult<EncodedJSON>
 }
 

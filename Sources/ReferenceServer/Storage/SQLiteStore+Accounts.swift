@@ -22,12 +22,21 @@ public enum RefreshOutcome: Sendable {
 extension SQLiteStore {
     static func user(from row: Row) -> User {
         User(
-            id: row.id("id"), email: row["email"], name: row["name"], version: row["version"],
-            createdAt: row.date("created_at"), updatedAt: row.date("updated_at")
+            id: row.id("id"),
+            email: row["email"],
+            name: row["name"],
+            version: row["version"],
+            createdAt: row.date("created_at"),
+            updatedAt: row.date("updated_at")
         )
     }
 
-    public func createUser(email: String, name: String, passwordHash: String, context: WriteContext) async throws
+    public func createUser(
+        email: String,
+        name: String,
+        passwordHash: String,
+        context: WriteContext
+    ) async throws
         -> WriteResult<User>
     {
         try await perform(context, status: 201) { db in
@@ -35,7 +44,11 @@ extension SQLiteStore {
                 throw ServerError.conflict("an account with email '\(email)' already exists")
             }
             let user = User(
-                id: .generate(), email: email, name: name, createdAt: context.now, updatedAt: context.now
+                id: .generate(),
+                email: email,
+                name: name,
+                createdAt: context.now,
+                updatedAt: context.now
             )
             try db.execute(
                 sql: """
@@ -61,7 +74,9 @@ extension SQLiteStore {
 
     public func user(id: UserID) async throws -> User? {
         try await database.read { db in
-            try Row.fetchOne(db, sql: "SELECT * FROM users WHERE id = ?", arguments: [id.rawValue]).map(Self.user(from:))
+            try Row.fetchOne(db, sql: "SELECT * FROM users WHERE id = ?", arguments: [id.rawValue]).map(
+                Self.user(from:)
+            )
         }
     }
 
@@ -71,13 +86,18 @@ extension SQLiteStore {
         }
     }
 
-    public func updateUser(_ request: UpdateUserRequest, ifVersion: Int?, context: WriteContext) async throws
+    public func updateUser(
+        _ request: UpdateUserRequest,
+        ifVersion: Int?,
+        context: WriteContext
+    ) async throws
         -> WriteResult<User>
     {
         let actor = try context.requireActor()
-        return try await perform(context, eTag: { VersionTag.format($0.version) }) { db in
-            guard var user = try Row.fetchOne(db, sql: "SELECT * FROM users WHERE id = ?", arguments: [actor.rawValue])
-                .map(Self.user(from:))
+        return try await perform(context) { db in
+            guard
+                var user = try Row.fetchOne(db, sql: "SELECT * FROM users WHERE id = ?", arguments: [actor.rawValue])
+                    .map(Self.user(from:))
             else { throw ServerError.notFound("user") }
             try Self.checkVersion(expected: ifVersion, actual: user.version, current: user)
             if let name = request.name { user.name = name }
@@ -111,7 +131,9 @@ extension SQLiteStore {
         try await database.write { db in
             guard
                 let row = try Row.fetchOne(
-                    db, sql: "SELECT * FROM refresh_tokens WHERE token_hash = ?", arguments: [hash]
+                    db,
+                    sql: "SELECT * FROM refresh_tokens WHERE token_hash = ?",
+                    arguments: [hash]
                 )
             else { return .invalid }
             let family: String = row["family_id"]
@@ -155,18 +177,31 @@ extension SQLiteStore {
 
     static func accessToken(from row: Row) -> AccessToken {
         AccessToken(
-            id: row.id("id"), name: row["name"], createdAt: row.date("created_at"),
-            expiresAt: row.optionalDate("expires_at"), lastUsedAt: row.optionalDate("last_used_at")
+            id: row.id("id"),
+            name: row["name"],
+            createdAt: row.date("created_at"),
+            expiresAt: row.optionalDate("expires_at"),
+            lastUsedAt: row.optionalDate("last_used_at")
         )
     }
 
-    public func createAccessToken(name: String, secret: String, hash: String, expiresAt: Date?, context: WriteContext)
+    public func createAccessToken(
+        name: String,
+        secret: String,
+        hash: String,
+        expiresAt: Date?,
+        context: WriteContext
+    )
         async throws -> WriteResult<AccessToken>
     {
         let actor = try context.requireActor()
         return try await perform(context, status: 201) { db in
             let token = AccessToken(
-                id: .generate(), name: name, token: secret, createdAt: context.now, expiresAt: expiresAt
+                id: .generate(),
+                name: name,
+                token: secret,
+                createdAt: context.now,
+                expiresAt: expiresAt
             )
             try db.execute(
                 sql: """
@@ -185,20 +220,25 @@ extension SQLiteStore {
     public func accessTokens(user: UserID) async throws -> [AccessToken] {
         try await database.read { db in
             try Row.fetchAll(
-                db, sql: "SELECT * FROM access_tokens WHERE user_id = ? ORDER BY created_at, rowid",
+                db,
+                sql: "SELECT * FROM access_tokens WHERE user_id = ? ORDER BY created_at, rowid",
                 arguments: [user.rawValue]
             ).map(Self.accessToken(from:))
         }
     }
 
     /// Deletes one of the caller's tokens; returns its hash so caches can forget it.
-    public func deleteAccessToken(id: AccessTokenID, context: WriteContext) async throws -> (WriteResult<EmptyBody>, String?) {
+    public func deleteAccessToken(
+        id: AccessTokenID,
+        context: WriteContext
+    ) async throws -> (WriteResult<EmptyBody>, String?) {
         let actor = try context.requireActor()
         let hash = Mutex<String?>(nil)
         let result = try await perform(context, status: 204) { db in
             guard
                 let tokenHash = try String.fetchOne(
-                    db, sql: "SELECT token_hash FROM access_tokens WHERE id = ? AND user_id = ?",
+                    db,
+                    sql: "SELECT token_hash FROM access_tokens WHERE id = ? AND user_id = ?",
                     arguments: [id.rawValue, actor.rawValue]
                 )
             else { throw ServerError.notFound("access token") }
@@ -214,7 +254,9 @@ extension SQLiteStore {
         try await database.read { db in
             guard
                 let row = try Row.fetchOne(
-                    db, sql: "SELECT id, user_id, expires_at FROM access_tokens WHERE token_hash = ?", arguments: [hash]
+                    db,
+                    sql: "SELECT id, user_id, expires_at FROM access_tokens WHERE token_hash = ?",
+                    arguments: [hash]
                 )
             else { return nil }
             if let expires = row["expires_at"] as Int64?, expires <= now.millisecondsSince1970 { return nil }

@@ -6,11 +6,15 @@ import PyAirtableModels
 extension SQLiteStore {
     static func event(from row: Row) throws -> Event {
         Event(
-            seq: row["seq"], type: EventType(rawValue: row["type"]), workspaceID: row.optionalID("workspace_id"),
-            baseID: row.optionalID("base_id"), tableID: row.optionalID("table_id"),
+            seq: row["seq"],
+            type: EventType(rawValue: row["type"]),
+            workspaceID: row.optionalID("workspace_id"),
+            baseID: row.optionalID("base_id"),
+            tableID: row.optionalID("table_id"),
             recordID: row.optionalID("record_id"),
             payload: try JSONCoding.decoder.decode(JSONValue.self, from: Data((row["payload"] as String).utf8)),
-            actor: row.optionalID("actor"), ts: row.date("ts")
+            actor: row.optionalID("actor"),
+            ts: row.date("ts")
         )
     }
 
@@ -34,11 +38,15 @@ extension SQLiteStore {
         try await database.read { db in
             let oldest = try Int64.fetchOne(db, sql: "SELECT MIN(seq) FROM events")
             let trimmedThrough =
-                try Int64.fetchOne(db, sql: "SELECT CAST(value AS INTEGER) FROM server_state WHERE key = 'events_trimmed_through'")
+                try Int64.fetchOne(
+                    db,
+                    sql: "SELECT CAST(value AS INTEGER) FROM server_state WHERE key = 'events_trimmed_through'"
+                )
                 ?? 0
             if since < trimmedThrough, oldest.map({ since + 1 < $0 }) ?? true {
                 throw ServerError(
-                    .gone, .resyncRequired,
+                    .gone,
+                    .resyncRequired,
                     "events after \(since) are no longer retained (the log starts after \(trimmedThrough)); refetch and resume from the newest seq"
                 )
             }
@@ -92,7 +100,9 @@ extension SQLiteStore {
     public func trimEvents(olderThan cutoff: Date) async throws -> Int {
         try await database.write { db in
             let last = try Int64.fetchOne(
-                db, sql: "SELECT MAX(seq) FROM events WHERE ts < ?", arguments: [cutoff.millisecondsSince1970]
+                db,
+                sql: "SELECT MAX(seq) FROM events WHERE ts < ?",
+                arguments: [cutoff.millisecondsSince1970]
             )
             guard let last else { return 0 }
             try db.execute(sql: "DELETE FROM events WHERE seq <= ?", arguments: [last])
@@ -112,8 +122,12 @@ extension SQLiteStore {
             }
             let lastSeq = try Int64.fetchOne(db, sql: "SELECT MAX(seq) FROM events") ?? 0
             return StoreStats(
-                users: try count("users"), workspaces: try count("workspaces"), bases: try count("bases"),
-                tables: try count("tables"), records: try count("records"), events: try count("events"),
+                users: try count("users"),
+                workspaces: try count("workspaces"),
+                bases: try count("bases"),
+                tables: try count("tables"),
+                records: try count("records"),
+                events: try count("events"),
                 lastSeq: lastSeq
             )
         }

@@ -19,7 +19,10 @@ extension SQLiteStore {
 
     /// Decodes a stored row into a record with fields keyed by name.
     static func record(from row: Row, schema: TableSchema, visible: Set<String>? = nil) throws -> Record {
-        let stored = try JSONCoding.decoder.decode([String: FieldValue].self, from: Data((row["fields"] as String).utf8))
+        let stored = try JSONCoding.decoder.decode(
+            [String: FieldValue].self,
+            from: Data((row["fields"] as String).utf8)
+        )
         var fields: [String: FieldValue] = [:]
         fields.reserveCapacity(stored.count)
         for (fieldID, value) in stored {
@@ -28,8 +31,12 @@ extension SQLiteStore {
             fields[field.name] = value
         }
         return Record(
-            id: row.id("id"), tableID: schema.table.id, fields: fields, version: row["version"],
-            createdAt: row.date("created_at"), updatedAt: row.date("updated_at")
+            id: row.id("id"),
+            tableID: schema.table.id,
+            fields: fields,
+            version: row["version"],
+            createdAt: row.date("created_at"),
+            updatedAt: row.date("updated_at")
         )
     }
 
@@ -90,8 +97,14 @@ extension SQLiteStore {
             json.reserveCapacity(512)
             let version: Int = row["version"]
             RecordJSON.append(
-                to: &json, id: row["id"], storedFields: row["fields"], version: version, createdAt: row["created_at"],
-                updatedAt: row["updated_at"], schema: schema, visible: nil
+                to: &json,
+                id: row["id"],
+                storedFields: row["fields"],
+                version: version,
+                createdAt: row["created_at"],
+                updatedAt: row["updated_at"],
+                schema: schema,
+                visible: nil
             )
             return EncodedRecord(id: id, version: version, json: json)
         }
@@ -124,7 +137,9 @@ extension SQLiteStore {
         let order =
             zip(sortExpressions, plan.sort).map { "\($0) \($1.direction == .asc ? "ASC" : "DESC")" } + ["seq ASC"]
         let keyColumns = sortExpressions.enumerated().map { "\($1) AS k\($0)" }
-        let select = (["seq", "id", "fields", "version", "created_at", "updated_at"] + keyColumns).joined(separator: ", ")
+        let select = (["seq", "id", "fields", "version", "created_at", "updated_at"] + keyColumns).joined(
+            separator: ", "
+        )
         let chunk = residual.isEmpty ? plan.pageSize + 1 : max(plan.pageSize * 2, 256)
         let directions = plan.sort.map(\.direction)
         let pageSize = plan.pageSize
@@ -134,7 +149,13 @@ extension SQLiteStore {
         let residualFilters = residual
 
         return try await database.read { db in
-            _ = try Self.authorize(db, workspace: schema.workspaceID.rawValue, user: user, minimum: .viewer, resource: "table")
+            _ = try Self.authorize(
+                db,
+                workspace: schema.workspaceID.rawValue,
+                user: user,
+                minimum: .viewer,
+                resource: "table"
+            )
             var matched: [(json: [UInt8], cursor: RecordCursor)] = []
             var after = cursor
             scan: while true {
@@ -142,7 +163,9 @@ extension SQLiteStore {
                 var values = baseArguments
                 if let after {
                     let (sql, keysetArguments) = Self.keysetPredicate(
-                        expressions: sortExpressions, directions: directions, after: after
+                        expressions: sortExpressions,
+                        directions: directions,
+                        after: after
                     )
                     clauses.append(sql)
                     values.append(contentsOf: keysetArguments)
@@ -164,8 +187,13 @@ extension SQLiteStore {
                     var json: [UInt8] = []
                     json.reserveCapacity(256)
                     RecordJSON.append(
-                        to: &json, id: row["id"], storedFields: row["fields"], version: row["version"],
-                        createdAt: row["created_at"], updatedAt: row["updated_at"], schema: schema,
+                        to: &json,
+                        id: row["id"],
+                        storedFields: row["fields"],
+                        version: row["version"],
+                        createdAt: row["created_at"],
+                        updatedAt: row["updated_at"],
+                        schema: schema,
                         visible: plan.visibleFields
                     )
                     matched.append((json, position))
@@ -195,7 +223,9 @@ extension SQLiteStore {
 
     /// `(k0, k1, …, seq) > after` under each key's direction, with SQLite's NULLs-first ordering.
     static func keysetPredicate(
-        expressions: [String], directions: [SortSpec.Direction], after: RecordCursor
+        expressions: [String],
+        directions: [SortSpec.Direction],
+        after: RecordCursor
     ) -> (String, [DatabaseValue]) {
         var sql = "seq > ?"
         var arguments: [DatabaseValue] = [after.seq.databaseValue]
@@ -234,7 +264,9 @@ extension SQLiteStore {
 
     /// Validates `fields` (keyed by name) against the schema, returning stored cells keyed by field id.
     static func cells(
-        _ db: Database, _ fields: [String: FieldValue], schema: TableSchema
+        _ db: Database,
+        _ fields: [String: FieldValue],
+        schema: TableSchema
     ) throws -> [String: FieldValue?] {
         var cells: [String: FieldValue?] = [:]
         for (name, value) in fields {
@@ -268,19 +300,33 @@ extension SQLiteStore {
 
     /// A record's wire JSON from its stored cells.
     static func encodedRecord(
-        id: RecordID, storedFields: String, version: Int, createdAt: Int64, updatedAt: Int64, schema: TableSchema
+        id: RecordID,
+        storedFields: String,
+        version: Int,
+        createdAt: Int64,
+        updatedAt: Int64,
+        schema: TableSchema
     ) -> EncodedRecord {
         var json: [UInt8] = []
         json.reserveCapacity(storedFields.utf8.count + 200)
         RecordJSON.append(
-            to: &json, id: id.rawValue, storedFields: storedFields, version: version, createdAt: createdAt,
-            updatedAt: updatedAt, schema: schema, visible: nil
+            to: &json,
+            id: id.rawValue,
+            storedFields: storedFields,
+            version: version,
+            createdAt: createdAt,
+            updatedAt: updatedAt,
+            schema: schema,
+            visible: nil
         )
         return EncodedRecord(id: id, version: version, json: json)
     }
 
     static func createRecord(
-        _ db: Database, fields: [String: FieldValue], schema: TableSchema, context: WriteContext
+        _ db: Database,
+        fields: [String: FieldValue],
+        schema: TableSchema,
+        context: WriteContext
     ) throws -> EncodedRecord {
         var members: [String: [UInt8]] = [:]
         for (fieldID, value) in try cells(db, fields, schema: schema) {
@@ -293,11 +339,22 @@ extension SQLiteStore {
             sql: "INSERT INTO records (id, table_id, fields, version, created_at, updated_at) VALUES (?, ?, ?, 1, ?, ?)"
         ).execute(arguments: [id.rawValue, schema.table.id.rawValue, stored, now, now])
         let record = encodedRecord(
-            id: id, storedFields: stored, version: 1, createdAt: now, updatedAt: now, schema: schema
+            id: id,
+            storedFields: stored,
+            version: 1,
+            createdAt: now,
+            updatedAt: now,
+            schema: schema
         )
         try appendEvent(
-            db, type: .recordCreated, workspaceID: schema.workspaceID, baseID: schema.table.baseID,
-            tableID: schema.table.id, recordID: id, payload: record, context: context
+            db,
+            type: .recordCreated,
+            workspaceID: schema.workspaceID,
+            baseID: schema.table.baseID,
+            tableID: schema.table.id,
+            recordID: id,
+            payload: record,
+            context: context
         )
         return record
     }
@@ -313,8 +370,13 @@ extension SQLiteStore {
 
     /// Merges (or with `replace`, replaces) cells. Stored cells are moved as raw JSON, never decoded.
     static func updateRecord(
-        _ db: Database, id: RecordID, fields: [String: FieldValue], replace: Bool, ifVersion: Int?,
-        schema: TableSchema, context: WriteContext
+        _ db: Database,
+        id: RecordID,
+        fields: [String: FieldValue],
+        replace: Bool,
+        ifVersion: Int?,
+        schema: TableSchema,
+        context: WriteContext
     ) throws -> EncodedRecord {
         let row = try storedRow(db, id: id, schema: schema)
         let version: Int = row["version"]
@@ -334,51 +396,89 @@ extension SQLiteStore {
             arguments: [stored, version + 1, now, id.rawValue]
         )
         let record = encodedRecord(
-            id: id, storedFields: stored, version: version + 1, createdAt: row["created_at"], updatedAt: now,
+            id: id,
+            storedFields: stored,
+            version: version + 1,
+            createdAt: row["created_at"],
+            updatedAt: now,
             schema: schema
         )
         try appendEvent(
-            db, type: .recordUpdated, workspaceID: schema.workspaceID, baseID: schema.table.baseID,
-            tableID: schema.table.id, recordID: id, payload: record, context: context
+            db,
+            type: .recordUpdated,
+            workspaceID: schema.workspaceID,
+            baseID: schema.table.baseID,
+            tableID: schema.table.id,
+            recordID: id,
+            payload: record,
+            context: context
         )
         return record
     }
 
     static func deleteRecord(
-        _ db: Database, id: RecordID, ifVersion: Int?, schema: TableSchema, context: WriteContext
+        _ db: Database,
+        id: RecordID,
+        ifVersion: Int?,
+        schema: TableSchema,
+        context: WriteContext
     ) throws {
         let row = try storedRow(db, id: id, schema: schema)
         try checkVersion(expected: ifVersion, actual: row["version"], current: try record(from: row, schema: schema))
         try db.execute(sql: "DELETE FROM records WHERE id = ?", arguments: [id.rawValue])
         try appendEvent(
-            db, type: .recordDeleted, workspaceID: schema.workspaceID, baseID: schema.table.baseID,
-            tableID: schema.table.id, recordID: id, payload: DeletedRecord(id: id), context: context
+            db,
+            type: .recordDeleted,
+            workspaceID: schema.workspaceID,
+            baseID: schema.table.baseID,
+            tableID: schema.table.id,
+            recordID: id,
+            payload: DeletedRecord(id: id),
+            context: context
         )
     }
 
-    public func createRecord(table: TableID, fields: [String: FieldValue], context: WriteContext) async throws
+    public func createRecord(
+        table: TableID,
+        fields: [String: FieldValue],
+        context: WriteContext
+    ) async throws
         -> WriteResult<EncodedRecord>
     {
         let actor = try context.requireActor()
-        return try await perform(context, status: 201, eTag: { VersionTag.format($0.version) }) { db in
+        return try await perform(context, status: 201) { db in
             let schema = try self.requireCachedTable(db, id: table, user: actor, minimum: .editor)
             return try Self.createRecord(db, fields: fields, schema: schema, context: context)
         }
     }
 
     public func updateRecord(
-        id: RecordID, fields: [String: FieldValue], replace: Bool, ifVersion: Int?, context: WriteContext
+        id: RecordID,
+        fields: [String: FieldValue],
+        replace: Bool,
+        ifVersion: Int?,
+        context: WriteContext
     ) async throws -> WriteResult<EncodedRecord> {
         let actor = try context.requireActor()
-        return try await perform(context, eTag: { VersionTag.format($0.version) }) { db in
+        return try await perform(context) { db in
             let schema = try self.requireCachedRecordTable(db, id: id, user: actor, minimum: .editor)
             return try Self.updateRecord(
-                db, id: id, fields: fields, replace: replace, ifVersion: ifVersion, schema: schema, context: context
+                db,
+                id: id,
+                fields: fields,
+                replace: replace,
+                ifVersion: ifVersion,
+                schema: schema,
+                context: context
             )
         }
     }
 
-    public func deleteRecord(id: RecordID, ifVersion: Int?, context: WriteContext) async throws
+    public func deleteRecord(
+        id: RecordID,
+        ifVersion: Int?,
+        context: WriteContext
+    ) async throws
         -> WriteResult<DeletedRecord>
     {
         let actor = try context.requireActor()
@@ -390,7 +490,11 @@ extension SQLiteStore {
     }
 
     /// Applies up to 100 operations in one transaction: all of them, or none.
-    public func batch(table: TableID, operations: [BatchOperation], context: WriteContext) async throws
+    public func batch(
+        table: TableID,
+        operations: [BatchOperation],
+        context: WriteContext
+    ) async throws
         -> WriteResult<EncodedJSON>
     {
         let actor = try context.requireActor()
@@ -407,7 +511,12 @@ extension SQLiteStore {
                         var replace = false
                         if case .replace = operation { replace = true }
                         output += try Self.updateRecord(
-                            db, id: id, fields: fields, replace: replace, ifVersion: ifVersion, schema: schema,
+                            db,
+                            id: id,
+                            fields: fields,
+                            replace: replace,
+                            ifVersion: ifVersion,
+                            schema: schema,
                             context: context
                         ).json
                     case .delete(let id, let ifVersion):

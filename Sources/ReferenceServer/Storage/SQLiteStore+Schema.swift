@@ -28,8 +28,12 @@ extension SQLiteStore {
 
     static func base(from row: Row) -> Base {
         Base(
-            id: row.id("id"), workspaceID: row.id("workspace_id"), name: row["name"], version: row["version"],
-            createdAt: row.date("created_at"), updatedAt: row.date("updated_at")
+            id: row.id("id"),
+            workspaceID: row.id("workspace_id"),
+            name: row["name"],
+            version: row["version"],
+            createdAt: row.date("created_at"),
+            updatedAt: row.date("updated_at")
         )
     }
 
@@ -46,7 +50,8 @@ extension SQLiteStore {
         try await database.read { db in
             try Self.authorize(db, workspace: workspace.rawValue, user: user, minimum: .viewer, resource: "workspace")
             return try Row.fetchAll(
-                db, sql: "SELECT * FROM bases WHERE workspace_id = ? ORDER BY created_at, rowid",
+                db,
+                sql: "SELECT * FROM bases WHERE workspace_id = ? ORDER BY created_at, rowid",
                 arguments: [workspace.rawValue]
             ).map(Self.base(from:))
         }
@@ -56,35 +61,53 @@ extension SQLiteStore {
         try await database.read { db in try Self.fetchBase(db, id: id, user: user, minimum: .viewer) }
     }
 
-    public func createBase(workspace: WorkspaceID, _ request: CreateBaseRequest, context: WriteContext) async throws
+    public func createBase(
+        workspace: WorkspaceID,
+        _ request: CreateBaseRequest,
+        context: WriteContext
+    ) async throws
         -> WriteResult<Base>
     {
         let actor = try context.requireActor()
-        return try await perform(context, status: 201, eTag: { VersionTag.format($0.version) }) { db in
+        return try await perform(context, status: 201) { db in
             try Self.authorize(db, workspace: workspace.rawValue, user: actor, minimum: .creator, resource: "workspace")
             let base = Base(
-                id: .generate(), workspaceID: workspace, name: request.name, createdAt: context.now,
+                id: .generate(),
+                workspaceID: workspace,
+                name: request.name,
+                createdAt: context.now,
                 updatedAt: context.now
             )
             try db.execute(
-                sql: "INSERT INTO bases (id, workspace_id, name, version, created_at, updated_at) VALUES (?, ?, ?, 1, ?, ?)",
+                sql:
+                    "INSERT INTO bases (id, workspace_id, name, version, created_at, updated_at) VALUES (?, ?, ?, 1, ?, ?)",
                 arguments: [
                     base.id.rawValue, workspace.rawValue, base.name, context.now.millisecondsSince1970,
                     context.now.millisecondsSince1970,
                 ]
             )
             try Self.appendEvent(
-                db, type: .baseCreated, workspaceID: workspace, baseID: base.id, payload: base, context: context
+                db,
+                type: .baseCreated,
+                workspaceID: workspace,
+                baseID: base.id,
+                payload: base,
+                context: context
             )
             return base
         }
     }
 
-    public func updateBase(id: BaseID, _ request: UpdateBaseRequest, ifVersion: Int?, context: WriteContext) async throws
+    public func updateBase(
+        id: BaseID,
+        _ request: UpdateBaseRequest,
+        ifVersion: Int?,
+        context: WriteContext
+    ) async throws
         -> WriteResult<Base>
     {
         let actor = try context.requireActor()
-        return try await perform(context, eTag: { VersionTag.format($0.version) }) { db in
+        return try await perform(context) { db in
             var base = try Self.fetchBase(db, id: id, user: actor, minimum: .creator)
             try Self.checkVersion(expected: ifVersion, actual: base.version, current: base)
             if let name = request.name { base.name = name }
@@ -95,7 +118,12 @@ extension SQLiteStore {
                 arguments: [base.name, base.version, context.now.millisecondsSince1970, id.rawValue]
             )
             try Self.appendEvent(
-                db, type: .baseUpdated, workspaceID: base.workspaceID, baseID: id, payload: base, context: context
+                db,
+                type: .baseUpdated,
+                workspaceID: base.workspaceID,
+                baseID: id,
+                payload: base,
+                context: context
             )
             return base
         }
@@ -108,7 +136,11 @@ extension SQLiteStore {
             try Self.checkVersion(expected: ifVersion, actual: base.version, current: base)
             try db.execute(sql: "DELETE FROM bases WHERE id = ?", arguments: [id.rawValue])
             try Self.appendEvent(
-                db, type: .baseDeleted, workspaceID: base.workspaceID, baseID: id, payload: ["id": id.rawValue],
+                db,
+                type: .baseDeleted,
+                workspaceID: base.workspaceID,
+                baseID: id,
+                payload: ["id": id.rawValue],
                 context: context
             )
             return EmptyBody()
@@ -122,9 +154,15 @@ extension SQLiteStore {
             try JSONCoding.decoder.decode(FieldOptions.self, from: Data($0.utf8))
         }
         return Field(
-            id: row.id("id"), tableID: row.id("table_id"), name: row["name"], type: FieldType(rawValue: row["type"]),
-            options: options, description: row["description"], version: row["version"],
-            createdAt: row.date("created_at"), updatedAt: row.date("updated_at")
+            id: row.id("id"),
+            tableID: row.id("table_id"),
+            name: row["name"],
+            type: FieldType(rawValue: row["type"]),
+            options: options,
+            description: row["description"],
+            version: row["version"],
+            createdAt: row.date("created_at"),
+            updatedAt: row.date("updated_at")
         )
     }
 
@@ -136,8 +174,15 @@ extension SQLiteStore {
             try JSONCoding.decoder.decode([String].self, from: Data($0.utf8))
         }
         return View(
-            id: row.id("id"), tableID: row.id("table_id"), name: row["name"], type: row["type"], filter: row["filter"],
-            sort: sort, fields: fields, version: row["version"], createdAt: row.date("created_at"),
+            id: row.id("id"),
+            tableID: row.id("table_id"),
+            name: row["name"],
+            type: row["type"],
+            filter: row["filter"],
+            sort: sort,
+            fields: fields,
+            version: row["version"],
+            createdAt: row.date("created_at"),
             updatedAt: row.date("updated_at")
         )
     }
@@ -152,15 +197,26 @@ extension SQLiteStore {
             )
         else { return nil }
         let fields = try Row.fetchAll(
-            db, sql: "SELECT * FROM fields WHERE table_id = ? ORDER BY position, rowid", arguments: [id.rawValue]
+            db,
+            sql: "SELECT * FROM fields WHERE table_id = ? ORDER BY position, rowid",
+            arguments: [id.rawValue]
         ).map(field(from:))
         let views = try Row.fetchAll(
-            db, sql: "SELECT * FROM views WHERE table_id = ? ORDER BY position, rowid", arguments: [id.rawValue]
+            db,
+            sql: "SELECT * FROM views WHERE table_id = ? ORDER BY position, rowid",
+            arguments: [id.rawValue]
         ).map(view(from:))
         let table = Table(
-            id: id, baseID: row.id("base_id"), name: row["name"], description: row["description"],
-            primaryFieldID: row.id("primary_field_id"), fields: fields, views: views, version: row["version"],
-            createdAt: row.date("created_at"), updatedAt: row.date("updated_at")
+            id: id,
+            baseID: row.id("base_id"),
+            name: row["name"],
+            description: row["description"],
+            primaryFieldID: row.id("primary_field_id"),
+            fields: fields,
+            views: views,
+            version: row["version"],
+            createdAt: row.date("created_at"),
+            updatedAt: row.date("updated_at")
         )
         return TableSchema(table: table, workspaceID: row.id("workspace_id"))
     }
@@ -184,7 +240,9 @@ extension SQLiteStore {
         try await database.read { db in
             _ = try Self.fetchBase(db, id: base, user: user, minimum: .viewer)
             let ids = try String.fetchAll(
-                db, sql: "SELECT id FROM tables WHERE base_id = ? ORDER BY created_at, rowid", arguments: [base.rawValue]
+                db,
+                sql: "SELECT id FROM tables WHERE base_id = ? ORDER BY created_at, rowid",
+                arguments: [base.rawValue]
             )
             return try ids.compactMap { try Self.fetchTableSchema(db, id: TableID(unchecked: $0))?.table }
         }
@@ -194,11 +252,15 @@ extension SQLiteStore {
         try await database.read { db in try Self.requireTable(db, id: id, user: user, minimum: .viewer).table }
     }
 
-    public func createTable(base: BaseID, _ request: CreateTableRequest, context: WriteContext) async throws
+    public func createTable(
+        base: BaseID,
+        _ request: CreateTableRequest,
+        context: WriteContext
+    ) async throws
         -> WriteResult<PyAirtableModels.Table>
     {
         let actor = try context.requireActor()
-        return try await perform(context, status: 201, eTag: { VersionTag.format($0.version) }) { db in
+        return try await perform(context, status: 201) { db in
             let parent = try Self.fetchBase(db, id: base, user: actor, minimum: .creator)
             let tableID = TableID.generate()
             var fieldIDs: [FieldID] = []
@@ -210,7 +272,9 @@ extension SQLiteStore {
                     INSERT INTO tables (id, base_id, name, description, primary_field_id, version, created_at, updated_at)
                     VALUES (?, ?, ?, ?, ?, 1, ?, ?)
                     """,
-                arguments: [tableID.rawValue, base.rawValue, request.name, request.description, firstID.rawValue, now, now]
+                arguments: [
+                    tableID.rawValue, base.rawValue, request.name, request.description, firstID.rawValue, now, now,
+                ]
             )
             for (index, field) in request.fields.enumerated() {
                 try Self.checkLinkedTable(db, options: field.options, base: base, field: field.name)
@@ -219,25 +283,39 @@ extension SQLiteStore {
                 fieldIDs.append(id)
             }
             try Self.insertView(
-                db, id: .generate(), table: tableID, CreateViewRequest(name: "Grid view"), position: 0,
+                db,
+                id: .generate(),
+                table: tableID,
+                CreateViewRequest(name: "Grid view"),
+                position: 0,
                 context: context
             )
             guard let table = try Self.fetchTableSchema(db, id: tableID)?.table else {
                 throw ServerError.notFound("table")
             }
             try Self.appendEvent(
-                db, type: .tableCreated, workspaceID: parent.workspaceID, baseID: base, tableID: tableID,
-                payload: table, context: context
+                db,
+                type: .tableCreated,
+                workspaceID: parent.workspaceID,
+                baseID: base,
+                tableID: tableID,
+                payload: table,
+                context: context
             )
             return table
         }
     }
 
-    public func updateTable(id: TableID, _ request: UpdateTableRequest, ifVersion: Int?, context: WriteContext) async throws
+    public func updateTable(
+        id: TableID,
+        _ request: UpdateTableRequest,
+        ifVersion: Int?,
+        context: WriteContext
+    ) async throws
         -> WriteResult<PyAirtableModels.Table>
     {
         let actor = try context.requireActor()
-        return try await perform(context, eTag: { VersionTag.format($0.version) }) { db in
+        return try await perform(context) { db in
             let schema = try Self.requireTable(db, id: id, user: actor, minimum: .creator)
             try Self.checkVersion(expected: ifVersion, actual: schema.table.version, current: schema.table)
             if let name = request.name {
@@ -254,27 +332,43 @@ extension SQLiteStore {
     }
 
     /// Bumps the table's version, reloads it and logs `table.updated`.
-    static func finishTableChange(_ db: Database, id: TableID, schema: TableSchema, context: WriteContext) throws
+    static func finishTableChange(
+        _ db: Database,
+        id: TableID,
+        schema: TableSchema,
+        context: WriteContext
+    ) throws
         -> Table
     {
         try touchTable(db, id: id, context: context)
         guard let table = try fetchTableSchema(db, id: id)?.table else { throw ServerError.notFound("table") }
         try appendEvent(
-            db, type: .tableUpdated, workspaceID: schema.workspaceID, baseID: table.baseID, tableID: id,
-            payload: table, context: context
+            db,
+            type: .tableUpdated,
+            workspaceID: schema.workspaceID,
+            baseID: table.baseID,
+            tableID: id,
+            payload: table,
+            context: context
         )
         return table
     }
 
-    public func deleteTable(id: TableID, ifVersion: Int?, context: WriteContext) async throws -> WriteResult<EmptyBody> {
+    public func deleteTable(id: TableID, ifVersion: Int?, context: WriteContext) async throws -> WriteResult<EmptyBody>
+    {
         let actor = try context.requireActor()
         return try await perform(context, status: 204) { db in
             let schema = try Self.requireTable(db, id: id, user: actor, minimum: .creator)
             try Self.checkVersion(expected: ifVersion, actual: schema.table.version, current: schema.table)
             try db.execute(sql: "DELETE FROM tables WHERE id = ?", arguments: [id.rawValue])
             try Self.appendEvent(
-                db, type: .tableDeleted, workspaceID: schema.workspaceID, baseID: schema.table.baseID, tableID: id,
-                payload: ["id": id.rawValue], context: context
+                db,
+                type: .tableDeleted,
+                workspaceID: schema.workspaceID,
+                baseID: schema.table.baseID,
+                tableID: id,
+                payload: ["id": id.rawValue],
+                context: context
             )
             return EmptyBody()
         }
@@ -285,14 +379,23 @@ extension SQLiteStore {
     /// A link field must name a table of the same base.
     static func checkLinkedTable(_ db: Database, options: FieldOptions?, base: BaseID, field: String) throws {
         guard let linked = options?.linkedTableID else { return }
-        let linkedBase = try String.fetchOne(db, sql: "SELECT base_id FROM tables WHERE id = ?", arguments: [linked.rawValue])
+        let linkedBase = try String.fetchOne(
+            db,
+            sql: "SELECT base_id FROM tables WHERE id = ?",
+            arguments: [linked.rawValue]
+        )
         guard linkedBase == base.rawValue else {
             throw ServerError.validation("linked_table_id '\(linked)' is not a table of this base", field: field)
         }
     }
 
     static func insertField(
-        _ db: Database, id: FieldID, table: TableID, _ field: CreateFieldRequest, position: Int, context: WriteContext
+        _ db: Database,
+        id: FieldID,
+        table: TableID,
+        _ field: CreateFieldRequest,
+        position: Int,
+        context: WriteContext
     ) throws {
         let options = try field.options.map { String(decoding: try JSONCoding.encoder.encode($0), as: UTF8.self) }
         do {
@@ -307,19 +410,27 @@ extension SQLiteStore {
                 ]
             )
         } catch let error as DatabaseError where error.extendedResultCode == .SQLITE_CONSTRAINT_UNIQUE {
-            throw ServerError.validation("a field named '\(field.name)' already exists in this table", field: field.name)
+            throw ServerError.validation(
+                "a field named '\(field.name)' already exists in this table",
+                field: field.name
+            )
         }
     }
 
     public func fields(table: TableID, user: UserID) async throws -> [Field] {
-        try await database.read { db in try Self.requireTable(db, id: table, user: user, minimum: .viewer).table.fields }
+        try await database.read { db in try Self.requireTable(db, id: table, user: user, minimum: .viewer).table.fields
+        }
     }
 
-    public func createField(table: TableID, _ request: CreateFieldRequest, context: WriteContext) async throws
+    public func createField(
+        table: TableID,
+        _ request: CreateFieldRequest,
+        context: WriteContext
+    ) async throws
         -> WriteResult<Field>
     {
         let actor = try context.requireActor()
-        return try await perform(context, status: 201, eTag: { VersionTag.format($0.version) }) { db in
+        return try await perform(context, status: 201) { db in
             let schema = try Self.requireTable(db, id: table, user: actor, minimum: .creator)
             try Self.checkLinkedTable(db, options: request.options, base: schema.table.baseID, field: request.name)
             let id = FieldID.generate()
@@ -330,8 +441,13 @@ extension SQLiteStore {
                 throw ServerError.notFound("field")
             }
             try Self.appendEvent(
-                db, type: .fieldCreated, workspaceID: schema.workspaceID, baseID: schema.table.baseID, tableID: table,
-                payload: field, context: context
+                db,
+                type: .fieldCreated,
+                workspaceID: schema.workspaceID,
+                baseID: schema.table.baseID,
+                tableID: table,
+                payload: field,
+                context: context
             )
             return field
         }
@@ -339,7 +455,11 @@ extension SQLiteStore {
 
     static func requireField(_ db: Database, id: FieldID, user: UserID, minimum: Role) throws -> (Field, TableSchema) {
         guard
-            let tableID = try String.fetchOne(db, sql: "SELECT table_id FROM fields WHERE id = ?", arguments: [id.rawValue]),
+            let tableID = try String.fetchOne(
+                db,
+                sql: "SELECT table_id FROM fields WHERE id = ?",
+                arguments: [id.rawValue]
+            ),
             let schema = try fetchTableSchema(db, id: TableID(unchecked: tableID)),
             let field = schema.fieldsByID[id.rawValue]
         else { throw ServerError.notFound("field") }
@@ -347,11 +467,16 @@ extension SQLiteStore {
         return (field, schema)
     }
 
-    public func updateField(id: FieldID, _ request: UpdateFieldRequest, ifVersion: Int?, context: WriteContext) async throws
+    public func updateField(
+        id: FieldID,
+        _ request: UpdateFieldRequest,
+        ifVersion: Int?,
+        context: WriteContext
+    ) async throws
         -> WriteResult<Field>
     {
         let actor = try context.requireActor()
-        return try await perform(context, eTag: { VersionTag.format($0.version) }) { db in
+        return try await perform(context) { db in
             var (field, schema) = try Self.requireField(db, id: id, user: actor, minimum: .creator)
             try Self.checkVersion(expected: ifVersion, actual: field.version, current: field)
             if let name = request.name, name != field.name {
@@ -374,19 +499,26 @@ extension SQLiteStore {
                     UPDATE fields SET name = ?, description = ?, options = ?, version = ?, updated_at = ? WHERE id = ?
                     """,
                 arguments: [
-                    field.name, field.description, options, field.version, context.now.millisecondsSince1970, id.rawValue,
+                    field.name, field.description, options, field.version, context.now.millisecondsSince1970,
+                    id.rawValue,
                 ]
             )
             try Self.touchTable(db, id: schema.table.id, context: context)
             try Self.appendEvent(
-                db, type: .fieldUpdated, workspaceID: schema.workspaceID, baseID: schema.table.baseID,
-                tableID: schema.table.id, payload: field, context: context
+                db,
+                type: .fieldUpdated,
+                workspaceID: schema.workspaceID,
+                baseID: schema.table.baseID,
+                tableID: schema.table.id,
+                payload: field,
+                context: context
             )
             return field
         }
     }
 
-    public func deleteField(id: FieldID, ifVersion: Int?, context: WriteContext) async throws -> WriteResult<EmptyBody> {
+    public func deleteField(id: FieldID, ifVersion: Int?, context: WriteContext) async throws -> WriteResult<EmptyBody>
+    {
         let actor = try context.requireActor()
         return try await perform(context, status: 204) { db in
             let (field, schema) = try Self.requireField(db, id: id, user: actor, minimum: .creator)
@@ -402,8 +534,13 @@ extension SQLiteStore {
             )
             try Self.touchTable(db, id: schema.table.id, context: context)
             try Self.appendEvent(
-                db, type: .fieldDeleted, workspaceID: schema.workspaceID, baseID: schema.table.baseID,
-                tableID: schema.table.id, payload: ["id": id.rawValue], context: context
+                db,
+                type: .fieldDeleted,
+                workspaceID: schema.workspaceID,
+                baseID: schema.table.baseID,
+                tableID: schema.table.id,
+                payload: ["id": id.rawValue],
+                context: context
             )
             return EmptyBody()
         }
@@ -412,7 +549,12 @@ extension SQLiteStore {
     // MARK: Views
 
     static func insertView(
-        _ db: Database, id: ViewID, table: TableID, _ view: CreateViewRequest, position: Int, context: WriteContext
+        _ db: Database,
+        id: ViewID,
+        table: TableID,
+        _ view: CreateViewRequest,
+        position: Int,
+        context: WriteContext
     ) throws {
         let sort = try view.sort.map { String(decoding: try JSONCoding.encoder.encode($0), as: UTF8.self) }
         let fields = try view.fields.map { String(decoding: try JSONCoding.encoder.encode($0), as: UTF8.self) }
@@ -436,14 +578,21 @@ extension SQLiteStore {
         try await database.read { db in try Self.requireTable(db, id: table, user: user, minimum: .viewer).table.views }
     }
 
-    public func createView(table: TableID, _ request: CreateViewRequest, context: WriteContext) async throws
+    public func createView(
+        table: TableID,
+        _ request: CreateViewRequest,
+        context: WriteContext
+    ) async throws
         -> WriteResult<View>
     {
         let actor = try context.requireActor()
-        return try await perform(context, status: 201, eTag: { VersionTag.format($0.version) }) { db in
+        return try await perform(context, status: 201) { db in
             let schema = try Self.requireTable(db, id: table, user: actor, minimum: .creator)
             try ViewValidation.validate(
-                filter: request.filter, sort: request.sort, fields: request.fields, schema: schema
+                filter: request.filter,
+                sort: request.sort,
+                fields: request.fields,
+                schema: schema
             )
             let id = ViewID.generate()
             try Self.insertView(db, id: id, table: table, request, position: schema.table.views.count, context: context)
@@ -452,8 +601,13 @@ extension SQLiteStore {
                 throw ServerError.notFound("view")
             }
             try Self.appendEvent(
-                db, type: .viewCreated, workspaceID: schema.workspaceID, baseID: schema.table.baseID, tableID: table,
-                payload: view, context: context
+                db,
+                type: .viewCreated,
+                workspaceID: schema.workspaceID,
+                baseID: schema.table.baseID,
+                tableID: table,
+                payload: view,
+                context: context
             )
             return view
         }
@@ -461,7 +615,11 @@ extension SQLiteStore {
 
     static func requireView(_ db: Database, id: ViewID, user: UserID, minimum: Role) throws -> (View, TableSchema) {
         guard
-            let tableID = try String.fetchOne(db, sql: "SELECT table_id FROM views WHERE id = ?", arguments: [id.rawValue]),
+            let tableID = try String.fetchOne(
+                db,
+                sql: "SELECT table_id FROM views WHERE id = ?",
+                arguments: [id.rawValue]
+            ),
             let schema = try fetchTableSchema(db, id: TableID(unchecked: tableID)),
             let view = schema.table.views.first(where: { $0.id == id })
         else { throw ServerError.notFound("view") }
@@ -473,11 +631,16 @@ extension SQLiteStore {
         try await database.read { db in try Self.requireView(db, id: id, user: user, minimum: .viewer).0 }
     }
 
-    public func updateView(id: ViewID, _ request: UpdateViewRequest, ifVersion: Int?, context: WriteContext) async throws
+    public func updateView(
+        id: ViewID,
+        _ request: UpdateViewRequest,
+        ifVersion: Int?,
+        context: WriteContext
+    ) async throws
         -> WriteResult<View>
     {
         let actor = try context.requireActor()
-        return try await perform(context, eTag: { VersionTag.format($0.version) }) { db in
+        return try await perform(context) { db in
             var (view, schema) = try Self.requireView(db, id: id, user: actor, minimum: .creator)
             try Self.checkVersion(expected: ifVersion, actual: view.version, current: view)
             if let name = request.name { view.name = name }
@@ -496,7 +659,8 @@ extension SQLiteStore {
                         WHERE id = ?
                         """,
                     arguments: [
-                        view.name, view.filter, sort, fields, view.version, context.now.millisecondsSince1970, id.rawValue,
+                        view.name, view.filter, sort, fields, view.version, context.now.millisecondsSince1970,
+                        id.rawValue,
                     ]
                 )
             } catch let error as DatabaseError where error.extendedResultCode == .SQLITE_CONSTRAINT_UNIQUE {
@@ -504,8 +668,13 @@ extension SQLiteStore {
             }
             try Self.touchTable(db, id: schema.table.id, context: context)
             try Self.appendEvent(
-                db, type: .viewUpdated, workspaceID: schema.workspaceID, baseID: schema.table.baseID,
-                tableID: schema.table.id, payload: view, context: context
+                db,
+                type: .viewUpdated,
+                workspaceID: schema.workspaceID,
+                baseID: schema.table.baseID,
+                tableID: schema.table.id,
+                payload: view,
+                context: context
             )
             return view
         }
@@ -519,8 +688,13 @@ extension SQLiteStore {
             try db.execute(sql: "DELETE FROM views WHERE id = ?", arguments: [id.rawValue])
             try Self.touchTable(db, id: schema.table.id, context: context)
             try Self.appendEvent(
-                db, type: .viewDeleted, workspaceID: schema.workspaceID, baseID: schema.table.baseID,
-                tableID: schema.table.id, payload: ["id": id.rawValue], context: context
+                db,
+                type: .viewDeleted,
+                workspaceID: schema.workspaceID,
+                baseID: schema.table.baseID,
+                tableID: schema.table.id,
+                payload: ["id": id.rawValue],
+                context: context
             )
             return EmptyBody()
         }

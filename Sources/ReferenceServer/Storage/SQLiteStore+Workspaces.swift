@@ -5,8 +5,12 @@ import PyAirtableModels
 extension SQLiteStore {
     static func workspace(from row: Row, role: Role) -> Workspace {
         Workspace(
-            id: row.id("id"), name: row["name"], role: role, version: row["version"],
-            createdAt: row.date("created_at"), updatedAt: row.date("updated_at")
+            id: row.id("id"),
+            name: row["name"],
+            role: role,
+            version: row["version"],
+            createdAt: row.date("created_at"),
+            updatedAt: row.date("updated_at")
         )
     }
 
@@ -36,13 +40,20 @@ extension SQLiteStore {
         try await database.read { db in try Self.fetchWorkspace(db, id: id, user: user, minimum: .viewer) }
     }
 
-    public func createWorkspace(_ request: CreateWorkspaceRequest, context: WriteContext) async throws
+    public func createWorkspace(
+        _ request: CreateWorkspaceRequest,
+        context: WriteContext
+    ) async throws
         -> WriteResult<Workspace>
     {
         let actor = try context.requireActor()
-        return try await perform(context, status: 201, eTag: { VersionTag.format($0.version) }) { db in
+        return try await perform(context, status: 201) { db in
             let workspace = Workspace(
-                id: .generate(), name: request.name, role: .owner, createdAt: context.now, updatedAt: context.now
+                id: .generate(),
+                name: request.name,
+                role: .owner,
+                createdAt: context.now,
+                updatedAt: context.now
             )
             let now = context.now.millisecondsSince1970
             try db.execute(
@@ -54,17 +65,26 @@ extension SQLiteStore {
                 arguments: [workspace.id.rawValue, actor.rawValue, now]
             )
             try Self.appendEvent(
-                db, type: .workspaceCreated, workspaceID: workspace.id, payload: workspace, context: context
+                db,
+                type: .workspaceCreated,
+                workspaceID: workspace.id,
+                payload: workspace,
+                context: context
             )
             return workspace
         }
     }
 
-    public func updateWorkspace(id: WorkspaceID, _ request: UpdateWorkspaceRequest, ifVersion: Int?, context: WriteContext)
+    public func updateWorkspace(
+        id: WorkspaceID,
+        _ request: UpdateWorkspaceRequest,
+        ifVersion: Int?,
+        context: WriteContext
+    )
         async throws -> WriteResult<Workspace>
     {
         let actor = try context.requireActor()
-        return try await perform(context, eTag: { VersionTag.format($0.version) }) { db in
+        return try await perform(context) { db in
             var workspace = try Self.fetchWorkspace(db, id: id, user: actor, minimum: .owner)
             try Self.checkVersion(expected: ifVersion, actual: workspace.version, current: workspace)
             if let name = request.name { workspace.name = name }
@@ -75,13 +95,21 @@ extension SQLiteStore {
                 arguments: [workspace.name, workspace.version, context.now.millisecondsSince1970, id.rawValue]
             )
             try Self.appendEvent(
-                db, type: .workspaceUpdated, workspaceID: id, payload: workspace, context: context
+                db,
+                type: .workspaceUpdated,
+                workspaceID: id,
+                payload: workspace,
+                context: context
             )
             return workspace
         }
     }
 
-    public func deleteWorkspace(id: WorkspaceID, ifVersion: Int?, context: WriteContext) async throws
+    public func deleteWorkspace(
+        id: WorkspaceID,
+        ifVersion: Int?,
+        context: WriteContext
+    ) async throws
         -> WriteResult<EmptyBody>
     {
         let actor = try context.requireActor()
@@ -89,11 +117,17 @@ extension SQLiteStore {
             let workspace = try Self.fetchWorkspace(db, id: id, user: actor, minimum: .owner)
             try Self.checkVersion(expected: ifVersion, actual: workspace.version, current: workspace)
             let members = try String.fetchAll(
-                db, sql: "SELECT user_id FROM members WHERE workspace_id = ?", arguments: [id.rawValue]
+                db,
+                sql: "SELECT user_id FROM members WHERE workspace_id = ?",
+                arguments: [id.rawValue]
             ).map(UserID.init(unchecked:))
             try db.execute(sql: "DELETE FROM workspaces WHERE id = ?", arguments: [id.rawValue])
             try Self.appendEvent(
-                db, type: .workspaceDeleted, workspaceID: id, payload: ["id": id.rawValue], context: context,
+                db,
+                type: .workspaceDeleted,
+                workspaceID: id,
+                payload: ["id": id.rawValue],
+                context: context,
                 recipients: members
             )
             return EmptyBody()
@@ -104,8 +138,11 @@ extension SQLiteStore {
 
     static func member(from row: Row) -> Member {
         Member(
-            userID: row.id("user_id"), email: row["email"], name: row["name"],
-            role: Role(rawValue: row["role"]) ?? .viewer, addedAt: row.date("added_at")
+            userID: row.id("user_id"),
+            email: row["email"],
+            name: row["name"],
+            role: Role(rawValue: row["role"]) ?? .viewer,
+            addedAt: row.date("added_at")
         )
     }
 
@@ -134,7 +171,11 @@ extension SQLiteStore {
         }
     }
 
-    public func addMember(workspace: WorkspaceID, _ request: AddMemberRequest, context: WriteContext) async throws
+    public func addMember(
+        workspace: WorkspaceID,
+        _ request: AddMemberRequest,
+        context: WriteContext
+    ) async throws
         -> WriteResult<Member>
     {
         let actor = try context.requireActor()
@@ -157,7 +198,9 @@ extension SQLiteStore {
             }
             try db.execute(
                 sql: "INSERT INTO members (workspace_id, user_id, role, added_at) VALUES (?, ?, ?, ?)",
-                arguments: [workspace.rawValue, userID.rawValue, request.role.rawValue, context.now.millisecondsSince1970]
+                arguments: [
+                    workspace.rawValue, userID.rawValue, request.role.rawValue, context.now.millisecondsSince1970,
+                ]
             )
             guard let member = try Self.fetchMember(db, workspace: workspace, user: userID) else {
                 throw ServerError.notFound("member")
@@ -167,7 +210,12 @@ extension SQLiteStore {
         }
     }
 
-    public func updateMember(workspace: WorkspaceID, user target: UserID, role: Role, context: WriteContext) async throws
+    public func updateMember(
+        workspace: WorkspaceID,
+        user target: UserID,
+        role: Role,
+        context: WriteContext
+    ) async throws
         -> WriteResult<Member>
     {
         let actor = try context.requireActor()
@@ -190,14 +238,22 @@ extension SQLiteStore {
     }
 
     /// Removes a member. Owners may remove anyone; any member may remove themselves (leave).
-    public func removeMember(workspace: WorkspaceID, user target: UserID, context: WriteContext) async throws
+    public func removeMember(
+        workspace: WorkspaceID,
+        user target: UserID,
+        context: WriteContext
+    ) async throws
         -> WriteResult<EmptyBody>
     {
         let actor = try context.requireActor()
         return try await perform(context, status: 204) { db in
             if target != actor {
                 try Self.authorize(
-                    db, workspace: workspace.rawValue, user: actor, minimum: .owner, resource: "workspace"
+                    db,
+                    workspace: workspace.rawValue,
+                    user: actor,
+                    minimum: .owner,
+                    resource: "workspace"
                 )
             }
             guard let member = try Self.fetchMember(db, workspace: workspace, user: target) else {
@@ -211,18 +267,24 @@ extension SQLiteStore {
                 arguments: [workspace.rawValue, target.rawValue]
             )
             try Self.appendEvent(
-                db, type: .memberRemoved, workspaceID: workspace, payload: member, context: context, recipients: [target]
+                db,
+                type: .memberRemoved,
+                workspaceID: workspace,
+                payload: member,
+                context: context,
+                recipients: [target]
             )
             return EmptyBody()
         }
     }
 
     private static func requireAnotherOwner(_ db: Database, workspace: WorkspaceID, besides user: UserID) throws {
-        let owners = try Int.fetchOne(
-            db,
-            sql: "SELECT COUNT(*) FROM members WHERE workspace_id = ? AND role = 'owner' AND user_id != ?",
-            arguments: [workspace.rawValue, user.rawValue]
-        ) ?? 0
+        let owners =
+            try Int.fetchOne(
+                db,
+                sql: "SELECT COUNT(*) FROM members WHERE workspace_id = ? AND role = 'owner' AND user_id != ?",
+                arguments: [workspace.rawValue, user.rawValue]
+            ) ?? 0
         if owners == 0 {
             throw ServerError.conflict("a workspace needs at least one owner")
         }

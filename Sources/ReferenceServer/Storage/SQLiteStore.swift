@@ -26,8 +26,6 @@ public final class SQLiteStore: Sendable {
     func perform<T: Encodable & Sendable>(
         _ context: WriteContext,
         status: Int = 200,
-        eTag: @escaping @Sendable (T) -> String? = { _ in nil },
-        location: @escaping @Sendable (T) -> String? = { _ in nil },
         _ body: @escaping @Sendable (Database) throws -> T
     ) async throws -> WriteResult<T> {
         let claim = context.idempotency
@@ -39,9 +37,8 @@ public final class SQLiteStore: Sendable {
             }
             let value = try body(db)
             let data = try (value as? any PreEncodedJSON).map { Data($0.json) } ?? JSONCoding.encoder.encode(value)
-            let response = StoredResponse(
-                status: status, body: data, eTag: eTag(value), location: location(value), replayed: false
-            )
+            let eTag = (value as? any VersionedResource).map { VersionTag.format($0.version) }
+            let response = StoredResponse(status: status, body: data, eTag: eTag, location: nil, replayed: false)
             if let claim {
                 try db.execute(
                     sql: """
@@ -60,7 +57,10 @@ public final class SQLiteStore: Sendable {
     }
 
     private static func storedResponse(
-        _ db: Database, claim: IdempotencyClaim, now: Date, retention: TimeInterval
+        _ db: Database,
+        claim: IdempotencyClaim,
+        now: Date,
+        retention: TimeInterval
     ) throws -> StoredResponse? {
         guard
             let row = try Row.fetchOne(
@@ -83,7 +83,11 @@ public final class SQLiteStore: Sendable {
             )
         }
         return StoredResponse(
-            status: row["status"], body: row["body"], eTag: row["etag"], location: row["location"], replayed: true
+            status: row["status"],
+            body: row["body"],
+            eTag: row["etag"],
+            location: row["location"],
+            replayed: true
         )
     }
 
@@ -101,8 +105,15 @@ public final class SQLiteStore: Sendable {
     /// Appends an event in the current transaction and returns its sequence number.
     @discardableResult
     static func appendEvent(
-        _ db: Database, type: EventType, workspaceID: WorkspaceID?, baseID: BaseID? = nil, tableID: TableID? = nil,
-        recordID: RecordID? = nil, payload: some Encodable, context: WriteContext, recipients: [UserID] = []
+        _ db: Database,
+        type: EventType,
+        workspaceID: WorkspaceID?,
+        baseID: BaseID? = nil,
+        tableID: TableID? = nil,
+        recordID: RecordID? = nil,
+        payload: some Encodable,
+        context: WriteContext,
+        recipients: [UserID] = []
     ) throws -> Int64 {
         let data = try (payload as? any PreEncodedJSON).map { Data($0.json) } ?? JSONCoding.encoder.encode(payload)
         let statement = try db.cachedStatement(
@@ -120,7 +131,8 @@ public final class SQLiteStore: Sendable {
         let seq = db.lastInsertedRowID
         for user in recipients {
             try db.execute(
-                sql: "INSERT OR IGNORE INTO event_recipients (seq, user_id) VALUES (?, ?)", arguments: [seq, user.rawValue]
+                sql: "INSERT OR IGNORE INTO event_recipients (seq, user_id) VALUES (?, ?)",
+                arguments: [seq, user.rawValue]
             )
         }
         return seq
@@ -139,7 +151,11 @@ public final class SQLiteStore: Sendable {
     /// theirs to know of), members below `minimum` get 403.
     @discardableResult
     static func authorize(
-        _ db: Database, workspace: String, user: UserID, minimum: Role, resource: String
+        _ db: Database,
+        workspace: String,
+        user: UserID,
+        minimum: Role,
+        resource: String
     ) throws -> Role {
         guard let role = try role(db, workspace: workspace, user: user) else {
             throw ServerError.notFound(resource)

@@ -30,7 +30,8 @@ struct TemporaryDirectory: ~Copyable {
     let path: String
 
     init() throws {
-        path = FileManager.default.temporaryDirectory
+        path =
+            FileManager.default.temporaryDirectory
             .appendingPathComponent("pyat-tests-\(UUID().uuidString)").path
         try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
     }
@@ -42,12 +43,21 @@ struct TemporaryDirectory: ~Copyable {
 
 /// Runs the real reference server on an ephemeral port over a real SQLite file.
 enum Harness {
-    static func configuration(dataDirectory: String, clock: TestWallClock, maximumBodySize: Int = 256 * 1024)
+    static func configuration(
+        dataDirectory: String,
+        clock: TestWallClock,
+        maximumBodySize: Int = 256 * 1024
+    )
         -> ServerConfiguration
     {
         ServerConfiguration(
-            host: "127.0.0.1", port: 0, dataDirectory: dataDirectory, maximumBodySize: maximumBodySize,
-            auth: .init(bcryptCost: 4), durableCommits: false, now: { clock.now }
+            host: "127.0.0.1",
+            port: 0,
+            dataDirectory: dataDirectory,
+            maximumBodySize: maximumBodySize,
+            auth: .init(bcryptCost: 4),
+            durableCommits: false,
+            now: { clock.now }
         )
     }
 
@@ -59,7 +69,9 @@ enum Harness {
 
     /// Starts a server on `dataDirectory` and runs `body` with a client for it.
     static func withServer<T: Sendable>(
-        dataDirectory: String, clock: TestWallClock = TestWallClock(), maximumBodySize: Int = 256 * 1024,
+        dataDirectory: String,
+        clock: TestWallClock = TestWallClock(),
+        maximumBodySize: Int = 256 * 1024,
         _ body: @escaping @Sendable (API, ServerServices) async throws -> T
     ) async throws -> T {
         let services = try await ServerServices.open(
@@ -78,12 +90,16 @@ enum Harness {
 
     /// Starts a server on a fresh directory.
     static func withServer<T: Sendable>(
-        clock: TestWallClock = TestWallClock(), maximumBodySize: Int = 256 * 1024,
+        clock: TestWallClock = TestWallClock(),
+        maximumBodySize: Int = 256 * 1024,
         _ body: @escaping @Sendable (API, ServerServices) async throws -> T
     ) async throws -> T {
         let directory = try TemporaryDirectory()
         return try await withServer(
-            dataDirectory: directory.path, clock: clock, maximumBodySize: maximumBodySize, body
+            dataDirectory: directory.path,
+            clock: clock,
+            maximumBodySize: maximumBodySize,
+            body
         )
     }
 }
@@ -122,24 +138,34 @@ struct API: Sendable {
 
     @discardableResult
     func send(
-        _ method: HTTPRequest.Method, _ path: String, raw: String? = nil, headers: HTTPFields = [:]
+        _ method: HTTPRequest.Method,
+        _ path: String,
+        raw: String? = nil,
+        headers: HTTPFields = [:]
     ) async throws -> APIResponse {
         var headers = headers
         if let token, headers[.authorization] == nil { headers[.authorization] = "Bearer \(token)" }
         if raw != nil, headers[.contentType] == nil { headers[.contentType] = "application/json" }
         let uri = path.hasPrefix("/") ? path : "/api/v1/\(path)"
         let response = try await client.executeRequest(
-            uri: uri, method: method, headers: headers, body: raw.map { ByteBuffer(string: $0) }
+            uri: uri,
+            method: method,
+            headers: headers,
+            body: raw.map { ByteBuffer(string: $0) }
         )
         return APIResponse(
-            status: response.status, headers: response.headers,
+            status: response.status,
+            headers: response.headers,
             body: Data(response.body.readableBytesView)
         )
     }
 
     @discardableResult
     func send(
-        _ method: HTTPRequest.Method, _ path: String, json: some Encodable, headers: HTTPFields = [:]
+        _ method: HTTPRequest.Method,
+        _ path: String,
+        json: some Encodable,
+        headers: HTTPFields = [:]
     ) async throws -> APIResponse {
         let data = try JSONCoding.encoder.encode(json)
         return try await send(method, path, raw: String(decoding: data, as: UTF8.self), headers: headers)
@@ -147,8 +173,13 @@ struct API: Sendable {
 
     /// Sends and decodes, recording an issue when the status is not `expect`.
     func call<T: Decodable>(
-        _ method: HTTPRequest.Method, _ path: String, json: (any Encodable)? = nil, expect: HTTPResponse.Status = .ok,
-        as type: T.Type, headers: HTTPFields = [:], sourceLocation: SourceLocation = #_sourceLocation
+        _ method: HTTPRequest.Method,
+        _ path: String,
+        json: (any Encodable)? = nil,
+        expect: HTTPResponse.Status = .ok,
+        as type: T.Type,
+        headers: HTTPFields = [:],
+        sourceLocation: SourceLocation = #_sourceLocation
     ) async throws -> T {
         let response =
             if let json {
@@ -166,38 +197,59 @@ struct API: Sendable {
     func register(_ name: String = "Ada", email: String? = nil) async throws -> (API, User) {
         let email = email ?? "\(name.lowercased())-\(UUID().uuidString.prefix(8))@example.com"
         let auth = try await call(
-            .post, "auth/register", json: RegisterRequest(email: email, password: "correct horse", name: name),
-            expect: .created, as: AuthResponse.self
+            .post,
+            "auth/register",
+            json: RegisterRequest(email: email, password: "correct horse", name: name),
+            expect: .created,
+            as: AuthResponse.self
         )
         return (authorized(auth.tokens.accessToken), auth.user)
     }
 
     func createWorkspace(_ name: String = "Team") async throws -> Workspace {
-        try await call(.post, "workspaces", json: CreateWorkspaceRequest(name: name), expect: .created, as: Workspace.self)
+        try await call(
+            .post,
+            "workspaces",
+            json: CreateWorkspaceRequest(name: name),
+            expect: .created,
+            as: Workspace.self
+        )
     }
 
     func createBase(in workspace: WorkspaceID, _ name: String = "Base") async throws -> Base {
         try await call(
-            .post, "workspaces/\(workspace)/bases", json: CreateBaseRequest(name: name), expect: .created, as: Base.self
+            .post,
+            "workspaces/\(workspace)/bases",
+            json: CreateBaseRequest(name: name),
+            expect: .created,
+            as: Base.self
         )
     }
 
     /// A table with Name (text), Status (select: Todo/Doing/Done), Score (number), Done (checkbox).
-    func createTable(in base: BaseID, _ name: String = "Tasks", fields: [CreateFieldRequest]? = nil) async throws
+    func createTable(
+        in base: BaseID,
+        _ name: String = "Tasks",
+        fields: [CreateFieldRequest]? = nil
+    ) async throws
         -> PyAirtableModels.Table
     {
         let fields =
             fields ?? [
                 .init(name: "Name", type: .singleLineText),
                 .init(
-                    name: "Status", type: .singleSelect,
+                    name: "Status",
+                    type: .singleSelect,
                     options: .init(choices: ["Todo", "Doing", "Done"].map { SelectChoice(name: $0) })
                 ),
                 .init(name: "Score", type: .number),
                 .init(name: "Done", type: .checkbox),
             ]
         return try await call(
-            .post, "bases/\(base)/tables", json: CreateTableRequest(name: name, fields: fields), expect: .created,
+            .post,
+            "bases/\(base)/tables",
+            json: CreateTableRequest(name: name, fields: fields),
+            expect: .created,
             as: PyAirtableModels.Table.self
         )
     }
@@ -212,7 +264,10 @@ struct API: Sendable {
 
     func createRecord(in table: TableID, _ fields: [String: FieldValue]) async throws -> PyAirtableModels.Record {
         try await call(
-            .post, "tables/\(table)/records", json: RecordFieldsRequest(fields: fields), expect: .created,
+            .post,
+            "tables/\(table)/records",
+            json: RecordFieldsRequest(fields: fields),
+            expect: .created,
             as: PyAirtableModels.Record.self
         )
     }
