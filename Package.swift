@@ -12,6 +12,7 @@ let package = Package(
     platforms: [.macOS(.v15)],
     products: [
         .library(name: "PyAirtableModels", targets: ["PyAirtableModels"]),
+        .library(name: "PyAirtableClient", targets: ["PyAirtableClient"]),
         .library(name: "PyAirtableTesting", targets: ["PyAirtableTesting"]),
         .library(name: "ReferenceServer", targets: ["ReferenceServer"]),
         .executable(name: "pyat", targets: ["pyat"]),
@@ -19,6 +20,7 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-crypto", from: "4.5.2"),
+        .package(url: "https://github.com/apple/swift-http-types", from: "1.8.0"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
@@ -35,6 +37,19 @@ let package = Package(
     targets: [
         .target(
             name: "PyAirtableModels",
+            swiftSettings: swiftSettings
+        ),
+        .target(
+            name: "PyAirtableClient",
+            dependencies: [
+                "PyAirtableModels",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ],
             swiftSettings: swiftSettings
         ),
         .target(
@@ -59,6 +74,7 @@ let package = Package(
         .target(
             name: "PyAirtableTesting",
             dependencies: [
+                "PyAirtableClient",
                 "ReferenceServer",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
@@ -68,6 +84,7 @@ let package = Package(
         .executableTarget(
             name: "pyat",
             dependencies: [
+                "PyAirtableClient",
                 "ReferenceServer",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Hummingbird", package: "hummingbird"),
@@ -78,6 +95,11 @@ let package = Package(
         .testTarget(
             name: "PyAirtableModelsTests",
             dependencies: ["PyAirtableModels"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "PyAirtableClientTests",
+            dependencies: ["PyAirtableClient", "PyAirtableTesting", "ReferenceServer"],
             swiftSettings: swiftSettings
         ),
         .testTarget(

@@ -38,11 +38,11 @@ public enum DemoData {
         if workspaceID == nil {
             workspaceID = try await seedWorkspace(store: store, context: context)
         }
-        let secret = AuthService.newPersonalToken()
+        let secret = Authenticator.newPersonalToken()
         _ = try await store.createAccessToken(
             name: "demo",
             secret: secret,
-            hash: AuthService.hash(secret),
+            hash: Authenticator.hash(secret),
             expiresAt: nil,
             context: context()
         )

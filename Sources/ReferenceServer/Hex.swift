@@ -24,7 +24,7 @@ enum Hex {
 
 /// Request ids: a random per-process prefix and a counter, so making one costs no system call.
 enum RequestIDs {
-    private static let prefix = "req_" + AuthService.randomToken(bytes: 6) + "_"
+    private static let prefix = "req_" + Authenticator.randomToken(bytes: 6) + "_"
     private static let counter = Atomic<UInt64>(0)
 
     static func next() -> String {

@@ -15,7 +15,7 @@ public struct ServerConfiguration: Sendable {
     /// The JWT signing secret; when `nil`, one is generated on first start and kept 0600 in the data directory.
     public var jwtSecret: String?
     /// Token lifetimes and the password hashing cost.
-    public var auth: AuthService.Configuration
+    public var auth: Authenticator.Configuration
     /// How long the event log keeps events (older `since` values get 410 `RESYNC_REQUIRED`).
     public var eventRetention: TimeInterval
     /// How long idempotent answers are kept.
@@ -33,7 +33,7 @@ public struct ServerConfiguration: Sendable {
         dataDirectory: String = "./pyat-data",
         maximumBodySize: Int = 4 * 1024 * 1024,
         jwtSecret: String? = nil,
-        auth: AuthService.Configuration = .init(),
+        auth: Authenticator.Configuration = .init(),
         eventRetention: TimeInterval = 7 * 24 * 3600,
         idempotencyRetention: TimeInterval = 24 * 3600,
         durableCommits: Bool = true,
@@ -61,7 +61,7 @@ public struct ServerConfiguration: Sendable {
 public struct ServerServices: Sendable {
     public let configuration: ServerConfiguration
     public let store: any DataStore
-    public let auth: AuthService
+    public let auth: Authenticator
     public let metrics: ServerMetrics
     public let logger: Logger
     let startedAt: ContinuousClock.Instant
@@ -83,7 +83,7 @@ public struct ServerServices: Sendable {
         let secret =
             try configuration.jwtSecret.map { Array($0.utf8) }
             ?? SigningSecret.loadOrCreate(directory: configuration.dataDirectory, logger: logger)
-        let auth = await AuthService(
+        let auth = await Authenticator(
             configuration: configuration.auth,
             secret: secret,
             store: store,

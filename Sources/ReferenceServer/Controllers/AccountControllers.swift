@@ -6,7 +6,7 @@ import PyAirtableModels
 struct AuthController {
     let services: ServerServices
     var store: any DataStore { services.store }
-    var auth: AuthService { services.auth }
+    var auth: Authenticator { services.auth }
     var now: Date { services.configuration.now() }
 
     func addRoutes(to group: RouterGroup<AppRequestContext>) {
@@ -78,7 +78,11 @@ struct AuthController {
     @Sendable func logout(_ request: Request, context: AppRequestContext) async throws -> Response {
         let user = try context.requireUser()
         let body = try await request.decodeJSON(as: RefreshRequest.self)
-        _ = try await store.revokeRefreshFamily(ofTokenHash: AuthService.hash(body.refreshToken), user: user, now: now)
+        _ = try await store.revokeRefreshFamily(
+            ofTokenHash: Authenticator.hash(body.refreshToken),
+            user: user,
+            now: now
+        )
         return Response(status: .noContent)
     }
 
@@ -89,12 +93,12 @@ struct AuthController {
         if let expiresIn = body.expiresIn, expiresIn <= 0 {
             throw ServerError.validation("expires_in must be positive", field: "expires_in")
         }
-        let secret = AuthService.newPersonalToken()
+        let secret = Authenticator.newPersonalToken()
         let current = now
         let result = try await store.createAccessToken(
             name: name,
             secret: secret,
-            hash: AuthService.hash(secret),
+            hash: Authenticator.hash(secret),
             expiresAt: body.expiresIn.map { current.addingTimeInterval(TimeInterval($0)) },
             context: context.write(now: current)
         )

@@ -177,7 +177,7 @@ extension BodyMiddleware {
 /// bad token is refused; a request without one goes on unauthenticated (public routes).
 struct AuthenticationMiddleware: RouterMiddleware {
     typealias Context = AppRequestContext
-    let auth: AuthService
+    let auth: Authenticator
 
     func handle(
         _ request: Request,

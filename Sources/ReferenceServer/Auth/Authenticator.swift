@@ -13,13 +13,13 @@ struct AccessClaims: JWTPayload {
     var iat: IssuedAtClaim
     var jti: IDClaim
 
-    /// Expiry is checked against the server's injected clock by ``AuthService``, not here.
+    /// Expiry is checked against the server's injected clock by ``Authenticator``, not here.
     func verify(using algorithm: some JWTAlgorithm) throws {}
 }
 
 /// Passwords, access tokens (JWT), refresh tokens with rotation and reuse detection, and personal
 /// access tokens.
-public final class AuthService: Sendable {
+public final class Authenticator: Sendable {
     public struct Configuration: Sendable {
         /// Access token lifetime.
         public var accessTokenLifetime: TimeInterval = 15 * 60

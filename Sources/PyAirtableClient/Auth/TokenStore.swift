@@ -1,0 +1,151 @@
+import Foundation
+import HTTPTypes
+import PyAirtableModels
+import Synchronization
+
+/// What a signed-in client keeps: an access token with its refresh token, or a personal access token.
+public struct StoredCredentials: Codable, Sendable, Hashable {
+    public var accessToken: String?
+    public var refreshToken: String?
+    /// When the access token expires.
+    public var expiresAt: Date?
+    /// A personal access token (`pat_…`), used instead of the pair above when set.
+    public var personalAccessToken: String?
+    public var userID: UserID?
+    public var email: String?
+
+    public init(
+        accessToken: String? = nil,
+        refreshToken: String? = nil,
+        expiresAt: Date? = nil,
+        personalAccessToken: String? = nil,
+        userID: UserID? = nil,
+        email: String? = nil
+    ) {
+        self.accessToken = accessToken
+        self.refreshToken = refreshToken
+        self.expiresAt = expiresAt
+        self.personalAccessToken = personalAccessToken
+        self.userID = userID
+        self.email = email
+    }
+
+    /// Credentials from a login or refresh answer.
+    public init(tokens: Tokens, user: User?, issuedAt: Date = Date()) {
+        self.init(
+            accessToken: tokens.accessToken,
+            refreshToken: tokens.refreshToken,
+            expiresAt: issuedAt.addingTimeInterval(TimeInterval(tokens.expiresIn)),
+            userID: user?.id,
+            email: user?.email
+        )
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case accessToken = "access_token"
+        case refreshToken = "refresh_token"
+        case expiresAt = "expires_at"
+        case personalAccessToken = "personal_access_token"
+        case userID = "user_id"
+        case email
+    }
+}
+
+/// Where a client keeps its credentials between calls (and, for a file store, between runs).
+public protocol TokenStore: Sendable {
+    /// The credentials for `server`, if any.
+    func load(server: String) async throws -> StoredCredentials?
+    /// Replaces the credentials for `server`.
+    func save(_ credentials: StoredCredentials, server: String) async throws
+    /// Forgets the credentials for `server`.
+    func remove(server: String) async throws
+}
+
+/// Credentials in memory, for the life of the process.
+public final class InMemoryTokenStore: TokenStore {
+    private let entries = Mutex<[String: StoredCredentials]>([:])
+
+    public init(_ initial: [String: StoredCredentials] = [:]) {
+        entries.withLock { $0 = initial }
+    }
+
+    public func load(server: String) async throws -> StoredCredentials? {
+        entries.withLock { $0[server] }
+    }
+
+    public func save(_ credentials: StoredCredentials, server: String) async throws {
+        entries.withLock { $0[server] = credentials }
+    }
+
+    public func remove(server: String) async throws {
+        _ = entries.withLock { $0.removeValue(forKey: server) }
+    }
+}
+
+/// Credentials in a JSON file readable only by its owner (mode 0600), keyed by server URL:
+/// by default `$XDG_CONFIG_HOME/pyat/credentials.json` (`~/.config/pyat/credentials.json`).
+public final class FileTokenStore: TokenStore {
+    public let path: String
+    private let lock = Mutex(())
+
+    public init(path: String = FileTokenStore.defaultPath) {
+        self.path = path
+    }
+
+    /// `$XDG_CONFIG_HOME/pyat/credentials.json`, or `~/.config/pyat/credentials.json`.
+    public static var defaultPath: String {
+        let environment = ProcessInfo.processInfo.environment
+        let base =
+            environment["XDG_CONFIG_HOME"].flatMap { $0.isEmpty ? nil : $0 }
+            ?? (NSHomeDirectory() as NSString).appendingPathComponent(".config")
+        return ((base as NSString).appendingPathComponent("pyat") as NSString).appendingPathComponent(
+            "credentials.json"
+        )
+    }
+
+    public func load(server: String) async throws -> StoredCredentials? {
+        try lock.withLock { _ in try readAll()[server] }
+    }
+
+    public func save(_ credentials: StoredCredentials, server: String) async throws {
+        try lock.withLock { _ in
+            var all = try readAll()
+            all[server] = credentials
+            try writeAll(all)
+        }
+    }
+
+    public func remove(server: String) async throws {
+        try lock.withLock { _ in
+            var all = try readAll()
+            guard all.removeValue(forKey: server) != nil else { return }
+            try writeAll(all)
+        }
+    }
+
+    private func readAll() throws -> [String: StoredCredentials] {
+        guard let data = FileManager.default.contents(atPath: path), !data.isEmpty else { return [:] }
+        return try JSONCoding.decoder.decode([String: StoredCredentials].self, from: data)
+    }
+
+    /// Writes a temporary file with mode 0600 and renames it over the old one, so a crash never
+    /// leaves a half-written file and the secret is never readable by others, even for a moment.
+    private func writeAll(_ all: [String: StoredCredentials]) throws {
+        let directory = (path as NSString).deletingLastPathComponent
+        try FileManager.default.createDirectory(
+            atPath: directory,
+            withIntermediateDirectories: true,
+            attributes: [.posixPermissions: 0o700]
+        )
+        let data = try JSONCoding.encoder.encode(all)
+        let temporary = path + ".tmp-\(UUID().uuidString)"
+        guard FileManager.default.createFile(atPath: temporary, contents: data, attributes: [.posixPermissions: 0o600])
+        else {
+            throw PyAirtableError.invalidArgument("cannot write the credentials file at \(path)")
+        }
+        guard rename(temporary, path) == 0 else {
+            try? FileManager.default.removeItem(atPath: temporary)
+            throw PyAirtableError.invalidArgument("cannot replace the credentials file at \(path)")
+        }
+    }
+}

@@ -1,0 +1,23 @@
+import Foundation
+import HTTPTypes
+
+/// Puts the bearer token on each request; after a 401, refreshes the access token (once for all
+/// concurrent requests) and sends the request once more.
+struct AuthMiddleware: ClientMiddleware {
+    let tokens: TokenManager
+
+    func intercept(
+        _ request: ClientRequest,
+        next: @Sendable (ClientRequest) async throws -> ClientResponse
+    ) async throws -> ClientResponse {
+        guard request.authenticated, let token = try await tokens.token() else { return try await next(request) }
+        var request = request
+        request.headerFields[.authorization] = "Bearer \(token)"
+        let response = try await next(request)
+        guard response.status == .unauthorized, let replacement = try await tokens.refreshed(replacing: token) else {
+            return response
+        }
+        request.headerFields[.authorization] = "Bearer \(replacement)"
+        return try await next(request)
+    }
+}

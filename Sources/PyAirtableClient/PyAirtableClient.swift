@@ -1,0 +1,240 @@
+import Foundation
+import HTTPTypes
+import Logging
+import PyAirtableModels
+
+/// The client of a pyat server: one shared object with connection pool, credentials and
+/// resilience, and a small struct per service (`client.records`, `client.workspaces`, …).
+///
+/// ```swift
+/// try await withPyAirtableClient(configuration: .fromEnvironment()) { client in
+///     let page = try await client.records.list(in: tableID, RecordQuery(filter: "{Score} > 3"))
+///     for try await record in client.records.all(in: tableID) { print(record.id) }
+/// }
+/// ```
+///
+/// Prefer ``withPyAirtableClient(configuration:_:)``; a client made with ``init(configuration:)``
+/// must be shut down with ``shutdown()``.
+public final class PyAirtableClient: Sendable {
+    /// The SDK's version.
+    public static let version = "0.1.0"
+
+    public let configuration: Configuration
+    let transport: any ClientTransport
+    let chain: MiddlewareChain
+    let tokens: TokenManager
+    private let circuitState: @Sendable (String) -> CircuitState
+
+    /// Makes a client. Call ``shutdown()`` when done.
+    public init(configuration: Configuration) {
+        self.configuration = configuration
+        let transport =
+            configuration.transport
+            ?? AsyncHTTPClientTransport(
+                connectTimeout: configuration.timeouts.connect,
+                maximumResponseSize: configuration.maximumResponseSize
+            )
+        self.transport = transport
+        let baseURL = configuration.serverURL
+        let timeout = configuration.timeouts.request
+        let userAgent = configuration.userAgent
+        // Refreshing goes straight to the transport: it must not wait behind the auth middleware
+        // whose 401 asked for it.
+        let refresh: TokenManager.Refresh = { refreshToken in
+            let request = try Self.request(
+                .post,
+                "/api/v1/auth/refresh",
+                body: RefreshRequest(refreshToken: refreshToken),
+                operation: ClientOperation(service: "auth", name: "refresh"),
+                authenticated: false,
+                userAgent: userAgent
+            )
+            let response = try await transport.send(request, baseURL: baseURL, timeout: timeout)
+            guard (200..<300).contains(response.status.code) else {
+                throw PyAirtableError.http(response, operation: request.operation)
+            }
+            return try JSONCoding.decoder.decode(RefreshResponse.self, from: response.body).tokens
+        }
+        let server = configuration.serverURL.absoluteString
+        let tokens: TokenManager
+        switch configuration.credentials {
+        case .none:
+            tokens = TokenManager(store: InMemoryTokenStore(), server: server, fixedToken: nil, refresh: refresh)
+        case .personalAccessToken(let token):
+            tokens = TokenManager(store: InMemoryTokenStore(), server: server, fixedToken: token, refresh: refresh)
+        case .store(let store):
+            tokens = TokenManager(store: store, server: server, fixedToken: nil, refresh: refresh)
+        }
+        self.tokens = tokens
+
+        let parts = Self.makeMiddlewares(configuration: configuration, clock: configuration.clock, tokens: tokens)
+        self.circuitState = parts.circuitState
+        self.chain = MiddlewareChain(middlewares: configuration.middlewares + parts.middlewares) { request in
+            try await transport.send(request, baseURL: baseURL, timeout: timeout)
+        }
+    }
+
+    /// The SDK's middlewares, outermost first: observability, dedup, circuit breaker, retry, rate
+    /// limit, auth.
+    private static func makeMiddlewares<C: Clock<Duration>>(
+        configuration: Configuration,
+        clock: C,
+        tokens: TokenManager
+    ) -> (middlewares: [any ClientMiddleware], circuitState: @Sendable (String) -> CircuitState) {
+        let logger = configuration.logger
+        let prefix = configuration.metricsPrefix
+        var middlewares: [any ClientMiddleware] = [ObservabilityMiddleware(logger: logger, metricsPrefix: prefix)]
+        if configuration.deduplicateRequests { middlewares.append(DeduplicationMiddleware()) }
+        let breaker = CircuitBreakerMiddleware(
+            policy: configuration.circuitBreaker,
+            clock: clock,
+            logger: logger,
+            metricsPrefix: prefix
+        )
+        middlewares.append(breaker)
+        middlewares.append(
+            RetryMiddleware(policy: configuration.retry, clock: clock, logger: logger, metricsPrefix: prefix)
+        )
+        if let rateLimit = configuration.rateLimit {
+            middlewares.append(RateLimitMiddleware(limit: rateLimit, clock: clock))
+        }
+        middlewares.append(AuthMiddleware(tokens: tokens))
+        return (middlewares, { breaker.state(of: $0) })
+    }
+
+    /// Closes connections. The client cannot be used afterwards.
+    public func shutdown() async throws {
+        try await transport.shutdown()
+    }
+
+    /// The state of a service's circuit breaker (`records`, `workspaces`, …).
+    public func circuitState(of service: String) -> CircuitState {
+        circuitState(service)
+    }
+
+    /// The credentials the client holds now (after login or refresh), if any.
+    public func credentials() async throws -> StoredCredentials? {
+        try await tokens.current()
+    }
+
+    /// How many access-token refreshes this client ran.
+    public var refreshCount: Int {
+        get async { await tokens.refreshCount }
+    }
+
+    // MARK: Services
+
+    public var auth: AuthService { AuthService(client: self) }
+    public var users: UsersService { UsersService(client: self) }
+    public var workspaces: WorkspacesService { WorkspacesService(client: self) }
+    public var bases: BasesService { BasesService(client: self) }
+    public var tables: TablesService { TablesService(client: self) }
+    public var fields: FieldsService { FieldsService(client: self) }
+    public var views: ViewsService { ViewsService(client: self) }
+    public var records: RecordsService { RecordsService(client: self) }
+
+    /// `GET /health`: whether the server and its database are up.
+    public func health() async throws -> HealthStatus {
+        try await send(
+            Self.request(.get, "/health", operation: .init(service: "health", name: "get"), authenticated: false),
+            as: HealthStatus.self
+        )
+    }
+
+    // MARK: Sending
+
+    /// Builds a request: JSON body, `Accept`, `User-Agent`, and for writes a fresh `Idempotency-Key`
+    /// so that retries (and offline replays) apply once.
+    static func request(
+        _ method: HTTPRequest.Method,
+        _ path: String,
+        query: [QueryItem] = [],
+        body: (some Encodable)? = EmptyRequestBody?.none,
+        operation: ClientOperation,
+        ifMatch: Int? = nil,
+        authenticated: Bool = true,
+        userAgent: String = "pyat-swift/\(version)",
+        idempotencyKey: String? = nil
+    ) throws -> ClientRequest {
+        var fields: HTTPFields = [.accept: "application/json", .userAgent: userAgent]
+        var data: Data?
+        if let body {
+            data = try JSONCoding.encoder.encode(body)
+            fields[.contentType] = "application/json"
+        }
+        if method != .get && method != .head {
+            fields[.idempotencyKey] = idempotencyKey ?? UUID().uuidString.lowercased()
+        }
+        if let ifMatch { fields[.ifMatch] = VersionTag.format(ifMatch) }
+        return ClientRequest(
+            method: method,
+            path: path,
+            query: query,
+            headerFields: fields,
+            body: data,
+            operation: operation,
+            authenticated: authenticated
+        )
+    }
+
+    /// Sends a request through the middleware chain; a non-success status becomes a ``PyAirtableError``.
+    @discardableResult
+    func execute(_ request: ClientRequest) async throws -> ClientResponse {
+        var request = request
+        request.headerFields[.userAgent] = configuration.userAgent
+        let response: ClientResponse
+        do {
+            response = try await chain.send(request)
+        } catch let error as PyAirtableError {
+            throw error
+        } catch is CancellationError {
+            throw PyAirtableError.cancelledError
+        } catch {
+            throw PyAirtableError.transport(error, operation: request.operation)
+        }
+        guard (200..<300).contains(response.status.code) || response.status.code == 304 else {
+            throw PyAirtableError.http(response, operation: request.operation)
+        }
+        return response
+    }
+
+    /// Sends a request and decodes the answer as `type`.
+    func send<T: Decodable>(_ request: ClientRequest, as type: T.Type) async throws -> T {
+        let response = try await execute(request)
+        do {
+            return try JSONCoding.decoder.decode(type, from: response.body)
+        } catch {
+            throw PyAirtableError.decoding(
+                error,
+                operation: request.operation,
+                requestID: response.headerFields[.requestID]
+            )
+        }
+    }
+}
+
+/// The absent body of a request without one.
+struct EmptyRequestBody: Encodable {}
+
+/// Runs `body` with a client and shuts the client down afterwards, whether `body` returns or throws.
+///
+/// ```swift
+/// try await withPyAirtableClient(configuration: .fromEnvironment()) { client in
+///     print(try await client.users.me().email)
+/// }
+/// ```
+public func withPyAirtableClient<Result>(
+    configuration: PyAirtableClient.Configuration,
+    _ body: (PyAirtableClient) async throws -> Result
+) async throws -> Result {
+    let client = PyAirtableClient(configuration: configuration)
+    let result: Result
+    do {
+        result = try await body(client)
+    } catch {
+        try? await client.shutdown()
+        throw error
+    }
+    try await client.shutdown()
+    return result
+}

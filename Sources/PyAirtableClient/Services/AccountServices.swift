@@ -1,0 +1,238 @@
+import Foundation
+import HTTPTypes
+import PyAirtableModels
+
+/// Sign-up, sign-in, sign-out and personal access tokens. Signing in keeps the tokens in the
+/// client's token store; access tokens are then refreshed automatically.
+public struct AuthService: Sendable {
+    let client: PyAirtableClient
+    private static func operation(_ name: String) -> ClientOperation { .init(service: "auth", name: name) }
+
+    /// Creates an account and signs in as it.
+    @discardableResult
+    public func register(email: String, password: String, name: String) async throws -> AuthResponse {
+        let response = try await client.send(
+            PyAirtableClient.request(
+                .post,
+                "/api/v1/auth/register",
+                body: RegisterRequest(email: email, password: password, name: name),
+                operation: Self.operation("register"),
+                authenticated: false
+            ),
+            as: AuthResponse.self
+        )
+        try await client.tokens.update(StoredCredentials(tokens: response.tokens, user: response.user))
+        return response
+    }
+
+    /// Signs in; the tokens are kept and refreshed by the client.
+    @discardableResult
+    public func login(email: String, password: String) async throws -> AuthResponse {
+        let response = try await client.send(
+            PyAirtableClient.request(
+                .post,
+                "/api/v1/auth/login",
+                body: LoginRequest(email: email, password: password),
+                operation: Self.operation("login"),
+                authenticated: false
+            ),
+            as: AuthResponse.self
+        )
+        try await client.tokens.update(StoredCredentials(tokens: response.tokens, user: response.user))
+        return response
+    }
+
+    /// Keeps a personal access token as this client's credentials (for example after `pyat login --token`).
+    public func use(personalAccessToken token: String) async throws {
+        try await client.tokens.update(StoredCredentials(personalAccessToken: token))
+    }
+
+    /// Signs out: revokes the refresh token on the server and forgets the credentials.
+    public func logout() async throws {
+        let credentials = try await client.tokens.current()
+        defer {}
+        if let refreshToken = credentials?.refreshToken {
+            do {
+                try await client.execute(
+                    PyAirtableClient.request(
+                        .post,
+                        "/api/v1/auth/logout",
+                        body: RefreshRequest(refreshToken: refreshToken),
+                        operation: Self.operation("logout")
+                    )
+                )
+            } catch let error as PyAirtableError where error == .unauthorized || error == .notAuthenticated {
+                // Already signed out on the server.
+            }
+        }
+        try await client.tokens.clear()
+    }
+
+    /// Creates a personal access token; its secret is in the answer's `token`, only this once.
+    public func createToken(name: String, expiresIn: Int? = nil) async throws -> AccessToken {
+        try await client.send(
+            PyAirtableClient.request(
+                .post,
+                "/api/v1/auth/tokens",
+                body: CreateAccessTokenRequest(name: name, expiresIn: expiresIn),
+                operation: Self.operation("createToken")
+            ),
+            as: AccessToken.self
+        )
+    }
+
+    /// The caller's personal access tokens (without secrets).
+    public func tokens() async throws -> [AccessToken] {
+        try await client.send(
+            PyAirtableClient.request(.get, "/api/v1/auth/tokens", operation: Self.operation("listTokens")),
+            as: Page<AccessToken>.self
+        ).data
+    }
+
+    /// Revokes a personal access token.
+    public func deleteToken(_ id: AccessTokenID) async throws {
+        try await client.execute(
+            PyAirtableClient.request(.delete, "/api/v1/auth/tokens/\(id)", operation: Self.operation("deleteToken"))
+        )
+    }
+}
+
+/// The signed-in user.
+public struct UsersService: Sendable {
+    let client: PyAirtableClient
+    private static func operation(_ name: String) -> ClientOperation { .init(service: "users", name: name) }
+
+    /// `GET /users/me`.
+    public func me() async throws -> User {
+        try await client.send(
+            PyAirtableClient.request(.get, "/api/v1/users/me", operation: Self.operation("me")),
+            as: User.self
+        )
+    }
+
+    /// Renames the signed-in user; with `ifVersion`, a stale version fails with ``PyAirtableError/preconditionFailed``.
+    public func update(name: String, ifVersion: Int? = nil) async throws -> User {
+        try await client.send(
+            PyAirtableClient.request(
+                .patch,
+                "/api/v1/users/me",
+                body: UpdateUserRequest(name: name),
+                operation: Self.operation("update"),
+                ifMatch: ifVersion
+            ),
+            as: User.self
+        )
+    }
+}
+
+/// Workspaces and their members.
+public struct WorkspacesService: Sendable {
+    let client: PyAirtableClient
+    private static func operation(_ name: String) -> ClientOperation { .init(service: "workspaces", name: name) }
+
+    /// The workspaces the user belongs to, with their role in each.
+    public func list() async throws -> [Workspace] {
+        try await client.send(
+            PyAirtableClient.request(.get, "/api/v1/workspaces", operation: Self.operation("list")),
+            as: Page<Workspace>.self
+        ).data
+    }
+
+    public func get(_ id: WorkspaceID) async throws -> Workspace {
+        try await client.send(
+            PyAirtableClient.request(.get, "/api/v1/workspaces/\(id)", operation: Self.operation("get")),
+            as: Workspace.self
+        )
+    }
+
+    /// Creates a workspace; the caller becomes its owner.
+    public func create(name: String) async throws -> Workspace {
+        try await client.send(
+            PyAirtableClient.request(
+                .post,
+                "/api/v1/workspaces",
+                body: CreateWorkspaceRequest(name: name),
+                operation: Self.operation("create")
+            ),
+            as: Workspace.self
+        )
+    }
+
+    public func update(_ id: WorkspaceID, name: String, ifVersion: Int? = nil) async throws -> Workspace {
+        try await client.send(
+            PyAirtableClient.request(
+                .patch,
+                "/api/v1/workspaces/\(id)",
+                body: UpdateWorkspaceRequest(name: name),
+                operation: Self.operation("update"),
+                ifMatch: ifVersion
+            ),
+            as: Workspace.self
+        )
+    }
+
+    /// Deletes a workspace with everything in it (owners only).
+    public func delete(_ id: WorkspaceID, ifVersion: Int? = nil) async throws {
+        try await client.execute(
+            PyAirtableClient.request(
+                .delete,
+                "/api/v1/workspaces/\(id)",
+                operation: Self.operation("delete"),
+                ifMatch: ifVersion
+            )
+        )
+    }
+
+    public func members(of id: WorkspaceID) async throws -> [Member] {
+        try await client.send(
+            PyAirtableClient.request(.get, "/api/v1/workspaces/\(id)/members", operation: Self.operation("members")),
+            as: Page<Member>.self
+        ).data
+    }
+
+    /// Adds a member by user id or by email.
+    public func addMember(
+        to id: WorkspaceID,
+        userID: UserID? = nil,
+        email: String? = nil,
+        role: Role
+    ) async throws
+        -> Member
+    {
+        guard userID != nil || email != nil else {
+            throw PyAirtableError.invalidArgument("give a user id or an email")
+        }
+        return try await client.send(
+            PyAirtableClient.request(
+                .post,
+                "/api/v1/workspaces/\(id)/members",
+                body: AddMemberRequest(userID: userID, email: email, role: role),
+                operation: Self.operation("addMember")
+            ),
+            as: Member.self
+        )
+    }
+
+    public func updateMember(in id: WorkspaceID, user: UserID, role: Role) async throws -> Member {
+        try await client.send(
+            PyAirtableClient.request(
+                .patch,
+                "/api/v1/workspaces/\(id)/members/\(user)",
+                body: UpdateMemberRequest(role: role),
+                operation: Self.operation("updateMember")
+            ),
+            as: Member.self
+        )
+    }
+
+    /// Removes a member (owners), or leaves the workspace (for the caller's own id).
+    public func removeMember(from id: WorkspaceID, user: UserID) async throws {
+        try await client.execute(
+            PyAirtableClient.request(
+                .delete,
+                "/api/v1/workspaces/\(id)/members/\(user)",
+                operation: Self.operation("removeMember")
+            )
+        )
+    }
+}
