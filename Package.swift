@@ -85,11 +85,20 @@ let package = Package(
             name: "pyat",
             dependencies: [
                 "PyAirtableClient",
+                "PyAirtableTesting",
                 "ReferenceServer",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(
+            name: "pyat-quickstart",
+            dependencies: ["PyAirtableClient"],
+            path: "Examples/QuickStart",
             swiftSettings: swiftSettings
         ),
         .testTarget(
@@ -118,7 +127,7 @@ let package = Package(
         ),
         .testTarget(
             name: "pyatTests",
-            dependencies: ["pyat"],
+            dependencies: ["pyat", "pyat-quickstart", "PyAirtableTesting", "ReferenceServer"],
             swiftSettings: swiftSettings
         ),
     ]

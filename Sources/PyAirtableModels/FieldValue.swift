@@ -26,6 +26,20 @@ public enum FieldValue: Sendable, Hashable {
         }
     }
 
+    /// The value as a person reads it: text as is, whole numbers without a decimal point, lists
+    /// joined with commas, blank as an empty string.
+    public var displayText: String {
+        switch self {
+        case .null: ""
+        case .string(let string): string
+        case .number(let number):
+            number == number.rounded() && abs(number) < 1e15 ? String(Int64(number)) : String(number)
+        case .bool(let bool): bool ? "true" : "false"
+        case .strings(let strings): strings.joined(separator: ", ")
+        case .attachments(let attachments): attachments.map { $0.filename ?? $0.id.rawValue }.joined(separator: ", ")
+        }
+    }
+
     /// The value's JSON kind, for error messages.
     public var kindDescription: String {
         switch self {

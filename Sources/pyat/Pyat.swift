@@ -7,6 +7,9 @@ struct Pyat: AsyncParsableCommand {
         commandName: "pyat",
         abstract: "Work with an Airtable-style data platform from the terminal, and run its reference server.",
         version: "0.1.0",
-        subcommands: [Serve.self]
+        subcommands: [
+            Serve.self, Login.self, Logout.self, WhoAmI.self, Health.self, Workspaces.self, Bases.self, Tables.self,
+            Fields.self, Views.self, Records.self, Bench.self,
+        ]
     )
 }

@@ -27,6 +27,9 @@ public final class AsyncHTTPClientTransport: ClientTransport {
             concurrentHTTP1ConnectionsPerHostSoftLimit: maximumConnectionsPerHost
         )
         configuration.redirectConfiguration = .disallow
+        // A refused connection is reported at once; the SDK's retry policy decides what happens next,
+        // instead of AsyncHTTPClient retrying silently until the connect timeout.
+        configuration.connectionPool.retryConnectionEstablishment = false
         self.client = HTTPClient(eventLoopGroup: HTTPClient.defaultEventLoopGroup, configuration: configuration)
         self.ownsClient = true
         self.maximumResponseSize = maximumResponseSize

@@ -16,7 +16,20 @@ struct MetricsMiddleware: RouterMiddleware {
         next: (Request, Context) async throws -> Response
     ) async throws -> Response {
         let start = ContinuousClock.now
-        let response = try await next(request, context)
+        let response: Response
+        do {
+            response = try await next(request, context)
+        } catch {
+            // Failures count too, under the status the error middleware will answer with.
+            let status = ErrorMiddleware.serverError(for: error).status
+            metrics.record(
+                method: request.method.rawValue,
+                route: context.endpointPath ?? "unmatched",
+                status: Int(status.code),
+                duration: ContinuousClock.now - start
+            )
+            throw error
+        }
         let elapsed = ContinuousClock.now - start
         metrics.record(
             method: request.method.rawValue,

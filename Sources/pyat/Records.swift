@@ -1,0 +1,273 @@
+import ArgumentParser
+import Foundation
+import PyAirtableClient
+import PyAirtableModels
+
+extension Pyat {
+    /// `pyat records …`.
+    struct Records: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "List, show, create, update and delete records.",
+            subcommands: [List.self, Get.self, Create.self, Update.self, Delete.self]
+        )
+    }
+}
+
+extension Pyat.Records {
+    struct List: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "List a table's records: one page, or every page with --all.",
+            discussion: """
+                Examples:
+                  pyat records list tbl… --filter "AND({Status} = 'Done', {Score} > 3)" --sort Score:desc
+                  pyat records list tbl… --fields Name,Score --all --format csv > projects.csv
+                """
+        )
+
+        @OptionGroup(title: "Global options") var options: GlobalOptions
+
+        @Argument(help: "The table id (tbl…).")
+        var table: String
+
+        @Option(help: "A view (id or name) whose filter, sort and fields apply.")
+        var view: String?
+
+        @Option(help: ArgumentHelp("Only these fields, comma-separated.", valueName: "a,b"))
+        var fields: String?
+
+        @Option(help: ArgumentHelp("Sort keys, such as Score:desc,Name.", valueName: "sort"))
+        var sort: String?
+
+        @Option(help: ArgumentHelp("A formula records must match, such as \"{Score} > 3\".", valueName: "formula"))
+        var filter: String?
+
+        @Option(name: .customLong("page-size"), help: "Records per page (1 to \(RecordQuery.maximumPageSize)).")
+        var pageSize: Int?
+
+        @Option(help: "Start at this page (the cursor a previous page reported).")
+        var cursor: String?
+
+        @Flag(help: "Fetch every page, not just the first.")
+        var all = false
+
+        func validate() throws {
+            _ = try TableID.argument(table)
+            _ = try query()
+            if let pageSize, !(1...RecordQuery.maximumPageSize).contains(pageSize) {
+                throw ValidationError("--page-size must be from 1 to \(RecordQuery.maximumPageSize)")
+            }
+        }
+
+        private var fieldNames: [String]? {
+            fields.map { list in
+                list.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+            }
+        }
+
+        private func query() throws -> RecordQuery {
+            var sortSpecs: [SortSpec]?
+            if let sort {
+                do {
+                    sortSpecs = try SortSpec.parseList(sort)
+                } catch {
+                    throw ValidationError("--sort: \(error.description)")
+                }
+            }
+            return RecordQuery(
+                view: view,
+                fields: fieldNames,
+                sort: sortSpecs,
+                filter: filter,
+                pageSize: pageSize,
+                cursor: cursor
+            )
+        }
+
+        func run() async throws {
+            let id = try TableID.argument(table)
+            let query = try query()
+            let output = options.output
+            let (records, nextCursor, schema) = try await options.withClient { client in
+                var records: [Record] = []
+                var nextCursor: String?
+                if all {
+                    for try await record in client.records.all(in: id, query) { records.append(record) }
+                } else {
+                    let page = try await client.records.list(in: id, query)
+                    records = page.data
+                    nextCursor = page.nextCursor
+                }
+                let schema = output.showsColumns ? try await client.tables.get(id) : nil
+                return (records, nextCursor, schema)
+            }
+            let names = RecordColumns.names(table: schema, requested: fieldNames, view: view, records: records)
+            try output.list(records, columns: Record.columns(fields: names))
+            if let nextCursor {
+                FileHandle.standardError.write(
+                    Data("note: more records follow; pass --all for every page, or --cursor \(nextCursor)\n".utf8)
+                )
+            }
+        }
+    }
+
+    struct Get: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Show a record.")
+
+        @OptionGroup(title: "Global options") var options: GlobalOptions
+
+        @Argument(help: "The record id (rec…).")
+        var record: String
+
+        func validate() throws {
+            _ = try RecordID.argument(record)
+        }
+
+        func run() async throws {
+            let id = try RecordID.argument(record)
+            let output = options.output
+            let (record, schema) = try await options.withClient { client in
+                let record = try await client.records.get(id)
+                return (record, output.showsColumns ? try await client.tables.get(record.tableID) : nil)
+            }
+            try output.item(
+                record,
+                columns: Record.columns(fields: RecordColumns.names(table: schema, records: [record]))
+            )
+        }
+    }
+
+    struct Create: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Create a record.",
+            discussion: """
+                Examples:
+                  pyat records create tbl… --field Name=Launch --field Score=7 --field Tags=backend,docs
+                  pyat records create tbl… --json '{"Name": "Launch", "Score": 7}'
+                """
+        )
+
+        @OptionGroup(title: "Global options") var options: GlobalOptions
+
+        @Argument(help: "The table id (tbl…).")
+        var table: String
+
+        @OptionGroup var values: RecordFieldArguments
+
+        func validate() throws {
+            _ = try TableID.argument(table)
+        }
+
+        func run() async throws {
+            let id = try TableID.argument(table)
+            let output = options.output
+            let (record, schema) = try await options.withClient { client in
+                let schema = values.needsSchema || output.showsColumns ? try await client.tables.get(id) : nil
+                let record = try await client.records.create(in: id, fields: try values.values(table: schema))
+                return (record, schema)
+            }
+            try output.item(
+                record,
+                columns: Record.columns(fields: RecordColumns.names(table: schema, records: [record]))
+            )
+        }
+    }
+
+    struct Update: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Change a record's fields (the others stay, unless --replace).",
+            discussion: """
+                Examples:
+                  pyat records update rec… --field Score=8 --field Notes= --if-version 3
+                  pyat records update rec… --json '{"Status": "Done"}'
+                """
+        )
+
+        @OptionGroup(title: "Global options") var options: GlobalOptions
+
+        @Argument(help: "The record id (rec…).")
+        var record: String
+
+        @OptionGroup var values: RecordFieldArguments
+
+        @Flag(help: "Replace all fields: those not given are cleared.")
+        var replace = false
+
+        @OptionGroup var precondition: VersionPrecondition
+
+        func validate() throws {
+            _ = try RecordID.argument(record)
+            guard !values.isEmpty else { throw ValidationError("give --field Name=value or --json") }
+        }
+
+        func run() async throws {
+            let id = try RecordID.argument(record)
+            let output = options.output
+            let replace = self.replace
+            let ifVersion = precondition.ifVersion
+            let (record, schema) = try await options.withClient { client in
+                var schema: Table?
+                if values.needsSchema || output.showsColumns {
+                    schema = try await client.tables.get(try await client.records.get(id).tableID)
+                }
+                let fields = try values.values(table: schema)
+                let record =
+                    replace
+                    ? try await client.records.replace(id, fields: fields, ifVersion: ifVersion)
+                    : try await client.records.update(id, fields: fields, ifVersion: ifVersion)
+                return (record, schema)
+            }
+            try output.item(
+                record,
+                columns: Record.columns(fields: RecordColumns.names(table: schema, records: [record]))
+            )
+        }
+    }
+
+    struct Delete: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Delete a record.")
+
+        @OptionGroup(title: "Global options") var options: GlobalOptions
+
+        @Argument(help: "The record id (rec…).")
+        var record: String
+
+        @OptionGroup var precondition: VersionPrecondition
+
+        func validate() throws {
+            _ = try RecordID.argument(record)
+        }
+
+        func run() async throws {
+            let id = try RecordID.argument(record)
+            let deleted = try await options.withClient {
+                try await $0.records.delete(id, ifVersion: precondition.ifVersion)
+            }
+            if options.format == .table {
+                options.output.message("Deleted record \(deleted.id).")
+            } else {
+                try options.output.item(deleted)
+            }
+        }
+    }
+}
+
+/// Which field columns record output shows, and in what order.
+enum RecordColumns {
+    /// The requested fields; else the view's visible fields; else the table's fields in order. Without
+    /// the table, the field names the records hold, sorted.
+    static func names(table: Table?, requested: [String]? = nil, view: String? = nil, records: [Record]) -> [String] {
+        if let requested, !requested.isEmpty { return requested }
+        guard let table else { return Set(records.flatMap(\.fields.keys)).sorted() }
+        if let view, let match = table.views.first(where: { $0.id.rawValue == view || $0.name == view }),
+            let fields = match.fields, !fields.isEmpty
+        {
+            return fields
+        }
+        return table.fields.map(\.name)
+    }
+}
+
+extension OutputWriter {
+    /// Whether the format shows chosen columns (and so needs a table's field order).
+    var showsColumns: Bool { format == .table || format == .csv }
+}

@@ -1,0 +1,116 @@
+import Foundation
+import HTTPTypes
+import PyAirtableClient
+import PyAirtableModels
+import PyAirtableTesting
+import ReferenceServer
+import Testing
+
+@Suite("Access-token refresh", .timeLimit(.minutes(1)))
+struct TokenRefreshTests {
+    static let refreshPath = "/api/v1/auth/refresh"
+
+    /// Runs 100 `users.me()` calls at once (dedup off, so each is its own request).
+    static func hundredCalls(_ client: PyAirtableClient) async throws -> [User] {
+        try await withThrowingTaskGroup(of: User.self) { group in
+            for _ in 0..<100 { group.addTask { try await client.users.me() } }
+            return try await group.reduce(into: []) { $0.append($1) }
+        }
+    }
+
+    @Test("100 concurrent calls with an access token the server considers expired cause exactly one refresh")
+    func singleFlightRefreshOn401() async throws {
+        let time = ServerTime()
+        try await TestServer.withRunning(configure: time.install) { server in
+            let demo = try await server.seedDemo()
+            let mock = MockTransport(forwardingTo: AsyncHTTPClientTransport())
+            try await Fixtures.withClient(
+                server,
+                token: nil,
+                transport: mock,
+                configure: {
+                    $0.credentials = .store(InMemoryTokenStore())
+                    $0.deduplicateRequests = false
+                }
+            ) { client in
+                let login = try await client.auth.login(email: demo.email, password: demo.password)
+                #expect(try await client.users.me().email == demo.email)
+
+                // The server's clock moves past the 15-minute lifetime; the client's does not, so
+                // the client finds out from the 401s.
+                time.advance(by: 20 * 60)
+                let users = try await Self.hundredCalls(client)
+
+                #expect(users.count == 100)
+                #expect(users.allSatisfy { $0.id == login.user.id })
+                #expect(await client.refreshCount == 1)
+                #expect(mock.requests(path: Self.refreshPath).count == 1)
+                let rejected = mock.exchanges.filter { $0.response?.status == .unauthorized }
+                #expect(!rejected.isEmpty, "the old token was sent and refused")
+                #expect(rejected.allSatisfy { $0.request.path == "/api/v1/users/me" })
+                let credentials = try #require(try await client.credentials())
+                #expect(credentials.accessToken != login.tokens.accessToken)
+                #expect(credentials.refreshToken != login.tokens.refreshToken, "refresh tokens rotate")
+            }
+        }
+    }
+
+    @Test("100 concurrent calls with credentials past their expiry refresh once, before sending")
+    func singleFlightRefreshBeforeExpiry() async throws {
+        try await TestServer.withRunning { server in
+            let demo = try await server.seedDemo()
+            let store = InMemoryTokenStore()
+            let serverKey = URL(string: server.url)!.absoluteString
+            _ = try await Fixtures.withClient(server, token: nil, configure: { $0.credentials = .store(store) }) {
+                try await $0.auth.login(email: demo.email, password: demo.password)
+            }
+            var saved = try #require(try await store.load(server: serverKey))
+            saved.expiresAt = Date().addingTimeInterval(-1)
+            try await store.save(saved, server: serverKey)
+
+            let mock = MockTransport(forwardingTo: AsyncHTTPClientTransport())
+            try await Fixtures.withClient(
+                server,
+                token: nil,
+                transport: mock,
+                configure: {
+                    $0.credentials = .store(store)
+                    $0.deduplicateRequests = false
+                }
+            ) { client in
+                let users = try await Self.hundredCalls(client)
+                #expect(users.count == 100)
+                #expect(await client.refreshCount == 1)
+                #expect(mock.requests(path: Self.refreshPath).count == 1)
+                #expect(mock.exchanges.allSatisfy { $0.response?.status != .unauthorized })
+                let stored = try #require(try await store.load(server: serverKey))
+                #expect(stored.accessToken != saved.accessToken, "the refreshed tokens are written back")
+                #expect(try #require(stored.expiresAt) > Date().addingTimeInterval(10 * 60))
+            }
+        }
+    }
+
+    @Test("a dead refresh token signs the client out with .notAuthenticated instead of looping")
+    func deadRefreshTokenSignsOut() async throws {
+        let time = ServerTime()
+        try await TestServer.withRunning(configure: time.install) { server in
+            let demo = try await server.seedDemo()
+            let mock = MockTransport(forwardingTo: AsyncHTTPClientTransport())
+            try await Fixtures.withClient(
+                server,
+                token: nil,
+                transport: mock,
+                configure: {
+                    $0.credentials = .store(InMemoryTokenStore())
+                }
+            ) { client in
+                try await client.auth.login(email: demo.email, password: demo.password)
+                // Past both the access and the refresh token lifetimes.
+                time.advance(by: 31 * 24 * 3600)
+                await #expect(throws: PyAirtableError.notAuthenticated) { try await client.users.me() }
+                #expect(try await client.credentials() == nil)
+                #expect(mock.requests(path: Self.refreshPath).count == 1)
+            }
+        }
+    }
+}

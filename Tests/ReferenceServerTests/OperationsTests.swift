@@ -1,0 +1,62 @@
+import Foundation
+import HTTPTypes
+import PyAirtableModels
+import Testing
+
+@testable import ReferenceServer
+
+@Suite("Operational routes: health, metrics, stats")
+struct OperationsTests {
+    @Test("/health answers without credentials and reports the database")
+    func health() async throws {
+        try await Harness.withServer { api, _ in
+            let response = try await api.send(.get, "/health")
+            #expect(response.status == .ok)
+            let health = try response.decode(HealthStatus.self)
+            #expect(health.status == "ok")
+            #expect(health.database == "ok")
+            #expect(health.version == ReferenceServerInfo.version)
+        }
+    }
+
+    @Test("/metrics is Prometheus text counting requests by route pattern and status")
+    func metrics() async throws {
+        try await Harness.withServer { api, _ in
+            let (client, _) = try await api.register()
+            _ = try await client.createWorkspace()
+            _ = try await client.send(.get, "workspaces/wsp0000000000000x")
+            let response = try await api.send(.get, "/metrics")
+            #expect(response.status == .ok)
+            #expect(response.headers[.contentType]?.hasPrefix("text/plain") == true)
+            let text = response.text
+            #expect(
+                text.contains(#"pyat_http_requests_total{method="POST",route="/api/v1/workspaces",status="201"} 1"#)
+            )
+            #expect(text.contains(#"route="/api/v1/workspaces/{id}",status="404""#))
+            #expect(text.contains("pyat_http_request_duration_seconds_bucket"))
+            // Raw ids never become label values.
+            #expect(!text.contains("wsp0000000000000x"))
+        }
+    }
+
+    @Test("/api/v1/stats counts what the server holds and the newest event")
+    func stats() async throws {
+        try await Harness.withServer { api, _ in
+            let (client, _) = try await api.register()
+            let (_, _, table) = try await client.scaffold()
+            _ = try await client.createRecord(in: table.id, ["Name": "a"])
+            _ = try await client.createRecord(in: table.id, ["Name": "b"])
+            let stats = try await client.call(.get, "stats", as: ServerStats.self)
+            #expect(stats.users == 1)
+            #expect(stats.workspaces == 1)
+            #expect(stats.bases == 1)
+            #expect(stats.tables == 1)
+            #expect(stats.records == 2)
+            // workspace, base, table and two records: one event each.
+            #expect(stats.events == 5)
+            #expect(stats.lastEventSeq == 5)
+            #expect(stats.requests >= 6)
+            #expect(try await api.send(.get, "stats").status == .unauthorized)
+        }
+    }
+}

@@ -1,0 +1,202 @@
+import Foundation
+import PyAirtableClient
+import PyAirtableTesting
+import ReferenceServer
+import Testing
+
+@Suite("pyat records")
+struct RecordsCommandsTests {
+    @Test("create, update and delete with --field values typed by the table's fields")
+    func typedFieldLifecycle() async throws {
+        try await CLIFixture.with { fixture in
+            let table = try await fixture.projectsTable()
+            let created = try await fixture.pyat([
+                "records", "create", table.id.rawValue, "--field", "Name=CLI test", "--field", "Score=7.5",
+                "--field", "Tags=docs, infra", "--field", "Shipped=true", "--field", "Status=Todo", "--format", "json",
+            ])
+            #expect(created.status == 0, "\(created.stderr)")
+            let object = try created.jsonObject()
+            let id = try #require(object["id"] as? String)
+            let fields = try #require(object["fields"] as? [String: Any])
+            #expect(fields["Score"] as? Double == 7.5)
+            #expect(fields["Tags"] as? [String] == ["docs", "infra"])
+            #expect(fields["Shipped"] as? Bool == true)
+            #expect(object["version"] as? Int == 1)
+
+            let recordID = try RecordID(validating: id)
+            let stored = try await fixture.withClient { try await $0.records.get(recordID) }
+            #expect(stored.fields["Score"] == .number(7.5))
+            #expect(stored.fields["Tags"] == .strings(["docs", "infra"]))
+
+            let updated = try await fixture.pyat([
+                "records", "update", id, "--field", "score=", "--field", "Status=Done", "--if-version", "1",
+                "--format", "json",
+            ])
+            #expect(updated.status == 0, "\(updated.stderr)")
+            let after = try await fixture.withClient { try await $0.records.get(recordID) }
+            #expect(after.fields["Score"] == nil || after.fields["Score"] == .null, "Score= clears the cell")
+            #expect(after.fields["Status"] == .string("Done"))
+            #expect(after.fields["Name"] == .string("CLI test"), "update keeps the other fields")
+            #expect(after.version == 2)
+
+            let notANumber = try await fixture.pyat(["records", "update", id, "--field", "Score=lots"])
+            #expect(notANumber.status == 2)
+            #expect(notANumber.stderr.contains("'Score' is a number"), "\(notANumber.stderr)")
+            let unknown = try await fixture.pyat(["records", "update", id, "--field", "Colour=red"])
+            #expect(unknown.status == 2)
+            #expect(unknown.stderr.contains("no field 'Colour'"))
+
+            let deleted = try await fixture.pyat(["records", "delete", id, "--format", "json"])
+            #expect(deleted.status == 0, "\(deleted.stderr)")
+            #expect(try deleted.jsonObject()["deleted"] as? Bool == true)
+            await #expect(throws: PyAirtableError.notFound) {
+                try await fixture.withClient { try await $0.records.get(recordID) }
+            }
+        }
+    }
+
+    @Test("create and update with --json; table output shows id and field columns")
+    func jsonFields() async throws {
+        try await CLIFixture.with { fixture in
+            let table = try await fixture.projectsTable()
+            let created = try await fixture.pyat([
+                "records", "create", table.id.rawValue, "--json",
+                #"{"Name": "From JSON", "Score": 2, "Shipped": false}"#,
+            ])
+            #expect(created.status == 0, "\(created.stderr)")
+            let lines = created.stdoutLines
+            let idLine = try #require(lines.first)
+            #expect(idLine.hasPrefix("id"))
+            let id = try #require(idLine.split(separator: " ").last.map(String.init))
+            #expect(lines.contains { $0.hasPrefix("Name") && $0.hasSuffix("From JSON") }, "\(created.stdout)")
+            #expect(lines.contains { $0.hasPrefix("Score") && $0.hasSuffix(" 2") }, "whole numbers print without .0")
+
+            let updated = try await fixture.pyat([
+                "records", "update", id, "--json", #"{"Score": 3, "Tags": ["docs"]}"#, "--format", "ndjson",
+            ])
+            #expect(updated.status == 0, "\(updated.stderr)")
+            #expect(updated.stdoutLines.count == 1)
+            let recordID = try RecordID(validating: id)
+            let stored = try await fixture.withClient { try await $0.records.get(recordID) }
+            #expect(stored.fields["Score"] == .number(3))
+            #expect(stored.fields["Tags"] == .strings(["docs"]))
+            #expect(stored.fields["Name"] == .string("From JSON"))
+
+            let invalid = try await fixture.pyat(["records", "update", id, "--json", "[1, 2]"])
+            #expect(invalid.status == 2)
+            #expect(invalid.stderr.contains("--json must be a JSON object"))
+        }
+    }
+
+    @Test("list with --filter, --sort and --fields returns matching records in order, only those fields")
+    func listFilterSortFields() async throws {
+        try await CLIFixture.with { fixture in
+            let table = try await fixture.projectsTable()
+            let run = try await fixture.pyat([
+                "records", "list", table.id.rawValue, "--filter", "{Score} > 5", "--sort", "Score:desc",
+                "--fields", "Name,Score", "--format", "json",
+            ])
+            #expect(run.status == 0, "\(run.stderr)")
+            let records = try run.jsonArray()
+            let scores = records.compactMap { ($0["fields"] as? [String: Any])?["Score"] as? Double }
+            #expect(scores.count == 6)
+            #expect(scores == scores.sorted(by: >))
+            #expect(scores.allSatisfy { $0 > 5 })
+            for record in records {
+                let keys = Set(((record["fields"] as? [String: Any]) ?? [:]).keys)
+                #expect(keys.isSubset(of: ["Name", "Score"]))
+            }
+
+            let csv = try await fixture.pyat([
+                "records", "list", table.id.rawValue, "--filter", "{Status} = 'Done'", "--sort", "Name",
+                "--fields", "Name,Score", "--format", "csv",
+            ])
+            let rows = CSVReader.rows(csv.stdout)
+            #expect(rows.first == ["id", "Name", "Score"])
+            #expect(rows.dropFirst().map { $0[1] } == ["Benchmarks", "Sync engine"])
+            #expect(rows.dropFirst().map { $0[2] } == ["6", "9"])
+
+            let badSort = try await fixture.pyat(["records", "list", table.id.rawValue, "--sort", "Score:sideways"])
+            #expect(badSort.status == 2)
+        }
+    }
+
+    @Test("list gives one page and points at the next; --all walks every page")
+    func listAllPages() async throws {
+        try await CLIFixture.with { fixture in
+            let table = try await fixture.projectsTable()
+            let page = try await fixture.pyat([
+                "records", "list", table.id.rawValue, "--page-size", "3", "--format", "ndjson",
+            ])
+            #expect(page.status == 0, "\(page.stderr)")
+            #expect(page.stdoutLines.count == 3)
+            #expect(page.stderr.contains("--cursor "), "\(page.stderr)")
+
+            let all = try await fixture.pyat([
+                "records", "list", table.id.rawValue, "--page-size", "3", "--all", "--format", "ndjson",
+            ])
+            #expect(all.status == 0, "\(all.stderr)")
+            let ids = try all.stdoutLines.map { line in
+                try #require(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])["id"] as? String
+            }
+            #expect(ids.count == 8)
+            #expect(Set(ids).count == 8)
+            #expect(all.stderr.isEmpty)
+        }
+    }
+
+    @Test("CSV quotes commas, quotes and line breaks so that they read back unchanged")
+    func csvQuoting() async throws {
+        try await CLIFixture.with { fixture in
+            let table = try await fixture.demoTable(named: "Tasks")
+            let title = "Comma, \"quote\""
+            let notes = "first line\nsecond line"
+            let created = try await fixture.pyat([
+                "records", "create", table.id.rawValue, "--field", "Title=\(title)", "--field", "Notes=\(notes)",
+                "--field", "Estimate=2", "--format", "csv",
+            ])
+            #expect(created.status == 0, "\(created.stderr)")
+            let rows = CSVReader.rows(created.stdout)
+            #expect(rows.count == 2)
+            let header = try #require(rows.first)
+            #expect(header == ["id"] + table.fields.map(\.name), "columns follow the table's field order")
+            let row = try #require(rows.last)
+            #expect(row[try #require(header.firstIndex(of: "Title"))] == title)
+            #expect(row[try #require(header.firstIndex(of: "Notes"))] == notes)
+            #expect(row[try #require(header.firstIndex(of: "Estimate"))] == "2")
+
+            let shown = try await fixture.pyat(["records", "get", try #require(row.first)])
+            #expect(shown.stdoutLines.contains { $0.hasPrefix("Notes") && $0.hasSuffix("first line\\nsecond line") })
+        }
+    }
+
+    @Test("a stale --if-version exits 4 with one error line and changes nothing")
+    func staleVersionConflict() async throws {
+        try await CLIFixture.with { fixture in
+            let table = try await fixture.projectsTable()
+            let record = try await fixture.withClient {
+                try await $0.records.create(in: table.id, fields: ["Name": "Versioned", "Score": 1])
+            }
+            let first = try await fixture.pyat([
+                "records", "update", record.id.rawValue, "--field", "Score=2", "--if-version", "1",
+            ])
+            #expect(first.status == 0, "\(first.stderr)")
+
+            let stale = try await fixture.pyat([
+                "records", "update", record.id.rawValue, "--field", "Score=3", "--if-version", "1",
+            ])
+            #expect(stale.status == 4)
+            #expect(stale.stdout.isEmpty)
+            #expect(stale.stderr.hasPrefix("error: Someone else changed this in the meantime."), "\(stale.stderr)")
+            #expect(stale.stderr.contains("(request "))
+            #expect(stale.stderr.split(separator: "\n").count == 1)
+
+            let staleDelete = try await fixture.pyat(["records", "delete", record.id.rawValue, "--if-version", "1"])
+            #expect(staleDelete.status == 4)
+
+            let current = try await fixture.withClient { try await $0.records.get(record.id) }
+            #expect(current.fields["Score"] == .number(2))
+            #expect(current.version == 2)
+        }
+    }
+}
