@@ -55,7 +55,8 @@ extension Pyat.Bench {
             if let server, let token {
                 try await measure(server: server, token: token)
             } else {
-                try await TestServer.withRunning(configure: { $0.durableCommits = false }) { server in
+                let fast: @Sendable (inout ServerConfiguration) -> Void = { $0.durableCommits = false }
+                try await TestServer.withRunning(configure: fast) { server in
                     let demo = try await server.seedDemo()
                     try await measure(server: server.url, token: demo.token)
                 }
