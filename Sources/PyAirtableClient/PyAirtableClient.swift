@@ -70,7 +70,17 @@ public final class PyAirtableClient: Sendable {
         let parts = Self.makeMiddlewares(configuration: configuration, clock: configuration.clock, tokens: tokens)
         self.circuitState = parts.circuitState
         self.chain = MiddlewareChain(middlewares: configuration.middlewares + parts.middlewares) { request in
-            try await transport.send(request, baseURL: baseURL, timeout: timeout)
+            // Whatever a transport throws reaches the middlewares as a PyAirtableError, so retry and
+            // the circuit breaker judge custom transports' failures like the default one's.
+            do {
+                return try await transport.send(request, baseURL: baseURL, timeout: timeout)
+            } catch let error as PyAirtableError {
+                throw error
+            } catch is CancellationError {
+                throw PyAirtableError.cancelledError
+            } catch {
+                throw PyAirtableError.transport(error, operation: request.operation)
+            }
         }
     }
 

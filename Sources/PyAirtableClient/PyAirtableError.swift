@@ -127,7 +127,9 @@ public struct PyAirtableError: Error, Sendable, Equatable, CustomStringConvertib
         return error
     }
 
-    static func transport(_ underlying: any Error, operation: ClientOperation?) -> PyAirtableError {
+    /// A failure to reach the server, for transports of your own: a timeout when `underlying`
+    /// says so, else ``transportFailure``.
+    public static func transport(_ underlying: any Error, operation: ClientOperation?) -> PyAirtableError {
         let text = String(describing: underlying)
         let isTimeout =
             text.contains("deadlineExceeded") || text.contains("readTimeout") || text.contains("connectTimeout")

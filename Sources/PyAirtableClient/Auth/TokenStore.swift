@@ -108,19 +108,42 @@ public final class FileTokenStore: TokenStore {
     }
 
     public func save(_ credentials: StoredCredentials, server: String) async throws {
+        try update { $0[server] = credentials }
+    }
+
+    public func remove(server: String) async throws {
+        try update { $0.removeValue(forKey: server) }
+    }
+
+    /// Read, change, write — under a lock within this process and an `flock` on `<path>.lock`
+    /// across processes, so two programs saving at once do not lose each other's entries.
+    private func update(_ change: (inout [String: StoredCredentials]) -> Void) throws {
         try lock.withLock { _ in
+            try prepareDirectory()
+            let descriptor = open(path + ".lock", O_CREAT | O_RDWR, 0o600)
+            guard descriptor >= 0 else {
+                throw PyAirtableError.invalidArgument("cannot open the lock file \(path).lock")
+            }
+            defer { close(descriptor) }
+            guard flock(descriptor, LOCK_EX) == 0 else {
+                throw PyAirtableError.invalidArgument("cannot lock \(path).lock")
+            }
+            defer { flock(descriptor, LOCK_UN) }
             var all = try readAll()
-            all[server] = credentials
+            change(&all)
             try writeAll(all)
         }
     }
 
-    public func remove(server: String) async throws {
-        try lock.withLock { _ in
-            var all = try readAll()
-            guard all.removeValue(forKey: server) != nil else { return }
-            try writeAll(all)
-        }
+    /// Creates the folder owner-only when it is missing. An existing folder keeps its mode: the
+    /// path may be anywhere, and the file itself is always 0600.
+    private func prepareDirectory() throws {
+        let directory = (path as NSString).deletingLastPathComponent
+        try FileManager.default.createDirectory(
+            atPath: directory,
+            withIntermediateDirectories: true,
+            attributes: [.posixPermissions: 0o700]
+        )
     }
 
     private func readAll() throws -> [String: StoredCredentials] {
@@ -131,12 +154,6 @@ public final class FileTokenStore: TokenStore {
     /// Writes a temporary file with mode 0600 and renames it over the old one, so a crash never
     /// leaves a half-written file and the secret is never readable by others, even for a moment.
     private func writeAll(_ all: [String: StoredCredentials]) throws {
-        let directory = (path as NSString).deletingLastPathComponent
-        try FileManager.default.createDirectory(
-            atPath: directory,
-            withIntermediateDirectories: true,
-            attributes: [.posixPermissions: 0o700]
-        )
         let data = try JSONCoding.encoder.encode(all)
         let temporary = path + ".tmp-\(UUID().uuidString)"
         guard FileManager.default.createFile(atPath: temporary, contents: data, attributes: [.posixPermissions: 0o600])

@@ -5,9 +5,9 @@ import Synchronization
 /// Identical GETs in flight at the same time share one request: the first (the leader) goes to the
 /// server and the others wait for its answer.
 final class DeduplicationMiddleware: ClientMiddleware {
+    /// Requests of one client share its credentials, so the target and conditional header suffice.
     private struct Key: Hashable {
         var target: String
-        var authorization: String?
         var ifNoneMatch: String?
     }
 
@@ -29,11 +29,7 @@ final class DeduplicationMiddleware: ClientMiddleware {
         next: @Sendable (ClientRequest) async throws -> ClientResponse
     ) async throws -> ClientResponse {
         guard request.method == .get else { return try await next(request) }
-        let key = Key(
-            target: request.target,
-            authorization: request.headerFields[.authorization],
-            ifNoneMatch: request.headerFields[.ifNoneMatch]
-        )
+        let key = Key(target: request.target, ifNoneMatch: request.headerFields[.ifNoneMatch])
         let isLeader = state.withLock { state -> Bool in
             if state.flights[key] != nil { return false }
             state.flights[key] = Flight()

@@ -50,7 +50,6 @@ public struct AuthService: Sendable {
     /// Signs out: revokes the refresh token on the server and forgets the credentials.
     public func logout() async throws {
         let credentials = try await client.tokens.current()
-        defer {}
         if let refreshToken = credentials?.refreshToken {
             do {
                 try await client.execute(

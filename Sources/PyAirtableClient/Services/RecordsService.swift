@@ -149,7 +149,7 @@ public struct RecordSequence: AsyncSequence, Sendable {
         public mutating func next() async throws -> Record? {
             while index >= buffer.count {
                 if finished { return nil }
-                try Task.checkCancellation()
+                if Task.isCancelled { throw PyAirtableError.cancelledError }
                 let page = try await service.list(in: table, query)
                 pagesFetched += 1
                 buffer = page.data
