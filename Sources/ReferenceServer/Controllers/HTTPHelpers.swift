@@ -61,7 +61,6 @@ extension Response {
         var headers: HTTPFields = [:]
         let status = HTTPResponse.Status(code: stored.status)
         if let eTag = stored.eTag { headers[.eTag] = eTag }
-        if let location = stored.location { headers[.location] = location }
         if stored.replayed { headers[.idempotentReplayed] = "true" }
         if stored.status == 204 {
             return Response(status: status, headers: headers)

@@ -38,17 +38,17 @@ public final class SQLiteStore: Sendable {
             let value = try body(db)
             let data = try (value as? any PreEncodedJSON).map { Data($0.json) } ?? JSONCoding.encoder.encode(value)
             let eTag = (value as? any VersionedResource).map { VersionTag.format($0.version) }
-            let response = StoredResponse(status: status, body: data, eTag: eTag, location: nil, replayed: false)
+            let response = StoredResponse(status: status, body: data, eTag: eTag, replayed: false)
             if let claim {
                 try db.execute(
                     sql: """
                         INSERT OR REPLACE INTO idempotency_keys
-                            (principal, key, request_hash, status, body, etag, location, created_at)
-                        VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+                            (principal, key, request_hash, status, body, etag, created_at)
+                        VALUES (?, ?, ?, ?, ?, ?, ?)
                         """,
                     arguments: [
                         claim.principal, claim.key, claim.requestHash, status, data, response.eTag,
-                        response.location, now.millisecondsSince1970,
+                        now.millisecondsSince1970,
                     ]
                 )
             }
@@ -66,7 +66,7 @@ public final class SQLiteStore: Sendable {
             let row = try Row.fetchOne(
                 db,
                 sql: """
-                    SELECT request_hash, status, body, etag, location, created_at FROM idempotency_keys
+                    SELECT request_hash, status, body, etag, created_at FROM idempotency_keys
                     WHERE principal = ? AND key = ?
                     """,
                 arguments: [claim.principal, claim.key]
@@ -86,7 +86,6 @@ public final class SQLiteStore: Sendable {
             status: row["status"],
             body: row["body"],
             eTag: row["etag"],
-            location: row["location"],
             replayed: true
         )
     }

@@ -174,7 +174,6 @@ public struct ServerDatabase: Sendable {
                         status INTEGER NOT NULL,
                         body BLOB NOT NULL,
                         etag TEXT,
-                        location TEXT,
                         created_at INTEGER NOT NULL,
                         PRIMARY KEY (principal, key)
                     ) WITHOUT ROWID;

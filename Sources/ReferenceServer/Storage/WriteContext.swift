@@ -36,7 +36,6 @@ public struct StoredResponse: Sendable, Hashable {
     public var status: Int
     public var body: Data
     public var eTag: String?
-    public var location: String?
     /// Whether this answer is a replay of an earlier request with the same key.
     public var replayed: Bool
 }
