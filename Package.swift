@@ -15,6 +15,7 @@ let package = Package(
         .library(name: "PyAirtableClient", targets: ["PyAirtableClient"]),
         .library(name: "PyAirtableTesting", targets: ["PyAirtableTesting"]),
         .library(name: "ReferenceServer", targets: ["ReferenceServer"]),
+        .library(name: "ClientCache", targets: ["ClientCache"]),
         .executable(name: "pyat", targets: ["pyat"]),
     ],
     dependencies: [
@@ -49,6 +50,14 @@ let package = Package(
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .target(
+            name: "ClientCache",
+            dependencies: [
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: swiftSettings
         ),
@@ -118,6 +127,11 @@ let package = Package(
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
             ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "ClientCacheTests",
+            dependencies: ["ClientCache"],
             swiftSettings: swiftSettings
         ),
         .testTarget(

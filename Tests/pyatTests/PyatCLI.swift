@@ -96,35 +96,21 @@ enum PyatProcess {
         let stderrURL = directory.appendingPathComponent("stderr")
         _ = FileManager.default.createFile(atPath: stdoutURL.path, contents: nil)
         _ = FileManager.default.createFile(atPath: stderrURL.path, contents: nil)
-        let stdoutHandle = try FileHandle(forWritingTo: stdoutURL)
-        let stderrHandle = try FileHandle(forWritingTo: stderrURL)
-
-        let process = Process()
-        process.executableURL = PyatBinary.url
-        process.arguments = arguments
-        process.environment = environment
-        process.standardOutput = stdoutHandle
-        process.standardError = stderrHandle
-        let input = Pipe()
-        process.standardInput = stdin == nil ? FileHandle.nullDevice : input
-
-        let status = try await withCheckedThrowingContinuation {
-            (continuation: CheckedContinuation<Int32, any Error>) in
-            process.terminationHandler = { continuation.resume(returning: $0.terminationStatus) }
-            do {
-                try process.run()
-            } catch {
-                process.terminationHandler = nil
-                continuation.resume(throwing: error)
-                return
-            }
-            if let stdin {
-                input.fileHandleForWriting.write(Data(stdin.utf8))
-                try? input.fileHandleForWriting.close()
-            }
+        var stdinPath: String?
+        if let stdin {
+            let url = directory.appendingPathComponent("stdin")
+            try Data(stdin.utf8).write(to: url)
+            stdinPath = url.path
         }
-        try stdoutHandle.close()
-        try stderrHandle.close()
+        let process = try ChildProcess(
+            executable: PyatBinary.url.path,
+            arguments: arguments,
+            environment: environment,
+            stdinPath: stdinPath,
+            stdoutPath: stdoutURL.path,
+            stderrPath: stderrURL.path
+        )
+        let status = await process.wait()
         return PyatRun(
             status: status,
             stdout: String(decoding: try Data(contentsOf: stdoutURL), as: UTF8.self),

@@ -40,19 +40,18 @@ struct QuickStartTests {
     func runs() async throws {
         try await TestServer.withRunning { server in
             let demo = try await server.seedDemo()
-            let process = Process()
-            process.executableURL = PyatBinary.url.deletingLastPathComponent().appendingPathComponent("pyat-quickstart")
             var environment = ProcessInfo.processInfo.environment
             environment["PYAT_SERVER"] = server.url
             environment["PYAT_TOKEN"] = demo.token
-            process.environment = environment
-            let output = Pipe()
-            process.standardOutput = output
-            try process.run()
-            let data = output.fileHandleForReading.readDataToEndOfFile()
-            process.waitUntilExit()
+            let process = try ChildProcess(
+                executable: PyatBinary.url.deletingLastPathComponent().appendingPathComponent("pyat-quickstart").path,
+                arguments: [],
+                environment: environment
+            )
+            let data = try #require(process.standardOutput).readDataToEndOfFile()
+            let status = await process.wait()
             let text = String(decoding: data, as: UTF8.self)
-            #expect(process.terminationStatus == 0, "\(text)")
+            #expect(status == 0, "\(text)")
             #expect(text.contains("signed in as demo@pyat.dev"))
             #expect(text.contains("101 records in Tasks"))
             #expect(text.contains("conflict: the record is at version 2"))

@@ -24,18 +24,19 @@ struct ServeCommandTests {
     func demo() async throws {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("pyat-serve-\(UUID().uuidString)")
         defer { try? FileManager.default.removeItem(at: directory) }
-        let process = Process()
-        process.executableURL = PyatBinary.url
-        process.arguments = ["serve", "--demo", "--port", "0", "--data-dir", directory.path, "--log-level", "error"]
-        let output = Pipe()
-        process.standardOutput = output
-        try process.run()
-        defer { if process.isRunning { process.terminate() } }
+        let process = try ChildProcess(
+            executable: PyatBinary.url.path,
+            arguments: ["serve", "--demo", "--port", "0", "--data-dir", directory.path, "--log-level", "error"],
+            environment: ProcessInfo.processInfo.environment
+        )
+        var finished = false
+        defer { if !finished { process.terminate() } }
+        let output = try #require(process.standardOutput)
 
         var text = ""
         let deadline = Date().addingTimeInterval(60)
         while !text.contains("PYAT_TOKEN="), Date() < deadline {
-            let chunk = output.fileHandleForReading.availableData
+            let chunk = output.availableData
             if chunk.isEmpty { break }
             text += String(decoding: chunk, as: UTF8.self)
         }
@@ -52,9 +53,10 @@ struct ServeCommandTests {
         #expect(String(decoding: body, as: UTF8.self).contains("Demo workspace"))
 
         process.terminate()
-        process.waitUntilExit()
-        #expect(process.terminationReason == .exit)
-        #expect(process.terminationStatus == 0)
+        let status = await process.wait()
+        finished = true
+        #expect(ChildProcess.exitedNormally(status), "a graceful shutdown, not death by SIGTERM")
+        #expect(status == 0)
         let secret = directory.appendingPathComponent("jwt-secret").path
         let permissions = try FileManager.default.attributesOfItem(atPath: secret)[.posixPermissions] as? Int
         #expect(permissions == 0o600)

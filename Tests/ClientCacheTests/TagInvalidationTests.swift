@@ -1,0 +1,117 @@
+import Foundation
+import Testing
+
+@testable import ClientCache
+
+@Suite("Tag invalidation (RTK Query rules)")
+struct TagInvalidationTests {
+    @Test(
+        "Which provided tags an invalidated tag matches",
+        arguments: [
+            ("record:rec1", "record:rec1", true),
+            ("record:rec1", "record:rec2", false),
+            ("record:rec10", "record:rec1", false),
+            ("record:rec1", "record", true),
+            ("record", "record", true),
+            ("record", "record:rec1", false),
+            ("records:rec1", "record", false),
+            ("table:tbl1", "record", false),
+        ]
+    )
+    func matching(provided: String, invalidated: String, expected: Bool) {
+        #expect(CacheTag.matches(provided: provided, invalidated: invalidated) == expected)
+    }
+
+    /// A list of table tbl1 showing rec1 and rec2, a list of tbl2 showing rec3, record rec1, and an
+    /// entry providing the bare `record` type.
+    private func seeded() async throws -> (ClientCache, TemporaryDirectory) {
+        let directory = try TemporaryDirectory()
+        let cache = try ClientCache.make(path: directory.cacheFile, clock: ManualWallClock())
+        try await cache.set("list1", value: Data("l1".utf8), tags: ["table:tbl1", "record:rec1", "record:rec2"])
+        try await cache.set("list2", value: Data("l2".utf8), tags: ["table:tbl2", "record:rec3"])
+        try await cache.set("rec1", value: Data("r1".utf8), tags: ["record:rec1"])
+        try await cache.set("rec10", value: Data("r10".utf8), tags: ["record:rec10"])
+        try await cache.set("anyRecord", value: Data("any".utf8), tags: ["record"])
+        try await cache.set("user", value: Data("me".utf8), tags: ["user:usr1"])
+        return (cache, directory)
+    }
+
+    private func remaining(_ cache: ClientCache) -> Set<String> {
+        Set(["list1", "list2", "rec1", "rec10", "anyRecord", "user"].filter { cache.get($0) != nil })
+    }
+
+    @Test("A specific record tag invalidates the lists containing the record and nothing else")
+    func specificRecordTag() async throws {
+        let (cache, directory) = try await seeded()
+        #expect(try await cache.invalidate(tags: ["record:rec2"]) == 1)
+        #expect(remaining(cache) == ["list2", "rec1", "rec10", "anyRecord", "user"])
+        _ = directory
+    }
+
+    @Test("A specific tag hits every provider of exactly that tag, not lookalikes or the general type")
+    func specificTagExactMatch() async throws {
+        let (cache, directory) = try await seeded()
+        #expect(try await cache.invalidate(tags: ["record:rec1"]) == 2)
+        #expect(remaining(cache) == ["list2", "rec10", "anyRecord", "user"])
+        _ = directory
+    }
+
+    @Test("A table tag invalidates every entry of the table")
+    func tableTag() async throws {
+        let (cache, directory) = try await seeded()
+        #expect(try await cache.invalidate(tags: ["table:tbl2"]) == 1)
+        #expect(remaining(cache) == ["list1", "rec1", "rec10", "anyRecord", "user"])
+        _ = directory
+    }
+
+    @Test("A general type invalidates every entry providing the type, with or without an id")
+    func generalTag() async throws {
+        let (cache, directory) = try await seeded()
+        #expect(try await cache.invalidate(tags: ["record"]) == 5)
+        #expect(remaining(cache) == ["user"])
+        _ = directory
+    }
+
+    @Test("Several tags invalidate the union; unknown tags nothing")
+    func unionAndUnknown() async throws {
+        let (cache, directory) = try await seeded()
+        #expect(try await cache.invalidate(tags: ["record:rec3", "user:usr1"]) == 2)
+        #expect(try await cache.invalidate(tags: ["record:rec99", "table:tbl9"]) == 0)
+        #expect(try await cache.invalidate(tags: []) == 0)
+        #expect(remaining(cache) == ["list1", "rec1", "rec10", "anyRecord"])
+        _ = directory
+    }
+
+    @Test("Replacing an entry replaces the tags it provides")
+    func retagging() async throws {
+        let (cache, directory) = try await seeded()
+        try await cache.set("list1", value: Data("l1b".utf8), tags: ["table:tbl1", "record:rec4"])
+        #expect(try await cache.invalidate(tags: ["record:rec2"]) == 0)
+        #expect(try await cache.invalidate(tags: ["record:rec4"]) == 1)
+        #expect(cache.get("list1") == nil)
+        _ = directory
+    }
+
+    @Test("Invalidating one tag over 10k entries")
+    func manyEntries() async throws {
+        let directory = try TemporaryDirectory()
+        let cache = try ClientCache.make(path: directory.cacheFile, clock: ManualWallClock())
+        let value = Data(repeating: 7, count: 64)
+        for index in 0..<10_000 {
+            try await cache.set(
+                "records/rec\(index)",
+                value: value,
+                tags: ["table:tbl\(index % 10)", "record:rec\(index)", "view:viw\(index % 3)"]
+            )
+        }
+        let start = ContinuousClock.now
+        let removed = try await cache.invalidate(tags: ["table:tbl3"])
+        let elapsed = ContinuousClock.now - start
+        #expect(removed == 1000)
+        #expect(cache.get("records/rec3") == nil)
+        #expect(cache.get("records/rec4") != nil)
+        #expect(cache.statistics().diskEntries == 9000)
+        // Generous for debug builds; the release target is 20 ms.
+        #expect(elapsed < .seconds(2))
+    }
+}
