@@ -17,8 +17,9 @@ public struct RecordListPlan: Sendable {
 extension SQLiteStore {
     static func jsonPath(_ field: FieldID) -> String { "$.\"\(field.rawValue)\"" }
 
-    /// Decodes a stored row into a record with fields keyed by name.
-    static func record(from row: Row, schema: TableSchema, visible: Set<String>? = nil) throws -> Record {
+    /// Decodes a stored row into a record with fields keyed by name (for formula evaluation and 412
+    /// answers; served records are written by ``RecordJSON`` without decoding).
+    static func record(from row: Row, schema: TableSchema) throws -> Record {
         let stored = try JSONCoding.decoder.decode(
             [String: FieldValue].self,
             from: Data((row["fields"] as String).utf8)
@@ -27,7 +28,6 @@ extension SQLiteStore {
         fields.reserveCapacity(stored.count)
         for (fieldID, value) in stored {
             guard let field = schema.fieldsByID[fieldID] else { continue }
-            if let visible, !visible.contains(field.name) { continue }
             fields[field.name] = value
         }
         return Record(
