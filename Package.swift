@@ -43,7 +43,9 @@ let package = Package(
         .target(
             name: "PyAirtableClient",
             dependencies: [
+                "ClientCache",
                 "PyAirtableModels",
+                .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "Logging", package: "swift-log"),
@@ -93,6 +95,7 @@ let package = Package(
         .executableTarget(
             name: "pyat",
             dependencies: [
+                "ClientCache",
                 "PyAirtableClient",
                 "PyAirtableTesting",
                 "ReferenceServer",

@@ -56,6 +56,9 @@ extension PyAirtableClient {
         public var middlewares: [any ClientMiddleware]
         /// The `User-Agent` sent.
         public var userAgent: String
+        /// The cache of answers; off by default (``CacheSettings/disabled``), on with
+        /// ``CacheSettings/persistent(path:)``.
+        public var cache: CacheSettings
 
         public init(
             serverURL: URL,
@@ -71,7 +74,8 @@ extension PyAirtableClient {
             clock: any Clock<Duration> = ContinuousClock(),
             transport: (any ClientTransport)? = nil,
             middlewares: [any ClientMiddleware] = [],
-            userAgent: String = "pyat-swift/\(PyAirtableClient.version)"
+            userAgent: String = "pyat-swift/\(PyAirtableClient.version)",
+            cache: CacheSettings = .disabled
         ) {
             self.serverURL = serverURL
             self.credentials = credentials
@@ -87,6 +91,7 @@ extension PyAirtableClient {
             self.transport = transport
             self.middlewares = middlewares
             self.userAgent = userAgent
+            self.cache = cache
         }
 
         /// A configuration from `PYAT_SERVER` and `PYAT_TOKEN` (a personal access token or an

@@ -1,2 +1,4 @@
-// The wire models are part of the SDK's API: `import PyAirtableClient` is all a program needs.
+// The wire models and the cache's vocabulary (fetch policies, tags, lifetimes) are part of the
+// SDK's API: `import PyAirtableClient` is all a program needs.
+@_exported import ClientCache
 @_exported import PyAirtableModels

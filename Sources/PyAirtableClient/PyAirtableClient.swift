@@ -23,6 +23,9 @@ public final class PyAirtableClient: Sendable {
     let transport: any ClientTransport
     let chain: MiddlewareChain
     let tokens: TokenManager
+    let responseCache: ResponseCache?
+    /// The cache identity when the credentials cannot change (a fixed token, or none).
+    private let fixedCacheIdentity: String?
     private let circuitState: @Sendable (String) -> CircuitState
 
     /// Makes a client. Call ``shutdown()`` when done.
@@ -66,6 +69,19 @@ public final class PyAirtableClient: Sendable {
             tokens = TokenManager(store: store, server: server, fixedToken: nil, refresh: refresh)
         }
         self.tokens = tokens
+        switch configuration.credentials {
+        case .none: self.fixedCacheIdentity = nil
+        case .personalAccessToken(let token): self.fixedCacheIdentity = TokenManager.identity(ofToken: token)
+        case .store: self.fixedCacheIdentity = nil
+        }
+        self.responseCache =
+            configuration.cache.isEnabled
+            ? ResponseCache(
+                settings: configuration.cache,
+                serverURL: configuration.serverURL,
+                logger: configuration.logger
+            )
+            : nil
 
         let parts = Self.makeMiddlewares(configuration: configuration, clock: configuration.clock, tokens: tokens)
         self.circuitState = parts.circuitState
@@ -115,6 +131,12 @@ public final class PyAirtableClient: Sendable {
     /// Closes connections. The client cannot be used afterwards.
     public func shutdown() async throws {
         try await transport.shutdown()
+    }
+
+    /// Who the cache's entries belong to now (see ``TokenManager/cacheIdentity()``).
+    func cacheIdentity() async -> String {
+        if let fixedCacheIdentity { return fixedCacheIdentity }
+        return await tokens.cacheIdentity()
     }
 
     /// The state of a service's circuit breaker (`records`, `workspaces`, …).

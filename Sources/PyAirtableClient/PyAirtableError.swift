@@ -19,7 +19,7 @@ public struct PyAirtableError: Error, Sendable, Equatable, CustomStringConvertib
         case validation, unauthorized, forbidden, notFound, conflict, preconditionFailed, payloadTooLarge
         case rateLimited, resyncRequired, server, unexpectedStatus
         case transport, timeout, circuitOpen, cancelled, decoding, responseTooLarge, notAuthenticated
-        case invalidArgument
+        case invalidArgument, notCached
     }
 
     private let code: Code
@@ -91,6 +91,8 @@ public struct PyAirtableError: Error, Sendable, Equatable, CustomStringConvertib
     public static let notAuthenticated = PyAirtableError(code: .notAuthenticated)
     /// An argument was invalid before anything was sent.
     public static let invalidArgument = PyAirtableError(code: .invalidArgument)
+    /// A ``FetchPolicy/cacheOnly`` read found nothing usable in the cache.
+    public static let notCached = PyAirtableError(code: .notCached)
 
     // MARK: Making errors
 
@@ -177,6 +179,12 @@ public struct PyAirtableError: Error, Sendable, Equatable, CustomStringConvertib
         PyAirtableError(code: .invalidArgument, message: message)
     }
 
+    static func notCached(_ key: String, operation: ClientOperation) -> PyAirtableError {
+        var error = PyAirtableError(code: .notCached, message: "nothing usable is cached for \(key)")
+        error.operation = operation
+        return error
+    }
+
     /// `Retry-After` as seconds, or as an HTTP date.
     static func parseRetryAfter(_ value: String) -> Duration? {
         if let seconds = Double(value.trimmingCharacters(in: .whitespaces)), seconds >= 0 {
@@ -224,6 +232,7 @@ public struct PyAirtableError: Error, Sendable, Equatable, CustomStringConvertib
         case .responseTooLarge: "response_too_large"
         case .notAuthenticated: "not_authenticated"
         case .invalidArgument: "invalid_argument"
+        case .notCached: "not_cached"
         default: "http_\(status ?? 0)"
         }
     }
@@ -249,6 +258,7 @@ public struct PyAirtableError: Error, Sendable, Equatable, CustomStringConvertib
         case .responseTooLarge: "The answer was too large."
         case .notAuthenticated: "You are not signed in: \(message)."
         case .invalidArgument: "Invalid input: \(message)."
+        case .notCached: "That is not in the local cache, and the cache was the only place to look."
         }
     }
 

@@ -29,7 +29,8 @@ enum OpenAPIDocument {
             - Lists answer `{"data": [...], "next_cursor": "..." | null}`.
             - Every mutable resource has a `version` (+1 per change), sent as `ETag: "<version>"`. GETs of one
               resource honour `If-None-Match` (304). Writes honour `If-Match`: a stale version gets 412 with
-              `{"error": {...}, "current": <the resource as it is now>}`.
+              `{"error": {...}, "current": <the resource as it is now>}`. Lists carry a weak ETag digesting
+              the page (`W/"<hex>"`); a GET whose `If-None-Match` names it gets a bodiless 304.
             - Every POST, PATCH, PUT and DELETE accepts `Idempotency-Key`; a repeat within 24 hours returns the
               stored answer with `Idempotent-Replayed: true`, and reusing a key for a different request is a 422.
             - Every response carries `X-Request-ID`. Errors answer

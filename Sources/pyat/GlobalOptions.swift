@@ -30,8 +30,27 @@ struct ServerOptions: ParsableArguments {
     @Flag(name: .shortAndLong, help: "Log each request (method, path, status, time; never secrets) to standard error.")
     var verbose = false
 
+    @Flag(help: "Answer reads from the local cache only, without contacting the server.")
+    var offline = false
+
+    @Flag(name: .customLong("no-cache"), help: "Neither read nor keep the local cache ($XDG_CACHE_HOME/pyat).")
+    var noCache = false
+
     func validate() throws {
         _ = try resolvedServerURL()
+        if offline && noCache { throw ValidationError("--offline reads the cache, so it cannot go with --no-cache") }
+    }
+
+    /// The cache of the CLI: the shared file in `$XDG_CACHE_HOME/pyat`. Reads ask the server first (so a
+    /// person sees current data, revalidated with ETags) and fall back to the cache when the server
+    /// cannot be reached; `--offline` reads the cache only.
+    var cacheSettings: PyAirtableClient.CacheSettings {
+        guard !noCache else { return .disabled }
+        var settings = PyAirtableClient.CacheSettings.persistent()
+        for kind in PyAirtableClient.CachedResource.allCases {
+            settings.rules[kind]?.policy = offline ? .cacheOnly : .networkFirst
+        }
+        return settings
     }
 
     /// The server from `--server`, `PYAT_SERVER` or the default, without a trailing slash so that
@@ -73,7 +92,8 @@ struct ServerOptions: ParsableArguments {
             serverURL: serverURL,
             credentials: credentials,
             logger: logger,
-            userAgent: "pyat-cli/\(PyAirtableClient.version)"
+            userAgent: "pyat-cli/\(PyAirtableClient.version)",
+            cache: cacheSettings
         )
         do {
             return try await withPyAirtableClient(configuration: configuration, body)

@@ -90,15 +90,19 @@ extension Pyat.Records {
             let (records, nextCursor, schema) = try await options.withClient { client in
                 var records: [Record] = []
                 var nextCursor: String?
-                if all {
-                    for try await record in client.records.all(in: id, query) { records.append(record) }
-                } else {
-                    let page = try await client.records.list(in: id, query)
-                    records = page.data
-                    nextCursor = page.nextCursor
-                }
-                let schema = output.showsColumns ? try await client.tables.get(id) : nil
-                return (records, nextCursor, schema)
+                var query = query
+                var notice = CachedAnswerNotice()
+                repeat {
+                    let page = try await client.records.fetchList(in: id, query)
+                    notice.note(page)
+                    records += page.value.data
+                    nextCursor = page.value.nextCursor
+                    query.cursor = nextCursor
+                } while all && nextCursor != nil
+                let schema = output.showsColumns ? try await client.tables.fetch(id) : nil
+                if let schema { notice.note(schema) }
+                notice.print(what: "records")
+                return (records, nextCursor, schema?.value)
             }
             let names = RecordColumns.names(table: schema, requested: fieldNames, view: view, records: records)
             try output.list(records, columns: Record.columns(fields: names))
@@ -126,8 +130,13 @@ extension Pyat.Records {
             let id = try RecordID.argument(record)
             let output = options.output
             let (record, schema) = try await options.withClient { client in
-                let record = try await client.records.get(id)
-                return (record, output.showsColumns ? try await client.tables.get(record.tableID) : nil)
+                var notice = CachedAnswerNotice()
+                let record = try await client.records.fetch(id)
+                notice.note(record)
+                let schema = output.showsColumns ? try await client.tables.fetch(record.value.tableID) : nil
+                if let schema { notice.note(schema) }
+                notice.print(what: "record")
+                return (record.value, schema?.value)
             }
             try output.item(
                 record,

@@ -37,6 +37,8 @@ struct CLIFixture: Sendable {
     let configHome: URL
 
     var credentialsFile: URL { configHome.appendingPathComponent("pyat/credentials.json") }
+    /// `XDG_CACHE_HOME` of every run: where the CLI keeps its cache.
+    var cacheHome: URL { configHome.appendingPathComponent("cache") }
 
     /// Starts a server with demo data, runs `body`, then stops it and deletes the config directory.
     static func with(_ body: @Sendable (CLIFixture) async throws -> Void) async throws {
@@ -57,6 +59,7 @@ struct CLIFixture: Sendable {
         environment["PYAT_SERVER"] = server.url
         environment["PYAT_TOKEN"] = authenticated ? demo.token : nil
         environment["XDG_CONFIG_HOME"] = configHome.path
+        environment["XDG_CACHE_HOME"] = cacheHome.path
         return try await PyatProcess.run(arguments, environment: environment, stdin: stdin)
     }
 

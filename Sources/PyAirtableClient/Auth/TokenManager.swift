@@ -1,3 +1,4 @@
+import Crypto
 import Foundation
 import HTTPTypes
 import PyAirtableModels
@@ -102,5 +103,41 @@ actor TokenManager {
 
     func current() async throws -> StoredCredentials? {
         try await credentials()
+    }
+
+    /// Who the cache's entries belong to: the signed-in user's id, else a digest of the token (never
+    /// the token itself), else `anonymous`. Two accounts never share an identity.
+    func cacheIdentity() async -> String {
+        if let fixedToken { return tokenIdentity(fixedToken) }
+        return await storedCacheIdentity()
+    }
+
+    private func storedCacheIdentity() async -> String {
+        guard let credentials = try? await credentials() else { return "anonymous" }
+        if let pat = credentials.personalAccessToken { return tokenIdentity(pat) }
+        if let userID = credentials.userID { return userID.rawValue }
+        if let access = credentials.accessToken { return tokenIdentity(access) }
+        return "anonymous"
+    }
+
+    /// The last token digested and its identity: reads ask for it every time.
+    private var lastIdentity: (token: String, identity: String)?
+
+    private func tokenIdentity(_ token: String) -> String {
+        if let lastIdentity, lastIdentity.token == token { return lastIdentity.identity }
+        let identity = Self.identity(ofToken: token)
+        lastIdentity = (token, identity)
+        return identity
+    }
+
+    /// `token-` and the first 12 bytes of the token's SHA-256, in hex.
+    nonisolated static func identity(ofToken token: String) -> String {
+        let hex = Array("0123456789abcdef".utf8)
+        var text: [UInt8] = Array("token-".utf8)
+        for byte in SHA256.hash(data: Data(token.utf8)).prefix(12) {
+            text.append(hex[Int(byte >> 4)])
+            text.append(hex[Int(byte & 0x0F)])
+        }
+        return String(decoding: text, as: UTF8.self)
     }
 }

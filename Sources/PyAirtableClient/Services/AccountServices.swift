@@ -101,17 +101,24 @@ public struct UsersService: Sendable {
     let client: PyAirtableClient
     private static func operation(_ name: String) -> ClientOperation { .init(service: "users", name: name) }
 
-    /// `GET /users/me`.
-    public func me() async throws -> User {
-        try await client.send(
+    /// `GET /users/me`; with the cache on, read under the user rule (stale-while-revalidate, 15 minutes).
+    public func me(policy: FetchPolicy? = nil) async throws -> User {
+        try await fetchMe(policy: policy).value
+    }
+
+    /// The signed-in user, saying whether the cache answered.
+    public func fetchMe(policy: FetchPolicy? = nil) async throws -> CachedResponse<User> {
+        try await client.cachedRead(
             PyAirtableClient.request(.get, "/api/v1/users/me", operation: Self.operation("me")),
-            as: User.self
-        )
+            as: User.self,
+            kind: .user,
+            policy: policy
+        ) { user in ["user:\(user.id)"] }
     }
 
     /// Renames the signed-in user; with `ifVersion`, a stale version fails with ``PyAirtableError/preconditionFailed``.
     public func update(name: String, ifVersion: Int? = nil) async throws -> User {
-        try await client.send(
+        let user = try await client.send(
             PyAirtableClient.request(
                 .patch,
                 "/api/v1/users/me",
@@ -121,6 +128,8 @@ public struct UsersService: Sendable {
             ),
             as: User.self
         )
+        await client.cacheAfterWrite(invalidating: ["user:\(user.id)"])
+        return user
     }
 }
 
@@ -129,24 +138,40 @@ public struct WorkspacesService: Sendable {
     let client: PyAirtableClient
     private static func operation(_ name: String) -> ClientOperation { .init(service: "workspaces", name: name) }
 
-    /// The workspaces the user belongs to, with their role in each.
-    public func list() async throws -> [Workspace] {
-        try await client.send(
-            PyAirtableClient.request(.get, "/api/v1/workspaces", operation: Self.operation("list")),
-            as: Page<Workspace>.self
-        ).data
+    /// The workspaces the user belongs to, with their role in each; with the cache on, read under the
+    /// workspaces rule (stale-while-revalidate, 5 minutes).
+    public func list(policy: FetchPolicy? = nil) async throws -> [Workspace] {
+        try await fetchList(policy: policy).value
     }
 
-    public func get(_ id: WorkspaceID) async throws -> Workspace {
-        try await client.send(
+    /// The workspaces the user belongs to, saying whether the cache answered.
+    public func fetchList(policy: FetchPolicy? = nil) async throws -> CachedResponse<[Workspace]> {
+        try await client.cachedRead(
+            PyAirtableClient.request(.get, "/api/v1/workspaces", operation: Self.operation("list")),
+            as: Page<Workspace>.self,
+            kind: .workspaces,
+            policy: policy
+        ) { page in ["workspaces"] + page.data.map { "workspace:\($0.id)" } }
+        .map(\.data)
+    }
+
+    public func get(_ id: WorkspaceID, policy: FetchPolicy? = nil) async throws -> Workspace {
+        try await fetch(id, policy: policy).value
+    }
+
+    /// A workspace, saying whether the cache answered.
+    public func fetch(_ id: WorkspaceID, policy: FetchPolicy? = nil) async throws -> CachedResponse<Workspace> {
+        try await client.cachedRead(
             PyAirtableClient.request(.get, "/api/v1/workspaces/\(id)", operation: Self.operation("get")),
-            as: Workspace.self
-        )
+            as: Workspace.self,
+            kind: .workspaces,
+            policy: policy
+        ) { _ in ["workspace:\(id)"] }
     }
 
     /// Creates a workspace; the caller becomes its owner.
     public func create(name: String) async throws -> Workspace {
-        try await client.send(
+        let workspace = try await client.send(
             PyAirtableClient.request(
                 .post,
                 "/api/v1/workspaces",
@@ -155,10 +180,12 @@ public struct WorkspacesService: Sendable {
             ),
             as: Workspace.self
         )
+        await client.cacheAfterWrite(invalidating: ["workspaces"])
+        return workspace
     }
 
     public func update(_ id: WorkspaceID, name: String, ifVersion: Int? = nil) async throws -> Workspace {
-        try await client.send(
+        let workspace = try await client.send(
             PyAirtableClient.request(
                 .patch,
                 "/api/v1/workspaces/\(id)",
@@ -168,9 +195,11 @@ public struct WorkspacesService: Sendable {
             ),
             as: Workspace.self
         )
+        await client.cacheAfterWrite(invalidating: ["workspace:\(id)"])
+        return workspace
     }
 
-    /// Deletes a workspace with everything in it (owners only).
+    /// Deletes a workspace with everything in it (owners only); the account's cache is cleared.
     public func delete(_ id: WorkspaceID, ifVersion: Int? = nil) async throws {
         try await client.execute(
             PyAirtableClient.request(
@@ -180,13 +209,17 @@ public struct WorkspacesService: Sendable {
                 ifMatch: ifVersion
             )
         )
+        await client.cacheAfterWrite(invalidating: [], everything: true)
     }
 
-    public func members(of id: WorkspaceID) async throws -> [Member] {
-        try await client.send(
+    public func members(of id: WorkspaceID, policy: FetchPolicy? = nil) async throws -> [Member] {
+        try await client.cachedRead(
             PyAirtableClient.request(.get, "/api/v1/workspaces/\(id)/members", operation: Self.operation("members")),
-            as: Page<Member>.self
-        ).data
+            as: Page<Member>.self,
+            kind: .workspaces,
+            policy: policy
+        ) { _ in ["members:\(id)"] }
+        .value.data
     }
 
     /// Adds a member by user id or by email.
@@ -201,7 +234,7 @@ public struct WorkspacesService: Sendable {
         guard userID != nil || email != nil else {
             throw PyAirtableError.invalidArgument("give a user id or an email")
         }
-        return try await client.send(
+        let member = try await client.send(
             PyAirtableClient.request(
                 .post,
                 "/api/v1/workspaces/\(id)/members",
@@ -210,10 +243,12 @@ public struct WorkspacesService: Sendable {
             ),
             as: Member.self
         )
+        await client.cacheAfterWrite(invalidating: ["members:\(id)"])
+        return member
     }
 
     public func updateMember(in id: WorkspaceID, user: UserID, role: Role) async throws -> Member {
-        try await client.send(
+        let member = try await client.send(
             PyAirtableClient.request(
                 .patch,
                 "/api/v1/workspaces/\(id)/members/\(user)",
@@ -222,6 +257,9 @@ public struct WorkspacesService: Sendable {
             ),
             as: Member.self
         )
+        // The caller's own role shows in the workspace entries.
+        await client.cacheAfterWrite(invalidating: ["members:\(id)", "workspace:\(id)"])
+        return member
     }
 
     /// Removes a member (owners), or leaves the workspace (for the caller's own id).
@@ -233,5 +271,12 @@ public struct WorkspacesService: Sendable {
                 operation: Self.operation("removeMember")
             )
         )
+        // Leaving a workspace takes away its bases, tables and records, which are not all known by tag.
+        let own = try? await client.tokens.current()?.userID
+        if own == user {
+            await client.cacheAfterWrite(invalidating: [], everything: true)
+        } else {
+            await client.cacheAfterWrite(invalidating: ["members:\(id)"])
+        }
     }
 }

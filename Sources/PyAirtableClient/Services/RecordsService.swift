@@ -8,19 +8,41 @@ public struct RecordsService: Sendable {
     static func operation(_ name: String) -> ClientOperation { .init(service: "records", name: name) }
 
     /// One page of records matching `query` (view, fields, sort, filter, page size, cursor).
-    public func list(in table: TableID, _ query: RecordQuery = RecordQuery()) async throws -> Page<Record> {
+    ///
+    /// With the cache on, the page is read under `policy` (by default the records rule: cache first,
+    /// 2 minutes); see ``fetchList(in:_:policy:)`` for where the answer came from.
+    public func list(
+        in table: TableID,
+        _ query: RecordQuery = RecordQuery(),
+        policy: FetchPolicy? = nil
+    ) async throws -> Page<Record> {
+        try await fetchList(in: table, query, policy: policy).value
+    }
+
+    /// One page of records, saying whether the cache answered and whether the answer is stale or
+    /// stands in for an unreachable server.
+    ///
+    /// The cached page provides the tag of each record in it, so a change to any of them — by this
+    /// client, or reported by the server — drops the page.
+    public func fetchList(
+        in table: TableID,
+        _ query: RecordQuery = RecordQuery(),
+        policy: FetchPolicy? = nil
+    ) async throws -> CachedResponse<Page<Record>> {
         if let pageSize = query.pageSize, !(1...RecordQuery.maximumPageSize).contains(pageSize) {
             throw PyAirtableError.invalidArgument("page size must be from 1 to \(RecordQuery.maximumPageSize)")
         }
-        return try await client.send(
+        return try await client.cachedRead(
             PyAirtableClient.request(
                 .get,
                 "/api/v1/tables/\(table)/records",
                 query: query.queryItems.map { QueryItem($0.name, $0.value) },
                 operation: Self.operation("list")
             ),
-            as: Page<Record>.self
-        )
+            as: Page<Record>.self,
+            kind: .records,
+            policy: policy
+        ) { CacheKeys.tags(of: $0, table: table) }
     }
 
     /// Every record matching `query`, fetched a page at a time as the loop asks for more; breaking
@@ -31,21 +53,34 @@ public struct RecordsService: Sendable {
     ///     print(record.fields["Name"] ?? .null)
     /// }
     /// ```
-    public func all(in table: TableID, _ query: RecordQuery = RecordQuery()) -> RecordSequence {
-        RecordSequence(service: self, table: table, query: query)
+    public func all(
+        in table: TableID,
+        _ query: RecordQuery = RecordQuery(),
+        policy: FetchPolicy? = nil
+    ) -> RecordSequence {
+        RecordSequence(service: self, table: table, query: query, policy: policy)
     }
 
-    public func get(_ id: RecordID) async throws -> Record {
-        try await client.send(
-            PyAirtableClient.request(.get, "/api/v1/records/\(id)", operation: Self.operation("get")),
-            as: Record.self
-        )
+    /// One record; with the cache on, read under `policy` (by default cache first, 2 minutes).
+    public func get(_ id: RecordID, policy: FetchPolicy? = nil) async throws -> Record {
+        try await fetch(id, policy: policy).value
+    }
+
+    /// One record, saying whether the cache answered and whether the answer is stale or stands in
+    /// for an unreachable server.
+    public func fetch(_ id: RecordID, policy: FetchPolicy? = nil) async throws -> CachedResponse<Record> {
+        try await client.cachedRead(
+            PyAirtableClient.request(.get, CacheKeys.record(id), operation: Self.operation("get")),
+            as: Record.self,
+            kind: .records,
+            policy: policy
+        ) { CacheKeys.tags(of: $0) }
     }
 
     /// Creates a record. Retries (after a lost answer) reuse the request's idempotency key, so the
     /// record is created once.
     public func create(in table: TableID, fields: [String: FieldValue]) async throws -> Record {
-        try await client.send(
+        let record = try await client.send(
             PyAirtableClient.request(
                 .post,
                 "/api/v1/tables/\(table)/records",
@@ -54,12 +89,17 @@ public struct RecordsService: Sendable {
             ),
             as: Record.self
         )
+        await client.cacheAfterWrite(
+            invalidating: ["list:\(table)"],
+            storing: [CacheWrite.record(record)].compactMap { $0 }
+        )
+        return record
     }
 
     /// Changes the given fields and keeps the others. With `ifVersion`, a record changed meanwhile
     /// fails with ``PyAirtableError/preconditionFailed`` carrying the current record.
     public func update(_ id: RecordID, fields: [String: FieldValue], ifVersion: Int? = nil) async throws -> Record {
-        try await client.send(
+        let record = try await client.send(
             PyAirtableClient.request(
                 .patch,
                 "/api/v1/records/\(id)",
@@ -69,11 +109,13 @@ public struct RecordsService: Sendable {
             ),
             as: Record.self
         )
+        await client.cacheAfterWrite(written: record)
+        return record
     }
 
     /// Replaces all fields: those not given are cleared.
     public func replace(_ id: RecordID, fields: [String: FieldValue], ifVersion: Int? = nil) async throws -> Record {
-        try await client.send(
+        let record = try await client.send(
             PyAirtableClient.request(
                 .put,
                 "/api/v1/records/\(id)",
@@ -83,11 +125,13 @@ public struct RecordsService: Sendable {
             ),
             as: Record.self
         )
+        await client.cacheAfterWrite(written: record)
+        return record
     }
 
     @discardableResult
     public func delete(_ id: RecordID, ifVersion: Int? = nil) async throws -> DeletedRecord {
-        try await client.send(
+        let deleted = try await client.send(
             PyAirtableClient.request(
                 .delete,
                 "/api/v1/records/\(id)",
@@ -96,6 +140,8 @@ public struct RecordsService: Sendable {
             ),
             as: DeletedRecord.self
         )
+        await client.cacheAfterWrite(invalidating: [CacheTag.record(id.rawValue)])
+        return deleted
     }
 
     /// Up to 100 operations applied all or nothing.
@@ -105,7 +151,7 @@ public struct RecordsService: Sendable {
                 "a batch carries 1 to \(BatchRequest.maximumOperations) operations, not \(operations.count)"
             )
         }
-        return try await client.send(
+        let results = try await client.send(
             PyAirtableClient.request(
                 .post,
                 "/api/v1/tables/\(table)/records/batch",
@@ -114,6 +160,19 @@ public struct RecordsService: Sendable {
             ),
             as: BatchResponse.self
         ).results
+        var tags = ["list:\(table)"]
+        var stored: [CacheWrite] = []
+        for result in results {
+            switch result {
+            case .record(let record):
+                tags.append(CacheTag.record(record.id.rawValue))
+                if let write = CacheWrite.record(record) { stored.append(write) }
+            case .deleted(let id):
+                tags.append(CacheTag.record(id.rawValue))
+            }
+        }
+        await client.cacheAfterWrite(invalidating: tags, storing: stored)
+        return results
     }
 }
 
@@ -124,9 +183,10 @@ public struct RecordSequence: AsyncSequence, Sendable {
     let service: RecordsService
     let table: TableID
     let query: RecordQuery
+    let policy: FetchPolicy?
 
     public func makeAsyncIterator() -> Iterator {
-        Iterator(service: service, table: table, query: query)
+        Iterator(service: service, table: table, query: query, policy: policy)
     }
 
     /// Fetches the next page only when the current one is used up.
@@ -134,23 +194,25 @@ public struct RecordSequence: AsyncSequence, Sendable {
         let service: RecordsService
         let table: TableID
         var query: RecordQuery
+        let policy: FetchPolicy?
         var buffer: [Record] = []
         var index = 0
         var finished = false
         /// Pages fetched so far.
         public private(set) var pagesFetched = 0
 
-        init(service: RecordsService, table: TableID, query: RecordQuery) {
+        init(service: RecordsService, table: TableID, query: RecordQuery, policy: FetchPolicy?) {
             self.service = service
             self.table = table
             self.query = query
+            self.policy = policy
         }
 
         public mutating func next() async throws -> Record? {
             while index >= buffer.count {
                 if finished { return nil }
                 if Task.isCancelled { throw PyAirtableError.cancelledError }
-                let page = try await service.list(in: table, query)
+                let page = try await service.list(in: table, query, policy: policy)
                 pagesFetched += 1
                 buffer = page.data
                 index = 0

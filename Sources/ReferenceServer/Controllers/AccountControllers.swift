@@ -154,7 +154,7 @@ struct WorkspacesController {
     }
 
     @Sendable func list(_ request: Request, context: AppRequestContext) async throws -> Response {
-        try .json(Page(data: try await store.workspaces(user: try context.requireUser())))
+        try .listJSON(Page(data: try await store.workspaces(user: try context.requireUser())), request: request)
     }
 
     @Sendable func create(_ request: Request, context: AppRequestContext) async throws -> Response {
@@ -198,7 +198,10 @@ struct WorkspacesController {
 
     @Sendable func members(_ request: Request, context: AppRequestContext) async throws -> Response {
         let user = try context.requireUser()
-        return try .json(Page(data: try await store.members(workspace: try context.id("id", "workspace"), user: user)))
+        return try .listJSON(
+            Page(data: try await store.members(workspace: try context.id("id", "workspace"), user: user)),
+            request: request
+        )
     }
 
     @Sendable func addMember(_ request: Request, context: AppRequestContext) async throws -> Response {

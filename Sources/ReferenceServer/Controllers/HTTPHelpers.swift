@@ -1,3 +1,4 @@
+import Crypto
 import Foundation
 import HTTPTypes
 import Hummingbird
@@ -49,6 +50,23 @@ extension Response {
         var headers: HTTPFields = [.contentType: "application/json; charset=utf-8"]
         if let eTag { headers[.eTag] = eTag }
         return Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: bytes)))
+    }
+
+    /// A list answer with a weak ETag digesting its bytes; a request whose `If-None-Match` names it
+    /// gets a bodiless 304, so a client revalidating an unchanged list pays no transfer.
+    static func listJSON(encoded bytes: [UInt8], request: Request) -> Response {
+        let tag = "W/\"" + Hex.encode(SHA256.hash(data: bytes).prefix(16)) + "\""
+        if let condition = request.headers[.ifNoneMatch],
+            condition.split(separator: ",").contains(where: { $0.trimmingCharacters(in: .whitespaces) == tag })
+        {
+            return Response(status: .notModified, headers: [.eTag: tag])
+        }
+        return jsonBytes(bytes, eTag: tag)
+    }
+
+    /// A list answer encoded in the contract's encoding, with a content ETag (see ``listJSON(encoded:request:)``).
+    static func listJSON(_ value: some Encodable, request: Request) throws -> Response {
+        listJSON(encoded: Array(try JSONCoding.encoder.encode(value)), request: request)
     }
 
     /// 304 for a conditional GET whose `If-None-Match` names the current version.

@@ -118,7 +118,7 @@ struct RecordsController {
         let user = try context.requireUser()
         let schema = try await store.tableSchema(id: try context.id("id", "table"), user: user)
         let plan = try Self.plan(for: request, schema: schema)
-        return .jsonBytes(try await store.listRecords(schema: schema, plan: plan, user: user))
+        return .listJSON(encoded: try await store.listRecords(schema: schema, plan: plan, user: user), request: request)
     }
 
     @Sendable func get(_ request: Request, context: AppRequestContext) async throws -> Response {

@@ -37,7 +37,10 @@ struct SchemaController {
 
     @Sendable func listBases(_ request: Request, context: AppRequestContext) async throws -> Response {
         let user = try context.requireUser()
-        return try .json(Page(data: try await store.bases(workspace: try context.id("id", "workspace"), user: user)))
+        return try .listJSON(
+            Page(data: try await store.bases(workspace: try context.id("id", "workspace"), user: user)),
+            request: request
+        )
     }
 
     @Sendable func createBase(_ request: Request, context: AppRequestContext) async throws -> Response {
@@ -88,7 +91,10 @@ struct SchemaController {
 
     @Sendable func listTables(_ request: Request, context: AppRequestContext) async throws -> Response {
         let user = try context.requireUser()
-        return try .json(Page(data: try await store.tables(base: try context.id("id", "base"), user: user)))
+        return try .listJSON(
+            Page(data: try await store.tables(base: try context.id("id", "base"), user: user)),
+            request: request
+        )
     }
 
     @Sendable func createTable(_ request: Request, context: AppRequestContext) async throws -> Response {
@@ -134,7 +140,10 @@ struct SchemaController {
 
     @Sendable func listFields(_ request: Request, context: AppRequestContext) async throws -> Response {
         let user = try context.requireUser()
-        return try .json(Page(data: try await store.fields(table: try context.id("id", "table"), user: user)))
+        return try .listJSON(
+            Page(data: try await store.fields(table: try context.id("id", "table"), user: user)),
+            request: request
+        )
     }
 
     @Sendable func createField(_ request: Request, context: AppRequestContext) async throws -> Response {
@@ -177,7 +186,10 @@ struct SchemaController {
 
     @Sendable func listViews(_ request: Request, context: AppRequestContext) async throws -> Response {
         let user = try context.requireUser()
-        return try .json(Page(data: try await store.views(table: try context.id("id", "table"), user: user)))
+        return try .listJSON(
+            Page(data: try await store.views(table: try context.id("id", "table"), user: user)),
+            request: request
+        )
     }
 
     @Sendable func createView(_ request: Request, context: AppRequestContext) async throws -> Response {

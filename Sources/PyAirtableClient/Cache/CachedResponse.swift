@@ -1,0 +1,52 @@
+import ClientCache
+import Foundation
+
+/// A read's answer with where it came from: the server, or the local cache (fresh, stale, or standing
+/// in for a server that could not be reached).
+///
+/// ```swift
+/// let answer = try await client.records.fetch(recordID)
+/// if answer.isOffline { print("offline: showing the copy from \(answer.storedAt!)") }
+/// print(answer.value.fields)
+/// ```
+public struct CachedResponse<Value: Sendable>: Sendable {
+    /// The answer.
+    public var value: Value
+    /// Whether the cache answered (rather than the server, in this call).
+    public var fromCache: Bool
+    /// Whether the answer is past its freshness lifetime.
+    public var isStale: Bool
+    /// When the answer was received from the server.
+    public var storedAt: Date?
+    /// Why the server was not used, when the cache stood in for it (the server could not be
+    /// reached, timed out, was unavailable, or its circuit was open).
+    public var networkError: PyAirtableError?
+
+    public init(
+        value: Value,
+        fromCache: Bool,
+        isStale: Bool = false,
+        storedAt: Date? = nil,
+        networkError: PyAirtableError? = nil
+    ) {
+        self.value = value
+        self.fromCache = fromCache
+        self.isStale = isStale
+        self.storedAt = storedAt
+        self.networkError = networkError
+    }
+
+    /// Whether the cache answered because the server could not be reached.
+    public var isOffline: Bool { networkError != nil }
+
+    /// The same response with its value transformed.
+    public func map<T: Sendable>(_ transform: (Value) throws -> T) rethrows -> CachedResponse<T> {
+        CachedResponse<T>(
+            value: try transform(value),
+            fromCache: fromCache,
+            isStale: isStale,
+            storedAt: storedAt,
+            networkError: networkError
+        )
+    }
+}
