@@ -31,3 +31,26 @@ public enum CacheTag {
         !tag.contains(":")
     }
 }
+
+/// A set of invalidated tags, compiled for matching many provided tags against it.
+struct CacheTagMatcher: Sendable {
+    /// Tags that match a provided tag equal to them (every invalidated tag, specific or general).
+    private let exact: [String]
+    /// `type:` for each general tag: a provided tag starting with it matches.
+    private let prefixes: [String]
+
+    init(invalidated: [String]) {
+        exact = invalidated
+        prefixes = invalidated.filter(CacheTag.isGeneral).map { $0 + ":" }
+    }
+
+    /// Whether invalidating these tags removes an entry that provides `provided`.
+    func matches(_ provided: String) -> Bool {
+        exact.contains(provided) || prefixes.contains { provided.utf8.starts(with: $0.utf8) }
+    }
+
+    /// Whether invalidating these tags removes an entry that provides `provided`.
+    func matchesAny(of provided: [String]) -> Bool {
+        provided.contains(where: matches)
+    }
+}

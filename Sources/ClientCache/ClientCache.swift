@@ -10,6 +10,10 @@ import Synchronization
 /// (in one process or several) may share one file: each sees the others' writes and invalidations
 /// within ``Configuration/coherenceInterval``.
 ///
+/// Writes that arrive while one is committing are committed together in one transaction. A file found
+/// damaged (or replaced by another process) while open is moved aside and recreated, with a warning:
+/// reads then miss and writes go to the new file.
+///
 /// ```swift
 /// let cache = try ClientCache(
 ///     configuration: .init(path: path, namespace: CacheNamespace(serverURL: url, user: userID))
@@ -26,6 +30,8 @@ public final class ClientCache: Sendable {
     public typealias Loader = @Sendable (_ cached: CacheEntry?) async throws -> CacheLoad
 
     struct State {
+        /// The open file; replaced when the file is found damaged while open.
+        var database: CacheDatabase
         var memory: MemoryTier
         var statistics = CacheStatistics()
         /// The file generation the memory tier is known to agree with.
@@ -36,14 +42,26 @@ public final class ClientCache: Sendable {
         var accessFlushScheduled = false
         /// Background revalidations in flight, by key: at most one per key.
         var revalidations: [String: Task<Void, Never>] = [:]
+        /// The background deletion of invalidated entries, while one runs.
+        var purge: Task<Void, Never>?
+        /// Whether an invalidation was recorded since the running purge last looked.
+        var purgeRequested = false
     }
+
+    /// A write: runs inside the batch's transaction, and says what it did for the memory tier.
+    typealias WriteOperation = @Sendable (Database, inout CacheWriteContext, inout Changes) throws -> Void
 
     /// The configuration the cache was opened with.
     public let configuration: Configuration
-    let database: CacheDatabase
     let namespace: String
     let logger: Logger
     let state: Mutex<State>
+    private let writes = GroupCommit<WriteOperation>()
+    /// Held while a damaged file is replaced, so only one caller replaces it.
+    private let recovery = Mutex(())
+
+    /// The open file.
+    var database: CacheDatabase { state.withLock { $0.database } }
 
     /// Opens the cache file (creating it and its directory if need be).
     ///
@@ -62,10 +80,12 @@ public final class ClientCache: Sendable {
             try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         }
         let now = configuration.now()
-        self.database = try CacheDatabase.open(path: configuration.path, now: now, logger: logger)
-        let generation = try database.writer.read { db in try CacheDatabase.meta(db).generation }
+        let database = try CacheDatabase.open(path: configuration.path, now: now, logger: logger)
+        let meta = try database.writer.read { db in try CacheDatabase.meta(db) }
+        let generation = meta.generation
         self.state = Mutex(
             State(
+                database: database,
                 memory: MemoryTier(
                     maximumEntries: configuration.memoryMaximumEntries,
                     maximumBytes: configuration.memoryMaximumBytes
@@ -74,6 +94,10 @@ public final class ClientCache: Sendable {
                 lastCoherenceCheck: now
             )
         )
+        if meta.tombstones > 0 {
+            // A process stopped before it finished deleting what it invalidated.
+            schedulePurge()
+        }
     }
 
     // MARK: Reading
@@ -107,12 +131,21 @@ public final class ClientCache: Sendable {
         if let memoryHit { return memoryHit }
 
         let read: (entry: CacheEntry?, generation: Int64)
+        let database = self.database
         do {
             read = try database.writer.read { [namespace] db in
-                (try CacheDatabase.entry(db, namespace: namespace, key: key), try CacheDatabase.meta(db).generation)
+                let meta = try CacheDatabase.meta(db)
+                let entry = try CacheDatabase.entry(
+                    db,
+                    namespace: namespace,
+                    key: key,
+                    tombstonesPending: meta.tombstones > 0
+                )
+                return (entry, meta.generation)
             }
         } catch {
             logger.warning("Cache read failed; treating as a miss", metadata: ["key": "\(key)", "error": "\(error)"])
+            replaceIfUnusable(error, database: database)
             state.withLock {
                 $0.statistics.memoryMisses += 1
                 $0.statistics.diskMisses += 1
@@ -121,6 +154,11 @@ public final class ClientCache: Sendable {
         }
         return state.withLock { state in
             state.statistics.memoryMisses += 1
+            // Read from a file replaced meanwhile (see `replaceIfUnusable`): it answers nothing.
+            guard state.database.writer === database.writer else {
+                state.statistics.diskMisses += 1
+                return nil
+            }
             adopt(generation: read.generation, now: now, in: &state)
             guard let entry = read.entry else {
                 state.statistics.diskMisses += 1
@@ -144,12 +182,22 @@ public final class ClientCache: Sendable {
 
     /// Drops the memory tier if the file changed since it was last known to agree.
     private func checkCoherence(now: Date) {
+        let database = self.database
         do {
+            if database.isReplaced(path: configuration.path) {
+                replaceIfUnusable(nil, database: database)
+                return
+            }
             let generation = try database.writer.read { db in try CacheDatabase.meta(db).generation }
-            state.withLock { adopt(generation: generation, now: now, in: &$0) }
+            state.withLock { state in
+                if state.database.writer === database.writer {
+                    adopt(generation: generation, now: now, in: &state)
+                }
+            }
         } catch {
             logger.warning("Cache coherence check failed", metadata: ["error": "\(error)"])
             state.withLock { $0.memory.removeAll() }
+            replaceIfUnusable(error, database: database)
         }
     }
 
@@ -179,7 +227,8 @@ public final class ClientCache: Sendable {
     /// Writes the batched last-access times of recent reads to the file (used by its LRU eviction).
     /// - Throws: A database error.
     public func flushAccesses() async throws {
-        try await database.writer.write { [self] db in
+        try await write { [self] db, _, changes in
+            changes.bumpsGeneration = false
             try flushAccesses(db)
         }
     }
@@ -228,10 +277,8 @@ public final class ClientCache: Sendable {
             etag: etag,
             lastAccess: now
         )
-        try await write { [self] db, changes in
-            let (bytes, entries) = try CacheDatabase.upsert(db, namespace: namespace, entry: entry)
-            changes.bytes += bytes
-            changes.entries += entries
+        try await write { [namespace] db, context, changes in
+            try CacheDatabase.upsert(db, namespace: namespace, entry: entry, context: &context)
             changes.stored = entry
         }
         return entry
@@ -239,88 +286,204 @@ public final class ClientCache: Sendable {
 
     /// What a write did, applied to the memory tier when it commits.
     struct Changes {
-        var bytes = 0
-        var entries = 0
         var removedKeys: [String] = []
+        /// Tags invalidated: memory entries providing them go.
+        var invalidatedTags: [String] = []
         var stored: CacheEntry?
+        /// Whether the write changes what readers see, so other instances must drop their memory tiers.
+        var bumpsGeneration = true
     }
 
-    /// Runs `body` in a write transaction, then updates the file's totals and generation, evicts to
-    /// the disk bound, and applies the changes to the memory tier — inside the transaction, so no
-    /// other writer's change can slip between the file and the memory tier.
+    /// Runs `operation` in a write transaction, batched with the writes of this instance that arrive
+    /// meanwhile (see ``GroupCommit``).
     ///
-    /// The memory tier only ever holds entries the file holds: entries this instance evicts from the
-    /// file leave memory with them, and any other writer's change bumps the generation, which empties
-    /// the memory tier at the next write or coherence check.
-    func write(_ body: @escaping @Sendable (Database, inout Changes) throws -> Void) async throws {
+    /// The batch then updates the file's totals and generation, evicts to the disk bound, and applies
+    /// the changes to the memory tier — inside the transaction, so no other writer's change can slip
+    /// between the file and the memory tier. The memory tier only ever holds entries the file holds:
+    /// entries this instance evicts from the file leave memory with them, and any other writer's change
+    /// bumps the generation, which empties the memory tier at the next write or coherence check.
+    ///
+    /// The batch runs on the caller's thread; it waits for the file's write lock (up to the busy timeout)
+    /// only while another process is writing.
+    func write(_ operation: @escaping WriteOperation) async throws {
+        try await writes.perform(operation) { operations in
+            runBatch(operations, retryingAfterRecovery: true)
+        }
+    }
+
+    private func runBatch(
+        _ operations: [WriteOperation],
+        retryingAfterRecovery: Bool
+    ) -> [Result<Void, any Error>] {
+        let database = self.database
         do {
-            try await database.writer.write { [self] db in
-                var changes = Changes()
-                try body(db, &changes)
-                let (before, stored) = try CacheDatabase.bump(db, bytes: changes.bytes, entries: changes.entries)
-                var after = stored
-                var diskEvictions = 0
-                if after.bytes > configuration.diskMaximumBytes {
-                    try flushAccesses(db)
-                    let evicted = try CacheDatabase.evict(
-                        db,
-                        toAtMost: configuration.diskMaximumBytes,
-                        namespace: namespace
-                    )
-                    changes.removedKeys += evicted.keys
-                    diskEvictions = evicted.entries
-                    after = try CacheDatabase.bump(db, bytes: -evicted.bytes, entries: -evicted.entries).after
-                }
-                state.withLock { state in
-                    if before != state.knownGeneration {
-                        state.memory.removeAll()
-                    }
-                    state.knownGeneration = after.generation
-                    state.statistics.diskEvictions += diskEvictions
-                    for key in changes.removedKeys { state.memory.remove(key) }
-                    if let stored = changes.stored {
-                        // Evicted from the file at once (bigger than its bound): keep it out of memory too.
-                        if changes.removedKeys.contains(stored.key) {
-                            state.memory.remove(stored.key)
-                        } else {
-                            state.statistics.memoryEvictions += state.memory.set(stored)
-                        }
-                    }
+            try database.writer.writeWithoutTransaction { db in
+                try db.inTransaction(.immediate) {
+                    try commit(operations, in: db)
+                    return .commit
                 }
             }
+            return operations.map { _ in .success(()) }
         } catch {
             // The transaction may not have committed: drop what the memory tier may have taken from it.
             state.withLock {
                 $0.memory.removeAll()
                 $0.knownGeneration = -1
             }
-            throw error
+            let failed = error as? OperationFailure
+            let underlying = failed?.error ?? error
+            if retryingAfterRecovery, replaceIfUnusable(underlying, database: database) {
+                return runBatch(operations, retryingAfterRecovery: false)
+            }
+            if let failed, operations.count > 1 {
+                // One failing write must not fail the others.
+                var others = operations
+                others.remove(at: failed.index)
+                var results = runBatch(others, retryingAfterRecovery: retryingAfterRecovery)
+                results.insert(.failure(failed.error), at: failed.index)
+                return results
+            }
+            return operations.map { _ in .failure(underlying) }
+        }
+    }
+
+    /// An operation of a batch threw: the batch is run again without it.
+    private struct OperationFailure: Error {
+        var index: Int
+        var error: any Error
+    }
+
+    /// Runs a batch's operations, then updates the meta row, evicts, and applies it all to memory.
+    private func commit(_ operations: [WriteOperation], in db: Database) throws {
+        let meta = try CacheDatabase.meta(db)
+        var context = CacheWriteContext(
+            meta: meta,
+            tombstones: meta.tombstones > 0 ? try CacheDatabase.tombstones(db) : []
+        )
+        var applied: [Changes] = []
+        applied.reserveCapacity(operations.count)
+        for (index, operation) in operations.enumerated() {
+            var changes = Changes()
+            do {
+                try operation(db, &context, &changes)
+            } catch {
+                throw OperationFailure(index: index, error: error)
+            }
+            applied.append(changes)
+        }
+        if context.meta.nextID - context.meta.tagsIndexedBelow >= CacheDatabase.tagIndexBacklog {
+            try CacheDatabase.indexTags(db, context: &context)
+        }
+        var evicted: (keys: [String], entries: Int) = ([], 0)
+        if context.meta.bytes > configuration.diskMaximumBytes {
+            try flushAccesses(db)
+            evicted = try CacheDatabase.evict(
+                db,
+                toAtMost: configuration.diskMaximumBytes,
+                namespace: namespace,
+                context: &context
+            )
+        }
+        if evicted.entries > 0 || applied.contains(where: \.bumpsGeneration) {
+            context.meta.generation += 1
+        }
+        if context.meta != meta {
+            try CacheDatabase.save(db, meta: context.meta)
+        }
+        let after = context.meta.generation
+        state.withLock { state in
+            if meta.generation != state.knownGeneration {
+                state.memory.removeAll()
+            }
+            state.knownGeneration = after
+            state.statistics.diskEvictions += evicted.entries
+            for changes in applied {
+                for key in changes.removedKeys { state.memory.remove(key) }
+                if !changes.invalidatedTags.isEmpty {
+                    let matcher = CacheTagMatcher(invalidated: changes.invalidatedTags)
+                    state.memory.removeAll { matcher.matchesAny(of: $0.tags) }
+                }
+                if let stored = changes.stored {
+                    state.statistics.memoryEvictions += state.memory.set(stored)
+                }
+            }
+            // Evicted from the file at once (say, bigger than its bound): out of memory too.
+            for key in evicted.keys { state.memory.remove(key) }
+        }
+    }
+
+    // MARK: Damaged file
+
+    /// When `error` says the file was damaged while open, moves it aside and opens a new one; when
+    /// another process replaced the file, opens that one. Either way the memory tier is emptied.
+    /// - Parameters:
+    ///   - error: What a read or write met, or `nil` when checking for a replaced file.
+    ///   - database: The file it met it on.
+    /// - Returns: Whether another file is now open (by this call or an earlier one), so a write that
+    ///   failed may be tried again.
+    @discardableResult
+    func replaceIfUnusable(_ error: (any Error)?, database failed: CacheDatabase) -> Bool {
+        recovery.withLock { _ in
+            guard state.withLock({ $0.database.writer === failed.writer }) else { return true }
+            let damaged = error.map(CacheDatabase.meansDamagedFile) ?? false
+            guard damaged || failed.isReplaced(path: configuration.path) else { return false }
+            let database: CacheDatabase
+            do {
+                let aside: String?
+                (database, aside) = try failed.reopen(path: configuration.path, now: configuration.now())
+                if let aside {
+                    logger.warning(
+                        "Cache file damaged while open; moved aside and recreated",
+                        metadata: [
+                            "path": "\(configuration.path)", "movedTo": "\(aside)",
+                            "error": "\(error.map { "\($0)" } ?? "")",
+                        ]
+                    )
+                } else {
+                    logger.warning(
+                        "Cache file replaced by another process; reopened",
+                        metadata: ["path": "\(configuration.path)"]
+                    )
+                }
+            } catch {
+                logger.error(
+                    "Cache file unusable and could not be recreated",
+                    metadata: ["path": "\(configuration.path)", "error": "\(error)"]
+                )
+                return false
+            }
+            let generation = (try? database.writer.read { db in try CacheDatabase.meta(db).generation }) ?? 0
+            state.withLock { state in
+                state.database = database
+                state.memory.removeAll()
+                state.pendingAccesses.removeAll()
+                state.knownGeneration = generation
+            }
+            return true
         }
     }
 
     // MARK: Invalidation
 
     /// Removes the entries that provide any of `tags`, by RTK Query's rules (see ``CacheTag``).
-    /// - Returns: How many entries were removed from the file.
+    ///
+    /// The entries are gone for every reader (in any instance or process) once this returns; their rows
+    /// are deleted from the file in the background (see ``waitForPurge()``).
+    /// - Returns: How many entries were removed.
     /// - Throws: A database error.
     @discardableResult
     public func invalidate(tags: [String]) async throws -> Int {
         guard !tags.isEmpty else { return 0 }
-        var clauses: [String] = []
-        var arguments: StatementArguments = [namespace]
-        for tag in tags {
-            if CacheTag.isGeneral(tag) {
-                // `type:` up to `type;` is every `type:id`, read off the tag index.
-                clauses.append("tag = ? OR (tag >= ? AND tag < ?)")
-                arguments += [tag, tag + ":", tag + ";"]
-            } else {
-                clauses.append("tag = ?")
-                arguments += [tag]
-            }
+        let removed = Mutex(0)
+        try await write { [namespace] db, context, changes in
+            let count = try CacheDatabase.invalidate(db, tags: tags, namespace: namespace, context: &context)
+            removed.withLock { $0 = count }
+            changes.bumpsGeneration = count > 0
+            if count > 0 { changes.invalidatedTags = tags }
         }
-        let condition =
-            "namespace = ? AND id IN (SELECT entry_id FROM cache_tags WHERE \(clauses.joined(separator: " OR ")))"
-        return try await delete(where: condition, arguments: arguments)
+        let count = removed.withLock { $0 }
+        if count > 0 { schedulePurge() }
+        return count
     }
 
     /// Removes the entries whose keys start with `prefix`.
@@ -358,14 +521,71 @@ public final class ClientCache: Sendable {
     /// holds only entries the file holds (see ``write(_:)``).
     private func delete(where condition: String, arguments: StatementArguments) async throws -> Int {
         let removed = Mutex(0)
-        try await write { db, changes in
-            let deleted = try CacheDatabase.delete(db, where: condition, arguments: arguments)
-            changes.bytes -= deleted.bytes
-            changes.entries -= deleted.keys.count
-            changes.removedKeys = deleted.keys
-            removed.withLock { $0 = deleted.keys.count }
+        try await write { [namespace] db, context, changes in
+            let live = context.meta.entries
+            changes.removedKeys = try CacheDatabase.delete(
+                db,
+                where: condition,
+                arguments: arguments,
+                namespace: namespace,
+                context: &context
+            )
+            let count = live - context.meta.entries
+            removed.withLock { $0 = count }
+            changes.bumpsGeneration = count > 0
         }
         return removed.withLock { $0 }
+    }
+
+    // MARK: Purging invalidated entries
+
+    /// Starts deleting the entries of recorded invalidations in the background, unless that is running.
+    private func schedulePurge() {
+        state.withLock { state in
+            state.purgeRequested = true
+            guard state.purge == nil else { return }
+            state.purge = Task { [self] in
+                while true {
+                    let requested = self.state.withLock { state in
+                        if state.purgeRequested {
+                            state.purgeRequested = false
+                            return true
+                        }
+                        state.purge = nil
+                        return false
+                    }
+                    if !requested { return }
+                    await purgeInvalidated()
+                }
+            }
+        }
+    }
+
+    /// Deletes the rows of invalidated entries in small transactions, so other writes wait little.
+    private func purgeInvalidated() async {
+        let remaining = Mutex(true)
+        while remaining.withLock({ $0 }) {
+            do {
+                try await write { db, context, changes in
+                    changes.bumpsGeneration = false
+                    let more = try CacheDatabase.purge(db, limit: 256, context: &context)
+                    remaining.withLock { $0 = more }
+                }
+            } catch {
+                logger.debug("Cache purge failed", metadata: ["error": "\(error)"])
+                return
+            }
+            await Task.yield()
+        }
+    }
+
+    /// Waits until the rows of every invalidation recorded so far are deleted from the file.
+    ///
+    /// Invalidated entries are gone for readers at once; their rows are deleted in the background.
+    public func waitForPurge() async {
+        while let task = state.withLock({ $0.purge }) {
+            await task.value
+        }
     }
 
     /// The smallest string greater than every string starting with `prefix`: `prefix` with its last
@@ -389,7 +609,14 @@ public final class ClientCache: Sendable {
 
     /// The cache's counters, and the sizes of both tiers.
     public func statistics() -> CacheStatistics {
-        let meta = try? database.writer.read { db in try CacheDatabase.meta(db) }
+        let database = self.database
+        let meta: CacheDatabase.Meta?
+        do {
+            meta = try database.writer.read { db in try CacheDatabase.meta(db) }
+        } catch {
+            replaceIfUnusable(error, database: database)
+            meta = nil
+        }
         return state.withLock { state in
             var statistics = state.statistics
             statistics.memoryEntries = state.memory.count

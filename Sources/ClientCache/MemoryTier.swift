@@ -73,6 +73,18 @@ struct MemoryTier {
         bytes -= node.size
     }
 
+    /// Removes the entries `predicate` picks.
+    mutating func removeAll(where predicate: (CacheEntry) -> Bool) {
+        for slot in nodes.indices {
+            guard let node = nodes[slot], predicate(node.entry) else { continue }
+            index[node.entry.key] = nil
+            unlink(slot, node)
+            nodes[slot] = nil
+            freeSlots.append(slot)
+            bytes -= node.size
+        }
+    }
+
     mutating func removeAll() {
         nodes.removeAll()
         freeSlots.removeAll()

@@ -103,6 +103,30 @@ struct ClientCacheTests {
         #expect(ClientCache.upperBound(ofPrefix: prefix) == upper)
     }
 
+    @Test("Concurrent writes are committed together and every one lands")
+    func concurrentWrites() async throws {
+        let directory = try TemporaryDirectory()
+        let clock = ManualWallClock()
+        let cache = try ClientCache.make(path: directory.cacheFile, clock: clock)
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for index in 0..<200 {
+                group.addTask {
+                    try await cache.set("k\(index)", value: Data("v\(index)".utf8), tags: ["record:rec\(index % 7)"])
+                    if index % 10 == 0 { try await cache.remove("k\(index)") }
+                }
+            }
+            try await group.waitForAll()
+        }
+
+        let reader = try ClientCache.make(path: directory.cacheFile, clock: clock)
+        for index in 0..<200 {
+            #expect(reader.text("k\(index)") == (index % 10 == 0 ? nil : "v\(index)"))
+            #expect(cache.text("k\(index)") == (index % 10 == 0 ? nil : "v\(index)"))
+        }
+        #expect(reader.statistics().diskEntries == 180)
+        #expect(try await cache.invalidate(tags: ["record:rec3"]) == 26)
+    }
+
     @Test("Remove and clear")
     func removeAndClear() async throws {
         let directory = try TemporaryDirectory()

@@ -1,4 +1,5 @@
 import Foundation
+import GRDB
 import Testing
 
 @testable import ClientCache
@@ -90,6 +91,90 @@ struct TagInvalidationTests {
         #expect(try await cache.invalidate(tags: ["record:rec4"]) == 1)
         #expect(cache.get("list1") == nil)
         _ = directory
+    }
+
+    @Test("Invalidated entries are gone at once for every instance; their rows are purged in the background")
+    func invalidationThenPurge() async throws {
+        let directory = try TemporaryDirectory()
+        let clock = ManualWallClock()
+        let cache = try ClientCache.make(path: directory.cacheFile, clock: clock)
+        let other = try ClientCache.make(path: directory.cacheFile, clock: clock)
+        for index in 0..<300 {
+            try await cache.set("tbl1/rec\(index)", value: Data("v".utf8), tags: ["table:tbl1", "record:rec\(index)"])
+        }
+        try await cache.set("tbl2/list", value: Data("l".utf8), tags: ["table:tbl2", "record:rec7"])
+        #expect(other.text("tbl1/rec7") == "v")
+
+        #expect(try await cache.invalidate(tags: ["table:tbl1"]) == 300)
+        #expect(cache.get("tbl1/rec7") == nil)
+        #expect(other.get("tbl1/rec7") == nil)
+        #expect(other.statistics().diskEntries == 1)
+        // Whether or not the purge has run yet, what is already invalidated is not counted twice.
+        #expect(try await cache.invalidate(tags: ["record:rec8"]) == 0)
+        #expect(try await other.invalidate(tags: ["record:rec7"]) == 1)
+
+        // Stored again after the invalidation: alive.
+        try await cache.set("tbl1/rec9", value: Data("again".utf8), tags: ["table:tbl1", "record:rec9"])
+        #expect(other.text("tbl1/rec9") == "again")
+
+        await cache.waitForPurge()
+        await other.waitForPurge()
+        let rows = try await cache.database.writer.read { db in
+            (
+                try Int.fetchOne(db, sql: "SELECT count(*) FROM cache_entries") ?? -1,
+                try Int.fetchOne(
+                    db,
+                    sql: "SELECT count(*) FROM cache_tags WHERE entry_id NOT IN (SELECT id FROM cache_entries)"
+                ) ?? -1,
+                try Int.fetchOne(db, sql: "SELECT count(*) FROM cache_tombstones") ?? -1
+            )
+        }
+        #expect(rows.0 == 1)
+        #expect(rows.1 == 0)
+        #expect(rows.2 == 0)
+        let statistics = cache.statistics()
+        #expect(statistics.diskEntries == 1)
+        #expect(
+            statistics.diskBytes
+                == CacheEntry.sizeForTest(key: "tbl1/rec9", value: "again", tags: ["table:tbl1", "record:rec9"])
+        )
+        #expect(cache.text("tbl1/rec9") == "again")
+        #expect(try await cache.invalidate(tags: ["table"]) == 1)
+    }
+
+    @Test("An instance opening a file with invalidations left unpurged purges them")
+    func purgeLeftByAnotherProcess() async throws {
+        let directory = try TemporaryDirectory()
+        let clock = ManualWallClock()
+        let writer = try ClientCache.make(path: directory.cacheFile, clock: clock)
+        for index in 0..<20 {
+            try await writer.set("k\(index)", value: Data("v".utf8), tags: ["table:tbl\(index % 2)"])
+        }
+        // As a process that stopped right after invalidating would leave the file.
+        let namespace = writer.namespace
+        try await writer.database.writer.write { db in
+            let meta = try CacheDatabase.meta(db)
+            var context = CacheWriteContext(meta: meta, tombstones: [])
+            #expect(
+                try CacheDatabase.invalidate(db, tags: ["table:tbl0"], namespace: namespace, context: &context) == 10
+            )
+            context.meta.generation += 1
+            try CacheDatabase.save(db, meta: context.meta)
+        }
+
+        let reader = try ClientCache.make(path: directory.cacheFile, clock: clock)
+        #expect(reader.get("k0") == nil)
+        #expect(reader.text("k1") == "v")
+        await reader.waitForPurge()
+        let left = try await reader.database.writer.read { db in
+            (
+                try Int.fetchOne(db, sql: "SELECT count(*) FROM cache_entries") ?? -1,
+                try Int.fetchOne(db, sql: "SELECT count(*) FROM cache_tombstones") ?? -1
+            )
+        }
+        #expect(left.0 == 10)
+        #expect(left.1 == 0)
+        #expect(reader.statistics().diskEntries == 10)
     }
 
     @Test("Invalidating one tag over 10k entries")

@@ -114,6 +114,12 @@ extension ClientCache {
     }
 }
 
+extension CacheEntry {
+    static func sizeForTest(key: String, value: String, tags: [String]) -> Int {
+        key.utf8.count + value.utf8.count + tags.reduce(0) { $0 + $1.utf8.count }
+    }
+}
+
 extension FetchResult {
     var text: String { String(decoding: value, as: UTF8.self) }
 }
