@@ -59,6 +59,8 @@ extension PyAirtableClient {
         /// The cache of answers; off by default (``CacheSettings/disabled``), on with
         /// ``CacheSettings/persistent(path:)``.
         public var cache: CacheSettings
+        /// How the realtime connection (``PyAirtableClient/realtime``) behaves.
+        public var realtime: RealtimeSettings
 
         public init(
             serverURL: URL,
@@ -75,7 +77,8 @@ extension PyAirtableClient {
             transport: (any ClientTransport)? = nil,
             middlewares: [any ClientMiddleware] = [],
             userAgent: String = "pyat-swift/\(PyAirtableClient.version)",
-            cache: CacheSettings = .disabled
+            cache: CacheSettings = .disabled,
+            realtime: RealtimeSettings = RealtimeSettings()
         ) {
             self.serverURL = serverURL
             self.credentials = credentials
@@ -92,6 +95,7 @@ extension PyAirtableClient {
             self.middlewares = middlewares
             self.userAgent = userAgent
             self.cache = cache
+            self.realtime = realtime
         }
 
         /// A configuration from `PYAT_SERVER` and `PYAT_TOKEN` (a personal access token or an

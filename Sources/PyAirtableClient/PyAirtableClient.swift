@@ -2,6 +2,7 @@ import Foundation
 import HTTPTypes
 import Logging
 import PyAirtableModels
+import Synchronization
 
 /// The client of a pyat server: one shared object with connection pool, credentials and
 /// resilience, and a small struct per service (`client.records`, `client.workspaces`, …).
@@ -26,6 +27,7 @@ public final class PyAirtableClient: Sendable {
     let responseCache: ResponseCache?
     /// The cache identity when the credentials cannot change (a fixed token, or none).
     private let fixedCacheIdentity: String?
+    private let realtimeClient = Mutex<RealtimeClient?>(nil)
     private let circuitState: @Sendable (String) -> CircuitState
 
     /// Makes a client. Call ``shutdown()`` when done.
@@ -128,9 +130,25 @@ public final class PyAirtableClient: Sendable {
         return (middlewares, { breaker.state(of: $0) })
     }
 
-    /// Closes connections. The client cannot be used afterwards.
+    /// Closes connections (the realtime one too). The client cannot be used afterwards.
     public func shutdown() async throws {
+        // Taken out, so the realtime client (which holds this one) does not keep it alive.
+        let realtime = realtimeClient.withLock { realtime in
+            defer { realtime = nil }
+            return realtime
+        }
+        await realtime?.close()
         try await transport.shutdown()
+    }
+
+    /// The realtime connection, made on first use (it connects on the first subscription).
+    public var realtime: RealtimeClient {
+        realtimeClient.withLock { realtime in
+            if let realtime { return realtime }
+            let made = RealtimeClient(client: self, configuration: configuration.realtime)
+            realtime = made
+            return made
+        }
     }
 
     /// Who the cache's entries belong to now (see ``TokenManager/cacheIdentity()``).

@@ -37,13 +37,7 @@ public struct TestServer: Sendable {
         let directory = FileManager.default.temporaryDirectory
             .appendingPathComponent("pyat-testserver-\(UUID().uuidString)").path
         defer { try? FileManager.default.removeItem(atPath: directory) }
-        var configuration = ServerConfiguration(
-            host: "127.0.0.1",
-            port: 0,
-            dataDirectory: directory,
-            auth: .init(bcryptCost: 4),
-            durableCommits: false
-        )
+        var configuration = ServerConfiguration.testing(directory: directory, port: 0)
         configure(&configuration)
         configuration.dataDirectory = directory
         configuration.host = "127.0.0.1"
@@ -51,11 +45,7 @@ public struct TestServer: Sendable {
         var logger = Logger(label: "pyat.testserver")
         logger.logLevel = .error
         let services = try await ServerServices.open(configuration: configuration, logger: logger)
-        let (ports, portContinuation) = AsyncStream.makeStream(of: Int.self)
-        let application = buildApplication(services: services) { port in
-            portContinuation.yield(port)
-            portContinuation.finish()
-        }
+        let (application, ports, _) = applicationReportingPort(services: services)
         let serviceGroup = ServiceGroup(
             configuration: .init(services: [application], logger: logger)
         )
@@ -85,4 +75,30 @@ public struct TestServer: Sendable {
 public struct TestServerError: Error, CustomStringConvertible {
     public var message: String
     public var description: String { message }
+}
+
+extension ServerConfiguration {
+    /// A throwaway test server's configuration: loopback, cheap password hashing, no fsync.
+    static func testing(directory: String, port: Int) -> ServerConfiguration {
+        ServerConfiguration(
+            host: "127.0.0.1",
+            port: port,
+            dataDirectory: directory,
+            auth: .init(bcryptCost: 4),
+            durableCommits: false
+        )
+    }
+}
+
+/// The application over `services`, and a stream that yields its port once it listens (then ends);
+/// finish the continuation to stop waiting when the application fails before listening.
+func applicationReportingPort(
+    services: ServerServices
+) -> (some ApplicationProtocol, AsyncStream<Int>, AsyncStream<Int>.Continuation) {
+    let (ports, continuation) = AsyncStream.makeStream(of: Int.self)
+    let application = buildApplication(services: services) { port in
+        continuation.yield(port)
+        continuation.finish()
+    }
+    return (application, ports, continuation)
 }

@@ -1,5 +1,6 @@
 import Foundation
 import Hummingbird
+import HummingbirdWebSocket
 import Logging
 import NIOCore
 import ServiceLifecycle
@@ -23,11 +24,12 @@ public func buildRouter(services: ServerServices) -> Router<AppRequestContext> {
     SchemaController(services: services).addRoutes(to: api)
     RecordsController(services: services).addRoutes(to: api)
     OperationsController(services: services).addRoutes(api: api, root: router)
+    RealtimeController(services: services).addRoutes(to: api)
     return router
 }
 
-/// Builds the reference server application: routes, maintenance, graceful shutdown on SIGTERM/SIGINT
-/// when run with `runService()`.
+/// Builds the reference server application: routes, the WebSocket upgrade of `GET /api/v1/ws`,
+/// maintenance, graceful shutdown on SIGTERM/SIGINT when run with `runService()`.
 ///
 /// - Parameters:
 ///   - services: The opened store, auth and metrics.
@@ -37,8 +39,19 @@ public func buildApplication(
     onServerRunning: @escaping @Sendable (Int) async -> Void = { _ in }
 ) -> some ApplicationProtocol {
     let configuration = services.configuration
+    let realtime = RealtimeController(services: services)
     var application = Application(
         router: buildRouter(services: services),
+        server: .http1WebSocketUpgrade(
+            configuration: .init(
+                ws: .init(
+                    autoPing: .enabled(timePeriod: configuration.realtime.pingInterval),
+                    closeTimeout: configuration.realtime.closeTimeout
+                )
+            )
+        ) { request, channel, logger in
+            await realtime.shouldUpgrade(request: request, channel: channel, logger: logger)
+        },
         configuration: .init(
             address: .hostname(configuration.host, port: configuration.port),
             serverName: configuration.serverName

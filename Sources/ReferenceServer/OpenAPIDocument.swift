@@ -1727,6 +1727,136 @@ enum OpenAPIDocument {
                 '500':
                   $ref: '#/components/responses/ServerError'
 
+          /api/v1/ws:
+            parameters:
+              - $ref: '#/components/parameters/RequestId'
+            get:
+              tags: [realtime]
+              operationId: openRealtimeWebSocket
+              summary: Realtime over WebSocket
+              description: |-
+                Upgrades to a WebSocket carrying JSON text frames. Authenticate the upgrade request with
+                `Authorization: Bearer <token>` (access JWT or `pat_…`), or with the `access_token` query parameter where
+                headers cannot be set. With missing or bad credentials the upgrade still completes, and the client's
+                first frame is answered with an `error` frame (`AUTH_ERROR`, 401) and close code 4401, reason
+                `unauthorized`. A plain GET without an upgrade answers 401 without credentials, else 426.
+
+                Client frames (`RealtimeClientFrame`): `{"type":"subscribe","id":"s1","channel":"events","filters":{"table_id":"tbl…"},"since":42}`
+                (`filters` narrow by `workspace_id`, `base_id`, `table_id`, `record_id`; `since` is optional),
+                `{"type":"unsubscribe","id":"s1"}`, `{"type":"ping"}`.
+
+                Server frames (`RealtimeServerFrame`): `{"type":"subscribed","subscription":"s1","seq":42}` first; then
+                `{"type":"event","subscription":"s1","event":{…Event…}}` for every event after `seq` that the filters
+                pass and the user may read (a member of the event's workspace, the actor of an event outside any
+                workspace, or a listed recipient such as a removed member), each once and in `seq` order, the replay of
+                missed events flowing into live ones without a gap or a repeat. Without `since` a subscription starts
+                at the head of the log (`subscribed.seq`). When `since` is older than the retained log (or past its
+                head) the server sends `{"type":"reset","subscription":"s1","seq":HEAD}`: refetch, then events resume
+                after `HEAD`. `{"type":"pong"}` answers `ping`; `{"type":"error","subscription":"s1"?,"error":{…ErrorDetail…}}`
+                reports a bad frame, a duplicate subscription id or too many subscriptions.
+
+                Close codes: 1008 `slow consumer` when more messages wait for the client than the server's buffer
+                holds (reconnect and resume from the last seq received); 4401 `unauthorized`. The server pings every
+                30 s; a connection that sends no bytes at all (pongs count) for the idle timeout, 90 s by default, is
+                dropped.
+              responses:
+                '101':
+                  description: Switching Protocols to WebSocket.
+                '401':
+                  $ref: '#/components/responses/Unauthorized'
+                '426':
+                  description: Upgrade Required — the request was not a WebSocket upgrade.
+                  headers:
+                    X-Request-ID:
+                      $ref: '#/components/headers/XRequestID'
+                  content:
+                    application/json:
+                      schema:
+                        $ref: '#/components/schemas/ErrorResponse'
+                '500':
+                  $ref: '#/components/responses/ServerError'
+
+          /api/v1/events:
+            parameters:
+              - $ref: '#/components/parameters/RequestId'
+            get:
+              tags: [realtime]
+              operationId: streamEvents
+              summary: Realtime over Server-Sent Events
+              description: |-
+                The event log as a `text/event-stream`: the events after `since` (or after `Last-Event-ID`, which wins),
+                then live events, each once and in `seq` order, filtered and access-checked as `GET /events/log` is.
+                Without either, the stream starts at the head of the log. The stream opens with the comment
+                `: connected`; each event is `id: <seq>`, `event: <type>`, `data: <Event JSON on one line>` and a blank
+                line; a `: heartbeat` comment comes every 15 s. A client that falls further behind than the server's
+                buffer gets `event: error` with an `ErrorResponse` body (`RATE_LIMITED`, message `slow consumer…`) and the
+                stream ends: reconnect with `Last-Event-ID`. Authenticate with `Authorization: Bearer` or the
+                `access_token` query parameter (for `EventSource`).
+              parameters:
+                - name: since
+                  in: query
+                  required: false
+                  description: Start after this seq.
+                  schema:
+                    type: integer
+                    format: int64
+                    minimum: 0
+                - name: Last-Event-ID
+                  in: header
+                  required: false
+                  description: The last `id` received; resumes after it and wins over `since`.
+                  schema:
+                    type: string
+                - name: access_token
+                  in: query
+                  required: false
+                  description: A bearer token, for clients that cannot set the Authorization header.
+                  schema:
+                    type: string
+                - name: workspace_id
+                  in: query
+                  required: false
+                  description: Only events of this workspace.
+                  schema:
+                    $ref: '#/components/schemas/WorkspaceID'
+                - name: base_id
+                  in: query
+                  required: false
+                  description: Only events of this base.
+                  schema:
+                    $ref: '#/components/schemas/BaseID'
+                - name: table_id
+                  in: query
+                  required: false
+                  description: Only events of this table.
+                  schema:
+                    $ref: '#/components/schemas/TableID'
+                - name: record_id
+                  in: query
+                  required: false
+                  description: Only events of this record.
+                  schema:
+                    $ref: '#/components/schemas/RecordID'
+              responses:
+                '200':
+                  description: The event stream.
+                  headers:
+                    X-Request-ID:
+                      $ref: '#/components/headers/XRequestID'
+                  content:
+                    text/event-stream:
+                      schema:
+                        type: string
+                      example: ": connected\n\nid: 43\nevent: record.created\ndata: {\"seq\":43,\"type\":\"record.created\",…}\n\n: heartbeat\n\n"
+                '401':
+                  $ref: '#/components/responses/Unauthorized'
+                '410':
+                  $ref: '#/components/responses/ResyncRequired'
+                '422':
+                  $ref: '#/components/responses/ValidationFailed'
+                '500':
+                  $ref: '#/components/responses/ServerError'
+
           /api/v1/stats:
             parameters:
               - $ref: '#/components/parameters/RequestId'
@@ -3105,6 +3235,56 @@ enum OpenAPIDocument {
                 - file.deleted
                 - webhook.created
                 - webhook.deleted
+
+            RealtimeClientFrame:
+              type: object
+              description: A frame the client sends over `GET /api/v1/ws`.
+              required: [type]
+              properties:
+                type:
+                  type: string
+                  enum: [subscribe, unsubscribe, ping]
+                id:
+                  type: string
+                  description: The subscription id (subscribe, unsubscribe), 1 to 128 characters, unique per connection.
+                channel:
+                  type: string
+                  description: Free-form label; `events` by default.
+                filters:
+                  type: object
+                  properties:
+                    workspace_id:
+                      $ref: '#/components/schemas/WorkspaceID'
+                    base_id:
+                      $ref: '#/components/schemas/BaseID'
+                    table_id:
+                      $ref: '#/components/schemas/TableID'
+                    record_id:
+                      $ref: '#/components/schemas/RecordID'
+                since:
+                  type: integer
+                  format: int64
+                  minimum: 0
+                  description: Replay the events after this seq before going live.
+
+            RealtimeServerFrame:
+              type: object
+              description: A frame the server sends over `GET /api/v1/ws`.
+              required: [type]
+              properties:
+                type:
+                  type: string
+                  enum: [subscribed, event, reset, pong, error]
+                subscription:
+                  type: string
+                seq:
+                  type: integer
+                  format: int64
+                  description: 'subscribed: where the subscription starts; reset: the head to resume after.'
+                event:
+                  $ref: '#/components/schemas/Event'
+                error:
+                  $ref: '#/components/schemas/ErrorDetail'
 
             Event:
               type: object

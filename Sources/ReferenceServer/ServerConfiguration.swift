@@ -26,6 +26,8 @@ public struct ServerConfiguration: Sendable {
     public var now: @Sendable () -> Date
     /// The server's name in logs and the `Server` header.
     public var serverName: String
+    /// Realtime buffers, heartbeats, pings and timeouts.
+    public var realtime: RealtimeConfiguration
 
     public init(
         host: String = "127.0.0.1",
@@ -38,7 +40,8 @@ public struct ServerConfiguration: Sendable {
         idempotencyRetention: TimeInterval = 24 * 3600,
         durableCommits: Bool = true,
         now: @escaping @Sendable () -> Date = { Date() },
-        serverName: String = "pyat"
+        serverName: String = "pyat",
+        realtime: RealtimeConfiguration = .init()
     ) {
         self.host = host
         self.port = port
@@ -51,6 +54,7 @@ public struct ServerConfiguration: Sendable {
         self.durableCommits = durableCommits
         self.now = now
         self.serverName = serverName
+        self.realtime = realtime
     }
 
     /// The path of the SQLite database inside the data directory.
@@ -63,6 +67,8 @@ public struct ServerServices: Sendable {
     public let store: any DataStore
     public let auth: Authenticator
     public let metrics: ServerMetrics
+    /// Fans the event log out to WebSocket and SSE subscribers.
+    public let realtime: RealtimeHub
     public let logger: Logger
     let startedAt: ContinuousClock.Instant
 
@@ -89,11 +95,19 @@ public struct ServerServices: Sendable {
             store: store,
             now: configuration.now
         )
+        let metrics = ServerMetrics()
+        let realtime = try await RealtimeHub.start(
+            source: store,
+            configuration: configuration.realtime,
+            metrics: metrics,
+            logger: logger
+        )
         return ServerServices(
             configuration: configuration,
             store: store,
             auth: auth,
-            metrics: ServerMetrics(),
+            metrics: metrics,
+            realtime: realtime,
             logger: logger,
             startedAt: .now
         )

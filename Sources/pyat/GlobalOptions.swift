@@ -85,6 +85,7 @@ struct ServerOptions: ParsableArguments {
     /// becomes a ``CommandFailure``: one `error:` line, and exit status 4 for a conflict, else 1.
     func withClient<Result>(
         credentials: PyAirtableClient.Credentials,
+        realtime: RealtimeSettings = RealtimeSettings(),
         _ body: (PyAirtableClient) async throws -> Result
     ) async throws -> Result {
         let serverURL = try resolvedServerURL()
@@ -93,7 +94,8 @@ struct ServerOptions: ParsableArguments {
             credentials: credentials,
             logger: logger,
             userAgent: "pyat-cli/\(PyAirtableClient.version)",
-            cache: cacheSettings
+            cache: cacheSettings,
+            realtime: realtime
         )
         do {
             return try await withPyAirtableClient(configuration: configuration, body)
@@ -128,8 +130,11 @@ struct GlobalOptions: ParsableArguments {
     }
 
     /// Runs `body` with a client for the chosen server and credentials; see ``ServerOptions/withClient(credentials:_:)``.
-    func withClient<Result>(_ body: (PyAirtableClient) async throws -> Result) async throws -> Result {
-        try await connection.withClient(credentials: credentials, body)
+    func withClient<Result>(
+        realtime: RealtimeSettings = RealtimeSettings(),
+        _ body: (PyAirtableClient) async throws -> Result
+    ) async throws -> Result {
+        try await connection.withClient(credentials: credentials, realtime: realtime, body)
     }
 }
 

@@ -42,6 +42,12 @@ extension Pyat {
         )
         var noFsync = false
 
+        @Flag(name: .customLong("no-websocket"), help: "Refuse WebSocket upgrades (clients fall back to SSE).")
+        var noWebSocket = false
+
+        @Flag(name: .customLong("no-sse"), help: "Turn off Server-Sent Events (clients fall back to polling).")
+        var noServerSentEvents = false
+
         func validate() throws {
             guard (0...65535).contains(port) else { throw ValidationError("--port must be from 0 to 65535") }
             guard maximumBodySize >= 1024 else { throw ValidationError("--max-body-size must be at least 1024") }
@@ -59,7 +65,7 @@ extension Pyat {
             }
             var logger = Logger(label: "pyat.server")
             logger.logLevel = Logger.Level(rawValue: logLevel) ?? .info
-            let configuration = ServerConfiguration(
+            var configuration = ServerConfiguration(
                 host: host,
                 port: port,
                 dataDirectory: dataDirectory,
@@ -67,6 +73,8 @@ extension Pyat {
                 jwtSecret: ProcessInfo.processInfo.environment["PYAT_JWT_SECRET"],
                 durableCommits: !noFsync
             )
+            configuration.realtime.webSocketEnabled = !noWebSocket
+            configuration.realtime.serverSentEventsEnabled = !noServerSentEvents
             let services = try await ServerServices.open(configuration: configuration, logger: logger)
             let demoToken = demo ? try await DemoData.seed(services: services) : nil
             let host = self.host

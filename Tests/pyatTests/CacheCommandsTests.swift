@@ -101,7 +101,9 @@ struct CacheCommandsTests {
                 #expect(try await client.records.fetchList(in: table.id).fromCache)
 
                 // Another process reads what this one cached.
-                let offline = try await fixture.pyat(["records", "list", table.id.rawValue, "--offline", "--format", "json"])
+                let offline = try await fixture.pyat([
+                    "records", "list", table.id.rawValue, "--offline", "--format", "json",
+                ])
                 #expect(offline.status == 0, "\(offline.stderr)")
                 #expect(try offline.jsonArray().compactMap { $0["id"] as? String } == page.data.map(\.id.rawValue))
 

@@ -135,6 +135,61 @@ extension PyAirtableClient {
         )
     }
 
+    /// Brings the cache in line with events from the server: each drops what it changed; an updated
+    /// or created record's own entry takes the record in the event.
+    func cacheAfterEvents(_ events: [Event]) async {
+        guard configuration.cache.isEnabled else { return }
+        var tags: [String] = []
+        var everything = false
+        var stored: [String: CacheWrite] = [:]
+        for event in events {
+            tags += CacheKeys.tags(invalidatedBy: event)
+            if event.type == .workspaceDeleted || event.type == .baseDeleted || event.type == .memberRemoved {
+                everything = true
+            }
+            if event.type == .recordCreated || event.type == .recordUpdated,
+                let record = try? event.payload.decode(as: Record.self), let write = CacheWrite.record(record)
+            {
+                stored[write.key] = write
+            } else if let record = event.recordID {
+                stored.removeValue(forKey: CacheKeys.record(record))
+            }
+        }
+        // An event can be older than what this client already holds (its own write, answered first):
+        // keep the newer version.
+        if let responseCache, let engine = responseCache.engine(for: await cacheIdentity()) {
+            for (key, write) in stored {
+                guard let held = engine.get(key)?.entry, let heldVersion = held.etag.flatMap(VersionTag.parse),
+                    let newVersion = write.etag.flatMap(VersionTag.parse), heldVersion > newVersion
+                else { continue }
+                stored[key] = CacheWrite(
+                    key: key,
+                    value: held.value,
+                    tags: held.tags,
+                    etag: held.etag,
+                    kind: write.kind
+                )
+            }
+        }
+        await cacheAfterWrite(invalidating: Array(Set(tags)), storing: Array(stored.values), everything: everything)
+    }
+
+    /// After a reset the events since a subscription's position are unknown: drop what it covers.
+    func cacheAfterReset(filters: [EventFilter]) async {
+        var tags: [String] = []
+        for filter in filters {
+            if let record = filter.recordID {
+                tags.append(CacheTag.record(record.rawValue))
+            } else if let table = filter.tableID {
+                tags += ["table:\(table)", "records:\(table)"]
+            } else {
+                await cacheAfterWrite(invalidating: [], everything: true)
+                return
+            }
+        }
+        await cacheAfterWrite(invalidating: tags)
+    }
+
     static func decode<T: Decodable>(
         _ type: T.Type,
         from response: ClientResponse,
@@ -198,6 +253,41 @@ enum CacheKeys {
         tags.reserveCapacity(page.data.count + 2)
         for record in page.data { tags.append(CacheTag.record(record.id.rawValue)) }
         return tags
+    }
+
+    /// The tags an event from the server invalidates.
+    static func tags(invalidatedBy event: Event) -> [String] {
+        let table = event.tableID.map { "\($0)" }
+        switch event.type {
+        case .recordCreated:
+            return table.map { ["list:\($0)"] } ?? []
+        case .recordUpdated, .recordDeleted:
+            var tags = event.recordID.map { [CacheTag.record($0.rawValue)] } ?? []
+            if event.type == .recordUpdated, let table { tags.append("list:\(table)") }
+            return tags
+        case .fieldCreated, .fieldUpdated, .fieldDeleted, .tableUpdated, .tableDeleted:
+            var tags = table.map { ["table:\($0)", "records:\($0)"] } ?? ["table", "records"]
+            if let base = event.baseID { tags.append("tables:\(base)") }
+            return tags
+        case .tableCreated:
+            return event.baseID.map { ["tables:\($0)"] } ?? ["tables"]
+        case .viewCreated, .viewUpdated, .viewDeleted:
+            return table.map { ["table:\($0)", "list:\($0)"] } ?? ["table", "list"]
+        case .baseCreated:
+            return event.workspaceID.map { ["bases:\($0)"] } ?? ["bases"]
+        case .baseUpdated:
+            return event.baseID.map { ["base:\($0)"] } ?? ["base"]
+        case .workspaceCreated:
+            return ["workspaces"]
+        case .workspaceUpdated:
+            return event.workspaceID.map { ["workspace:\($0)"] } ?? ["workspace"]
+        case .memberAdded, .memberUpdated:
+            return event.workspaceID.map { ["members:\($0)", "workspace:\($0)", "workspaces"] } ?? ["members"]
+        case .userUpdated:
+            return ["user"]
+        default:
+            return []
+        }
     }
 
     static func tags(of table: Table) -> [String] {

@@ -60,9 +60,46 @@ public final class ServerMetrics: Sendable {
     /// The counter and histogram of each label set, so a request neither builds labels nor asks the registry.
     private let series = Mutex<[SeriesKey: (Counter, DurationHistogram)]>([:])
 
+    /// Open realtime connections (WebSocket and SSE).
+    let realtimeConnections: Gauge
+    /// Events handed to realtime subscribers.
+    let realtimeEventsDelivered: Counter
+    /// Realtime connections cut off for falling too far behind.
+    let realtimeSlowConsumers: Counter
+
     public init() {
-        self.registry = PrometheusCollectorRegistry()
+        let registry = PrometheusCollectorRegistry()
+        self.registry = registry
+        self.realtimeConnections = registry.makeGauge(
+            descriptor: .init(
+                namespace: "pyat",
+                metricName: "realtime",
+                unitName: "connections",
+                helpText: "Open realtime connections (WebSocket and SSE)"
+            )
+        )
+        self.realtimeEventsDelivered = registry.makeCounter(
+            descriptor: .init(
+                namespace: "pyat",
+                metricName: "realtime_events_delivered",
+                unitName: "total",
+                helpText: "Events delivered to realtime subscribers"
+            )
+        )
+        self.realtimeSlowConsumers = registry.makeCounter(
+            descriptor: .init(
+                namespace: "pyat",
+                metricName: "realtime_slow_consumer_disconnects",
+                unitName: "total",
+                helpText: "Realtime connections cut off for falling too far behind"
+            )
+        )
     }
+
+    func realtimeConnectionOpened() { realtimeConnections.increment() }
+    func realtimeConnectionClosed() { realtimeConnections.decrement() }
+    func realtimeEventDelivered() { realtimeEventsDelivered.increment() }
+    func realtimeSlowConsumerDisconnected() { realtimeSlowConsumers.increment() }
 
     /// Requests served since start.
     public var requests: Int { requestCount.load(ordering: .relaxed) }

@@ -11,6 +11,8 @@ public struct ServerDatabase: Sendable {
     /// The connection pool: one writer, several concurrent readers.
     public let pool: DatabasePool
     let writer: WriteCoalescer
+    /// Fired after every committed write transaction (realtime fan-out listens).
+    public let commits: CommitSignal
 
     /// Opens (creating if need be) the database at `path` and migrates it.
     /// - Parameters:
@@ -28,7 +30,9 @@ public struct ServerDatabase: Sendable {
         }
         self.pool = try DatabasePool(path: path, configuration: configuration)
         try Self.migrator.migrate(pool)
-        self.writer = WriteCoalescer(pool: pool, logger: logger)
+        let commits = CommitSignal()
+        self.commits = commits
+        self.writer = WriteCoalescer(pool: pool, logger: logger, commits: commits)
     }
 
     /// Runs `operation` in a transaction shared with other concurrent writes (its own savepoint).
@@ -190,6 +194,10 @@ public struct ServerDatabase: Sendable {
                     ) WITHOUT ROWID;
                     """
             )
+        }
+        migrator.registerMigration("v2-event-recipients-by-seq") { db in
+            // Realtime fan-out reads the audience of new events by seq.
+            try db.execute(sql: "CREATE INDEX event_recipients_seq ON event_recipients(seq)")
         }
         return migrator
     }

@@ -21,13 +21,15 @@ final class WriteCoalescer: Sendable {
 
     private let pool: DatabasePool
     private let logger: Logger
+    private let commits: CommitSignal
     private let state = Mutex(State())
     /// The most writes one commit carries.
     private let maximumBatch = 256
 
-    init(pool: DatabasePool, logger: Logger) {
+    init(pool: DatabasePool, logger: Logger, commits: CommitSignal) {
         self.pool = pool
         self.logger = logger
+        self.commits = commits
     }
 
     func write<T: Sendable>(_ operation: @escaping @Sendable (Database) throws -> T) async throws -> T {
@@ -89,6 +91,9 @@ final class WriteCoalescer: Sendable {
                     for job in batch { job.run(db) }
                     return .commit
                 }
+                // Observers learn of the commit before the writers do, so realtime fan-out starts as
+                // early as the acknowledgement.
+                commits.fire()
                 for job in batch { job.finish(nil) }
             } catch {
                 logger.error("commit failed", metadata: ["error": "\(error)", "writes": "\(batch.count)"])
