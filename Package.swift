@@ -16,6 +16,7 @@ let package = Package(
         .library(name: "PyAirtableTesting", targets: ["PyAirtableTesting"]),
         .library(name: "ReferenceServer", targets: ["ReferenceServer"]),
         .library(name: "ClientCache", targets: ["ClientCache"]),
+        .library(name: "OfflineQueue", targets: ["OfflineQueue"]),
         .executable(name: "pyat", targets: ["pyat"]),
     ],
     dependencies: [
@@ -60,6 +61,15 @@ let package = Package(
         .target(
             name: "ClientCache",
             dependencies: [
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .target(
+            name: "OfflineQueue",
+            dependencies: [
+                "PyAirtableModels",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -139,6 +149,16 @@ let package = Package(
         .testTarget(
             name: "ClientCacheTests",
             dependencies: ["ClientCache"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "OfflineQueueTests",
+            dependencies: [
+                "OfflineQueue",
+                "PyAirtableModels",
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
             swiftSettings: swiftSettings
         ),
         .testTarget(

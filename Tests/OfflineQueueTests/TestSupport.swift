@@ -1,0 +1,102 @@
+import Foundation
+import Logging
+import Synchronization
+
+@testable import OfflineQueue
+
+/// A wall clock that moves only when the test moves it.
+final class ManualWallClock: Sendable {
+    private let current: Mutex<Date>
+
+    init(_ start: Date = Date(timeIntervalSince1970: 1_800_000_000)) {
+        current = Mutex(start)
+    }
+
+    var now: Date { current.withLock { $0 } }
+
+    func advance(by duration: Duration) {
+        current.withLock { $0 = $0.addingTimeInterval(duration.timeInterval) }
+    }
+}
+
+/// A temporary directory removed when the value goes away.
+final class TemporaryDirectory: Sendable {
+    let path: String
+
+    init() throws {
+        path = NSTemporaryDirectory() + "pyat-queue-tests-" + UUID().uuidString
+        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+    }
+
+    var queueFile: String { path + "/queue.sqlite" }
+
+    deinit {
+        try? FileManager.default.removeItem(atPath: path)
+    }
+}
+
+extension OfflineQueue {
+    static func make(
+        path: String,
+        clock: ManualWallClock,
+        user: String = "usr1",
+        maximumEntries: Int = 10_000,
+        maximumBytes: Int = 1 << 24,
+        leaseDuration: Duration = .seconds(300),
+        maximumAttempts: Int? = nil
+    ) throws -> OfflineQueue {
+        try OfflineQueue(
+            configuration: Configuration(
+                path: path,
+                namespace: QueueNamespace(serverURL: "http://127.0.0.1:8080", user: user),
+                maximumEntries: maximumEntries,
+                maximumBytes: maximumBytes,
+                leaseDuration: leaseDuration,
+                maximumAttempts: maximumAttempts,
+                now: { clock.now }
+            ),
+            logger: quietLogger
+        )
+    }
+}
+
+extension QueuedRequest {
+    static func patch(_ record: String, _ json: String = #"{"fields":{"Name":"x"}}"#) -> QueuedRequest {
+        QueuedRequest(method: "PATCH", path: "/api/v1/records/\(record)", body: Data(json.utf8))
+    }
+
+    static func create(
+        table: String = "tbl00000000000001",
+        _ json: String = #"{"fields":{"Name":"new"}}"#
+    )
+        -> QueuedRequest
+    {
+        QueuedRequest(method: "POST", path: "/api/v1/tables/\(table)/records", body: Data(json.utf8))
+    }
+
+    var bodyText: String { body.map { String(decoding: $0, as: UTF8.self) } ?? "" }
+}
+
+extension QueuedMutation.Failure {
+    static func server(_ status: Int, _ message: String = "boom") -> Self {
+        QueuedMutation.Failure(status: status, message: message, occurredAt: Date(timeIntervalSince1970: 0))
+    }
+}
+
+/// Failures the tests cause on purpose are logged as warnings; keep the output for real problems.
+let quietLogger: Logger = {
+    var logger = Logger(label: "pyat.queue.tests")
+    logger.logLevel = .error
+    return logger
+}()
+
+/// A flag one task sets and another reads.
+final class Flag: Sendable {
+    private let value = Mutex(false)
+
+    var isSet: Bool { value.withLock { $0 } }
+
+    func set() {
+        value.withLock { $0 = true }
+    }
+}
