@@ -300,11 +300,14 @@ extension RealtimeClient {
         defer { state.withLock { $0.restartSession = nil } }
         let clock = client.configuration.clock
         let upgradeAfter = configuration.upgradeInterval
+        let lastActivity = LastActivity()
+        let silenceLimit = configuration.streamSilenceLimit
         let result: SessionEnd = await withTaskGroup(of: SessionEnd?.self) { group in
             group.addTask { [self] in
                 var parser = ServerSentEventParser()
                 do {
                     for try await buffer in response.body {
+                        lastActivity.touch()
                         let messages = try parser.feed(buffer.readableBytesView)
                         var events: [Event] = []
                         for message in messages {
@@ -334,6 +337,18 @@ extension RealtimeClient {
             group.addTask {
                 for await _ in restart {}
                 return .restart
+            }
+            // The server sends a heartbeat comment every 15 s; a stream silent for much longer is a
+            // connection that died without a FIN.
+            group.addTask {
+                while !Task.isCancelled {
+                    try? await Task.sleep(for: silenceLimit / 4)
+                    let silent = lastActivity.silence
+                    if silent > silenceLimit {
+                        return .dropped(RealtimeClosed(reason: "the event stream was silent for \(silent)"))
+                    }
+                }
+                return nil
             }
             if isFallback {
                 group.addTask {
@@ -421,6 +436,13 @@ extension RealtimeClient {
 struct RealtimeClosed: Error, CustomStringConvertible {
     var reason: String
     var description: String { reason }
+}
+
+/// When a stream last showed signs of life.
+final class LastActivity: Sendable {
+    private let instant = Mutex(ContinuousClock.now)
+    func touch() { instant.withLock { $0 = .now } }
+    var silence: Duration { ContinuousClock.now - instant.withLock { $0 } }
 }
 
 /// A flag set once, read from any task.

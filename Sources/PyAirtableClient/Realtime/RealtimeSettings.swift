@@ -60,6 +60,9 @@ public struct RealtimeSettings: Sendable {
     public var upgradeInterval: Duration
     /// The WebSocket ping period (the server's idle timeout must be longer).
     public var pingInterval: Duration
+    /// How long an SSE stream may stay silent (the server sends a heartbeat every 15 s) before it is
+    /// taken for dead and reconnected.
+    public var streamSilenceLimit: Duration
     /// How many updates a subscription buffers for a consumer that is behind; past it the subscription
     /// ends with an error rather than growing memory without bound.
     public var subscriptionBuffer: Int
@@ -75,6 +78,7 @@ public struct RealtimeSettings: Sendable {
         pollInterval: Duration = .seconds(1),
         upgradeInterval: Duration = .seconds(60),
         pingInterval: Duration = .seconds(20),
+        streamSilenceLimit: Duration = .seconds(45),
         subscriptionBuffer: Int = 100_000,
         updatesCache: Bool = true
     ) {
@@ -85,6 +89,7 @@ public struct RealtimeSettings: Sendable {
         self.pollInterval = pollInterval
         self.upgradeInterval = upgradeInterval
         self.pingInterval = pingInterval
+        self.streamSilenceLimit = streamSilenceLimit
         self.subscriptionBuffer = subscriptionBuffer
         self.updatesCache = updatesCache
     }
