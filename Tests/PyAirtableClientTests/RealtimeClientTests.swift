@@ -275,6 +275,45 @@ struct RealtimeClientTests {
         }
     }
 
+    @Test("the connection closes a while after the last subscription ends, and reopens for the next")
+    func lingerThenReconnect() async throws {
+        try await TestServer.withRunning { server in
+            let demo = try await server.seedDemo()
+            var configuration = PyAirtableClient.Configuration(
+                serverURL: URL(string: server.url)!,
+                credentials: .personalAccessToken(demo.token)
+            )
+            configuration.realtime = RealtimeSettings(
+                transports: [.webSocket],
+                lingerAfterLastSubscription: .milliseconds(20)
+            )
+            try await withPyAirtableClient(configuration: configuration) { client in
+                let table = try await Fixtures.makeTable(client)
+                do {
+                    let first = client.realtime.subscribe(EventFilter(tableID: table.id))
+                    await Self.waitUntil(client, is: .connected(.webSocket))
+                    _ = first
+                }
+                await Self.waitUntil(client, is: .idle)
+                // The server forgets the connection (polled, with a deadline).
+                var connections = await server.services.realtime.connectionCount
+                for _ in 0..<1000 where connections != 0 {
+                    try await Task.sleep(for: .milliseconds(5))
+                    connections = await server.services.realtime.connectionCount
+                }
+                #expect(connections == 0)
+                let since = try await client.realtime.latestSeq()
+                let created = try await client.records.create(in: table.id, fields: ["Name": "after idle"])
+                for try await update in client.realtime.subscribe(EventFilter(tableID: table.id), since: since) {
+                    if case .event(let event) = update {
+                        #expect(event.recordID == created.id)
+                        break
+                    }
+                }
+            }
+        }
+    }
+
     @Test("a subscription from a position replays what it missed, then continues")
     func resumeFromSince() async throws {
         try await TestServer.withRunning { server in

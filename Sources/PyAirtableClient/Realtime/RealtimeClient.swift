@@ -40,6 +40,10 @@ public final class RealtimeClient: Sendable {
         var interruptSession: (@Sendable () -> Void)?
         var closed = false
         var statistics = RealtimeStatistics()
+        /// The current session, so a finishing older one does not clear a newer one's hooks.
+        var session: UUID?
+        /// Closes the connection a while after the last subscription ended.
+        var linger: Task<Void, Never>?
     }
 
     let client: PyAirtableClient
@@ -88,6 +92,8 @@ public final class RealtimeClient: Sendable {
                     as (Bool, (@Sendable (RealtimeClientFrame) async throws -> Void)?, (@Sendable () -> Void)?)
             }
             state.subscriptions[id] = Subscription(filter: filter, lastSeq: since, continuation: continuation)
+            state.linger?.cancel()
+            state.linger = nil
             if state.connection == nil {
                 state.connection = Task { [self] in await runConnection() }
             }
@@ -107,11 +113,35 @@ public final class RealtimeClient: Sendable {
     }
 
     private func unsubscribe(_ id: String) {
+        let linger = configuration.lingerAfterLastSubscription
         let send = state.withLock { state -> (@Sendable (RealtimeClientFrame) async throws -> Void)? in
             guard state.subscriptions.removeValue(forKey: id) != nil else { return nil }
+            if state.subscriptions.isEmpty && state.connection != nil {
+                state.linger?.cancel()
+                state.linger = Task { [weak self] in
+                    guard (try? await Task.sleep(for: linger)) != nil else { return }
+                    self?.disconnectIfIdle()
+                }
+            }
             return state.sendFrame
         }
         if let send { Task { try? await send(.unsubscribe(id: id)) } }
+    }
+
+    /// Closes the connection when no subscription is left (after the linger), so an idle client
+    /// holds nothing on the server; the next subscription connects again.
+    private func disconnectIfIdle() {
+        let connection = state.withLock { state -> Task<Void, Never>? in
+            guard state.subscriptions.isEmpty, !state.closed else { return nil }
+            defer {
+                state.connection = nil
+                state.linger = nil
+            }
+            return state.connection
+        }
+        guard let connection else { return }
+        connection.cancel()
+        setConnectionState(.idle)
     }
 
     /// Drops the current connection and connects again at once, resuming every subscription from its
@@ -152,6 +182,7 @@ public final class RealtimeClient: Sendable {
     public func close() async {
         let (task, subscriptions, observers) = state.withLock { state in
             state.closed = true
+            state.linger?.cancel()
             let subscriptions = Array(state.subscriptions.values)
             state.subscriptions.removeAll()
             let observers = Array(state.stateObservers.values)

@@ -185,7 +185,9 @@ extension RealtimeClient {
                 try await outbound.write(.text(String(decoding: data, as: UTF8.self)))
             }
             // Frames for subscriptions made from now on are sent as they are made.
+            let session = UUID()
             let positions = self.state.withLock { state in
+                state.session = session
                 state.sendFrame = send
                 state.interruptSession = {
                     Task { try? await outbound.close(.goingAway, reason: "reconnecting") }
@@ -194,9 +196,11 @@ extension RealtimeClient {
             }
             self.setConnectionState(.connected(.webSocket))
             defer {
-                self.state.withLock {
-                    $0.sendFrame = nil
-                    $0.interruptSession = nil
+                // A newer session (after an idle disconnect and a new subscription) keeps its own.
+                self.state.withLock { state in
+                    guard state.session == session else { return }
+                    state.sendFrame = nil
+                    state.interruptSession = nil
                 }
             }
             for (id, position) in positions {
@@ -296,8 +300,16 @@ extension RealtimeClient {
         }
         setConnectionState(.connected(.serverSentEvents))
         let (restart, restartStream) = AsyncStream.makeStream(of: Void.self)
-        state.withLock { state in state.restartSession = { restartStream.finish() } }
-        defer { state.withLock { $0.restartSession = nil } }
+        let session = UUID()
+        state.withLock { state in
+            state.session = session
+            state.restartSession = { restartStream.finish() }
+        }
+        defer {
+            state.withLock { state in
+                if state.session == session { state.restartSession = nil }
+            }
+        }
         let clock = client.configuration.clock
         let upgradeAfter = configuration.upgradeInterval
         let lastActivity = LastActivity()
@@ -380,8 +392,16 @@ extension RealtimeClient {
         }
         let clock = client.configuration.clock
         let (restart, restartStream) = AsyncStream.makeStream(of: Void.self)
-        state.withLock { state in state.restartSession = { restartStream.finish() } }
-        defer { state.withLock { $0.restartSession = nil } }
+        let session = UUID()
+        state.withLock { state in
+            state.session = session
+            state.restartSession = { restartStream.finish() }
+        }
+        defer {
+            state.withLock { state in
+                if state.session == session { state.restartSession = nil }
+            }
+        }
         let restarted = Flag()
         let watcher = Task {
             for await _ in restart {}

@@ -60,6 +60,8 @@ public struct RealtimeSettings: Sendable {
     public var upgradeInterval: Duration
     /// The WebSocket ping period (the server's idle timeout must be longer).
     public var pingInterval: Duration
+    /// How long the connection stays open after the last subscription ends, in case another follows.
+    public var lingerAfterLastSubscription: Duration
     /// How long an SSE stream may stay silent (the server sends a heartbeat every 15 s) before it is
     /// taken for dead and reconnected.
     public var streamSilenceLimit: Duration
@@ -79,6 +81,7 @@ public struct RealtimeSettings: Sendable {
         upgradeInterval: Duration = .seconds(60),
         pingInterval: Duration = .seconds(20),
         streamSilenceLimit: Duration = .seconds(45),
+        lingerAfterLastSubscription: Duration = .seconds(30),
         subscriptionBuffer: Int = 100_000,
         updatesCache: Bool = true
     ) {
@@ -90,6 +93,7 @@ public struct RealtimeSettings: Sendable {
         self.upgradeInterval = upgradeInterval
         self.pingInterval = pingInterval
         self.streamSilenceLimit = streamSilenceLimit
+        self.lingerAfterLastSubscription = lingerAfterLastSubscription
         self.subscriptionBuffer = subscriptionBuffer
         self.updatesCache = updatesCache
     }
