@@ -45,6 +45,7 @@ let package = Package(
             name: "PyAirtableClient",
             dependencies: [
                 "ClientCache",
+                "OfflineQueue",
                 "PyAirtableModels",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),

@@ -61,6 +61,8 @@ extension PyAirtableClient {
         public var cache: CacheSettings
         /// How the realtime connection (``PyAirtableClient/realtime``) behaves.
         public var realtime: RealtimeSettings
+        /// The offline queue of writes; off by default (``OfflineSettings/disabled``).
+        public var offline: OfflineSettings
 
         public init(
             serverURL: URL,
@@ -78,7 +80,8 @@ extension PyAirtableClient {
             middlewares: [any ClientMiddleware] = [],
             userAgent: String = "pyat-swift/\(PyAirtableClient.version)",
             cache: CacheSettings = .disabled,
-            realtime: RealtimeSettings = RealtimeSettings()
+            realtime: RealtimeSettings = RealtimeSettings(),
+            offline: OfflineSettings = .disabled
         ) {
             self.serverURL = serverURL
             self.credentials = credentials
@@ -96,6 +99,7 @@ extension PyAirtableClient {
             self.userAgent = userAgent
             self.cache = cache
             self.realtime = realtime
+            self.offline = offline
         }
 
         /// A configuration from `PYAT_SERVER` and `PYAT_TOKEN` (a personal access token or an

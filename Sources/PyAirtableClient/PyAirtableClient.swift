@@ -25,6 +25,7 @@ public final class PyAirtableClient: Sendable {
     let chain: MiddlewareChain
     let tokens: TokenManager
     let responseCache: ResponseCache?
+    let offlineQueues: OfflineQueues?
     /// The cache identity when the credentials cannot change (a fixed token, or none).
     private let fixedCacheIdentity: String?
     private let realtimeClient = Mutex<RealtimeClient?>(nil)
@@ -80,6 +81,14 @@ public final class PyAirtableClient: Sendable {
             configuration.cache.isEnabled
             ? ResponseCache(
                 settings: configuration.cache,
+                serverURL: configuration.serverURL,
+                logger: configuration.logger
+            )
+            : nil
+        self.offlineQueues =
+            configuration.offline.isEnabled
+            ? OfflineQueues(
+                settings: configuration.offline,
                 serverURL: configuration.serverURL,
                 logger: configuration.logger
             )

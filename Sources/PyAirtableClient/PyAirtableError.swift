@@ -19,7 +19,7 @@ public struct PyAirtableError: Error, Sendable, Equatable, CustomStringConvertib
         case validation, unauthorized, forbidden, notFound, conflict, preconditionFailed, payloadTooLarge
         case rateLimited, resyncRequired, server, unexpectedStatus
         case transport, timeout, circuitOpen, cancelled, decoding, responseTooLarge, notAuthenticated
-        case invalidArgument, notCached
+        case invalidArgument, notCached, queuedOffline
     }
 
     private let code: Code
@@ -42,6 +42,10 @@ public struct PyAirtableError: Error, Sendable, Equatable, CustomStringConvertib
     public private(set) var position: Int?
     /// How long the server asked us to wait (`Retry-After`).
     public private(set) var retryAfter: Duration?
+    /// For ``queuedOffline``: the queued mutation's id in the offline queue.
+    public private(set) var queuedMutationID: Int64?
+    /// For ``queuedOffline`` of a create: the temporary id (`tmp_…`) the record has until replay.
+    public private(set) var temporaryID: String?
 
     private init(code: Code, message: String = "") {
         self.code = code
@@ -93,6 +97,9 @@ public struct PyAirtableError: Error, Sendable, Equatable, CustomStringConvertib
     public static let invalidArgument = PyAirtableError(code: .invalidArgument)
     /// A ``FetchPolicy/cacheOnly`` read found nothing usable in the cache.
     public static let notCached = PyAirtableError(code: .notCached)
+    /// The server could not be reached, so the write was kept in the offline queue (on disk, with its
+    /// idempotency key) and will be applied, once, when the queue is replayed.
+    public static let queuedOffline = PyAirtableError(code: .queuedOffline)
 
     // MARK: Making errors
 
@@ -179,6 +186,23 @@ public struct PyAirtableError: Error, Sendable, Equatable, CustomStringConvertib
         PyAirtableError(code: .invalidArgument, message: message)
     }
 
+    static func queuedOffline(
+        mutation: Int64,
+        temporaryID: String?,
+        operation: ClientOperation,
+        cause: PyAirtableError
+    ) -> PyAirtableError {
+        var error = PyAirtableError(
+            code: .queuedOffline,
+            message: "the server could not be reached; the write is queued (#\(mutation)) and will be applied on replay"
+        )
+        error.queuedMutationID = mutation
+        error.temporaryID = temporaryID
+        error.operation = operation
+        error.underlying = cause
+        return error
+    }
+
     static func notCached(_ key: String, operation: ClientOperation) -> PyAirtableError {
         var error = PyAirtableError(code: .notCached, message: "nothing usable is cached for \(key)")
         error.operation = operation
@@ -233,6 +257,7 @@ public struct PyAirtableError: Error, Sendable, Equatable, CustomStringConvertib
         case .notAuthenticated: "not_authenticated"
         case .invalidArgument: "invalid_argument"
         case .notCached: "not_cached"
+        case .queuedOffline: "queued_offline"
         default: "http_\(status ?? 0)"
         }
     }
@@ -259,6 +284,7 @@ public struct PyAirtableError: Error, Sendable, Equatable, CustomStringConvertib
         case .notAuthenticated: "You are not signed in: \(message)."
         case .invalidArgument: "Invalid input: \(message)."
         case .notCached: "That is not in the local cache, and the cache was the only place to look."
+        case .queuedOffline: "The server cannot be reached; the change is saved and will be sent when it can."
         }
     }
 

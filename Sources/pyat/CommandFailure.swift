@@ -7,20 +7,36 @@ struct CommandFailure: Error, CustomStringConvertible {
     enum Status: Int32 {
         case failure = 1
         case usage = 2
+        /// The write could not reach the server and is queued offline (it will replay).
+        case queued = 3
         case conflict = 4
     }
 
     var message: String
     var status: Status
+    /// What to print on standard output before exiting (a queued create's temporary id).
+    var output: String?
 
-    init(_ message: String, status: Status = .failure) {
+    init(_ message: String, status: Status = .failure, output: String? = nil) {
         self.message = message
         self.status = status
+        self.output = output
     }
 
     /// The failure for an SDK error: its message fit for a person, the server's request id, and
     /// status 4 for a conflict (409, 412).
     init(_ error: PyAirtableError, server: URL) {
+        if error == .queuedOffline {
+            let id = error.queuedMutationID.map { "#\($0)" } ?? ""
+            self.init(
+                "the server could not be reached; the write is queued offline \(id)"
+                    + (error.temporaryID.map { " (the new record is \($0) until then)" } ?? "")
+                    + ". Run `pyat queue replay` when the server is back.",
+                status: .queued,
+                output: error.temporaryID ?? id
+            )
+            return
+        }
         var message = error.userMessage
         if error == .unauthorized || error == .notAuthenticated {
             message += " Run `pyat login`, or set PYAT_TOKEN."

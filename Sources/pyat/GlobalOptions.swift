@@ -41,6 +41,15 @@ struct ServerOptions: ParsableArguments {
         if offline && noCache { throw ValidationError("--offline reads the cache, so it cannot go with --no-cache") }
     }
 
+    /// The CLI's offline queue (`$XDG_CACHE_HOME/pyat/queue.sqlite`): writes that cannot reach the
+    /// server are kept there (exit status 3) until `pyat queue replay`; with `--offline` they go there
+    /// without trying the server.
+    var offlineSettings: PyAirtableClient.OfflineSettings {
+        var settings = PyAirtableClient.OfflineSettings.persistent()
+        settings.queueWithoutTrying = offline
+        return settings
+    }
+
     /// The cache of the CLI: the shared file in `$XDG_CACHE_HOME/pyat`. Reads ask the server first (so a
     /// person sees current data, revalidated with ETags) and fall back to the cache when the server
     /// cannot be reached; `--offline` reads the cache only.
@@ -95,7 +104,8 @@ struct ServerOptions: ParsableArguments {
             logger: logger,
             userAgent: "pyat-cli/\(PyAirtableClient.version)",
             cache: cacheSettings,
-            realtime: realtime
+            realtime: realtime,
+            offline: offlineSettings
         )
         do {
             return try await withPyAirtableClient(configuration: configuration, body)

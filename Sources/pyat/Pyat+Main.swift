@@ -32,6 +32,7 @@ extension Pyat {
     }
 
     private static func fail(_ failure: CommandFailure) -> Never {
+        if let output = failure.output { FileHandle.standardOutput.write(Data((output + "\n").utf8)) }
         FileHandle.standardError.write(Data((failure.description + "\n").utf8))
         Foundation.exit(failure.status.rawValue)
     }

@@ -80,14 +80,16 @@ public struct RecordsService: Sendable {
     /// Creates a record. Retries (after a lost answer) reuse the request's idempotency key, so the
     /// record is created once.
     public func create(in table: TableID, fields: [String: FieldValue]) async throws -> Record {
-        let record = try await client.send(
+        let record = try await client.sendOrQueue(
             PyAirtableClient.request(
                 .post,
                 "/api/v1/tables/\(table)/records",
                 body: RecordFieldsRequest(fields: fields),
                 operation: Self.operation("create")
             ),
-            as: Record.self
+            as: Record.self,
+            scope: nil,
+            creates: TemporaryID.generate()
         )
         await client.cacheAfterWrite(
             invalidating: ["list:\(table)"],
@@ -99,7 +101,7 @@ public struct RecordsService: Sendable {
     /// Changes the given fields and keeps the others. With `ifVersion`, a record changed meanwhile
     /// fails with ``PyAirtableError/preconditionFailed`` carrying the current record.
     public func update(_ id: RecordID, fields: [String: FieldValue], ifVersion: Int? = nil) async throws -> Record {
-        let record = try await client.send(
+        let record = try await client.sendOrQueue(
             PyAirtableClient.request(
                 .patch,
                 "/api/v1/records/\(id)",
@@ -107,7 +109,8 @@ public struct RecordsService: Sendable {
                 operation: Self.operation("update"),
                 ifMatch: ifVersion
             ),
-            as: Record.self
+            as: Record.self,
+            scope: id.rawValue
         )
         await client.cacheAfterWrite(written: record)
         return record
@@ -115,7 +118,7 @@ public struct RecordsService: Sendable {
 
     /// Replaces all fields: those not given are cleared.
     public func replace(_ id: RecordID, fields: [String: FieldValue], ifVersion: Int? = nil) async throws -> Record {
-        let record = try await client.send(
+        let record = try await client.sendOrQueue(
             PyAirtableClient.request(
                 .put,
                 "/api/v1/records/\(id)",
@@ -123,7 +126,8 @@ public struct RecordsService: Sendable {
                 operation: Self.operation("replace"),
                 ifMatch: ifVersion
             ),
-            as: Record.self
+            as: Record.self,
+            scope: id.rawValue
         )
         await client.cacheAfterWrite(written: record)
         return record
@@ -131,14 +135,15 @@ public struct RecordsService: Sendable {
 
     @discardableResult
     public func delete(_ id: RecordID, ifVersion: Int? = nil) async throws -> DeletedRecord {
-        let deleted = try await client.send(
+        let deleted = try await client.sendOrQueue(
             PyAirtableClient.request(
                 .delete,
                 "/api/v1/records/\(id)",
                 operation: Self.operation("delete"),
                 ifMatch: ifVersion
             ),
-            as: DeletedRecord.self
+            as: DeletedRecord.self,
+            scope: id.rawValue
         )
         await client.cacheAfterWrite(invalidating: [CacheTag.record(id.rawValue)])
         return deleted

@@ -1,0 +1,123 @@
+import Foundation
+import HTTPTypes
+import PyAirtableClient
+import PyAirtableModels
+import PyAirtableTesting
+import ReferenceServer
+import Testing
+
+@testable import PyAirtableClient
+
+@Suite("Offline writes against the real server", .timeLimit(.minutes(1)))
+struct OfflineWritesTests {
+    /// A client of `url` with the offline queue in `directory`, no retries, session credentials.
+    static func configuration(url: String, directory: URL) -> PyAirtableClient.Configuration {
+        var configuration = PyAirtableClient.Configuration(
+            serverURL: URL(string: url)!,
+            credentials: .store(InMemoryTokenStore()),
+            retry: RetryPolicy(maximumRetries: 0),
+            circuitBreaker: .disabled
+        )
+        configuration.offline = .persistent(path: directory.appendingPathComponent("queue.sqlite").path)
+        return configuration
+    }
+
+    @Test("writes made while the server is down are queued, then replayed once each; a refused one is kept")
+    func queueAndReplay() async throws {
+        let server = RestartableServer()
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("pyat-offline-\(UUID())")
+        defer { try? FileManager.default.removeItem(at: directory) }
+        do {
+            try await server.start()
+            try await withPyAirtableClient(configuration: Self.configuration(url: server.url, directory: directory)) {
+                client in
+                _ = try await client.auth.register(email: "offline@example.com", password: "correct horse", name: "Off")
+                let table = try await Fixtures.makeTable(client)
+                let kept = try await client.records.create(in: table.id, fields: ["Name": "kept", "Score": 1])
+                let doomed = try await client.records.create(in: table.id, fields: ["Name": "doomed"])
+
+                await server.stop()
+                var temporary: String?
+                do {
+                    _ = try await client.records.create(in: table.id, fields: ["Name": "made offline"])
+                    Issue.record("the create should have been queued")
+                } catch let error as PyAirtableError where error == .queuedOffline {
+                    temporary = error.temporaryID
+                    #expect(error.queuedMutationID != nil)
+                }
+                #expect(temporary?.hasPrefix("tmp_") == true)
+                await #expect(throws: PyAirtableError.queuedOffline) {
+                    try await client.records.update(kept.id, fields: ["Score": 2])
+                }
+                await #expect(throws: PyAirtableError.queuedOffline) {
+                    try await client.records.update(kept.id, fields: ["Score": 3])
+                }
+                await #expect(throws: PyAirtableError.queuedOffline) { try await client.records.delete(doomed.id) }
+                // A poison write: the record does not exist; the server will refuse it.
+                await #expect(throws: PyAirtableError.queuedOffline) {
+                    try await client.records.update(RecordID.generate(), fields: ["Name": "ghost"])
+                }
+                #expect(try await client.offline.counts().pending == 5)
+
+                try await server.start()
+                let report = try await client.offline.replay()
+                #expect(report.replayed == 4)
+                #expect(report.failed == 1)
+                #expect(report.remaining == 0)
+                let queue = try #require(try await client.offline.queue())
+                let failed = try await queue.failed()
+                #expect(failed.count == 1)
+                #expect(failed.first?.lastFailure?.status == 404)
+
+                let records = try await client.records.list(in: table.id, policy: .networkOnly).data
+                #expect(records.filter { $0.fields["Name"] == .string("made offline") }.count == 1)
+                #expect(records.first { $0.id == kept.id }?.fields["Score"] == .number(3), "updates in order")
+                #expect(!records.contains { $0.id == doomed.id })
+                #expect(try await client.offline.replay().replayed == 0, "nothing is sent twice")
+            }
+        } catch {
+            await server.remove()
+            throw error
+        }
+        await server.remove()
+    }
+
+    @Test("a write the server already applied (its answer lost) is not applied again on replay")
+    func lostAnswerAppliedOnce() async throws {
+        try await TestServer.withRunning { server in
+            let directory = FileManager.default.temporaryDirectory.appendingPathComponent("pyat-offline-\(UUID())")
+            defer { try? FileManager.default.removeItem(at: directory) }
+            try await withPyAirtableClient(configuration: Self.configuration(url: server.url, directory: directory)) {
+                client in
+                _ = try await client.auth.register(email: "lost@example.com", password: "correct horse", name: "Lost")
+                let table = try await Fixtures.makeTable(client)
+                let key = UUID().uuidString.lowercased()
+                let body = Data(#"{"fields":{"Name":"once"}}"#.utf8)
+                // The write reached the server...
+                var fields: HTTPFields = [.contentType: "application/json", .accept: "application/json"]
+                fields[HTTPField.Name("Idempotency-Key")!] = key
+                _ = try await client.execute(
+                    ClientRequest(
+                        method: .post,
+                        path: "/api/v1/tables/\(table.id)/records",
+                        headerFields: fields,
+                        body: body,
+                        operation: ClientOperation(service: "test", name: "create")
+                    )
+                )
+                // ...but its answer was lost, so it was queued with its key.
+                let queue = try #require(try await client.offline.queue())
+                _ = try await queue.enqueue(
+                    QueuedRequest(method: "POST", path: "/api/v1/tables/\(table.id)/records", body: body),
+                    creates: [TemporaryID.generate()],
+                    idempotencyKey: key
+                )
+                let report = try await client.offline.replay()
+                #expect(report.replayed == 1)
+                #expect(report.alreadyApplied == 1)
+                let records = try await client.records.list(in: table.id, policy: .networkOnly).data
+                #expect(records.filter { $0.fields["Name"] == .string("once") }.count == 1)
+            }
+        }
+    }
+}
