@@ -254,6 +254,8 @@ public final class PyAirtableClient: Sendable {
         guard (200..<300).contains(response.status.code) || response.status.code == 304 else {
             throw PyAirtableError.http(response, operation: request.operation)
         }
+        // The server answers again: send what was queued while it did not (replay's own requests aside).
+        if offlineQueues != nil, request.operation.service != "offline" { startAutomaticReplay() }
         return response
     }
 

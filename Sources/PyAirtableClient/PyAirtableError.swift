@@ -47,6 +47,10 @@ public struct PyAirtableError: Error, Sendable, Equatable, CustomStringConvertib
     /// For ``queuedOffline`` of a create: the temporary id (`tmp_…`) the record has until replay.
     public private(set) var temporaryID: String?
 
+    /// For ``queuedOffline`` of a create: the record's temporary id, usable in later writes (they
+    /// queue behind the create and are rewritten to the server's id when it lands).
+    public var temporaryRecordID: RecordID? { temporaryID.map(RecordID.init(unchecked:)) }
+
     private init(code: Code, message: String = "") {
         self.code = code
         self.message = message

@@ -47,6 +47,8 @@ struct ServerOptions: ParsableArguments {
     var offlineSettings: PyAirtableClient.OfflineSettings {
         var settings = PyAirtableClient.OfflineSettings.persistent()
         settings.queueWithoutTrying = offline
+        // A command is short-lived: `pyat queue replay` sends the queue, not a background task.
+        settings.replaysAutomatically = false
         return settings
     }
 

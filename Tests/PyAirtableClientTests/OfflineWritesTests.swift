@@ -19,6 +19,8 @@ struct OfflineWritesTests {
             circuitBreaker: .disabled
         )
         configuration.offline = .persistent(path: directory.appendingPathComponent("queue.sqlite").path)
+        // These tests replay explicitly and count what the replay did.
+        configuration.offline.replaysAutomatically = false
         return configuration
     }
 
@@ -74,6 +76,88 @@ struct OfflineWritesTests {
                 #expect(records.first { $0.id == kept.id }?.fields["Score"] == .number(3), "updates in order")
                 #expect(!records.contains { $0.id == doomed.id })
                 #expect(try await client.offline.replay().replayed == 0, "nothing is sent twice")
+            }
+        } catch {
+            await server.remove()
+            throw error
+        }
+        await server.remove()
+    }
+
+    @Test("an offline chain — create, update it, link it from another record, delete it — replays after a restart")
+    func offlineChain() async throws {
+        let server = RestartableServer()
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("pyat-offline-\(UUID())")
+        defer { try? FileManager.default.removeItem(at: directory) }
+        do {
+            try await server.start()
+            var configuration = Self.configuration(url: server.url, directory: directory)
+            configuration.offline.replaysAutomatically = true
+            try await withPyAirtableClient(configuration: configuration) { client in
+                _ = try await client.auth.register(email: "chain@example.com", password: "correct horse", name: "Chain")
+                let table = try await Fixtures.makeTable(client)
+                _ = try await client.fields.create(
+                    in: table.id,
+                    CreateFieldRequest(
+                        name: "Related",
+                        type: .multipleRecordLinks,
+                        options: FieldOptions(linkedTableID: table.id)
+                    )
+                )
+                let other = try await client.records.create(in: table.id, fields: ["Name": "other"])
+
+                await server.stop()
+                func queued(_ body: () async throws -> Record) async throws -> PyAirtableError {
+                    do {
+                        _ = try await body()
+                    } catch let error as PyAirtableError where error == .queuedOffline {
+                        return error
+                    }
+                    throw PyAirtableError.invalidArgument("expected the write to be queued")
+                }
+                let creation = try await queued {
+                    try await client.records.create(in: table.id, fields: ["Name": "draft"])
+                }
+                let temporary = try #require(creation.temporaryRecordID)
+                #expect(temporary.isTemporary)
+                _ = try await queued {
+                    try await client.records.update(temporary, fields: ["Name": "final", "Score": 7])
+                }
+                _ = try await queued {
+                    try await client.records.update(other.id, fields: ["Related": .strings([temporary.rawValue])])
+                }
+                _ = try await queued { try await client.records.update(other.id, fields: ["Score": 1]) }
+                await #expect(throws: PyAirtableError.queuedOffline) { try await client.records.delete(temporary) }
+                #expect(try await client.offline.counts().pending == 5)
+
+                // The server is back: the next request that reaches it starts the replay.
+                try await server.start()
+                _ = try await client.users.me()
+                try await client.offline.waitForPendingWrites()
+                #expect(try await client.offline.counts().total == 0)
+
+                let records = try await client.records.list(in: table.id, policy: .networkOnly).data
+                #expect(
+                    !records.contains { $0.fields["Name"] == .string("draft") || $0.fields["Name"] == .string("final") }
+                )
+                let linked = try #require(records.first { $0.id == other.id })
+                #expect(linked.fields["Score"] == .number(1))
+                // The link was written with the server's id (the record was deleted after, so the
+                // server may have dropped it from the link): never with the temporary one.
+                if case .strings(let ids)? = linked.fields["Related"] {
+                    #expect(!ids.contains { $0.hasPrefix("tmp_") })
+                }
+                let events = try await client.send(
+                    PyAirtableClient.request(
+                        .get,
+                        "/api/v1/events/log",
+                        query: [QueryItem("since", "0"), QueryItem("table_id", table.id.rawValue)],
+                        operation: ClientOperation(service: "test", name: "log")
+                    ),
+                    as: EventLogPage.self
+                ).data
+                #expect(events.filter { $0.type == .recordCreated }.count == 2, "other, and the offline create: once")
+                #expect(events.filter { $0.type == .recordDeleted }.count == 1)
             }
         } catch {
             await server.remove()

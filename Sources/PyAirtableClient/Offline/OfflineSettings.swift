@@ -24,6 +24,9 @@ extension PyAirtableClient {
         public var maximumBytes: Int
         /// Whether writes go to the queue without trying the server (working offline on purpose).
         public var queueWithoutTrying = false
+        /// Whether the queue replays by itself, in the background, once a request reaches the server
+        /// again (after a write was queued, and once when the client starts).
+        public var replaysAutomatically = true
 
         public init(
             isEnabled: Bool = true,

@@ -11,6 +11,33 @@ final class OfflineQueues: Sendable {
     let serverURL: String
     let logger: Logger
     private let queues = Mutex<[String: OfflineQueue]>([:])
+    /// Whether the queue may hold writes (unknown at start, so yes), and whether a background replay
+    /// runs now.
+    private let replayState = Mutex<(mayHavePending: Bool, running: Bool)>((true, false))
+
+    /// Marks the start of a background replay, when one may be useful and none runs.
+    func beginAutomaticReplay() -> Bool {
+        guard settings.replaysAutomatically, !settings.queueWithoutTrying else { return false }
+        return replayState.withLock { state in
+            guard state.mayHavePending, !state.running else { return false }
+            state.running = true
+            state.mayHavePending = false
+            return true
+        }
+    }
+
+    /// Marks the end of a background replay; `stillPending` when it stopped with writes left to send.
+    func endAutomaticReplay(stillPending: Bool) {
+        replayState.withLock { state in
+            state.running = false
+            if stillPending { state.mayHavePending = true }
+        }
+    }
+
+    /// Notes that a write was queued.
+    func noteQueued() {
+        replayState.withLock { $0.mayHavePending = true }
+    }
 
     init(settings: PyAirtableClient.OfflineSettings, serverURL: URL, logger: Logger) {
         self.settings = settings
@@ -59,36 +86,122 @@ extension PyAirtableClient {
         scope: String?,
         creates temporaryID: TemporaryID? = nil
     ) async throws -> T {
+        var request = request
+        if let offlineQueues, case let temporaryIDs = Self.temporaryIDs(in: request), !temporaryIDs.isEmpty {
+            // A write naming records created offline: once their creates landed it goes out with the
+            // server's ids; until then it waits in the queue behind them.
+            let queue = try offlineQueues.queue(for: await cacheIdentity())
+            var unresolved = false
+            for temporaryID in temporaryIDs {
+                if let serverID = try await queue.serverID(for: temporaryID) {
+                    request = Self.replacing(temporaryID.rawValue, with: serverID, in: request)
+                } else {
+                    unresolved = true
+                }
+            }
+            if unresolved {
+                return try await queueWrite(request, scope: scope, creates: temporaryID, cause: nil)
+            }
+        }
         do {
             if offlineQueues?.settings.queueWithoutTrying == true {
                 throw PyAirtableError.transport(OfflineByChoice(), operation: request.operation)
             }
             return try await send(request, as: type)
         } catch let error as PyAirtableError where error.isConnectivityFailure {
-            guard let offlineQueues else { throw error }
-            let queue = try offlineQueues.queue(for: await cacheIdentity())
-            var headers: [String: String] = [:]
-            if let ifMatch = request.headerFields[.ifMatch] { headers["If-Match"] = ifMatch }
-            let mutation = try await queue.enqueue(
-                QueuedRequest(
-                    method: request.method.rawValue,
-                    path: request.path,
-                    query: request.query.map { QueuedRequest.QueryItem(name: $0.name, value: $0.value) },
-                    headers: headers,
-                    body: request.body
-                ),
-                scope: temporaryID?.rawValue ?? scope,
-                creates: temporaryID.map { [$0] } ?? [],
-                idempotencyKey: request.headerFields[.idempotencyKey] ?? UUID().uuidString.lowercased()
-            )
-            throw PyAirtableError.queuedOffline(
-                mutation: mutation.id,
-                temporaryID: temporaryID?.rawValue,
-                operation: request.operation,
-                cause: error
-            )
+            guard offlineQueues != nil else { throw error }
+            return try await queueWrite(request, scope: scope, creates: temporaryID, cause: error)
         }
     }
+
+    /// Writes `request` to the offline queue (same idempotency key) and throws
+    /// ``PyAirtableError/queuedOffline``.
+    private func queueWrite<T>(
+        _ request: ClientRequest,
+        scope: String?,
+        creates temporaryID: TemporaryID?,
+        cause: PyAirtableError?
+    ) async throws -> T {
+        guard let offlineQueues else { throw cause ?? PyAirtableError.invalidArgument("the offline queue is off") }
+        let queue = try offlineQueues.queue(for: await cacheIdentity())
+        var headers: [String: String] = [:]
+        if let ifMatch = request.headerFields[.ifMatch] { headers["If-Match"] = ifMatch }
+        let mutation = try await queue.enqueue(
+            QueuedRequest(
+                method: request.method.rawValue,
+                path: request.path,
+                query: request.query.map { QueuedRequest.QueryItem(name: $0.name, value: $0.value) },
+                headers: headers,
+                body: request.body
+            ),
+            scope: temporaryID?.rawValue ?? scope,
+            // Creates name their table, so replay may send them through its batch endpoint; writes to
+            // `/records/{id}` do not say which table the record is in, and go one by one.
+            batchKey: {
+                let parts = request.path.split(separator: "/")
+                guard request.method == .post, parts.count == 5, parts[0] == "api", parts[2] == "tables",
+                    parts[4] == "records"
+                else { return nil }
+                return String(parts[3])
+            }(),
+            creates: temporaryID.map { [$0] } ?? [],
+            idempotencyKey: request.headerFields[.idempotencyKey] ?? UUID().uuidString.lowercased()
+        )
+        offlineQueues.noteQueued()
+        if cause == nil {
+            // Queued only to wait for an earlier create: the server may well be up, so replay now.
+            startAutomaticReplay()
+        }
+        throw PyAirtableError.queuedOffline(
+            mutation: mutation.id,
+            temporaryID: temporaryID?.rawValue,
+            operation: request.operation,
+            cause: cause ?? PyAirtableError.transport(WaitingForOfflineCreate(), operation: request.operation)
+        )
+    }
+
+    /// Replays the queue in the background, unless a replay runs or the queue is known to be empty.
+    func startAutomaticReplay() {
+        guard let offlineQueues, offlineQueues.beginAutomaticReplay() else { return }
+        Task {
+            var stillPending = true
+            defer { offlineQueues.endAutomaticReplay(stillPending: stillPending) }
+            if let report = try? await offline.replay() {
+                stillPending = report.stoppedBy != nil
+            }
+        }
+    }
+
+    /// The temporary ids (`tmp_` and 14 letters or digits) named in a request's path or body.
+    static func temporaryIDs(in request: ClientRequest) -> [TemporaryID] {
+        var found: [TemporaryID] = []
+        for text in [request.path, request.body.map { String(decoding: $0, as: UTF8.self) } ?? ""] {
+            var rest = text[...]
+            while let range = rest.range(of: "tmp_") {
+                let candidate = String(text[range.lowerBound...].prefix(18))
+                if let id = TemporaryID(candidate), !found.contains(id) { found.append(id) }
+                rest = text[range.upperBound...]
+            }
+        }
+        return found
+    }
+
+    /// `request` with every `temporary` replaced by `serverID` in its path and body.
+    static func replacing(_ temporary: String, with serverID: String, in request: ClientRequest) -> ClientRequest {
+        var request = request
+        request.path = request.path.replacingOccurrences(of: temporary, with: serverID)
+        if let body = request.body {
+            request.body = Data(
+                String(decoding: body, as: UTF8.self).replacingOccurrences(of: temporary, with: serverID).utf8
+            )
+        }
+        return request
+    }
+}
+
+/// A write waits in the queue for the create of a record it names.
+struct WaitingForOfflineCreate: Error, CustomStringConvertible {
+    var description: String { "it names a record created offline, not yet sent" }
 }
 
 /// The configuration asked to work offline.
