@@ -6,6 +6,18 @@ import Synchronization
 /// The SDK's side of the cache: one ``ClientCache`` per account (namespace) on the client's server,
 /// opened on first use, plus a small table of decoded values so that a repeated read of an unchanged
 /// entry skips JSON decoding.
+/// Creates the directory of `path` (and its parents) with mode 0700, if it does not exist: the cache
+/// and the offline queue hold the user's data, which only the user may read.
+func createPrivateDirectory(containing path: String) throws {
+    let directory = (path as NSString).deletingLastPathComponent
+    guard !directory.isEmpty, !FileManager.default.fileExists(atPath: directory) else { return }
+    try FileManager.default.createDirectory(
+        atPath: directory,
+        withIntermediateDirectories: true,
+        attributes: [.posixPermissions: 0o700]
+    )
+}
+
 final class ResponseCache: Sendable {
     let settings: PyAirtableClient.CacheSettings
     let serverURL: String
@@ -52,15 +64,7 @@ final class ResponseCache: Sendable {
         }
         if let existing { return existing }
         do {
-            let directory = (settings.path as NSString).deletingLastPathComponent
-            if !directory.isEmpty && !FileManager.default.fileExists(atPath: directory) {
-                // The cache holds the user's data: only the user may read it.
-                try FileManager.default.createDirectory(
-                    atPath: directory,
-                    withIntermediateDirectories: true,
-                    attributes: [.posixPermissions: 0o700]
-                )
-            }
+            try createPrivateDirectory(containing: settings.path)
             let engine = try ClientCache(
                 configuration: ClientCache.Configuration(
                     path: settings.path,

@@ -49,14 +49,7 @@ final class OfflineQueues: Sendable {
 
     func queue(for identity: String) throws -> OfflineQueue {
         if let queue = queues.withLock({ $0[identity] }) { return queue }
-        let directory = (settings.path as NSString).deletingLastPathComponent
-        if !directory.isEmpty && !FileManager.default.fileExists(atPath: directory) {
-            try FileManager.default.createDirectory(
-                atPath: directory,
-                withIntermediateDirectories: true,
-                attributes: [.posixPermissions: 0o700]
-            )
-        }
+        try createPrivateDirectory(containing: settings.path)
         let queue = try OfflineQueue(
             configuration: OfflineQueue.Configuration(
                 path: settings.path,
