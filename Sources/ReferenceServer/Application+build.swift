@@ -45,7 +45,9 @@ public func buildApplication(
         server: .http1WebSocketUpgrade(
             configuration: .init(
                 ws: .init(
-                    autoPing: .enabled(timePeriod: configuration.realtime.pingInterval),
+                    // Pings come from `WebSocketPinger`, an event-loop timer: the automatic ping is a
+                    // task per connection, and its stack is most of an idle connection's memory.
+                    autoPing: .disabled,
                     closeTimeout: configuration.realtime.closeTimeout
                 )
             )

@@ -41,6 +41,9 @@ extension Pyat.Bench {
         @Option(help: "Also hold this many idle WebSocket connections to a `pyat serve` child and report its memory.")
         var idle: Int = 0
 
+        @Flag(help: "Time against a `pyat serve` child process, so the server does not share the clients' process.")
+        var childServer = false
+
         @Flag(help: "Print JSON.")
         var json = false
 
@@ -49,6 +52,7 @@ extension Pyat.Bench {
                 throw ValidationError("--writes, --subscribers and --fanout-writes must be positive")
             }
             guard (server == nil) == (token == nil) else { throw ValidationError("give --server and --token together") }
+            guard !(childServer && server != nil) else { throw ValidationError("give --server or --child-server") }
             guard transport != .auto else { throw ValidationError("pick one transport: ws, sse or poll") }
         }
 
@@ -56,6 +60,10 @@ extension Pyat.Bench {
             var figures: [(String, Double)]
             if let server, let token {
                 figures = try await measure(server: server, token: token)
+            } else if childServer {
+                figures = try await Self.withServeChild { url, token, _ in
+                    try await measure(server: url, token: token)
+                }
             } else {
                 let fast: @Sendable (inout ServerConfiguration) -> Void = { $0.durableCommits = false }
                 figures = try await TestServer.withRunning(configure: fast) { server in
@@ -135,10 +143,11 @@ extension Pyat.Bench {
             }
         }
 
-        /// Starts `pyat serve --demo` as a child, holds `idle` WebSocket connections (one subscription
-        /// each) to it, and reads the child's resident memory before and with them.
-        private func measureIdle() async throws -> [(String, Double)] {
-            let directory = FileManager.default.temporaryDirectory.appendingPathComponent("pyat-bench-idle-\(UUID())")
+        /// Starts `pyat serve --demo` as a child process and runs `body` with its URL, token and pid.
+        private static func withServeChild<Result: Sendable>(
+            _ body: (String, String, Int32) async throws -> Result
+        ) async throws -> Result {
+            let directory = FileManager.default.temporaryDirectory.appendingPathComponent("pyat-bench-serve-\(UUID())")
             defer { try? FileManager.default.removeItem(at: directory) }
             let process = Process()
             process.executableURL = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath()
@@ -168,8 +177,21 @@ extension Pyat.Bench {
                     }
                 }
             }
-            guard let url, let token, let serverURL = URL(string: url) else { throw CommandFailure("no URL") }
-            let before = Self.residentMegabytes(of: process.processIdentifier)
+            guard let url, let token else { throw CommandFailure("no URL") }
+            return try await body(url, token, process.processIdentifier)
+        }
+
+        /// Starts `pyat serve --demo` as a child, holds `idle` WebSocket connections (one subscription
+        /// each) to it, and reads the child's resident memory before and with them.
+        private func measureIdle() async throws -> [(String, Double)] {
+            try await Self.withServeChild { url, token, pid in
+                try await measureIdle(url: url, token: token, pid: pid)
+            }
+        }
+
+        private func measureIdle(url: String, token: String, pid: Int32) async throws -> [(String, Double)] {
+            guard let serverURL = URL(string: url) else { throw CommandFailure("no URL") }
+            let before = Self.residentMegabytes(of: pid)
             var configuration = PyAirtableClient.Configuration(
                 serverURL: serverURL,
                 credentials: .personalAccessToken(token)
@@ -194,7 +216,7 @@ extension Pyat.Bench {
                         }
                     }
                 }
-                let with = Self.residentMegabytes(of: process.processIdentifier)
+                let with = Self.residentMegabytes(of: pid)
                 for realtime in connections { await realtime.close() }
                 _ = streams
                 return [

@@ -46,7 +46,7 @@ final class AsyncInbox<Element: Sendable>: Sendable {
     }
 
     /// The next element; `nil` when the inbox finished or `timeout` passed first.
-    func next(timeout: Duration = .seconds(10)) async -> Element? {
+    func next(timeout: Duration = .seconds(30)) async -> Element? {
         let id = state.withLock { state -> Int in
             state.nextWaiterID += 1
             return state.nextWaiterID
@@ -123,7 +123,7 @@ struct RealtimeServer: Sendable {
 
     /// Waits until `condition` holds, checking as the hub changes; fails after `timeout`.
     func eventually(
-        timeout: Duration = .seconds(10),
+        timeout: Duration = .seconds(30),
         _ what: String,
         sourceLocation: SourceLocation = #_sourceLocation,
         _ condition: @Sendable (RealtimeHub) async -> Bool
@@ -200,13 +200,13 @@ final class TestSocket: Sendable {
     }
 
     /// The next frame, or `nil` when none came within `timeout`.
-    func next(timeout: Duration = .seconds(10)) async -> RealtimeServerFrame? {
+    func next(timeout: Duration = .seconds(30)) async -> RealtimeServerFrame? {
         await frames.next(timeout: timeout)
     }
 
     /// The next frame that is an event, failing on any other frame.
     func nextEvent(
-        timeout: Duration = .seconds(10),
+        timeout: Duration = .seconds(30),
         sourceLocation: SourceLocation = #_sourceLocation
     ) async throws -> (subscription: String, event: Event) {
         let frame = await next(timeout: timeout)

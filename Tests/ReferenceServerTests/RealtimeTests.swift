@@ -283,7 +283,7 @@ struct RealtimeTests {
 
     @Test("an access token expiring mid-stream ends the WebSocket (4401) and the SSE stream (AUTH_ERROR)")
     func credentialExpiry() async throws {
-        try await RealtimeServer.run(accessTokenLifetime: 2) { server in
+        try await RealtimeServer.run(accessTokenLifetime: 8) { server in
             let (owner, _) = try await server.api.register("Ada")
             let socket = server.socket(token: owner.token)
             try await socket.subscribe("s")

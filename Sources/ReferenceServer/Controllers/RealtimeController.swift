@@ -82,13 +82,6 @@ struct RealtimeController {
         return .milliseconds(Int64(seconds * 1000))
     }
 
-    /// Why a realtime session ended.
-    private enum SessionEnd: Sendable {
-        case closed
-        case slowConsumer
-        case credentialExpired
-    }
-
     private static let credentialExpiredError = APIErrorDetail(
         type: .auth,
         code: 401,
@@ -156,20 +149,37 @@ struct RealtimeController {
                     logger: logger
                 )
             case .failure(let error):
-                let frame = RealtimeMessage.error(
-                    subscription: nil,
-                    error: APIErrorDetail(type: error.type, code: Int(error.status.code), message: error.message)
-                )
-                // Frames sent right behind the 101 can be lost by clients still completing their
-                // upgrade; answer the client's first frame instead (the idle timeout bounds the wait).
-                var frames = inbound.messages(maxSize: configuration.maximumFrameSize).makeAsyncIterator()
-                _ = try? await frames.next()
-                if let text = frame.webSocketText { try? await outbound.writeTextMessage(text) }
-                await close(outbound, channel: channel, code: .unknown(4401), reason: "unauthorized")
+                await refuse(error, inbound: inbound, outbound: outbound, channel: channel)
             }
         }
     }
 
+    /// Answers an upgrade whose credentials failed: an `error` frame, then close code 4401.
+    private func refuse(
+        _ error: ServerError,
+        inbound: WebSocketInboundStream,
+        outbound: WebSocketOutboundWriter,
+        channel: any Channel
+    ) async {
+        let frame = RealtimeMessage.error(
+            subscription: nil,
+            error: APIErrorDetail(type: error.type, code: Int(error.status.code), message: error.message)
+        )
+        // Frames sent right behind the 101 can be lost by clients still completing their
+        // upgrade; answer the client's first frame instead (the idle timeout bounds the wait).
+        var frames = inbound.messages(maxSize: configuration.maximumFrameSize).makeAsyncIterator()
+        _ = try? await frames.next()
+        if let text = frame.webSocketText { try? await outbound.writeTextMessage(text) }
+        await close(outbound, channel: channel, code: .unknown(4401), reason: "unauthorized")
+    }
+
+    /// Serves one upgraded WebSocket for as long as it is open.
+    ///
+    /// Memory per idle connection is what bounds how many one server holds, so an idle connection
+    /// runs one task, the one reading its frames: writes run in a task only while messages wait (see
+    /// ``RealtimeOutbox/drain(into:onEnd:)``), pings and the token's expiry are event-loop timers,
+    /// and work deeper than the read loop (connecting, handling a frame) runs in short-lived tasks,
+    /// whose stacks are freed when they end rather than kept by the connection's task.
     private func runWebSocket(
         credential: Credential,
         inbound: WebSocketInboundStream,
@@ -180,68 +190,54 @@ struct RealtimeController {
         let hub = services.realtime
         let connection: RealtimeHub.Connection
         do {
-            connection = try await hub.connect(user: credential.user)
+            connection = try await Task { try await hub.connect(user: credential.user) }.value
         } catch {
             logger.error("realtime connect failed", metadata: ["error": "\(error)"])
             await close(outbound, channel: channel, code: .unexpectedServerError, reason: "server error")
             return
         }
         let outbox = connection.outbox
-        let maximumFrameSize = configuration.maximumFrameSize
-        let lifetime = lifetime(of: credential)
-        let ending = await withTaskGroup(of: SessionEnd?.self) { group in
-            group.addTask {
-                while let message = await outbox.next() {
-                    guard let text = message.webSocketText else { continue }
-                    do {
-                        try await outbound.writeTextMessage(text)
-                    } catch {
-                        return .closed
-                    }
-                }
-                return nil
-            }
-            group.addTask { await outbox.ended() == .slowConsumer ? .slowConsumer : .closed }
-            if let lifetime {
-                // An expired token no longer vouches for the user: the client reconnects with a fresh one.
-                group.addTask {
-                    do {
-                        try await Task.sleep(for: lifetime)
-                        return .credentialExpired
-                    } catch {
-                        return nil
-                    }
-                }
-            }
-            group.addTask {
+        let pingInterval = TimeAmount(configuration.pingInterval)
+        try? await channel.eventLoop.submit {
+            try channel.pipeline.syncOperations.addHandler(WebSocketPinger(interval: pingInterval), position: .first)
+        }.get()
+        outbox.drain(
+            into: { message in
+                guard let text = message.webSocketText else { return true }
                 do {
-                    for try await message in inbound.messages(maxSize: maximumFrameSize) {
-                        await handle(message, connection: connection.id)
+                    try await outbound.writeTextMessage(text)
+                    return true
+                } catch {
+                    return false
+                }
+            },
+            onEnd: { ending in
+                switch ending {
+                case .closed:
+                    // A write failed, or the session ended: the socket goes (a no-op when it went).
+                    channel.close(promise: nil)
+                case .slowConsumer:
+                    Task { await close(outbound, channel: channel, code: .policyViolation, reason: "slow consumer") }
+                case .credentialExpired:
+                    // An expired token no longer vouches for the user: the client reconnects with a fresh one.
+                    Task {
+                        let frame = RealtimeMessage.error(subscription: nil, error: Self.credentialExpiredError)
+                        if let text = frame.webSocketText { try? await outbound.writeTextMessage(text) }
+                        await close(outbound, channel: channel, code: .unknown(4401), reason: "token expired")
                     }
-                } catch {}
-                return .closed
-            }
-            var ending = SessionEnd.closed
-            while let next = await group.next() {
-                if let next {
-                    ending = next
-                    break
                 }
             }
-            group.cancelAll()
-            return ending
+        )
+        let expiry = lifetime(of: credential).map { lifetime in
+            channel.eventLoop.scheduleTask(in: TimeAmount(lifetime)) { outbox.finish(.credentialExpired) }
         }
+        do {
+            for try await message in inbound.messages(maxSize: configuration.maximumFrameSize) {
+                await Task { await handle(message, connection: connection.id) }.value
+            }
+        } catch {}
+        expiry?.cancel()
         await hub.disconnect(connection.id)
-        switch ending {
-        case .closed:
-            break
-        case .slowConsumer:
-            await close(outbound, channel: channel, code: .policyViolation, reason: "slow consumer")
-        case .credentialExpired:
-            let frame = RealtimeMessage.error(subscription: nil, error: Self.credentialExpiredError)
-            if let text = frame.webSocketText { try? await outbound.writeTextMessage(text) }
-            await close(outbound, channel: channel, code: .unknown(4401), reason: "token expired")
-        }
     }
 
     private func handle(_ message: WebSocketMessage, connection: Int) async {
@@ -435,6 +431,61 @@ struct RealtimeController {
                 try? await writer.finish(nil)
             }
         )
+    }
+}
+
+/// Pings a WebSocket peer on an event-loop timer, and closes the connection when nothing (a pong
+/// included) was read since the previous ping. A timer, unlike a task per connection, keeps no stack.
+final class WebSocketPinger: ChannelInboundHandler, RemovableChannelHandler {
+    typealias InboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
+
+    /// An empty, unmasked ping frame (FIN, opcode 0x9), as a server sends it.
+    private static let ping: [UInt8] = [0x89, 0x00]
+    private let interval: TimeAmount
+    private var readSincePing = true
+    private var timer: RepeatedTask?
+
+    init(interval: TimeAmount) {
+        self.interval = interval
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+        timer = context.eventLoop.scheduleRepeatedTask(initialDelay: interval, delay: interval) { _ in
+            let (pinger, context) = loopBound.value
+            pinger.tick(context: context)
+        }
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        timer?.cancel()
+        timer = nil
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        readSincePing = true
+        context.fireChannelRead(data)
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        timer?.cancel()
+        timer = nil
+        context.fireChannelInactive()
+    }
+
+    private func tick(context: ChannelHandlerContext) {
+        guard context.channel.isActive else {
+            timer?.cancel()
+            return
+        }
+        guard readSincePing else {
+            context.close(promise: nil)
+            return
+        }
+        readSincePing = false
+        let frame = context.channel.allocator.buffer(bytes: Self.ping)
+        context.writeAndFlush(wrapOutboundOut(frame), promise: nil)
     }
 }
 

@@ -15,12 +15,26 @@ public enum RealtimeEnding: Sendable, Hashable {
 /// Live fan-out never waits: ``offer(_:)`` fails when the queue is full, and the hub then cuts the
 /// connection off. Catch-up, which reads the log at its own pace, waits for room with
 /// ``waitForRoom()`` instead, so a long replay is paced by the consumer rather than cut off.
+///
+/// A consumer either pulls with ``next()``, or hands the outbox a writer with
+/// ``drain(into:onEnd:)``: then a task runs only while messages wait, so an idle connection holds
+/// no task (nor its stack) for its writes.
 final class RealtimeOutbox: Sendable {
+    /// Writes one message; answers `false` when the connection can take no more.
+    typealias Writer = @Sendable (RealtimeMessage) async -> Bool
+
+    private struct Drainer {
+        let write: Writer
+        let onEnd: @Sendable (RealtimeEnding) -> Void
+        var running = false
+    }
+
     private struct State {
         var items: [RealtimeMessage] = []
         var head = 0
         var ending: RealtimeEnding?
         var consumer: CheckedContinuation<RealtimeMessage?, Never>?
+        var drainer: Drainer?
         var roomWaiters: [CheckedContinuation<Void, Never>] = []
         var endWaiters: [CheckedContinuation<RealtimeEnding, Never>] = []
 
@@ -60,18 +74,69 @@ final class RealtimeOutbox: Sendable {
     ///   including after the outbox ended (the message is dropped: nobody will read it).
     @discardableResult
     func offer(_ message: RealtimeMessage) -> Bool {
-        let (accepted, consumer) = state.withLock { state -> (Bool, CheckedContinuation<RealtimeMessage?, Never>?) in
-            if state.ending != nil { return (true, nil) }
+        let (accepted, consumer, startDrain) = state.withLock {
+            state -> (Bool, CheckedContinuation<RealtimeMessage?, Never>?, Writer?) in
+            if state.ending != nil { return (true, nil, nil) }
             if let consumer = state.consumer {
                 state.consumer = nil
-                return (true, consumer)
+                return (true, consumer, nil)
             }
-            if state.count >= capacity { return (false, nil) }
+            if state.count >= capacity { return (false, nil, nil) }
             state.items.append(message)
-            return (true, nil)
+            return (true, nil, Self.claimDrain(&state))
         }
         consumer?.resume(returning: message)
+        if let startDrain { startDraining(startDrain) }
         return accepted
+    }
+
+    /// Hands every message, queued and to come, to `write`, in order, one at a time.
+    ///
+    /// A task writes while messages wait and ends when the queue is empty; the next message starts
+    /// another. So an idle connection holds no task, nor the stack its writes needed.
+    /// - Parameters:
+    ///   - write: Writes a message; `false` stops the outbox (`closed`).
+    ///   - onEnd: Called once, when the outbox ends, with why.
+    func drain(into write: @escaping Writer, onEnd: @escaping @Sendable (RealtimeEnding) -> Void) {
+        let (startDrain, ended) = state.withLock { state -> (Writer?, RealtimeEnding?) in
+            if let ending = state.ending { return (nil, ending) }
+            state.drainer = Drainer(write: write, onEnd: onEnd)
+            return (state.count > 0 ? Self.claimDrain(&state) : nil, nil)
+        }
+        if let ended { onEnd(ended) }
+        if let startDrain { startDraining(startDrain) }
+    }
+
+    /// Marks the drainer running when it is idle; answers its writer to start then.
+    private static func claimDrain(_ state: inout State) -> Writer? {
+        guard var drainer = state.drainer, !drainer.running else { return nil }
+        drainer.running = true
+        state.drainer = drainer
+        return drainer.write
+    }
+
+    /// Writes until the queue is empty, then lets the task end.
+    private func startDraining(_ write: @escaping Writer) {
+        Task {
+            while let message = takeForDrain() {
+                guard await write(message) else {
+                    finish(.closed)
+                    return
+                }
+            }
+        }
+    }
+
+    /// The next message for the drain task, or `nil` (the task then ends) when none waits.
+    private func takeForDrain() -> RealtimeMessage? {
+        state.withLock { state in
+            if state.ending == nil || state.ending == .closed, let item = state.popFirst() {
+                Self.wakeRoomWaiters(&state, capacity: capacity)
+                return item
+            }
+            state.drainer?.running = false
+            return nil
+        }
     }
 
     /// The next message, or `nil` once the outbox ended. After `closed` the backlog still drains;
@@ -127,8 +192,9 @@ final class RealtimeOutbox: Sendable {
 
     /// Stops the outbox; the first ending given wins. Every waiter wakes.
     func finish(_ ending: RealtimeEnding) {
-        let (consumer, roomWaiters, endWaiters, final) = state.withLock { state in
-            if state.ending == nil { state.ending = ending }
+        let (consumer, roomWaiters, endWaiters, final, onEnd) = state.withLock { state in
+            let first = state.ending == nil
+            if first { state.ending = ending }
             if state.ending != .closed {
                 state.items.removeAll()
                 state.head = 0
@@ -138,8 +204,12 @@ final class RealtimeOutbox: Sendable {
                 state.roomWaiters = []
                 state.endWaiters = []
             }
-            return (state.consumer, state.roomWaiters, state.endWaiters, state.ending ?? ending)
+            return (
+                state.consumer, state.roomWaiters, state.endWaiters, state.ending ?? ending,
+                first ? state.drainer?.onEnd : nil
+            )
         }
+        onEnd?(final)
         consumer?.resume(returning: nil)
         for waiter in roomWaiters { waiter.resume() }
         for waiter in endWaiters { waiter.resume(returning: final) }
@@ -152,4 +222,9 @@ final class RealtimeOutbox: Sendable {
         // Resuming under the lock is safe: the waiters only re-enter the hub's actor.
         for waiter in waiters { waiter.resume() }
     }
+}
+
+extension RealtimeOutbox {
+    /// Whether a drain task runs (tests).
+    var isDraining: Bool { state.withLock { $0.drainer?.running == true } }
 }
