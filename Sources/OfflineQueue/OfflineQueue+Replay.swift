@@ -3,14 +3,17 @@ import GRDB
 import Logging
 
 extension OfflineQueue {
-    /// Claims the next mutation that may be sent now, marking it in flight before returning it.
+    /// Claims the next mutation that may be sent now, on its own, marking it in flight before returning
+    /// it.
     ///
     /// A pending mutation may be sent when no earlier mutation of its scope is still queued (pending, in
-    /// flight or failed) and every temporary id it names has been resolved.
+    /// flight or failed) and every temporary id it names has been resolved. Mutations of a batch group
+    /// (see ``claimBatch(maximum:)``) are left to batch drivers. A mutation claimed here is sent with its
+    /// own key, so it never joins a batch afterwards.
     /// - Returns: The claimed mutation, or `nil` when none may be sent now.
     /// - Throws: Database errors.
     public func claimNext() async throws -> QueuedMutation? {
-        try await claimBatch(maximum: 1).first
+        try await claim(maximum: 1, takingGroups: false).first
     }
 
     /// Claims mutations that may be sent now and together, in one batch request: the first claimable
@@ -18,12 +21,24 @@ extension OfflineQueue {
     /// in id order. Mutations of one scope may share a batch (a batch applies its operations in order);
     /// a mutation whose scope has an earlier mutation outside the batch is left for later.
     ///
+    /// When two or more are claimed, they form a batch group: a fresh
+    /// ``QueuedMutation/batchIdempotencyKey`` is written on each in the same transaction as the claim.
+    /// Should the driver die before reporting, the group is claimed again whole, with the same key, so
+    /// the server answers a batch it applied from its idempotency store instead of applying it twice.
+    /// A single mutation claimed here is sent on its own, with its own key, and never joins a batch
+    /// afterwards.
+    ///
     /// The claim is one transaction: another instance, in this process or another, cannot claim the
     /// same mutations.
-    /// - Parameter maximum: The most mutations to claim.
+    /// - Parameter maximum: The most mutations to claim for a new group; a group claimed again is
+    ///   returned whole.
     /// - Returns: The claimed mutations, in id order; empty when none may be sent now.
     /// - Throws: Database errors.
     public func claimBatch(maximum: Int = 100) async throws -> [QueuedMutation] {
+        try await claim(maximum: maximum, takingGroups: true)
+    }
+
+    private func claim(maximum: Int, takingGroups: Bool) async throws -> [QueuedMutation] {
         guard maximum > 0 else { return [] }
         let now = configuration.now()
         let lease = configuration.leaseDuration.timeInterval
@@ -34,7 +49,7 @@ extension OfflineQueue {
                     db,
                     namespace: namespace,
                     where: """
-                        state = 'pending'
+                        state = 'pending' \(takingGroups ? "" : "AND batch_idempotency_key IS NULL")
                         AND (scope IS NULL OR NOT EXISTS (
                             SELECT 1 FROM queue_mutations AS earlier
                             WHERE earlier.namespace = queue_mutations.namespace AND earlier.scope = queue_mutations.scope
@@ -45,8 +60,21 @@ extension OfflineQueue {
                 ).first
             else { return ([QueuedMutation](), recovered) }
             var ids = [first.id]
-            if maximum > 1, let batchKey = first.batchKey {
+            var groupKey = first.batchIdempotencyKey
+            if let key = groupKey {
+                // A group claimed before: the same mutations, for the same key, or the server would see
+                // a different request under a key it may have applied.
+                ids = try Int64.fetchAll(
+                    db,
+                    sql: """
+                        SELECT id FROM queue_mutations
+                        WHERE namespace = ? AND batch_idempotency_key = ? AND state = 'pending' ORDER BY id
+                        """,
+                    arguments: [namespace, key]
+                )
+            } else if maximum > 1, let batchKey = first.batchKey, !(try Self.isSolo(db, first.id)) {
                 ids += try Self.batchMates(db, namespace: namespace, of: first, batchKey: batchKey, maximum: maximum)
+                if ids.count > 1 { groupKey = UUID().uuidString.lowercased() }
             }
             let claim = QueuedMutation.Claim(
                 owner: owner.id,
@@ -61,11 +89,11 @@ extension OfflineQueue {
             try db.execute(
                 sql: """
                     UPDATE queue_mutations SET state = 'inflight', claim_owner = ?, claim_pid = ?, claim_host = ?,
-                    claimed_at = ?, lease_until = ? WHERE id IN (\(list))
+                    claimed_at = ?, lease_until = ?, batch_idempotency_key = ?, solo = ? WHERE id IN (\(list))
                     """,
                 arguments: [
                     claim.owner, claim.processID, claim.host, QueueDatabase.milliseconds(claim.claimedAt),
-                    QueueDatabase.milliseconds(claim.leaseExpiresAt),
+                    QueueDatabase.milliseconds(claim.leaseExpiresAt), groupKey, groupKey == nil,
                 ]
             )
             let claimed = try QueueDatabase.fetchMutations(db, namespace: namespace, where: "id IN (\(list))")
@@ -79,6 +107,33 @@ extension OfflineQueue {
             await notify(.claimed, claimed.map(\.id))
         }
         return claimed
+    }
+
+    private static func isSolo(_ db: Database, _ id: Int64) throws -> Bool {
+        try Bool.fetchOne(db, sql: "SELECT solo FROM queue_mutations WHERE id = ?", arguments: [id]) ?? false
+    }
+
+    /// Breaks up a batch group this instance holds, after the server refused the batch as a whole: each
+    /// mutation is then sent on its own, with its own key, and never joins a batch again.
+    ///
+    /// Only call this when the server is known not to have applied the batch — it answered the batch
+    /// request with a client error (a batch is all or nothing) — never after a lost answer: the server
+    /// may have applied the batch under its key, and the mutations sent again on their own would be
+    /// applied twice.
+    /// - Parameter ids: The group's mutations; those this instance does not hold are skipped.
+    /// - Throws: Database errors.
+    public func dissolveBatch(_ ids: [Int64]) async throws {
+        guard !ids.isEmpty else { return }
+        let list = ids.map(String.init).joined(separator: ",")
+        try await database.writer.write { [namespace, owner] db in
+            try db.execute(
+                sql: """
+                    UPDATE queue_mutations SET batch_idempotency_key = NULL, solo = 1
+                    WHERE namespace = ? AND state = 'inflight' AND claim_owner = ? AND id IN (\(list))
+                    """,
+                arguments: [namespace, owner.id]
+            )
+        }
     }
 
     /// The later pending mutations that may join `first` in one batch.
@@ -100,7 +155,8 @@ extension OfflineQueue {
                 SELECT id, scope, batch_key,
                 (SELECT count(*) FROM queue_mutations AS earlier
                  WHERE earlier.namespace = m.namespace AND earlier.scope = m.scope AND earlier.id < m.id),
-                EXISTS (SELECT 1 FROM queue_dependencies WHERE mutation_id = m.id)
+                EXISTS (SELECT 1 FROM queue_dependencies WHERE mutation_id = m.id),
+                solo OR batch_idempotency_key IS NOT NULL
                 FROM queue_mutations AS m
                 WHERE m.namespace = ? AND m.state = 'pending' AND m.id > ?
                 ORDER BY m.id LIMIT ?
@@ -114,7 +170,8 @@ extension OfflineQueue {
             let key: String? = row[2]
             let earlier: Int = row[3]
             let waits: Bool = row[4]
-            guard key == batchKey, !waits else { continue }
+            let alone: Bool = row[5]
+            guard key == batchKey, !waits, !alone else { continue }
             if let scope {
                 guard earlier == inBatch[scope, default: 0] else { continue }
                 inBatch[scope, default: 0] += 1
@@ -139,8 +196,16 @@ extension OfflineQueue {
         let now = configuration.now()
         let rewritten = try await database.writer.write { [namespace] db in
             var rewritten: [Int64] = []
+            let completed = Set(ids)
             for (temporaryID, serverID) in resolving.sorted(by: { $0.key < $1.key }) {
-                rewritten += try Self.resolve(db, namespace: namespace, temporaryID, to: serverID, now: now)
+                rewritten += try Self.resolve(
+                    db,
+                    namespace: namespace,
+                    temporaryID,
+                    to: serverID,
+                    now: now,
+                    skipping: completed
+                )
             }
             let list = ids.map(String.init).joined(separator: ",")
             let creators = try Row.fetchAll(
@@ -159,7 +224,7 @@ extension OfflineQueue {
                 sql: "DELETE FROM queue_mutations WHERE namespace = ? AND id IN (\(list))",
                 arguments: [namespace]
             )
-            return rewritten.filter { !ids.contains($0) }
+            return rewritten
         }
         if !rewritten.isEmpty { await notify(.resolved, rewritten) }
         await notify(.completed, ids)

@@ -18,6 +18,10 @@ import Logging
 ///   the mapping.
 /// - Crashes: a mutation in flight when its process died is pending again, with the same key, as soon
 ///   as another instance opens the file or claims; the server's idempotency store applies it once.
+/// - Batches: mutations claimed together by ``claimBatch(maximum:)`` share one batch
+///   ``QueuedMutation/batchIdempotencyKey``, written with the claim. The group is claimed again whole,
+///   with that key, after a crash, and retried or dropped as a unit; a mutation once sent on its own
+///   never joins a batch. So whatever was lost, the server sees each request again under its first key.
 /// - Processes: several processes may share the file. A claim names its process and carries a lease,
 ///   so a live process's claims are never taken and a dead one's are.
 ///
@@ -338,7 +342,8 @@ public final class OfflineQueue: Sendable {
         namespace: String,
         _ temporaryID: TemporaryID,
         to serverID: String,
-        now: Date
+        now: Date,
+        skipping completed: Set<Int64> = []
     ) throws -> [Int64] {
         guard let row = try temporaryIDRow(db, namespace: namespace, temporaryID) else {
             throw OfflineQueueError.unknownTemporaryID(temporaryID)
@@ -349,36 +354,42 @@ public final class OfflineQueue: Sendable {
             }
             return []
         }
-        try db.execute(
+        try db.cachedStatement(
             sql: """
                 UPDATE queue_temporary_ids SET server_id = ?, resolved_at = ?
                 WHERE namespace = ? AND temporary_id = ?
-                """,
-            arguments: [serverID, QueueDatabase.milliseconds(now), namespace, temporaryID.rawValue]
+                """
+        ).execute(arguments: [serverID, QueueDatabase.milliseconds(now), namespace, temporaryID.rawValue])
+        // Ids first, each lookup on its own index through a cached statement: this runs once per record
+        // a batch creates, and a single query with `OR` would scan the whole queue each time.
+        let waiting = try Int64.fetchAll(
+            db.cachedStatement(sql: "SELECT mutation_id FROM queue_dependencies WHERE temporary_id = ?"),
+            arguments: [temporaryID.rawValue]
         )
-        let dependents = try QueueDatabase.fetchMutations(
-            db,
-            namespace: namespace,
-            where: "id IN (SELECT mutation_id FROM queue_dependencies WHERE temporary_id = ?) OR scope = ?",
-            arguments: [temporaryID.rawValue, temporaryID.rawValue]
+        let scoped = try Int64.fetchAll(
+            db.cachedStatement(sql: "SELECT id FROM queue_mutations WHERE namespace = ? AND scope = ?"),
+            arguments: [namespace, temporaryID.rawValue]
         )
+        // Mutations leaving the queue in the same transaction (the create itself) need no rewrite.
+        let dependents = try Set(waiting + scoped).subtracting(completed).sorted().compactMap {
+            try QueueDatabase.fetchMutation(db, id: $0, namespace: namespace)
+        }
         for mutation in dependents {
             let request = mutation.request.replacing(temporaryID, with: serverID)
             let scope = mutation.scope.map { temporaryID.replacingOccurrences(in: $0, with: serverID) }
-            try db.execute(
+            try db.cachedStatement(
                 sql: """
                     UPDATE queue_mutations SET path = ?, query = ?, headers = ?, body = ?, scope = ?, size = ?
                     WHERE id = ?
-                    """,
+                    """
+            ).execute(
                 arguments: [
                     request.path, try QueueDatabase.encodeJSON(request.query),
                     try QueueDatabase.encodeJSON(request.headers), request.body, scope, request.size, mutation.id,
                 ]
             )
-            try db.execute(
-                sql: "DELETE FROM queue_dependencies WHERE mutation_id = ? AND temporary_id = ?",
-                arguments: [mutation.id, temporaryID.rawValue]
-            )
+            try db.cachedStatement(sql: "DELETE FROM queue_dependencies WHERE mutation_id = ? AND temporary_id = ?")
+                .execute(arguments: [mutation.id, temporaryID.rawValue])
         }
         return dependents.map(\.id)
     }
@@ -420,17 +431,40 @@ public final class OfflineQueue: Sendable {
     // MARK: The failed list
 
     /// Puts a failed mutation back in the queue, with its idempotency key unchanged.
+    ///
+    /// A mutation of a batch group (``QueuedMutation/batchIdempotencyKey``) goes back with its whole
+    /// group: the server may have applied the batch, and only the same batch under the same key is
+    /// answered from its idempotency store.
     /// - Throws: ``OfflineQueueError/mutationNotFound(_:)``, or ``OfflineQueueError/invalidState(_:_:)``
     ///   when it has not failed.
     public func retry(_ id: Int64) async throws {
-        try await database.writer.write { [namespace] db in
+        let ids = try await database.writer.write { [namespace] db in
             guard let mutation = try QueueDatabase.fetchMutation(db, id: id, namespace: namespace) else {
                 throw OfflineQueueError.mutationNotFound(id)
             }
             guard mutation.state == .failed else { throw OfflineQueueError.invalidState(id, mutation.state) }
-            try db.execute(sql: "UPDATE queue_mutations SET state = 'pending' WHERE id = ?", arguments: [id])
+            guard let group = mutation.batchIdempotencyKey else {
+                try db.execute(sql: "UPDATE queue_mutations SET state = 'pending' WHERE id = ?", arguments: [id])
+                return [id]
+            }
+            let ids = try Int64.fetchAll(
+                db,
+                sql: """
+                    SELECT id FROM queue_mutations
+                    WHERE namespace = ? AND batch_idempotency_key = ? AND state = 'failed' ORDER BY id
+                    """,
+                arguments: [namespace, group]
+            )
+            try db.execute(
+                sql: """
+                    UPDATE queue_mutations SET state = 'pending'
+                    WHERE namespace = ? AND batch_idempotency_key = ? AND state = 'failed'
+                    """,
+                arguments: [namespace, group]
+            )
+            return ids
         }
-        await notify(.retried, [id])
+        await notify(.retried, ids)
     }
 
     /// Puts every failed mutation back in the queue.
@@ -457,23 +491,44 @@ public final class OfflineQueue: Sendable {
     ///
     /// Mutations that name a temporary id this one creates can then never be rewritten; they stay in
     /// the queue, waiting, until they are dropped too.
+    ///
+    /// A mutation of a batch group (``QueuedMutation/batchIdempotencyKey``) is dropped with its whole
+    /// group: the server applied all of the batch or none of it, and the rest of the group, sent without
+    /// it, would no longer match the key the server may have stored.
     /// - Returns: The mutation removed.
     /// - Throws: ``OfflineQueueError/mutationNotFound(_:)``, or ``OfflineQueueError/invalidState(_:_:)``
-    ///   when it is in flight (a driver may be sending it).
+    ///   when it (or its group) is in flight (a driver may be sending it).
     @discardableResult
     public func drop(_ id: Int64) async throws -> QueuedMutation {
-        let mutation = try await database.writer.write { [namespace] db in
+        let (mutation, ids) = try await database.writer.write { [namespace] db in
             guard let mutation = try QueueDatabase.fetchMutation(db, id: id, namespace: namespace) else {
                 throw OfflineQueueError.mutationNotFound(id)
             }
             guard mutation.state != .inflight else { throw OfflineQueueError.invalidState(id, mutation.state) }
-            try db.execute(sql: "DELETE FROM queue_mutations WHERE id = ?", arguments: [id])
-            // The records it would have created will never exist: new requests may not name them.
-            try db.execute(
-                sql: "DELETE FROM queue_temporary_ids WHERE namespace = ? AND creator_id = ? AND server_id IS NULL",
-                arguments: [namespace, id]
-            )
-            return mutation
+            var ids = [id]
+            if let group = mutation.batchIdempotencyKey {
+                let members = try QueueDatabase.fetchMutations(
+                    db,
+                    namespace: namespace,
+                    where: "batch_idempotency_key = ?",
+                    arguments: [group]
+                )
+                if let busy = members.first(where: { $0.state == .inflight }) {
+                    throw OfflineQueueError.invalidState(busy.id, busy.state)
+                }
+                ids = members.map(\.id)
+            }
+            for id in ids {
+                try db.execute(sql: "DELETE FROM queue_mutations WHERE id = ?", arguments: [id])
+                // The records it would have created will never exist: new requests may not name them.
+                try db.execute(
+                    sql: """
+                        DELETE FROM queue_temporary_ids WHERE namespace = ? AND creator_id = ? AND server_id IS NULL
+                        """,
+                    arguments: [namespace, id]
+                )
+            }
+            return (mutation, ids)
         }
         logger.notice(
             "Queued mutation dropped",
@@ -481,7 +536,7 @@ public final class OfflineQueue: Sendable {
                 "id": "\(id)", "method": "\(mutation.request.method)", "path": "\(mutation.request.path)",
             ]
         )
-        await notify(.dropped, [id])
+        await notify(.dropped, ids)
         return mutation
     }
 }

@@ -94,6 +94,20 @@ struct QueueDatabase: Sendable {
                     """
             )
         }
+        migrator.registerMigration("v2-batch-groups") { db in
+            // A batch request carries one Idempotency-Key for all its operations, so the mutations sent
+            // in one must be sent again together, with that key, after a crash: the key is kept on each
+            // row of the group. `solo` marks a mutation sent on its own, with its own key, which must
+            // then never join a batch (the server may have applied it under that key).
+            try db.execute(
+                sql: """
+                    ALTER TABLE queue_mutations ADD COLUMN batch_idempotency_key TEXT;
+                    ALTER TABLE queue_mutations ADD COLUMN solo INTEGER NOT NULL DEFAULT 0;
+                    CREATE INDEX queue_mutations_batch ON queue_mutations (namespace, batch_idempotency_key)
+                        WHERE batch_idempotency_key IS NOT NULL;
+                    """
+            )
+        }
         return migrator
     }
 }
@@ -104,7 +118,7 @@ extension QueueDatabase {
     /// The columns ``mutation(from:)`` reads, in order.
     static let mutationColumns = """
         id, created_at, idempotency_key, method, path, query, headers, body, scope, batch_key, creates, state, \
-        attempts, last_failure, claim_owner, claim_pid, claim_host, claimed_at, lease_until
+        attempts, last_failure, claim_owner, claim_pid, claim_host, claimed_at, lease_until, batch_idempotency_key
         """
 
     static func mutation(from row: Row) throws -> QueuedMutation {
@@ -151,7 +165,8 @@ extension QueueDatabase {
             state: QueuedMutation.State(rawValue: stateName) ?? .failed,
             attempts: row[12],
             lastFailure: failure,
-            claim: claim
+            claim: claim,
+            batchIdempotencyKey: row[19]
         )
     }
 

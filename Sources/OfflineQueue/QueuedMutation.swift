@@ -102,6 +102,13 @@ public struct QueuedMutation: Sendable, Hashable, Codable, Identifiable {
     public var lastFailure: Failure?
     /// Who holds it, while ``state`` is ``State/inflight``.
     public var claim: Claim?
+    /// The `Idempotency-Key` of the batch request this mutation was claimed into, with the other
+    /// mutations carrying the same key; `nil` when it is sent on its own.
+    ///
+    /// Once set, the mutation is only ever sent in that batch, with that key (the server may have
+    /// applied the batch before an answer was lost), until the server refuses the batch as a whole:
+    /// then ``OfflineQueue/dissolveBatch(_:)`` clears it and each mutation goes on its own.
+    public var batchIdempotencyKey: String?
 
     /// Makes a mutation value (as read from the queue).
     public init(
@@ -115,7 +122,8 @@ public struct QueuedMutation: Sendable, Hashable, Codable, Identifiable {
         state: State = .pending,
         attempts: Int = 0,
         lastFailure: Failure? = nil,
-        claim: Claim? = nil
+        claim: Claim? = nil,
+        batchIdempotencyKey: String? = nil
     ) {
         self.id = id
         self.createdAt = createdAt
@@ -128,6 +136,7 @@ public struct QueuedMutation: Sendable, Hashable, Codable, Identifiable {
         self.attempts = attempts
         self.lastFailure = lastFailure
         self.claim = claim
+        self.batchIdempotencyKey = batchIdempotencyKey
     }
 
     enum CodingKeys: String, CodingKey {
@@ -140,5 +149,6 @@ public struct QueuedMutation: Sendable, Hashable, Codable, Identifiable {
         case state, attempts
         case lastFailure = "last_failure"
         case claim
+        case batchIdempotencyKey = "batch_idempotency_key"
     }
 }

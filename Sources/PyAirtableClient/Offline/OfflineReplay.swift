@@ -49,43 +49,151 @@ public struct OfflineControl: Sendable {
         try await queue()?.counts() ?? QueueCounts()
     }
 
-    /// Sends the queued writes in order, each with its own idempotency key, until the queue is empty,
-    /// the server cannot be reached, or only writes behind failed ones are left.
+    /// Sends the queued writes in order until the queue is empty, the server cannot be reached, or only
+    /// writes behind failed ones are left.
+    ///
+    /// Record writes to one table go up to 100 at a time through the batch endpoint, under one
+    /// idempotency key kept in the queue with the group (see ``OfflineQueue/claimBatch(maximum:)``): a
+    /// batch interrupted by a crash is sent again whole with the same key, and the server answers it
+    /// from its idempotency store. Other writes go one by one, each with its own key.
     ///
     /// A write the server refuses goes to the failed list (see ``OfflineQueue/failed()``) and does not
-    /// block writes to other records; a create's temporary id is replaced by the server's id in every
-    /// later queued write that names it.
-    /// - Parameter progress: Called after each write with the report so far.
+    /// block writes to other records; when the server refuses a batch — all or nothing, so none of it was
+    /// applied — its writes are sent again one by one, so only the bad one fails. A create's temporary
+    /// id is replaced by the server's id in every later queued write that names it.
+    /// - Parameter progress: Called after each write or batch with the report so far.
     @discardableResult
     public func replay(progress: (@Sendable (ReplayReport) -> Void)? = nil) async throws -> ReplayReport {
         var report = ReplayReport()
         guard let queue = try await queue() else { return report }
         defer { if report.replayed > 0 { Task { await client.cacheAfterWrite(invalidating: [], everything: true) } } }
-        while let mutation = try await queue.claimNext() {
-            let request = Self.request(for: mutation)
-            do {
-                let response = try await client.execute(request)
-                var resolving: [TemporaryID: String] = [:]
-                if let temporary = mutation.createsTemporaryIDs.first {
-                    let created = try JSONCoding.decoder.decode(IdentifiedResource.self, from: response.body)
-                    resolving[temporary] = created.id
+        replaying: while true {
+            let mutations = try await queue.claimBatch(maximum: BatchRequest.maximumOperations)
+            guard !mutations.isEmpty else { break }
+            let outcome: Outcome
+            if mutations[0].batchIdempotencyKey != nil {
+                outcome = try await sendBatch(mutations, queue: queue, report: &report)
+            } else {
+                var stopped = false
+                for mutation in mutations where !stopped {
+                    stopped = try await sendAlone(mutation, queue: queue, report: &report) == .stop
                 }
-                try await queue.complete(mutation.id, resolving: resolving)
-                report.replayed += 1
-                if response.headerFields[.idempotentReplayed] == "true" { report.alreadyApplied += 1 }
-            } catch let error as PyAirtableError where error.isRetryable {
-                _ = try await queue.fail(mutation.id, failure: Self.failure(error), retryable: true)
-                report.stoppedBy = error
-                break
-            } catch let error as PyAirtableError {
-                _ = try await queue.fail(mutation.id, failure: Self.failure(error), retryable: false)
-                report.failed += 1
+                outcome = stopped ? .stop : .next
             }
             progress?(report)
+            if outcome == .stop { break replaying }
         }
         let counts = try await queue.counts()
         report.remaining = counts.pending + counts.inflight
         return report
+    }
+
+    private enum Outcome {
+        case next
+        case stop
+    }
+
+    /// Sends one mutation with its own key and reports it to the queue.
+    private func sendAlone(
+        _ mutation: QueuedMutation,
+        queue: OfflineQueue,
+        report: inout ReplayReport
+    ) async throws
+        -> Outcome
+    {
+        do {
+            let response = try await client.execute(Self.request(for: mutation))
+            var resolving: [TemporaryID: String] = [:]
+            if let temporary = mutation.createsTemporaryIDs.first {
+                let created = try JSONCoding.decoder.decode(IdentifiedResource.self, from: response.body)
+                resolving[temporary] = created.id
+            }
+            try await queue.complete(mutation.id, resolving: resolving)
+            report.replayed += 1
+            if response.headerFields[.idempotentReplayed] == "true" { report.alreadyApplied += 1 }
+            return .next
+        } catch let error as PyAirtableError where error.isRetryable {
+            _ = try await queue.fail(mutation.id, failure: Self.failure(error), retryable: true)
+            report.stoppedBy = error
+            return .stop
+        } catch let error as PyAirtableError {
+            _ = try await queue.fail(mutation.id, failure: Self.failure(error), retryable: false)
+            report.failed += 1
+            return .next
+        }
+    }
+
+    /// Sends a batch group with the group's key and reports it to the queue as a unit; when the server
+    /// refuses it, sends its mutations one by one instead.
+    private func sendBatch(
+        _ mutations: [QueuedMutation],
+        queue: OfflineQueue,
+        report: inout ReplayReport
+    ) async throws
+        -> Outcome
+    {
+        let ids = mutations.map(\.id)
+        guard let request = Self.batchRequest(for: mutations) else {
+            // Not record writes the batch endpoint takes (a queue written by another version): the
+            // group was never sent as a batch, so its writes may go one by one.
+            try await queue.dissolveBatch(ids)
+            return try await sendEachAlone(mutations, queue: queue, report: &report)
+        }
+        do {
+            let response = try await client.execute(request)
+            let results = try JSONCoding.decoder.decode(BatchResponse.self, from: response.body).results
+            var resolving: [TemporaryID: String] = [:]
+            for (mutation, result) in zip(mutations, results) {
+                if let temporary = mutation.createsTemporaryIDs.first, case .record(let record) = result {
+                    resolving[temporary] = record.id.rawValue
+                }
+            }
+            try await queue.complete(ids, resolving: resolving)
+            report.replayed += mutations.count
+            if response.headerFields[.idempotentReplayed] == "true" { report.alreadyApplied += mutations.count }
+            return .next
+        } catch let error as PyAirtableError where error.isRetryable {
+            // The answer may have been lost after the server applied the batch: keep the group and its
+            // key for the next attempt.
+            for id in ids { _ = try await queue.fail(id, failure: Self.failure(error), retryable: true) }
+            report.stoppedBy = error
+            return .stop
+        } catch let error as PyAirtableError where (400..<500).contains(error.status ?? 0) {
+            // A batch is all or nothing and the server refused it: nothing was applied, so each write
+            // may go on its own, and only the bad one lands in the failed list.
+            try await queue.dissolveBatch(ids)
+            return try await sendEachAlone(mutations, queue: queue, report: &report)
+        } catch is CancellationError {
+            // Stopped, not refused: the group goes back whole, with its key, for the next replay.
+            try await queue.release(ids)
+            throw CancellationError()
+        } catch {
+            // Applied or not, nobody can tell (a 500, an answer that cannot be read): the group stays
+            // whole, with its key, in the failed list.
+            let failure =
+                (error as? PyAirtableError).map(Self.failure)
+                ?? QueuedMutation.Failure(message: "\(error)", occurredAt: Date())
+            for id in ids { _ = try await queue.fail(id, failure: failure, retryable: false) }
+            report.failed += mutations.count
+            return .next
+        }
+    }
+
+    private func sendEachAlone(
+        _ mutations: [QueuedMutation],
+        queue: OfflineQueue,
+        report: inout ReplayReport
+    )
+        async throws -> Outcome
+    {
+        for (index, mutation) in mutations.enumerated() {
+            if try await sendAlone(mutation, queue: queue, report: &report) == .stop {
+                // Give back the ones not tried: they were not sent, so no attempt is counted.
+                try await queue.release(mutations[(index + 1)...].map(\.id))
+                return .stop
+            }
+        }
+        return .next
     }
 
     /// Waits until nothing is pending or in flight (failed writes aside).
@@ -108,6 +216,60 @@ public struct OfflineControl: Sendable {
             body: mutation.request.body,
             operation: ClientOperation(service: "offline", name: "replay")
         )
+    }
+
+    /// The batch request carrying a group's record writes, with the group's key; `nil` when one of
+    /// them is not a record write of the group's table that the batch endpoint takes.
+    static func batchRequest(for mutations: [QueuedMutation]) -> ClientRequest? {
+        guard let key = mutations.first?.batchIdempotencyKey, let table = mutations.first?.batchKey,
+            mutations.count <= BatchRequest.maximumOperations
+        else { return nil }
+        var operations: [BatchOperation] = []
+        operations.reserveCapacity(mutations.count)
+        for mutation in mutations {
+            guard mutation.batchIdempotencyKey == key, mutation.batchKey == table,
+                let operation = batchOperation(for: mutation.request, table: table)
+            else { return nil }
+            operations.append(operation)
+        }
+        guard let body = try? JSONCoding.encoder.encode(BatchRequest(operations: operations)) else { return nil }
+        let fields: HTTPFields = [
+            .accept: "application/json", .contentType: "application/json", .idempotencyKey: key,
+        ]
+        return ClientRequest(
+            method: .post,
+            path: "/api/v1/tables/\(table)/records/batch",
+            headerFields: fields,
+            body: body,
+            operation: ClientOperation(service: "offline", name: "replayBatch")
+        )
+    }
+
+    /// The batch operation doing what a queued record write does, or `nil` when it is something else.
+    static func batchOperation(for request: QueuedRequest, table: String) -> BatchOperation? {
+        guard request.query.isEmpty,
+            request.headers.keys.allSatisfy({ $0.caseInsensitiveCompare("If-Match") == .orderedSame })
+        else { return nil }
+        var ifVersion: Int?
+        if let tag = request.headers.first?.value {
+            guard let version = VersionTag.parse(tag) else { return nil }
+            ifVersion = version
+        }
+        func fields() -> [String: FieldValue]? {
+            request.body.flatMap { try? JSONCoding.decoder.decode(RecordFieldsRequest.self, from: $0).fields }
+        }
+        if request.method == "POST", request.path == "/api/v1/tables/\(table)/records", ifVersion == nil {
+            return fields().map { .create(fields: $0) }
+        }
+        let prefix = "/api/v1/records/"
+        guard request.path.hasPrefix(prefix), let id = RecordID(String(request.path.dropFirst(prefix.count)))
+        else { return nil }
+        switch request.method {
+        case "PATCH": return fields().map { .update(id: id, fields: $0, ifVersion: ifVersion) }
+        case "PUT": return fields().map { .replace(id: id, fields: $0, ifVersion: ifVersion) }
+        case "DELETE": return .delete(id: id, ifVersion: ifVersion)
+        default: return nil
+        }
     }
 
     static func failure(_ error: PyAirtableError) -> QueuedMutation.Failure {
