@@ -55,6 +55,22 @@ struct CacheFixture: Sendable {
         return try await body(CacheFixture(directory: directory))
     }
 
+    /// A cache fixture, a running server with demo data, and a caching client of the demo user whose
+    /// traffic `log` records.
+    static func withDemo(
+        _ body: @Sendable (CacheFixture, TestServer, DemoCredentials, WireLog, PyAirtableClient) async throws -> Void
+    ) async throws {
+        try await with { cache in
+            try await TestServer.withRunning { server in
+                let demo = try await server.seedDemo()
+                let log = WireLog()
+                try await cache.withClient(url: server.url, token: demo.token, log: log) { client in
+                    try await body(cache, server, demo, log, client)
+                }
+            }
+        }
+    }
+
     var settings: PyAirtableClient.CacheSettings {
         var settings = PyAirtableClient.CacheSettings.persistent(path: path)
         settings.now = { [time] in time.now() }
@@ -96,145 +112,127 @@ struct CacheIntegrationTests {
 
     @Test("a record page is served from the cache for 2 minutes, then revalidated with a bodiless 304")
     func recordsRuleAndRevalidation() async throws {
-        try await CacheFixture.with { cache in
-            try await TestServer.withRunning { server in
-                let demo = try await server.seedDemo()
-                let log = WireLog()
-                try await cache.withClient(url: server.url, token: demo.token, log: log) { client in
-                    let table = try await Self.projects(client, workspace: try #require(demo.workspaceID))
-                    let before = log.count
+        try await CacheFixture.withDemo { cache, server, demo, log, client in
+            let table = try await Self.projects(client, workspace: try #require(demo.workspaceID))
+            let before = log.count
 
-                    let first = try await client.records.fetchList(in: table.id)
-                    #expect(!first.fromCache)
-                    #expect(first.value.data.count == 8)
-                    #expect(log.count == before + 1)
+            let first = try await client.records.fetchList(in: table.id)
+            #expect(!first.fromCache)
+            #expect(first.value.data.count == 8)
+            #expect(log.count == before + 1)
 
-                    let second = try await client.records.fetchList(in: table.id)
-                    #expect(second.fromCache)
-                    #expect(!second.isStale)
-                    #expect(second.value.data.map(\.id) == first.value.data.map(\.id))
-                    #expect(log.count == before + 1, "a fresh page is answered without a request")
+            let second = try await client.records.fetchList(in: table.id)
+            #expect(second.fromCache)
+            #expect(!second.isStale)
+            #expect(second.value.data.map(\.id) == first.value.data.map(\.id))
+            #expect(log.count == before + 1, "a fresh page is answered without a request")
 
-                    cache.time.advance(by: 121)
-                    let third = try await client.records.fetchList(in: table.id)
-                    #expect(!third.fromCache)
-                    #expect(third.value.data.map(\.id) == first.value.data.map(\.id))
-                    let revalidation = try #require(log.all.last)
-                    #expect(revalidation.ifNoneMatch?.hasPrefix("W/\"") == true)
-                    #expect(revalidation.status == 304)
-                    #expect(revalidation.bodyBytes == 0)
+            cache.time.advance(by: 121)
+            let third = try await client.records.fetchList(in: table.id)
+            #expect(!third.fromCache)
+            #expect(third.value.data.map(\.id) == first.value.data.map(\.id))
+            let revalidation = try #require(log.all.last)
+            #expect(revalidation.ifNoneMatch?.hasPrefix("W/\"") == true)
+            #expect(revalidation.status == 304)
+            #expect(revalidation.bodyBytes == 0)
 
-                    // Changed elsewhere: the next revalidation gets the new page and a new ETag.
-                    let changed = try #require(first.value.data.first)
-                    _ = try await cache.withClient(
-                        url: server.url,
-                        token: demo.token,
-                        configure: { $0.cache = .disabled }
-                    ) {
-                        try await $0.records.update(changed.id, fields: ["Name": .string("Changed elsewhere")])
-                    }
-                    cache.time.advance(by: 121)
-                    let fourth = try await client.records.fetchList(in: table.id)
-                    #expect(!fourth.fromCache)
-                    #expect(
-                        fourth.value.data.first { $0.id == changed.id }?.fields["Name"] == .string("Changed elsewhere")
-                    )
-                    #expect(log.all.last?.status == 200)
-                    #expect(log.all.last?.ifNoneMatch == revalidation.ifNoneMatch)
-
-                    let statistics = try #require(await client.cache.statistics())
-                    #expect(statistics.memoryHits >= 1)
-                }
+            // Changed elsewhere: the next revalidation gets the new page and a new ETag.
+            let changed = try #require(first.value.data.first)
+            _ = try await cache.withClient(
+                url: server.url,
+                token: demo.token,
+                configure: { $0.cache = .disabled }
+            ) {
+                try await $0.records.update(changed.id, fields: ["Name": .string("Changed elsewhere")])
             }
+            cache.time.advance(by: 121)
+            let fourth = try await client.records.fetchList(in: table.id)
+            #expect(!fourth.fromCache)
+            #expect(
+                fourth.value.data.first { $0.id == changed.id }?.fields["Name"] == .string("Changed elsewhere")
+            )
+            #expect(log.all.last?.status == 200)
+            #expect(log.all.last?.ifNoneMatch == revalidation.ifNoneMatch)
+
+            let statistics = try #require(await client.cache.statistics())
+            #expect(statistics.memoryHits >= 1)
         }
     }
 
     @Test("single resources revalidate with their version ETag")
     func recordRevalidation() async throws {
-        try await CacheFixture.with { cache in
-            try await TestServer.withRunning { server in
-                let demo = try await server.seedDemo()
-                let log = WireLog()
-                try await cache.withClient(url: server.url, token: demo.token, log: log) { client in
-                    let table = try await Self.projects(client, workspace: try #require(demo.workspaceID))
-                    let id = try #require(try await client.records.list(in: table.id).data.first?.id)
-                    let record = try await client.records.get(id)
-                    let again = try await client.records.fetch(id, policy: .networkFirst)
-                    #expect(again.value == record)
-                    #expect(log.all.last?.ifNoneMatch == VersionTag.format(record.version))
-                    #expect(log.all.last?.status == 304)
-                }
-            }
+        try await CacheFixture.withDemo { cache, server, demo, log, client in
+            let table = try await Self.projects(client, workspace: try #require(demo.workspaceID))
+            let id = try #require(try await client.records.list(in: table.id).data.first?.id)
+            let record = try await client.records.get(id)
+            let again = try await client.records.fetch(id, policy: .networkFirst)
+            #expect(again.value == record)
+            #expect(log.all.last?.ifNoneMatch == VersionTag.format(record.version))
+            #expect(log.all.last?.status == 304)
         }
     }
 
     @Test("a write invalidates the lists containing the record, and keeps unrelated entries")
     func writesInvalidate() async throws {
-        try await CacheFixture.with { cache in
-            try await TestServer.withRunning { server in
-                let demo = try await server.seedDemo()
-                let log = WireLog()
-                try await cache.withClient(url: server.url, token: demo.token, log: log) { client in
-                    let workspace = try #require(demo.workspaceID)
-                    let projects = try await Self.projects(client, workspace: workspace)
-                    let base = try #require(try await client.bases.list(in: workspace).first)
-                    let tasks = try #require(try await client.tables.list(in: base.id).first { $0.name == "Tasks" })
+        try await CacheFixture.withDemo { cache, server, demo, log, client in
+            let workspace = try #require(demo.workspaceID)
+            let projects = try await Self.projects(client, workspace: workspace)
+            let base = try #require(try await client.bases.list(in: workspace).first)
+            let tasks = try #require(try await client.tables.list(in: base.id).first { $0.name == "Tasks" })
 
-                    let all = try await client.records.list(in: projects.id)
-                    let victim = try #require(all.data.first)
-                    let survivorsQuery = RecordQuery(filter: "RECORD_ID() != '\(victim.id)'")
-                    let survivors = try await client.records.list(in: projects.id, survivorsQuery)
-                    #expect(!survivors.data.contains { $0.id == victim.id })
-                    let firstPage = RecordQuery(pageSize: 1)
-                    let onlyVictim = try await client.records.list(in: projects.id, firstPage)
-                    #expect(onlyVictim.data.map(\.id) == [victim.id])
-                    _ = try await client.records.list(in: tasks.id)
-                    let other = try #require(all.data.last)
-                    _ = try await client.records.get(other.id)
+            let all = try await client.records.list(in: projects.id)
+            let victim = try #require(all.data.first)
+            let survivorsQuery = RecordQuery(filter: "RECORD_ID() != '\(victim.id)'")
+            let survivors = try await client.records.list(in: projects.id, survivorsQuery)
+            #expect(!survivors.data.contains { $0.id == victim.id })
+            let firstPage = RecordQuery(pageSize: 1)
+            let onlyVictim = try await client.records.list(in: projects.id, firstPage)
+            #expect(onlyVictim.data.map(\.id) == [victim.id])
+            _ = try await client.records.list(in: tasks.id)
+            let other = try #require(all.data.last)
+            _ = try await client.records.get(other.id)
 
-                    try await client.records.delete(victim.id)
+            try await client.records.delete(victim.id)
 
-                    // Both pages showing the record went; the page without it, the other table's
-                    // page and the other record stayed.
-                    let requests = log.count
-                    #expect(try await client.records.fetchList(in: projects.id, survivorsQuery).fromCache)
-                    #expect(try await client.records.fetchList(in: tasks.id).fromCache)
-                    #expect(try await client.records.fetch(other.id).fromCache)
-                    #expect(log.count == requests)
-                    let reloaded = try await client.records.fetchList(in: projects.id)
-                    #expect(!reloaded.fromCache)
-                    #expect(!reloaded.value.data.contains { $0.id == victim.id })
-                    #expect(try await !client.records.fetchList(in: projects.id, firstPage).fromCache)
+            // Both pages showing the record went; the page without it, the other table's
+            // page and the other record stayed.
+            let requests = log.count
+            #expect(try await client.records.fetchList(in: projects.id, survivorsQuery).fromCache)
+            #expect(try await client.records.fetchList(in: tasks.id).fromCache)
+            #expect(try await client.records.fetch(other.id).fromCache)
+            #expect(log.count == requests)
+            let reloaded = try await client.records.fetchList(in: projects.id)
+            #expect(!reloaded.fromCache)
+            #expect(!reloaded.value.data.contains { $0.id == victim.id })
+            #expect(try await !client.records.fetchList(in: projects.id, firstPage).fromCache)
 
-                    // An update keeps the record's own entry current and drops the table's lists,
-                    // since the change could move the record into any filtered list.
-                    let updated = try await client.records.update(other.id, fields: ["Score": .number(99)])
-                    let read = try await client.records.fetch(other.id)
-                    #expect(read.fromCache)
-                    #expect(read.value == updated)
-                    #expect(try await !client.records.fetchList(in: projects.id, survivorsQuery).fromCache)
-                    #expect(try await client.records.fetchList(in: tasks.id).fromCache)
+            // An update keeps the record's own entry current and drops the table's lists,
+            // since the change could move the record into any filtered list.
+            let updated = try await client.records.update(other.id, fields: ["Score": .number(99)])
+            let read = try await client.records.fetch(other.id)
+            #expect(read.fromCache)
+            #expect(read.value == updated)
+            #expect(try await !client.records.fetchList(in: projects.id, survivorsQuery).fromCache)
+            #expect(try await client.records.fetchList(in: tasks.id).fromCache)
 
-                    // A created record shows in the next read of the table's lists.
-                    let created = try await client.records.create(in: projects.id, fields: ["Name": .string("New")])
-                    let withCreated = try await client.records.fetchList(in: projects.id)
-                    #expect(!withCreated.fromCache)
-                    #expect(withCreated.value.data.contains { $0.id == created.id })
+            // A created record shows in the next read of the table's lists.
+            let created = try await client.records.create(in: projects.id, fields: ["Name": .string("New")])
+            let withCreated = try await client.records.fetchList(in: projects.id)
+            #expect(!withCreated.fromCache)
+            #expect(withCreated.value.data.contains { $0.id == created.id })
 
-                    // A field change drops the schema and the table's records.
-                    _ = try await client.tables.get(projects.id)
-                    let schema = try await client.tables.fetch(projects.id)
-                    #expect(schema.fromCache)
-                    _ = try await client.fields.create(
-                        in: projects.id,
-                        CreateFieldRequest(name: "Notes", type: .multilineText)
-                    )
-                    let newSchema = try await client.tables.fetch(projects.id)
-                    #expect(!newSchema.fromCache)
-                    #expect(newSchema.value.fields.contains { $0.name == "Notes" })
-                    #expect(try await !client.records.fetch(other.id).fromCache)
-                }
-            }
+            // A field change drops the schema and the table's records.
+            _ = try await client.tables.get(projects.id)
+            let schema = try await client.tables.fetch(projects.id)
+            #expect(schema.fromCache)
+            _ = try await client.fields.create(
+                in: projects.id,
+                CreateFieldRequest(name: "Notes", type: .multilineText)
+            )
+            let newSchema = try await client.tables.fetch(projects.id)
+            #expect(!newSchema.fromCache)
+            #expect(newSchema.value.fields.contains { $0.name == "Notes" })
+            #expect(try await !client.records.fetch(other.id).fromCache)
         }
     }
 
@@ -361,64 +359,51 @@ struct CacheIntegrationTests {
 
     @Test("stale-while-revalidate answers at once and refreshes in the background")
     func staleWhileRevalidate() async throws {
-        try await CacheFixture.with { cache in
-            try await TestServer.withRunning { server in
-                let demo = try await server.seedDemo()
-                let log = WireLog()
-                try await cache.withClient(url: server.url, token: demo.token, log: log) { client in
-                    let me = try await client.users.me()
-                    // Renamed elsewhere.
-                    try await cache.withClient(url: server.url, token: demo.token, configure: { $0.cache = .disabled })
-                    {
-                        _ = try await $0.users.update(name: "Renamed")
-                    }
-                    cache.time.advance(by: 14 * 60)
-                    #expect(try await client.users.fetchMe().value.name == me.name)
-
-                    cache.time.advance(by: 2 * 60)
-                    let stale = try await client.users.fetchMe()
-                    #expect(stale.fromCache)
-                    #expect(stale.isStale)
-                    #expect(stale.value.name == me.name)
-                    let engine = try #require(await client.cache.engine())
-                    await engine.waitForRevalidations()
-                    let fresh = try await client.users.fetchMe()
-                    #expect(fresh.fromCache)
-                    #expect(!fresh.isStale)
-                    #expect(fresh.value.name == "Renamed")
-                }
+        try await CacheFixture.withDemo { cache, server, demo, log, client in
+            let me = try await client.users.me()
+            // Renamed elsewhere.
+            try await cache.withClient(url: server.url, token: demo.token, configure: { $0.cache = .disabled }) {
+                _ = try await $0.users.update(name: "Renamed")
             }
+            cache.time.advance(by: 14 * 60)
+            #expect(try await client.users.fetchMe().value.name == me.name)
+
+            cache.time.advance(by: 2 * 60)
+            let stale = try await client.users.fetchMe()
+            #expect(stale.fromCache)
+            #expect(stale.isStale)
+            #expect(stale.value.name == me.name)
+            let engine = try #require(await client.cache.engine())
+            await engine.waitForRevalidations()
+            let fresh = try await client.users.fetchMe()
+            #expect(fresh.fromCache)
+            #expect(!fresh.isStale)
+            #expect(fresh.value.name == "Renamed")
         }
     }
 
     @Test("per-call policies: networkOnly always asks and keeps the answer; cacheOnly never asks")
     func policies() async throws {
-        try await CacheFixture.with { cache in
-            try await TestServer.withRunning { server in
-                let demo = try await server.seedDemo()
-                let log = WireLog()
-                try await cache.withClient(url: server.url, token: demo.token, log: log) { client in
-                    await #expect(throws: PyAirtableError.notCached) {
-                        try await client.workspaces.list(policy: .cacheOnly)
-                    }
-                    #expect(log.count == 0)
-                    _ = try await client.workspaces.list(policy: .networkOnly)
-                    _ = try await client.workspaces.list(policy: .networkOnly)
-                    #expect(log.count == 2)
-                    #expect(try await client.workspaces.fetchList(policy: .cacheOnly).fromCache)
-                    #expect(log.count == 2)
-
-                    #expect(try await client.cache.invalidate(tags: ["workspaces"]) == 1)
-                    await #expect(throws: PyAirtableError.notCached) {
-                        try await client.workspaces.list(policy: .cacheOnly)
-                    }
-                    _ = try await client.workspaces.list()
-                    #expect(try await client.cache.invalidate(keyPrefix: "/api/v1/workspaces") == 1)
-                    _ = try await client.users.me()
-                    #expect(try await client.cache.clear() >= 1)
-                    await #expect(throws: PyAirtableError.notCached) { try await client.users.me(policy: .cacheOnly) }
-                }
+        try await CacheFixture.withDemo { cache, server, demo, log, client in
+            await #expect(throws: PyAirtableError.notCached) {
+                try await client.workspaces.list(policy: .cacheOnly)
             }
+            #expect(log.count == 0)
+            _ = try await client.workspaces.list(policy: .networkOnly)
+            _ = try await client.workspaces.list(policy: .networkOnly)
+            #expect(log.count == 2)
+            #expect(try await client.workspaces.fetchList(policy: .cacheOnly).fromCache)
+            #expect(log.count == 2)
+
+            #expect(try await client.cache.invalidate(tags: ["workspaces"]) == 1)
+            await #expect(throws: PyAirtableError.notCached) {
+                try await client.workspaces.list(policy: .cacheOnly)
+            }
+            _ = try await client.workspaces.list()
+            #expect(try await client.cache.invalidate(keyPrefix: "/api/v1/workspaces") == 1)
+            _ = try await client.users.me()
+            #expect(try await client.cache.clear() >= 1)
+            await #expect(throws: PyAirtableError.notCached) { try await client.users.me(policy: .cacheOnly) }
         }
     }
 
