@@ -132,12 +132,15 @@ struct OfflineWritesTests {
                 let counts = try await client.offline.counts()
                 #expect(counts.pending + counts.inflight == 5)
                 #expect(counts.failed == 0)
+                #expect(try await client.offline.hasPendingWrites(for: other.id))
+                #expect(try await client.offline.hasPendingWrites(for: temporary))
 
                 // The server is back: the next request that reaches it starts the replay.
                 try await server.start()
                 _ = try await client.users.me()
                 try await client.offline.waitForPendingWrites()
                 #expect(try await client.offline.counts().total == 0)
+                #expect(try await !client.offline.hasPendingWrites(for: other.id))
 
                 let records = try await client.records.list(in: table.id, policy: .networkOnly).data
                 #expect(

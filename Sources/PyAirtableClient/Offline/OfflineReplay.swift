@@ -1,5 +1,6 @@
 import Foundation
 import HTTPTypes
+import Metrics
 import OfflineQueue
 import PyAirtableModels
 
@@ -85,6 +86,10 @@ public struct OfflineControl: Sendable {
         }
         let counts = try await queue.counts()
         report.remaining = counts.pending + counts.inflight
+        // The success rate of offline writes: replayed against refused.
+        let prefix = client.configuration.metricsPrefix
+        Counter(label: "\(prefix)_offline_replayed_total").increment(by: Int64(report.replayed))
+        Counter(label: "\(prefix)_offline_refused_total").increment(by: Int64(report.failed))
         return report
     }
 

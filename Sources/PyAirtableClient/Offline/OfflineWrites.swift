@@ -201,3 +201,11 @@ struct WaitingForOfflineCreate: Error, CustomStringConvertible {
 struct OfflineByChoice: Error, CustomStringConvertible {
     var description: String { "working offline" }
 }
+
+extension OfflineControl {
+    /// Whether writes to `record` (by its id, or by the temporary id of a record created offline)
+    /// wait in the queue — for showing a "not yet saved" mark.
+    public func hasPendingWrites(for record: RecordID) async throws -> Bool {
+        try await queue()?.hasPendingWrites(scope: record.rawValue) ?? false
+    }
+}
