@@ -101,6 +101,19 @@ extension Pyat.Bench {
                     _ = try await client.records.get(id, policy: .networkOnly)
                     cold.append(microseconds(ContinuousClock.now - start))
                 }
+                // The same read with no cache at all: what the cache's store adds to a cold read.
+                var uncachedConfiguration = configuration
+                uncachedConfiguration.cache = .disabled
+                let uncached: [Double] = try await withPyAirtableClient(configuration: uncachedConfiguration) { plain in
+                    for _ in 0..<50 { _ = try await plain.records.get(id) }
+                    var samples: [Double] = []
+                    for _ in 0..<reads {
+                        let start = ContinuousClock.now
+                        _ = try await plain.records.get(id)
+                        samples.append(microseconds(ContinuousClock.now - start))
+                    }
+                    return samples
+                }
                 var memory: [Double] = []
                 for _ in 0..<(reads + 100) {
                     let start = ContinuousClock.now
@@ -126,6 +139,7 @@ extension Pyat.Bench {
                 let memoryP50 = percentile(memory, 0.5)
                 return [
                     ("cold_p50_us", coldP50), ("cold_p99_us", percentile(cold, 0.99)),
+                    ("uncached_p50_us", percentile(uncached, 0.5)),
                     ("disk_p50_us", diskP50), ("disk_p99_us", percentile(disk, 0.99)),
                     ("memory_p50_us", memoryP50), ("memory_p99_us", percentile(memory, 0.99)),
                     ("warm_vs_cold_ratio", coldP50 / memoryP50),
