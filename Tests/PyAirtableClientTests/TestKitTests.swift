@@ -155,7 +155,7 @@ struct MockTransportTests {
                     operation: ClientOperation(service: "health", name: "get")
                 )
                 await #expect(throws: PyAirtableError.transportFailure) {
-                    try await mock.send(probe, baseURL: URL(string: server.url)!, timeout: .seconds(5))
+                    try await mock.send(probe, baseURL: URL(string: server.url)!, timeout: .seconds(60))
                 }
                 let first = try await client.health()
                 let second = try await client.health()

@@ -39,7 +39,7 @@ struct RealtimeOutboxTests {
         drain(outbox, into: recorder)
         for seq in Int64(3)...50 { outbox.offer(.subscribed(subscription: "s", seq: seq)) }
         var seen: [Int64] = []
-        while seen.count < 50, let seq = await recorder.inbox.next(timeout: .seconds(5)) { seen.append(seq) }
+        while seen.count < 50, let seq = await recorder.inbox.next(timeout: .seconds(30)) { seen.append(seq) }
         #expect(seen == Array(1...50))
     }
 
@@ -50,7 +50,7 @@ struct RealtimeOutboxTests {
         drain(outbox, into: recorder)
         for seq in Int64(1)...3 {
             outbox.offer(.subscribed(subscription: "s", seq: seq))
-            #expect(await recorder.inbox.next(timeout: .seconds(5)) == seq)
+            #expect(await recorder.inbox.next(timeout: .seconds(30)) == seq)
             try await waitUntil { !outbox.isDraining }
         }
         #expect(outbox.count == 0)
@@ -62,7 +62,7 @@ struct RealtimeOutboxTests {
         let recorder = Recorder()
         drain(outbox, into: recorder)
         outbox.offer(.subscribed(subscription: "s", seq: -1))
-        #expect(await recorder.inbox.next(timeout: .seconds(5)) == -1)
+        #expect(await recorder.inbox.next(timeout: .seconds(30)) == -1)
         try await waitUntil { outbox.ending != nil }
         outbox.finish(.slowConsumer)
         #expect(outbox.ending == .closed)
