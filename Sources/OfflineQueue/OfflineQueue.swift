@@ -228,7 +228,8 @@ public final class OfflineQueue: Sendable {
         let insert = try db.cachedStatement(
             sql: """
                 INSERT INTO queue_mutations (namespace, created_at, idempotency_key, method, path, query, headers,
-                body, scope, batch_key, creates, size, state) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending')
+                body, scope, batch_key, creates, size, conflict_base, state)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending')
                 """
         )
         try insert.execute(
@@ -236,6 +237,7 @@ public final class OfflineQueue: Sendable {
                 namespace, createdAt, item.idempotencyKey, request.method, request.path,
                 try QueueDatabase.encodeJSON(request.query), try QueueDatabase.encodeJSON(request.headers),
                 request.body, scope, item.batchKey, try QueueDatabase.encodeJSON(createsList), size,
+                request.conflictBase,
             ]
         )
         let id = db.lastInsertedRowID

@@ -108,6 +108,11 @@ struct QueueDatabase: Sendable {
                     """
             )
         }
+        migrator.registerMigration("v3-conflict-base") { db in
+            // The fields of the version a write started from, so a 412 on replay can be settled by a
+            // three-way merge. Never sent.
+            try db.execute(sql: "ALTER TABLE queue_mutations ADD COLUMN conflict_base BLOB")
+        }
         return migrator
     }
 }
@@ -118,7 +123,8 @@ extension QueueDatabase {
     /// The columns ``mutation(from:)`` reads, in order.
     static let mutationColumns = """
         id, created_at, idempotency_key, method, path, query, headers, body, scope, batch_key, creates, state, \
-        attempts, last_failure, claim_owner, claim_pid, claim_host, claimed_at, lease_until, batch_idempotency_key
+        attempts, last_failure, claim_owner, claim_pid, claim_host, claimed_at, lease_until, batch_idempotency_key, \
+        conflict_base
         """
 
     static func mutation(from row: Row) throws -> QueuedMutation {
@@ -157,7 +163,8 @@ extension QueueDatabase {
                 path: row[4],
                 query: query,
                 headers: headers,
-                body: row[7]
+                body: row[7],
+                conflictBase: row[20]
             ),
             scope: row[8],
             batchKey: row[9],

@@ -39,6 +39,9 @@ public struct QueuedRequest: Sendable, Hashable, Codable {
     public var headers: [String: String]
     /// The JSON body, if any.
     public var body: Data?
+    /// What the write's fields were at the version it started from (the version its `If-Match` names),
+    /// as JSON, so that a 412 on replay can be settled by a three-way merge. Kept, never sent.
+    public var conflictBase: Data?
 
     /// Makes a request.
     /// - Parameters:
@@ -47,24 +50,27 @@ public struct QueuedRequest: Sendable, Hashable, Codable {
     ///   - query: The query parameters.
     ///   - headers: The headers that matter on replay (`If-Match`); not credentials.
     ///   - body: The JSON body.
+    ///   - conflictBase: The fields at the version the write started from, as JSON; kept, never sent.
     public init(
         method: String,
         path: String,
         query: [QueryItem] = [],
         headers: [String: String] = [:],
-        body: Data? = nil
+        body: Data? = nil,
+        conflictBase: Data? = nil
     ) {
         self.method = method.uppercased()
         self.path = path
         self.query = query
         self.headers = headers
         self.body = body
+        self.conflictBase = conflictBase
     }
 
     /// The bytes this request occupies in the queue, as counted against
     /// ``OfflineQueue/Configuration/maximumBytes``.
     public var size: Int {
-        method.utf8.count + path.utf8.count + (body?.count ?? 0)
+        method.utf8.count + path.utf8.count + (body?.count ?? 0) + (conflictBase?.count ?? 0)
             + query.reduce(0) { $0 + $1.name.utf8.count + $1.value.utf8.count }
             + headers.reduce(0) { $0 + $1.key.utf8.count + $1.value.utf8.count }
     }

@@ -63,6 +63,12 @@ extension PyAirtableClient {
         public var realtime: RealtimeSettings
         /// The offline queue of writes; off by default (``OfflineSettings/disabled``).
         public var offline: OfflineSettings
+        /// Whether record writes lay their change over reads while they are pending (in flight, or
+        /// waiting in the offline queue); see ``MutationsControl``.
+        public var optimisticUpdates: Bool
+        /// How record writes detect and settle conflicts (412): by default they send the version they
+        /// started from and merge field by field.
+        public var conflicts: ConflictSettings
 
         public init(
             serverURL: URL,
@@ -81,7 +87,9 @@ extension PyAirtableClient {
             userAgent: String = "pyat-swift/\(PyAirtableClient.version)",
             cache: CacheSettings = .disabled,
             realtime: RealtimeSettings = RealtimeSettings(),
-            offline: OfflineSettings = .disabled
+            offline: OfflineSettings = .disabled,
+            optimisticUpdates: Bool = true,
+            conflicts: ConflictSettings = ConflictSettings()
         ) {
             self.serverURL = serverURL
             self.credentials = credentials
@@ -100,6 +108,8 @@ extension PyAirtableClient {
             self.cache = cache
             self.realtime = realtime
             self.offline = offline
+            self.optimisticUpdates = optimisticUpdates
+            self.conflicts = conflicts
         }
 
         /// A configuration from `PYAT_SERVER` and `PYAT_TOKEN` (a personal access token or an

@@ -26,6 +26,12 @@ public final class PyAirtableClient: Sendable {
     let tokens: TokenManager
     let responseCache: ResponseCache?
     let offlineQueues: OfflineQueues?
+    /// Pending record writes laid over confirmed data.
+    let optimistic = OptimisticLayers()
+    /// Keeps writes to one record in order.
+    let scopes = ScopeSerializer()
+    /// Every settled conflict, for ``MutationsControl/conflicts()``.
+    let conflictReports = Broadcast<ConflictReport>()
     /// The cache identity when the credentials cannot change (a fixed token, or none).
     private let fixedCacheIdentity: String?
     private let realtimeClient = Mutex<RealtimeClient?>(nil)

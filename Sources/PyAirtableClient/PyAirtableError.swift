@@ -207,6 +207,19 @@ public struct PyAirtableError: Error, Sendable, Equatable, CustomStringConvertib
         return error
     }
 
+    /// A 404 for a record a write not yet confirmed deletes (or a temporary id nothing pending creates).
+    static func pendingNotFound(_ id: RecordID, operation: ClientOperation, deleted: Bool) -> PyAirtableError {
+        var error = PyAirtableError(
+            code: .notFound,
+            message: deleted
+                ? "record \(id) is deleted by a write not yet confirmed by the server"
+                : "no pending write creates record \(id)"
+        )
+        error.status = 404
+        error.operation = operation
+        return error
+    }
+
     static func notCached(_ key: String, operation: ClientOperation) -> PyAirtableError {
         var error = PyAirtableError(code: .notCached, message: "nothing usable is cached for \(key)")
         error.operation = operation

@@ -202,6 +202,7 @@ extension Pyat.Records {
         var replace = false
 
         @OptionGroup var precondition: VersionPrecondition
+        @OptionGroup var conflict: ConflictOption
 
         func validate() throws {
             _ = try RecordID.argument(record)
@@ -213,6 +214,7 @@ extension Pyat.Records {
             let output = options.output
             let replace = self.replace
             let ifVersion = precondition.ifVersion
+            let strategy = conflict.resolved(ifVersion: ifVersion)
             let (record, schema) = try await options.withClient { client in
                 var schema: Table?
                 if values.needsSchema || output.showsColumns {
@@ -221,8 +223,8 @@ extension Pyat.Records {
                 let fields = try values.values(table: schema)
                 let record =
                     replace
-                    ? try await client.records.replace(id, fields: fields, ifVersion: ifVersion)
-                    : try await client.records.update(id, fields: fields, ifVersion: ifVersion)
+                    ? try await client.records.replace(id, fields: fields, ifVersion: ifVersion, onConflict: strategy)
+                    : try await client.records.update(id, fields: fields, ifVersion: ifVersion, onConflict: strategy)
                 return (record, schema)
             }
             try output.item(
@@ -241,6 +243,7 @@ extension Pyat.Records {
         var record: String
 
         @OptionGroup var precondition: VersionPrecondition
+        @OptionGroup var conflict: ConflictOption
 
         func validate() throws {
             _ = try RecordID.argument(record)
@@ -248,8 +251,15 @@ extension Pyat.Records {
 
         func run() async throws {
             let id = try RecordID.argument(record)
+            let strategy = conflict.resolved(ifVersion: precondition.ifVersion)
             let deleted = try await options.withClient {
-                try await $0.records.delete(id, ifVersion: precondition.ifVersion)
+                try await $0.records.delete(id, ifVersion: precondition.ifVersion, onConflict: strategy)
+            }
+            if !deleted.deleted {
+                throw CommandFailure(
+                    "record \(id) changed meanwhile and was kept (--on-conflict server-wins)",
+                    status: .conflict
+                )
             }
             if options.format == .table {
                 options.output.message("Deleted record \(deleted.id).")

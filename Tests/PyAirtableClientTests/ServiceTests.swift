@@ -536,7 +536,12 @@ struct ServiceTests {
 
                 let error = try #require(
                     await #expect(throws: PyAirtableError.self) {
-                        try await client.records.update(original.id, fields: ["Score": 3], ifVersion: original.version)
+                        try await client.records.update(
+                            original.id,
+                            fields: ["Score": 3],
+                            ifVersion: original.version,
+                            onConflict: .fail
+                        )
                     }
                 )
                 #expect(error == .preconditionFailed)

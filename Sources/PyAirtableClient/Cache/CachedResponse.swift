@@ -21,19 +21,24 @@ public struct CachedResponse<Value: Sendable>: Sendable {
     /// Why the server was not used, when the cache stood in for it (the server could not be
     /// reached, timed out, was unavailable, or its circuit was open).
     public var networkError: PyAirtableError?
+    /// Whether writes not yet confirmed by the server (in flight, or waiting in the offline queue) are
+    /// applied to the answer: it shows what the data will be once they land.
+    public var hasPendingWrites: Bool
 
     public init(
         value: Value,
         fromCache: Bool,
         isStale: Bool = false,
         storedAt: Date? = nil,
-        networkError: PyAirtableError? = nil
+        networkError: PyAirtableError? = nil,
+        hasPendingWrites: Bool = false
     ) {
         self.value = value
         self.fromCache = fromCache
         self.isStale = isStale
         self.storedAt = storedAt
         self.networkError = networkError
+        self.hasPendingWrites = hasPendingWrites
     }
 
     /// Whether the cache answered because the server could not be reached.
@@ -46,7 +51,8 @@ public struct CachedResponse<Value: Sendable>: Sendable {
             fromCache: fromCache,
             isStale: isStale,
             storedAt: storedAt,
-            networkError: networkError
+            networkError: networkError,
+            hasPendingWrites: hasPendingWrites
         )
     }
 }

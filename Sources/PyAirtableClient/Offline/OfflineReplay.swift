@@ -107,13 +107,20 @@ public struct OfflineControl: Sendable {
         -> Outcome
     {
         do {
-            let response = try await client.execute(Self.request(for: mutation))
+            let response: ClientResponse
+            do {
+                response = try await client.execute(Self.request(for: mutation))
+            } catch let error as PyAirtableError where error == .preconditionFailed {
+                guard let settled = try await settle(mutation, conflict: error) else { throw error }
+                response = settled
+            }
             var resolving: [TemporaryID: String] = [:]
             if let temporary = mutation.createsTemporaryIDs.first {
                 let created = try JSONCoding.decoder.decode(IdentifiedResource.self, from: response.body)
                 resolving[temporary] = created.id
             }
             try await queue.complete(mutation.id, resolving: resolving)
+            await confirm([mutation], answers: [response.body])
             report.replayed += 1
             if response.headerFields[.idempotentReplayed] == "true" { report.alreadyApplied += 1 }
             return .next
@@ -123,9 +130,69 @@ public struct OfflineControl: Sendable {
             return .stop
         } catch let error as PyAirtableError {
             _ = try await queue.fail(mutation.id, failure: Self.failure(error), retryable: false)
+            client.optimistic.settleQueued([mutation.id], confirmed: false, error: error)
             report.failed += 1
             return .next
         }
+    }
+
+    /// Settles a 412 met on replay by the configured strategy (see ``ConflictSettings``), against the
+    /// fields the write started from, kept with it in the queue; answers the settling write's response
+    /// (a server-wins settlement answers the current record), or `nil` when the write is not a record
+    /// update, replace or delete.
+    private func settle(_ mutation: QueuedMutation, conflict: PyAirtableError) async throws -> ClientResponse? {
+        let request = mutation.request
+        let prefix = "/api/v1/records/"
+        guard request.path.hasPrefix(prefix), let id = RecordID(String(request.path.dropFirst(prefix.count)))
+        else { return nil }
+        let fields = request.body.flatMap { try? JSONCoding.decoder.decode(RecordFieldsRequest.self, from: $0) }?
+            .fields
+        let write: RecordWrite
+        switch (request.method, fields) {
+        case ("PATCH", let fields?): write = .update(id, fields: fields)
+        case ("PUT", let fields?): write = .replace(id, fields: fields)
+        case ("DELETE", _): write = .delete(id)
+        default: return nil
+        }
+        let base = request.conflictBase.flatMap { try? JSONCoding.decoder.decode([String: FieldValue].self, from: $0) }
+        let answer = try await client.settleConflict(
+            write,
+            error: conflict,
+            base: base,
+            baseVersion: request.headers.first { $0.key.caseInsensitiveCompare("If-Match") == .orderedSame }
+                .flatMap { VersionTag.parse($0.value) },
+            strategy: client.configuration.conflicts.strategy,
+            idempotencyKey: mutation.idempotencyKey,
+            duringReplay: true
+        )
+        let body: Data
+        switch answer {
+        case .record(let record): body = try JSONCoding.encoder.encode(record)
+        case .deleted(let deleted): body = try JSONCoding.encoder.encode(deleted)
+        }
+        return ClientResponse(status: .ok, headerFields: [:], body: body)
+    }
+
+    /// Brings the cache in line with replayed writes (their answers, in order) and removes their layers.
+    private func confirm(_ mutations: [QueuedMutation], answers: [Data]) async {
+        var tags: [String] = []
+        var stored: [CacheWrite] = []
+        for (mutation, body) in zip(mutations, answers) {
+            let parts = mutation.request.path.split(separator: "/")
+            if mutation.request.method == "POST", parts.count == 5, parts[2] == "tables" {
+                tags.append("list:\(parts[3])")
+            }
+            if let record = try? JSONCoding.decoder.decode(Record.self, from: body) {
+                tags += [CacheTag.record(record.id.rawValue), "list:\(record.tableID)"]
+                if let write = CacheWrite.record(record) { stored.append(write) }
+            } else if let deleted = try? JSONCoding.decoder.decode(DeletedRecord.self, from: body) {
+                tags.append(CacheTag.record(deleted.id.rawValue))
+            }
+        }
+        if !tags.isEmpty || !stored.isEmpty {
+            await client.cacheAfterWrite(invalidating: Array(Set(tags)), storing: stored)
+        }
+        client.optimistic.settleQueued(mutations.map(\.id), confirmed: true)
     }
 
     /// Sends a batch group with the group's key and reports it to the queue as a unit; when the server
@@ -154,6 +221,15 @@ public struct OfflineControl: Sendable {
                 }
             }
             try await queue.complete(ids, resolving: resolving)
+            await confirm(
+                mutations,
+                answers: results.map { result in
+                    switch result {
+                    case .record(let record): (try? JSONCoding.encoder.encode(record)) ?? Data()
+                    case .deleted(let id): (try? JSONCoding.encoder.encode(DeletedRecord(id: id))) ?? Data()
+                    }
+                }
+            )
             report.replayed += mutations.count
             if response.headerFields[.idempotentReplayed] == "true" { report.alreadyApplied += mutations.count }
             return .next
@@ -179,6 +255,7 @@ public struct OfflineControl: Sendable {
                 (error as? PyAirtableError).map(Self.failure)
                 ?? QueuedMutation.Failure(message: "\(error)", occurredAt: Date())
             for id in ids { _ = try await queue.fail(id, failure: failure, retryable: false) }
+            client.optimistic.settleQueued(ids, confirmed: false, error: error as? PyAirtableError)
             report.failed += mutations.count
             return .next
         }

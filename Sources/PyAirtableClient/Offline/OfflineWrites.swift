@@ -73,13 +73,29 @@ extension PyAirtableClient {
 
     /// Sends a write; when the server cannot be reached and the offline queue is on, queues it (same
     /// idempotency key) and throws ``PyAirtableError/queuedOffline``.
+    ///
+    /// `conflictBase` (the fields at the version `If-Match` names) is kept with a queued write for
+    /// settling a 412 on replay; `queueFirst` queues the write without trying the server, behind
+    /// earlier queued writes of its record.
     func sendOrQueue<T: Decodable>(
         _ request: ClientRequest,
         as type: T.Type,
         scope: String?,
-        creates temporaryID: TemporaryID? = nil
+        creates temporaryID: TemporaryID? = nil,
+        conflictBase: Data? = nil,
+        queueFirst: Bool = false
     ) async throws -> T {
         var request = request
+        if queueFirst, offlineQueues != nil {
+            return try await queueWrite(
+                request,
+                scope: scope,
+                creates: temporaryID,
+                conflictBase: conflictBase,
+                cause: nil,
+                waiting: WaitingBehindQueuedWrites()
+            )
+        }
         if let offlineQueues, case let temporaryIDs = Self.temporaryIDs(in: request), !temporaryIDs.isEmpty {
             // A write naming records created offline: once their creates landed it goes out with the
             // server's ids; until then it waits in the queue behind them.
@@ -93,7 +109,14 @@ extension PyAirtableClient {
                 }
             }
             if unresolved {
-                return try await queueWrite(request, scope: scope, creates: temporaryID, cause: nil)
+                return try await queueWrite(
+                    request,
+                    scope: scope,
+                    creates: temporaryID,
+                    conflictBase: conflictBase,
+                    cause: nil,
+                    waiting: WaitingForOfflineCreate()
+                )
             }
         }
         do {
@@ -103,7 +126,14 @@ extension PyAirtableClient {
             return try await send(request, as: type)
         } catch let error as PyAirtableError where error.isConnectivityFailure {
             guard offlineQueues != nil else { throw error }
-            return try await queueWrite(request, scope: scope, creates: temporaryID, cause: error)
+            return try await queueWrite(
+                request,
+                scope: scope,
+                creates: temporaryID,
+                conflictBase: conflictBase,
+                cause: error,
+                waiting: nil
+            )
         }
     }
 
@@ -113,7 +143,9 @@ extension PyAirtableClient {
         _ request: ClientRequest,
         scope: String?,
         creates temporaryID: TemporaryID?,
-        cause: PyAirtableError?
+        conflictBase: Data?,
+        cause: PyAirtableError?,
+        waiting: (any Error)?
     ) async throws -> T {
         guard let offlineQueues else { throw cause ?? PyAirtableError.invalidArgument("the offline queue is off") }
         let queue = try offlineQueues.queue(for: await cacheIdentity())
@@ -125,7 +157,8 @@ extension PyAirtableClient {
                 path: request.path,
                 query: request.query.map { QueuedRequest.QueryItem(name: $0.name, value: $0.value) },
                 headers: headers,
-                body: request.body
+                body: request.body,
+                conflictBase: conflictBase
             ),
             scope: temporaryID?.rawValue ?? scope,
             // Creates name their table, so replay may send them through its batch endpoint; writes to
@@ -149,7 +182,8 @@ extension PyAirtableClient {
             mutation: mutation.id,
             temporaryID: temporaryID?.rawValue,
             operation: request.operation,
-            cause: cause ?? PyAirtableError.transport(WaitingForOfflineCreate(), operation: request.operation)
+            cause: cause
+                ?? PyAirtableError.transport(waiting ?? WaitingForOfflineCreate(), operation: request.operation)
         )
     }
 
@@ -190,6 +224,11 @@ extension PyAirtableClient {
         }
         return request
     }
+}
+
+/// A write waits in the queue behind earlier writes of its record, queued and not yet replayed.
+struct WaitingBehindQueuedWrites: Error, CustomStringConvertible {
+    var description: String { "earlier writes of the record wait in the offline queue" }
 }
 
 /// A write waits in the queue for the create of a record it names.

@@ -11,6 +11,9 @@ extension RecordsService {
     /// refetch, so a burst of writes costs two reads, not one per write. An answer equal to the last
     /// one yielded is not repeated. Ending the loop unsubscribes.
     ///
+    /// This client's own pending writes show at once: when a write begins, is confirmed or rolled
+    /// back, the page is answered again with pending writes applied (``CachedResponse/hasPendingWrites``).
+    ///
     /// ```swift
     /// for try await page in client.records.watch(in: table, RecordQuery(filter: "{Status} = 'Todo'")) {
     ///     render(page.value.data)      // page.fromCache, page.isStale say where it came from
@@ -54,12 +57,16 @@ private struct LiveQueryRunner {
         // without a position would start whenever the server receives it).
         let updates = realtime.subscribe(EventFilter(tableID: table), since: try await realtime.latestSeq())
         let changed = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
+        // Whether the server reported a change since the last read (else only pending writes moved).
+        let serverChanged = Mutex(false)
         let listener = Task {
             do {
                 for try await update in updates {
                     if case .event(let event) = update, Self.changesRecords(event.type) {
+                        serverChanged.withLock { $0 = true }
                         changed.continuation.yield()
                     } else if case .reset = update {
+                        serverChanged.withLock { $0 = true }
                         changed.continuation.yield()
                     }
                 }
@@ -69,6 +76,11 @@ private struct LiveQueryRunner {
             }
         }
         defer { listener.cancel() }
+        let layerChanges = service.client.optimistic.changes.subscribe()
+        let layerListener = Task {
+            for await _ in layerChanges { changed.continuation.yield() }
+        }
+        defer { layerListener.cancel() }
 
         var last: Page<Record>?
         if let cached = try? await service.fetchList(in: table, query, policy: .cacheOnly) {
@@ -82,7 +94,13 @@ private struct LiveQueryRunner {
         }
         for await _ in changed.stream {
             if Task.isCancelled { return }
-            let answer = try await service.fetchList(in: table, query, policy: .networkFirst)
+            let fromServer = serverChanged.withLock { changed in
+                defer { changed = false }
+                return changed
+            }
+            // A pending write alone changes nothing on the server: the cached page, with layers, is
+            // the answer (the server is asked when the cache no longer holds the page).
+            let answer = try await service.fetchList(in: table, query, policy: fromServer ? .networkFirst : .cacheFirst)
             if last.map({ !Self.same($0, answer.value) }) ?? true {
                 continuation.yield(answer)
                 last = answer.value

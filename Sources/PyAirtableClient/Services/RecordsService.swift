@@ -29,6 +29,16 @@ public struct RecordsService: Sendable {
         _ query: RecordQuery = RecordQuery(),
         policy: FetchPolicy? = nil
     ) async throws -> CachedResponse<Page<Record>> {
+        let confirmed = try await fetchConfirmedList(in: table, query, policy: policy)
+        return await client.withPendingWrites(confirmed, table: table, query: query)
+    }
+
+    /// One page as the server (or the cache of its answers) has it, without pending writes.
+    func fetchConfirmedList(
+        in table: TableID,
+        _ query: RecordQuery,
+        policy: FetchPolicy?
+    ) async throws -> CachedResponse<Page<Record>> {
         if let pageSize = query.pageSize, !(1...RecordQuery.maximumPageSize).contains(pageSize) {
             throw PyAirtableError.invalidArgument("page size must be from 1 to \(RecordQuery.maximumPageSize)")
         }
@@ -68,7 +78,34 @@ public struct RecordsService: Sendable {
 
     /// One record, saying whether the cache answered and whether the answer is stale or stands in
     /// for an unreachable server.
+    ///
+    /// Writes not yet confirmed are applied (``CachedResponse/hasPendingWrites``): a record a pending
+    /// write deletes is not found, and a temporary id (`tmp_…`) of a record created offline reads as
+    /// the pending create — or, once the create landed, as the server's record.
     public func fetch(_ id: RecordID, policy: FetchPolicy? = nil) async throws -> CachedResponse<Record> {
+        let layers = await client.pendingLayers()
+        if id.isTemporary {
+            if let created = OptimisticLayers.created(id, from: layers) {
+                return CachedResponse(value: created, fromCache: true, hasPendingWrites: true)
+            }
+            if let serverID = await client.serverID(forTemporary: id) {
+                return try await fetch(serverID, policy: policy)
+            }
+            throw PyAirtableError.pendingNotFound(id, operation: Self.operation("get"), deleted: false)
+        }
+        var answer = try await fetchConfirmed(id, policy: policy)
+        let mine = layers.filter { $0.recordID == id }
+        guard !mine.isEmpty else { return answer }
+        guard let applied = OptimisticLayers.apply(mine, to: answer.value) else {
+            throw PyAirtableError.pendingNotFound(id, operation: Self.operation("get"), deleted: true)
+        }
+        answer.value = applied
+        answer.hasPendingWrites = true
+        return answer
+    }
+
+    /// One record as the server (or the cache of its answers) has it, without pending writes.
+    func fetchConfirmed(_ id: RecordID, policy: FetchPolicy?) async throws -> CachedResponse<Record> {
         try await client.cachedRead(
             PyAirtableClient.request(.get, CacheKeys.record(id), operation: Self.operation("get")),
             as: Record.self,
@@ -79,74 +116,111 @@ public struct RecordsService: Sendable {
 
     /// Creates a record. Retries (after a lost answer) reuse the request's idempotency key, so the
     /// record is created once.
+    ///
+    /// While the create is on its way (or waits in the offline queue, under the temporary id the
+    /// thrown ``PyAirtableError/queuedOffline`` names), reads of the table's last page show the new
+    /// record; see ``MutationsControl``.
     public func create(in table: TableID, fields: [String: FieldValue]) async throws -> Record {
-        let record = try await client.sendOrQueue(
-            PyAirtableClient.request(
-                .post,
-                "/api/v1/tables/\(table)/records",
-                body: RecordFieldsRequest(fields: fields),
-                operation: Self.operation("create")
-            ),
-            as: Record.self,
-            scope: nil,
-            creates: TemporaryID.generate()
+        try Self.record(
+            await client.performRecordWrite(
+                .create(table: table, fields: fields, temporaryID: TemporaryID.generate()),
+                ifVersion: nil,
+                base: nil,
+                strategy: nil
+            )
         )
-        await client.cacheAfterWrite(
-            invalidating: ["list:\(table)"],
-            storing: [CacheWrite.record(record)].compactMap { $0 }
-        )
-        return record
     }
 
-    /// Changes the given fields and keeps the others. With `ifVersion`, a record changed meanwhile
-    /// fails with ``PyAirtableError/preconditionFailed`` carrying the current record.
-    public func update(_ id: RecordID, fields: [String: FieldValue], ifVersion: Int? = nil) async throws -> Record {
-        let record = try await client.sendOrQueue(
-            PyAirtableClient.request(
-                .patch,
-                "/api/v1/records/\(id)",
-                body: RecordFieldsRequest(fields: fields),
-                operation: Self.operation("update"),
-                ifMatch: ifVersion
-            ),
-            as: Record.self,
-            scope: id.rawValue
+    /// Changes the given fields and keeps the others.
+    ///
+    /// The write carries `If-Match` with the version it starts from: `ifVersion`, or else the version
+    /// the cache holds (``ConflictSettings/sendsBaseVersion``). When the record changed meanwhile, the
+    /// conflict is settled by `onConflict` (by default ``ConflictSettings/strategy``: a field-level
+    /// merge) and reported; ``ConflictStrategy/fail`` throws ``PyAirtableError/preconditionFailed``
+    /// carrying the current record. Reads show the change while it is pending.
+    public func update(
+        _ id: RecordID,
+        fields: [String: FieldValue],
+        ifVersion: Int? = nil,
+        onConflict: ConflictStrategy? = nil
+    ) async throws -> Record {
+        try Self.record(
+            await client.performRecordWrite(
+                .update(id, fields: fields),
+                ifVersion: ifVersion,
+                base: nil,
+                strategy: onConflict
+            )
         )
-        await client.cacheAfterWrite(written: record)
-        return record
     }
 
-    /// Replaces all fields: those not given are cleared.
-    public func replace(_ id: RecordID, fields: [String: FieldValue], ifVersion: Int? = nil) async throws -> Record {
-        let record = try await client.sendOrQueue(
-            PyAirtableClient.request(
-                .put,
-                "/api/v1/records/\(id)",
-                body: RecordFieldsRequest(fields: fields),
-                operation: Self.operation("replace"),
-                ifMatch: ifVersion
-            ),
-            as: Record.self,
-            scope: id.rawValue
+    /// Changes the given fields of a record you read: the version you read is the base of the
+    /// conflict check and of a merge.
+    ///
+    /// ```swift
+    /// let task = try await client.records.get(id)
+    /// let saved = try await client.records.update(task, fields: ["Status": "Done"])
+    /// ```
+    public func update(
+        _ record: Record,
+        fields: [String: FieldValue],
+        onConflict: ConflictStrategy? = nil
+    ) async throws -> Record {
+        try Self.record(
+            await client.performRecordWrite(
+                .update(record.id, fields: fields),
+                ifVersion: record.version,
+                base: record,
+                strategy: onConflict
+            )
         )
-        await client.cacheAfterWrite(written: record)
-        return record
     }
 
+    /// Replaces all fields: those not given are cleared. Conflicts are detected and settled as for
+    /// ``update(_:fields:ifVersion:onConflict:)``; a merge works on the whole field set.
+    public func replace(
+        _ id: RecordID,
+        fields: [String: FieldValue],
+        ifVersion: Int? = nil,
+        onConflict: ConflictStrategy? = nil
+    ) async throws -> Record {
+        try Self.record(
+            await client.performRecordWrite(
+                .replace(id, fields: fields),
+                ifVersion: ifVersion,
+                base: nil,
+                strategy: onConflict
+            )
+        )
+    }
+
+    /// Deletes a record. On a conflict, ``ConflictStrategy/serverWins`` keeps the record and answers
+    /// ``DeletedRecord/deleted`` `false`; the other strategies but ``ConflictStrategy/fail`` delete it
+    /// over the current version.
     @discardableResult
-    public func delete(_ id: RecordID, ifVersion: Int? = nil) async throws -> DeletedRecord {
-        let deleted = try await client.sendOrQueue(
-            PyAirtableClient.request(
-                .delete,
-                "/api/v1/records/\(id)",
-                operation: Self.operation("delete"),
-                ifMatch: ifVersion
-            ),
-            as: DeletedRecord.self,
-            scope: id.rawValue
+    public func delete(
+        _ id: RecordID,
+        ifVersion: Int? = nil,
+        onConflict: ConflictStrategy? = nil
+    ) async throws -> DeletedRecord {
+        let answer = try await client.performRecordWrite(
+            .delete(id),
+            ifVersion: ifVersion,
+            base: nil,
+            strategy: onConflict
         )
-        await client.cacheAfterWrite(invalidating: [CacheTag.record(id.rawValue)])
-        return deleted
+        switch answer {
+        case .deleted(let deleted): return deleted
+        case .record(let record): return DeletedRecord(id: record.id, deleted: false)
+        }
+    }
+
+    static func record(_ answer: RecordWriteAnswer) throws -> Record {
+        switch answer {
+        case .record(let record): return record
+        case .deleted(let deleted):
+            throw PyAirtableError.invalidArgument("record \(deleted.id) was deleted, not written")
+        }
     }
 
     /// Up to 100 operations applied all or nothing.
