@@ -78,9 +78,10 @@ struct ConflictResolutionTests {
     static func withConflict(
         strategy: ConflictStrategy = .merge(),
         configure: @escaping @Sendable (inout PyAirtableClient.Configuration) -> Void = { _ in },
-        _ body: @Sendable (
-            _ mine: PyAirtableClient, _ theirs: PyAirtableClient, _ record: Record, _ reports: Reports
-        ) async throws -> Void
+        _ body:
+            @Sendable (
+                _ mine: PyAirtableClient, _ theirs: PyAirtableClient, _ record: Record, _ reports: Reports
+            ) async throws -> Void
     ) async throws {
         try await TestServer.withRunning { server in
             let demo = try await server.seedDemo()

@@ -81,6 +81,7 @@ func waitUntil(_ condition: () async throws -> Bool) async throws -> Bool {
 @Suite("Optimistic layers over the cache, against the real server", .timeLimit(.minutes(2)))
 struct OptimisticUpdateTests {
     /// A client of `server` with a cache in a fresh directory and `gate` (when given) before the server.
+    @discardableResult
     static func withClient<T: Sendable>(
         _ server: TestServer,
         token: String,
@@ -337,6 +338,48 @@ struct OptimisticUpdateTests {
                 let resolved = try await client.records.get(temporary)
                 #expect(!resolved.id.isTemporary)
                 #expect(resolved.fields["Name"] == .string("Made offline"))
+            }
+        }
+    }
+
+    @Test("a write to a record with writes still queued goes behind them, so the server applies them in order")
+    func behindQueuedWrites() async throws {
+        try await TestServer.withRunning { server in
+            let demo = try await server.seedDemo()
+            let directory = FileManager.default.temporaryDirectory.appendingPathComponent("pyat-behind-\(UUID())")
+            defer { try? FileManager.default.removeItem(at: directory) }
+            let queuePath = directory.appendingPathComponent("queue.sqlite").path
+            let record = try await Fixtures.withClient(server, token: demo.token) { client in
+                let table = try await Fixtures.makeTable(client)
+                return try await client.records.create(in: table.id, fields: ["Name": "Ordered", "Score": 0])
+            }
+            let offline: (inout PyAirtableClient.Configuration) -> Void = { configuration in
+                configuration.offline = .persistent(path: queuePath)
+                configuration.offline.queueWithoutTrying = true
+            }
+            try await Self.withClient(server, token: demo.token, configure: offline) { client in
+                await #expect(throws: PyAirtableError.queuedOffline) {
+                    try await client.records.update(record.id, fields: ["Score": 1])
+                }
+            }
+            let online: (inout PyAirtableClient.Configuration) -> Void = { configuration in
+                configuration.offline = .persistent(path: queuePath)
+                configuration.offline.replaysAutomatically = false
+            }
+            try await Self.withClient(server, token: demo.token, configure: online) { client in
+                // The server is up, but the earlier write has not been replayed: this one queues too.
+                let error = await #expect(throws: PyAirtableError.self) {
+                    try await client.records.update(record.id, fields: ["Score": 2])
+                }
+                #expect(error == .queuedOffline)
+                #expect(try await client.records.get(record.id).fields["Score"] == .number(2))
+                #expect(try await client.mutations.hasPendingWrites(for: record.id))
+                let report = try await client.offline.replay()
+                #expect(report.replayed == 2)
+                let saved = try await client.records.get(record.id, policy: .networkOnly)
+                #expect(saved.fields["Score"] == .number(2))
+                #expect(saved.version == 3)
+                #expect(try await client.mutations.hasPendingWrites(for: record.id) == false)
             }
         }
     }
