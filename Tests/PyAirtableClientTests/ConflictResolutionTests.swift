@@ -223,10 +223,11 @@ struct ConflictResolutionTests {
         let queueDirectory = FileManager.default.temporaryDirectory.appendingPathComponent("pyat-replay-\(UUID())")
         defer { try? FileManager.default.removeItem(at: queueDirectory) }
         let queuePath = queueDirectory.appendingPathComponent("queue.sqlite").path
-        try await Self.withConflict(configure: { configuration in
+        let offline: @Sendable (inout PyAirtableClient.Configuration) -> Void = { configuration in
             configuration.offline = .persistent(path: queuePath)
             configuration.offline.queueWithoutTrying = true
-        }) { mine, theirs, record, _ in
+        }
+        try await Self.withConflict(configure: offline) { mine, theirs, record, _ in
             let queued = await #expect(throws: PyAirtableError.self) {
                 try await mine.records.update(record.id, fields: ["Name": "Written offline"])
             }
