@@ -61,13 +61,16 @@ try await withPyAirtableClient(configuration: configuration) { client in
     // Optimistic concurrency: someone else changes the record first...
     _ = try await client.records.update(first.id, fields: ["Score": 4], ifVersion: first.version)
     do {
-        // ...so a write based on the old version is refused with 412 and the current record.
-        _ = try await client.records.update(first.id, fields: ["Score": 5], ifVersion: first.version)
+        // ...so a write based on the old version gets 412; `.fail` hands you the current record.
+        _ = try await client.records.update(first.id, fields: ["Score": 5], ifVersion: first.version, onConflict: .fail)
     } catch let error as PyAirtableError where error == .preconditionFailed {
         let current = try error.current(as: Record.self)
-        print("conflict: the record is at version \(current?.version ?? 0); retrying on top of it")
-        _ = try await client.records.update(first.id, fields: ["Score": 5], ifVersion: current?.version)
+        print("conflict: the record is at version \(current?.version ?? 0)")
     }
+    // By default a conflict is merged field by field against the version the edit started from:
+    // this rename lands on top of the other write's score (a field both changed keeps the server's).
+    let merged = try await client.records.update(first, fields: ["Name": "Merged"])
+    print("merged: version \(merged.version), score \(merged.fields["Score"]?.displayText ?? "")")
 
     try await client.workspaces.delete(workspace.id)
 }

@@ -161,3 +161,12 @@ extension Identifier {
         }
     }
 }
+
+extension RecordID {
+    /// A record id argument, or the temporary id (`tmp_…`) a create queued offline printed: writes
+    /// naming it queue behind that create and go out with the server's id once it lands.
+    static func argumentOrTemporary(_ string: String) throws -> RecordID {
+        if TemporaryID(string) != nil { return RecordID(unchecked: string) }
+        return try argument(string)
+    }
+}

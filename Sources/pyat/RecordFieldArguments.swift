@@ -91,7 +91,7 @@ struct RecordFieldArguments: ParsableArguments {
         case .multipleSelects:
             return .strings(list(text))
         case .multipleRecordLinks:
-            return .strings(try list(text).map { try RecordID.argument($0).rawValue })
+            return .strings(try list(text).map { try RecordID.argumentOrTemporary($0).rawValue })
         case .multipleAttachments:
             return .attachments(try list(text).map { Attachment(id: try FileID.argument($0)) })
         default:

@@ -123,11 +123,11 @@ extension Pyat.Records {
         var record: String
 
         func validate() throws {
-            _ = try RecordID.argument(record)
+            _ = try RecordID.argumentOrTemporary(record)
         }
 
         func run() async throws {
-            let id = try RecordID.argument(record)
+            let id = try RecordID.argumentOrTemporary(record)
             let output = options.output
             let (record, schema) = try await options.withClient { client in
                 var notice = CachedAnswerNotice()
@@ -205,12 +205,12 @@ extension Pyat.Records {
         @OptionGroup var conflict: ConflictOption
 
         func validate() throws {
-            _ = try RecordID.argument(record)
+            _ = try RecordID.argumentOrTemporary(record)
             guard !values.isEmpty else { throw ValidationError("give --field Name=value or --json") }
         }
 
         func run() async throws {
-            let id = try RecordID.argument(record)
+            let id = try RecordID.argumentOrTemporary(record)
             let output = options.output
             let replace = self.replace
             let ifVersion = precondition.ifVersion
@@ -246,11 +246,11 @@ extension Pyat.Records {
         @OptionGroup var conflict: ConflictOption
 
         func validate() throws {
-            _ = try RecordID.argument(record)
+            _ = try RecordID.argumentOrTemporary(record)
         }
 
         func run() async throws {
-            let id = try RecordID.argument(record)
+            let id = try RecordID.argumentOrTemporary(record)
             let strategy = conflict.resolved(ifVersion: precondition.ifVersion)
             let deleted = try await options.withClient {
                 try await $0.records.delete(id, ifVersion: precondition.ifVersion, onConflict: strategy)

@@ -383,4 +383,55 @@ struct OptimisticUpdateTests {
             }
         }
     }
+
+    @Test("queued updates of records whose table is known replay through the batch endpoint, once each")
+    func batchedUpdates() async throws {
+        try await TestServer.withRunning { server in
+            let demo = try await server.seedDemo()
+            let directory = FileManager.default.temporaryDirectory.appendingPathComponent("pyat-batched-\(UUID())")
+            defer { try? FileManager.default.removeItem(at: directory) }
+            let queuePath = directory.appendingPathComponent("queue.sqlite").path
+            let (table, records) = try await Fixtures.withClient(server, token: demo.token) { client in
+                let table = try await Fixtures.makeTable(client)
+                let results = try await client.records.batch(
+                    in: table.id,
+                    (0..<50).map { BatchOperation.create(fields: ["Name": .string("r\($0)"), "Score": 0]) }
+                )
+                return (table, results.compactMap { if case .record(let record) = $0 { record } else { nil } })
+            }
+            let offline: (inout PyAirtableClient.Configuration) -> Void = { configuration in
+                configuration.offline = .persistent(path: queuePath)
+                configuration.offline.queueWithoutTrying = true
+            }
+            try await Self.withClient(server, token: demo.token, configure: offline) { client in
+                for (index, record) in records.enumerated() {
+                    _ = try await client.records.get(record.id)
+                    await #expect(throws: PyAirtableError.queuedOffline) {
+                        try await client.records.update(record.id, fields: ["Score": .number(Double(index + 1))])
+                    }
+                }
+                let queued = try #require(try await client.offline.queue()?.mutations())
+                #expect(queued.allSatisfy { $0.batchKey == table.id.rawValue })
+            }
+            let counter = ArrivalCounter()
+            let replaying: (inout PyAirtableClient.Configuration) -> Void = { configuration in
+                configuration.offline = .persistent(path: queuePath)
+                configuration.offline.replaysAutomatically = false
+                configuration.middlewares = [counter]
+            }
+            try await Self.withClient(server, token: demo.token, configure: replaying) { client in
+                let report = try await client.offline.replay()
+                #expect(report.replayed == 50)
+                #expect(counter.arrivals == 1, "one batch request carried the 50 updates")
+                var byName: [String: Record] = [:]
+                for try await record in client.records.all(in: table.id, policy: .networkOnly) {
+                    byName[record.fields["Name"]?.displayText ?? ""] = record
+                }
+                for index in 0..<50 {
+                    #expect(byName["r\(index)"]?.fields["Score"] == .number(Double(index + 1)))
+                    #expect(byName["r\(index)"]?.version == 2)
+                }
+            }
+        }
+    }
 }

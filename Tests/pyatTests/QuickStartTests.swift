@@ -55,6 +55,7 @@ struct QuickStartTests {
             #expect(text.contains("signed in as demo@pyat.dev"))
             #expect(text.contains("101 records in Tasks"))
             #expect(text.contains("conflict: the record is at version 2"))
+            #expect(text.contains("merged: version 3, score 4"))
         }
     }
 }

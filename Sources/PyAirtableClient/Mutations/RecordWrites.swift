@@ -208,6 +208,7 @@ extension PyAirtableClient {
         var ifVersion = ifVersion
         var base: Record? = given
         var queuedAhead = false
+        var table: TableID?
         if case .create = write {
             // Nothing to compare with.
         } else {
@@ -218,7 +219,8 @@ extension PyAirtableClient {
             }
             // Behind writes still queued, the version this one starts from is theirs, not yet known:
             // it goes without `If-Match` unless the caller named one.
-            if base == nil, !queuedAhead, !id.isTemporary, let held = await confirmedRecord(id) {
+            let held = id.isTemporary || base != nil ? nil : await confirmedRecord(id)
+            if base == nil, !queuedAhead, let held {
                 if let ifVersion {
                     if held.version == ifVersion { base = held }
                 } else if configuration.conflicts.sendsBaseVersion {
@@ -226,6 +228,8 @@ extension PyAirtableClient {
                     base = held
                 }
             }
+            // Known, the record's table lets a queued write join replay's batches.
+            table = id.isTemporary ? nil : (base ?? held)?.tableID
         }
         let request = try write.request(ifVersion: ifVersion)
         let conflictBase = base.flatMap { try? JSONCoding.encoder.encode($0.fields) }
@@ -241,7 +245,8 @@ extension PyAirtableClient {
                     as: DeletedRecord.self,
                     scope: write.recordID.rawValue,
                     conflictBase: conflictBase,
-                    queueFirst: queuedAhead
+                    queueFirst: queuedAhead,
+                    batchTable: table
                 )
                 return .deleted(deleted)
             default:
@@ -251,7 +256,8 @@ extension PyAirtableClient {
                     scope: creates == nil ? write.recordID.rawValue : nil,
                     creates: creates,
                     conflictBase: conflictBase,
-                    queueFirst: queuedAhead
+                    queueFirst: queuedAhead,
+                    batchTable: table
                 )
                 return .record(record)
             }

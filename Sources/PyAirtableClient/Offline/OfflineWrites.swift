@@ -83,7 +83,8 @@ extension PyAirtableClient {
         scope: String?,
         creates temporaryID: TemporaryID? = nil,
         conflictBase: Data? = nil,
-        queueFirst: Bool = false
+        queueFirst: Bool = false,
+        batchTable: TableID? = nil
     ) async throws -> T {
         var request = request
         if queueFirst, offlineQueues != nil {
@@ -92,6 +93,7 @@ extension PyAirtableClient {
                 scope: scope,
                 creates: temporaryID,
                 conflictBase: conflictBase,
+                batchTable: batchTable,
                 cause: nil,
                 waiting: WaitingBehindQueuedWrites()
             )
@@ -114,6 +116,7 @@ extension PyAirtableClient {
                     scope: scope,
                     creates: temporaryID,
                     conflictBase: conflictBase,
+                    batchTable: batchTable,
                     cause: nil,
                     waiting: WaitingForOfflineCreate()
                 )
@@ -131,6 +134,7 @@ extension PyAirtableClient {
                 scope: scope,
                 creates: temporaryID,
                 conflictBase: conflictBase,
+                batchTable: batchTable,
                 cause: error,
                 waiting: nil
             )
@@ -144,6 +148,7 @@ extension PyAirtableClient {
         scope: String?,
         creates temporaryID: TemporaryID?,
         conflictBase: Data?,
+        batchTable: TableID?,
         cause: PyAirtableError?,
         waiting: (any Error)?
     ) async throws -> T {
@@ -162,8 +167,10 @@ extension PyAirtableClient {
             ),
             scope: temporaryID?.rawValue ?? scope,
             // Creates name their table, so replay may send them through its batch endpoint; writes to
-            // `/records/{id}` do not say which table the record is in, and go one by one.
+            // `/records/{id}` do not say which table the record is in: they join batches when the
+            // caller knows it (the record is cached), else they go one by one.
             batchKey: {
+                if let batchTable { return batchTable.rawValue }
                 let parts = request.path.split(separator: "/")
                 guard request.method == .post, parts.count == 5, parts[0] == "api", parts[2] == "tables",
                     parts[4] == "records"

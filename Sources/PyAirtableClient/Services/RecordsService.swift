@@ -22,6 +22,10 @@ public struct RecordsService: Sendable {
     /// One page of records, saying whether the cache answered and whether the answer is stale or
     /// stands in for an unreachable server.
     ///
+    /// Writes not yet confirmed (in flight, or queued offline) are applied to the page
+    /// (``CachedResponse/hasPendingWrites``); with ``FetchPolicy/networkOnly`` the answer is the
+    /// server's alone.
+    ///
     /// The cached page provides the tag of each record in it, so a change to any of them — by this
     /// client, or reported by the server — drops the page.
     public func fetchList(
@@ -30,6 +34,8 @@ public struct RecordsService: Sendable {
         policy: FetchPolicy? = nil
     ) async throws -> CachedResponse<Page<Record>> {
         let confirmed = try await fetchConfirmedList(in: table, query, policy: policy)
+        // `networkOnly` asks for the server's data as it is: pending writes are not laid over it.
+        guard policy != .networkOnly else { return confirmed }
         return await client.withPendingWrites(confirmed, table: table, query: query)
     }
 
@@ -81,9 +87,11 @@ public struct RecordsService: Sendable {
     ///
     /// Writes not yet confirmed are applied (``CachedResponse/hasPendingWrites``): a record a pending
     /// write deletes is not found, and a temporary id (`tmp_…`) of a record created offline reads as
-    /// the pending create — or, once the create landed, as the server's record.
+    /// the pending create — or, once the create landed, as the server's record. With
+    /// ``FetchPolicy/networkOnly`` the answer is the server's alone.
     public func fetch(_ id: RecordID, policy: FetchPolicy? = nil) async throws -> CachedResponse<Record> {
-        let layers = await client.pendingLayers()
+        // `networkOnly` asks for the server's data as it is: pending writes are not laid over it.
+        let layers = policy == .networkOnly ? [] : await client.pendingLayers()
         if id.isTemporary {
             if let created = OptimisticLayers.created(id, from: layers) {
                 return CachedResponse(value: created, fromCache: true, hasPendingWrites: true)
