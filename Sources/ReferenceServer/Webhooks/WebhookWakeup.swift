@@ -1,0 +1,44 @@
+import Synchronization
+
+/// Wakes the delivery worker: after a commit (new events, perhaps) or a finished attempt. A signal
+/// while the worker is busy is remembered, so the next wait returns at once and nothing is missed.
+final class WebhookWakeup: Sendable {
+    private struct State {
+        var signalled = false
+        var sleeper: Task<Void, Never>?
+    }
+
+    private let state = Mutex(State())
+
+    /// Ends the current wait, or the next one if none is under way.
+    func signal() {
+        let sleeper = state.withLock { state -> Task<Void, Never>? in
+            if let sleeper = state.sleeper { return sleeper }
+            state.signalled = true
+            return nil
+        }
+        sleeper?.cancel()
+    }
+
+    /// Waits until a signal, `timeout`, or the calling task's cancellation, whichever comes first.
+    func wait(upTo timeout: Duration) async {
+        let sleeper = Task { _ = try? await Task.sleep(for: timeout) }
+        let signalled = state.withLock { state -> Bool in
+            if state.signalled {
+                state.signalled = false
+                return true
+            }
+            state.sleeper = sleeper
+            return false
+        }
+        if signalled { sleeper.cancel() }
+        await withTaskCancellationHandler {
+            await sleeper.value
+        } onCancel: {
+            sleeper.cancel()
+        }
+        state.withLock { state in
+            if state.sleeper == sleeper { state.sleeper = nil }
+        }
+    }
+}
