@@ -46,10 +46,10 @@ public final class WebhookReceiver: Sendable {
     }
 
     private let received = Mutex<[Delivery]>([])
-    private let responder: Mutex<@Sendable (Int) -> Int>
+    private let responder: Mutex<@Sendable (Int) async -> Int>
     private let boundPort = Mutex(0)
 
-    private init(respond: @escaping @Sendable (Int) -> Int) {
+    private init(respond: @escaping @Sendable (Int) async -> Int) {
         responder = Mutex(respond)
     }
 
@@ -60,8 +60,9 @@ public final class WebhookReceiver: Sendable {
     /// Every request so far, in arrival order.
     public var deliveries: [Delivery] { received.withLock { $0 } }
 
-    /// Changes how it answers: `respond` gets the 0-based index of the request and returns the status.
-    public func respond(with respond: @escaping @Sendable (Int) -> Int) {
+    /// Changes how it answers: `respond` gets the 0-based index of the request and returns the status;
+    /// it may suspend, to hold an answer back (a slow or hanging receiver).
+    public func respond(with respond: @escaping @Sendable (Int) async -> Int) {
         responder.withLock { $0 = respond }
     }
 
@@ -85,13 +86,13 @@ public final class WebhookReceiver: Sendable {
         }
     }
 
-    private func record(_ delivery: Delivery) -> Int {
+    private func record(_ delivery: Delivery) async -> Int {
         let index = received.withLock { list in
             list.append(delivery)
             return list.count - 1
         }
         let respond = responder.withLock { $0 }
-        return respond(index)
+        return await respond(index)
     }
 
     /// Starts a receiver, runs `body`, then stops it.
@@ -99,7 +100,7 @@ public final class WebhookReceiver: Sendable {
     ///   - respond: The status for the request at a 0-based index (200 for all by default).
     ///   - body: The test, given the running receiver.
     public static func withRunning<T: Sendable>(
-        respond: @escaping @Sendable (Int) -> Int = { _ in 200 },
+        respond: @escaping @Sendable (Int) async -> Int = { _ in 200 },
         _ body: @Sendable (WebhookReceiver) async throws -> T
     ) async throws -> T {
         let receiver = WebhookReceiver(respond: respond)
@@ -108,7 +109,7 @@ public final class WebhookReceiver: Sendable {
             let buffer = try await request.body.collect(upTo: 16 * 1024 * 1024)
             var headers: [String: String] = [:]
             for field in request.headers { headers[field.name.canonicalName] = field.value }
-            let status = receiver.record(Delivery(headers: headers, body: Data(buffer.readableBytesView)))
+            let status = await receiver.record(Delivery(headers: headers, body: Data(buffer.readableBytesView)))
             return Response(status: .init(code: status))
         }
         var logger = Logger(label: "pyat.webhook-receiver")

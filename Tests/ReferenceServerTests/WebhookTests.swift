@@ -311,6 +311,65 @@ struct WebhookTests {
         }
     }
 
+    @Test("an attempt in flight when the server stops is made again after the restart, with the same delivery id")
+    func inFlightAttemptIsRepeatedAfterRestart() async throws {
+        let directory = try TemporaryDirectory()
+        let path = directory.path
+        let (gate, release) = AsyncStream.makeStream(of: Void.self)
+        // The first request hangs until released: the server stops while it is in flight.
+        let hangFirst: @Sendable (Int) async -> Int = { index in
+            if index == 0 { for await _ in gate {} }
+            return 200
+        }
+        try await WebhookReceiver.withRunning(respond: hangFirst) { receiver in
+            let (token, hook) = try await Self.withServer(directory: path) { api, _ in
+                let (owner, _) = try await api.register("Owner")
+                let (_, base, table) = try await owner.scaffold()
+                let hook = try await Self.createHook(owner, base: base.id, url: receiver.url, events: [.recordCreated])
+                _ = try await owner.createRecord(in: table.id, ["Name": "in flight"])
+                try await receiver.waitFor { $0.count == 1 }
+                return (try #require(owner.token), hook)
+            }
+            release.finish()
+            try await Self.withServer(directory: path) { api, _ in
+                let owner = api.authorized(token)
+                let received = try await receiver.waitFor { $0.count >= 2 }
+                #expect(received.count == 2)
+                #expect(received[0].deliveryID != nil && received[0].deliveryID == received[1].deliveryID)
+                #expect(received[1].verifies(secret: hook.secret ?? ""))
+                let log = try await Self.waitForLog(owner, hook.id) { $0.first?.status == .succeeded }
+                #expect(log.count == 1)
+                #expect(log.first?.attempts == 1, "the attempt cut short by the stop is not counted")
+            }
+        }
+    }
+
+    @Test("an attempt that takes longer than the timeout fails, and the reason says so")
+    func attemptTimeout() async throws {
+        let slow: @Sendable (Int) async -> Int = { _ in
+            try? await Task.sleep(for: .milliseconds(1500))
+            return 200
+        }
+        let webhooks = WebhookConfiguration(
+            allowPrivateTargets: true,
+            attemptTimeout: .milliseconds(200),
+            maximumConsecutiveFailures: 1
+        )
+        try await WebhookReceiver.withRunning(respond: slow) { receiver in
+            try await Self.withServer(webhooks: webhooks) { api, _ in
+                let (owner, _) = try await api.register("Owner")
+                let (_, base, table) = try await owner.scaffold()
+                let hook = try await Self.createHook(owner, base: base.id, url: receiver.url, events: [.recordCreated])
+                _ = try await owner.createRecord(in: table.id, ["Name": "slow"])
+                let log = try await Self.waitForLog(owner, hook.id) { $0.first?.status == .failed }
+                #expect(log.first?.error?.contains("timed out") == true, "\(log.first?.error ?? "")")
+                #expect(log.first?.responseStatus == nil)
+                let fetched = try await owner.call(.get, "webhooks/\(hook.id)", as: Webhook.self)
+                #expect(!fetched.enabled && fetched.disabledReason?.contains("timed out") == true)
+            }
+        }
+    }
+
     @Test("targets on loopback, private or link-local networks and non-http schemes are refused unless allowed")
     func refusesPrivateTargets() async throws {
         try await Self.withServer(webhooks: WebhookConfiguration()) { api, _ in
