@@ -1,0 +1,89 @@
+import Foundation
+import PyAirtableClient
+import PyAirtableModels
+import PyAirtableTesting
+import ReferenceServer
+import Testing
+
+@Suite("pyat webhooks")
+struct WebhookCommandsTests {
+    @Test("create shows the secret once, list hides it, deliveries shows the log, delete removes the webhook")
+    func lifecycle() async throws {
+        try await WebhookReceiver.withRunning { receiver in
+            try await CLIFixture.with { fixture in
+                let table = try await fixture.projectsTable()
+                let base = table.baseID.rawValue
+
+                let human = try await fixture.pyat(["webhooks", "create", base, "--url", receiver.url])
+                #expect(human.status == 0, "\(human.stderr)")
+                #expect(human.stdout.contains("secret"))
+                #expect(human.stdout.contains("shown only once"))
+
+                let created = try await fixture.pyat([
+                    "webhooks", "create", base, "--url", receiver.url, "--events", "record.created,record.updated",
+                    "--table", table.id.rawValue, "--format", "json",
+                ])
+                #expect(created.status == 0, "\(created.stderr)")
+                let object = try created.jsonObject()
+                let id = try #require(object["id"] as? String)
+                let secret = try #require(object["secret"] as? String)
+                #expect(secret.count == 64)
+                #expect(object["events"] as? [String] == ["record.created", "record.updated"])
+                #expect(object["table_id"] as? String == table.id.rawValue)
+
+                let listed = try await fixture.pyat(["webhooks", "list", base, "--format", "json"])
+                #expect(listed.status == 0, "\(listed.stderr)")
+                let hooks = try listed.jsonArray()
+                #expect(hooks.count == 2)
+                #expect(hooks.allSatisfy { $0["secret"] == nil })
+                let tableOutput = try await fixture.pyat(["webhooks", "list", base])
+                #expect(tableOutput.stdout.contains(id) && !tableOutput.stdout.contains(secret))
+
+                try await fixture.withClient { client in
+                    _ = try await client.records.create(in: table.id, fields: ["Name": "from the CLI test"])
+                }
+                let received = try await receiver.waitFor { list in
+                    list.contains { $0.payload?.webhookID.rawValue == id }
+                }
+                let mine = try #require(received.first { $0.payload?.webhookID.rawValue == id })
+                #expect(mine.verifies(secret: secret))
+
+                var deliveries: [[String: Any]] = []
+                let deadline = ContinuousClock.now + .seconds(30)
+                while ContinuousClock.now < deadline {
+                    let run = try await fixture.pyat(["webhooks", "deliveries", id, "--format", "json"])
+                    #expect(run.status == 0, "\(run.stderr)")
+                    deliveries = try run.jsonArray()
+                    if deliveries.first?["status"] as? String == "succeeded" { break }
+                    try await Task.sleep(for: .milliseconds(50))
+                }
+                #expect(deliveries.count == 1)
+                #expect(deliveries.first?["id"] as? String == mine.deliveryID)
+                #expect(deliveries.first?["attempts"] as? Int == 1)
+
+                let deleted = try await fixture.pyat(["webhooks", "delete", id])
+                #expect(deleted.status == 0, "\(deleted.stderr)")
+                let after = try await fixture.pyat(["webhooks", "list", base, "--format", "json"])
+                #expect(try after.jsonArray().count == 1)
+            }
+        }
+    }
+
+    @Test("bad arguments are usage errors; a refused URL is a failure with the server's reason")
+    func refusals() async throws {
+        try await CLIFixture.with { fixture in
+            let table = try await fixture.projectsTable()
+            let badURL = try await fixture.pyat(["webhooks", "create", table.baseID.rawValue, "--url", "ftp://x"])
+            #expect(badURL.status == 2)
+            let badID = try await fixture.pyat(["webhooks", "delete", "not-an-id"])
+            #expect(badID.status == 2)
+            // Test servers allow private targets; an unknown event type is still refused by the server.
+            let unknown = try await fixture.pyat([
+                "webhooks", "create", table.baseID.rawValue, "--url", "http://127.0.0.1:9/hook", "--events",
+                "record.exploded",
+            ])
+            #expect(unknown.status == 1)
+            #expect(unknown.stderr.contains("record.exploded"))
+        }
+    }
+}
