@@ -5,6 +5,10 @@ import PyAirtableTesting
 import ReferenceServer
 import Testing
 
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
+
 @Suite("pyat webhooks")
 struct WebhookCommandsTests {
     @Test("create shows the secret once, list hides it, deliveries shows the log, delete removes the webhook")
@@ -85,5 +89,59 @@ struct WebhookCommandsTests {
             #expect(unknown.status == 1)
             #expect(unknown.stderr.contains("record.exploded"))
         }
+    }
+
+    @Test("pyat serve --demo lets webhooks target loopback but not private networks")
+    func serveDemoAllowsLoopbackOnly() async throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("pyat-serve-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let process = try ChildProcess(
+            executable: PyatBinary.url.path,
+            arguments: ["serve", "--demo", "--port", "0", "--data-dir", directory.path, "--log-level", "error"],
+            environment: ProcessInfo.processInfo.environment
+        )
+        var finished = false
+        defer { if !finished { process.terminate() } }
+        let output = try #require(process.standardOutput)
+        var text = ""
+        let deadline = Date().addingTimeInterval(60)
+        while !text.contains("PYAT_TOKEN="), Date() < deadline {
+            let chunk = output.availableData
+            if chunk.isEmpty { break }
+            text += String(decoding: chunk, as: UTF8.self)
+        }
+        let lines = text.split(separator: "\n").map(String.init)
+        let server = try #require(lines.first { $0.hasPrefix("export PYAT_SERVER=") })
+            .replacingOccurrences(of: "export PYAT_SERVER=", with: "")
+        let token = try #require(lines.first { $0.hasPrefix("export PYAT_TOKEN=") })
+            .replacingOccurrences(of: "export PYAT_TOKEN=", with: "")
+
+        func call(_ method: String, _ path: String, _ body: String? = nil) async throws -> (Int, [String: Any]) {
+            var request = URLRequest(url: try #require(URL(string: server + "/api/v1/" + path)))
+            request.httpMethod = method
+            request.setValue("Bearer \(token)", forHTTPHeaderField: "Authorization")
+            if let body {
+                request.httpBody = Data(body.utf8)
+                request.setValue("application/json", forHTTPHeaderField: "Content-Type")
+            }
+            let (data, response) = try await URLSession.shared.data(for: request)
+            let object = (try? JSONSerialization.jsonObject(with: data) as? [String: Any]) ?? [:]
+            return ((response as? HTTPURLResponse)?.statusCode ?? 0, object)
+        }
+        let workspaces = try await call("GET", "workspaces").1["data"] as? [[String: Any]]
+        let workspace = try #require(workspaces?.first?["id"] as? String)
+        let bases = try await call("GET", "workspaces/\(workspace)/bases").1["data"] as? [[String: Any]]
+        let base = try #require(bases?.first?["id"] as? String)
+
+        let loopback = try await call("POST", "bases/\(base)/webhooks", #"{"url": "http://127.0.0.1:9/hook"}"#)
+        #expect(loopback.0 == 201)
+        let privateNetwork = try await call("POST", "bases/\(base)/webhooks", #"{"url": "http://10.0.0.1/hook"}"#)
+        #expect(privateNetwork.0 == 422)
+        let message = (privateNetwork.1["error"] as? [String: Any])?["message"] as? String
+        #expect(message?.contains("10.0.0.1") == true)
+
+        process.terminate()
+        #expect(await process.wait() == 0, "a graceful shutdown with the delivery worker running")
+        finished = true
     }
 }
