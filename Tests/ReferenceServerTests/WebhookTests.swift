@@ -187,7 +187,7 @@ struct WebhookTests {
     func retriesWithTheSameDeliveryID() async throws {
         let failTwice: @Sendable (Int) -> Int = { $0 < 2 ? 500 : 200 }
         try await WebhookReceiver.withRunning(respond: failTwice) { receiver in
-            try await Self.withServer { api, _ in
+            try await Self.withServer { api, services in
                 let (owner, _) = try await api.register("Owner")
                 let (_, base, table) = try await owner.scaffold()
                 let hook = try await Self.createHook(owner, base: base.id, url: receiver.url)
@@ -203,6 +203,9 @@ struct WebhookTests {
                 #expect(log.first?.id.rawValue == received.first?.deliveryID)
                 let after = try await owner.call(.get, "webhooks/\(hook.id)", as: Webhook.self)
                 #expect(after.failureCount == 0 && after.enabled)
+                let metrics = services.metrics.exposition()
+                #expect(metrics.contains(#"pyat_webhook_attempts_total{outcome="failed"} 2"#), "\(metrics)")
+                #expect(metrics.contains(#"pyat_webhook_attempts_total{outcome="succeeded"} 1"#))
             }
         }
     }

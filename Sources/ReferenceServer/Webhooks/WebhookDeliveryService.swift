@@ -3,6 +3,7 @@ import Foundation
 import Logging
 import NIOCore
 import NIOHTTP1
+import Prometheus
 import PyAirtableModels
 import ServiceLifecycle
 import Synchronization
@@ -46,13 +47,14 @@ struct WebhookDeliveryService: Service {
         )
         httpConfiguration.connectionPool.retryConnectionEstablishment = false
         let client = HTTPClient(eventLoopGroup: HTTPClient.defaultEventLoopGroup, configuration: httpConfiguration)
+        let metrics = WebhookMetrics(registry: services.metrics.registry)
         await cancelWhenGracefulShutdown {
-            await deliverUntilCancelled(client: client, wakeup: wakeup)
+            await deliverUntilCancelled(client: client, wakeup: wakeup, metrics: metrics)
         }
         try? await client.shutdown()
     }
 
-    private func deliverUntilCancelled(client: HTTPClient, wakeup: WebhookWakeup) async {
+    private func deliverUntilCancelled(client: HTTPClient, wakeup: WebhookWakeup, metrics: WebhookMetrics) async {
         let inFlight = InFlightWebhooks()
         await withDiscardingTaskGroup { group in
             while !Task.isCancelled {
@@ -68,7 +70,7 @@ struct WebhookDeliveryService: Service {
                         }
                         guard started else { continue }
                         group.addTask {
-                            await attempt(delivery, client: client)
+                            await attempt(delivery, client: client, metrics: metrics)
                             inFlight.ids.withLock { _ = $0.remove(delivery.webhookID) }
                             wakeup.signal()
                         }
@@ -99,7 +101,7 @@ struct WebhookDeliveryService: Service {
 
     /// Makes one attempt and records it; a cancelled attempt (shutdown) is not recorded, so the
     /// delivery is made again after a restart.
-    private func attempt(_ delivery: PendingWebhookDelivery, client: HTTPClient) async {
+    private func attempt(_ delivery: PendingWebhookDelivery, client: HTTPClient, metrics: WebhookMetrics) async {
         var outcome = WebhookAttempt(
             delivery: delivery.id,
             webhook: delivery.webhookID,
@@ -145,6 +147,7 @@ struct WebhookDeliveryService: Service {
             outcome.error = describe(error)
         }
         outcome.at = services.configuration.now()
+        (outcome.succeeded ? metrics.succeeded : metrics.failed).increment()
         let retryAt = outcome.at.addingTimeInterval(configuration.backoff(afterAttempts: delivery.attempts + 1).seconds)
         do {
             try await store.recordWebhookAttempt(outcome, retryAt: retryAt, policy: configuration)
@@ -176,6 +179,22 @@ struct WebhookDeliveryService: Service {
         }
         if let error = error as? ServerError { return error.message }
         return String("\(error)".prefix(300))
+    }
+}
+
+/// `pyat_webhook_attempts_total{outcome="succeeded"|"failed"}` on `/metrics`.
+private struct WebhookMetrics: Sendable {
+    let succeeded: Counter
+    let failed: Counter
+
+    init(registry: PrometheusCollectorRegistry) {
+        let help = "Webhook delivery attempts by outcome"
+        succeeded = registry.makeCounter(
+            name: "pyat_webhook_attempts_total",
+            labels: [("outcome", "succeeded")],
+            help: help
+        )
+        failed = registry.makeCounter(name: "pyat_webhook_attempts_total", labels: [("outcome", "failed")], help: help)
     }
 }
 
