@@ -313,6 +313,17 @@ extension SQLiteStore {
     }
 
     public func nextWebhookDeliveries(now: Date) async throws -> (due: [PendingWebhookDelivery], nextDue: Date?) {
+        try await nextDeliveries(webhook: nil, now: now)
+    }
+
+    public func nextWebhookDelivery(webhook: WebhookID, now: Date) async throws -> PendingWebhookDelivery? {
+        try await nextDeliveries(webhook: webhook, now: now).due.first
+    }
+
+    private func nextDeliveries(
+        webhook: WebhookID?,
+        now: Date
+    ) async throws -> (due: [PendingWebhookDelivery], nextDue: Date?) {
         try await database.read { db in
             let rows = try Row.fetchAll(
                 db,
@@ -322,8 +333,9 @@ extension SQLiteStore {
                     FROM webhooks w JOIN webhook_deliveries d ON d.id = (
                         SELECT id FROM webhook_deliveries
                         WHERE webhook_id = w.id AND status = 'pending' ORDER BY event_seq LIMIT 1)
-                    WHERE w.enabled = 1
-                    """
+                    WHERE w.enabled = 1 AND (?1 IS NULL OR w.id = ?1)
+                    """,
+                arguments: [webhook?.rawValue]
             )
             var due: [PendingWebhookDelivery] = []
             var nextDue: Date?

@@ -44,6 +44,8 @@ public protocol WebhookRepository: Sendable {
     /// Each enabled webhook's oldest pending delivery (deliveries of one webhook go out in event
     /// order): those due at `now`, and when the earliest of the others is due.
     func nextWebhookDeliveries(now: Date) async throws -> (due: [PendingWebhookDelivery], nextDue: Date?)
+    /// One enabled webhook's oldest pending delivery, when it is due at `now`.
+    func nextWebhookDelivery(webhook: WebhookID, now: Date) async throws -> PendingWebhookDelivery?
     /// Records one attempt: success ends the delivery; failure schedules the next attempt at
     /// `retryAt`, or disables the webhook when `policy` says it failed too often or too long.
     func recordWebhookAttempt(

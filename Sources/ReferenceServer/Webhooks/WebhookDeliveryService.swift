@@ -61,16 +61,29 @@ struct WebhookDeliveryService: Service {
                 var wait = Self.idleWait
                 do {
                     try await enqueue()
+                    // A webhook busy before the read may finish during it: what the read says of it can
+                    // be stale (the delivery just made, still pending), so it waits for the next pass,
+                    // which its finishing attempt triggers.
+                    let busyBeforeRead = inFlight.ids.withLock { $0 }
                     let now = services.configuration.now()
                     let (due, nextDue) = try await store.nextWebhookDeliveries(now: now)
-                    for delivery in due {
+                    for delivery in due where !busyBeforeRead.contains(delivery.webhookID) {
                         let started = inFlight.ids.withLock { running in
                             guard running.count < configuration.maximumConcurrentDeliveries else { return false }
                             return running.insert(delivery.webhookID).inserted
                         }
                         guard started else { continue }
                         group.addTask {
-                            await attempt(delivery, client: client, metrics: metrics)
+                            // The webhook's next deliveries follow at once while they are due; one
+                            // waiting for its backoff is left to the timer of the main loop.
+                            var next: PendingWebhookDelivery? = delivery
+                            while let current = next, !Task.isCancelled {
+                                await attempt(current, client: client, metrics: metrics)
+                                next = try? await store.nextWebhookDelivery(
+                                    webhook: current.webhookID,
+                                    now: services.configuration.now()
+                                )
+                            }
                             inFlight.ids.withLock { _ = $0.remove(delivery.webhookID) }
                             wakeup.signal()
                         }
