@@ -12,12 +12,10 @@ final class WebhookWakeup: Sendable {
 
     /// Ends the current wait, or the next one if none is under way.
     func signal() {
-        let sleeper = state.withLock { state -> Task<Void, Never>? in
-            if let sleeper = state.sleeper { return sleeper }
+        state.withLock { state in
             state.signalled = true
-            return nil
+            state.sleeper?.cancel()
         }
-        sleeper?.cancel()
     }
 
     /// Waits until a signal, `timeout`, or the calling task's cancellation, whichever comes first.
@@ -31,14 +29,20 @@ final class WebhookWakeup: Sendable {
             state.sleeper = sleeper
             return false
         }
-        if signalled { sleeper.cancel() }
+        if signalled {
+            sleeper.cancel()
+            return
+        }
         await withTaskCancellationHandler {
             await sleeper.value
         } onCancel: {
             sleeper.cancel()
         }
         state.withLock { state in
-            if state.sleeper == sleeper { state.sleeper = nil }
+            state.sleeper = nil
+            // A signal that came before this point is answered by the pass the caller makes next,
+            // even when the wait had already timed out (the signal then cancelled a finished task).
+            if sleeper.isCancelled { state.signalled = false }
         }
     }
 }
