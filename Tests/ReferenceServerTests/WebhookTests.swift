@@ -18,6 +18,7 @@ struct WebhookTests {
     static func withServer<T: Sendable>(
         directory: String,
         worker: Bool = true,
+        now: @escaping @Sendable () -> Date = { Date() },
         webhooks: WebhookConfiguration = WebhookConfiguration(
             allowPrivateTargets: true,
             attemptTimeout: .seconds(10),
@@ -33,6 +34,7 @@ struct WebhookTests {
             dataDirectory: directory,
             auth: .init(bcryptCost: 4),
             durableCommits: false,
+            now: now,
             webhooks: webhooks
         )
         let services = try await ServerServices.open(configuration: configuration, logger: Harness.logger)
@@ -369,6 +371,120 @@ struct WebhookTests {
                 #expect(log.first?.responseStatus == nil)
                 let fetched = try await owner.call(.get, "webhooks/\(hook.id)", as: Webhook.self)
                 #expect(!fetched.enabled && fetched.disabledReason?.contains("timed out") == true)
+            }
+        }
+    }
+
+    @Test("the target is checked again before each attempt: a server that no longer allows loopback refuses to call it")
+    func refusedAtDeliveryTime() async throws {
+        let directory = try TemporaryDirectory()
+        let path = directory.path
+        try await WebhookReceiver.withRunning { receiver in
+            let (token, hook) = try await Self.withServer(directory: path, worker: false) { api, _ in
+                let (owner, _) = try await api.register("Owner")
+                let (_, base, table) = try await owner.scaffold()
+                let hook = try await Self.createHook(owner, base: base.id, url: receiver.url, events: [.recordCreated])
+                _ = try await owner.createRecord(in: table.id, ["Name": "to a now-forbidden target"])
+                return (try #require(owner.token), hook)
+            }
+            let strict = WebhookConfiguration(initialBackoff: .milliseconds(10), maximumConsecutiveFailures: 2)
+            try await Self.withServer(directory: path, webhooks: strict) { api, _ in
+                let owner = api.authorized(token)
+                let log = try await Self.waitForLog(owner, hook.id) { $0.first?.status == .failed }
+                #expect(log.first?.attempts == 2)
+                #expect(log.first?.error?.contains("127.0.0.1 is a loopback address") == true, "\(log)")
+                #expect(log.first?.responseStatus == nil)
+            }
+            #expect(receiver.deliveries.isEmpty, "the receiver was never called")
+        }
+    }
+
+    @Test("a webhook failing for longer than the allowed duration is disabled, even before the attempt limit")
+    func disabledAfterFailingTooLong() async throws {
+        let clock = TestWallClock(Date())
+        let webhooks = WebhookConfiguration(
+            allowPrivateTargets: true,
+            initialBackoff: .milliseconds(10),
+            maximumBackoff: .milliseconds(10),
+            maximumConsecutiveFailures: 100,
+            maximumFailureDuration: .seconds(60)
+        )
+        let alwaysFail: @Sendable (Int) async -> Int = { _ in 502 }
+        try await WebhookReceiver.withRunning(respond: alwaysFail) { receiver in
+            let directory = try TemporaryDirectory()
+            try await Self.withServer(directory: directory.path, now: { clock.now }, webhooks: webhooks) { api, _ in
+                let (owner, _) = try await api.register("Owner")
+                let (_, base, table) = try await owner.scaffold()
+                let hook = try await Self.createHook(owner, base: base.id, url: receiver.url, events: [.recordCreated])
+                _ = try await owner.createRecord(in: table.id, ["Name": "stuck"])
+                // The server's clock stands still, so the retry (due 10 ms later) waits for it.
+                let first = try await Self.waitForLog(owner, hook.id) { $0.first?.attempts == 1 }
+                #expect(first.first?.status == .pending && first.first?.nextAttemptAt != nil)
+                #expect(receiver.deliveries.count == 1)
+                clock.advance(by: 120)
+                let log = try await Self.waitForLog(owner, hook.id) { $0.first?.status == .failed }
+                #expect(log.first?.attempts == 2)
+                let fetched = try await owner.call(.get, "webhooks/\(hook.id)", as: Webhook.self)
+                #expect(!fetched.enabled)
+                #expect(fetched.disabledReason?.contains("deliveries failed for 120 s") == true, "\(fetched)")
+            }
+        }
+    }
+
+    @Test("the delivery log keeps the newest deliveries, pages newest first, and create replays by Idempotency-Key")
+    func logRetentionPagingAndIdempotency() async throws {
+        let webhooks = WebhookConfiguration(allowPrivateTargets: true, deliveryLogLimit: 3)
+        try await WebhookReceiver.withRunning { receiver in
+            try await Self.withServer(webhooks: webhooks) { api, _ in
+                let (owner, _) = try await api.register("Owner")
+                let (_, base, table) = try await owner.scaffold()
+                let request = CreateWebhookRequest(url: receiver.url, events: [.recordCreated])
+                let first = try await owner.send(
+                    .post,
+                    "bases/\(base.id)/webhooks",
+                    json: request,
+                    headers: [.idempotencyKey: "hook-1"]
+                )
+                let again = try await owner.send(
+                    .post,
+                    "bases/\(base.id)/webhooks",
+                    json: request,
+                    headers: [.idempotencyKey: "hook-1"]
+                )
+                #expect(first.status == .created && again.status == .created)
+                #expect(again.headers[.idempotentReplayed] == "true")
+                let hook = try first.decode(Webhook.self)
+                #expect(try again.decode(Webhook.self).id == hook.id)
+                let listed = try await owner.call(.get, "bases/\(base.id)/webhooks", as: Page<Webhook>.self).data
+                #expect(listed.count == 1)
+
+                _ = try await owner.seed(table.id, (1...6).map { ["Name": .string("row \($0)")] })
+                try await receiver.waitFor { $0.count >= 6 }
+                let log = try await Self.waitForLog(owner, hook.id) { log in
+                    log.count <= 3 && log.allSatisfy { $0.status == .succeeded }
+                }
+                let delivered = receiver.deliveries.compactMap { $0.payload?.event.seq }
+                #expect(log.map(\.eventSeq) == Array(delivered.suffix(3).reversed()), "the newest three, newest first")
+
+                let page = try await owner.call(
+                    .get,
+                    "webhooks/\(hook.id)/deliveries?page_size=2",
+                    as: Page<WebhookDelivery>.self
+                )
+                #expect(page.data.count == 2)
+                let cursor = try #require(page.nextCursor)
+                let rest = try await owner.call(
+                    .get,
+                    "webhooks/\(hook.id)/deliveries?page_size=2&cursor=\(cursor)",
+                    as: Page<WebhookDelivery>.self
+                )
+                #expect(rest.data.map(\.eventSeq) == [log[2].eventSeq] && rest.nextCursor == nil)
+                let pending = try await owner.call(
+                    .get,
+                    "webhooks/\(hook.id)/deliveries?status=pending",
+                    as: Page<WebhookDelivery>.self
+                )
+                #expect(pending.data.isEmpty)
             }
         }
     }

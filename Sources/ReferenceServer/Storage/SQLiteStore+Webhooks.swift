@@ -340,8 +340,9 @@ extension SQLiteStore {
             var due: [PendingWebhookDelivery] = []
             var nextDue: Date?
             for row in rows {
+                // Compared as stored (milliseconds), so a delivery due "now" is due under a clock that stands still.
                 let at = row.optionalDate("next_attempt_at") ?? now
-                if at <= now {
+                if at.millisecondsSince1970 <= now.millisecondsSince1970 {
                     due.append(
                         PendingWebhookDelivery(
                             id: row.id("id"),
