@@ -103,12 +103,18 @@ struct WebhookCommandsTests {
         var finished = false
         defer { if !finished { process.terminate() } }
         let output = try #require(process.standardOutput)
-        var text = ""
-        let deadline = Date().addingTimeInterval(60)
-        while !text.contains("PYAT_TOKEN="), Date() < deadline {
-            let chunk = output.availableData
-            if chunk.isEmpty { break }
-            text += String(decoding: chunk, as: UTF8.self)
+        // Blocking reads run on a dispatch thread, not on the test's cooperative pool.
+        let text = await withCheckedContinuation { continuation in
+            DispatchQueue.global().async {
+                var text = ""
+                let deadline = Date().addingTimeInterval(60)
+                while !text.contains("PYAT_TOKEN="), Date() < deadline {
+                    let chunk = output.availableData
+                    if chunk.isEmpty { break }
+                    text += String(decoding: chunk, as: UTF8.self)
+                }
+                continuation.resume(returning: text)
+            }
         }
         let lines = text.split(separator: "\n").map(String.init)
         let server = try #require(lines.first { $0.hasPrefix("export PYAT_SERVER=") })

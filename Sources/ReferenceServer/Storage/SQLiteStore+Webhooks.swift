@@ -236,18 +236,6 @@ extension SQLiteStore {
 
     // MARK: - Delivery worker
 
-    public func webhookBacklog() async throws -> Bool {
-        try await database.read { db in
-            try Bool.fetchOne(
-                db,
-                sql: """
-                    SELECT 1 FROM webhooks
-                    WHERE enabled = 1 AND cursor < (SELECT COALESCE(MAX(seq), 0) FROM events) LIMIT 1
-                    """
-            ) ?? false
-        }
-    }
-
     public func enqueueWebhookDeliveries(now: Date, limit: Int) async throws -> Bool {
         try await database.write { db in
             let head = try Int64.fetchOne(db, sql: "SELECT COALESCE(MAX(seq), 0) FROM events") ?? 0
@@ -312,7 +300,7 @@ extension SQLiteStore {
         }
     }
 
-    public func nextWebhookDeliveries(now: Date) async throws -> (due: [PendingWebhookDelivery], nextDue: Date?) {
+    public func webhookWork(now: Date) async throws -> WebhookWork {
         try await nextDeliveries(webhook: nil, now: now)
     }
 
@@ -320,11 +308,18 @@ extension SQLiteStore {
         try await nextDeliveries(webhook: webhook, now: now).due.first
     }
 
-    private func nextDeliveries(
-        webhook: WebhookID?,
-        now: Date
-    ) async throws -> (due: [PendingWebhookDelivery], nextDue: Date?) {
+    /// One read, as the worker makes one after every commit: whether events wait to be handed over,
+    /// and the oldest pending delivery of each enabled webhook (or of `webhook`).
+    private func nextDeliveries(webhook: WebhookID?, now: Date) async throws -> WebhookWork {
         try await database.read { db in
+            let backlog =
+                try Bool.fetchOne(
+                    db,
+                    sql: """
+                        SELECT 1 FROM webhooks
+                        WHERE enabled = 1 AND cursor < (SELECT COALESCE(MAX(seq), 0) FROM events) LIMIT 1
+                        """
+                ) ?? false
             let rows = try Row.fetchAll(
                 db,
                 sql: """
@@ -359,7 +354,7 @@ extension SQLiteStore {
                     nextDue = min(nextDue ?? at, at)
                 }
             }
-            return (due.sorted { $0.eventSeq < $1.eventSeq }, nextDue)
+            return WebhookWork(backlog: backlog, due: due.sorted { $0.eventSeq < $1.eventSeq }, nextDue: nextDue)
         }
     }
 

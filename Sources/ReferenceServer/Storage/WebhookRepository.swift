@@ -35,15 +35,14 @@ public protocol WebhookRepository: Sendable {
 
     /// Calls `observer` after every committed write transaction.
     func observeCommits(_ observer: @escaping @Sendable () -> Void)
-    /// Whether an enabled webhook has events after its cursor to look at.
-    func webhookBacklog() async throws -> Bool
     /// Turns the events after each enabled webhook's cursor into pending deliveries and advances the
     /// cursor, in one transaction. Looks at up to `limit` events per webhook.
     /// - Returns: Whether a webhook has more events to look at.
     func enqueueWebhookDeliveries(now: Date, limit: Int) async throws -> Bool
-    /// Each enabled webhook's oldest pending delivery (deliveries of one webhook go out in event
-    /// order): those due at `now`, and when the earliest of the others is due.
-    func nextWebhookDeliveries(now: Date) async throws -> (due: [PendingWebhookDelivery], nextDue: Date?)
+    /// In one read: whether an enabled webhook has events after its cursor, and each enabled
+    /// webhook's oldest pending delivery (deliveries of one webhook go out in event order) — those due
+    /// at `now`, and when the earliest of the others is due.
+    func webhookWork(now: Date) async throws -> WebhookWork
     /// One enabled webhook's oldest pending delivery, when it is due at `now`.
     func nextWebhookDelivery(webhook: WebhookID, now: Date) async throws -> PendingWebhookDelivery?
     /// Records one attempt: success ends the delivery; failure schedules the next attempt at
@@ -53,6 +52,16 @@ public protocol WebhookRepository: Sendable {
         retryAt: Date,
         policy: WebhookConfiguration
     ) async throws
+}
+
+/// What the delivery worker has to do, as one read of the store sees it.
+public struct WebhookWork: Sendable, Hashable {
+    /// Whether an enabled webhook has events after its cursor to hand over.
+    public var backlog: Bool
+    /// The deliveries due now, one per webhook, oldest event first.
+    public var due: [PendingWebhookDelivery]
+    /// When the earliest delivery that is not due yet is.
+    public var nextDue: Date?
 }
 
 /// A delivery due for an attempt, with what it takes to send it.

@@ -60,14 +60,19 @@ struct WebhookDeliveryService: Service {
             while !Task.isCancelled {
                 var wait = Self.idleWait
                 do {
-                    try await enqueue()
                     // A webhook busy before the read may finish during it: what the read says of it can
                     // be stale (the delivery just made, still pending), so it waits for the next pass,
                     // which its finishing attempt triggers.
-                    let busyBeforeRead = inFlight.ids.withLock { $0 }
-                    let now = services.configuration.now()
-                    let (due, nextDue) = try await store.nextWebhookDeliveries(now: now)
-                    for delivery in due where !busyBeforeRead.contains(delivery.webhookID) {
+                    var busyBeforeRead = inFlight.ids.withLock { $0 }
+                    var now = services.configuration.now()
+                    var work = try await store.webhookWork(now: now)
+                    if work.backlog {
+                        try await enqueue()
+                        busyBeforeRead = inFlight.ids.withLock { $0 }
+                        now = services.configuration.now()
+                        work = try await store.webhookWork(now: now)
+                    }
+                    for delivery in work.due where !busyBeforeRead.contains(delivery.webhookID) {
                         let started = inFlight.ids.withLock { running in
                             guard running.count < configuration.maximumConcurrentDeliveries else { return false }
                             return running.insert(delivery.webhookID).inserted
@@ -88,7 +93,7 @@ struct WebhookDeliveryService: Service {
                             wakeup.signal()
                         }
                     }
-                    if let nextDue {
+                    if let nextDue = work.nextDue {
                         let seconds = max(0, nextDue.timeIntervalSince(now))
                         wait = min(wait, .milliseconds(Int64((seconds * 1000).rounded(.up))))
                     }
@@ -103,10 +108,9 @@ struct WebhookDeliveryService: Service {
         }
     }
 
-    /// Hands new events to the webhooks that want them.
+    /// Hands new events to the webhooks that want them. Called only when a read saw a backlog: the
+    /// worker's own writes wake it too, and an empty write would wake it again.
     private func enqueue() async throws {
-        // A read first: the worker's own writes wake it too, and an empty write would wake it again.
-        guard try await store.webhookBacklog() else { return }
         while try await store.enqueueWebhookDeliveries(now: services.configuration.now(), limit: Self.enqueueBatch),
             !Task.isCancelled
         {}
