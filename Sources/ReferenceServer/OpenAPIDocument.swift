@@ -3793,7 +3793,7 @@ enum OpenAPIDocument {
                   type: boolean
                 disabled_reason:
                   type: string
-                  description: Why deliveries stopped, such as `8 consecutive failed delivery attempts; last: HTTP 500`.
+                  description: 'Why deliveries stopped, such as `8 consecutive failed delivery attempts; last: HTTP 500`.'
                 failure_count:
                   type: integer
                   minimum: 0
