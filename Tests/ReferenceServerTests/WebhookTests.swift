@@ -499,6 +499,7 @@ struct WebhookTests {
                 "http://localhost/hook", "file:///etc/passwd", "http://169.254.169.254/latest/meta-data",
                 "http://0.0.0.0/", "http://192.168.1.10/", "http://172.20.0.5/", "http://[fe80::1]/",
                 "http://[fd00::1]/", "http://[::ffff:127.0.0.1]/", "ftp://example.com/", "not a url",
+                "http://localhost./hook", "http://LOCALHOST/hook", "http://api.localhost/hook",
             ]
             for url in refused {
                 let response = try await owner.send(
@@ -527,6 +528,8 @@ struct WebhookTests {
         #expect(IPAddress(literal: "172.32.0.1")?.restriction == nil)
         #expect(IPAddress(literal: "::")?.restriction == "unspecified")
         #expect(IPAddress(literal: "example.com") == nil)
+        // Names are checked by what they resolve to (here through /etc/hosts), as before each attempt.
+        #expect(IPAddress.resolve("localhost").contains { $0.restriction == "loopback" })
         let configuration = WebhookConfiguration(initialBackoff: .seconds(1), maximumBackoff: .seconds(10))
         #expect(configuration.backoff(afterAttempts: 1, jitter: 1) == .seconds(1))
         #expect(configuration.backoff(afterAttempts: 3, jitter: 1) == .seconds(4))

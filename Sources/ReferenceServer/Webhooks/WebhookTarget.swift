@@ -39,6 +39,8 @@ struct WebhookTarget: Sendable {
         }
         var host = (components.host ?? "").lowercased()
         if host.hasPrefix("["), host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
+        // `localhost.` is `localhost`: a fully qualified name must not slip past the name check.
+        while host.hasSuffix(".") { host.removeLast() }
         guard !host.isEmpty else {
             throw ServerError.validation("url must name a host", field: "url")
         }
