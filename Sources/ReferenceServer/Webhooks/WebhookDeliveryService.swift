@@ -205,13 +205,14 @@ private struct WebhookMetrics: Sendable {
     let failed: Counter
 
     init(registry: PrometheusCollectorRegistry) {
-        let help = "Webhook delivery attempts by outcome"
-        succeeded = registry.makeCounter(
-            name: "pyat_webhook_attempts_total",
-            labels: [("outcome", "succeeded")],
-            help: help
+        let descriptor = MetricNameDescriptor(
+            namespace: "pyat",
+            metricName: "webhook_attempts",
+            unitName: "total",
+            helpText: "Webhook delivery attempts by outcome"
         )
-        failed = registry.makeCounter(name: "pyat_webhook_attempts_total", labels: [("outcome", "failed")], help: help)
+        succeeded = registry.makeCounter(descriptor: descriptor, labels: [("outcome", "succeeded")])
+        failed = registry.makeCounter(descriptor: descriptor, labels: [("outcome", "failed")])
     }
 }
 
