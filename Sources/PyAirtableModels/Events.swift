@@ -30,6 +30,7 @@ public struct EventType: RawRepresentable, Codable, Sendable, Hashable, CustomSt
     public static let fileCreated = EventType(rawValue: "file.created")
     public static let fileDeleted = EventType(rawValue: "file.deleted")
     public static let webhookCreated = EventType(rawValue: "webhook.created")
+    public static let webhookUpdated = EventType(rawValue: "webhook.updated")
     public static let webhookDeleted = EventType(rawValue: "webhook.deleted")
 
     public var description: String { rawValue }

@@ -35,6 +35,8 @@ public struct Webhook: Codable, Sendable, Hashable, Identifiable {
     public var tableID: TableID?
     public var enabled: Bool
     public var disabledReason: String?
+    /// Delivery attempts that failed in a row (0 after a success); the webhook is disabled past a limit.
+    public var failureCount: Int
     /// The signing secret; present only in the answer that created the webhook.
     public var secret: String?
     public var createdAt: Date
@@ -47,6 +49,7 @@ public struct Webhook: Codable, Sendable, Hashable, Identifiable {
         tableID: TableID? = nil,
         enabled: Bool = true,
         disabledReason: String? = nil,
+        failureCount: Int = 0,
         secret: String? = nil,
         createdAt: Date
     ) {
@@ -57,6 +60,7 @@ public struct Webhook: Codable, Sendable, Hashable, Identifiable {
         self.tableID = tableID
         self.enabled = enabled
         self.disabledReason = disabledReason
+        self.failureCount = failureCount
         self.secret = secret
         self.createdAt = createdAt
     }
@@ -68,6 +72,7 @@ public struct Webhook: Codable, Sendable, Hashable, Identifiable {
         case tableID = "table_id"
         case enabled
         case disabledReason = "disabled_reason"
+        case failureCount = "failure_count"
         case secret
         case createdAt = "created_at"
     }
@@ -100,32 +105,46 @@ public struct WebhookDelivery: Codable, Sendable, Hashable, Identifiable {
     public var id: DeliveryID
     public var webhookID: WebhookID
     public var eventSeq: Int64
+    /// The delivered event's type (`X-PyAirtable-Event`).
+    public var eventType: EventType?
     public var status: Status
     public var attempts: Int
+    /// The HTTP status of the last attempt, when the receiver answered.
     public var responseStatus: Int?
+    /// Why the last attempt failed.
     public var error: String?
     public var createdAt: Date
+    /// When the last attempt was made.
+    public var lastAttemptAt: Date?
+    /// When a pending delivery is attempted next.
+    public var nextAttemptAt: Date?
     public var deliveredAt: Date?
 
     public init(
         id: DeliveryID,
         webhookID: WebhookID,
         eventSeq: Int64,
+        eventType: EventType? = nil,
         status: Status,
         attempts: Int,
         responseStatus: Int? = nil,
         error: String? = nil,
         createdAt: Date,
+        lastAttemptAt: Date? = nil,
+        nextAttemptAt: Date? = nil,
         deliveredAt: Date? = nil
     ) {
         self.id = id
         self.webhookID = webhookID
         self.eventSeq = eventSeq
+        self.eventType = eventType
         self.status = status
         self.attempts = attempts
         self.responseStatus = responseStatus
         self.error = error
         self.createdAt = createdAt
+        self.lastAttemptAt = lastAttemptAt
+        self.nextAttemptAt = nextAttemptAt
         self.deliveredAt = deliveredAt
     }
 
@@ -133,10 +152,13 @@ public struct WebhookDelivery: Codable, Sendable, Hashable, Identifiable {
         case id
         case webhookID = "webhook_id"
         case eventSeq = "event_seq"
+        case eventType = "event_type"
         case status, attempts
         case responseStatus = "response_status"
         case error
         case createdAt = "created_at"
+        case lastAttemptAt = "last_attempt_at"
+        case nextAttemptAt = "next_attempt_at"
         case deliveredAt = "delivered_at"
     }
 }

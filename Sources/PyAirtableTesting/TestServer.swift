@@ -85,7 +85,13 @@ extension ServerConfiguration {
             port: port,
             dataDirectory: directory,
             auth: .init(bcryptCost: 4),
-            durableCommits: false
+            durableCommits: false,
+            // Receivers in tests listen on loopback; retries come quickly so tests stay short.
+            webhooks: .init(
+                allowPrivateTargets: true,
+                initialBackoff: .milliseconds(20),
+                maximumBackoff: .milliseconds(500)
+            )
         )
     }
 }

@@ -25,6 +25,7 @@ public func buildRouter(services: ServerServices) -> Router<AppRequestContext> {
     RecordsController(services: services).addRoutes(to: api)
     OperationsController(services: services).addRoutes(api: api, root: router)
     RealtimeController(services: services).addRoutes(to: api)
+    WebhooksController(services: services).addRoutes(to: api)
     return router
 }
 
@@ -64,6 +65,7 @@ public func buildApplication(
         logger: services.logger
     )
     application.addServices(MaintenanceService(services: services))
+    application.addServices(WebhookDeliveryService(services: services))
     return application
 }
 

@@ -63,6 +63,21 @@ enum OpenAPIDocument {
             description: 'Rows: list with filter, sort and cursor paging; CRUD; batch.'
           - name: realtime
             description: The event log.
+          - name: webhooks
+            description: |
+              Webhooks of a base. Each event of the base that a webhook matches (its event types, its table)
+              becomes one delivery: `POST <url>` with the JSON body `WebhookPayload`
+              (`{"delivery_id", "webhook_id", "event"}`, the event as `GET /events/log` shows it) and the headers
+              `Content-Type: application/json`, `X-PyAirtable-Signature: sha256=<hex HMAC-SHA256 of the raw body,
+              keyed with the secret's UTF-8 bytes>`, `X-PyAirtable-Delivery: dlv…` and `X-PyAirtable-Event: <type>`.
+              A webhook's deliveries go out one at a time in event order. A 2xx answer within the attempt
+              timeout (10 s by default) is a success; anything else is retried after an exponential, jittered
+              backoff (1 s doubling to 10 min by default). After 8 failed attempts in a row, or 3 days of
+              failures without a success, the webhook is disabled with `disabled_reason`
+              (`PATCH {"enabled": true}` turns it back on). Deliveries and cursors are stored with the data, so a
+              restarted server resumes them; an attempt under way when a server stopped is made again with the
+              same delivery id, so receivers must dedupe by `X-PyAirtable-Delivery`. The secret is stored so the
+              server can sign; it is shown only in the answer that created the webhook.
           - name: operations
             description: Health, metrics, stats and this document.
 
@@ -1857,6 +1872,221 @@ enum OpenAPIDocument {
                 '500':
                   $ref: '#/components/responses/ServerError'
 
+          /api/v1/bases/{id}/webhooks:
+            parameters:
+              - $ref: '#/components/parameters/BaseId'
+              - $ref: '#/components/parameters/RequestId'
+            get:
+              tags: [webhooks]
+              operationId: listWebhooks
+              summary: List a base's webhooks (any member; secrets are never included)
+              responses:
+                '200':
+                  description: OK
+                  headers:
+                    X-Request-ID:
+                      $ref: '#/components/headers/XRequestID'
+                  content:
+                    application/json:
+                      schema:
+                        $ref: '#/components/schemas/WebhookPage'
+                '401':
+                  $ref: '#/components/responses/Unauthorized'
+                '404':
+                  $ref: '#/components/responses/NotFound'
+                '500':
+                  $ref: '#/components/responses/ServerError'
+            post:
+              tags: [webhooks]
+              operationId: createWebhook
+              summary: Register a webhook (creator); the answer alone carries its secret
+              description: |
+                The target must be an http or https URL. Unless the server allows private targets, a host that
+                is or resolves to a loopback (127.0.0.0/8, ::1, localhost), private (10/8, 172.16/12,
+                192.168/16, 100.64/10, fc00::/7), link-local (169.254/16, fe80::/10), unspecified or multicast
+                address is refused with 422 (server-side request forgery); the check is made again before every
+                delivery attempt. `events` must be event types of a base (base.*, table.*, field.*, view.*,
+                record.*, webhook.*); omitted or empty means all of them. `table_id` must be a table of the base.
+                A base holds at most 50 webhooks by default.
+              parameters:
+                - $ref: '#/components/parameters/IdempotencyKey'
+              requestBody:
+                required: true
+                content:
+                  application/json:
+                    schema:
+                      $ref: '#/components/schemas/CreateWebhookRequest'
+              responses:
+                '201':
+                  description: Created, with `secret` (64 hex characters) — shown only in this answer.
+                  headers:
+                    X-Request-ID:
+                      $ref: '#/components/headers/XRequestID'
+                    Idempotent-Replayed:
+                      $ref: '#/components/headers/IdempotentReplayed'
+                  content:
+                    application/json:
+                      schema:
+                        $ref: '#/components/schemas/Webhook'
+                '400':
+                  $ref: '#/components/responses/BadRequest'
+                '401':
+                  $ref: '#/components/responses/Unauthorized'
+                '403':
+                  $ref: '#/components/responses/Forbidden'
+                '404':
+                  $ref: '#/components/responses/NotFound'
+                '413':
+                  $ref: '#/components/responses/PayloadTooLarge'
+                '422':
+                  $ref: '#/components/responses/ValidationFailed'
+                '500':
+                  $ref: '#/components/responses/ServerError'
+
+          /api/v1/webhooks/{id}:
+            parameters:
+              - $ref: '#/components/parameters/WebhookId'
+              - $ref: '#/components/parameters/RequestId'
+            get:
+              tags: [webhooks]
+              operationId: getWebhook
+              summary: Get a webhook, with its failure count and why it is disabled (any member)
+              responses:
+                '200':
+                  description: OK
+                  headers:
+                    X-Request-ID:
+                      $ref: '#/components/headers/XRequestID'
+                  content:
+                    application/json:
+                      schema:
+                        $ref: '#/components/schemas/Webhook'
+                '401':
+                  $ref: '#/components/responses/Unauthorized'
+                '404':
+                  $ref: '#/components/responses/NotFound'
+                '500':
+                  $ref: '#/components/responses/ServerError'
+            patch:
+              tags: [webhooks]
+              operationId: updateWebhook
+              summary: Disable a webhook, or enable it again (creator)
+              description: |
+                `{"enabled": false}` stops deliveries; events keep accumulating for the webhook. `{"enabled": true}`
+                clears the failure count and the reason, and the deliveries it gave up on (`failed`) become
+                `pending` again, so nothing is lost while it was off (within the event log's retention).
+              parameters:
+                - $ref: '#/components/parameters/IdempotencyKey'
+              requestBody:
+                required: true
+                content:
+                  application/json:
+                    schema:
+                      $ref: '#/components/schemas/UpdateWebhookRequest'
+              responses:
+                '200':
+                  description: OK
+                  headers:
+                    X-Request-ID:
+                      $ref: '#/components/headers/XRequestID'
+                    Idempotent-Replayed:
+                      $ref: '#/components/headers/IdempotentReplayed'
+                  content:
+                    application/json:
+                      schema:
+                        $ref: '#/components/schemas/Webhook'
+                '400':
+                  $ref: '#/components/responses/BadRequest'
+                '401':
+                  $ref: '#/components/responses/Unauthorized'
+                '403':
+                  $ref: '#/components/responses/Forbidden'
+                '404':
+                  $ref: '#/components/responses/NotFound'
+                '413':
+                  $ref: '#/components/responses/PayloadTooLarge'
+                '422':
+                  $ref: '#/components/responses/ValidationFailed'
+                '500':
+                  $ref: '#/components/responses/ServerError'
+            delete:
+              tags: [webhooks]
+              operationId: deleteWebhook
+              summary: Delete a webhook and its delivery log (creator)
+              parameters:
+                - $ref: '#/components/parameters/IdempotencyKey'
+              responses:
+                '204':
+                  description: No Content
+                  headers:
+                    X-Request-ID:
+                      $ref: '#/components/headers/XRequestID'
+                    Idempotent-Replayed:
+                      $ref: '#/components/headers/IdempotentReplayed'
+                '400':
+                  $ref: '#/components/responses/BadRequest'
+                '401':
+                  $ref: '#/components/responses/Unauthorized'
+                '403':
+                  $ref: '#/components/responses/Forbidden'
+                '404':
+                  $ref: '#/components/responses/NotFound'
+                '413':
+                  $ref: '#/components/responses/PayloadTooLarge'
+                '422':
+                  $ref: '#/components/responses/ValidationFailed'
+                '500':
+                  $ref: '#/components/responses/ServerError'
+
+          /api/v1/webhooks/{id}/deliveries:
+            parameters:
+              - $ref: '#/components/parameters/WebhookId'
+              - $ref: '#/components/parameters/RequestId'
+            get:
+              tags: [webhooks]
+              operationId: listWebhookDeliveries
+              summary: A webhook's delivery log, newest event first (any member)
+              description: |
+                The log keeps the newest 1000 deliveries per webhook by default; pending and failed ones are never
+                dropped.
+              parameters:
+                - name: status
+                  in: query
+                  description: Only deliveries in this state.
+                  schema:
+                    type: string
+                    enum: [pending, succeeded, failed]
+                - name: page_size
+                  in: query
+                  description: At most this many (default 100).
+                  schema:
+                    type: integer
+                    minimum: 1
+                    maximum: 1000
+                - name: cursor
+                  in: query
+                  description: The `next_cursor` of the previous page.
+                  schema:
+                    type: string
+              responses:
+                '200':
+                  description: OK
+                  headers:
+                    X-Request-ID:
+                      $ref: '#/components/headers/XRequestID'
+                  content:
+                    application/json:
+                      schema:
+                        $ref: '#/components/schemas/WebhookDeliveryPage'
+                '401':
+                  $ref: '#/components/responses/Unauthorized'
+                '404':
+                  $ref: '#/components/responses/NotFound'
+                '422':
+                  $ref: '#/components/responses/ValidationFailed'
+                '500':
+                  $ref: '#/components/responses/ServerError'
+
           /api/v1/stats:
             parameters:
               - $ref: '#/components/parameters/RequestId'
@@ -1982,6 +2212,14 @@ enum OpenAPIDocument {
               description: The base's id. A malformed or unknown id, or one the caller may not see, is a 404.
               schema:
                 $ref: '#/components/schemas/BaseID'
+
+            WebhookId:
+              name: id
+              in: path
+              required: true
+              description: The webhook's id. A malformed or unknown id, or one the caller may not see, is a 404.
+              schema:
+                $ref: '#/components/schemas/WebhookID'
 
             TableId:
               name: id
@@ -3234,6 +3472,7 @@ enum OpenAPIDocument {
                 - file.created
                 - file.deleted
                 - webhook.created
+                - webhook.updated
                 - webhook.deleted
 
             RealtimeClientFrame:
@@ -3535,7 +3774,7 @@ enum OpenAPIDocument {
             Webhook:
               type: object
               description: A webhook registered on a base.
-              required: [id, base_id, url, events, enabled, created_at]
+              required: [id, base_id, url, events, enabled, failure_count, created_at]
               properties:
                 id:
                   $ref: '#/components/schemas/WebhookID'
@@ -3554,6 +3793,11 @@ enum OpenAPIDocument {
                   type: boolean
                 disabled_reason:
                   type: string
+                  description: 'Why deliveries stopped, such as `8 consecutive failed delivery attempts; last: HTTP 500`.'
+                failure_count:
+                  type: integer
+                  minimum: 0
+                  description: Delivery attempts that failed in a row (0 after a success).
                 secret:
                   type: string
                   description: 'The HMAC secret deliveries are signed with (`X-PyAirtable-Signature: sha256=<hex>`); only in the answer
@@ -3591,20 +3835,50 @@ enum OpenAPIDocument {
                   type: integer
                   format: int64
                   minimum: 1
+                event_type:
+                  $ref: '#/components/schemas/EventType'
                 status:
                   type: string
+                  description: '`pending` (waiting for its next attempt), `succeeded`, or `failed` (given up on when the
+                    webhook was disabled; pending again when it is enabled).'
                   enum: [pending, succeeded, failed]
                 attempts:
                   type: integer
                   minimum: 0
                 response_status:
                   type: integer
+                  description: The HTTP status of the last attempt, when the receiver answered.
                 error:
                   type: string
+                  description: Why the last attempt failed.
                 created_at:
+                  $ref: '#/components/schemas/Timestamp'
+                last_attempt_at:
+                  $ref: '#/components/schemas/Timestamp'
+                next_attempt_at:
                   $ref: '#/components/schemas/Timestamp'
                 delivered_at:
                   $ref: '#/components/schemas/Timestamp'
+
+            UpdateWebhookRequest:
+              type: object
+              description: Turns a webhook off or back on.
+              required: [enabled]
+              properties:
+                enabled:
+                  type: boolean
+
+            WebhookPayload:
+              type: object
+              description: The body of a delivery POSTed to a webhook's URL (signed, see the webhooks tag).
+              required: [delivery_id, webhook_id, event]
+              properties:
+                delivery_id:
+                  $ref: '#/components/schemas/DeliveryID'
+                webhook_id:
+                  $ref: '#/components/schemas/WebhookID'
+                event:
+                  $ref: '#/components/schemas/Event'
 
         """#
 }

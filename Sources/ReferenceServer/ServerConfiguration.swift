@@ -28,6 +28,8 @@ public struct ServerConfiguration: Sendable {
     public var serverName: String
     /// Realtime buffers, heartbeats, pings and timeouts.
     public var realtime: RealtimeConfiguration
+    /// Webhook targets, delivery timeouts, retries and limits.
+    public var webhooks: WebhookConfiguration
 
     public init(
         host: String = "127.0.0.1",
@@ -41,7 +43,8 @@ public struct ServerConfiguration: Sendable {
         durableCommits: Bool = true,
         now: @escaping @Sendable () -> Date = { Date() },
         serverName: String = "pyat",
-        realtime: RealtimeConfiguration = .init()
+        realtime: RealtimeConfiguration = .init(),
+        webhooks: WebhookConfiguration = .init()
     ) {
         self.host = host
         self.port = port
@@ -55,6 +58,7 @@ public struct ServerConfiguration: Sendable {
         self.now = now
         self.serverName = serverName
         self.realtime = realtime
+        self.webhooks = webhooks
     }
 
     /// The path of the SQLite database inside the data directory.

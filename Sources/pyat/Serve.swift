@@ -48,6 +48,12 @@ extension Pyat {
         @Flag(name: .customLong("no-sse"), help: "Turn off Server-Sent Events (clients fall back to polling).")
         var noServerSentEvents = false
 
+        @Flag(
+            name: .customLong("webhooks-allow-private"),
+            help: "Let webhooks target loopback and private-network addresses (off: refused, against request forgery)."
+        )
+        var webhooksAllowPrivate = false
+
         func validate() throws {
             guard (0...65535).contains(port) else { throw ValidationError("--port must be from 0 to 65535") }
             guard maximumBodySize >= 1024 else { throw ValidationError("--max-body-size must be at least 1024") }
@@ -75,6 +81,9 @@ extension Pyat {
             )
             configuration.realtime.webSocketEnabled = !noWebSocket
             configuration.realtime.serverSentEventsEnabled = !noServerSentEvents
+            configuration.webhooks.allowPrivateTargets = webhooksAllowPrivate
+            // The demo's receivers run on this machine.
+            configuration.webhooks.allowLoopbackTargets = demo
             let services = try await ServerServices.open(configuration: configuration, logger: logger)
             let demoToken = demo ? try await DemoData.seed(services: services) : nil
             let host = self.host

@@ -186,7 +186,7 @@ public protocol EventLogRepository: Sendable {
 
 /// Everything the server stores.
 public typealias DataStore = AccountRepository & WorkspaceRepository & SchemaRepository & RecordRepository
-    & EventLogRepository
+    & EventLogRepository & WebhookRepository
 
 /// Row counts for `/api/v1/stats`.
 public struct StoreStats: Sendable, Hashable {
@@ -200,5 +200,5 @@ public struct StoreStats: Sendable, Hashable {
 }
 
 extension SQLiteStore: AccountRepository, WorkspaceRepository, SchemaRepository, RecordRepository,
-    EventLogRepository
+    EventLogRepository, WebhookRepository
 {}

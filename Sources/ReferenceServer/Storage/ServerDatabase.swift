@@ -199,6 +199,50 @@ public struct ServerDatabase: Sendable {
             // Realtime fan-out reads the audience of new events by seq.
             try db.execute(sql: "CREATE INDEX event_recipients_seq ON event_recipients(seq)")
         }
+        migrator.registerMigration("v3-webhooks") { db in
+            // A webhook's cursor is the last event seq the delivery worker considered for it; each
+            // matching event becomes one delivery row (its body fixed then, so retries sign the same
+            // bytes and a trimmed event log loses nothing that was already handed over).
+            try db.execute(
+                sql: """
+                    CREATE TABLE webhooks (
+                        id TEXT PRIMARY KEY NOT NULL,
+                        base_id TEXT NOT NULL REFERENCES bases(id) ON DELETE CASCADE,
+                        workspace_id TEXT NOT NULL,
+                        url TEXT NOT NULL,
+                        events TEXT NOT NULL,
+                        table_id TEXT,
+                        secret TEXT NOT NULL,
+                        enabled INTEGER NOT NULL DEFAULT 1,
+                        disabled_reason TEXT,
+                        failure_count INTEGER NOT NULL DEFAULT 0,
+                        first_failure_at INTEGER,
+                        cursor INTEGER NOT NULL,
+                        created_by TEXT,
+                        created_at INTEGER NOT NULL,
+                        updated_at INTEGER NOT NULL
+                    );
+                    CREATE INDEX webhooks_base ON webhooks(base_id, created_at);
+                    CREATE TABLE webhook_deliveries (
+                        id TEXT PRIMARY KEY NOT NULL,
+                        webhook_id TEXT NOT NULL REFERENCES webhooks(id) ON DELETE CASCADE,
+                        event_seq INTEGER NOT NULL,
+                        event_type TEXT NOT NULL,
+                        body BLOB NOT NULL,
+                        status TEXT NOT NULL,
+                        attempts INTEGER NOT NULL DEFAULT 0,
+                        response_status INTEGER,
+                        error TEXT,
+                        created_at INTEGER NOT NULL,
+                        last_attempt_at INTEGER,
+                        next_attempt_at INTEGER,
+                        delivered_at INTEGER,
+                        UNIQUE (webhook_id, event_seq)
+                    );
+                    CREATE INDEX webhook_deliveries_status ON webhook_deliveries(webhook_id, status, event_seq);
+                    """
+            )
+        }
         return migrator
     }
 }
