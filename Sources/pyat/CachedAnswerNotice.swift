@@ -28,3 +28,31 @@ struct CachedAnswerNotice {
         FileHandle.standardError.write(Data((line + "\n").utf8))
     }
 }
+
+/// The line on standard error for a conflict settled by a strategy.
+enum ConflictNotice {
+    static func line(for report: ConflictReport) -> String {
+        let base = report.baseVersion.map { "version \($0)" } ?? "the version it started from"
+        var line = "note: record \(report.recordID) changed since \(base) (now version \(report.server.version)); "
+        switch report.outcome {
+        case .keptServer: line += "kept the server's record"
+        case .sentLocal: line += "wrote this change over it (\(report.strategy))"
+        case .sentMerged: line += "merged this change into it"
+        case .deleted: line += "deleted it"
+        case .thrown, .failed: line += "not written"
+        }
+        let both = report.fields.filter { $0.choice != nil }.map(\.field)
+        if !both.isEmpty {
+            line += "; changed on both sides: \(both.joined(separator: ", ")) (kept: "
+            line +=
+                report.fields.filter { $0.choice != nil }.map { field in
+                    switch field.choice {
+                    case .local?: "\(field.field) = yours"
+                    case .value?: "\(field.field) = the handler's"
+                    default: "\(field.field) = the server's"
+                    }
+                }.joined(separator: ", ") + ")"
+        }
+        return line
+    }
+}

@@ -100,7 +100,7 @@ struct ServerOptions: ParsableArguments {
         _ body: (PyAirtableClient) async throws -> Result
     ) async throws -> Result {
         let serverURL = try resolvedServerURL()
-        let configuration = PyAirtableClient.Configuration(
+        var configuration = PyAirtableClient.Configuration(
             serverURL: serverURL,
             credentials: credentials,
             logger: logger,
@@ -109,6 +109,11 @@ struct ServerOptions: ParsableArguments {
             realtime: realtime,
             offline: offlineSettings
         )
+        // A conflict settled by a strategy (not thrown) is said on standard error, never silent.
+        configuration.conflicts.onConflict = { report in
+            guard report.outcome != .thrown, report.outcome != .failed else { return }
+            FileHandle.standardError.write(Data((ConflictNotice.line(for: report) + "\n").utf8))
+        }
         do {
             return try await withPyAirtableClient(configuration: configuration, body)
         } catch let error as PyAirtableError {

@@ -199,4 +199,54 @@ struct RecordsCommandsTests {
             #expect(current.version == 2)
         }
     }
+
+    @Test("--on-conflict settles a stale version: merge and client-wins write, server-wins keeps the server's")
+    func onConflict() async throws {
+        try await CLIFixture.with { fixture in
+            let table = try await fixture.projectsTable()
+            let record = try await fixture.withClient {
+                try await $0.records.create(in: table.id, fields: ["Name": "Conflicted", "Score": 1])
+            }
+            _ = try await fixture.withClient { try await $0.records.update(record.id, fields: ["Score": 2]) }
+
+            // The CLI does not hold version 1, so every field where the write and the server differ is a
+            // conflict: the merge keeps the server's value for it, and says so.
+            let merged = try await fixture.pyat([
+                "records", "update", record.id.rawValue, "--field", "Name=Merged", "--field", "Score=5",
+                "--if-version", "1", "--on-conflict", "merge", "--format", "json",
+            ])
+            #expect(merged.status == 0, "\(merged.stderr)")
+            let mergedFields = try #require(try merged.jsonObject()["fields"] as? [String: Any])
+            #expect(mergedFields["Name"] as? String == "Conflicted")
+            #expect(mergedFields["Score"] as? Double == 2, "the other write's Score stays")
+            #expect(merged.stderr.contains("changed since version 1 (now version 2)"), "\(merged.stderr)")
+            #expect(merged.stderr.contains("Name = the server's"), "\(merged.stderr)")
+
+            let kept = try await fixture.pyat([
+                "records", "update", record.id.rawValue, "--field", "Score=9", "--if-version", "1",
+                "--on-conflict", "server-wins", "--format", "json",
+            ])
+            #expect(kept.status == 0, "\(kept.stderr)")
+            #expect(try #require(try kept.jsonObject()["fields"] as? [String: Any])["Score"] as? Double == 2)
+
+            let overwritten = try await fixture.pyat([
+                "records", "update", record.id.rawValue, "--field", "Score=9", "--if-version", "1",
+                "--on-conflict", "client-wins", "--format", "json",
+            ])
+            #expect(overwritten.status == 0, "\(overwritten.stderr)")
+            let current = try await fixture.withClient { try await $0.records.get(record.id) }
+            #expect(current.fields["Score"] == .number(9))
+            #expect(current.version == 3)
+            #expect(overwritten.stderr.contains("wrote this change over it (clientWins)"), "\(overwritten.stderr)")
+
+            let keptDelete = try await fixture.pyat([
+                "records", "delete", record.id.rawValue, "--if-version", "1", "--on-conflict", "server-wins",
+            ])
+            #expect(keptDelete.status == 4)
+            #expect(keptDelete.stderr.contains("was kept"), "\(keptDelete.stderr)")
+
+            let bad = try await fixture.pyat(["records", "delete", record.id.rawValue, "--on-conflict", "maybe"])
+            #expect(bad.status == 2)
+        }
+    }
 }
