@@ -191,6 +191,7 @@ public final class PyAirtableClient: Sendable {
     public var fields: FieldsService { FieldsService(client: self) }
     public var views: ViewsService { ViewsService(client: self) }
     public var records: RecordsService { RecordsService(client: self) }
+    public var files: FilesService { FilesService(client: self) }
 
     /// `GET /health`: whether the server and its database are up.
     public func health() async throws -> HealthStatus {

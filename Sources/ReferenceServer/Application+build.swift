@@ -25,6 +25,7 @@ public func buildRouter(services: ServerServices) -> Router<AppRequestContext> {
     RecordsController(services: services).addRoutes(to: api)
     OperationsController(services: services).addRoutes(api: api, root: router)
     RealtimeController(services: services).addRoutes(to: api)
+    FilesController(services: services).addRoutes(to: api)
     return router
 }
 
@@ -82,6 +83,7 @@ struct MaintenanceService: Service {
         let now = services.configuration.now()
         do {
             let purged = try await services.store.purgeIdempotencyKeys(now: now)
+            _ = try await services.blobs.release({}, sweep: { try await services.store.sweepUnreferencedBlobs() })
             let trimmed = try await services.store.trimEvents(
                 olderThan: now.addingTimeInterval(-services.configuration.eventRetention)
             )
