@@ -101,12 +101,12 @@ struct FilesServiceTests {
         }
     }
 
-    /// The issue's number is 1 GiB; `PYAT_FILES_TEST_BYTES` sets the size (the default keeps the
-    /// suite's wall time reasonable on a loaded machine). Server and SDK share this process, so
-    /// resident memory covers both.
+    /// The issue's number, 1 GiB, by default; `PYAT_FILES_TEST_BYTES` sets another size. Server
+    /// and SDK share this process, so resident memory covers both (and whatever tests run beside
+    /// this one: hence a bound of an eighth of the file, far below buffering it whole).
     @Test("a large upload and download stream: resident memory grows far less than the file")
     func largeTransferStreams() async throws {
-        let size = ProcessInfo.processInfo.environment["PYAT_FILES_TEST_BYTES"].flatMap(Int64.init) ?? 256 << 20
+        let size = ProcessInfo.processInfo.environment["PYAT_FILES_TEST_BYTES"].flatMap(Int64.init) ?? 1 << 30
         let scratch = try Scratch()
         let source = scratch.url("large.bin")
         let digest = try Scratch.writePattern(to: source, size: size)
@@ -133,7 +133,7 @@ struct FilesServiceTests {
                 after download \(afterDownload >> 20) MiB
                 """
             )
-            #expect(growth < min(size / 4, 96 << 20), "RSS grew by \(growth >> 20) MiB for a \(size >> 20) MiB file")
+            #expect(growth < min(size / 8, 128 << 20), "RSS grew by \(growth >> 20) MiB for a \(size >> 20) MiB file")
         }
     }
 }
@@ -188,12 +188,10 @@ final class Scratch: Sendable {
         var written: Int64 = 0
         while written < size {
             let count = Int(min(Int64(chunk.count), size - written))
-            for index in stride(from: 0, to: count, by: 8) {
-                state = state &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407
-                var word = state
-                for offset in 0..<min(8, count - index) {
-                    chunk[index + offset] = UInt8(truncatingIfNeeded: word)
-                    word >>= 8
+            chunk.withUnsafeMutableBytes { raw in
+                for offset in stride(from: 0, to: raw.count, by: 8) {
+                    state = state &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407
+                    raw.storeBytes(of: state.littleEndian, toByteOffset: offset, as: UInt64.self)
                 }
             }
             let slice = chunk[0..<count]

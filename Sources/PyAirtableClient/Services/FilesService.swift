@@ -179,7 +179,12 @@ public struct FilesService: Sendable {
                 if let total, total != written {
                     throw PyAirtableError.invalidArgument("the download ended after \(written) of \(total) bytes")
                 }
-                _ = try FileManager.default.replaceItemAt(url, withItemAt: URL(fileURLWithPath: temporary))
+                // rename(2) replaces an existing file atomically; readers never see a partial one.
+                guard rename(temporary, destination) == 0 else {
+                    throw PyAirtableError.invalidArgument(
+                        "cannot move the download to '\(destination)': \(String(cString: strerror(errno)))"
+                    )
+                }
                 return DownloadResult(path: destination, size: written, eTag: head.headerFields[.eTag])
             } catch {
                 try? FileManager.default.removeItem(atPath: temporary)
