@@ -101,12 +101,64 @@ struct FilesServiceTests {
         }
     }
 
-    /// The issue's number, 1 GiB, by default; `PYAT_FILES_TEST_BYTES` sets another size. Server
-    /// and SDK share this process, so resident memory covers both (and whatever tests run beside
-    /// this one: hence a bound of an eighth of the file, far below buffering it whole).
+    @Test("a streamed transfer whose access token the server finds expired refreshes once and goes through")
+    func streamingRefreshesOn401() async throws {
+        let scratch = try Scratch()
+        let source = scratch.url("after-refresh.bin")
+        let digest = try Scratch.writePattern(to: source, size: 600_000)
+        let time = ServerTime()
+        try await TestServer.withRunning(configure: time.install) { server in
+            let demo = try await server.seedDemo()
+            try await Fixtures.withClient(
+                server,
+                token: nil,
+                configure: { $0.credentials = .store(InMemoryTokenStore()) }
+            ) { client in
+                try await client.auth.login(email: demo.email, password: demo.password)
+                time.advance(by: 20 * 60)
+                let file = try await client.files.upload(fileAt: source)
+                #expect(file.sha256 == digest)
+                #expect(await client.refreshCount == 1)
+                time.advance(by: 20 * 60)
+                let copy = scratch.url("copy.bin")
+                try await client.files.download(file.id, to: copy)
+                #expect(try Scratch.sha256(of: copy) == digest)
+                #expect(await client.refreshCount == 2)
+            }
+        }
+    }
+
+    @Test("with a transport that cannot stream, transfers go whole through it")
+    func nonStreamingTransport() async throws {
+        let scratch = try Scratch()
+        let source = scratch.url("whole.bin")
+        let digest = try Scratch.writePattern(to: source, size: 100_000)
+        try await TestServer.withRunning { server in
+            let demo = try await server.seedDemo()
+            let mock = MockTransport(forwardingTo: AsyncHTTPClientTransport())
+            try await Fixtures.withClient(server, token: demo.token, transport: mock) { client in
+                let file = try await client.files.upload(fileAt: source, name: "whole.bin")
+                #expect(file.sha256 == digest)
+                let uploads = mock.requests(path: "/api/v1/files")
+                #expect(uploads.count == 1)
+                #expect(uploads.first?.body == (try Data(contentsOf: source)))
+                let copy = scratch.url("copy.bin")
+                try await client.files.download(file.id, to: copy)
+                #expect(try Scratch.sha256(of: copy) == digest)
+                #expect(mock.requests(path: "/api/v1/files/\(file.id)/content").count == 1)
+            }
+        }
+    }
+
+    /// `PYAT_FILES_TEST_BYTES` sets the size. The default, 256 MiB, keeps the suite's other tests (which
+    /// run beside this one) within their time limits; the issue's 1 GiB runs with
+    /// `PYAT_FILES_TEST_BYTES=1073741824` and in `pyat bench files`. Server and SDK share this
+    /// process, so the sampled peak of resident memory covers both, and whatever tests run beside
+    /// this one: hence a bound of half the file, at most 128 MiB, where buffering the file whole
+    /// would cost at least all of it.
     @Test("a large upload and download stream: resident memory grows far less than the file")
     func largeTransferStreams() async throws {
-        let size = ProcessInfo.processInfo.environment["PYAT_FILES_TEST_BYTES"].flatMap(Int64.init) ?? 1 << 30
+        let size = ProcessInfo.processInfo.environment["PYAT_FILES_TEST_BYTES"].flatMap(Int64.init) ?? 256 << 20
         let scratch = try Scratch()
         let source = scratch.url("large.bin")
         let digest = try Scratch.writePattern(to: source, size: size)
@@ -114,26 +166,18 @@ struct FilesServiceTests {
             // A small upload first, so connection pools and buffers exist before the baseline.
             _ = try await client.files.upload(data: Data("warm".utf8), name: "warm")
             let before = ResidentMemory.bytes()
-            let started = ContinuousClock.now
-            let file = try await client.files.upload(fileAt: source)
-            let uploaded = ContinuousClock.now
-            let afterUpload = ResidentMemory.bytes()
             let destination = scratch.url("large-copy.bin")
-            try await client.files.download(file.id, to: destination)
-            let downloaded = ContinuousClock.now
-            let afterDownload = ResidentMemory.bytes()
+            let (file, peak) = try await ResidentMemory.peak {
+                let file = try await client.files.upload(fileAt: source)
+                try await client.files.download(file.id, to: destination)
+                return file
+            }
             #expect(file.size == size)
             #expect(file.sha256 == digest)
             #expect(try Scratch.sha256(of: destination) == digest)
-            let growth = max(afterUpload, afterDownload) - before
-            print(
-                """
-                large transfer: \(size >> 20) MiB, upload \(uploaded - started), download \(downloaded - uploaded), \
-                RSS before \(before >> 20) MiB, after upload \(afterUpload >> 20) MiB, \
-                after download \(afterDownload >> 20) MiB
-                """
-            )
-            #expect(growth < min(size / 8, 128 << 20), "RSS grew by \(growth >> 20) MiB for a \(size >> 20) MiB file")
+            let growth = peak - before
+            print("large transfer: \(size >> 20) MiB, RSS before \(before >> 20) MiB, peak \(peak >> 20) MiB")
+            #expect(growth < min(size / 2, 128 << 20), "RSS grew by \(growth >> 20) MiB for a \(size >> 20) MiB file")
         }
     }
 }
@@ -157,6 +201,24 @@ enum ResidentMemory {
         let fields = text.split(separator: " ")
         guard fields.count > 1, let pages = Int64(fields[1]) else { return 0 }
         return pages * Int64(sysconf(Int32(_SC_PAGESIZE)))
+    }
+
+    /// Runs `body` while sampling resident memory every 2 ms; answers its result and the highest sample.
+    static func peak<T: Sendable>(_ body: () async throws -> T) async throws -> (T, Int64) {
+        let highest = Mutex<Int64>(bytes())
+        let sampler = Task {
+            while !Task.isCancelled {
+                let now = bytes()
+                highest.withLock { $0 = max($0, now) }
+                try? await Task.sleep(for: .milliseconds(2))
+            }
+        }
+        defer { sampler.cancel() }
+        let result = try await body()
+        sampler.cancel()
+        _ = await sampler.value
+        let now = bytes()
+        return (result, highest.withLock { max($0, now) })
     }
 }
 
