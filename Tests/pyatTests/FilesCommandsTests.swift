@@ -94,6 +94,24 @@ struct FilesCommandsTests {
     }
 }
 
+@Suite("pyat bench files")
+struct FilesBenchTests {
+    @Test("bench files moves a file through the SDK byte-exact and reports time, throughput and memory")
+    func benchFiles() async throws {
+        let run = try await PyatProcess.run(
+            ["bench", "files", "--size-mib", "8", "--json"],
+            environment: ProcessInfo.processInfo.environment
+        )
+        #expect(run.status == 0, "\(run.stderr)")
+        let figures = try run.jsonObject()
+        #expect(figures["size_mib"] as? Double == 8)
+        for key in ["upload_seconds", "download_seconds", "disk_copy_seconds", "rss_peak_mib"] {
+            #expect((figures[key] as? Double ?? 0) > 0, "\(key)")
+        }
+        #expect(figures["rss_growth_mib"] is Double)
+    }
+}
+
 /// A directory for one test, removed afterwards.
 final class FilesScratch: Sendable {
     let path: String
