@@ -156,6 +156,28 @@ struct FileTests {
         #expect(ByteRanges.parse("bytes=+1-2", size: 10) == .ignored)
     }
 
+    @Test("names and types: Content-Disposition both ways, media types checked")
+    func namesAndTypes() throws {
+        #expect(
+            FileNames.contentDisposition("résumé \"v2\"/x.pdf")
+                == "attachment; filename=\"r_sum_ _v2__x.pdf\"; filename*=UTF-8''r%C3%A9sum%C3%A9%20%22v2%22%2Fx.pdf"
+        )
+        #expect(FileNames.dispositionFilename("attachment; filename=\"a b.txt\"") == "a b.txt")
+        #expect(FileNames.dispositionFilename("attachment; filename=plain.txt") == "plain.txt")
+        #expect(
+            FileNames.dispositionFilename("attachment; filename=\"fallback.txt\"; filename*=UTF-8''%C3%A9t%C3%A9.txt")
+                == "été.txt"
+        )
+        #expect(FileNames.dispositionFilename("inline") == nil)
+        #expect(try FileNames.stored(nil) == "file")
+        #expect(try FileNames.stored("  \t ") == "file")
+        #expect(try FileNames.stored("a\u{7F}b") == "a_b")
+        #expect(try FileNames.contentType(nil) == "application/octet-stream")
+        #expect(try FileNames.contentType("text/plain; charset=utf-8") == "text/plain; charset=utf-8")
+        #expect(throws: ServerError.self) { try FileNames.contentType("text") }
+        #expect(throws: ServerError.self) { try FileNames.contentType("text/plain\r\nX-Evil: 1") }
+    }
+
     // MARK: Limits
 
     @Test("past the size limit an upload is a 413, announced or streamed, and leaves no partial file")

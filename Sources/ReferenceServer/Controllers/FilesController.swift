@@ -238,9 +238,11 @@ enum FileNames {
     static func stored(_ given: String?) throws -> String {
         let cleaned = String(
             String.UnicodeScalarView(
-                (given ?? "").unicodeScalars.map { $0.properties.generalCategory == .control ? "_" : $0 }
+                (given ?? "").trimmingCharacters(in: .whitespacesAndNewlines).unicodeScalars.map {
+                    $0.properties.generalCategory == .control ? "_" : $0
+                }
             )
-        ).trimmingCharacters(in: .whitespaces)
+        )
         guard !cleaned.isEmpty else { return defaultName }
         guard cleaned.count <= maximumLength else {
             throw ServerError.validation("name must be at most \(maximumLength) characters", field: "name")
