@@ -17,6 +17,37 @@ extension PyAirtableClient {
     ) async throws -> Result {
         var request = request
         request.headerFields[.userAgent] = configuration.userAgent
+        let observer = ObservabilityMiddleware(
+            logger: configuration.logger,
+            metricsPrefix: configuration.metricsPrefix
+        )
+        let start = ContinuousClock.now
+        do {
+            let (result, head) = try await authenticatedExchange(request, body: body, timeout: timeout, handle: handle)
+            observer.finish(
+                request,
+                status: String(head.status.code),
+                start: start,
+                requestID: head.headerFields[.requestID]
+            )
+            return result
+        } catch let error as PyAirtableError {
+            observer.finish(request, status: error.shortDescription, start: start, requestID: error.requestID)
+            throw error
+        } catch {
+            observer.finish(request, status: "error", start: start, requestID: nil)
+            throw error
+        }
+    }
+
+    /// The exchange with the bearer token, refreshed once after a 401.
+    private func authenticatedExchange<Result: Sendable>(
+        _ request: ClientRequest,
+        body: StreamingRequestBody?,
+        timeout: Duration,
+        handle: (ClientResponse, ResponseBodyStream) async throws -> Result
+    ) async throws -> (Result, ClientResponse) {
+        var request = request
         var token = request.authenticated ? try await tokens.token() : nil
         var refreshed = false
         while true {
@@ -30,11 +61,11 @@ extension PyAirtableClient {
                     failed.body = try await chunks.collect(upTo: 1 << 20)
                     throw PyAirtableError.http(failed, operation: request.operation)
                 }
-                return .finished(try await handle(head, chunks))
+                return .finished(try await handle(head, chunks), head)
             }
             switch outcome {
-            case .finished(let result):
-                return result
+            case .finished(let result, let head):
+                return (result, head)
             case .unauthorized:
                 refreshed = true
                 guard let rejected = token, let replacement = try await tokens.refreshed(replacing: rejected) else {
@@ -76,6 +107,6 @@ extension PyAirtableClient {
 }
 
 private enum StreamingOutcome<Result: Sendable>: Sendable {
-    case finished(Result)
+    case finished(Result, ClientResponse)
     case unauthorized
 }
