@@ -47,6 +47,31 @@ struct FileTests {
         }
     }
 
+    @Test("uploads and deletions of the same bytes racing each other never lose the bytes a file names")
+    func racingUploadsAndDeletions() async throws {
+        let directory = try TemporaryDirectory()
+        let dataDirectory = directory.path
+        try await FileHarness.withServer(dataDirectory: dataDirectory) { api, _ in
+            let (client, _) = try await api.register()
+            let bytes = Array(repeating: UInt8(42), count: 100_000)
+            // Each round, the only file naming the bytes is deleted while the same bytes are uploaded
+            // again. (The window this guards, between a sweep's commit and its unlink, is narrow: the
+            // test is a regression check, not proof that BlobStore's gate is needed.)
+            var current = try await client.upload(bytes, name: "first").id
+            for round in 0..<15 {
+                let previous = current
+                async let deletion: Void = client.deleteFile(previous)
+                async let upload = client.upload(bytes, name: "round \(round)")
+                try await deletion
+                current = try await upload.id
+                #expect(try await client.content(current).body == Data(bytes), "round \(round)")
+                #expect(try FileHarness.blobFiles(in: dataDirectory).count == 1, "round \(round)")
+            }
+            try await client.deleteFile(current)
+            #expect(try FileHarness.blobFiles(in: dataDirectory).isEmpty)
+        }
+    }
+
     @Test("an upload with an Idempotency-Key applies once; a replay answers the same file")
     func idempotentUpload() async throws {
         let directory = try TemporaryDirectory()
