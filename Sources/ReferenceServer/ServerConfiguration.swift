@@ -105,7 +105,11 @@ public struct ServerServices: Sendable {
             store: store,
             now: configuration.now
         )
-        let blobs = try BlobStore(directory: configuration.blobDirectory, logger: logger)
+        let blobs = try BlobStore(
+            directory: configuration.blobDirectory,
+            durable: configuration.durableCommits,
+            logger: logger
+        )
         try await blobs.recover(store: store)
         let metrics = ServerMetrics()
         let realtime = try await RealtimeHub.start(

@@ -35,12 +35,20 @@ public final class BlobStore: Sendable {
     /// The root directory of the blobs.
     public let directory: String
     let temporaryDirectory: String
+    /// Whether received bytes reach the disk (fsync) before the row naming them can commit.
+    let durable: Bool
     private let logger: Logger
     private let gate = SerialGate()
 
     /// Opens (creating) the blob directory.
-    public init(directory: String, logger: Logger) throws {
+    /// - Parameters:
+    ///   - directory: Where the blobs live.
+    ///   - durable: Whether each upload is fsynced before it is recorded (with durable commits, a
+    ///     committed file row never names bytes a power cut lost).
+    ///   - logger: Where removals and failures are logged.
+    public init(directory: String, durable: Bool = true, logger: Logger) throws {
         self.directory = directory
+        self.durable = durable
         self.temporaryDirectory = (directory as NSString).appendingPathComponent("tmp")
         self.logger = logger
         try FileManager.default.createDirectory(atPath: temporaryDirectory, withIntermediateDirectories: true)
@@ -83,6 +91,7 @@ public final class BlobStore: Sendable {
                         _ = try await writer.write(contentsOf: buffer)
                     }
                 }
+                if durable { try await handle.synchronize() }
             }
         } catch {
             unlink(path)
