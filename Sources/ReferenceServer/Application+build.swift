@@ -68,7 +68,8 @@ public func buildApplication(
     return application
 }
 
-/// Trims the event log past its retention and drops expired idempotency answers, hourly.
+/// Trims the event log past its retention, drops expired idempotency answers and the bytes of files
+/// no longer referenced, hourly.
 struct MaintenanceService: Service {
     let services: ServerServices
 
@@ -83,7 +84,7 @@ struct MaintenanceService: Service {
         let now = services.configuration.now()
         do {
             let purged = try await services.store.purgeIdempotencyKeys(now: now)
-            _ = try await services.blobs.release({}, sweep: { try await services.store.sweepUnreferencedBlobs() })
+            try await services.blobs.removeUnreferenced(store: services.store)
             let trimmed = try await services.store.trimEvents(
                 olderThan: now.addingTimeInterval(-services.configuration.eventRetention)
             )

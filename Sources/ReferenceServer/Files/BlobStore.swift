@@ -153,6 +153,12 @@ public final class BlobStore: Sendable {
         }
     }
 
+    /// Deletes the rows of blobs no file references (a deleted workspace's files go by cascade) and
+    /// then their bytes.
+    func removeUnreferenced(store: any FileRepository) async throws {
+        try await release({}, sweep: { try await store.sweepUnreferencedBlobs() })
+    }
+
     /// Removes the bytes of blobs whose rows are gone (committed).
     private func removeBytes(of digests: [String]) throws {
         for digest in digests where Self.isDigest(digest) {
