@@ -106,18 +106,27 @@ public struct Attachment: Codable, Sendable, Hashable {
     public var filename: String?
     public var contentType: String?
     public var size: Int?
+    /// Where the bytes are, filled in by the server: `/api/v1/files/{id}/content`.
+    public var url: String?
 
-    public init(id: FileID, filename: String? = nil, contentType: String? = nil, size: Int? = nil) {
+    public init(
+        id: FileID,
+        filename: String? = nil,
+        contentType: String? = nil,
+        size: Int? = nil,
+        url: String? = nil
+    ) {
         self.id = id
         self.filename = filename
         self.contentType = contentType
         self.size = size
+        self.url = url
     }
 
     enum CodingKeys: String, CodingKey {
         case id, filename
         case contentType = "content_type"
-        case size
+        case size, url
     }
 }
 

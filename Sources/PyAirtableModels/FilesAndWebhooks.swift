@@ -1,27 +1,52 @@
 import Foundation
 
 /// An uploaded file's metadata. The bytes are stored once per distinct sha256.
+///
+/// A file with a `workspaceID` belongs to that workspace: every member may read it, editors and
+/// above may upload, its uploader or a creator and above may delete it. A file without one is
+/// private to its uploader.
 public struct FileMetadata: Codable, Sendable, Hashable, Identifiable {
     public var id: FileID
+    /// The name the uploader gave; metadata only, never a path on the server.
     public var name: String
     public var contentType: String
     public var size: Int64
+    /// The lowercase hex SHA-256 of the bytes, also the download's `ETag`.
     public var sha256: String
+    public var workspaceID: WorkspaceID?
+    /// Who uploaded the file.
+    public var createdBy: UserID?
     public var createdAt: Date
 
-    public init(id: FileID, name: String, contentType: String, size: Int64, sha256: String, createdAt: Date) {
+    public init(
+        id: FileID,
+        name: String,
+        contentType: String,
+        size: Int64,
+        sha256: String,
+        workspaceID: WorkspaceID? = nil,
+        createdBy: UserID? = nil,
+        createdAt: Date
+    ) {
         self.id = id
         self.name = name
         self.contentType = contentType
         self.size = size
         self.sha256 = sha256
+        self.workspaceID = workspaceID
+        self.createdBy = createdBy
         self.createdAt = createdAt
     }
+
+    /// The path of the file's bytes on its server: `/api/v1/files/{id}/content`.
+    public var contentPath: String { "/api/v1/files/\(id.rawValue)/content" }
 
     enum CodingKeys: String, CodingKey {
         case id, name
         case contentType = "content_type"
         case size, sha256
+        case workspaceID = "workspace_id"
+        case createdBy = "created_by"
         case createdAt = "created_at"
     }
 }

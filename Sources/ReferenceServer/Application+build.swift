@@ -26,6 +26,7 @@ public func buildRouter(services: ServerServices) -> Router<AppRequestContext> {
     OperationsController(services: services).addRoutes(api: api, root: router)
     RealtimeController(services: services).addRoutes(to: api)
     WebhooksController(services: services).addRoutes(to: api)
+    FilesController(services: services).addRoutes(to: api)
     return router
 }
 
@@ -69,7 +70,8 @@ public func buildApplication(
     return application
 }
 
-/// Trims the event log past its retention and drops expired idempotency answers, hourly.
+/// Trims the event log past its retention, drops expired idempotency answers and the bytes of files
+/// no longer referenced, hourly.
 struct MaintenanceService: Service {
     let services: ServerServices
 
@@ -84,6 +86,7 @@ struct MaintenanceService: Service {
         let now = services.configuration.now()
         do {
             let purged = try await services.store.purgeIdempotencyKeys(now: now)
+            try await services.blobs.removeUnreferenced(store: services.store)
             let trimmed = try await services.store.trimEvents(
                 olderThan: now.addingTimeInterval(-services.configuration.eventRetention)
             )

@@ -12,7 +12,7 @@ enum OpenAPIDocument {
           title: pyat reference server
           version: 0.1.0
           description: |
-            The API of the pyat reference server: workspaces, bases, tables, fields, views and records of an
+            The API of the pyat reference server: workspaces, bases, tables, fields, views, records and files of an
             Airtable-style data platform, with an event log for realtime and offline catch-up.
 
             Conventions:
@@ -61,6 +61,8 @@ enum OpenAPIDocument {
             description: Saved filters, sorts and visible fields.
           - name: records
             description: 'Rows: list with filter, sort and cursor paging; CRUD; batch.'
+          - name: files
+            description: Uploaded files, stored once per distinct content (sha256), and their bytes.
           - name: realtime
             description: The event log.
           - name: webhooks
@@ -1671,6 +1673,276 @@ enum OpenAPIDocument {
                 '500':
                   $ref: '#/components/responses/ServerError'
 
+          /api/v1/files:
+            parameters:
+              - $ref: '#/components/parameters/RequestId'
+            get:
+              tags: [files]
+              operationId: listFiles
+              summary: List the files the caller may read
+              description: The caller's private files and the files of every workspace they belong to (or, with `workspace_id`,
+                that workspace's), oldest first. `next_cursor` is the last id of a full page.
+              parameters:
+                - name: workspace_id
+                  in: query
+                  required: false
+                  description: Only this workspace's files (a member's; 404 otherwise).
+                  schema:
+                    $ref: '#/components/schemas/WorkspaceID'
+                - name: page_size
+                  in: query
+                  required: false
+                  schema:
+                    type: integer
+                    minimum: 1
+                    maximum: 1000
+                    default: 100
+                - name: cursor
+                  in: query
+                  required: false
+                  schema:
+                    type: string
+              responses:
+                '200':
+                  description: OK
+                  headers:
+                    X-Request-ID:
+                      $ref: '#/components/headers/XRequestID'
+                  content:
+                    application/json:
+                      schema:
+                        type: object
+                        required: [data, next_cursor]
+                        properties:
+                          data:
+                            type: array
+                            items:
+                              $ref: '#/components/schemas/FileMetadata'
+                          next_cursor:
+                            type: [string, 'null']
+                '304':
+                  $ref: '#/components/responses/NotModified'
+                '401':
+                  $ref: '#/components/responses/Unauthorized'
+                '404':
+                  $ref: '#/components/responses/NotFound'
+                '422':
+                  $ref: '#/components/responses/ValidationFailed'
+                '500':
+                  $ref: '#/components/responses/ServerError'
+            post:
+              tags: [files]
+              operationId: uploadFile
+              summary: Upload a file (streamed)
+              description: |
+                The request body is the file itself, raw (no multipart), streamed to disk while it is hashed: the JSON body
+                limit does not apply, the server's file limit does (`pyat serve --max-file-size`, 1 GiB by default). A
+                `Content-Length` past the limit is refused before any byte is read; a body that grows past it while streaming
+                is refused then. Either way the answer is 413 `PAYLOAD_TOO_LARGE` and no partial file is kept.
+
+                - Name: `?name=`, else the `filename` (or `filename*`) of a `Content-Disposition` header, else `file`.
+                  The name is metadata only: stored bytes live at `blobs/<2 hex>/<2 hex>/<sha256>` in the data directory,
+                  paths made of the digest alone, so no name reaches the file system. Control characters become `_`;
+                  at most 255 characters.
+                - Type: `Content-Type` (a media type), else `application/octet-stream`.
+                - Scope: with `?workspace_id=` the file belongs to that workspace: every member may read it, editors and
+                  above may upload (viewers and commenters get 403, non-members 404), the uploader or a creator and above
+                  may delete it. Without it the file is private to the uploader (404 to everyone else).
+                - Content addressing: identical bytes are stored once; each file row counts as one reference to its blob,
+                  and the bytes are removed once the last file naming them is deleted (a deleted workspace's files too).
+                - `Idempotency-Key` works as on other writes; the stored request is the name, type, workspace and the
+                  content's digest. The upload appends a `file.created` event.
+              parameters:
+                - name: name
+                  in: query
+                  required: false
+                  schema:
+                    type: string
+                    maxLength: 255
+                - name: workspace_id
+                  in: query
+                  required: false
+                  schema:
+                    $ref: '#/components/schemas/WorkspaceID'
+                - $ref: '#/components/parameters/IdempotencyKey'
+              requestBody:
+                required: true
+                content:
+                  application/octet-stream:
+                    schema:
+                      type: string
+                      format: binary
+                  '*/*':
+                    schema:
+                      type: string
+                      format: binary
+              responses:
+                '201':
+                  description: Created
+                  headers:
+                    X-Request-ID:
+                      $ref: '#/components/headers/XRequestID'
+                    Idempotent-Replayed:
+                      $ref: '#/components/headers/IdempotentReplayed'
+                  content:
+                    application/json:
+                      schema:
+                        $ref: '#/components/schemas/FileMetadata'
+                '400':
+                  $ref: '#/components/responses/BadRequest'
+                '401':
+                  $ref: '#/components/responses/Unauthorized'
+                '403':
+                  $ref: '#/components/responses/Forbidden'
+                '404':
+                  $ref: '#/components/responses/NotFound'
+                '413':
+                  $ref: '#/components/responses/PayloadTooLarge'
+                '422':
+                  $ref: '#/components/responses/ValidationFailed'
+                '500':
+                  $ref: '#/components/responses/ServerError'
+
+          /api/v1/files/{id}:
+            parameters:
+              - $ref: '#/components/parameters/FileId'
+              - $ref: '#/components/parameters/RequestId'
+            get:
+              tags: [files]
+              operationId: getFile
+              summary: Get a file's metadata
+              responses:
+                '200':
+                  description: OK
+                  headers:
+                    X-Request-ID:
+                      $ref: '#/components/headers/XRequestID'
+                  content:
+                    application/json:
+                      schema:
+                        $ref: '#/components/schemas/FileMetadata'
+                '401':
+                  $ref: '#/components/responses/Unauthorized'
+                '404':
+                  $ref: '#/components/responses/NotFound'
+                '500':
+                  $ref: '#/components/responses/ServerError'
+            delete:
+              tags: [files]
+              operationId: deleteFile
+              summary: Delete a file (its uploader, or a creator or higher of its workspace)
+              description: Removes the file and one reference to its bytes; the bytes go once no file references them.
+                Attachments naming the file keep their metadata, and its content URL answers 404. Appends `file.deleted`.
+              parameters:
+                - $ref: '#/components/parameters/IdempotencyKey'
+              responses:
+                '204':
+                  description: Deleted
+                  headers:
+                    X-Request-ID:
+                      $ref: '#/components/headers/XRequestID'
+                    Idempotent-Replayed:
+                      $ref: '#/components/headers/IdempotentReplayed'
+                '401':
+                  $ref: '#/components/responses/Unauthorized'
+                '403':
+                  $ref: '#/components/responses/Forbidden'
+                '404':
+                  $ref: '#/components/responses/NotFound'
+                '500':
+                  $ref: '#/components/responses/ServerError'
+
+          /api/v1/files/{id}/content:
+            parameters:
+              - $ref: '#/components/parameters/FileId'
+              - $ref: '#/components/parameters/RequestId'
+            get:
+              tags: [files]
+              operationId: downloadFile
+              summary: Download a file's bytes (streamed; ETag and Range)
+              description: |
+                Streams the bytes from disk with the stored `Content-Type`, `X-Content-Type-Options: nosniff` and
+                `Content-Disposition: attachment` (an ASCII `filename` with unsafe characters as `_`, and the exact name
+                as `filename*`). `ETag` is the quoted sha256 of the bytes: `If-None-Match` naming it answers 304.
+                One `Range: bytes=a-b`, `bytes=a-` or `bytes=-n` answers 206 with `Content-Range`; a range starting past
+                the end answers 416 with `Content-Range: bytes */<size>`; several ranges, or a malformed one, or an
+                `If-Range` that is not the current ETag, get the whole file (200).
+              parameters:
+                - name: Range
+                  in: header
+                  required: false
+                  schema:
+                    type: string
+                    examples: ['bytes=0-1023', 'bytes=-500', 'bytes=1024-']
+                - name: If-Range
+                  in: header
+                  required: false
+                  schema:
+                    type: string
+                - name: If-None-Match
+                  in: header
+                  required: false
+                  description: The file's ETag (its quoted sha256); a match answers 304.
+                  schema:
+                    type: string
+              responses:
+                '200':
+                  description: The whole file
+                  headers:
+                    X-Request-ID:
+                      $ref: '#/components/headers/XRequestID'
+                    ETag:
+                      description: The quoted sha256 of the bytes.
+                      schema:
+                        type: string
+                    Accept-Ranges:
+                      schema:
+                        type: string
+                        const: bytes
+                    Content-Disposition:
+                      schema:
+                        type: string
+                  content:
+                    '*/*':
+                      schema:
+                        type: string
+                        format: binary
+                '206':
+                  description: The requested range
+                  headers:
+                    Content-Range:
+                      description: '`bytes <first>-<last>/<size>`'
+                      schema:
+                        type: string
+                    ETag:
+                      description: The quoted sha256 of the bytes.
+                      schema:
+                        type: string
+                  content:
+                    '*/*':
+                      schema:
+                        type: string
+                        format: binary
+                '304':
+                  description: Not modified (the ETag matched); no body.
+                '401':
+                  $ref: '#/components/responses/Unauthorized'
+                '404':
+                  $ref: '#/components/responses/NotFound'
+                '416':
+                  description: The range lies outside the file.
+                  headers:
+                    Content-Range:
+                      description: '`bytes */<size>`'
+                      schema:
+                        type: string
+                  content:
+                    application/json:
+                      schema:
+                        $ref: '#/components/schemas/ErrorResponse'
+                '500':
+                  $ref: '#/components/responses/ServerError'
+
           /api/v1/events/log:
             parameters:
               - $ref: '#/components/parameters/RequestId'
@@ -2252,6 +2524,14 @@ enum OpenAPIDocument {
               description: The record's id. A malformed or unknown id, or one the caller may not see, is a 404.
               schema:
                 $ref: '#/components/schemas/RecordID'
+
+            FileId:
+              name: id
+              in: path
+              required: true
+              description: The file's id. A malformed or unknown id, or one the caller may not read, is a 404.
+              schema:
+                $ref: '#/components/schemas/FileID'
 
             AccessTokenId:
               name: id
@@ -3118,7 +3398,9 @@ enum OpenAPIDocument {
 
             Attachment:
               type: object
-              description: 'A file attached to a record: a reference to an uploaded file.'
+              description: 'A file attached to a record: a reference to an uploaded file. On write only `id` counts (a list of
+                file ids is accepted too); each must name a file the writer may read, else 422. The server fills in `filename`,
+                `content_type`, `size` and `url` from the file.'
               required: [id]
               properties:
                 id:
@@ -3130,6 +3412,35 @@ enum OpenAPIDocument {
                 size:
                   type: integer
                   minimum: 0
+                url:
+                  type: string
+                  description: Where the bytes are (`/api/v1/files/{id}/content`).
+
+            FileMetadata:
+              type: object
+              description: An uploaded file. `workspace_id` is absent for a file private to its uploader.
+              required: [id, name, content_type, size, sha256, created_by, created_at]
+              properties:
+                id:
+                  $ref: '#/components/schemas/FileID'
+                name:
+                  type: string
+                  maxLength: 255
+                  description: The name given at upload; metadata only.
+                content_type:
+                  type: string
+                size:
+                  type: integer
+                  minimum: 0
+                sha256:
+                  type: string
+                  pattern: '^[0-9a-f]{64}$'
+                workspace_id:
+                  $ref: '#/components/schemas/WorkspaceID'
+                created_by:
+                  $ref: '#/components/schemas/UserID'
+                created_at:
+                  $ref: '#/components/schemas/Timestamp'
 
             FieldValue:
               description: 'A cell value. Which kinds a field accepts depends on its type: text types (and date, dateTime, email,

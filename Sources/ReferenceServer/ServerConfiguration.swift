@@ -12,6 +12,9 @@ public struct ServerConfiguration: Sendable {
     public var dataDirectory: String
     /// The largest request body accepted (413 past it).
     public var maximumBodySize: Int
+    /// The largest file `POST /api/v1/files` accepts (413 past it). Uploads stream to disk, so this
+    /// bounds disk use, not memory.
+    public var maximumFileSize: Int64
     /// The JWT signing secret; when `nil`, one is generated on first start and kept 0600 in the data directory.
     public var jwtSecret: String?
     /// Token lifetimes and the password hashing cost.
@@ -36,6 +39,7 @@ public struct ServerConfiguration: Sendable {
         port: Int = 8080,
         dataDirectory: String = "./pyat-data",
         maximumBodySize: Int = 4 * 1024 * 1024,
+        maximumFileSize: Int64 = 1 << 30,
         jwtSecret: String? = nil,
         auth: Authenticator.Configuration = .init(),
         eventRetention: TimeInterval = 7 * 24 * 3600,
@@ -50,6 +54,7 @@ public struct ServerConfiguration: Sendable {
         self.port = port
         self.dataDirectory = dataDirectory
         self.maximumBodySize = maximumBodySize
+        self.maximumFileSize = maximumFileSize
         self.jwtSecret = jwtSecret
         self.auth = auth
         self.eventRetention = eventRetention
@@ -63,6 +68,9 @@ public struct ServerConfiguration: Sendable {
 
     /// The path of the SQLite database inside the data directory.
     public var databasePath: String { (dataDirectory as NSString).appendingPathComponent("pyat.sqlite") }
+
+    /// Where uploaded files' bytes live, one file per sha256.
+    public var blobDirectory: String { (dataDirectory as NSString).appendingPathComponent("blobs") }
 }
 
 /// Everything the routes share: the store, authentication, metrics and configuration.
@@ -73,6 +81,8 @@ public struct ServerServices: Sendable {
     public let metrics: ServerMetrics
     /// Fans the event log out to WebSocket and SSE subscribers.
     public let realtime: RealtimeHub
+    /// The content-addressed bytes of uploaded files.
+    public let blobs: BlobStore
     public let logger: Logger
     let startedAt: ContinuousClock.Instant
 
@@ -99,6 +109,12 @@ public struct ServerServices: Sendable {
             store: store,
             now: configuration.now
         )
+        let blobs = try BlobStore(
+            directory: configuration.blobDirectory,
+            durable: configuration.durableCommits,
+            logger: logger
+        )
+        try await blobs.recover(store: store)
         let metrics = ServerMetrics()
         let realtime = try await RealtimeHub.start(
             source: store,
@@ -112,6 +128,7 @@ public struct ServerServices: Sendable {
             auth: auth,
             metrics: metrics,
             realtime: realtime,
+            blobs: blobs,
             logger: logger,
             startedAt: .now
         )

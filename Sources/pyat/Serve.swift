@@ -30,6 +30,12 @@ extension Pyat {
         @Option(name: .customLong("max-body-size"), help: "The largest request body accepted, in bytes.")
         var maximumBodySize: Int = 4 * 1024 * 1024
 
+        @Option(
+            name: .customLong("max-file-size"),
+            help: "The largest file upload accepted, in bytes (uploads stream to disk)."
+        )
+        var maximumFileSize: Int64 = 1 << 30
+
         @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical.")
         var logLevel: String = "info"
 
@@ -57,6 +63,7 @@ extension Pyat {
         func validate() throws {
             guard (0...65535).contains(port) else { throw ValidationError("--port must be from 0 to 65535") }
             guard maximumBodySize >= 1024 else { throw ValidationError("--max-body-size must be at least 1024") }
+            guard maximumFileSize >= 0 else { throw ValidationError("--max-file-size must not be negative") }
             guard ["text", "json"].contains(logFormat) else {
                 throw ValidationError("--log-format must be text or json")
             }
@@ -76,6 +83,7 @@ extension Pyat {
                 port: port,
                 dataDirectory: dataDirectory,
                 maximumBodySize: maximumBodySize,
+                maximumFileSize: maximumFileSize,
                 jwtSecret: ProcessInfo.processInfo.environment["PYAT_JWT_SECRET"],
                 durableCommits: !noFsync
             )

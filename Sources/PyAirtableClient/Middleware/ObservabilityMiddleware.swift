@@ -32,7 +32,7 @@ struct ObservabilityMiddleware: ClientMiddleware {
         }
     }
 
-    private func finish(_ request: ClientRequest, status: String, start: ContinuousClock.Instant, requestID: String?) {
+    func finish(_ request: ClientRequest, status: String, start: ContinuousClock.Instant, requestID: String?) {
         let elapsed = ContinuousClock.now - start
         Timer(
             label: "\(metricsPrefix)_request_duration_seconds",

@@ -93,3 +93,42 @@ extension Duration {
         Double(components.seconds) + Double(components.attoseconds) / 1e18
     }
 }
+
+extension AsyncHTTPClientTransport: StreamingClientTransport {
+    public func execute<Result: Sendable>(
+        _ request: ClientRequest,
+        body: StreamingRequestBody?,
+        baseURL: URL,
+        timeout: Duration,
+        handle: (ClientResponse, ResponseBodyStream) async throws -> Result
+    ) async throws -> Result {
+        var base = baseURL.absoluteString
+        if base.hasSuffix("/") { base.removeLast() }
+        var outgoing = HTTPClientRequest(url: base + request.target)
+        outgoing.method = HTTPMethod(rawValue: request.method.rawValue)
+        for field in request.headerFields {
+            outgoing.headers.add(name: field.name.rawName, value: field.value)
+        }
+        if let body {
+            outgoing.body = .stream(try body.makeChunks(), length: body.length.map { .known($0) } ?? .unknown)
+        } else if let data = request.body {
+            outgoing.body = .bytes(ByteBuffer(bytes: data))
+        }
+        let response: HTTPClientResponse
+        do {
+            response = try await client.execute(outgoing, timeout: .nanoseconds(timeout.nanoseconds))
+        } catch let error as PyAirtableError {
+            throw error
+        } catch is CancellationError {
+            throw PyAirtableError.cancelledError
+        } catch {
+            throw PyAirtableError.transport(error, operation: request.operation)
+        }
+        var fields = HTTPFields()
+        for header in response.headers {
+            if let name = HTTPField.Name(header.name) { fields.append(HTTPField(name: name, value: header.value)) }
+        }
+        let head = ClientResponse(status: HTTPResponse.Status(code: Int(response.status.code)), headerFields: fields)
+        return try await handle(head, ResponseBodyStream(response.body))
+    }
+}

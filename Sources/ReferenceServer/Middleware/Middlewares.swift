@@ -132,7 +132,9 @@ struct BodyMiddleware: RouterMiddleware {
         var request = request
         var context = context
         let method = request.method
-        guard method == .post || method == .put || method == .patch || method == .delete else {
+        guard method == .post || method == .put || method == .patch || method == .delete,
+            !FilesController.streamsBody(request)
+        else {
             return try await next(request, context)
         }
         if let length = request.headers[.contentLength].flatMap(Int.init), length > maximumBodySize {

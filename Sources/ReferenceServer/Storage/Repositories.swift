@@ -175,6 +175,31 @@ public protocol RecordRepository: Sendable {
         -> WriteResult<EncodedJSON>
 }
 
+/// Uploaded files' metadata and the reference counts of their content-addressed blobs.
+public protocol FileRepository: Sendable {
+    /// The files the user may read: those of `workspace` (a member's), else their own private ones
+    /// and those of every workspace they belong to.
+    func files(user: UserID, workspace: WorkspaceID?, limit: Int, after: FileID?) async throws -> [FileMetadata]
+    func file(id: FileID, user: UserID) async throws -> FileMetadata
+    /// Records a received upload: the file row, +1 on its blob (created at 1), the event.
+    func createFile(_ file: NewFile, context: WriteContext) async throws -> WriteResult<FileMetadata>
+    /// Removes a file row; its blob's count drops by one (see ``sweepUnreferencedBlobs()``).
+    func deleteFile(id: FileID, context: WriteContext) async throws -> WriteResult<EmptyBody>
+    /// Deletes the rows of blobs no file references any more and answers their digests.
+    func sweepUnreferencedBlobs() async throws -> [String]
+    /// The digests of every blob row.
+    func blobDigests() async throws -> Set<String>
+}
+
+/// A file about to be recorded: its metadata as given, and its received bytes' digest and size.
+public struct NewFile: Sendable {
+    public var name: String
+    public var contentType: String
+    public var size: Int64
+    public var sha256: String
+    public var workspaceID: WorkspaceID?
+}
+
 /// The event log, idempotency bookkeeping and counts.
 public protocol EventLogRepository: Sendable {
     func eventBounds() async throws -> (oldest: Int64, newest: Int64)
@@ -186,7 +211,7 @@ public protocol EventLogRepository: Sendable {
 
 /// Everything the server stores.
 public typealias DataStore = AccountRepository & WorkspaceRepository & SchemaRepository & RecordRepository
-    & EventLogRepository & WebhookRepository
+    & EventLogRepository & WebhookRepository & FileRepository
 
 /// Row counts for `/api/v1/stats`.
 public struct StoreStats: Sendable, Hashable {
@@ -200,5 +225,5 @@ public struct StoreStats: Sendable, Hashable {
 }
 
 extension SQLiteStore: AccountRepository, WorkspaceRepository, SchemaRepository, RecordRepository,
-    EventLogRepository, WebhookRepository
+    EventLogRepository, WebhookRepository, FileRepository
 {}

@@ -266,7 +266,8 @@ extension SQLiteStore {
     static func cells(
         _ db: Database,
         _ fields: [String: FieldValue],
-        schema: TableSchema
+        schema: TableSchema,
+        user: UserID?
     ) throws -> [String: FieldValue?] {
         var cells: [String: FieldValue?] = [:]
         for (name, value) in fields {
@@ -276,6 +277,12 @@ extension SQLiteStore {
             let normalized = try FieldValueValidator.normalize(value, for: field)
             if field.type == .multipleRecordLinks, case .strings(let ids)? = normalized {
                 try checkLinks(db, ids: ids, field: field)
+            }
+            if field.type == .multipleAttachments, case .attachments(let attachments)? = normalized {
+                cells[field.id.rawValue] = .attachments(
+                    try resolveAttachments(db, attachments, field: field, user: user)
+                )
+                continue
             }
             cells[field.id.rawValue] = normalized
         }
@@ -329,7 +336,7 @@ extension SQLiteStore {
         context: WriteContext
     ) throws -> EncodedRecord {
         var members: [String: [UInt8]] = [:]
-        for (fieldID, value) in try cells(db, fields, schema: schema) {
+        for (fieldID, value) in try cells(db, fields, schema: schema, user: context.actor) {
             if let value { members[fieldID] = try RecordJSON.cell(value) }
         }
         let id = RecordID.generate()
@@ -383,7 +390,7 @@ extension SQLiteStore {
         try checkVersion(expected: ifVersion, actual: version, current: try record(from: row, schema: schema))
         // Cells of deleted fields are dropped on write.
         var members = replace ? [:] : RecordJSON.members(of: row["fields"]).filter { schema.fieldsByID[$0.key] != nil }
-        for (fieldID, value) in try cells(db, fields, schema: schema) {
+        for (fieldID, value) in try cells(db, fields, schema: schema, user: context.actor) {
             if let value {
                 members[fieldID] = try RecordJSON.cell(value)
             } else {

@@ -243,6 +243,38 @@ public struct ServerDatabase: Sendable {
                     """
             )
         }
+        migrator.registerMigration("v3-files") { db in
+            // One row per distinct content; `ref_count` counts the files rows naming it. The trigger
+            // keeps it right when files go by cascade (a deleted workspace) as well as one by one;
+            // rows at zero are swept, and their bytes removed, once that deletion has committed.
+            try db.execute(
+                sql: """
+                    CREATE TABLE blobs (
+                        sha256 TEXT PRIMARY KEY NOT NULL,
+                        size INTEGER NOT NULL,
+                        ref_count INTEGER NOT NULL,
+                        created_at INTEGER NOT NULL
+                    ) WITHOUT ROWID;
+                    CREATE INDEX blobs_unreferenced ON blobs(ref_count) WHERE ref_count <= 0;
+                    CREATE TABLE files (
+                        id TEXT PRIMARY KEY NOT NULL,
+                        name TEXT NOT NULL,
+                        content_type TEXT NOT NULL,
+                        size INTEGER NOT NULL,
+                        sha256 TEXT NOT NULL REFERENCES blobs(sha256),
+                        workspace_id TEXT REFERENCES workspaces(id) ON DELETE CASCADE,
+                        created_by TEXT NOT NULL,
+                        created_at INTEGER NOT NULL
+                    );
+                    CREATE INDEX files_workspace ON files(workspace_id, created_at);
+                    CREATE INDEX files_creator ON files(created_by, created_at);
+                    CREATE INDEX files_sha256 ON files(sha256);
+                    CREATE TRIGGER files_release_blob AFTER DELETE ON files BEGIN
+                        UPDATE blobs SET ref_count = ref_count - 1 WHERE sha256 = OLD.sha256;
+                    END;
+                    """
+            )
+        }
         return migrator
     }
 }

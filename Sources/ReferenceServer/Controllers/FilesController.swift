@@ -1,0 +1,313 @@
+import Crypto
+import Foundation
+import HTTPTypes
+import Hummingbird
+import NIOCore
+import NIOPosix
+import PyAirtableModels
+
+/// Files: streamed upload into content-addressed storage, metadata, download with ETag and Range.
+///
+/// The upload's body is the file itself (no multipart): the name comes from `?name=` or a
+/// `Content-Disposition` filename, the type from `Content-Type`, and `?workspace_id=` puts the file
+/// in a workspace (else it is private to the uploader).
+struct FilesController {
+    let services: ServerServices
+    var store: any DataStore { services.store }
+    var now: Date { services.configuration.now() }
+
+    /// The most files one list page holds.
+    static let maximumPageSize = 1000
+
+    func addRoutes(to group: RouterGroup<AppRequestContext>) {
+        group.get("files", use: list)
+        group.post("files", use: upload)
+        group.get("files/{id}", use: get)
+        group.delete("files/{id}", use: delete)
+        group.get("files/{id}/content", use: content)
+    }
+
+    /// Whether the request is an upload, whose body streams to disk instead of being collected
+    /// under the JSON body limit.
+    static func streamsBody(_ request: Request) -> Bool {
+        guard request.method == .post else { return false }
+        let path = request.uri.path
+        return path == "/api/v1/files" || path == "/api/v1/files/"
+    }
+
+    @Sendable func list(_ request: Request, context: AppRequestContext) async throws -> Response {
+        let user = try context.requireUser()
+        let query = request.uri.queryParameters
+        let workspace = try query.get("workspace_id").map { raw -> WorkspaceID in
+            guard let id = WorkspaceID(raw) else { throw ServerError.notFound("workspace") }
+            return id
+        }
+        var limit = 100
+        if let raw = query.get("page_size") {
+            guard let size = Int(raw), (1...Self.maximumPageSize).contains(size) else {
+                throw ServerError.validation("page_size must be 1 to \(Self.maximumPageSize)", field: "page_size")
+            }
+            limit = size
+        }
+        let after = try query.get("cursor").map { raw -> FileID in
+            guard let id = FileID(raw) else { throw ServerError.validation("bad cursor", field: "cursor") }
+            return id
+        }
+        let files = try await store.files(user: user, workspace: workspace, limit: limit, after: after)
+        let next = files.count == limit ? files.last?.id.rawValue : nil
+        return try .listJSON(Page(data: files, nextCursor: next), request: request)
+    }
+
+    @Sendable func upload(_ request: Request, context: AppRequestContext) async throws -> Response {
+        let user = try context.requireUser()
+        let query = request.uri.queryParameters
+        // Everything that can refuse the upload is checked before a byte is read.
+        var workspace: WorkspaceID?
+        if let raw = query.get("workspace_id"), !raw.isEmpty {
+            guard let id = WorkspaceID(raw) else { throw ServerError.notFound("workspace") }
+            let found = try await store.workspace(id: id, user: user)
+            guard found.role >= .editor else {
+                throw ServerError.forbidden(
+                    "uploading into a workspace needs the editor role or higher; you are \(found.role.rawValue)"
+                )
+            }
+            workspace = id
+        }
+        let name = try FileNames.stored(
+            query.get("name") ?? request.headers[.contentDisposition].flatMap(FileNames.dispositionFilename)
+        )
+        let contentType = try FileNames.contentType(request.headers[.contentType])
+        let limit = services.configuration.maximumFileSize
+        if let length = request.headers[.contentLength].flatMap(Int64.init), length > limit {
+            throw ServerError.fileTooLarge(limit: limit)
+        }
+        let key = try request.headers[.idempotencyKey].map { key -> String in
+            guard !key.isEmpty, key.count <= 255, key.allSatisfy({ $0.isASCII && !$0.isWhitespace }) else {
+                throw ServerError.badRequest("Idempotency-Key must be 1 to 255 visible ASCII characters")
+            }
+            return key
+        }
+
+        let received = try await services.blobs.receive(request.body, limit: limit)
+        let new = NewFile(
+            name: name,
+            contentType: contentType,
+            size: received.size,
+            sha256: received.sha256,
+            workspaceID: workspace
+        )
+        // A retry carries the same key, metadata and bytes: the digest stands for the body.
+        let claim = key.map { key in
+            var hasher = SHA256()
+            let canonical =
+                "POST /api/v1/files\n\(name)\n\(contentType)\n\(workspace?.rawValue ?? "")\n\(received.sha256)"
+            hasher.update(data: Data(canonical.utf8))
+            return IdempotencyClaim(principal: user.rawValue, key: key, requestHash: Hex.encode(hasher.finalize()))
+        }
+        let write = WriteContext(actor: user, now: now, idempotency: claim)
+        let store = self.store
+        let result = try await services.blobs.store(received) {
+            let result = try await store.createFile(new, context: write)
+            return (result, result.value != nil)
+        }
+        return .stored(result)
+    }
+
+    @Sendable func get(_ request: Request, context: AppRequestContext) async throws -> Response {
+        let file = try await store.file(id: try context.id("id", "file"), user: try context.requireUser())
+        return try .json(file)
+    }
+
+    @Sendable func delete(_ request: Request, context: AppRequestContext) async throws -> Response {
+        _ = try context.requireUser()
+        let id: FileID = try context.id("id", "file")
+        let write = context.write(now: now)
+        let store = self.store
+        let result = try await services.blobs.release {
+            try await store.deleteFile(id: id, context: write)
+        } sweep: {
+            try await store.sweepUnreferencedBlobs()
+        }
+        return .stored(result)
+    }
+
+    /// The bytes, streamed from disk: `ETag` is the digest (`If-None-Match` answers 304), and one
+    /// `Range: bytes=…` answers 206 with `Content-Range` (416 when it lies past the end).
+    @Sendable func content(_ request: Request, context: AppRequestContext) async throws -> Response {
+        let file = try await store.file(id: try context.id("id", "file"), user: try context.requireUser())
+        let eTag = "\"\(file.sha256)\""
+        if let condition = request.headers[.ifNoneMatch], ByteRanges.matches(condition, eTag: eTag) {
+            return Response(status: .notModified, headers: [.eTag: eTag])
+        }
+        let path = services.blobs.path(of: file.sha256)
+        guard FileManager.default.fileExists(atPath: path) else {
+            throw ServerError(.internalServerError, .server, "the file's content is missing on the server")
+        }
+        var headers: HTTPFields = [
+            .eTag: eTag,
+            .acceptRanges: "bytes",
+            .contentType: file.contentType,
+            .contentDisposition: FileNames.contentDisposition(file.name),
+            .contentTypeOptions: "nosniff",
+            .cacheControl: "private, no-cache",
+        ]
+        var range: ClosedRange<Int64>?
+        let rangeApplies = request.headers[.ifRange].map { $0.trimmingCharacters(in: .whitespaces) == eTag } ?? true
+        if let header = request.headers[.range], rangeApplies {
+            switch ByteRanges.parse(header, size: file.size) {
+            case .ignored:
+                break
+            case .unsatisfiable:
+                throw ServerError(
+                    .rangeNotSatisfiable,
+                    .validation,
+                    "the range lies outside the file's \(file.size) bytes",
+                    headers: [.contentRange: "bytes */\(file.size)"]
+                )
+            case .satisfiable(let bytes):
+                range = bytes
+            }
+        }
+        let fileIO = FileIO(threadPool: .singleton)
+        guard let range else {
+            headers[.contentLength] = String(file.size)
+            let body = file.size == 0 ? ResponseBody() : try await fileIO.loadFile(path: path, context: context)
+            return Response(status: .ok, headers: headers, body: body)
+        }
+        headers[.contentRange] = "bytes \(range.lowerBound)-\(range.upperBound)/\(file.size)"
+        headers[.contentLength] = String(range.count)
+        let body = try await fileIO.loadFile(
+            path: path,
+            range: Int(range.lowerBound)...Int(range.upperBound),
+            context: context
+        )
+        return Response(status: .partialContent, headers: headers, body: body)
+    }
+}
+
+/// `Range: bytes=…` for one range, and `If-None-Match` against a strong ETag.
+enum ByteRanges {
+    enum Outcome: Equatable {
+        /// Not a single byte range this server serves: answer the whole file (RFC 9110 allows it).
+        case ignored
+        case unsatisfiable
+        case satisfiable(ClosedRange<Int64>)
+    }
+
+    static func parse(_ header: String, size: Int64) -> Outcome {
+        let trimmed = header.trimmingCharacters(in: .whitespaces)
+        guard trimmed.lowercased().hasPrefix("bytes=") else { return .ignored }
+        let spec = trimmed.dropFirst(6).trimmingCharacters(in: .whitespaces)
+        guard !spec.contains(","), let dash = spec.firstIndex(of: "-") else { return .ignored }
+        let first = spec[..<dash].trimmingCharacters(in: .whitespaces)
+        let last = spec[spec.index(after: dash)...].trimmingCharacters(in: .whitespaces)
+        func number(_ text: String) -> Int64? {
+            guard !text.isEmpty, text.utf8.allSatisfy({ (0x30...0x39).contains($0) }) else { return nil }
+            return Int64(text)
+        }
+        if first.isEmpty {
+            guard let suffix = number(last) else { return .ignored }
+            guard suffix > 0, size > 0 else { return .unsatisfiable }
+            return .satisfiable(max(0, size - suffix)...(size - 1))
+        }
+        guard let start = number(first) else { return .ignored }
+        var end = size - 1
+        if !last.isEmpty {
+            guard let given = number(last), given >= start else { return .ignored }
+            end = min(given, size - 1)
+        }
+        guard start < size else { return .unsatisfiable }
+        return .satisfiable(start...end)
+    }
+
+    static func matches(_ condition: String, eTag: String) -> Bool {
+        condition.split(separator: ",").contains { candidate in
+            let tag = candidate.trimmingCharacters(in: .whitespaces)
+            return tag == "*" || tag == eTag || tag == "W/" + eTag
+        }
+    }
+}
+
+/// File names and types as metadata: cleaned and bounded, never used as paths.
+enum FileNames {
+    static let maximumLength = 255
+    static let defaultName = "file"
+
+    /// The name to store: control characters become `_`, surrounding blanks go, and an absent or
+    /// blank name is `file`. Slashes and dots stay: the name is shown, not opened.
+    static func stored(_ given: String?) throws -> String {
+        let cleaned = String(
+            String.UnicodeScalarView(
+                (given ?? "").trimmingCharacters(in: .whitespacesAndNewlines).unicodeScalars.map {
+                    $0.properties.generalCategory == .control ? "_" : $0
+                }
+            )
+        )
+        guard !cleaned.isEmpty else { return defaultName }
+        guard cleaned.count <= maximumLength else {
+            throw ServerError.validation("name must be at most \(maximumLength) characters", field: "name")
+        }
+        return cleaned
+    }
+
+    /// The `Content-Type` to store; `application/octet-stream` when none was sent.
+    static func contentType(_ given: String?) throws -> String {
+        guard let given = given?.trimmingCharacters(in: .whitespaces), !given.isEmpty else {
+            return "application/octet-stream"
+        }
+        let essence = given.split(separator: ";", maxSplits: 1).first.map(String.init) ?? given
+        let parts = essence.trimmingCharacters(in: .whitespaces).split(separator: "/", omittingEmptySubsequences: false)
+        let token = Set("!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
+        guard given.count <= 255, given.allSatisfy({ $0.isASCII && !$0.isNewline && $0 != "\0" }), parts.count == 2,
+            parts.allSatisfy({ !$0.isEmpty && $0.allSatisfy(token.contains) })
+        else {
+            throw ServerError.validation("Content-Type must be a media type such as text/plain", field: "content_type")
+        }
+        return given
+    }
+
+    /// The filename of a `Content-Disposition` header (`filename*=UTF-8''…` preferred).
+    static func dispositionFilename(_ header: String) -> String? {
+        var plain: String?
+        for parameter in header.split(separator: ";").dropFirst() {
+            let pair = parameter.split(separator: "=", maxSplits: 1).map { $0.trimmingCharacters(in: .whitespaces) }
+            guard pair.count == 2 else { continue }
+            switch pair[0].lowercased() {
+            case "filename*":
+                let value = pair[1]
+                if value.lowercased().hasPrefix("utf-8''"), let decoded = value.dropFirst(7).removingPercentEncoding {
+                    return decoded
+                }
+            case "filename":
+                var value = pair[1]
+                if value.hasPrefix("\""), value.hasSuffix("\""), value.count >= 2 {
+                    value = String(value.dropFirst().dropLast()).replacingOccurrences(of: "\\\"", with: "\"")
+                }
+                plain = value
+            default:
+                continue
+            }
+        }
+        return plain
+    }
+
+    /// `attachment` with an ASCII `filename` (unsafe characters as `_`) and the exact name as
+    /// `filename*` (RFC 6266).
+    static func contentDisposition(_ name: String) -> String {
+        let ascii = String(
+            name.unicodeScalars.map { scalar -> Character in
+                let safe =
+                    scalar.isASCII && scalar.value >= 0x20 && scalar.value != 0x7F
+                    && !"\"\\/;%".unicodeScalars.contains(scalar)
+                return safe ? Character(scalar) : "_"
+            }
+        )
+        let allowed = CharacterSet(charactersIn: "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
+        let encoded = name.addingPercentEncoding(withAllowedCharacters: allowed) ?? ascii
+        return "attachment; filename=\"\(ascii)\"; filename*=UTF-8''\(encoded)"
+    }
+}
+
+extension HTTPField.Name {
+    static let contentTypeOptions = Self("X-Content-Type-Options")!
+}

@@ -1,0 +1,250 @@
+import ArgumentParser
+import Foundation
+import PyAirtableClient
+import PyAirtableModels
+import Synchronization
+
+extension Pyat {
+    /// `pyat files …`.
+    struct Files: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Upload, download, list and delete files.",
+            subcommands: [Upload.self, Download.self, List.self, Get.self, Delete.self]
+        )
+    }
+}
+
+extension FileMetadata: Tabular {
+    static let columns: [OutputColumn<FileMetadata>] = [
+        OutputColumn("id") { $0.id.rawValue },
+        OutputColumn("name") { $0.name },
+        OutputColumn("content_type") { $0.contentType },
+        OutputColumn("size") { String($0.size) },
+        OutputColumn("sha256") { $0.sha256 },
+        OutputColumn("workspace_id") { CellText.of($0.workspaceID?.rawValue) },
+        OutputColumn("created_at") { CellText.of($0.createdAt) },
+    ]
+}
+
+extension Pyat.Files {
+    struct Upload: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Upload a file, streamed from disk (a progress bar on a terminal).",
+            discussion: "Without --workspace the file is private to you; in a workspace, every member may read it."
+        )
+
+        @OptionGroup(title: "Global options") var options: GlobalOptions
+
+        @Argument(help: "The file to upload.")
+        var file: String
+
+        @Option(help: "The workspace (wsp…) the file belongs to.")
+        var workspace: String?
+
+        @Option(help: "The file's name on the server (default: the file's name).")
+        var name: String?
+
+        @Option(help: "The media type, such as application/pdf (default: application/octet-stream).")
+        var type: String?
+
+        func validate() throws {
+            if let workspace { _ = try WorkspaceID.argument(workspace) }
+            var isDirectory: ObjCBool = false
+            guard FileManager.default.fileExists(atPath: file, isDirectory: &isDirectory), !isDirectory.boolValue else {
+                throw ValidationError("no file at '\(file)'")
+            }
+        }
+
+        func run() async throws {
+            let workspaceID = try workspace.map(WorkspaceID.argument)
+            let url = URL(fileURLWithPath: file)
+            let bar = ProgressBar(label: "upload")
+            let metadata = try await options.withClient { client in
+                try await client.files.upload(
+                    fileAt: url,
+                    name: name,
+                    contentType: type,
+                    workspace: workspaceID,
+                    progress: bar?.reporter
+                )
+            }
+            bar?.finish()
+            try options.output.item(metadata)
+        }
+    }
+
+    struct Download: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Download a file's bytes, streamed to disk (a progress bar on a terminal).",
+            discussion: """
+                Without -o the file is written to the current directory under its stored name, made \
+                safe (no directories, no leading dots). An existing file is kept unless --force. \
+                With --format json the file's metadata is printed.
+                """
+        )
+
+        @OptionGroup(title: "Global options") var options: GlobalOptions
+
+        @Argument(help: "The file id (fil…).")
+        var id: String
+
+        @Option(name: .shortAndLong, help: "Where to write the bytes (- for standard output is not supported).")
+        var output: String?
+
+        @Flag(help: "Replace an existing file.")
+        var force = false
+
+        func validate() throws {
+            _ = try FileID.argument(id)
+        }
+
+        func run() async throws {
+            let fileID = try FileID.argument(id)
+            let bar = ProgressBar(label: "download")
+            let (metadata, result) = try await options.withClient { client in
+                let metadata = try await client.files.get(fileID)
+                let path = output ?? SafeFileName.make(metadata.name, fallback: metadata.id.rawValue)
+                if !force && FileManager.default.fileExists(atPath: path) {
+                    throw CommandFailure("'\(path)' exists; use --force to replace it, or -o to choose another path")
+                }
+                let result = try await client.files.download(
+                    fileID,
+                    to: URL(fileURLWithPath: path),
+                    progress: bar?.reporter
+                )
+                return (metadata, result)
+            }
+            bar?.finish()
+            if options.format == .table {
+                options.output.message("Wrote \(result.size) bytes to \(result.path).")
+            } else {
+                try options.output.item(metadata)
+            }
+        }
+    }
+
+    struct List: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "List the files you may read: yours and your workspaces' (or one workspace's)."
+        )
+
+        @OptionGroup(title: "Global options") var options: GlobalOptions
+
+        @Option(help: "Only the files of this workspace (wsp…).")
+        var workspace: String?
+
+        func validate() throws {
+            if let workspace { _ = try WorkspaceID.argument(workspace) }
+        }
+
+        func run() async throws {
+            let workspaceID = try workspace.map(WorkspaceID.argument)
+            let files = try await options.withClient { try await $0.files.all(workspace: workspaceID) }
+            try options.output.list(files)
+        }
+    }
+
+    struct Get: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Show a file's metadata.")
+
+        @OptionGroup(title: "Global options") var options: GlobalOptions
+
+        @Argument(help: "The file id (fil…).")
+        var id: String
+
+        func validate() throws {
+            _ = try FileID.argument(id)
+        }
+
+        func run() async throws {
+            let fileID = try FileID.argument(id)
+            try options.output.item(try await options.withClient { try await $0.files.get(fileID) })
+        }
+    }
+
+    struct Delete: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Delete a file (its uploader, or a creator or higher)."
+        )
+
+        @OptionGroup(title: "Global options") var options: GlobalOptions
+
+        @Argument(help: "The file id (fil…).")
+        var id: String
+
+        func validate() throws {
+            _ = try FileID.argument(id)
+        }
+
+        func run() async throws {
+            let fileID = try FileID.argument(id)
+            try await options.withClient { try await $0.files.delete(fileID) }
+            try options.output.deleted(fileID.rawValue, kind: "file")
+        }
+    }
+}
+
+/// A stored file name made safe to create in the current directory.
+enum SafeFileName {
+    /// The last path component, without control characters or a leading dot; `fallback` when
+    /// nothing is left.
+    static func make(_ name: String, fallback: String) -> String {
+        let lastComponent = name.split(whereSeparator: { $0 == "/" || $0 == "\\" }).last.map(String.init) ?? ""
+        var cleaned = String(
+            String.UnicodeScalarView(
+                lastComponent.unicodeScalars.map { $0.properties.generalCategory == .control ? "_" : $0 }
+            )
+        )
+        while cleaned.hasPrefix(".") { cleaned.removeFirst() }
+        cleaned = cleaned.trimmingCharacters(in: .whitespaces)
+        if cleaned.utf8.count > 200 { cleaned = String(cleaned.prefix(100)) }
+        return cleaned.isEmpty ? fallback : cleaned
+    }
+}
+
+/// A one-line progress bar on standard error, shown only when standard error is a terminal.
+final class ProgressBar: Sendable {
+    private let label: String
+    private let lastDrawn = Mutex<Int>(-1)
+
+    /// A bar, or `nil` when standard error is not a terminal.
+    init?(label: String) {
+        guard isatty(STDERR_FILENO) == 1 else { return nil }
+        self.label = label
+    }
+
+    /// The bar's ``update(_:)`` as a progress callback.
+    var reporter: @Sendable (TransferProgress) -> Void {
+        { [self] progress in update(progress) }
+    }
+
+    func update(_ progress: TransferProgress) {
+        let width = 30
+        let percent = progress.total.map { $0 > 0 ? Int(progress.completed * 100 / $0) : 100 }
+        // Redraw on each whole percent (or each MiB without a total), not on every chunk.
+        let step = percent ?? Int(progress.completed >> 20)
+        let redraw = lastDrawn.withLock { last in
+            defer { last = step }
+            return last != step
+        }
+        guard redraw else { return }
+        let text: String
+        if let percent {
+            let filled = min(width, percent * width / 100)
+            let bar = String(repeating: "#", count: filled) + String(repeating: ".", count: width - filled)
+            text = "\r\(label) [\(bar)] \(percent)% \(Self.bytes(progress.completed))"
+        } else {
+            text = "\r\(label) \(Self.bytes(progress.completed))"
+        }
+        FileHandle.standardError.write(Data(text.utf8))
+    }
+
+    func finish() {
+        FileHandle.standardError.write(Data("\n".utf8))
+    }
+
+    static func bytes(_ count: Int64) -> String {
+        if count < 1 << 20 { return "\(count / 1024) KiB" }
+        return String(format: "%.1f MiB", Double(count) / Double(1 << 20))
+    }
+}
