@@ -9,7 +9,8 @@ struct Pyat: AsyncParsableCommand {
         version: "0.1.0",
         subcommands: [
             Serve.self, Login.self, Logout.self, WhoAmI.self, Health.self, Workspaces.self, Bases.self, Tables.self,
-            Fields.self, Views.self, Records.self, Webhooks.self, Files.self, Watch.self, Queue.self, Cache.self, Bench.self,
+            Fields.self, Views.self, Records.self, Webhooks.self, Files.self, Watch.self, Queue.self, Cache.self,
+            Bench.self,
         ]
     )
 }

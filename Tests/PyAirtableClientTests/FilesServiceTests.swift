@@ -149,40 +149,6 @@ struct FilesServiceTests {
             }
         }
     }
-
-    /// Runs when `PYAT_FILES_TEST_BYTES` is set (`1073741824` for the 1 GiB). The suite's tests
-    /// share this process, so in a full run other tests' allocations blur the figure, and moving
-    /// gigabytes beside them pushes them past their time limits: by default the memory check runs
-    /// isolated in a child process, `pyat bench files` (FilesBenchTests). Here server and SDK share
-    /// the process, so the sampled peak covers both; the bound is half the file, at most 128 MiB,
-    /// where buffering the file whole would cost at least all of it.
-    @Test(
-        "a large upload and download stream: resident memory grows far less than the file",
-        .enabled(if: ProcessInfo.processInfo.environment["PYAT_FILES_TEST_BYTES"] != nil)
-    )
-    func largeTransferStreams() async throws {
-        let size = ProcessInfo.processInfo.environment["PYAT_FILES_TEST_BYTES"].flatMap(Int64.init) ?? 256 << 20
-        let scratch = try Scratch()
-        let source = scratch.url("large.bin")
-        let digest = try Scratch.writePattern(to: source, size: size)
-        try await Fixtures.withDemoClient { client, _ in
-            // A small upload first, so connection pools and buffers exist before the baseline.
-            _ = try await client.files.upload(data: Data("warm".utf8), name: "warm")
-            let before = ResidentMemory.bytes()
-            let destination = scratch.url("large-copy.bin")
-            let (file, peak) = try await ResidentMemory.peak {
-                let file = try await client.files.upload(fileAt: source)
-                try await client.files.download(file.id, to: destination)
-                return file
-            }
-            #expect(file.size == size)
-            #expect(file.sha256 == digest)
-            #expect(try Scratch.sha256(of: destination) == digest)
-            let growth = peak - before
-            print("large transfer: \(size >> 20) MiB, RSS before \(before >> 20) MiB, peak \(peak >> 20) MiB")
-            #expect(growth < min(size / 2, 128 << 20), "RSS grew by \(growth >> 20) MiB for a \(size >> 20) MiB file")
-        }
-    }
 }
 
 /// Progress reports, recorded.
@@ -195,34 +161,6 @@ final class ProgressLog: Sendable {
 
     var last: TransferProgress? { reports.withLock { $0.last } }
     var count: Int { reports.withLock { $0.count } }
-}
-
-/// Resident memory of this process, from `/proc/self/statm`.
-enum ResidentMemory {
-    static func bytes() -> Int64 {
-        guard let text = try? String(contentsOfFile: "/proc/self/statm", encoding: .utf8) else { return 0 }
-        let fields = text.split(separator: " ")
-        guard fields.count > 1, let pages = Int64(fields[1]) else { return 0 }
-        return pages * Int64(sysconf(Int32(_SC_PAGESIZE)))
-    }
-
-    /// Runs `body` while sampling resident memory every 2 ms; answers its result and the highest sample.
-    static func peak<T: Sendable>(_ body: () async throws -> T) async throws -> (T, Int64) {
-        let highest = Mutex<Int64>(bytes())
-        let sampler = Task {
-            while !Task.isCancelled {
-                let now = bytes()
-                highest.withLock { $0 = max($0, now) }
-                try? await Task.sleep(for: .milliseconds(2))
-            }
-        }
-        defer { sampler.cancel() }
-        let result = try await body()
-        sampler.cancel()
-        _ = await sampler.value
-        let now = bytes()
-        return (result, highest.withLock { max($0, now) })
-    }
 }
 
 /// A directory for one test's files, removed afterwards.
