@@ -4104,7 +4104,7 @@ enum OpenAPIDocument {
                   type: boolean
                 disabled_reason:
                   type: string
-                  description: 'Why deliveries stopped, such as `8 consecutive failed delivery attempts; last: HTTP 500`.'
+                  description: 'Why deliveries stopped, such as `8 consecutive failed delivery attempts; last: HTTP 500`; also names events the event log''s retention removed before the webhook received them.'
                 failure_count:
                   type: integer
                   minimum: 0

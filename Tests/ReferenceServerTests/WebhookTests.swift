@@ -399,6 +399,31 @@ struct WebhookTests {
         }
     }
 
+    @Test(
+        "events the log's retention removes before a webhook received them are named in the webhook, not lost silently"
+    )
+    func trimmedBeforeDelivery() async throws {
+        let directory = try TemporaryDirectory()
+        try await Self.withServer(directory: directory.path, worker: false) { api, services in
+            let (owner, _) = try await api.register("Owner")
+            let (_, base, table) = try await owner.scaffold()
+            let hook = try await Self.createHook(
+                owner,
+                base: base.id,
+                url: "http://127.0.0.1:9/hook",
+                events: [.recordCreated]
+            )
+            for index in 0..<3 { _ = try await owner.createRecord(in: table.id, ["Name": .string("r\(index)")]) }
+            // No worker ran, so the webhook has not been handed the three events; retention removes them.
+            let trimmed = try await services.store.trimEvents(olderThan: Date().addingTimeInterval(3600))
+            #expect(trimmed >= 3)
+            let fetched = try await owner.call(.get, "webhooks/\(hook.id)", as: Webhook.self)
+            let reason = try #require(fetched.disabledReason)
+            #expect(reason.contains("removed by the event log's retention"), "\(reason)")
+            #expect(reason.hasPrefix("3 event(s)") || reason.contains(" event(s) of the base"), "\(reason)")
+        }
+    }
+
     @Test("a webhook failing for longer than the allowed duration is disabled, even before the attempt limit")
     func disabledAfterFailingTooLong() async throws {
         let clock = TestWallClock(Date())

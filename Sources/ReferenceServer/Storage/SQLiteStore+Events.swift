@@ -105,6 +105,33 @@ extension SQLiteStore {
                 arguments: [cutoff.millisecondsSince1970]
             )
             guard let last else { return 0 }
+            // A webhook that has not been handed these events yet (disabled for longer than the
+            // retention, or a worker that was down) loses them: said in the webhook, never silent.
+            let behind = try Row.fetchAll(
+                db,
+                sql: "SELECT id, base_id, cursor, disabled_reason FROM webhooks WHERE cursor < ?",
+                arguments: [last]
+            )
+            for hook in behind {
+                let cursor: Int64 = hook["cursor"]
+                let missed =
+                    try Int.fetchOne(
+                        db,
+                        sql: "SELECT COUNT(*) FROM events WHERE base_id = ? AND seq > ? AND seq <= ?",
+                        arguments: [hook["base_id"] as String, cursor, last]
+                    ) ?? 0
+                var reason: String? = hook["disabled_reason"]
+                if missed > 0 {
+                    let note =
+                        "\(missed) event(s) of the base through seq \(last) were removed by the event log's "
+                        + "retention before this webhook received them"
+                    reason = [reason, note].compactMap { $0 }.joined(separator: "; ")
+                }
+                try db.execute(
+                    sql: "UPDATE webhooks SET cursor = ?, disabled_reason = ? WHERE id = ?",
+                    arguments: [last, reason, hook["id"] as String]
+                )
+            }
             try db.execute(sql: "DELETE FROM events WHERE seq <= ?", arguments: [last])
             let deleted = db.changesCount
             try db.execute(
