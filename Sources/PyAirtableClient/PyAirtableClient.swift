@@ -30,6 +30,8 @@ public final class PyAirtableClient: Sendable {
     let optimistic = OptimisticLayers()
     /// Keeps writes to one record in order.
     let scopes = ScopeSerializer()
+    /// The records read last: where a write finds the version it starts from.
+    let recentReads = RecentReads()
     /// Every settled conflict, for ``MutationsControl/conflicts()``.
     let conflictReports = Broadcast<ConflictReport>()
     /// The cache identity when the credentials cannot change (a fixed token, or none).

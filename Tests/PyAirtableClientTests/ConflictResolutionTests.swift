@@ -259,4 +259,34 @@ struct ConflictResolutionTests {
             #expect(conflict.baseVersion == 1)
         }
     }
+
+    @Test("without a cache, the version last read (a list) is where an edit starts; the client's own writes move it on")
+    func baseFromRecentReads() async throws {
+        try await TestServer.withRunning { server in
+            let demo = try await server.seedDemo()
+            let reports = Reports()
+            let configure: (inout PyAirtableClient.Configuration) -> Void = { configuration in
+                configuration.conflicts.onConflict = { reports.add($0) }
+            }
+            try await Fixtures.withClient(server, token: demo.token, configure: configure) { mine in
+                try await Fixtures.withClient(server, token: demo.token) { theirs in
+                    let table = try await Fixtures.makeTable(theirs)
+                    let record = try await theirs.records.create(in: table.id, fields: ["Name": "Ada", "Score": 1])
+                    #expect(try await mine.records.list(in: table.id).data.map(\.id) == [record.id])
+                    // Our own writes follow one another without conflicts.
+                    #expect(try await mine.records.update(record.id, fields: ["Score": 2]).version == 2)
+                    #expect(try await mine.records.update(record.id, fields: ["Score": 3]).version == 3)
+                    #expect(reports.all.isEmpty)
+                    // Someone else's change meanwhile is merged, not overwritten.
+                    _ = try await theirs.records.update(record.id, fields: ["Name": "Ada Lovelace"])
+                    let saved = try await mine.records.update(record.id, fields: ["Score": 4])
+                    #expect(saved.fields["Name"] == .string("Ada Lovelace"))
+                    #expect(saved.fields["Score"] == .number(4))
+                    #expect(reports.all.count == 1)
+                    #expect(reports.all.first?.baseVersion == 3)
+                    #expect(reports.all.first?.outcome == .sentMerged)
+                }
+            }
+        }
+    }
 }

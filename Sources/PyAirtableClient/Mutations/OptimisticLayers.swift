@@ -411,3 +411,35 @@ extension OptimisticLayers {
         }
     }
 }
+
+/// The records the client read last (the last pages and single reads), so a write can start from the
+/// version the app was shown even when the cache is off or a list read stored no per-record entry.
+final class RecentReads: Sendable {
+    /// How many reads (pages or single records) are kept.
+    static let capacity = 64
+    private let state = Mutex<(reads: [[Record]], next: Int)>(([], 0))
+
+    func remember(_ records: [Record]) {
+        guard !records.isEmpty else { return }
+        state.withLock { state in
+            if state.reads.count < Self.capacity {
+                state.reads.append(records)
+            } else {
+                state.reads[state.next] = records
+            }
+            state.next = (state.next + 1) % Self.capacity
+        }
+    }
+
+    /// The highest version of `id` among the kept reads.
+    func find(_ id: RecordID) -> Record? {
+        let reads = state.withLock { $0.reads }
+        var found: Record?
+        for read in reads {
+            for record in read where record.id == id {
+                if record.version > found?.version ?? Int.min { found = record }
+            }
+        }
+        return found
+    }
+}

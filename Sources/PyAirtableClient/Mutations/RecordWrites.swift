@@ -168,6 +168,7 @@ extension PyAirtableClient {
             let answer = try await sendRecordWrite(write, ifVersion: ifVersion, base: base, strategy: strategy)
             switch answer {
             case .record(let record):
+                recentReads.remember([record])
                 if case .create(let table, _, _) = write {
                     await cacheAfterWrite(
                         invalidating: ["list:\(table)"],
@@ -219,7 +220,11 @@ extension PyAirtableClient {
             }
             // Behind writes still queued, the version this one starts from is theirs, not yet known:
             // it goes without `If-Match` unless the caller named one.
-            let held = id.isTemporary || base != nil ? nil : await confirmedRecord(id)
+            // The version the edit starts from: the newest the client holds — cached, or last read.
+            let held: Record? =
+                id.isTemporary || base != nil
+                ? nil
+                : [await confirmedRecord(id), recentReads.find(id)].compactMap { $0 }.max { $0.version < $1.version }
             if base == nil, !queuedAhead, let held {
                 if let ifVersion {
                     if held.version == ifVersion { base = held }

@@ -34,6 +34,7 @@ public struct RecordsService: Sendable {
         policy: FetchPolicy? = nil
     ) async throws -> CachedResponse<Page<Record>> {
         let confirmed = try await fetchConfirmedList(in: table, query, policy: policy)
+        client.recentReads.remember(confirmed.value.data)
         // `networkOnly` asks for the server's data as it is: pending writes are not laid over it.
         guard policy != .networkOnly else { return confirmed }
         return await client.withPendingWrites(confirmed, table: table, query: query)
@@ -102,6 +103,7 @@ public struct RecordsService: Sendable {
             throw PyAirtableError.pendingNotFound(id, operation: Self.operation("get"), deleted: false)
         }
         var answer = try await fetchConfirmed(id, policy: policy)
+        client.recentReads.remember([answer.value])
         let mine = layers.filter { $0.recordID == id }
         guard !mine.isEmpty else { return answer }
         guard let applied = OptimisticLayers.apply(mine, to: answer.value) else {
@@ -247,6 +249,12 @@ public struct RecordsService: Sendable {
             ),
             as: BatchResponse.self
         ).results
+        client.recentReads.remember(
+            results.compactMap { result in
+                if case .record(let record) = result { return record }
+                return nil
+            }
+        )
         var tags = ["list:\(table)"]
         var stored: [CacheWrite] = []
         for result in results {
