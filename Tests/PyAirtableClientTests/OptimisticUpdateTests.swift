@@ -319,8 +319,13 @@ struct OptimisticUpdateTests {
                 configuration.offline.replaysAutomatically = false
             }
             try await Self.withClient(server, token: demo.token, configure: restarted) { client in
+                var changes = client.mutations.changes().makeAsyncIterator()
                 let page = try await client.records.fetchList(in: table.id)
                 #expect(page.hasPendingWrites)
+                // Reading the queue file back announces each write found waiting there.
+                let found = [await changes.next(), await changes.next()]
+                #expect(found.map { $0?.kind } == [.queued, .queued])
+                #expect(Set(found.compactMap { $0?.layer.recordID }) == [temporary, existing.id])
                 #expect(page.value.data.map(\.id).contains(temporary))
                 #expect(page.value.data.first { $0.id == existing.id }?.fields["Score"] == .number(10))
                 #expect(try await client.mutations.pendingCount() == 2)

@@ -303,8 +303,6 @@ final class Broadcast<Value: Sendable>: Sendable {
         self.buffer = buffer
     }
 
-    var hasSubscribers: Bool { state.withLock { !$0.continuations.isEmpty } }
-
     func subscribe() -> AsyncStream<Value> {
         let (stream, continuation) = AsyncStream<Value>.makeStream(bufferingPolicy: .bufferingNewest(buffer))
         let id = state.withLock { state in

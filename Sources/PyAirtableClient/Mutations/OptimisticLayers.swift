@@ -54,6 +54,9 @@ public struct OptimisticChange: Sendable {
         case confirmed
         /// The server refused the write: its layer was removed.
         case rolledBack
+        /// A queued write left the queue through another process (replayed, or dropped from it):
+        /// its layer was removed.
+        case settledElsewhere
     }
 
     public var kind: Kind
@@ -110,8 +113,6 @@ final class OptimisticLayers: Sendable {
             return statistics
         }
     }
-
-    var isEmpty: Bool { state.withLock { $0.inFlight.isEmpty && $0.queued.isEmpty } }
 
     var generation: Int { state.withLock { $0.generation } }
 
@@ -188,23 +189,22 @@ final class OptimisticLayers: Sendable {
         for mutation in mutations {
             if let layer = Self.layer(of: mutation) { layers[mutation.id] = layer }
         }
-        let changed: Bool = state.withLock { state in
+        let (added, removed) = state.withLock { state in
             state.queuedLoadedAt = now
             for (id, generation) in state.queuedGeneration where generation > since {
                 if let layer = state.queued[id], layers[id] == nil { layers[id] = layer }
             }
             state.queuedGeneration = state.queuedGeneration.filter { layers[$0.key] != nil }
-            let changed = Set(state.queued.keys) != Set(layers.keys)
+            // A layer already known keeps its identity.
+            for (id, layer) in state.queued where layers[id] != nil { layers[id] = layer }
+            let added = layers.filter { state.queued[$0.key] == nil }.sorted { $0.key < $1.key }.map(\.value)
+            let removed = state.queued.filter { layers[$0.key] == nil }.sorted { $0.key < $1.key }.map(\.value)
             state.queued = layers
-            return changed
+            return (added, removed)
         }
-        if changed, let any = layers.values.first {
-            changes.yield(OptimisticChange(kind: .queued, layer: any))
-        }
-    }
-
-    func invalidateQueued() {
-        state.withLock { $0.queuedLoadedAt = nil }
+        // What other processes queued, replayed or dropped since the last look.
+        for layer in added { changes.yield(OptimisticChange(kind: .queued, layer: layer)) }
+        for layer in removed { changes.yield(OptimisticChange(kind: .settledElsewhere, layer: layer)) }
     }
 
     /// Every layer, queued ones first (they were made earlier), each group in order.
@@ -212,10 +212,6 @@ final class OptimisticLayers: Sendable {
         state.withLock { state in
             state.queued.keys.sorted().compactMap { state.queued[$0] } + state.inFlight
         }
-    }
-
-    func layers(of record: RecordID) -> [OptimisticLayer] {
-        all.filter { $0.recordID == record }
     }
 
     /// The layer a queued mutation stands for, when it is a record write.
