@@ -29,7 +29,7 @@ struct CommandFailure: Error, CustomStringConvertible {
         if error == .queuedOffline {
             let id = error.queuedMutationID.map { "#\($0)" } ?? ""
             self.init(
-                "the server could not be reached; the write is queued offline \(id)"
+                "\(error.queuedBecause ?? "the server could not be reached"); the write is queued offline \(id)"
                     + (error.temporaryID.map { " (the new record is \($0) until then)" } ?? "")
                     + ". Run `pyat queue replay` when the server is back.",
                 status: .queued,

@@ -306,6 +306,7 @@ struct OptimisticUpdateTests {
                     try await client.records.create(in: table.id, fields: ["Name": "Made offline", "Score": 3])
                 }
                 let temporary = try #require(created?.temporaryRecordID)
+                #expect(created?.queuedBecause == "working offline")
                 await #expect(throws: PyAirtableError.self) {
                     try await client.records.update(existing.id, fields: ["Score": 10])
                 }
@@ -377,6 +378,7 @@ struct OptimisticUpdateTests {
                     try await client.records.update(record.id, fields: ["Score": 2])
                 }
                 #expect(error == .queuedOffline)
+                #expect(error?.queuedBecause == "earlier writes of the record wait in the offline queue")
                 #expect(try await client.records.get(record.id).fields["Score"] == .number(2))
                 #expect(try await client.mutations.hasPendingWrites(for: record.id))
                 let report = try await client.offline.replay()

@@ -248,6 +248,21 @@ struct OfflineByChoice: Error, CustomStringConvertible {
     var description: String { "working offline" }
 }
 
+extension PyAirtableError {
+    /// For ``queuedOffline``: why the write went to the queue, in words — the server could not be
+    /// reached, working offline on purpose, it names a record created offline, or earlier writes of
+    /// its record wait there.
+    public var queuedBecause: String? {
+        guard queuedMutationID != nil, let cause = underlying as? PyAirtableError else { return nil }
+        switch cause.underlying {
+        case let waiting as WaitingBehindQueuedWrites: return waiting.description
+        case let waiting as WaitingForOfflineCreate: return waiting.description
+        case let choice as OfflineByChoice: return choice.description
+        default: return "the server could not be reached"
+        }
+    }
+}
+
 extension OfflineControl {
     /// Whether writes to `record` (by its id, or by the temporary id of a record created offline)
     /// wait in the queue — for showing a "not yet saved" mark.
