@@ -25,6 +25,9 @@ public struct ServerConfiguration: Sendable {
     public var idempotencyRetention: TimeInterval
     /// Whether each commit is fsynced before it is acknowledged.
     public var durableCommits: Bool
+    /// The memory for recently read records, answered without the database (0: no cache). Writes
+    /// keep it current; see ``RecordReadCache``.
+    public var recordCacheBytes: Int
     /// The wall clock, injected so tests can move time.
     public var now: @Sendable () -> Date
     /// The server's name in logs and the `Server` header.
@@ -45,6 +48,7 @@ public struct ServerConfiguration: Sendable {
         eventRetention: TimeInterval = 7 * 24 * 3600,
         idempotencyRetention: TimeInterval = 24 * 3600,
         durableCommits: Bool = true,
+        recordCacheBytes: Int = 32 << 20,
         now: @escaping @Sendable () -> Date = { Date() },
         serverName: String = "pyat",
         realtime: RealtimeConfiguration = .init(),
@@ -60,6 +64,7 @@ public struct ServerConfiguration: Sendable {
         self.eventRetention = eventRetention
         self.idempotencyRetention = idempotencyRetention
         self.durableCommits = durableCommits
+        self.recordCacheBytes = recordCacheBytes
         self.now = now
         self.serverName = serverName
         self.realtime = realtime
@@ -93,6 +98,7 @@ public struct ServerServices: Sendable {
         let database = try ServerDatabase(
             path: configuration.databasePath,
             durable: configuration.durableCommits,
+            recordCacheBytes: configuration.recordCacheBytes,
             logger: logger
         )
         let store = SQLiteStore(

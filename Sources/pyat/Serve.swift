@@ -48,6 +48,12 @@ extension Pyat {
         )
         var noFsync = false
 
+        @Option(
+            name: .customLong("record-cache-size"),
+            help: "Memory for recently read records, answered without the database, in bytes (0: off)."
+        )
+        var recordCacheSize: Int = 32 << 20
+
         @Flag(name: .customLong("no-websocket"), help: "Refuse WebSocket upgrades (clients fall back to SSE).")
         var noWebSocket = false
 
@@ -63,6 +69,7 @@ extension Pyat {
         func validate() throws {
             guard (0...65535).contains(port) else { throw ValidationError("--port must be from 0 to 65535") }
             guard maximumBodySize >= 1024 else { throw ValidationError("--max-body-size must be at least 1024") }
+            guard recordCacheSize >= 0 else { throw ValidationError("--record-cache-size must not be negative") }
             guard maximumFileSize >= 0 else { throw ValidationError("--max-file-size must not be negative") }
             guard ["text", "json"].contains(logFormat) else {
                 throw ValidationError("--log-format must be text or json")
@@ -85,7 +92,8 @@ extension Pyat {
                 maximumBodySize: maximumBodySize,
                 maximumFileSize: maximumFileSize,
                 jwtSecret: ProcessInfo.processInfo.environment["PYAT_JWT_SECRET"],
-                durableCommits: !noFsync
+                durableCommits: !noFsync,
+                recordCacheBytes: recordCacheSize
             )
             configuration.realtime.webSocketEnabled = !noWebSocket
             configuration.realtime.serverSentEventsEnabled = !noServerSentEvents

@@ -1,4 +1,5 @@
 import Foundation
+import GRDB
 import HTTPTypes
 import PyAirtableModels
 import Testing
@@ -18,6 +19,22 @@ struct PersistenceTests {
         var table: PyAirtableModels.Table
         var records: [PyAirtableModels.Record]
         var events: [Event]
+    }
+
+    @Test("durable commits sync the write-ahead log at every commit (synchronous = FULL on the writer)")
+    func durableWriter() throws {
+        let directory = try TemporaryDirectory()
+        for (durable, expected) in [(true, 2), (false, 1)] {
+            let database = try ServerDatabase(
+                path: directory.path + "/durable-\(durable).sqlite",
+                durable: durable,
+                logger: Harness.logger
+            )
+            let level = try database.pool.writeWithoutTransaction { db in
+                try Int.fetchOne(db, sql: "PRAGMA synchronous")
+            }
+            #expect(level == expected, "durable: \(durable)")
+        }
     }
 
     @Test("a restart on the same data directory keeps users, tokens, schema, records and events")

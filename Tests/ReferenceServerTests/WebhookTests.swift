@@ -275,8 +275,16 @@ struct WebhookTests {
             #expect(receiver.deliveries.isEmpty)
 
             // 2. The worker runs but the receiver is down (503): attempts are made, none lands, and
-            //    the server stops in the middle of retrying.
-            try await Self.withServer(directory: path) { api, _ in
+            //    the server stops in the middle of retrying. Retries come every 10 ms: a generous failure
+            //    limit keeps a slow shutdown (a loaded machine) from disabling the webhook meanwhile.
+            let patient = WebhookConfiguration(
+                allowPrivateTargets: true,
+                attemptTimeout: .seconds(10),
+                initialBackoff: .milliseconds(10),
+                maximumBackoff: .milliseconds(100),
+                maximumConsecutiveFailures: 1000
+            )
+            try await Self.withServer(directory: path, webhooks: patient) { api, _ in
                 let owner = api.authorized(token)
                 for index in 4...5 {
                     _ = try await owner.createRecord(in: table.id, ["Name": .string("failing \(index)")])

@@ -15,6 +15,17 @@ extension Request {
         return try JSONCoding.decoder.decode(T.self, from: Data(buffer.readableBytesView))
     }
 
+    /// The cells of a record write's body, `{"fields": {…}}`: plain values by ``RecordFieldsParser``,
+    /// anything else by `JSONDecoder`.
+    func decodeRecordFields() async throws -> [String: FieldValue] {
+        let buffer = try await body.collect(upTo: .max)
+        guard buffer.readableBytes > 0 else {
+            throw ServerError.badRequest("the request needs a JSON body")
+        }
+        if let fields = RecordFieldsParser.parse(buffer.readableBytesView) { return fields }
+        return try JSONCoding.decoder.decode(RecordFieldsRequest.self, from: Data(buffer.readableBytesView)).fields
+    }
+
     /// The version named by `If-Match`, if any.
     func ifMatchVersion() throws -> Int? {
         guard let value = headers[.ifMatch] else { return nil }

@@ -129,11 +129,11 @@ struct RecordsController {
 
     @Sendable func create(_ request: Request, context: AppRequestContext) async throws -> Response {
         _ = try context.requireUser()
-        let body = try await request.decodeJSON(as: RecordFieldsRequest.self)
+        let fields = try await request.decodeRecordFields()
         return .stored(
             try await store.createRecord(
                 table: try context.id("id", "table"),
-                fields: body.fields,
+                fields: fields,
                 context: context.write(now: now)
             )
         )
@@ -149,11 +149,11 @@ struct RecordsController {
 
     private func write(_ request: Request, context: AppRequestContext, replace: Bool) async throws -> Response {
         _ = try context.requireUser()
-        let body = try await request.decodeJSON(as: RecordFieldsRequest.self)
+        let fields = try await request.decodeRecordFields()
         return .stored(
             try await store.updateRecord(
                 id: try context.id("id", "record"),
-                fields: body.fields,
+                fields: fields,
                 replace: replace,
                 ifVersion: try request.ifMatchVersion(),
                 context: context.write(now: now)

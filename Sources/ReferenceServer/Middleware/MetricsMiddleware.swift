@@ -41,7 +41,7 @@ struct MetricsMiddleware: RouterMiddleware {
             "request",
             metadata: [
                 "method": "\(request.method.rawValue)", "path": "\(request.uri.path)",
-                "status": "\(response.status.code)", "duration": "\(elapsed)",
+                "status": "\(response.status.code)", "duration": "\(elapsed)", "request_id": "\(context.requestID)",
             ]
         )
         return response

@@ -6,8 +6,9 @@ import Logging
 import NIOCore
 import PyAirtableModels
 
-/// Gives each request an id (the caller's `X-Request-ID` when it is sane, else a new one), puts it
-/// in the logger metadata and echoes it on the response.
+/// Gives each request an id (the caller's `X-Request-ID` when it is sane, else a new one) and echoes
+/// it on the response. Log lines about a request carry it as `request_id` (set where they are
+/// written: putting it in the logger's metadata costs every request a copy of that metadata).
 struct RequestIDMiddleware: RouterMiddleware {
     typealias Context = AppRequestContext
 
@@ -24,7 +25,6 @@ struct RequestIDMiddleware: RouterMiddleware {
         } else {
             context.requestID = RequestIDs.next()
         }
-        context.logger[metadataKey: "request_id"] = .string(context.requestID)
         var response = try await next(request, context)
         response.headers[.requestID] = context.requestID
         return response
@@ -47,7 +47,9 @@ struct ErrorMiddleware: RouterMiddleware {
             if serverError.status.code >= 500 {
                 context.logger.error(
                     "request failed",
-                    metadata: ["error": "\(error)", "path": "\(request.uri.path)"]
+                    metadata: [
+                        "error": "\(error)", "path": "\(request.uri.path)", "request_id": "\(context.requestID)",
+                    ]
                 )
             }
             return Self.response(for: serverError, requestID: context.requestID)
@@ -189,10 +191,15 @@ struct AuthenticationMiddleware: RouterMiddleware {
         guard let header = request.headers[.authorization] else {
             return try await next(request, context)
         }
-        guard header.count > 7, header.prefix(7).lowercased() == "bearer " else {
+        guard header.utf8.count > 7,
+            header.utf8.prefix(7).elementsEqual("bearer ".utf8, by: { $0 | 0x20 == $1 })
+        else {
             throw ServerError.unauthorized("the Authorization header must be 'Bearer <token>'")
         }
-        let token = String(header.dropFirst(7)).trimmingCharacters(in: .whitespaces)
+        var rest = header.dropFirst(7)
+        while let first = rest.first, first == " " || first == "\t" { rest = rest.dropFirst() }
+        while let last = rest.last, last == " " || last == "\t" { rest = rest.dropLast() }
+        let token = String(rest)
         guard let principal = try await auth.authenticate(bearer: token) else {
             throw ServerError.unauthorized("the access token is invalid or expired")
         }

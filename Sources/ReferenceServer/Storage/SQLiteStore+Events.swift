@@ -21,7 +21,12 @@ extension SQLiteStore {
     /// The oldest sequence number still in the log, and the newest (0 when empty).
     public func eventBounds() async throws -> (oldest: Int64, newest: Int64) {
         try await database.read { db in
-            let row = try Row.fetchOne(db, sql: "SELECT MIN(seq) AS oldest, MAX(seq) AS newest FROM events")
+            // Two subqueries: SQLite answers a lone MIN or MAX from the index, but scans the whole
+            // log for both in one SELECT.
+            let row = try Row.fetchOne(
+                db,
+                sql: "SELECT (SELECT MIN(seq) FROM events) AS oldest, (SELECT MAX(seq) FROM events) AS newest"
+            )
             let newest = (row?["newest"] as Int64?) ?? 0
             let oldest = (row?["oldest"] as Int64?) ?? newest + 1
             let sequence =

@@ -7,8 +7,9 @@ extension SQLiteStore: RealtimeEventSource {
         database.commits.observe(observer)
     }
 
+    /// The newest committed event's seq, as the writer reported it: no read.
     public func realtimeHead() async throws -> Int64 {
-        try await database.read { db in try Self.eventHead(db) }
+        database.facts.eventHead
     }
 
     public func realtimeEvents(after seq: Int64, limit: Int) async throws -> [RealtimeEvent] {

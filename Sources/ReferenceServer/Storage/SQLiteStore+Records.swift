@@ -64,23 +64,52 @@ extension SQLiteStore {
         return schema
     }
 
-    /// The schema of a record's table (cached), checking the caller's role.
-    func requireCachedRecordTable(_ db: Database, id: RecordID, user: UserID, minimum: Role) throws -> TableSchema {
-        let statement = try db.cachedStatement(sql: "SELECT table_id FROM records WHERE id = ?")
-        guard let tableID = try String.fetchOne(statement, arguments: [id.rawValue]),
-            let schema = try cachedSchema(db, table: TableID(unchecked: tableID))
-        else { throw ServerError.notFound("record") }
-        try Self.authorize(db, workspace: schema.workspaceID.rawValue, user: user, minimum: minimum, resource: "record")
-        return schema
+    /// A record's stored row and its table's schema (cached), checking the caller's role: one query.
+    func requireStoredRecord(
+        _ db: Database,
+        id: RecordID,
+        user: UserID,
+        minimum: Role
+    ) throws -> (schema: TableSchema, row: Row) {
+        let statement = try db.cachedStatement(
+            sql: """
+                SELECT r.*, t.version AS table_version, m.role AS member_role
+                FROM records r
+                JOIN tables t ON t.id = r.table_id
+                JOIN bases b ON b.id = t.base_id
+                LEFT JOIN members m ON m.workspace_id = b.workspace_id AND m.user_id = ?
+                WHERE r.id = ?
+                """
+        )
+        guard let row = try Row.fetchOne(statement, arguments: [user.rawValue, id.rawValue]) else {
+            throw ServerError.notFound("record")
+        }
+        try Self.check(
+            role: (row["member_role"] as String?).flatMap(Role.init(rawValue:)),
+            minimum: minimum,
+            resource: "record"
+        )
+        let schema = try schema(db, table: TableID(unchecked: row["table_id"]), version: row["table_version"])
+        return (schema, row)
     }
 
     /// One record as wire JSON, checking the caller may read its workspace.
+    ///
+    /// Hot records come from the ``RecordReadCache`` without a trip to a reader connection.
     public func encodedRecord(id: RecordID, user: UserID) async throws -> EncodedRecord {
-        try await database.read { db in
+        let cache = database.recordCache
+        switch cache.lookup(id: id.rawValue, user: user.rawValue) {
+        case .record(let record): return record
+        case .notMember: throw ServerError.notFound("record")
+        case nil: break
+        }
+        // Taken before the read transaction begins: see RecordReadCache.
+        let generation = cache.generation
+        return try await database.read { db in
             let statement = try db.cachedStatement(
                 sql: """
-                    SELECT r.id, r.table_id, r.fields, r.version, r.created_at, r.updated_at,
-                           t.version AS table_version, m.role
+                    SELECT r.rowid AS row_id, r.id, r.table_id, r.fields, r.version, r.created_at, r.updated_at,
+                           t.version AS table_version, b.workspace_id, m.role
                     FROM records r
                     JOIN tables t ON t.id = r.table_id
                     JOIN bases b ON b.id = t.base_id
@@ -88,10 +117,22 @@ extension SQLiteStore {
                     WHERE r.id = ?
                     """
             )
-            guard
-                let row = try Row.fetchOne(statement, arguments: [user.rawValue, id.rawValue]),
-                row["role"] as String? != nil
-            else { throw ServerError.notFound("record") }
+            guard let row = try Row.fetchOne(statement, arguments: [user.rawValue, id.rawValue]) else {
+                throw ServerError.notFound("record")
+            }
+            let workspaceID: String = row["workspace_id"]
+            guard let role = (row["role"] as String?).flatMap(Role.init(rawValue:)) else {
+                cache.store(
+                    nil,
+                    rowID: row["row_id"],
+                    id: id.rawValue,
+                    workspaceID: workspaceID,
+                    role: nil,
+                    user: user.rawValue,
+                    readAt: generation
+                )
+                throw ServerError.notFound("record")
+            }
             let schema = try self.schema(db, table: row.id("table_id"), version: row["table_version"])
             var json: [UInt8] = []
             json.reserveCapacity(512)
@@ -106,7 +147,17 @@ extension SQLiteStore {
                 schema: schema,
                 visible: nil
             )
-            return EncodedRecord(id: id, version: version, json: json)
+            let record = EncodedRecord(id: id, version: version, json: json)
+            cache.store(
+                record,
+                rowID: row["row_id"],
+                id: id.rawValue,
+                workspaceID: workspaceID,
+                role: role,
+                user: user.rawValue,
+                readAt: generation
+            )
+            return record
         }
     }
 
@@ -383,9 +434,10 @@ extension SQLiteStore {
         replace: Bool,
         ifVersion: Int?,
         schema: TableSchema,
+        storedRow: Row? = nil,
         context: WriteContext
     ) throws -> EncodedRecord {
-        let row = try storedRow(db, id: id, schema: schema)
+        let row = try storedRow ?? Self.storedRow(db, id: id, schema: schema)
         let version: Int = row["version"]
         try checkVersion(expected: ifVersion, actual: version, current: try record(from: row, schema: schema))
         // Cells of deleted fields are dropped on write.
@@ -428,9 +480,10 @@ extension SQLiteStore {
         id: RecordID,
         ifVersion: Int?,
         schema: TableSchema,
+        storedRow: Row? = nil,
         context: WriteContext
     ) throws {
-        let row = try storedRow(db, id: id, schema: schema)
+        let row = try storedRow ?? Self.storedRow(db, id: id, schema: schema)
         try checkVersion(expected: ifVersion, actual: row["version"], current: try record(from: row, schema: schema))
         try db.execute(sql: "DELETE FROM records WHERE id = ?", arguments: [id.rawValue])
         try appendEvent(
@@ -468,7 +521,7 @@ extension SQLiteStore {
     ) async throws -> WriteResult<EncodedRecord> {
         let actor = try context.requireActor()
         return try await perform(context) { db in
-            let schema = try self.requireCachedRecordTable(db, id: id, user: actor, minimum: .editor)
+            let (schema, row) = try self.requireStoredRecord(db, id: id, user: actor, minimum: .editor)
             return try Self.updateRecord(
                 db,
                 id: id,
@@ -476,6 +529,7 @@ extension SQLiteStore {
                 replace: replace,
                 ifVersion: ifVersion,
                 schema: schema,
+                storedRow: row,
                 context: context
             )
         }
@@ -490,8 +544,8 @@ extension SQLiteStore {
     {
         let actor = try context.requireActor()
         return try await perform(context) { db in
-            let schema = try self.requireCachedRecordTable(db, id: id, user: actor, minimum: .editor)
-            try Self.deleteRecord(db, id: id, ifVersion: ifVersion, schema: schema, context: context)
+            let (schema, row) = try self.requireStoredRecord(db, id: id, user: actor, minimum: .editor)
+            try Self.deleteRecord(db, id: id, ifVersion: ifVersion, schema: schema, storedRow: row, context: context)
             return DeletedRecord(id: id)
         }
     }

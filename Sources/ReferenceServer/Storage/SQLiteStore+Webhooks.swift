@@ -1,6 +1,7 @@
 import Foundation
 import GRDB
 import PyAirtableModels
+import Synchronization
 
 extension SQLiteStore {
     // MARK: - Webhooks
@@ -301,61 +302,71 @@ extension SQLiteStore {
     }
 
     public func webhookWork(now: Date) async throws -> WebhookWork {
-        try await nextDeliveries(webhook: nil, now: now)
+        // Taken before the read begins, so a webhook enabled during the read changes it.
+        let generation = database.facts.webhooksGeneration
+        if webhooksIdleAt.load(ordering: .acquiring) == generation {
+            return WebhookWork(backlog: false, due: [], nextDue: nil)
+        }
+        let (work, anyEnabled) = try await database.read { db in
+            (
+                try self.nextDeliveries(db, webhook: nil, now: now),
+                try Bool.fetchOne(db, sql: "SELECT EXISTS (SELECT 1 FROM webhooks WHERE enabled = 1)") ?? true
+            )
+        }
+        if !anyEnabled { webhooksIdleAt.store(generation, ordering: .releasing) }
+        return work
     }
 
     public func nextWebhookDelivery(webhook: WebhookID, now: Date) async throws -> PendingWebhookDelivery? {
-        try await nextDeliveries(webhook: webhook, now: now).due.first
+        try await database.read { db in try self.nextDeliveries(db, webhook: webhook, now: now).due.first }
     }
 
     /// One read, as the worker makes one after every commit: whether events wait to be handed over,
     /// and the oldest pending delivery of each enabled webhook (or of `webhook`).
-    private func nextDeliveries(webhook: WebhookID?, now: Date) async throws -> WebhookWork {
-        try await database.read { db in
-            let backlog =
-                try Bool.fetchOne(
-                    db,
-                    sql: """
-                        SELECT 1 FROM webhooks
-                        WHERE enabled = 1 AND cursor < (SELECT COALESCE(MAX(seq), 0) FROM events) LIMIT 1
-                        """
-                ) ?? false
-            let rows = try Row.fetchAll(
+    private func nextDeliveries(_ db: Database, webhook: WebhookID?, now: Date) throws -> WebhookWork {
+        let backlog =
+            try Bool.fetchOne(
                 db,
                 sql: """
-                    SELECT d.id, d.webhook_id, d.event_seq, d.event_type, d.body, d.attempts, d.next_attempt_at,
-                        w.url, w.secret
-                    FROM webhooks w JOIN webhook_deliveries d ON d.id = (
-                        SELECT id FROM webhook_deliveries
-                        WHERE webhook_id = w.id AND status = 'pending' ORDER BY event_seq LIMIT 1)
-                    WHERE w.enabled = 1 AND (?1 IS NULL OR w.id = ?1)
-                    """,
-                arguments: [webhook?.rawValue]
-            )
-            var due: [PendingWebhookDelivery] = []
-            var nextDue: Date?
-            for row in rows {
-                // Compared as stored (milliseconds), so a delivery due "now" is due under a clock that stands still.
-                let at = row.optionalDate("next_attempt_at") ?? now
-                if at.millisecondsSince1970 <= now.millisecondsSince1970 {
-                    due.append(
-                        PendingWebhookDelivery(
-                            id: row.id("id"),
-                            webhookID: row.id("webhook_id"),
-                            eventSeq: row["event_seq"],
-                            eventType: EventType(rawValue: row["event_type"]),
-                            body: row["body"],
-                            url: row["url"],
-                            secret: row["secret"],
-                            attempts: row["attempts"]
-                        )
+                    SELECT 1 FROM webhooks
+                    WHERE enabled = 1 AND cursor < (SELECT COALESCE(MAX(seq), 0) FROM events) LIMIT 1
+                    """
+            ) ?? false
+        let rows = try Row.fetchAll(
+            db,
+            sql: """
+                SELECT d.id, d.webhook_id, d.event_seq, d.event_type, d.body, d.attempts, d.next_attempt_at,
+                    w.url, w.secret
+                FROM webhooks w JOIN webhook_deliveries d ON d.id = (
+                    SELECT id FROM webhook_deliveries
+                    WHERE webhook_id = w.id AND status = 'pending' ORDER BY event_seq LIMIT 1)
+                WHERE w.enabled = 1 AND (?1 IS NULL OR w.id = ?1)
+                """,
+            arguments: [webhook?.rawValue]
+        )
+        var due: [PendingWebhookDelivery] = []
+        var nextDue: Date?
+        for row in rows {
+            // Compared as stored (milliseconds), so a delivery due "now" is due under a clock that stands still.
+            let at = row.optionalDate("next_attempt_at") ?? now
+            if at.millisecondsSince1970 <= now.millisecondsSince1970 {
+                due.append(
+                    PendingWebhookDelivery(
+                        id: row.id("id"),
+                        webhookID: row.id("webhook_id"),
+                        eventSeq: row["event_seq"],
+                        eventType: EventType(rawValue: row["event_type"]),
+                        body: row["body"],
+                        url: row["url"],
+                        secret: row["secret"],
+                        attempts: row["attempts"]
                     )
-                } else {
-                    nextDue = min(nextDue ?? at, at)
-                }
+                )
+            } else {
+                nextDue = min(nextDue ?? at, at)
             }
-            return WebhookWork(backlog: backlog, due: due.sorted { $0.eventSeq < $1.eventSeq }, nextDue: nextDue)
         }
+        return WebhookWork(backlog: backlog, due: due.sorted { $0.eventSeq < $1.eventSeq }, nextDue: nextDue)
     }
 
     public func recordWebhookAttempt(

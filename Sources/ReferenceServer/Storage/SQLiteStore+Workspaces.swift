@@ -64,6 +64,7 @@ extension SQLiteStore {
                 sql: "INSERT INTO members (workspace_id, user_id, role, added_at) VALUES (?, ?, 'owner', ?)",
                 arguments: [workspace.id.rawValue, actor.rawValue, now]
             )
+            try Self.membersChanged(db)
             try Self.appendEvent(
                 db,
                 type: .workspaceCreated,
@@ -202,6 +203,7 @@ extension SQLiteStore {
                     workspace.rawValue, userID.rawValue, request.role.rawValue, context.now.millisecondsSince1970,
                 ]
             )
+            try Self.membersChanged(db)
             guard let member = try Self.fetchMember(db, workspace: workspace, user: userID) else {
                 throw ServerError.notFound("member")
             }
@@ -232,6 +234,7 @@ extension SQLiteStore {
                 sql: "UPDATE members SET role = ? WHERE workspace_id = ? AND user_id = ?",
                 arguments: [role.rawValue, workspace.rawValue, target.rawValue]
             )
+            try Self.membersChanged(db)
             try Self.appendEvent(db, type: .memberUpdated, workspaceID: workspace, payload: member, context: context)
             return member
         }
@@ -266,6 +269,7 @@ extension SQLiteStore {
                 sql: "DELETE FROM members WHERE workspace_id = ? AND user_id = ?",
                 arguments: [workspace.rawValue, target.rawValue]
             )
+            try Self.membersChanged(db)
             try Self.appendEvent(
                 db,
                 type: .memberRemoved,
@@ -288,5 +292,13 @@ extension SQLiteStore {
         if owners == 0 {
             throw ServerError.conflict("a workspace needs at least one owner")
         }
+    }
+}
+
+extension SQLiteStore {
+    /// Tells transaction observers (the record read cache) that `members` changed: it is a WITHOUT
+    /// ROWID table, for which SQLite reports no row changes.
+    static func membersChanged(_ db: Database) throws {
+        try db.notifyChanges(in: GRDB.Table("members"))
     }
 }

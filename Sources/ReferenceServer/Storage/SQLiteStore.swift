@@ -10,6 +10,9 @@ public final class SQLiteStore: Sendable {
     let database: ServerDatabase
     let logger: Logger
     let schemaCache = Mutex<[TableID: TableSchema]>([:])
+    /// The webhooks generation (``CommitFacts``) at which a read found no webhook enabled: until it
+    /// changes, the delivery worker's passes need no read.
+    let webhooksIdleAt = Atomic<UInt64>(.max)
     /// Answers stored for `Idempotency-Key` replay are kept this long.
     let idempotencyRetention: TimeInterval
 
@@ -156,9 +159,13 @@ public final class SQLiteStore: Sendable {
         minimum: Role,
         resource: String
     ) throws -> Role {
-        guard let role = try role(db, workspace: workspace, user: user) else {
-            throw ServerError.notFound(resource)
-        }
+        try check(role: role(db, workspace: workspace, user: user), minimum: minimum, resource: resource)
+    }
+
+    /// 404 for a non-member (`role` nil), 403 for a member below `minimum`.
+    @discardableResult
+    static func check(role: Role?, minimum: Role, resource: String) throws -> Role {
+        guard let role else { throw ServerError.notFound(resource) }
         guard role >= minimum else {
             throw ServerError.forbidden("this needs the \(minimum.rawValue) role or higher; you are \(role.rawValue)")
         }

@@ -13,23 +13,40 @@ public struct ServerDatabase: Sendable {
     let writer: WriteCoalescer
     /// Fired after every committed write transaction (realtime fan-out listens).
     public let commits: CommitSignal
+    /// Recent record reads, kept current by the writer connection.
+    public let recordCache: RecordReadCache
+    /// The event head and webhook changes, as commits report them.
+    public let facts: CommitFacts
 
     /// Opens (creating if need be) the database at `path` and migrates it.
     /// - Parameters:
     ///   - path: The SQLite file.
     ///   - durable: Whether each commit is fsynced before it is acknowledged (`synchronous = FULL`).
-    public init(path: String, durable: Bool = true, logger: Logger) throws {
+    ///   - recordCacheBytes: The memory for recently read records (0: no cache).
+    public init(path: String, durable: Bool = true, recordCacheBytes: Int = 32 << 20, logger: Logger) throws {
         var configuration = Configuration()
         configuration.busyMode = .timeout(10)
         configuration.maximumReaderCount = 8
         configuration.label = "pyat-server"
         configuration.prepareDatabase { db in
-            try db.execute(sql: "PRAGMA synchronous = \(durable ? "FULL" : "NORMAL")")
             try db.execute(sql: "PRAGMA cache_size = -32000")
             try db.execute(sql: "PRAGMA temp_store = MEMORY")
         }
         self.pool = try DatabasePool(path: path, configuration: configuration)
+        // Set on the writer after the pool is open: DatabasePool puts `synchronous = NORMAL` on it when
+        // it turns WAL on, after `prepareDatabase` ran. In WAL mode FULL syncs the log at every commit.
+        try pool.writeWithoutTransaction { db in
+            try db.execute(sql: "PRAGMA synchronous = \(durable ? "FULL" : "NORMAL")")
+        }
         try Self.migrator.migrate(pool)
+        let facts = CommitFacts(head: try pool.read { db in try SQLiteStore.eventHead(db) })
+        self.facts = facts
+        pool.add(transactionObserver: CommitFactsObserver(facts: facts), extent: .databaseLifetime)
+        let recordCache = RecordReadCache(maximumBytes: recordCacheBytes)
+        self.recordCache = recordCache
+        if recordCache.isEnabled {
+            pool.add(transactionObserver: RecordReadCacheInvalidator(cache: recordCache), extent: .databaseLifetime)
+        }
         let commits = CommitSignal()
         self.commits = commits
         self.writer = WriteCoalescer(pool: pool, logger: logger, commits: commits)

@@ -37,17 +37,7 @@ final class WriteCoalescer: Sendable {
             let outcome = Mutex<Result<T, any Error>?>(nil)
             let job = Job(
                 run: { db in
-                    do {
-                        var value: T?
-                        try db.inSavepoint {
-                            value = try operation(db)
-                            return .commit
-                        }
-                        // inSavepoint only returns after operation set value.
-                        if let value { outcome.withLock { $0 = .success(value) } }
-                    } catch {
-                        outcome.withLock { $0 = .failure(error) }
-                    }
+                    outcome.withLock { $0 = Self.inSavepoint(db, operation) }
                 },
                 finish: { commitError in
                     if let commitError {
@@ -69,6 +59,26 @@ final class WriteCoalescer: Sendable {
                     self.drain(db)
                 }
             }
+        }
+    }
+
+    /// Runs `operation` in a savepoint, rolled back when it throws. The savepoint statements are
+    /// prepared once (GRDB's `inSavepoint` prepares them at every call, which shows at thousands of
+    /// writes a second); GRDB still sees them and keeps its transaction observers in step.
+    private static func inSavepoint<T>(_ db: Database, _ operation: (Database) throws -> T) -> Result<T, any Error> {
+        do {
+            try db.cachedStatement(sql: "SAVEPOINT write").execute()
+        } catch {
+            return .failure(error)
+        }
+        do {
+            let value = try operation(db)
+            try db.cachedStatement(sql: "RELEASE SAVEPOINT write").execute()
+            return .success(value)
+        } catch {
+            try? db.cachedStatement(sql: "ROLLBACK TO SAVEPOINT write").execute()
+            try? db.cachedStatement(sql: "RELEASE SAVEPOINT write").execute()
+            return .failure(error)
         }
     }
 
