@@ -82,6 +82,8 @@ extension Pyat {
         func run() async throws {
             if logFormat == "json" {
                 LoggingSystem.bootstrap { JSONLogHandler(label: $0) }
+            } else {
+                LoggingSystem.bootstrap { TextLogHandler(label: $0) }
             }
             var logger = Logger(label: "pyat.server")
             logger.logLevel = Logger.Level(rawValue: logLevel) ?? .info

@@ -61,4 +61,51 @@ struct ServeCommandTests {
         let permissions = try FileManager.default.attributesOfItem(atPath: secret)[.posixPermissions] as? Int
         #expect(permissions == 0o600)
     }
+
+    @Test("text logs: each line is rendered when written, with the request's metadata")
+    func textLogs() async throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("pyat-serve-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let logPath = directory.appendingPathComponent("serve.log").path
+        let process = try ChildProcess(
+            executable: PyatBinary.url.path,
+            arguments: [
+                "serve", "--demo", "--port", "0", "--data-dir", directory.appendingPathComponent("data").path,
+                "--log-level", "debug",
+            ],
+            environment: ProcessInfo.processInfo.environment,
+            stderrPath: logPath
+        )
+        var finished = false
+        defer { if !finished { process.terminate() } }
+        let output = try #require(process.standardOutput)
+        var text = ""
+        let deadline = Date().addingTimeInterval(60)
+        while !text.contains("PYAT_TOKEN="), Date() < deadline {
+            let chunk = output.availableData
+            if chunk.isEmpty { break }
+            text += String(decoding: chunk, as: UTF8.self)
+        }
+        let lines = text.split(separator: "\n").map(String.init)
+        let server = try #require(lines.first { $0.hasPrefix("export PYAT_SERVER=") })
+            .replacingOccurrences(of: "export PYAT_SERVER=", with: "")
+        var request = URLRequest(url: URL(string: server + "/health")!)
+        request.setValue("trace-me-42", forHTTPHeaderField: "X-Request-ID")
+        let (_, response) = try await URLSession.shared.data(for: request)
+        #expect((response as? HTTPURLResponse)?.statusCode == 200)
+
+        process.terminate()
+        #expect(await process.wait() == 0)
+        finished = true
+        let log = try String(contentsOfFile: logPath, encoding: .utf8)
+        let line = try #require(
+            log.split(separator: "\n").first { $0.contains("request_id=trace-me-42") },
+            "no line for the request in:\n\(log)"
+        )
+        #expect(line.contains(" debug pyat.server:"))
+        #expect(line.contains("path=/health"))
+        #expect(line.contains("status=200"))
+        #expect(line.hasSuffix("] request"))
+    }
 }
