@@ -208,7 +208,7 @@ extension RealtimeClient {
             }
             for try await message in inbound.messages(maxSize: 16 * 1024 * 1024) {
                 guard case .text(let text) = message else { continue }
-                let frame = try JSONCoding.decoder.decode(RealtimeServerFrame.self, from: Data(text.utf8))
+                let frame = try RealtimeServerFrame.decode(text)
                 if case .error(nil, let error) = frame, error.code == 401 { rejected.set() }
                 await self.handle(frame)
             }
@@ -325,7 +325,7 @@ extension RealtimeClient {
                         for message in messages {
                             switch message.event {
                             case nil, "message":
-                                events.append(try JSONCoding.decoder.decode(Event.self, from: Data(message.data.utf8)))
+                                events.append(try Event.decode(message.data))
                             case "error":
                                 if !events.isEmpty { await deliver(streamEvents: events) }
                                 if message.data.contains("\"code\":401"), let token {
@@ -333,8 +333,7 @@ extension RealtimeClient {
                                 }
                                 return .dropped(RealtimeClosed(reason: "the server ended the stream: \(message.data)"))
                             default:
-                                if let event = try? JSONCoding.decoder.decode(Event.self, from: Data(message.data.utf8))
-                                {
+                                if let event = try? Event.decode(message.data) {
                                     events.append(event)
                                 }
                             }
