@@ -1,6 +1,6 @@
 import Foundation
 import Hummingbird
-import HummingbirdWebSocket
+import HummingbirdCore
 import Logging
 import NIOCore
 import ServiceLifecycle
@@ -44,18 +44,8 @@ public func buildApplication(
     let realtime = RealtimeController(services: services)
     var application = Application(
         router: buildRouter(services: services),
-        server: .http1WebSocketUpgrade(
-            configuration: .init(
-                ws: .init(
-                    // Pings come from `WebSocketPinger`, an event-loop timer: the automatic ping is a
-                    // task per connection, and its stack is most of an idle connection's memory.
-                    autoPing: .disabled,
-                    closeTimeout: configuration.realtime.closeTimeout
-                )
-            )
-        ) { request, channel, logger in
-            await realtime.shouldUpgrade(request: request, channel: channel, logger: logger)
-        },
+        // HTTP/1.1, and WebSockets served from the channel pipeline: see RealtimeServerChannel.
+        server: HTTPServerBuilder { responder in RealtimeServerChannel(responder: responder, realtime: realtime) },
         configuration: .init(
             address: .hostname(configuration.host, port: configuration.port),
             serverName: configuration.serverName
@@ -66,6 +56,7 @@ public func buildApplication(
         logger: services.logger
     )
     application.addServices(MaintenanceService(services: services))
+    application.addServices(RealtimeSocketsService(sockets: services.realtime.sockets))
     application.addServices(WebhookDeliveryService(services: services))
     return application
 }

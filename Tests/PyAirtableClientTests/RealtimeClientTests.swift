@@ -410,7 +410,11 @@ struct RealtimeDeliveryTests {
             let expected = (0..<10_000).map(String.init)
             let firstDifference = names.indices.first { names[$0] != expected[$0] }
             #expect(firstDifference == nil, "first difference at \(firstDifference ?? -1)")
-            #expect(client.realtime.statistics.reconnects >= 2)
+            // A WebSocket or a stream is cut by each restart. A poll only notices a restart when one
+            // lands while the server is down, which a quick restart between two polls escapes.
+            if transport != .polling {
+                #expect(client.realtime.statistics.reconnects >= 2)
+            }
         }
     }
 }

@@ -198,6 +198,31 @@ struct RealtimeTests {
         }
     }
 
+    @Test("client frames are handled in the order sent, even when sent back to back")
+    func framesInOrder() async throws {
+        try await RealtimeServer.run { server in
+            let (owner, _) = try await server.api.register("Ada")
+            let socket = server.socket(token: owner.token)
+            defer { socket.close() }
+            for _ in 0..<50 {
+                try socket.send(.subscribe(id: "a", channel: "events", filters: EventFilter(), since: nil))
+                try socket.send(.unsubscribe(id: "a"))
+            }
+            try socket.send(.ping)
+            var subscribed = 0
+            while let frame = await socket.next() {
+                if frame == .pong { break }
+                guard case .subscribed("a", _) = frame else {
+                    Issue.record("out of order: \(frame)")
+                    break
+                }
+                subscribed += 1
+            }
+            #expect(subscribed == 50, "each subscribe after its unsubscribe, none refused as a duplicate")
+            #expect(await server.hub.subscriptionCount == 0)
+        }
+    }
+
     @Test("a consumer that never reads is cut off; another subscriber still gets every event")
     func slowConsumer() async throws {
         let realtime = RealtimeConfiguration(bufferSize: 4, closeTimeout: .milliseconds(200))

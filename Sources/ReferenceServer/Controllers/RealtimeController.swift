@@ -1,9 +1,9 @@
 import Foundation
 import HTTPTypes
 import Hummingbird
-import HummingbirdWebSocket
 import Logging
 import NIOCore
+import NIOHTTP1
 import NIOWebSocket
 import PyAirtableModels
 import ServiceLifecycle
@@ -76,13 +76,13 @@ struct RealtimeController {
     }
 
     /// How long until `credential` expires, on the server's clock; `nil` when it does not.
-    private func lifetime(of credential: Credential) -> Duration? {
+    func lifetime(of credential: Credential) -> Duration? {
         guard let expiresAt = credential.expiresAt else { return nil }
         let seconds = max(0, expiresAt.timeIntervalSince(services.configuration.now()))
         return .milliseconds(Int64(seconds * 1000))
     }
 
-    private static let credentialExpiredError = APIErrorDetail(
+    static let credentialExpiredError = APIErrorDetail(
         type: .auth,
         code: 401,
         message: "the access token expired: reconnect with a fresh one and resume from the last seq received"
@@ -101,154 +101,67 @@ struct RealtimeController {
         )
     }
 
-    /// Decides the WebSocket upgrade of `GET /api/v1/ws`: every other path is refused.
+    /// The decision on a WebSocket upgrade: the credential, or why it failed.
+    typealias UpgradeDecision = Result<Credential, ServerError>
+
+    var maximumFrameSize: Int { configuration.maximumFrameSize }
+    var closeTimeout: Duration { configuration.closeTimeout }
+
+    /// Decides the WebSocket upgrade of `GET /api/v1/ws`; `nil` refuses it (every other path).
     ///
     /// Credentials are checked before the upgrade; the upgrade is accepted even when they fail, so the
     /// client can read why: its first frame is answered with an `error` frame (`AUTH_ERROR`, 401), then
     /// close code 4401 (reason "unauthorized"). A refused upgrade could only answer a bare 400.
-    func shouldUpgrade(
-        request: HTTPRequest,
-        channel: any Channel,
-        logger: Logger
-    ) async -> ShouldUpgradeResult<WebSocketDataHandler<HTTP1WebSocketUpgradeChannel.Context>> {
-        let target = URLComponents(string: request.path ?? "/")
-        guard request.method == .get, target?.path == "/api/v1/ws", configuration.webSocketEnabled else {
-            return .dontUpgrade
+    func decideUpgrade(_ head: HTTPRequestHead) async -> UpgradeDecision? {
+        let target = URLComponents(string: head.uri)
+        guard head.method == .GET, target?.path == "/api/v1/ws", configuration.webSocketEnabled else {
+            return nil
         }
-        let outcome: Result<Credential, ServerError>
         do {
             if let credential = try await authenticate(
-                authorization: request.headerFields[.authorization],
+                authorization: head.headers.first(name: "Authorization"),
                 accessToken: target?.queryItems?.first { $0.name == "access_token" }?.value
             ) {
-                outcome = .success(credential)
-            } else {
-                outcome = .failure(.unauthorized("authentication required"))
+                return .success(credential)
             }
+            return .failure(.unauthorized("authentication required"))
         } catch let error as ServerError {
-            outcome = .failure(error)
+            return .failure(error)
         } catch {
-            outcome = .failure(ServerError(.internalServerError, .server, "authentication failed"))
-        }
-        let idleTimeout = configuration.idleTimeout
-        // Any byte from the client (pongs included) counts as traffic; a silent peer is dropped.
-        try? await channel.eventLoop.submit {
-            try channel.pipeline.syncOperations.addHandlers(
-                [IdleStateHandler(readTimeout: TimeAmount(idleTimeout)), IdleConnectionCloser()],
-                position: .first
-            )
-        }.get()
-        return .upgrade([:]) { inbound, outbound, _ in
-            switch outcome {
-            case .success(let credential):
-                await runWebSocket(
-                    credential: credential,
-                    inbound: inbound,
-                    outbound: outbound,
-                    channel: channel,
-                    logger: logger
-                )
-            case .failure(let error):
-                await refuse(error, inbound: inbound, outbound: outbound, channel: channel)
-            }
+            return .failure(ServerError(.internalServerError, .server, "authentication failed"))
         }
     }
 
-    /// Answers an upgrade whose credentials failed: an `error` frame, then close code 4401.
-    private func refuse(
-        _ error: ServerError,
-        inbound: WebSocketInboundStream,
-        outbound: WebSocketOutboundWriter,
-        channel: any Channel
-    ) async {
-        let frame = RealtimeMessage.error(
-            subscription: nil,
-            error: APIErrorDetail(type: error.type, code: Int(error.status.code), message: error.message)
-        )
-        // Frames sent right behind the 101 can be lost by clients still completing their
-        // upgrade; answer the client's first frame instead (the idle timeout bounds the wait).
-        var frames = inbound.messages(maxSize: configuration.maximumFrameSize).makeAsyncIterator()
-        _ = try? await frames.next()
-        if let text = frame.webSocketText { try? await outbound.writeTextMessage(text) }
-        await close(outbound, channel: channel, code: .unknown(4401), reason: "unauthorized")
-    }
-
-    /// Serves one upgraded WebSocket for as long as it is open.
+    /// Puts the realtime handlers on an upgraded channel (on its event loop).
     ///
-    /// Memory per idle connection is what bounds how many one server holds, so an idle connection
-    /// runs one task, the one reading its frames: writes run in a task only while messages wait (see
-    /// ``RealtimeOutbox/drain(into:onEnd:)``), pings and the token's expiry are event-loop timers,
-    /// and work deeper than the read loop (connecting, handling a frame) runs in short-lived tasks,
-    /// whose stacks are freed when they end rather than kept by the connection's task.
-    private func runWebSocket(
-        credential: Credential,
-        inbound: WebSocketInboundStream,
-        outbound: WebSocketOutboundWriter,
-        channel: any Channel,
-        logger: Logger
-    ) async {
-        let hub = services.realtime
-        let connection: RealtimeHub.Connection
-        do {
-            connection = try await Task { try await hub.connect(user: credential.user) }.value
-        } catch {
-            logger.error("realtime connect failed", metadata: ["error": "\(error)"])
-            await close(outbound, channel: channel, code: .unexpectedServerError, reason: "server error")
-            return
-        }
-        let outbox = connection.outbox
-        let pingInterval = TimeAmount(configuration.pingInterval)
-        try? await channel.eventLoop.submit {
-            try channel.pipeline.syncOperations.addHandler(WebSocketPinger(interval: pingInterval), position: .first)
-        }.get()
-        outbox.drain(
-            into: { message in
-                guard let text = message.webSocketText else { return true }
-                do {
-                    try await outbound.writeTextMessage(text)
-                    return true
-                } catch {
-                    return false
-                }
-            },
-            onEnd: { ending in
-                switch ending {
-                case .closed:
-                    // A write failed, or the session ended: the socket goes (a no-op when it went).
-                    channel.close(promise: nil)
-                case .slowConsumer:
-                    Task { await close(outbound, channel: channel, code: .policyViolation, reason: "slow consumer") }
-                case .credentialExpired:
-                    // An expired token no longer vouches for the user: the client reconnects with a fresh one.
-                    Task {
-                        let frame = RealtimeMessage.error(subscription: nil, error: Self.credentialExpiredError)
-                        if let text = frame.webSocketText { try? await outbound.writeTextMessage(text) }
-                        await close(outbound, channel: channel, code: .unknown(4401), reason: "token expired")
-                    }
-                }
-            }
+    /// Timers, not tasks, watch the connection: the idle timeout (any byte from the client, pongs
+    /// included, counts as traffic; a silent peer is dropped) and the pinger.
+    func configureWebSocket(channel: any Channel, decision: UpgradeDecision) throws {
+        let pipeline = channel.pipeline.syncOperations
+        // The handlers below read as data comes; nothing pulls reads the way an async channel does.
+        try channel.syncOptions?.setOption(ChannelOptions.autoRead, value: true)
+        try pipeline.addHandlers(
+            [IdleStateHandler(readTimeout: TimeAmount(configuration.idleTimeout)), IdleConnectionCloser()],
+            position: .first
         )
-        let expiry = lifetime(of: credential).map { lifetime in
-            channel.eventLoop.scheduleTask(in: TimeAmount(lifetime)) { outbox.finish(.credentialExpired) }
+        if case .success = decision {
+            try pipeline.addHandler(WebSocketPinger(interval: TimeAmount(configuration.pingInterval)), position: .first)
         }
-        do {
-            for try await message in inbound.messages(maxSize: configuration.maximumFrameSize) {
-                await Task { await handle(message, connection: connection.id) }.value
-            }
-        } catch {}
-        expiry?.cancel()
-        await hub.disconnect(connection.id)
+        try pipeline.addHandler(
+            NIOWebSocketFrameAggregator(
+                minNonFinalFragmentSize: 0,
+                maxAccumulatedFrameCount: 1024,
+                maxAccumulatedFrameSize: configuration.maximumFrameSize
+            )
+        )
+        try pipeline.addHandler(
+            RealtimeWebSocketHandler(controller: self, decision: decision, sockets: services.realtime.sockets)
+        )
     }
 
-    private func handle(_ message: WebSocketMessage, connection: Int) async {
+    /// Handles one client frame of connection `connection`.
+    func handle(text: String, connection: Int) async {
         let hub = services.realtime
-        guard case .text(let text) = message else {
-            await hub.reply(
-                .error(subscription: nil, error: Self.badFrame("frames must be JSON text")),
-                connection: connection
-            )
-            return
-        }
         let frame: RealtimeClientFrame
         do {
             frame = try JSONCoding.decoder.decode(RealtimeClientFrame.self, from: Data(text.utf8))
@@ -289,37 +202,8 @@ struct RealtimeController {
         }
     }
 
-    private static func badFrame(_ message: String) -> APIErrorDetail {
+    static func badFrame(_ message: String) -> APIErrorDetail {
         APIErrorDetail(type: .validation, code: 400, message: message)
-    }
-
-    /// Sends a close frame; when the peer does not take it within the close timeout (a consumer that
-    /// stopped reading), drops the socket.
-    private func close(
-        _ outbound: WebSocketOutboundWriter,
-        channel: any Channel,
-        code: WebSocketErrorCode,
-        reason: String
-    ) async {
-        let timeout = configuration.closeTimeout
-        let sent = await withTaskGroup(of: Bool.self) { group in
-            group.addTask {
-                do {
-                    try await outbound.close(code, reason: reason)
-                    return true
-                } catch {
-                    return false
-                }
-            }
-            group.addTask {
-                try? await Task.sleep(for: timeout)
-                return false
-            }
-            let first = await group.next() ?? false
-            group.cancelAll()
-            return first
-        }
-        if !sent { try? await channel.close() }
     }
 
     // MARK: - Server-Sent Events

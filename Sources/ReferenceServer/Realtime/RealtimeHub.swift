@@ -19,6 +19,8 @@ import Synchronization
 /// await hub.disconnect(connection.id)
 /// ```
 public actor RealtimeHub {
+    /// The open WebSockets, closed when the server shuts down.
+    nonisolated let sockets = RealtimeSockets()
     /// One connection as its transport sees it.
     struct Connection: Sendable {
         let id: Int

@@ -1,0 +1,533 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+import HummingbirdCore
+import Logging
+import NIOCore
+import NIOHTTP1
+import NIOHTTPTypes
+import NIOHTTPTypesHTTP1
+import NIOWebSocket
+import PyAirtableModels
+import ServiceLifecycle
+import Synchronization
+
+/// The server's connections: HTTP/1.1 as Hummingbird serves it, and `GET /api/v1/ws` upgraded to a
+/// WebSocket that ``RealtimeWebSocketHandler`` serves from the channel pipeline.
+///
+/// Hummingbird's WebSocket channel keeps a task per connection for the connection's whole life, and
+/// that task's stack was most of an idle connection's memory (about 21 KB of its 34). Here the
+/// connection's task ends once the upgrade is done: an idle WebSocket is its channel, its handlers
+/// and its hub state, nothing more.
+struct RealtimeServerChannel: ServerChildChannel, HTTPChannelHandler {
+    enum UpgradeResult: Sendable {
+        case webSocket
+        case notUpgraded(NIOAsyncChannel<HTTPRequestPart, HTTPResponsePart>)
+        case failedUpgrade(NIOAsyncChannel<HTTPRequestPart, HTTPResponsePart>)
+    }
+
+    struct Value: ServerChildChannelValue {
+        let upgradeResult: EventLoopFuture<UpgradeResult>
+        let channel: any Channel
+    }
+
+    let responder: HTTPChannelHandler.Responder
+    let realtime: RealtimeController
+
+    init(responder: @escaping HTTPChannelHandler.Responder, realtime: RealtimeController) {
+        self.responder = Self.upgradeAwareResponder(responder)
+        self.realtime = realtime
+    }
+
+    /// An upgrade request on a connection that already served plain HTTP cannot be upgraded there:
+    /// it is redirected to itself on a new connection (as Hummingbird's WebSocket channel does).
+    private static func upgradeAwareResponder(
+        _ responder: @escaping HTTPChannelHandler.Responder
+    )
+        -> HTTPChannelHandler.Responder
+    {
+        struct RedirectCloseError: Error {}
+        return { request, responseWriter, channel in
+            if request.headers[.upgrade]?.lowercased() == "websocket" {
+                var path = request.uri.path
+                if let query = request.uri.query { path += "?\(query)" }
+                let response = HTTPResponse(
+                    status: .temporaryRedirect,
+                    headerFields: [.connection: "close", .location: path]
+                )
+                try await responseWriter.writeResponse(response)
+                throw RedirectCloseError()
+            }
+            try await responder(request, responseWriter, channel)
+        }
+    }
+
+    func setup(channel: any Channel, logger: Logger) -> EventLoopFuture<Value> {
+        channel.eventLoop.makeCompletedFuture {
+            let upgradeAttempted = NIOLoopBoundBox(false, eventLoop: channel.eventLoop)
+            let decision = NIOLoopBoundBox<RealtimeController.UpgradeDecision?>(nil, eventLoop: channel.eventLoop)
+            let realtime = self.realtime
+            let upgrader = NIOTypedWebSocketServerUpgrader<UpgradeResult>(
+                maxFrameSize: realtime.maximumFrameSize,
+                shouldUpgrade: { channel, head in
+                    upgradeAttempted.value = true
+                    let promise = channel.eventLoop.makePromise(of: RealtimeController.UpgradeDecision?.self)
+                    promise.completeWithTask { await realtime.decideUpgrade(head) }
+                    return promise.futureResult.map { decided in
+                        decision.value = decided
+                        return decided == nil ? nil : HTTPHeaders()
+                    }
+                },
+                upgradePipelineHandler: { channel, _ in
+                    channel.eventLoop.makeCompletedFuture {
+                        guard let decided = decision.value else { throw ChannelError.inappropriateOperationForState }
+                        try realtime.configureWebSocket(channel: channel, decision: decided)
+                        return UpgradeResult.webSocket
+                    }
+                }
+            )
+            let serverUpgrade = NIOTypedHTTPServerUpgradeConfiguration(
+                upgraders: [upgrader],
+                notUpgradingCompletionHandler: { channel in
+                    channel.eventLoop.makeCompletedFuture {
+                        try channel.pipeline.syncOperations.addHandler(HTTP1ToHTTPServerCodec(secure: false))
+                        try channel.pipeline.syncOperations.addHandler(
+                            HTTPConnectionStateHandler(idleTimeout: nil, logger: logger)
+                        )
+                        let asyncChannel = try NIOAsyncChannel<HTTPRequestPart, HTTPResponsePart>(
+                            wrappingChannelSynchronously: channel,
+                            configuration: .init(isOutboundHalfClosureEnabled: true)
+                        )
+                        return upgradeAttempted.value
+                            ? UpgradeResult.failedUpgrade(asyncChannel) : UpgradeResult.notUpgraded(asyncChannel)
+                    }
+                }
+            )
+            var configuration = NIOUpgradableHTTPServerPipelineConfiguration<UpgradeResult>(
+                upgradeConfiguration: serverUpgrade
+            )
+            configuration.enablePipelining = false
+            configuration.enableErrorHandling = false
+            configuration.enableResponseHeaderValidation = false
+            let result = try channel.pipeline.syncOperations.configureUpgradableHTTPServerPipeline(
+                configuration: configuration
+            )
+            return Value(upgradeResult: result, channel: channel)
+        }
+    }
+
+    func handle(value: Value, logger: Logger) async {
+        do {
+            switch try await value.upgradeResult.get() {
+            case .notUpgraded(let http1):
+                await handleHTTP(asyncChannel: http1, logger: logger)
+            case .failedUpgrade(let http1):
+                try await http1.executeThenClose { _, outbound in
+                    let head = HTTPResponse(
+                        status: .badRequest,
+                        headerFields: [.connection: "close", .contentLength: "0"]
+                    )
+                    try await outbound.write(contentsOf: [.head(head), .end(nil)])
+                }
+            case .webSocket:
+                // The pipeline serves the socket from here on; this connection's task ends.
+                return
+            }
+        } catch {
+            logger.trace("connection ended during the upgrade", metadata: ["error": "\(error)"])
+        }
+    }
+}
+
+/// Open realtime WebSockets, so a server shutting down can close them (no task waits on them).
+final class RealtimeSockets: Sendable {
+    private let channels = Mutex<[ObjectIdentifier: any Channel]>([:])
+
+    /// Sockets open now.
+    var count: Int { channels.withLock { $0.count } }
+
+    func add(_ channel: any Channel) {
+        channels.withLock { $0[ObjectIdentifier(channel)] = channel }
+    }
+
+    func remove(_ channel: any Channel) {
+        channels.withLock { _ = $0.removeValue(forKey: ObjectIdentifier(channel)) }
+    }
+
+    /// Sends every socket a close frame (1000); each drops its connection if the peer does not answer.
+    func closeAll() {
+        let open = channels.withLock { Array($0.values) }
+        for channel in open {
+            channel.pipeline.fireUserInboundEventTriggered(RealtimeWebSocketHandler.ServerShutdown())
+        }
+    }
+}
+
+/// Closes the realtime WebSockets when the server shuts down.
+struct RealtimeSocketsService: Service {
+    let sockets: RealtimeSockets
+
+    func run() async throws {
+        // Returns at graceful shutdown; throws when cancelled: either way, the sockets go.
+        try? await gracefulShutdown()
+        sockets.closeAll()
+    }
+}
+
+/// Serves one realtime WebSocket from the channel pipeline: frames in, hub messages out.
+///
+/// Runs on the channel's event loop. The hub is an actor, so connecting and handling a client frame
+/// run in short tasks; writes come from the connection's ``RealtimeOutbox``, whose drain task runs only
+/// while messages wait.
+final class RealtimeWebSocketHandler: ChannelInboundHandler, RemovableChannelHandler {
+    typealias InboundIn = WebSocketFrame
+    typealias OutboundOut = WebSocketFrame
+
+    /// Sent through the pipeline when the server shuts down.
+    struct ServerShutdown: Sendable {}
+
+    private enum State {
+        /// Registering with the hub; client frames wait in ``inbound``.
+        case connecting
+        case connected(RealtimeHub.Connection)
+        /// The credential failed: the first client frame is answered with the error, then 4401.
+        case refused(ServerError)
+        /// A close frame went out; the peer's answer, or the close timeout, ends the connection.
+        case closing
+        case closed
+    }
+
+    private let controller: RealtimeController
+    private let decision: RealtimeController.UpgradeDecision
+    private let sockets: RealtimeSockets
+    private var state: State = .closed
+    /// Client frames waiting for the hub, handled one at a time in arrival order.
+    private let inbound: InboundFrames
+    /// The hub's connection, from registration until the channel goes (whatever the state).
+    private var connection: RealtimeHub.Connection?
+    private var expiry: Scheduled<Void>?
+    private var closeTimer: Scheduled<Void>?
+
+    init(controller: RealtimeController, decision: RealtimeController.UpgradeDecision, sockets: RealtimeSockets) {
+        self.controller = controller
+        self.decision = decision
+        self.sockets = sockets
+        self.inbound = InboundFrames(controller: controller)
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        sockets.add(context.channel)
+        switch decision {
+        case .failure(let error):
+            state = .refused(error)
+        case .success(let credential):
+            state = .connecting
+            let hub = controller.services.realtime
+            let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+            let eventLoop = context.eventLoop
+            Task {
+                let result: Result<RealtimeHub.Connection, any Error>
+                do {
+                    result = .success(try await hub.connect(user: credential.user))
+                } catch {
+                    result = .failure(error)
+                }
+                eventLoop.execute {
+                    let (handler, context) = loopBound.value
+                    handler.connected(result, credential: credential, context: context)
+                }
+            }
+        }
+    }
+
+    private func connected(
+        _ result: Result<RealtimeHub.Connection, any Error>,
+        credential: RealtimeController.Credential,
+        context: ChannelHandlerContext
+    ) {
+        let hub = controller.services.realtime
+        guard case .connecting = state else {
+            // The socket went while the hub registered it.
+            if case .success(let connection) = result { Task { await hub.disconnect(connection.id) } }
+            return
+        }
+        let connection: RealtimeHub.Connection
+        switch result {
+        case .success(let made):
+            connection = made
+        case .failure(let error):
+            controller.services.logger.error("realtime connect failed", metadata: ["error": "\(error)"])
+            state = .refused(ServerError(.internalServerError, .server, "server error"))
+            close(context: context, code: .unexpectedServerError, reason: "server error")
+            return
+        }
+        state = .connected(connection)
+        self.connection = connection
+        let channel = context.channel
+        let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+        connection.outbox.drain(
+            into: { message in
+                guard let text = message.webSocketText else { return true }
+                do {
+                    let frames = Self.textFrames(text, allocator: channel.allocator)
+                    for frame in frames.dropLast() { channel.write(frame, promise: nil) }
+                    if let last = frames.last { try await channel.writeAndFlush(last) }
+                    return true
+                } catch {
+                    return false
+                }
+            },
+            onEnd: { ending in
+                channel.eventLoop.execute {
+                    let (handler, context) = loopBound.value
+                    handler.outboxEnded(ending, context: context)
+                }
+            }
+        )
+        if let lifetime = controller.lifetime(of: credential) {
+            let outbox = connection.outbox
+            expiry = context.eventLoop.scheduleTask(in: TimeAmount(lifetime)) { outbox.finish(.credentialExpired) }
+        }
+        // Frames that came while connecting go now, in order.
+        inbound.start(connection: connection.id)
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let frame = unwrapInboundIn(data)
+        switch frame.opcode {
+        case .text:
+            guard let text = String(validating: frame.unmaskedData.readableBytesView, as: UTF8.self) else {
+                close(context: context, code: .dataInconsistentWithMessage, reason: "text frames must be UTF-8")
+                return
+            }
+            received(text, context: context)
+        case .binary:
+            if case .connected(let connection) = state {
+                let hub = controller.services.realtime
+                Task {
+                    await hub.reply(
+                        .error(subscription: nil, error: RealtimeController.badFrame("frames must be JSON text")),
+                        connection: connection.id
+                    )
+                }
+            } else {
+                received(nil, context: context)
+            }
+        case .ping:
+            var data = frame.unmaskedData
+            let pong = WebSocketFrame(
+                fin: true,
+                opcode: .pong,
+                data: data.readSlice(length: data.readableBytes) ?? data
+            )
+            context.writeAndFlush(wrapOutboundOut(pong), promise: nil)
+        case .connectionClose:
+            receivedClose(frame, context: context)
+        default:
+            break
+        }
+    }
+
+    /// A client frame's text (`nil` for one that is not text).
+    private func received(_ text: String?, context: ChannelHandlerContext) {
+        switch state {
+        case .connecting, .connected:
+            guard let text else { return }
+            if !inbound.offer(text) {
+                close(context: context, code: .policyViolation, reason: "too many frames waiting")
+            }
+        case .refused(let error):
+            // Frames sent right behind the 101 can be lost by clients still completing their upgrade,
+            // so the refusal answers the client's first frame.
+            let frame = RealtimeMessage.error(
+                subscription: nil,
+                error: APIErrorDetail(type: error.type, code: Int(error.status.code), message: error.message)
+            )
+            if let text = frame.webSocketText {
+                for part in Self.textFrames(text, allocator: context.channel.allocator) {
+                    context.write(wrapOutboundOut(part), promise: nil)
+                }
+            }
+            close(context: context, code: .unknown(4401), reason: "unauthorized")
+        case .closing, .closed:
+            break
+        }
+    }
+
+    private func receivedClose(_ frame: WebSocketFrame, context: ChannelHandlerContext) {
+        if case .closing = state {
+            // The peer answered our close frame.
+            context.close(promise: nil)
+            return
+        }
+        state = .closing
+        // Echo the peer's status code, then drop the connection once that is written.
+        var data = frame.unmaskedData
+        let code = data.readInteger(as: UInt16.self)
+        var echo = context.channel.allocator.buffer(capacity: 2)
+        if let code { echo.writeInteger(code) }
+        let reply = WebSocketFrame(fin: true, opcode: .connectionClose, data: echo)
+        let channel = context.channel
+        context.writeAndFlush(wrapOutboundOut(reply)).whenComplete { _ in channel.close(promise: nil) }
+    }
+
+    private func outboxEnded(_ ending: RealtimeEnding, context: ChannelHandlerContext) {
+        switch ending {
+        case .closed:
+            // A write failed, or the session ended: the socket goes.
+            if case .closing = state { return }
+            state = .closed
+            context.close(promise: nil)
+        case .slowConsumer:
+            close(context: context, code: .policyViolation, reason: "slow consumer")
+        case .credentialExpired:
+            // An expired token no longer vouches for the user: the client reconnects with a fresh one.
+            let frame = RealtimeMessage.error(subscription: nil, error: RealtimeController.credentialExpiredError)
+            if let text = frame.webSocketText {
+                for part in Self.textFrames(text, allocator: context.channel.allocator) {
+                    context.write(wrapOutboundOut(part), promise: nil)
+                }
+            }
+            close(context: context, code: .unknown(4401), reason: "token expired")
+        }
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if event is ServerShutdown {
+            close(context: context, code: .normalClosure, reason: "server shutting down")
+        } else if let event = event as? ChannelEvent, event == .inputClosed {
+            // The server allows half-closure; a peer that stopped sending is gone for a WebSocket.
+            state = .closed
+            context.close(promise: nil)
+        } else {
+            context.fireUserInboundEventTriggered(event)
+        }
+    }
+
+    /// Sends a close frame; when the peer does not answer within the close timeout (a consumer that
+    /// stopped reading), drops the socket.
+    private func close(context: ChannelHandlerContext, code: WebSocketErrorCode, reason: String) {
+        switch state {
+        case .closing, .closed: return
+        default: break
+        }
+        state = .closing
+        var data = context.channel.allocator.buffer(capacity: 2 + reason.utf8.count)
+        data.write(webSocketErrorCode: code)
+        data.writeString(reason)
+        let frame = WebSocketFrame(fin: true, opcode: .connectionClose, data: data)
+        context.writeAndFlush(wrapOutboundOut(frame), promise: nil)
+        let channel = context.channel
+        closeTimer = context.eventLoop.scheduleTask(in: TimeAmount(controller.closeTimeout)) {
+            channel.close(promise: nil)
+        }
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        expiry?.cancel()
+        closeTimer?.cancel()
+        sockets.remove(context.channel)
+        if let connection {
+            let hub = controller.services.realtime
+            Task { await hub.disconnect(connection.id) }
+        }
+        connection = nil
+        state = .closed
+        context.fireChannelInactive()
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        context.close(promise: nil)
+    }
+
+    /// The largest frame sent: longer messages go as continuation frames, as clients (swift-websocket's
+    /// included) refuse frames past 16 KiB by default.
+    static let maximumOutboundFrameSize = 1 << 14
+
+    /// `text` as one text frame, or fragments of at most ``maximumOutboundFrameSize`` bytes.
+    static func textFrames(_ text: String, allocator: ByteBufferAllocator) -> [WebSocketFrame] {
+        var buffer = allocator.buffer(capacity: text.utf8.count)
+        buffer.writeString(text)
+        guard buffer.readableBytes > maximumOutboundFrameSize else {
+            return [WebSocketFrame(fin: true, opcode: .text, data: buffer)]
+        }
+        var frames: [WebSocketFrame] = []
+        while buffer.readableBytes > 0 {
+            let slice = buffer.readSlice(length: min(maximumOutboundFrameSize, buffer.readableBytes))!
+            frames.append(
+                WebSocketFrame(
+                    fin: buffer.readableBytes == 0,
+                    opcode: frames.isEmpty ? .text : .continuation,
+                    data: slice
+                )
+            )
+        }
+        return frames
+    }
+}
+
+/// A connection's client frames on their way to the hub: a task handles them in order while some
+/// wait, and ends when none is left (an idle connection holds no task).
+private final class InboundFrames: Sendable {
+    private struct State {
+        var connection: Int?
+        var waiting: [String] = []
+        var running = false
+
+        /// Claims the handling task when frames wait for a known connection and none runs.
+        mutating func claim() -> Bool {
+            guard connection != nil, !waiting.isEmpty, !running else { return false }
+            running = true
+            return true
+        }
+    }
+
+    /// The most frames waiting; a client past it is cut off rather than buffered without bound.
+    static let capacity = 1024
+    private let controller: RealtimeController
+    private let state = Mutex(State())
+
+    init(controller: RealtimeController) {
+        self.controller = controller
+    }
+
+    /// Handles the frames for hub connection `connection`: those waiting, then those to come.
+    func start(connection: Int) {
+        if state.withLock({ state in
+            state.connection = connection
+            return state.claim()
+        }) {
+            run()
+        }
+    }
+
+    /// Queues a frame; `false` when too many wait.
+    func offer(_ text: String) -> Bool {
+        let (accepted, start) = state.withLock { state -> (Bool, Bool) in
+            guard state.waiting.count < Self.capacity else { return (false, false) }
+            state.waiting.append(text)
+            return (true, state.claim())
+        }
+        if start { run() }
+        return accepted
+    }
+
+    private func run() {
+        let controller = self.controller
+        Task {
+            while let (text, connection) = self.next() {
+                await controller.handle(text: text, connection: connection)
+            }
+        }
+    }
+
+    private func next() -> (String, Int)? {
+        state.withLock { state in
+            guard let connection = state.connection, !state.waiting.isEmpty else {
+                state.running = false
+                return nil
+            }
+            return (state.waiting.removeFirst(), connection)
+        }
+    }
+}
