@@ -19,11 +19,8 @@ extension SQLiteStore {
 
     /// Decodes a stored row into a record with fields keyed by name (for formula evaluation and 412
     /// answers; served records are written by ``RecordJSON`` without decoding).
-    static func record(from row: Row, schema: TableSchema) throws -> Record {
-        let stored = try JSONCoding.decoder.decode(
-            [String: FieldValue].self,
-            from: Data((row["fields"] as String).utf8)
-        )
+    static func record(from row: StoredRecord, schema: TableSchema) throws -> Record {
+        let stored = try JSONCoding.decoder.decode([String: FieldValue].self, from: Data(row.fields.utf8))
         var fields: [String: FieldValue] = [:]
         fields.reserveCapacity(stored.count)
         for (fieldID, value) in stored {
@@ -31,12 +28,12 @@ extension SQLiteStore {
             fields[field.name] = value
         }
         return Record(
-            id: row.id("id"),
+            id: RecordID(unchecked: row.id),
             tableID: schema.table.id,
             fields: fields,
-            version: row["version"],
-            createdAt: row.date("created_at"),
-            updatedAt: row.date("updated_at")
+            version: row.version,
+            createdAt: Date(millisecondsSince1970: row.createdAt),
+            updatedAt: Date(millisecondsSince1970: row.updatedAt)
         )
     }
 
@@ -70,10 +67,10 @@ extension SQLiteStore {
         id: RecordID,
         user: UserID,
         minimum: Role
-    ) throws -> (schema: TableSchema, row: Row) {
+    ) throws -> (schema: TableSchema, row: StoredRecord) {
         let statement = try db.cachedStatement(
             sql: """
-                SELECT r.*, t.version AS table_version, m.role AS member_role
+                SELECT \(StoredRecord.columns), r.table_id, t.version, m.role
                 FROM records r
                 JOIN tables t ON t.id = r.table_id
                 JOIN bases b ON b.id = t.base_id
@@ -84,13 +81,14 @@ extension SQLiteStore {
         guard let row = try Row.fetchOne(statement, arguments: [user.rawValue, id.rawValue]) else {
             throw ServerError.notFound("record")
         }
+        let first = StoredRecord.columnCount
         try Self.check(
-            role: (row["member_role"] as String?).flatMap(Role.init(rawValue:)),
+            role: (row[first + 2] as String?).flatMap(Role.init(rawValue:)),
             minimum: minimum,
             resource: "record"
         )
-        let schema = try schema(db, table: TableID(unchecked: row["table_id"]), version: row["table_version"])
-        return (schema, row)
+        let schema = try schema(db, table: TableID(unchecked: row[first]), version: row[first + 1])
+        return (schema, StoredRecord(row))
     }
 
     /// One record as wire JSON, checking the caller may read its workspace.
@@ -108,8 +106,7 @@ extension SQLiteStore {
         return try await database.read { db in
             let statement = try db.cachedStatement(
                 sql: """
-                    SELECT r.rowid AS row_id, r.id, r.table_id, r.fields, r.version, r.created_at, r.updated_at,
-                           t.version AS table_version, b.workspace_id, m.role
+                    SELECT \(StoredRecord.columns), r.rowid, r.table_id, t.version, b.workspace_id, m.role
                     FROM records r
                     JOIN tables t ON t.id = r.table_id
                     JOIN bases b ON b.id = t.base_id
@@ -120,11 +117,13 @@ extension SQLiteStore {
             guard let row = try Row.fetchOne(statement, arguments: [user.rawValue, id.rawValue]) else {
                 throw ServerError.notFound("record")
             }
-            let workspaceID: String = row["workspace_id"]
-            guard let role = (row["role"] as String?).flatMap(Role.init(rawValue:)) else {
+            let first = StoredRecord.columnCount
+            let rowID: Int64 = row[first]
+            let workspaceID: String = row[first + 3]
+            guard let role = (row[first + 4] as String?).flatMap(Role.init(rawValue:)) else {
                 cache.store(
                     nil,
-                    rowID: row["row_id"],
+                    rowID: rowID,
                     id: id.rawValue,
                     workspaceID: workspaceID,
                     role: nil,
@@ -133,24 +132,24 @@ extension SQLiteStore {
                 )
                 throw ServerError.notFound("record")
             }
-            let schema = try self.schema(db, table: row.id("table_id"), version: row["table_version"])
+            let schema = try self.schema(db, table: TableID(unchecked: row[first + 1]), version: row[first + 2])
+            let stored = StoredRecord(row)
             var json: [UInt8] = []
-            json.reserveCapacity(512)
-            let version: Int = row["version"]
+            json.reserveCapacity(stored.fields.utf8.count + 200)
             RecordJSON.append(
                 to: &json,
-                id: row["id"],
-                storedFields: row["fields"],
-                version: version,
-                createdAt: row["created_at"],
-                updatedAt: row["updated_at"],
+                id: stored.id,
+                storedFields: stored.fields,
+                version: stored.version,
+                createdAt: stored.createdAt,
+                updatedAt: stored.updatedAt,
                 schema: schema,
                 visible: nil
             )
-            let record = EncodedRecord(id: id, version: version, json: json)
+            let record = EncodedRecord(id: id, version: stored.version, json: json)
             cache.store(
                 record,
-                rowID: row["row_id"],
+                rowID: rowID,
                 id: id.rawValue,
                 workspaceID: workspaceID,
                 role: role,
@@ -188,9 +187,8 @@ extension SQLiteStore {
         let order =
             zip(sortExpressions, plan.sort).map { "\($0) \($1.direction == .asc ? "ASC" : "DESC")" } + ["seq ASC"]
         let keyColumns = sortExpressions.enumerated().map { "\($1) AS k\($0)" }
-        let select = (["seq", "id", "fields", "version", "created_at", "updated_at"] + keyColumns).joined(
-            separator: ", "
-        )
+        // Read by position: the stored record's columns, seq, then the sort keys.
+        let select = ([StoredRecord.columns, "seq"] + keyColumns).joined(separator: ", ")
         let chunk = residual.isEmpty ? plan.pageSize + 1 : max(plan.pageSize * 2, 256)
         let directions = plan.sort.map(\.direction)
         let pageSize = plan.pageSize
@@ -222,16 +220,20 @@ extension SQLiteStore {
                     values.append(contentsOf: keysetArguments)
                 }
                 let sql = """
-                    SELECT \(select) FROM records WHERE \(clauses.joined(separator: " AND "))
+                    SELECT \(select) FROM records r WHERE \(clauses.joined(separator: " AND "))
                     ORDER BY \(order.joined(separator: ", ")) LIMIT \(chunk)
                     """
                 let rows = try Row.fetchAll(db, sql: sql, arguments: StatementArguments(values))
+                let seqColumn = StoredRecord.columnCount
                 for row in rows {
-                    let keys = (0..<sortExpressions.count).map { RecordCursor.Value(row["k\($0)"] as DatabaseValue) }
-                    let position = RecordCursor(keys: keys, seq: row["seq"], queryHash: plan.queryHash)
+                    let keys = (0..<sortExpressions.count).map {
+                        RecordCursor.Value(row[seqColumn + 1 + $0] as DatabaseValue)
+                    }
+                    let position = RecordCursor(keys: keys, seq: row[seqColumn], queryHash: plan.queryHash)
                     after = position
+                    let stored = StoredRecord(row)
                     if !residualFilters.isEmpty {
-                        let full = try Self.record(from: row, schema: schema)
+                        let full = try Self.record(from: stored, schema: schema)
                         let values = FormulaRecordValues(id: full.id.rawValue, values: full.fields, types: types)
                         guard residualFilters.allSatisfy({ $0.matches(values) }) else { continue }
                     }
@@ -239,11 +241,11 @@ extension SQLiteStore {
                     json.reserveCapacity(256)
                     RecordJSON.append(
                         to: &json,
-                        id: row["id"],
-                        storedFields: row["fields"],
-                        version: row["version"],
-                        createdAt: row["created_at"],
-                        updatedAt: row["updated_at"],
+                        id: stored.id,
+                        storedFields: stored.fields,
+                        version: stored.version,
+                        createdAt: stored.createdAt,
+                        updatedAt: stored.updatedAt,
                         schema: schema,
                         visible: plan.visibleFields
                     )
@@ -418,12 +420,14 @@ extension SQLiteStore {
     }
 
     /// Loads a record row of `schema`'s table for writing.
-    static func storedRow(_ db: Database, id: RecordID, schema: TableSchema) throws -> Row {
-        let statement = try db.cachedStatement(sql: "SELECT * FROM records WHERE id = ? AND table_id = ?")
+    static func storedRow(_ db: Database, id: RecordID, schema: TableSchema) throws -> StoredRecord {
+        let statement = try db.cachedStatement(
+            sql: "SELECT \(StoredRecord.columns) FROM records r WHERE r.id = ? AND r.table_id = ?"
+        )
         guard let row = try Row.fetchOne(statement, arguments: [id.rawValue, schema.table.id.rawValue]) else {
             throw ServerError.notFound("record '\(id)'")
         }
-        return row
+        return StoredRecord(row)
     }
 
     /// Merges (or with `replace`, replaces) cells. Stored cells are moved as raw JSON, never decoded.
@@ -434,14 +438,14 @@ extension SQLiteStore {
         replace: Bool,
         ifVersion: Int?,
         schema: TableSchema,
-        storedRow: Row? = nil,
+        storedRow: StoredRecord? = nil,
         context: WriteContext
     ) throws -> EncodedRecord {
         let row = try storedRow ?? Self.storedRow(db, id: id, schema: schema)
-        let version: Int = row["version"]
+        let version = row.version
         try checkVersion(expected: ifVersion, actual: version, current: try record(from: row, schema: schema))
         // Cells of deleted fields are dropped on write.
-        var members = replace ? [:] : RecordJSON.members(of: row["fields"]).filter { schema.fieldsByID[$0.key] != nil }
+        var members = replace ? [:] : RecordJSON.members(of: row.fields).filter { schema.fieldsByID[$0.key] != nil }
         for (fieldID, value) in try cells(db, fields, schema: schema, user: context.actor) {
             if let value {
                 members[fieldID] = try RecordJSON.cell(value)
@@ -458,7 +462,7 @@ extension SQLiteStore {
             id: id,
             storedFields: stored,
             version: version + 1,
-            createdAt: row["created_at"],
+            createdAt: row.createdAt,
             updatedAt: now,
             schema: schema
         )
@@ -480,11 +484,11 @@ extension SQLiteStore {
         id: RecordID,
         ifVersion: Int?,
         schema: TableSchema,
-        storedRow: Row? = nil,
+        storedRow: StoredRecord? = nil,
         context: WriteContext
     ) throws {
         let row = try storedRow ?? Self.storedRow(db, id: id, schema: schema)
-        try checkVersion(expected: ifVersion, actual: row["version"], current: try record(from: row, schema: schema))
+        try checkVersion(expected: ifVersion, actual: row.version, current: try record(from: row, schema: schema))
         try db.execute(sql: "DELETE FROM records WHERE id = ?", arguments: [id.rawValue])
         try appendEvent(
             db,
@@ -592,5 +596,29 @@ extension SQLiteStore {
             output += Array("]}".utf8)
             return EncodedJSON(json: output)
         }
+    }
+}
+
+/// A `records` row as the record routes read it, by position: GRDB's by-name lookups compare
+/// lowercased column names at every call, which showed at thousands of requests a second.
+struct StoredRecord {
+    /// The columns, in the order ``init(_:)`` reads them, from the `records` table aliased `r`.
+    static let columns = "r.id, r.fields, r.version, r.created_at, r.updated_at"
+    /// The position of the first column after them.
+    static let columnCount = 5
+
+    var id: String
+    var fields: String
+    var version: Int
+    var createdAt: Int64
+    var updatedAt: Int64
+
+    /// Reads ``columns`` from the start of `row`.
+    init(_ row: Row) {
+        id = row[0]
+        fields = row[1]
+        version = row[2]
+        createdAt = row[3]
+        updatedAt = row[4]
     }
 }
