@@ -37,7 +37,119 @@ struct JSONTextParser {
         return index == bytes.count ? value : nil
     }
 
-    private mutating func value() -> JSONValue? {
+    /// An `event` frame read straight into its parts (no dictionaries for the frame or the event);
+    /// `nil` for any other frame, a repeated or missing member, or anything malformed.
+    mutating func eventFrame() -> (subscription: String, event: Event)? {
+        var type: String?
+        var subscription: String?
+        var event: Event?
+        let complete = members { parser, key in
+            switch key {
+            case "type" where type == nil:
+                type = parser.string()
+                return type != nil
+            case "subscription" where subscription == nil:
+                subscription = parser.string()
+                return subscription != nil
+            case "event" where event == nil:
+                event = parser.event()
+                return event != nil
+            default:
+                return false
+            }
+        }
+        skipWhitespace()
+        guard complete, index == bytes.count, type == "event", let subscription, let event else { return nil }
+        return (subscription, event)
+    }
+
+    /// An event object, read member by member.
+    mutating func event() -> Event? {
+        var seq: Int64?
+        var type: String?
+        var ts: Date?
+        var payload: JSONValue?
+        var ids: [String: String?] = [:]
+        let complete = members { parser, key in
+            switch key {
+            case "seq" where seq == nil:
+                guard let first = parser.peek(),
+                    first == UInt8(ascii: "-") || (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(first),
+                    let number = parser.number()
+                else { return false }
+                seq = Int64(exactly: number)
+                return seq != nil
+            case "type" where type == nil:
+                type = parser.string()
+                return type != nil
+            case "ts" where ts == nil:
+                ts = parser.string().flatMap(Timestamp.parse)
+                return ts != nil
+            case "payload" where payload == nil:
+                payload = parser.value()
+                return payload != nil
+            case "workspace_id", "base_id", "table_id", "record_id", "actor":
+                guard ids[key] == nil else { return false }
+                if parser.peek() == UInt8(ascii: "n") {
+                    guard parser.literal("null") else { return false }
+                    ids[key] = .some(nil)
+                    return true
+                }
+                guard let raw = parser.string() else { return false }
+                ids[key] = .some(raw)
+                return true
+            default:
+                return false
+            }
+        }
+        guard complete, let seq, let type, let ts, let payload else { return nil }
+        func identifier<Kind: IdentifierKind>(_ key: String, as: Identifier<Kind>.Type) -> Identifier<Kind>?? {
+            guard let raw = ids[key] ?? nil else { return .some(nil) }
+            return Identifier<Kind>(raw).map { .some($0) }
+        }
+        guard let workspaceID = identifier("workspace_id", as: WorkspaceID.self),
+            let baseID = identifier("base_id", as: BaseID.self),
+            let tableID = identifier("table_id", as: TableID.self),
+            let recordID = identifier("record_id", as: RecordID.self),
+            let actor = identifier("actor", as: UserID.self)
+        else { return nil }
+        return Event(
+            seq: seq,
+            type: EventType(rawValue: type),
+            workspaceID: workspaceID,
+            baseID: baseID,
+            tableID: tableID,
+            recordID: recordID,
+            payload: payload,
+            actor: actor,
+            ts: ts
+        )
+    }
+
+    /// Reads an object, handing each member's key to `member` with the parser positioned at its
+    /// value; `member` consumes the value and answers whether it was acceptable.
+    private mutating func members(_ member: (inout JSONTextParser, String) -> Bool) -> Bool {
+        skipWhitespace()
+        guard consume(UInt8(ascii: "{")) else { return false }
+        skipWhitespace()
+        if consume(UInt8(ascii: "}")) { return true }
+        repeat {
+            skipWhitespace()
+            guard let key = string() else { return false }
+            skipWhitespace()
+            guard consume(UInt8(ascii: ":")) else { return false }
+            skipWhitespace()
+            guard member(&self, key) else { return false }
+            skipWhitespace()
+        } while consume(UInt8(ascii: ","))
+        return consume(UInt8(ascii: "}"))
+    }
+
+    private func peek() -> UInt8? {
+        index < bytes.count ? bytes[index] : nil
+    }
+
+    mutating func value() -> JSONValue? {
         skipWhitespace()
         guard index < bytes.count else { return nil }
         switch bytes[index] {
@@ -88,20 +200,23 @@ struct JSONTextParser {
         return consume(UInt8(ascii: "]")) ? .array(elements) : nil
     }
 
-    private mutating func string() -> String? {
+    mutating func string() -> String? {
         guard index < bytes.count, bytes[index] == UInt8(ascii: "\"") else { return nil }
         index += 1
         let start = index
+        var ascii = true
         // The common case: no escapes, so the bytes are the string.
         while index < bytes.count {
             let byte = bytes[index]
             if byte == UInt8(ascii: "\"") {
-                let text = String(validating: UnsafeBufferPointer(rebasing: bytes[start..<index]), as: UTF8.self)
+                let raw = UnsafeBufferPointer(rebasing: bytes[start..<index])
                 index += 1
-                return text
+                // ASCII is valid UTF-8: no validation pass.
+                return ascii ? String(decoding: raw, as: UTF8.self) : String(validating: raw, as: UTF8.self)
             }
             if byte == UInt8(ascii: "\\") { break }
             if byte < 0x20 { return nil }
+            if byte >= 0x80 { ascii = false }
             index += 1
         }
         guard index < bytes.count else { return nil }
@@ -167,7 +282,7 @@ struct JSONTextParser {
         return value
     }
 
-    private mutating func number() -> Double? {
+    mutating func number() -> Double? {
         let start = index
         if bytes[index] == UInt8(ascii: "-") { index += 1 }
         guard digits(integerPart: true) else { return nil }
@@ -194,7 +309,7 @@ struct JSONTextParser {
         return !integerPart || index - start == 1 || bytes[start] != UInt8(ascii: "0")
     }
 
-    private mutating func literal(_ word: StaticString) -> Bool {
+    mutating func literal(_ word: StaticString) -> Bool {
         let count = word.utf8CodeUnitCount
         guard index + count <= bytes.count else { return false }
         for offset in 0..<count where bytes[index + offset] != word.utf8Start[offset] { return false }
@@ -208,7 +323,9 @@ struct JSONTextParser {
         return true
     }
 
-    private mutating func skipWhitespace() {
+    var isAtEnd: Bool { index == bytes.count }
+
+    mutating func skipWhitespace() {
         while index < bytes.count {
             switch bytes[index] {
             case 0x20, 0x09, 0x0A, 0x0D: index += 1
@@ -219,18 +336,15 @@ struct JSONTextParser {
 }
 
 extension RealtimeServerFrame {
-    /// Decodes a frame's text. Event frames — nearly all of them — are read through
-    /// ``JSONValue/parse(_:)``; anything else, or anything unexpected, goes through `JSONDecoder`,
-    /// whose errors stay the ones callers see.
+    /// Decodes a frame's text. Event frames — nearly all of them — are read by a byte-level reader
+    /// (only the payload becomes a ``JSONValue``); anything else, or anything unexpected, goes through
+    /// `JSONDecoder`, whose errors stay the ones callers see.
     public static func decode(_ text: String) throws -> RealtimeServerFrame {
         var text = text
         let fast = text.withUTF8 { bytes -> RealtimeServerFrame? in
-            guard case .object(let frame)? = JSONValue.parse(bytes), frame["type"] == .string("event"),
-                case .string(let subscription)? = frame["subscription"],
-                case .object(let event)? = frame["event"],
-                let decoded = Event(fields: event)
-            else { return nil }
-            return .event(subscription: subscription, event: decoded)
+            var parser = JSONTextParser(bytes: bytes)
+            guard let (subscription, event) = parser.eventFrame() else { return nil }
+            return .event(subscription: subscription, event: event)
         }
         if let fast { return fast }
         return try JSONCoding.decoder.decode(RealtimeServerFrame.self, from: Data(text.utf8))
@@ -238,48 +352,17 @@ extension RealtimeServerFrame {
 }
 
 extension Event {
-    /// Decodes an event's JSON text through ``JSONValue/parse(_:)``, falling back on `JSONDecoder`
-    /// (and its errors) for anything unexpected.
+    /// Decodes an event's JSON text with a byte-level reader (only the payload becomes a
+    /// ``JSONValue``), falling back on `JSONDecoder` (and its errors) for anything unexpected.
     public static func decode(_ text: String) throws -> Event {
         var text = text
         let fast = text.withUTF8 { bytes -> Event? in
-            guard case .object(let fields)? = JSONValue.parse(bytes) else { return nil }
-            return Event(fields: fields)
+            var parser = JSONTextParser(bytes: bytes)
+            guard let event = parser.event() else { return nil }
+            parser.skipWhitespace()
+            return parser.isAtEnd ? event : nil
         }
         if let fast { return fast }
         return try JSONCoding.decoder.decode(Event.self, from: Data(text.utf8))
-    }
-
-    /// An event from its parsed members, or `nil` when any is missing or malformed.
-    init?(fields: [String: JSONValue]) {
-        guard case .number(let seqNumber)? = fields["seq"], let seq = Int64(exactly: seqNumber),
-            case .string(let type)? = fields["type"],
-            let payload = fields["payload"],
-            case .string(let timestamp)? = fields["ts"], let ts = Timestamp.parse(timestamp)
-        else { return nil }
-        func identifier<Kind: IdentifierKind>(_ key: String, as: Identifier<Kind>.Type) -> Identifier<Kind>?? {
-            switch fields[key] {
-            case nil, .null?: return .some(nil)
-            case .string(let raw)?: return Identifier<Kind>(raw).map { .some($0) }
-            default: return nil
-            }
-        }
-        guard let workspaceID = identifier("workspace_id", as: WorkspaceID.self),
-            let baseID = identifier("base_id", as: BaseID.self),
-            let tableID = identifier("table_id", as: TableID.self),
-            let recordID = identifier("record_id", as: RecordID.self),
-            let actor = identifier("actor", as: UserID.self)
-        else { return nil }
-        self.init(
-            seq: seq,
-            type: EventType(rawValue: type),
-            workspaceID: workspaceID,
-            baseID: baseID,
-            tableID: tableID,
-            recordID: recordID,
-            payload: payload,
-            actor: actor,
-            ts: ts
-        )
     }
 }

@@ -69,5 +69,13 @@ struct JSONValueParseTests {
         #expect(throws: DecodingError.self) { try Event.decode(badID) }
         #expect(throws: DecodingError.self) { try RealtimeServerFrame.decode(#"{"type":"event","subscription":"s"}"#) }
         #expect(throws: DecodingError.self) { try RealtimeServerFrame.decode("not json") }
+        let cut = String(decoding: try JSONCoding.encoder.encode(frames[0]), as: UTF8.self)
+        for end in stride(from: 0, to: cut.utf8.count, by: 7) {
+            let prefix = String(decoding: Array(cut.utf8.prefix(end)), as: UTF8.self)
+            #expect(throws: DecodingError.self) { try RealtimeServerFrame.decode(prefix) }
+        }
+        // A repeated member is JSONDecoder's to settle (its first value wins).
+        let repeated = #"{"type":"event","subscription":"a","subscription":"b","event":"# + eventText + "}"
+        #expect(try RealtimeServerFrame.decode(repeated) == .event(subscription: "a", event: event))
     }
 }

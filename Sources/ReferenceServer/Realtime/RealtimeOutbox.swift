@@ -23,8 +23,15 @@ final class RealtimeOutbox: Sendable {
     /// Writes one message; answers `false` when the connection can take no more.
     typealias Writer = @Sendable (RealtimeMessage) async -> Bool
 
+    /// How a drainer takes messages: a task awaiting `Writer`, or a kick telling the consumer to
+    /// pull with ``takeForDrain()`` (a channel handler writing on its event loop).
+    enum DrainMode: Sendable {
+        case write(Writer)
+        case kick(@Sendable () -> Void)
+    }
+
     private struct Drainer {
-        let write: Writer
+        let mode: DrainMode
         let onEnd: @Sendable (RealtimeEnding) -> Void
         var running = false
     }
@@ -75,7 +82,7 @@ final class RealtimeOutbox: Sendable {
     @discardableResult
     func offer(_ message: RealtimeMessage) -> Bool {
         let (accepted, consumer, startDrain) = state.withLock {
-            state -> (Bool, CheckedContinuation<RealtimeMessage?, Never>?, Writer?) in
+            state -> (Bool, CheckedContinuation<RealtimeMessage?, Never>?, DrainMode?) in
             if state.ending != nil { return (true, nil, nil) }
             if let consumer = state.consumer {
                 state.consumer = nil
@@ -86,7 +93,7 @@ final class RealtimeOutbox: Sendable {
             return (true, nil, Self.claimDrain(&state))
         }
         consumer?.resume(returning: message)
-        if let startDrain { startDraining(startDrain) }
+        if let startDrain { start(startDrain) }
         return accepted
     }
 
@@ -98,21 +105,39 @@ final class RealtimeOutbox: Sendable {
     ///   - write: Writes a message; `false` stops the outbox (`closed`).
     ///   - onEnd: Called once, when the outbox ends, with why.
     func drain(into write: @escaping Writer, onEnd: @escaping @Sendable (RealtimeEnding) -> Void) {
-        let (startDrain, ended) = state.withLock { state -> (Writer?, RealtimeEnding?) in
+        drain(.write(write), onEnd: onEnd)
+    }
+
+    /// Calls `kick` whenever messages start to wait; the consumer then takes them with
+    /// ``takeForDrain()`` until it answers `nil` (after which the next message kicks again). While it
+    /// holds back (its socket is full), messages queue up to the capacity as usual.
+    func drain(kicking kick: @escaping @Sendable () -> Void, onEnd: @escaping @Sendable (RealtimeEnding) -> Void) {
+        drain(.kick(kick), onEnd: onEnd)
+    }
+
+    private func drain(_ mode: DrainMode, onEnd: @escaping @Sendable (RealtimeEnding) -> Void) {
+        let (startDrain, ended) = state.withLock { state -> (DrainMode?, RealtimeEnding?) in
             if let ending = state.ending { return (nil, ending) }
-            state.drainer = Drainer(write: write, onEnd: onEnd)
+            state.drainer = Drainer(mode: mode, onEnd: onEnd)
             return (state.count > 0 ? Self.claimDrain(&state) : nil, nil)
         }
         if let ended { onEnd(ended) }
-        if let startDrain { startDraining(startDrain) }
+        if let startDrain { start(startDrain) }
     }
 
-    /// Marks the drainer running when it is idle; answers its writer to start then.
-    private static func claimDrain(_ state: inout State) -> Writer? {
+    /// Marks the drainer running when it is idle; answers how to start it then.
+    private static func claimDrain(_ state: inout State) -> DrainMode? {
         guard var drainer = state.drainer, !drainer.running else { return nil }
         drainer.running = true
         state.drainer = drainer
-        return drainer.write
+        return drainer.mode
+    }
+
+    private func start(_ mode: DrainMode) {
+        switch mode {
+        case .write(let write): startDraining(write)
+        case .kick(let kick): kick()
+        }
     }
 
     /// Writes until the queue is empty, then lets the task end.
@@ -127,8 +152,9 @@ final class RealtimeOutbox: Sendable {
         }
     }
 
-    /// The next message for the drain task, or `nil` (the task then ends) when none waits.
-    private func takeForDrain() -> RealtimeMessage? {
+    /// The next message for the drainer, or `nil` (the drainer then stops until the next kick)
+    /// when none waits.
+    func takeForDrain() -> RealtimeMessage? {
         state.withLock { state in
             if state.ending == nil || state.ending == .closed, let item = state.popFirst() {
                 Self.wakeRoomWaiters(&state, capacity: capacity)

@@ -265,16 +265,13 @@ final class RealtimeWebSocketHandler: ChannelInboundHandler, RemovableChannelHan
         self.connection = connection
         let channel = context.channel
         let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+        // Fan-out hands messages over without a task: the event loop writes them while the socket
+        // takes them, and resumes when it can take more (channelWritabilityChanged).
         connection.outbox.drain(
-            into: { message in
-                guard let text = message.webSocketText else { return true }
-                do {
-                    let frames = Self.textFrames(text, allocator: channel.allocator)
-                    for frame in frames.dropLast() { channel.write(frame, promise: nil) }
-                    if let last = frames.last { try await channel.writeAndFlush(last) }
-                    return true
-                } catch {
-                    return false
+            kicking: {
+                channel.eventLoop.execute {
+                    let (handler, context) = loopBound.value
+                    handler.writeWaiting(context: context)
                 }
             },
             onEnd: { ending in
@@ -290,6 +287,25 @@ final class RealtimeWebSocketHandler: ChannelInboundHandler, RemovableChannelHan
         }
         // Frames that came while connecting go now, in order.
         inbound.start(connection: connection.id)
+    }
+
+    /// Writes the outbox's waiting messages while the socket is writable.
+    private func writeWaiting(context: ChannelHandlerContext) {
+        guard let connection else { return }
+        var wrote = false
+        while context.channel.isWritable, let message = connection.outbox.takeForDrain() {
+            guard let text = message.webSocketText else { continue }
+            for frame in Self.textFrames(text, allocator: context.channel.allocator) {
+                context.write(wrapOutboundOut(frame), promise: nil)
+            }
+            wrote = true
+        }
+        if wrote { context.flush() }
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        if context.channel.isWritable { writeWaiting(context: context) }
+        context.fireChannelWritabilityChanged()
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
