@@ -30,6 +30,35 @@ struct RealtimeOutboxTests {
         )
     }
 
+    @Test("kick mode: one kick while messages wait, none while the consumer holds back, again once it emptied")
+    func kicks() {
+        let outbox = RealtimeOutbox(capacity: 3)
+        let kicks = Atomic<Int>(0)
+        let endings = Mutex<[RealtimeEnding]>([])
+        outbox.offer(.subscribed(subscription: "s", seq: 1))
+        outbox.drain(
+            kicking: { kicks.add(1, ordering: .relaxed) },
+            onEnd: { ending in endings.withLock { $0.append(ending) } }
+        )
+        #expect(kicks.load(ordering: .relaxed) == 1, "a message already waited")
+        outbox.offer(.subscribed(subscription: "s", seq: 2))
+        #expect(kicks.load(ordering: .relaxed) == 1, "the consumer was kicked and has not emptied the queue")
+        var taken: [Int64] = []
+        while let message = outbox.takeForDrain() {
+            if case .subscribed(_, let seq) = message { taken.append(seq) }
+        }
+        #expect(taken == [1, 2])
+        outbox.offer(.subscribed(subscription: "s", seq: 3))
+        #expect(kicks.load(ordering: .relaxed) == 2, "emptied, so the next message kicks again")
+        // A consumer that stops taking (its socket is full) is cut off at the capacity.
+        #expect(outbox.offer(.subscribed(subscription: "s", seq: 4)))
+        #expect(outbox.offer(.subscribed(subscription: "s", seq: 5)))
+        #expect(!outbox.offer(.subscribed(subscription: "s", seq: 6)))
+        #expect(kicks.load(ordering: .relaxed) == 2)
+        outbox.finish(.slowConsumer)
+        #expect(endings.withLock { $0 } == [.slowConsumer])
+    }
+
     @Test("messages queued before and after draining starts are written once, in order")
     func ordered() async throws {
         let outbox = RealtimeOutbox(capacity: 100)
