@@ -20,14 +20,14 @@ extension JSONValue {
     }
 }
 
-/// A strict recursive-descent JSON parser over UTF-8 bytes.
-struct JSONTextParser {
+/// A strict recursive-descent JSON parser over UTF-8 bytes, for the package's hot decoding paths.
+package struct JSONTextParser {
     private let bytes: UnsafeBufferPointer<UInt8>
     private var index = 0
     private var depth = 0
     private static let maximumDepth = 512
 
-    init(bytes: UnsafeBufferPointer<UInt8>) {
+    package init(bytes: UnsafeBufferPointer<UInt8>) {
         self.bytes = bytes
     }
 
@@ -128,7 +128,7 @@ struct JSONTextParser {
 
     /// Reads an object, handing each member's key to `member` with the parser positioned at its
     /// value; `member` consumes the value and answers whether it was acceptable.
-    private mutating func members(_ member: (inout JSONTextParser, String) -> Bool) -> Bool {
+    package mutating func members(_ member: (inout JSONTextParser, String) -> Bool) -> Bool {
         skipWhitespace()
         guard consume(UInt8(ascii: "{")) else { return false }
         skipWhitespace()
@@ -149,7 +149,7 @@ struct JSONTextParser {
         index < bytes.count ? bytes[index] : nil
     }
 
-    mutating func value() -> JSONValue? {
+    package mutating func value() -> JSONValue? {
         skipWhitespace()
         guard index < bytes.count else { return nil }
         switch bytes[index] {
@@ -323,9 +323,9 @@ struct JSONTextParser {
         return true
     }
 
-    var isAtEnd: Bool { index == bytes.count }
+    package var isAtEnd: Bool { index == bytes.count }
 
-    mutating func skipWhitespace() {
+    package mutating func skipWhitespace() {
         while index < bytes.count {
             switch bytes[index] {
             case 0x20, 0x09, 0x0A, 0x0D: index += 1

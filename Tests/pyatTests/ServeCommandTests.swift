@@ -18,33 +18,62 @@ enum PyatBinary {
     }
 }
 
+/// `pyat serve --demo` as a child process, once it printed its exports.
+struct ServeChild {
+    let process: ChildProcess
+    let server: String
+    let token: String
+
+    static func start(
+        dataDirectory: String,
+        logLevel: String = "error",
+        stderrPath: String? = nil
+    ) async throws -> ServeChild {
+        let process = try ChildProcess(
+            executable: PyatBinary.url.path,
+            arguments: ["serve", "--demo", "--port", "0", "--data-dir", dataDirectory, "--log-level", logLevel],
+            environment: ProcessInfo.processInfo.environment,
+            stderrPath: stderrPath
+        )
+        do {
+            let output = try #require(process.standardOutput)
+            // Blocking reads run on a dispatch thread, not on the test's cooperative pool.
+            let text = await withCheckedContinuation { continuation in
+                DispatchQueue.global().async {
+                    var text = ""
+                    let deadline = Date().addingTimeInterval(60)
+                    while !text.contains("PYAT_TOKEN="), Date() < deadline {
+                        let chunk = output.availableData
+                        if chunk.isEmpty { break }
+                        text += String(decoding: chunk, as: UTF8.self)
+                    }
+                    continuation.resume(returning: text)
+                }
+            }
+            let lines = text.split(separator: "\n").map(String.init)
+            let server = try #require(lines.first { $0.hasPrefix("export PYAT_SERVER=http://127.0.0.1:") })
+                .replacingOccurrences(of: "export PYAT_SERVER=", with: "")
+            let token = try #require(lines.first { $0.hasPrefix("export PYAT_TOKEN=pat_") })
+                .replacingOccurrences(of: "export PYAT_TOKEN=", with: "")
+            return ServeChild(process: process, server: server, token: token)
+        } catch {
+            process.terminate()
+            _ = await process.wait()
+            throw error
+        }
+    }
+}
+
 @Suite("pyat serve")
 struct ServeCommandTests {
     @Test("--demo prints ready-to-paste exports whose token works, and SIGTERM stops it cleanly")
     func demo() async throws {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("pyat-serve-\(UUID().uuidString)")
         defer { try? FileManager.default.removeItem(at: directory) }
-        let process = try ChildProcess(
-            executable: PyatBinary.url.path,
-            arguments: ["serve", "--demo", "--port", "0", "--data-dir", directory.path, "--log-level", "error"],
-            environment: ProcessInfo.processInfo.environment
-        )
+        let child = try await ServeChild.start(dataDirectory: directory.path)
+        let (process, server, token) = (child.process, child.server, child.token)
         var finished = false
         defer { if !finished { process.terminate() } }
-        let output = try #require(process.standardOutput)
-
-        var text = ""
-        let deadline = Date().addingTimeInterval(60)
-        while !text.contains("PYAT_TOKEN="), Date() < deadline {
-            let chunk = output.availableData
-            if chunk.isEmpty { break }
-            text += String(decoding: chunk, as: UTF8.self)
-        }
-        let lines = text.split(separator: "\n").map(String.init)
-        let server = try #require(lines.first { $0.hasPrefix("export PYAT_SERVER=http://127.0.0.1:") })
-            .replacingOccurrences(of: "export PYAT_SERVER=", with: "")
-        let token = try #require(lines.first { $0.hasPrefix("export PYAT_TOKEN=pat_") })
-            .replacingOccurrences(of: "export PYAT_TOKEN=", with: "")
 
         var request = URLRequest(url: URL(string: server + "/api/v1/workspaces")!)
         request.setValue("Bearer \(token)", forHTTPHeaderField: "Authorization")
@@ -68,28 +97,14 @@ struct ServeCommandTests {
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: directory) }
         let logPath = directory.appendingPathComponent("serve.log").path
-        let process = try ChildProcess(
-            executable: PyatBinary.url.path,
-            arguments: [
-                "serve", "--demo", "--port", "0", "--data-dir", directory.appendingPathComponent("data").path,
-                "--log-level", "debug",
-            ],
-            environment: ProcessInfo.processInfo.environment,
+        let child = try await ServeChild.start(
+            dataDirectory: directory.appendingPathComponent("data").path,
+            logLevel: "debug",
             stderrPath: logPath
         )
+        let (process, server) = (child.process, child.server)
         var finished = false
         defer { if !finished { process.terminate() } }
-        let output = try #require(process.standardOutput)
-        var text = ""
-        let deadline = Date().addingTimeInterval(60)
-        while !text.contains("PYAT_TOKEN="), Date() < deadline {
-            let chunk = output.availableData
-            if chunk.isEmpty { break }
-            text += String(decoding: chunk, as: UTF8.self)
-        }
-        let lines = text.split(separator: "\n").map(String.init)
-        let server = try #require(lines.first { $0.hasPrefix("export PYAT_SERVER=") })
-            .replacingOccurrences(of: "export PYAT_SERVER=", with: "")
         var request = URLRequest(url: URL(string: server + "/health")!)
         request.setValue("trace-me-42", forHTTPHeaderField: "X-Request-ID")
         let (_, response) = try await URLSession.shared.data(for: request)

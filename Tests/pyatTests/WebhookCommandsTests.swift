@@ -95,32 +95,10 @@ struct WebhookCommandsTests {
     func serveDemoAllowsLoopbackOnly() async throws {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("pyat-serve-\(UUID().uuidString)")
         defer { try? FileManager.default.removeItem(at: directory) }
-        let process = try ChildProcess(
-            executable: PyatBinary.url.path,
-            arguments: ["serve", "--demo", "--port", "0", "--data-dir", directory.path, "--log-level", "error"],
-            environment: ProcessInfo.processInfo.environment
-        )
+        let child = try await ServeChild.start(dataDirectory: directory.path)
+        let (process, server, token) = (child.process, child.server, child.token)
         var finished = false
         defer { if !finished { process.terminate() } }
-        let output = try #require(process.standardOutput)
-        // Blocking reads run on a dispatch thread, not on the test's cooperative pool.
-        let text = await withCheckedContinuation { continuation in
-            DispatchQueue.global().async {
-                var text = ""
-                let deadline = Date().addingTimeInterval(60)
-                while !text.contains("PYAT_TOKEN="), Date() < deadline {
-                    let chunk = output.availableData
-                    if chunk.isEmpty { break }
-                    text += String(decoding: chunk, as: UTF8.self)
-                }
-                continuation.resume(returning: text)
-            }
-        }
-        let lines = text.split(separator: "\n").map(String.init)
-        let server = try #require(lines.first { $0.hasPrefix("export PYAT_SERVER=") })
-            .replacingOccurrences(of: "export PYAT_SERVER=", with: "")
-        let token = try #require(lines.first { $0.hasPrefix("export PYAT_TOKEN=") })
-            .replacingOccurrences(of: "export PYAT_TOKEN=", with: "")
 
         func call(_ method: String, _ path: String, _ body: String? = nil) async throws -> (Int, [String: Any]) {
             var request = URLRequest(url: try #require(URL(string: server + "/api/v1/" + path)))

@@ -61,6 +61,16 @@ extension SQLiteStore {
         return schema
     }
 
+    /// The `FROM` of a record with its table, base and the caller's membership `m` (arguments: the
+    /// caller's user id, then the record id).
+    static let recordWithAccess = """
+        FROM records r
+        JOIN tables t ON t.id = r.table_id
+        JOIN bases b ON b.id = t.base_id
+        LEFT JOIN members m ON m.workspace_id = b.workspace_id AND m.user_id = ?
+        WHERE r.id = ?
+        """
+
     /// A record's stored row and its table's schema (cached), checking the caller's role: one query.
     func requireStoredRecord(
         _ db: Database,
@@ -69,14 +79,7 @@ extension SQLiteStore {
         minimum: Role
     ) throws -> (schema: TableSchema, row: StoredRecord) {
         let statement = try db.cachedStatement(
-            sql: """
-                SELECT \(StoredRecord.columns), r.table_id, t.version, m.role
-                FROM records r
-                JOIN tables t ON t.id = r.table_id
-                JOIN bases b ON b.id = t.base_id
-                LEFT JOIN members m ON m.workspace_id = b.workspace_id AND m.user_id = ?
-                WHERE r.id = ?
-                """
+            sql: "SELECT \(StoredRecord.columns), r.table_id, t.version, m.role \(Self.recordWithAccess)"
         )
         guard let row = try Row.fetchOne(statement, arguments: [user.rawValue, id.rawValue]) else {
             throw ServerError.notFound("record")
@@ -107,11 +110,7 @@ extension SQLiteStore {
             let statement = try db.cachedStatement(
                 sql: """
                     SELECT \(StoredRecord.columns), r.rowid, r.table_id, t.version, b.workspace_id, m.role
-                    FROM records r
-                    JOIN tables t ON t.id = r.table_id
-                    JOIN bases b ON b.id = t.base_id
-                    LEFT JOIN members m ON m.workspace_id = b.workspace_id AND m.user_id = ?
-                    WHERE r.id = ?
+                    \(Self.recordWithAccess)
                     """
             )
             guard let row = try Row.fetchOne(statement, arguments: [user.rawValue, id.rawValue]) else {
