@@ -23,8 +23,12 @@ struct OperationsTests {
     func metrics() async throws {
         try await Harness.withServer { api, _ in
             let (client, _) = try await api.register()
-            _ = try await client.createWorkspace()
+            let workspace = try await client.createWorkspace()
             _ = try await client.send(.get, "workspaces/wsp0000000000000x")
+            let table = try await client.createTable(in: try await client.createBase(in: workspace.id).id)
+            let record = try await client.createRecord(in: table.id, ["Name": "a"])
+            _ = try await client.record(record.id)
+            _ = try await client.record(record.id)
             let response = try await api.send(.get, "/metrics")
             #expect(response.status == .ok)
             #expect(response.headers[.contentType]?.hasPrefix("text/plain") == true)
@@ -36,6 +40,12 @@ struct OperationsTests {
             #expect(text.contains("pyat_http_request_duration_seconds_bucket"))
             // Raw ids never become label values.
             #expect(!text.contains("wsp0000000000000x"))
+            // The second read of the record came from the record cache.
+            let hits = text.split(separator: "\n").first {
+                $0.hasPrefix(#"pyat_record_cache_lookups_total{result="hit"}"#)
+            }
+            #expect(hits.flatMap { $0.split(separator: " ").last }.flatMap { Double($0) } == 1)
+            #expect(text.contains("pyat_record_cache_entries 1"))
         }
     }
 

@@ -277,7 +277,10 @@ struct OperationsController {
     }
 
     @Sendable func metrics(_ request: Request, context: AppRequestContext) async throws -> Response {
-        Response(
+        if let cache = (services.store as? SQLiteStore)?.database.recordCache {
+            services.metrics.observe(recordCache: cache.statistics)
+        }
+        return Response(
             status: .ok,
             headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
             body: .init(byteBuffer: .init(string: services.metrics.exposition()))

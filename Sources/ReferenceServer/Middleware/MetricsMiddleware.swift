@@ -66,6 +66,11 @@ public final class ServerMetrics: Sendable {
     let realtimeEventsDelivered: Counter
     /// Realtime connections cut off for falling too far behind.
     let realtimeSlowConsumers: Counter
+    /// The record read cache, brought up to date at each scrape.
+    private let recordCacheLookups: (hits: Counter, misses: Counter)
+    private let recordCacheEntries: Gauge
+    private let recordCacheBytes: Gauge
+    private let recordCacheSeen = Mutex<(hits: Int, misses: Int)>((0, 0))
 
     public init() {
         let registry = PrometheusCollectorRegistry()
@@ -86,6 +91,32 @@ public final class ServerMetrics: Sendable {
                 helpText: "Events delivered to realtime subscribers"
             )
         )
+        let lookups = MetricNameDescriptor(
+            namespace: "pyat",
+            metricName: "record_cache_lookups",
+            unitName: "total",
+            helpText: "Record reads looked up in the record read cache, by result"
+        )
+        self.recordCacheLookups = (
+            registry.makeCounter(descriptor: lookups, labels: [("result", "hit")]),
+            registry.makeCounter(descriptor: lookups, labels: [("result", "miss")])
+        )
+        self.recordCacheEntries = registry.makeGauge(
+            descriptor: .init(
+                namespace: "pyat",
+                metricName: "record_cache",
+                unitName: "entries",
+                helpText: "Records held by the record read cache"
+            )
+        )
+        self.recordCacheBytes = registry.makeGauge(
+            descriptor: .init(
+                namespace: "pyat",
+                metricName: "record_cache",
+                unitName: "bytes",
+                helpText: "Memory accounted to the record read cache"
+            )
+        )
         self.realtimeSlowConsumers = registry.makeCounter(
             descriptor: .init(
                 namespace: "pyat",
@@ -94,6 +125,18 @@ public final class ServerMetrics: Sendable {
                 helpText: "Realtime connections cut off for falling too far behind"
             )
         )
+    }
+
+    /// Brings the record cache's figures up to date (called before each exposition).
+    func observe(recordCache statistics: (entries: Int, bytes: Int, hits: Int, misses: Int)) {
+        let (hits, misses) = recordCacheSeen.withLock { seen in
+            defer { seen = (statistics.hits, statistics.misses) }
+            return (statistics.hits - seen.hits, statistics.misses - seen.misses)
+        }
+        if hits > 0 { recordCacheLookups.hits.increment(by: Int64(hits)) }
+        if misses > 0 { recordCacheLookups.misses.increment(by: Int64(misses)) }
+        recordCacheEntries.set(Int64(statistics.entries))
+        recordCacheBytes.set(Int64(statistics.bytes))
     }
 
     func realtimeConnectionOpened() { realtimeConnections.increment() }
