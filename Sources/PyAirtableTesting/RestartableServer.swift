@@ -41,6 +41,21 @@ public final class RestartableServer: Sendable {
     public func start(
         configure: @Sendable (inout ServerConfiguration) -> Void = { _ in }
     ) async throws -> ServerServices {
+        // A port just let go of can stay taken for a moment on a busy machine: a restart retries.
+        var attempt = 0
+        while true {
+            do {
+                return try await startOnce(configure: configure)
+            } catch _ as RestartableServerError where port != 0 && attempt < 50 {
+                attempt += 1
+                try await Task.sleep(for: .milliseconds(100))
+            }
+        }
+    }
+
+    private func startOnce(
+        configure: @Sendable (inout ServerConfiguration) -> Void
+    ) async throws -> ServerServices {
         var configuration = ServerConfiguration.testing(directory: directory, port: port)
         configure(&configuration)
         var logger = Logger(label: "pyat.restartable")

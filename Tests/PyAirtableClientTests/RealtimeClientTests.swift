@@ -367,7 +367,7 @@ struct RealtimeDeliveryTests {
             await RealtimeClientTests.waitUntil(client, is: .connected(transport))
 
             let batches = 100
-            let writer = Task {
+            let write: @Sendable () async throws -> Void = {
                 var generator = SystemRandomNumberGenerator()
                 for batch in 0..<batches {
                     if batch == 33 || batch == 66 {
@@ -385,26 +385,42 @@ struct RealtimeDeliveryTests {
                         do {
                             _ = try await client.records.batch(in: table.id, operations)
                             break
-                        } catch let error as PyAirtableError where error.isConnectivityFailure && attempts < 100 {
+                        } catch let error as PyAirtableError where error.isConnectivityFailure && attempts < 500 {
                             attempts += 1
                             try await Task.sleep(for: .milliseconds(20))
                         }
                     }
                 }
             }
-            var seqs: [Int64] = []
-            var names: [String] = []
-            seqs.reserveCapacity(10_000)
-            for try await update in updates {
-                guard case .event(let event) = update else {
-                    Issue.record("unexpected \(update)")
-                    continue
+            let read: @Sendable () async throws -> (seqs: [Int64], names: [String]) = {
+                var seqs: [Int64] = []
+                var names: [String] = []
+                seqs.reserveCapacity(10_000)
+                for try await update in updates {
+                    guard case .event(let event) = update else {
+                        Issue.record("unexpected \(update)")
+                        continue
+                    }
+                    seqs.append(event.seq)
+                    names.append(event.payload["fields"]?["Name"]?.stringValue ?? "")
+                    if seqs.count == batches * 100 { break }
                 }
-                seqs.append(event.seq)
-                names.append(event.payload["fields"]?["Name"]?.stringValue ?? "")
-                if seqs.count == batches * 100 { break }
+                return (seqs, names)
             }
-            try await writer.value
+            // A writer that fails (a restart that did not come back) ends the test at once, with its
+            // error, rather than leaving the reader waiting for events that will never come.
+            let (seqs, names) = try await withThrowingTaskGroup(of: (seqs: [Int64], names: [String])?.self) { group in
+                group.addTask {
+                    try await write()
+                    return nil
+                }
+                group.addTask { try await read() }
+                var received: (seqs: [Int64], names: [String]) = ([], [])
+                for try await result in group {
+                    if let result { received = result }
+                }
+                return received
+            }
             #expect(seqs.count == 10_000)
             #expect(zip(seqs, seqs.dropFirst()).allSatisfy { $0 < $1 }, "strictly increasing: once each, in order")
             let expected = (0..<10_000).map(String.init)
