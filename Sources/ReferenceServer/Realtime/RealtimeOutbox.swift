@@ -16,22 +16,12 @@ public enum RealtimeEnding: Sendable, Hashable {
 /// connection off. Catch-up, which reads the log at its own pace, waits for room with
 /// ``waitForRoom()`` instead, so a long replay is paced by the consumer rather than cut off.
 ///
-/// A consumer either pulls with ``next()``, or hands the outbox a writer with
-/// ``drain(into:onEnd:)``: then a task runs only while messages wait, so an idle connection holds
-/// no task (nor its stack) for its writes.
+/// A consumer either pulls with ``next()`` (Server-Sent Events), or is kicked with
+/// ``drain(kicking:onEnd:)`` and takes messages with ``takeForDrain()`` (a WebSocket's channel
+/// handler, writing on its event loop): then no task waits on an idle connection.
 final class RealtimeOutbox: Sendable {
-    /// Writes one message; answers `false` when the connection can take no more.
-    typealias Writer = @Sendable (RealtimeMessage) async -> Bool
-
-    /// How a drainer takes messages: a task awaiting `Writer`, or a kick telling the consumer to
-    /// pull with ``takeForDrain()`` (a channel handler writing on its event loop).
-    enum DrainMode: Sendable {
-        case write(Writer)
-        case kick(@Sendable () -> Void)
-    }
-
     private struct Drainer {
-        let mode: DrainMode
+        let kick: @Sendable () -> Void
         let onEnd: @Sendable (RealtimeEnding) -> Void
         var running = false
     }
@@ -82,7 +72,7 @@ final class RealtimeOutbox: Sendable {
     @discardableResult
     func offer(_ message: RealtimeMessage) -> Bool {
         let (accepted, consumer, startDrain) = state.withLock {
-            state -> (Bool, CheckedContinuation<RealtimeMessage?, Never>?, DrainMode?) in
+            state -> (Bool, CheckedContinuation<RealtimeMessage?, Never>?, (@Sendable () -> Void)?) in
             if state.ending != nil { return (true, nil, nil) }
             if let consumer = state.consumer {
                 state.consumer = nil
@@ -93,63 +83,32 @@ final class RealtimeOutbox: Sendable {
             return (true, nil, Self.claimDrain(&state))
         }
         consumer?.resume(returning: message)
-        if let startDrain { start(startDrain) }
+        startDrain?()
         return accepted
-    }
-
-    /// Hands every message, queued and to come, to `write`, in order, one at a time.
-    ///
-    /// A task writes while messages wait and ends when the queue is empty; the next message starts
-    /// another. So an idle connection holds no task, nor the stack its writes needed.
-    /// - Parameters:
-    ///   - write: Writes a message; `false` stops the outbox (`closed`).
-    ///   - onEnd: Called once, when the outbox ends, with why.
-    func drain(into write: @escaping Writer, onEnd: @escaping @Sendable (RealtimeEnding) -> Void) {
-        drain(.write(write), onEnd: onEnd)
     }
 
     /// Calls `kick` whenever messages start to wait; the consumer then takes them with
     /// ``takeForDrain()`` until it answers `nil` (after which the next message kicks again). While it
     /// holds back (its socket is full), messages queue up to the capacity as usual.
+    /// - Parameters:
+    ///   - kick: Tells the consumer to take messages; called outside the outbox's lock.
+    ///   - onEnd: Called once, when the outbox ends, with why.
     func drain(kicking kick: @escaping @Sendable () -> Void, onEnd: @escaping @Sendable (RealtimeEnding) -> Void) {
-        drain(.kick(kick), onEnd: onEnd)
-    }
-
-    private func drain(_ mode: DrainMode, onEnd: @escaping @Sendable (RealtimeEnding) -> Void) {
-        let (startDrain, ended) = state.withLock { state -> (DrainMode?, RealtimeEnding?) in
+        let (startDrain, ended) = state.withLock { state -> ((@Sendable () -> Void)?, RealtimeEnding?) in
             if let ending = state.ending { return (nil, ending) }
-            state.drainer = Drainer(mode: mode, onEnd: onEnd)
+            state.drainer = Drainer(kick: kick, onEnd: onEnd)
             return (state.count > 0 ? Self.claimDrain(&state) : nil, nil)
         }
         if let ended { onEnd(ended) }
-        if let startDrain { start(startDrain) }
+        startDrain?()
     }
 
-    /// Marks the drainer running when it is idle; answers how to start it then.
-    private static func claimDrain(_ state: inout State) -> DrainMode? {
+    /// Marks the drainer running when it is idle; answers its kick then.
+    private static func claimDrain(_ state: inout State) -> (@Sendable () -> Void)? {
         guard var drainer = state.drainer, !drainer.running else { return nil }
         drainer.running = true
         state.drainer = drainer
-        return drainer.mode
-    }
-
-    private func start(_ mode: DrainMode) {
-        switch mode {
-        case .write(let write): startDraining(write)
-        case .kick(let kick): kick()
-        }
-    }
-
-    /// Writes until the queue is empty, then lets the task end.
-    private func startDraining(_ write: @escaping Writer) {
-        Task {
-            while let message = takeForDrain() {
-                guard await write(message) else {
-                    finish(.closed)
-                    return
-                }
-            }
-        }
+        return drainer.kick
     }
 
     /// The next message for the drainer, or `nil` (the drainer then stops until the next kick)
