@@ -63,6 +63,7 @@ let package = Package(
         .target(
             name: "ClientCache",
             dependencies: [
+                "PyAirtableModels",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Logging", package: "swift-log"),
             ],

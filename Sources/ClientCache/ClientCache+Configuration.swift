@@ -1,4 +1,5 @@
 import Foundation
+import PyAirtableModels
 
 extension ClientCache {
     /// How a ``ClientCache`` is set up.
@@ -61,13 +62,9 @@ extension ClientCache {
             self.now = now
         }
 
-        /// `$XDG_CACHE_HOME/pyat/cache.sqlite`, or `~/.cache/pyat/cache.sqlite`.
+        /// `$XDG_CACHE_HOME/pyat/cache.sqlite`, or `$HOME/.cache/pyat/cache.sqlite`.
         public static var defaultPath: String {
-            let environment = ProcessInfo.processInfo.environment
-            let base =
-                environment["XDG_CACHE_HOME"].flatMap { $0.isEmpty ? nil : $0 }
-                ?? (NSHomeDirectory() + "/.cache")
-            return base + "/pyat/cache.sqlite"
+            UserDirectories.cacheHome() + "/pyat/cache.sqlite"
         }
     }
 }

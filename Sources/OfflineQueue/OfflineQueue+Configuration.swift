@@ -1,4 +1,5 @@
 import Foundation
+import PyAirtableModels
 
 extension OfflineQueue {
     /// How an ``OfflineQueue`` is set up.
@@ -58,13 +59,9 @@ extension OfflineQueue {
             self.now = now
         }
 
-        /// `$XDG_CACHE_HOME/pyat/queue.sqlite`, or `~/.cache/pyat/queue.sqlite`.
+        /// `$XDG_CACHE_HOME/pyat/queue.sqlite`, or `$HOME/.cache/pyat/queue.sqlite`.
         public static var defaultPath: String {
-            let environment = ProcessInfo.processInfo.environment
-            let base =
-                environment["XDG_CACHE_HOME"].flatMap { $0.isEmpty ? nil : $0 }
-                ?? (NSHomeDirectory() + "/.cache")
-            return base + "/pyat/queue.sqlite"
+            UserDirectories.cacheHome() + "/pyat/queue.sqlite"
         }
     }
 }

@@ -146,4 +146,28 @@ struct AccountCommandsTests {
             #expect(noPassword.status == 2, "no terminal and no --password-stdin")
         }
     }
+
+    @Test("with HOME set and no XDG variables, credentials and cache go under $HOME, not the account's home")
+    func homeDecidesDefaultPaths() async throws {
+        try await CLIFixture.with { fixture in
+            let home = fixture.configHome.appendingPathComponent("home")
+            try FileManager.default.createDirectory(at: home, withIntermediateDirectories: true)
+            var environment = ProcessInfo.processInfo.environment
+            environment["PYAT_SERVER"] = fixture.server.url
+            environment["HOME"] = home.path
+            environment["XDG_CONFIG_HOME"] = nil
+            environment["XDG_CACHE_HOME"] = nil
+            let login = try await PyatProcess.run(["login", "--token", fixture.demo.token], environment: environment)
+            #expect(login.status == 0, "\(login.stderr)")
+            let table = try await fixture.projectsTable()
+            let list = try await PyatProcess.run(
+                ["records", "list", table.id.rawValue, "--format", "json"],
+                environment: environment
+            )
+            #expect(list.status == 0, "\(list.stderr)")
+            let credentials = home.appendingPathComponent(".config/pyat/credentials.json").path
+            #expect(FileManager.default.fileExists(atPath: credentials))
+            #expect(FileManager.default.fileExists(atPath: home.appendingPathComponent(".cache/pyat/cache.sqlite").path))
+        }
+    }
 }

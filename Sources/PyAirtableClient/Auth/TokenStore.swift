@@ -83,7 +83,7 @@ public final class InMemoryTokenStore: TokenStore {
 }
 
 /// Credentials in a JSON file readable only by its owner (mode 0600), keyed by server URL:
-/// by default `$XDG_CONFIG_HOME/pyat/credentials.json` (`~/.config/pyat/credentials.json`).
+/// by default `$XDG_CONFIG_HOME/pyat/credentials.json` (`$HOME/.config/pyat/credentials.json`).
 public final class FileTokenStore: TokenStore {
     public let path: String
     private let lock = Mutex(())
@@ -92,12 +92,9 @@ public final class FileTokenStore: TokenStore {
         self.path = path
     }
 
-    /// `$XDG_CONFIG_HOME/pyat/credentials.json`, or `~/.config/pyat/credentials.json`.
+    /// `$XDG_CONFIG_HOME/pyat/credentials.json`, or `$HOME/.config/pyat/credentials.json`.
     public static var defaultPath: String {
-        let environment = ProcessInfo.processInfo.environment
-        let base =
-            environment["XDG_CONFIG_HOME"].flatMap { $0.isEmpty ? nil : $0 }
-            ?? (NSHomeDirectory() as NSString).appendingPathComponent(".config")
+        let base = UserDirectories.configHome()
         return ((base as NSString).appendingPathComponent("pyat") as NSString).appendingPathComponent(
             "credentials.json"
         )
