@@ -33,10 +33,17 @@ struct RealtimeServerChannel: ServerChildChannel, HTTPChannelHandler {
 
     let responder: HTTPChannelHandler.Responder
     let realtime: RealtimeController
+    /// The longest request line plus headers (``RequestLimits/maximumRequestHeadSize``).
+    let maximumRequestHeadSize: Int
 
-    init(responder: @escaping HTTPChannelHandler.Responder, realtime: RealtimeController) {
+    init(
+        responder: @escaping HTTPChannelHandler.Responder,
+        realtime: RealtimeController,
+        maximumRequestHeadSize: Int = 80 * 1024
+    ) {
         self.responder = Self.upgradeAwareResponder(responder)
         self.realtime = realtime
+        self.maximumRequestHeadSize = maximumRequestHeadSize
     }
 
     /// An upgrade request on a connection that already served plain HTTP cannot be upgraded there:
@@ -107,6 +114,9 @@ struct RealtimeServerChannel: ServerChildChannel, HTTPChannelHandler {
                 upgradeConfiguration: serverUpgrade
             )
             configuration.enablePipelining = false
+            // NIO counts the request line (the URL) as a header field too.
+            configuration.decoderConfiguration.maxHeaderFieldSize = self.maximumRequestHeadSize
+            configuration.decoderConfiguration.maxHeaderListSize = self.maximumRequestHeadSize
             configuration.enableErrorHandling = false
             configuration.enableResponseHeaderValidation = false
             let result = try channel.pipeline.syncOperations.configureUpgradableHTTPServerPipeline(
@@ -453,6 +463,12 @@ final class RealtimeWebSocketHandler: ChannelInboundHandler, RemovableChannelHan
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        // A message over the size limit in fragments gets the same answer as one over it in a single
+        // frame (which NIO's protocol error handler gives): close code 1009, then the socket closes.
+        if let error = error as? NIOWebSocketFrameAggregator.Error, error == .accumulatedFrameSizeIsTooLarge {
+            close(context: context, code: .messageTooLarge, reason: "message too big")
+            return
+        }
         context.close(promise: nil)
     }
 

@@ -195,6 +195,7 @@ extension SQLiteStore {
         let basePredicates = predicates
         let baseArguments = arguments
         let residualFilters = residual
+        let limits = self.limits
 
         return try await database.read { db in
             _ = try Self.authorize(
@@ -204,6 +205,10 @@ extension SQLiteStore {
                 minimum: .viewer,
                 resource: "table"
             )
+            // Rows read for the residual pass, bounded in count and time: a filter SQLite cannot narrow
+            // would otherwise read the whole table for a page that fills slowly or never.
+            let stopwatch = Stopwatch(clock: limits.clock)
+            var scanned = 0
             var matched: [(json: [UInt8], cursor: RecordCursor)] = []
             var after = cursor
             scan: while true {
@@ -232,6 +237,18 @@ extension SQLiteStore {
                     after = position
                     let stored = StoredRecord(row)
                     if !residualFilters.isEmpty {
+                        scanned += 1
+                        if scanned > limits.maximumFilterScanRows {
+                            throw ServerError.filterScanLimit(
+                                "it needs more than \(limits.maximumFilterScanRows) rows read "
+                                    + "(maximumFilterScanRows)"
+                            )
+                        }
+                        if scanned % 256 == 0, stopwatch.elapsed > limits.maximumFilterScanDuration {
+                            throw ServerError.filterScanLimit(
+                                "it took longer than \(limits.maximumFilterScanDuration) (maximumFilterScanDuration)"
+                            )
+                        }
                         let full = try Self.record(from: stored, schema: schema)
                         let values = FormulaRecordValues(id: full.id.rawValue, values: full.fields, types: types)
                         guard residualFilters.allSatisfy({ $0.matches(values) }) else { continue }
@@ -252,6 +269,11 @@ extension SQLiteStore {
                     if matched.count > pageSize { break scan }
                 }
                 if rows.count < chunk { break }
+                if !residualFilters.isEmpty, stopwatch.elapsed > limits.maximumFilterScanDuration {
+                    throw ServerError.filterScanLimit(
+                        "it took longer than \(limits.maximumFilterScanDuration) (maximumFilterScanDuration)"
+                    )
+                }
             }
             let page = matched.prefix(pageSize)
             let nextCursor = matched.count > pageSize ? page.last?.cursor.encoded() : nil
@@ -620,4 +642,21 @@ struct StoredRecord {
         createdAt = row[3]
         updatedAt = row[4]
     }
+}
+
+/// Time elapsed since it was made, on any clock (the clock of ``RequestLimits``).
+struct Stopwatch: Sendable {
+    private let measure: @Sendable () -> Duration
+
+    init(clock: any Clock<Duration>) {
+        measure = Self.start(clock)
+    }
+
+    private static func start<C: Clock<Duration>>(_ clock: C) -> @Sendable () -> Duration {
+        let start = clock.now
+        return { start.duration(to: clock.now) }
+    }
+
+    /// The time since ``init(clock:)``.
+    var elapsed: Duration { measure() }
 }
