@@ -18,10 +18,13 @@ public struct RequestLimits: Sendable {
     public var maximumJSONDepth: Int
     /// The longest `cursor` a records list accepts, in characters (422 past it; default 4,096).
     public var maximumCursorLength: Int
-    /// The most sort keys in a records list's `sort=` or a view's sort (422 past it; default 32).
+    /// The most sort keys in a records list's `sort=` or a view's sort (422 past it; default 8). Each
+    /// key nests the page query's keyset condition deeper, and SQLite's parser refuses past about 14.
     public var maximumSortKeys: Int
-    /// The longest request line plus headers, in bytes (default 81,920, NIO's own default). A GET with a
-    /// 16,000-character URL fits; one past it gets 431 and its connection closed.
+    /// The longest request line plus headers, in bytes (default 81,920, NIO's own default): the URL and
+    /// each header must fit, and so must all of them together. A GET with a 16,000-character URL fits;
+    /// a request past it is answered 431 (a bare status, as no request was read) and its connection
+    /// closed.
     public var maximumRequestHeadSize: Int
     /// The most rows one records list may read to evaluate the part of a filter SQLite cannot run
     /// (see `FormulaSQL`) before it is refused with 422 (default 500,000). Filters SQLite runs whole
@@ -36,7 +39,7 @@ public struct RequestLimits: Sendable {
         formula: Formula.Limits = .init(),
         maximumJSONDepth: Int = 64,
         maximumCursorLength: Int = 4096,
-        maximumSortKeys: Int = 32,
+        maximumSortKeys: Int = 8,
         maximumRequestHeadSize: Int = 80 * 1024,
         maximumFilterScanRows: Int = 500_000,
         maximumFilterScanDuration: Duration = .seconds(10),

@@ -132,17 +132,17 @@ struct FormulaSQL {
     /// How much SQL one filter may become. Past it, a part of the formula is left to the residual
     /// pass instead of being pushed down.
     ///
-    /// These guard SQLite's own limits rather than the user: SQLite refuses expressions nested deeper
-    /// than 1000 levels (`SQLITE_MAX_EXPR_DEPTH`) and more than 32,766 `?` arguments, and some
-    /// translations repeat an operand (`LOWER` writes its text three times), so nested ones would grow
-    /// the SQL exponentially. Parenthesis nesting stands for expression depth: each level of
-    /// parentheses the compiler writes holds at most three levels of SQLite's expression tree, so 250
-    /// stays clear of 1000 with room for the keyset predicate of a page.
+    /// These guard SQLite's own limits rather than the user: SQLite's parser refuses SQL nested past
+    /// its stack ("parser stack overflow": with SQLite 3.40, 23 nested `(CASE WHEN …` or 31 nested
+    /// `(a AND (…`), its expression trees past 1000 levels and statements with more than 32,766 `?`
+    /// arguments; and some translations repeat an operand (`LOWER` writes its text three times), so
+    /// nested ones would grow the SQL exponentially. Parenthesis nesting stands for parser depth; 16
+    /// stays clear of the parser's stack with room for the rest of the page query.
     enum Budget {
         /// The longest SQL text of one filter, in UTF-8 bytes.
         static let maximumLength = 1 << 20
         /// The deepest parenthesis nesting of one filter's SQL.
-        static let maximumNesting = 250
+        static let maximumNesting = 16
         /// The most `?` arguments of one filter's SQL.
         static let maximumArguments = 16_384
 

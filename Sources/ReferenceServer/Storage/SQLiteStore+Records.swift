@@ -1,5 +1,6 @@
 import Foundation
 import GRDB
+import Logging
 import PyAirtableModels
 import Synchronization
 
@@ -168,6 +169,27 @@ extension SQLiteStore {
     /// SQLite returns, reading further until the page is full.
     public func listRecords(schema: TableSchema, plan: RecordListPlan, user: UserID) async throws -> [UInt8] {
         let cursor = try plan.cursor.map { try RecordCursor.decode($0, queryHash: plan.queryHash) }
+        do {
+            return try await listRecords(schema: schema, plan: plan, cursor: cursor, user: user, pushdown: true)
+        } catch let error as DatabaseError where error.resultCode == .SQLITE_ERROR && !plan.filters.isEmpty {
+            // SQL the compiler wrote that this SQLite cannot run (its parser's stack, expression depth or
+            // argument limits are build options): the same filters, evaluated row by row instead.
+            logger.warning(
+                "a filter's SQL failed; evaluating it row by row",
+                metadata: ["error": "\(error.message ?? "")"]
+            )
+            return try await listRecords(schema: schema, plan: plan, cursor: cursor, user: user, pushdown: false)
+        }
+    }
+
+    /// A page of records, with the filters' SQL (`pushdown`) or evaluating them all on every row.
+    private func listRecords(
+        schema: TableSchema,
+        plan: RecordListPlan,
+        cursor: RecordCursor?,
+        user: UserID,
+        pushdown: Bool
+    ) async throws -> [UInt8] {
         let columns = Dictionary(
             uniqueKeysWithValues: schema.table.fields.map { ($0.name, (id: $0.id.rawValue, type: $0.type)) }
         )
@@ -175,7 +197,10 @@ extension SQLiteStore {
         var arguments: [DatabaseValue] = [schema.table.id.rawValue.databaseValue]
         var residual: [Formula] = []
         for filter in plan.filters {
-            let compiled = FormulaSQL.compile(filter, fields: columns)
+            let compiled =
+                pushdown
+                ? FormulaSQL.compile(filter, fields: columns)
+                : FormulaSQLPlan(sql: nil, arguments: [], needsResidual: true)
             if let sql = compiled.sql {
                 predicates.append("(\(sql))")
                 arguments.append(contentsOf: compiled.arguments)
