@@ -419,7 +419,10 @@ struct FormulaSQLLimitTests {
         ("AND", { String(repeating: "AND({Done},", count: $0) + "{Score} > 3" + String(repeating: ")", count: $0) }),
         ("OR", { String(repeating: "OR({Done},", count: $0) + "{Score} > 3" + String(repeating: ")", count: $0) }),
         ("IF", { String(repeating: "IF(", count: $0) + "{Score} > 3" + String(repeating: ", {Done}, 0)", count: $0) }),
-        ("LOWER", { String(repeating: "LOWER(", count: $0) + "{Name}" + String(repeating: ")", count: $0) + " = 'alice'" }),
+        (
+            "LOWER",
+            { String(repeating: "LOWER(", count: $0) + "{Name}" + String(repeating: ")", count: $0) + " = 'alice'" }
+        ),
         ("TRIM", { String(repeating: "TRIM(", count: $0) + "{Notes}" + String(repeating: ")", count: $0) + " != ''" }),
         ("chain", { "{Score}" + String(repeating: " + 1", count: $0) + " > 3" }),
         ("comparisons", { "{Done}" + String(repeating: " = TRUE()", count: $0) }),

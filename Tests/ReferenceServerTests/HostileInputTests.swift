@@ -20,7 +20,8 @@ enum DeepShape: String, CaseIterable, Sendable {
         switch self {
         case .parentheses: String(repeating: "(", count: levels) + "{Score}" + String(repeating: ")", count: levels)
         case .not: String(repeating: "NOT(", count: levels) + "{Score}" + String(repeating: ")", count: levels)
-        case .ifCondition: String(repeating: "IF(", count: levels) + "{Score}" + String(repeating: ",1,0)", count: levels)
+        case .ifCondition:
+            String(repeating: "IF(", count: levels) + "{Score}" + String(repeating: ",1,0)", count: levels)
         case .ifBranch: String(repeating: "IF({Score},", count: levels) + "1" + String(repeating: ")", count: levels)
         case .negation: String(repeating: "-", count: levels) + "{Score}"
         case .lower: String(repeating: "LOWER(", count: levels) + "{Score}" + String(repeating: ")", count: levels)
@@ -79,7 +80,10 @@ private func withLimitedServer<T: Sendable>(
 
 @Suite("Hostile input: deep formulas and JSON, long URLs, cursors, frames, filter scans")
 struct HostileInputTests {
-    @Test("a formula nested 1,500 deep is 422 with a position on every route that takes one", arguments: DeepShape.allCases)
+    @Test(
+        "a formula nested 1,500 deep is 422 with a position on every route that takes one",
+        arguments: DeepShape.allCases
+    )
     func deepFormulasOnEveryRoute(shape: DeepShape) async throws {
         try await withLimitedServer { api, _ in
             let (client, _) = try await api.register()
@@ -93,7 +97,10 @@ struct HostileInputTests {
                 as: View.self
             )
             let responses = [
-                ("filter=", try await client.send(.get, "tables/\(table.id)/records?filter=\(hostileQueryValue(source))")),
+                (
+                    "filter=",
+                    try await client.send(.get, "tables/\(table.id)/records?filter=\(hostileQueryValue(source))")
+                ),
                 (
                     "POST views",
                     try await client.send(
@@ -102,7 +109,10 @@ struct HostileInputTests {
                         json: CreateViewRequest(name: "Deep", filter: source)
                     )
                 ),
-                ("PATCH view", try await client.send(.patch, "views/\(view.id)", json: UpdateViewRequest(filter: source))),
+                (
+                    "PATCH view",
+                    try await client.send(.patch, "views/\(view.id)", json: UpdateViewRequest(filter: source))
+                ),
             ]
             for (route, response) in responses {
                 let error = expectError(response, .unprocessableContent, .validation, "\(shape) \(route)")
@@ -132,7 +142,11 @@ struct HostileInputTests {
             for shape in [DeepShape.parentheses, .not, .chain] {
                 let source = shape.source(100_000)
                 for response in [
-                    try await client.send(.post, "tables/\(table.id)/views", json: CreateViewRequest(name: "D", filter: source)),
+                    try await client.send(
+                        .post,
+                        "tables/\(table.id)/views",
+                        json: CreateViewRequest(name: "D", filter: source)
+                    ),
                     try await client.send(.patch, "views/\(view.id)", json: UpdateViewRequest(filter: source)),
                 ] {
                     let error = expectError(response, .unprocessableContent, .validation, "\(shape)")
@@ -141,7 +155,8 @@ struct HostileInputTests {
                 }
                 // In a URL it is past the request head limit before any formula parser sees it: the
                 // server answers 431 and closes that connection (on its own connection here).
-                let url = "http://127.0.0.1:\(port)/api/v1/tables/\(table.id)/records?filter=\(hostileQueryValue(source))"
+                let url =
+                    "http://127.0.0.1:\(port)/api/v1/tables/\(table.id)/records?filter=\(hostileQueryValue(source))"
                 var request = HTTPClientRequest(url: url)
                 request.headers.add(name: "Authorization", value: "Bearer \(client.token ?? "")")
                 let status = try? await HTTPClient.shared.execute(request, timeout: .seconds(30)).status.code
@@ -156,7 +171,9 @@ struct HostileInputTests {
         try await withLimitedServer { api, _ in
             let (client, _) = try await api.register()
             let (_, _, table) = try await client.scaffold()
-            for name in ["n7", "n512", "other"] { _ = try await client.createRecord(in: table.id, ["Name": .string(name)]) }
+            for name in ["n7", "n512", "other"] {
+                _ = try await client.createRecord(in: table.id, ["Name": .string(name)])
+            }
             let prefix = "/api/v1/tables/\(table.id)/records?page_size=100&filter="
             var alternatives: [String] = []
             var path = ""
@@ -178,7 +195,10 @@ struct HostileInputTests {
         }
     }
 
-    @Test("JSON bodies nested past the limit are 400 before any decoder, and nothing is written", arguments: [65, 600, 100_000])
+    @Test(
+        "JSON bodies nested past the limit are 400 before any decoder, and nothing is written",
+        arguments: [65, 600, 100_000]
+    )
     func deepJSONBodies(depth: Int) async throws {
         try await withLimitedServer { api, _ in
             let (client, _) = try await api.register()
@@ -200,7 +220,11 @@ struct HostileInputTests {
                     #expect(error?.message.contains("deeper than 64 levels") == true, "\(response.text)")
                 }
             }
-            let records = try await client.call(.get, "tables/\(table.id)/records", as: Page<PyAirtableModels.Record>.self)
+            let records = try await client.call(
+                .get,
+                "tables/\(table.id)/records",
+                as: Page<PyAirtableModels.Record>.self
+            )
             #expect(records.data.map(\.id) == [record.id])
             #expect(records.data.first?.version == 1)
             try await BadInputTests.expectStillServing(client)
@@ -224,7 +248,11 @@ struct HostileInputTests {
                     expectError(response, .badRequest, .validation, "depth \(depth)")
                 }
             }
-            let records = try await client.call(.get, "tables/\(table.id)/records", as: Page<PyAirtableModels.Record>.self)
+            let records = try await client.call(
+                .get,
+                "tables/\(table.id)/records",
+                as: Page<PyAirtableModels.Record>.self
+            )
             #expect(records.data.isEmpty)
             try await BadInputTests.expectStillServing(client)
         }
@@ -277,7 +305,11 @@ struct HostileInputTests {
             let error = expectError(list, .unprocessableContent, .validation)
             #expect(error?.message.contains("maximumSortKeys") == true)
             let specs = ["Name", "Score", "Status", "Done"].map { SortSpec(field: $0) }
-            let view = try await client.send(.post, "tables/\(table.id)/views", json: CreateViewRequest(name: "V", sort: specs))
+            let view = try await client.send(
+                .post,
+                "tables/\(table.id)/views",
+                json: CreateViewRequest(name: "V", sort: specs)
+            )
             expectError(view, .unprocessableContent, .validation)
             let fine = try await client.send(.get, "tables/\(table.id)/records?sort=Name,Score,Status")
             #expect(fine.status == .ok)
@@ -310,7 +342,10 @@ struct HostileInputTests {
             #expect(error?.message.contains("more than 100 rows") == true, "\(refused.text)")
             #expect(error?.message.contains("maximumFilterScanRows") == true)
             // A page that fills within the limit is answered.
-            let early = try await client.send(.get, "tables/\(table.id)/records?page_size=5&filter=\(hostileQueryValue("{Score} * 1 >= 0"))")
+            let early = try await client.send(
+                .get,
+                "tables/\(table.id)/records?page_size=5&filter=\(hostileQueryValue("{Score} * 1 >= 0"))"
+            )
             #expect(early.status == .ok, "\(early.text)")
             // What runs in SQLite is not counted: the benchmark's filter reads only matching rows.
             let pushed = try await client.send(
@@ -339,11 +374,17 @@ struct HostileInputTests {
                 )
                 #expect(created.status == .ok)
             }
-            let response = try await client.send(.get, "tables/\(table.id)/records?filter=\(hostileQueryValue("{Score} + 0 = -1"))")
+            let response = try await client.send(
+                .get,
+                "tables/\(table.id)/records?filter=\(hostileQueryValue("{Score} + 0 = -1"))"
+            )
             let error = expectError(response, .unprocessableContent, .validation)
             #expect(error?.message.contains("maximumFilterScanDuration") == true, "\(response.text)")
             // Without a residual pass the clock is not consulted.
-            let pushed = try await client.send(.get, "tables/\(table.id)/records?filter=\(hostileQueryValue("{Score} = 3"))")
+            let pushed = try await client.send(
+                .get,
+                "tables/\(table.id)/records?filter=\(hostileQueryValue("{Score} = 3"))"
+            )
             #expect(pushed.status == .ok, "\(pushed.text)")
         }
     }

@@ -63,7 +63,9 @@ struct RecordsController {
             else { throw ServerError.validation("no view '\(viewName)' in this table", field: "view") }
             viewID = view.id.rawValue
             if let filter = view.filter, !filter.isEmpty {
-                filters.append(try parseFilter(filter, schema: schema, parameter: "view filter", limits: limits.formula))
+                filters.append(
+                    try parseFilter(filter, schema: schema, parameter: "view filter", limits: limits.formula)
+                )
             }
             sort = view.sort ?? []
             visible = view.fields
