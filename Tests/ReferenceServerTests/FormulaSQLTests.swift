@@ -480,3 +480,19 @@ struct FormulaSQLLimitTests {
         #expect(try fixture.ids(matching: compiled, formula: formula) == fixture.expectedIDs(formula))
     }
 }
+
+@Suite("Formula SQL: inputs the fuzzer found")
+struct FormulaSQLFuzzFindingsTests {
+    /// Found by scripts/fuzz.sh: a NUL inside a string literal. SQLite saw the literal cut at the NUL,
+    /// so `{Status} != 'Done\0…'` dropped the records whose Status is Done.
+    @Test func nulInALiteralIsLeftToTheResidualPass() throws {
+        let fixture = try FormulaSQLFixture(recordCount: 150, seed: 21)
+        defer { fixture.removeFiles() }
+        for source in ["AND({Status} != 'Done\u{0}\"', 6&0)", "{Name} = 'alice\u{0}x'", "FIND('a\u{0}', {Name}) > 0"] {
+            let formula = try Formula.parse(source)
+            let plan = FormulaSQL.compile(formula, fields: fixture.fields)
+            #expect(plan.needsResidual, "\(source.debugDescription)")
+            #expect(try fixture.ids(matching: plan, formula: formula) == fixture.expectedIDs(formula))
+        }
+    }
+}

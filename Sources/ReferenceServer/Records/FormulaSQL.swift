@@ -497,6 +497,8 @@ extension FormulaSQL {
                 // Rule 4 (text) applies only when the constant is text or blank.
                 switch constant {
                 case .blank: return .sql("(\(term.value) \(sqlOperator) \(bind: ""))")
+                // GRDB binds text up to its first NUL, so SQL would compare a shorter string.
+                case .text(let text) where text.utf8.contains(0): return .unknown
                 case .text(let text): return .sql("(\(term.value) \(sqlOperator) \(bind: text))")
                 default: return .unknown
                 }
@@ -658,6 +660,8 @@ extension FormulaSQL {
                 }
                 var needle = arguments[0].evaluate(Self.constantRecord).textValue
                 if needle.isEmpty { return .constant(function == .find ? .number(0) : .blank) }
+                // A bound needle ends at its first NUL (see compareValue).
+                guard !needle.utf8.contains(0) else { return nil }
                 var text = textValue(haystack)
                 if function == .search {
                     // Case folding agrees with SQLite's lower() on ASCII only.
