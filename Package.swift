@@ -35,6 +35,7 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
         .package(url: "https://github.com/vapor/jwt-kit", from: "5.7.1"),
+        .package(url: "https://github.com/x-sheep/swift-property-based", from: "2.0.1"),
     ],
     targets: [
         .target(
@@ -136,12 +137,20 @@ let package = Package(
         ),
         .testTarget(
             name: "PyAirtableModelsTests",
-            dependencies: ["PyAirtableModels"],
+            dependencies: [
+                "PyAirtableModels",
+                .product(name: "PropertyBased", package: "swift-property-based"),
+            ],
             swiftSettings: swiftSettings
         ),
         .testTarget(
             name: "PyAirtableClientTests",
-            dependencies: ["PyAirtableClient", "PyAirtableTesting", "ReferenceServer"],
+            dependencies: [
+                "PyAirtableClient",
+                "PyAirtableTesting",
+                "ReferenceServer",
+                .product(name: "PropertyBased", package: "swift-property-based"),
+            ],
             swiftSettings: swiftSettings
         ),
         .testTarget(
@@ -153,6 +162,7 @@ let package = Package(
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
+                .product(name: "PropertyBased", package: "swift-property-based"),
                 .product(name: "WSClient", package: "swift-websocket"),
             ],
             swiftSettings: swiftSettings

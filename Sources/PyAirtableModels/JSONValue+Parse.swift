@@ -1,34 +1,46 @@
 import Foundation
 
 extension JSONValue {
+    /// The deepest nesting ``parse(_:maximumDepth:)`` accepts unless told otherwise: 512, as
+    /// `JSONDecoder`.
+    public static let defaultMaximumParseDepth = 512
+
     /// Parses JSON text (RFC 8259) straight into a value, or answers `nil` when it is not valid JSON
-    /// (or nests deeper than 512, or holds a number a `Double` cannot represent).
+    /// (or nests deeper than `maximumDepth`, or holds a number a `Double` cannot represent).
     ///
     /// `Decodable` decoding of a `JSONValue` has to guess each value's kind, and every wrong guess
     /// throws; this reads the kind from the next byte. Realtime clients decode every event this way.
-    public static func parse(_ bytes: some Collection<UInt8>) -> JSONValue? {
+    /// The parser recurses once per level, so `maximumDepth` bounds its stack.
+    public static func parse(
+        _ bytes: some Collection<UInt8>,
+        maximumDepth: Int = defaultMaximumParseDepth
+    ) -> JSONValue? {
         let parsed = bytes.withContiguousStorageIfAvailable { buffer -> JSONValue? in
-            var parser = JSONTextParser(bytes: buffer)
+            var parser = JSONTextParser(bytes: buffer, maximumDepth: maximumDepth)
             return parser.document()
         }
         if let parsed { return parsed }
         let copy = Array(bytes)
         return copy.withUnsafeBufferPointer { buffer in
-            var parser = JSONTextParser(bytes: buffer)
+            var parser = JSONTextParser(bytes: buffer, maximumDepth: maximumDepth)
             return parser.document()
         }
     }
 }
 
 /// A strict recursive-descent JSON parser over UTF-8 bytes, for the package's hot decoding paths.
+///
+/// It recurses once per array or object level and refuses (answers `nil`) past `maximumDepth`, so its
+/// stack, and that of anything walking the values it returns, stays bounded.
 package struct JSONTextParser {
     private let bytes: UnsafeBufferPointer<UInt8>
+    private let maximumDepth: Int
     private var index = 0
     private var depth = 0
-    private static let maximumDepth = 512
 
-    package init(bytes: UnsafeBufferPointer<UInt8>) {
+    package init(bytes: UnsafeBufferPointer<UInt8>, maximumDepth: Int = JSONValue.defaultMaximumParseDepth) {
         self.bytes = bytes
+        self.maximumDepth = maximumDepth
     }
 
     mutating func document() -> JSONValue? {
@@ -167,7 +179,7 @@ package struct JSONTextParser {
     private mutating func object() -> JSONValue? {
         depth += 1
         defer { depth -= 1 }
-        guard depth <= Self.maximumDepth else { return nil }
+        guard depth <= maximumDepth else { return nil }
         index += 1
         var members: [String: JSONValue] = [:]
         skipWhitespace()
@@ -187,7 +199,7 @@ package struct JSONTextParser {
     private mutating func array() -> JSONValue? {
         depth += 1
         defer { depth -= 1 }
-        guard depth <= Self.maximumDepth else { return nil }
+        guard depth <= maximumDepth else { return nil }
         index += 1
         var elements: [JSONValue] = []
         skipWhitespace()

@@ -17,7 +17,12 @@ public func buildRouter(services: ServerServices) -> Router<AppRequestContext> {
     router.add(middleware: ErrorMiddleware())
     router.add(middleware: MetricsMiddleware(metrics: services.metrics))
     router.add(middleware: AuthenticationMiddleware(auth: services.auth))
-    router.add(middleware: BodyMiddleware(maximumBodySize: services.configuration.maximumBodySize))
+    router.add(
+        middleware: BodyMiddleware(
+            maximumBodySize: services.configuration.maximumBodySize,
+            maximumJSONDepth: services.configuration.limits.maximumJSONDepth
+        )
+    )
     let api = router.group("api/v1")
     AuthController(services: services).addRoutes(to: api)
     WorkspacesController(services: services).addRoutes(to: api)
@@ -45,7 +50,13 @@ public func buildApplication(
     var application = Application(
         router: buildRouter(services: services),
         // HTTP/1.1, and WebSockets served from the channel pipeline: see RealtimeServerChannel.
-        server: HTTPServerBuilder { responder in RealtimeServerChannel(responder: responder, realtime: realtime) },
+        server: HTTPServerBuilder { responder in
+            RealtimeServerChannel(
+                responder: responder,
+                realtime: realtime,
+                maximumRequestHeadSize: configuration.limits.maximumRequestHeadSize
+            )
+        },
         configuration: .init(
             address: .hostname(configuration.host, port: configuration.port),
             serverName: configuration.serverName

@@ -36,6 +36,11 @@ enum OpenAPIDocument {
             - Every response carries `X-Request-ID`. Errors answer
               `{"error": {"type", "code", "message", "request_id", "position"?, "field"?}}`.
             - Every mutation appends an event to the event log in the same transaction.
+            - Limits (server configuration, with these defaults): formulas at most 32,768 characters, 16,384
+              tokens and 128 levels of nesting (422 with `position`); JSON bodies nested at most 64 levels (400);
+              cursors at most 4,096 characters and at most 8 sort keys (422); a request line plus headers of at
+              most 80 KiB (431, a bare status, and the connection closed); a records list reads at most
+              500,000 rows and 10 s evaluating a filter part SQLite cannot run (422 naming the limit).
 
         servers:
           - url: http://127.0.0.1:8080
@@ -1393,7 +1398,7 @@ enum OpenAPIDocument {
                   in: query
                   required: false
                   description: An Airtable-style formula; only records for which it is true. Combined (AND) with the view's filter.
-                    A bad formula is a 422 with `position`.
+                    A bad formula, or one past the formula limits (length, tokens, nesting), is a 422 with `position`.
                   schema:
                     type: string
                     examples: ['AND({Status} = ''Done'', {Score} > 3)']
@@ -1409,7 +1414,8 @@ enum OpenAPIDocument {
                 - name: cursor
                   in: query
                   required: false
-                  description: The `next_cursor` of the previous page; opaque, stable under concurrent inserts.
+                  description: The `next_cursor` of the previous page; opaque, stable under concurrent inserts. A malformed
+                    or overlong cursor is a 422.
                   schema:
                     type: string
               responses:
@@ -1427,7 +1433,7 @@ enum OpenAPIDocument {
                 '404':
                   $ref: '#/components/responses/NotFound'
                 '422':
-                  $ref: '#/components/responses/ValidationFailed'
+                  $ref: '#/components/responses/RecordListRefused'
                 '500':
                   $ref: '#/components/responses/ServerError'
             post:
@@ -2687,6 +2693,19 @@ enum OpenAPIDocument {
             ValidationFailed:
               description: 'VALIDATION_ERROR: the request breaks a rule (`field` and, for formulas, `position` say where), or its
                 Idempotency-Key was already used with a different request.'
+              headers:
+                X-Request-ID:
+                  $ref: '#/components/headers/XRequestID'
+              content:
+                application/json:
+                  schema:
+                    $ref: '#/components/schemas/ErrorResponse'
+
+            RecordListRefused:
+              description: 'VALIDATION_ERROR: a bad `view`, `filter`, `sort`, `fields`, `page_size` or `cursor` (`field` names it;
+                formula errors, and formulas past the length, token or nesting limits, carry `position`); or the filter was
+                stopped at the scan limit: part of it cannot run in SQLite and is checked row by row, and the page did not
+                fill within the configured rows read or time (the message names the limit and how to narrow the filter).'
               headers:
                 X-Request-ID:
                   $ref: '#/components/headers/XRequestID'

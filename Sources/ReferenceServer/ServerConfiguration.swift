@@ -36,6 +36,9 @@ public struct ServerConfiguration: Sendable {
     public var realtime: RealtimeConfiguration
     /// Webhook targets, delivery timeouts, retries and limits.
     public var webhooks: WebhookConfiguration
+    /// Size, nesting and work limits on what one request may ask (formulas, JSON bodies, cursors,
+    /// filter scans).
+    public var limits: RequestLimits
 
     public init(
         host: String = "127.0.0.1",
@@ -52,7 +55,8 @@ public struct ServerConfiguration: Sendable {
         now: @escaping @Sendable () -> Date = { Date() },
         serverName: String = "pyat",
         realtime: RealtimeConfiguration = .init(),
-        webhooks: WebhookConfiguration = .init()
+        webhooks: WebhookConfiguration = .init(),
+        limits: RequestLimits = .init()
     ) {
         self.host = host
         self.port = port
@@ -69,6 +73,7 @@ public struct ServerConfiguration: Sendable {
         self.serverName = serverName
         self.realtime = realtime
         self.webhooks = webhooks
+        self.limits = limits
     }
 
     /// The path of the SQLite database inside the data directory.
@@ -104,7 +109,8 @@ public struct ServerServices: Sendable {
         let store = SQLiteStore(
             database: database,
             logger: logger,
-            idempotencyRetention: configuration.idempotencyRetention
+            idempotencyRetention: configuration.idempotencyRetention,
+            limits: configuration.limits
         )
         let secret =
             try configuration.jwtSecret.map { Array($0.utf8) }

@@ -71,6 +71,19 @@ public struct ServerError: Error, Sendable, CustomStringConvertible {
         )
     }
 
+    /// A records list whose filter could not be answered within the filter scan limits of
+    /// ``RequestLimits``; `reason` names the limit.
+    static func filterScanLimit(_ reason: String) -> ServerError {
+        ServerError(
+            .unprocessableContent,
+            .validation,
+            "the filter was stopped: \(reason). Part of it cannot run in SQLite (arithmetic, &, "
+                + "IS_BEFORE, IS_AFTER, DATETIME_PARSE, comparisons between two fields) and is checked row by "
+                + "row; narrow it with comparisons of fields to constants, such as AND({Status} = 'Done', …)",
+            field: "filter"
+        )
+    }
+
     static func payloadTooLarge(limit: Int) -> ServerError {
         ServerError(.contentTooLarge, .payloadTooLarge, "the request body is larger than \(limit) bytes")
     }

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import Hummingbird
 import Logging
+import PyAirtableModels
 import ReferenceServer
 
 extension Pyat {
@@ -54,6 +55,36 @@ extension Pyat {
         )
         var recordCacheSize: Int = 32 << 20
 
+        @Option(
+            name: .customLong("max-formula-length"),
+            help: "The longest filter formula accepted, in characters (422 past it)."
+        )
+        var maximumFormulaLength: Int = Formula.Limits.defaultMaximumLength
+
+        @Option(
+            name: .customLong("max-formula-depth"),
+            help: "The deepest nesting of a filter formula accepted (422 past it)."
+        )
+        var maximumFormulaDepth: Int = Formula.Limits.defaultMaximumDepth
+
+        @Option(
+            name: .customLong("max-filter-scan-rows"),
+            help: "Rows a records list may read evaluating a filter part SQLite cannot run (422 past it)."
+        )
+        var maximumFilterScanRows: Int = RequestLimits().maximumFilterScanRows
+
+        @Option(
+            name: .customLong("max-filter-scan-seconds"),
+            help: "Seconds a records list may spend on such a scan (422 past it)."
+        )
+        var maximumFilterScanSeconds: Double = 10
+
+        @Option(
+            name: .customLong("max-request-head-size"),
+            help: "The longest request line plus headers, in bytes (431 past it)."
+        )
+        var maximumRequestHeadSize: Int = RequestLimits().maximumRequestHeadSize
+
         @Flag(name: .customLong("no-websocket"), help: "Refuse WebSocket upgrades (clients fall back to SSE).")
         var noWebSocket = false
 
@@ -71,6 +102,15 @@ extension Pyat {
             guard maximumBodySize >= 1024 else { throw ValidationError("--max-body-size must be at least 1024") }
             guard recordCacheSize >= 0 else { throw ValidationError("--record-cache-size must not be negative") }
             guard maximumFileSize >= 0 else { throw ValidationError("--max-file-size must not be negative") }
+            guard maximumFormulaLength >= 1 else { throw ValidationError("--max-formula-length must be at least 1") }
+            guard maximumFormulaDepth >= 1 else { throw ValidationError("--max-formula-depth must be at least 1") }
+            guard maximumFilterScanRows >= 1 else { throw ValidationError("--max-filter-scan-rows must be at least 1") }
+            guard maximumFilterScanSeconds > 0, maximumFilterScanSeconds.isFinite else {
+                throw ValidationError("--max-filter-scan-seconds must be more than 0")
+            }
+            guard maximumRequestHeadSize >= 1024 else {
+                throw ValidationError("--max-request-head-size must be at least 1024")
+            }
             guard ["text", "json"].contains(logFormat) else {
                 throw ValidationError("--log-format must be text or json")
             }
@@ -97,6 +137,11 @@ extension Pyat {
                 durableCommits: !noFsync,
                 recordCacheBytes: recordCacheSize
             )
+            configuration.limits.formula.maximumLength = maximumFormulaLength
+            configuration.limits.formula.maximumDepth = maximumFormulaDepth
+            configuration.limits.maximumFilterScanRows = maximumFilterScanRows
+            configuration.limits.maximumFilterScanDuration = .milliseconds(Int64(maximumFilterScanSeconds * 1000))
+            configuration.limits.maximumRequestHeadSize = maximumRequestHeadSize
             configuration.realtime.webSocketEnabled = !noWebSocket
             configuration.realtime.serverSentEventsEnabled = !noServerSentEvents
             configuration.webhooks.allowPrivateTargets = webhooksAllowPrivate

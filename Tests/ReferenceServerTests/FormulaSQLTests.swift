@@ -408,3 +408,91 @@ struct FormulaSQLTests {
         }
     }
 }
+
+@Suite("Formula SQL within SQLite's limits")
+struct FormulaSQLLimitTests {
+    /// Shapes nested as deep as the parser allows; each runs in SQLite (no "Expression tree is too
+    /// large") and agrees with the evaluator.
+    static let deepShapes: [(String, @Sendable (Int) -> String)] = [
+        ("parentheses", { String(repeating: "(", count: $0) + "{Score} > 3" + String(repeating: ")", count: $0) }),
+        ("NOT", { String(repeating: "NOT(", count: $0) + "{Score} > 3" + String(repeating: ")", count: $0) }),
+        ("AND", { String(repeating: "AND({Done},", count: $0) + "{Score} > 3" + String(repeating: ")", count: $0) }),
+        ("OR", { String(repeating: "OR({Done},", count: $0) + "{Score} > 3" + String(repeating: ")", count: $0) }),
+        ("IF", { String(repeating: "IF(", count: $0) + "{Score} > 3" + String(repeating: ", {Done}, 0)", count: $0) }),
+        (
+            "LOWER",
+            { String(repeating: "LOWER(", count: $0) + "{Name}" + String(repeating: ")", count: $0) + " = 'alice'" }
+        ),
+        ("TRIM", { String(repeating: "TRIM(", count: $0) + "{Notes}" + String(repeating: ")", count: $0) + " != ''" }),
+        ("chain", { "{Score}" + String(repeating: " + 1", count: $0) + " > 3" }),
+        ("comparisons", { "{Done}" + String(repeating: " = TRUE()", count: $0) }),
+    ]
+
+    @Test func formulasAtTheDepthLimitRunInSQLite() throws {
+        let fixture = try FormulaSQLFixture(recordCount: 150, seed: 11)
+        defer { fixture.removeFiles() }
+        for (name, shape) in Self.deepShapes {
+            // The deepest that parses: one level below the limit leaves room for the comparison.
+            var levels = Formula.Limits.defaultMaximumDepth
+            var formula: Formula?
+            while formula == nil && levels > 0 {
+                formula = try? Formula.parse(shape(levels))
+                levels -= 1
+            }
+            let parsed = try #require(formula, "\(name)")
+            #expect(levels > 100, "\(name) parsed only \(levels) deep")
+            let plan = FormulaSQL.compile(parsed, fields: fixture.fields)
+            if let sql = plan.sql { #expect(sql.utf8.count <= FormulaSQL.Budget.maximumLength, "\(name)") }
+            #expect(try fixture.ids(matching: plan, formula: parsed) == fixture.expectedIDs(parsed), "\(name)")
+        }
+    }
+
+    @Test func wideAlternativesStayInSQLite() throws {
+        let fixture = try FormulaSQLFixture(recordCount: 150, seed: 12)
+        defer { fixture.removeFiles() }
+        // SQLite nests `a OR b OR …` one level per operand and refuses past 1000: the compiler pairs them.
+        let alternatives = (0..<2_000).map { "{Score}=\($0 % 40)" }.joined(separator: ",")
+        let or = try Formula.parse("OR(\(alternatives))")
+        let plan = FormulaSQL.compile(or, fields: fixture.fields)
+        #expect(plan.sql != nil)
+        #expect(!plan.needsResidual)
+        #expect(try fixture.ids(matching: plan, formula: or) == fixture.expectedIDs(or))
+        let conjuncts = (0..<2_000).map { "{Score}!=\(1000 + $0)" }.joined(separator: ",")
+        let and = try Formula.parse("AND(\(conjuncts))")
+        let andPlan = FormulaSQL.compile(and, fields: fixture.fields)
+        #expect(andPlan.sql != nil)
+        #expect(try fixture.ids(matching: andPlan, formula: and) == fixture.expectedIDs(and))
+    }
+
+    @Test func repeatedOperandsCannotGrowTheSQLExponentially() throws {
+        let fixture = try FormulaSQLFixture(recordCount: 50, seed: 13)
+        defer { fixture.removeFiles() }
+        // Each LOWER writes its operand three times: 60 levels would be 3^60 copies without the budget.
+        let source = String(repeating: "LOWER(", count: 60) + "{Name}" + String(repeating: ")", count: 60) + " = 'bob'"
+        let formula = try Formula.parse(source)
+        let clock = ContinuousClock()
+        var plan: FormulaSQLPlan?
+        let elapsed = clock.measure { plan = FormulaSQL.compile(formula, fields: fixture.fields) }
+        let compiled = try #require(plan)
+        #expect(elapsed < .seconds(5), "\(elapsed)")
+        #expect(compiled.needsResidual)
+        #expect((compiled.sql?.utf8.count ?? 0) <= FormulaSQL.Budget.maximumLength)
+        #expect(try fixture.ids(matching: compiled, formula: formula) == fixture.expectedIDs(formula))
+    }
+}
+
+@Suite("Formula SQL: inputs the fuzzer found")
+struct FormulaSQLFuzzFindingsTests {
+    /// Found by scripts/fuzz.sh: a NUL inside a string literal. SQLite saw the literal cut at the NUL,
+    /// so `{Status} != 'Done\0…'` dropped the records whose Status is Done.
+    @Test func nulInALiteralIsLeftToTheResidualPass() throws {
+        let fixture = try FormulaSQLFixture(recordCount: 150, seed: 21)
+        defer { fixture.removeFiles() }
+        for source in ["AND({Status} != 'Done\u{0}\"', 6&0)", "{Name} = 'alice\u{0}x'", "FIND('a\u{0}', {Name}) > 0"] {
+            let formula = try Formula.parse(source)
+            let plan = FormulaSQL.compile(formula, fields: fixture.fields)
+            #expect(plan.needsResidual, "\(source.debugDescription)")
+            #expect(try fixture.ids(matching: plan, formula: formula) == fixture.expectedIDs(formula))
+        }
+    }
+}

@@ -123,7 +123,7 @@ extension RealtimeClient {
         }
         headers[.userAgent] = client.configuration.userAgent
         let configuration = WebSocketClientConfiguration(
-            maxFrameSize: 16 * 1024 * 1024,
+            maxFrameSize: self.configuration.maximumMessageSize,
             additionalHeaders: headers,
             autoPing: .enabled(timePeriod: self.configuration.pingInterval)
         )
@@ -206,7 +206,7 @@ extension RealtimeClient {
             for (id, position) in positions {
                 try await send(.subscribe(id: id, channel: "events", filters: position.0, since: position.1))
             }
-            for try await message in inbound.messages(maxSize: 16 * 1024 * 1024) {
+            for try await message in inbound.messages(maxSize: self.configuration.maximumMessageSize) {
                 guard case .text(let text) = message else { continue }
                 let frame = try RealtimeServerFrame.decode(text)
                 if case .error(nil, let error) = frame, error.code == 401 { rejected.set() }
@@ -316,7 +316,10 @@ extension RealtimeClient {
         let silenceLimit = configuration.streamSilenceLimit
         let result: SessionEnd = await withTaskGroup(of: SessionEnd?.self) { group in
             group.addTask { [self] in
-                var parser = ServerSentEventParser()
+                var parser = ServerSentEventParser(
+                    maximumLineLength: configuration.maximumMessageSize,
+                    maximumEventSize: configuration.maximumMessageSize
+                )
                 do {
                     for try await buffer in response.body {
                         lastActivity.touch()

@@ -71,6 +71,11 @@ public struct RealtimeSettings: Sendable {
     /// Whether events update the client's cache (drop what they change), so cached reads stay fresh
     /// while connected.
     public var updatesCache: Bool
+    /// The largest message accepted from the server, in bytes (default 16 MiB): a WebSocket message
+    /// (all its frames together), or a Server-Sent Event (all its lines together). A larger one is a
+    /// protocol error: the connection is dropped and reconnected, rather than memory growing without
+    /// bound. Events carry one record each, so the default leaves room for the largest record.
+    public var maximumMessageSize: Int
 
     public init(
         transports: [RealtimeTransport] = RealtimeTransport.allCases,
@@ -83,7 +88,8 @@ public struct RealtimeSettings: Sendable {
         streamSilenceLimit: Duration = .seconds(45),
         lingerAfterLastSubscription: Duration = .seconds(30),
         subscriptionBuffer: Int = 100_000,
-        updatesCache: Bool = true
+        updatesCache: Bool = true,
+        maximumMessageSize: Int = 16 * 1024 * 1024
     ) {
         self.transports = transports
         self.initialBackoff = initialBackoff
@@ -96,6 +102,7 @@ public struct RealtimeSettings: Sendable {
         self.lingerAfterLastSubscription = lingerAfterLastSubscription
         self.subscriptionBuffer = subscriptionBuffer
         self.updatesCache = updatesCache
+        self.maximumMessageSize = maximumMessageSize
     }
 
     /// The backoff before attempt `attempt` (1-based): equal jitter over `initial · 2^(attempt-1)`,

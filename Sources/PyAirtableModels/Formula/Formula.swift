@@ -53,11 +53,15 @@ public struct Formula: Sendable, Hashable {
         self.expression = expression
     }
 
-    /// Parses `source`.
-    /// - Throws: ``FormulaError`` of kind `syntax`, `unknownFunction` or `wrongArgumentCount`, with the
-    ///   position where the problem starts.
-    public static func parse(_ source: String) throws(FormulaError) -> Formula {
-        Formula(source: source, expression: try FormulaParser.parse(source))
+    /// Parses `source`, refusing formulas past `limits`.
+    ///
+    /// Every formula this returns nests at most `limits.maximumDepth` levels deep, which is what keeps
+    /// ``validate(fieldTypes:)``, ``evaluate(_:)`` and anything else walking ``expression`` within a
+    /// small stack. (A ``FormulaExpression`` built by hand carries no such guarantee.)
+    /// - Throws: ``FormulaError`` of kind `syntax`, `unknownFunction`, `wrongArgumentCount` or
+    ///   `limitExceeded`, with the position where the problem starts.
+    public static func parse(_ source: String, limits: Limits = .default) throws(FormulaError) -> Formula {
+        Formula(source: source, expression: try FormulaParser.parse(source, limits: limits))
     }
 
     /// Every `{Field}` reference, in source order.

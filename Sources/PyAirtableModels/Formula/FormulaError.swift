@@ -20,6 +20,8 @@ public struct FormulaError: Error, Sendable, Hashable, CustomStringConvertible {
         case unknownFunction
         /// A function is called with too few or too many arguments.
         case wrongArgumentCount
+        /// The formula is longer, has more tokens or nests deeper than ``Formula/Limits`` allow.
+        case limitExceeded
     }
 
     /// What went wrong.

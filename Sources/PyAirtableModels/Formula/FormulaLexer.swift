@@ -50,13 +50,34 @@ struct FormulaLexer {
     }
 
     /// All tokens of the source, ending with `.end`.
-    static func tokenize(_ source: String) throws(FormulaError) -> [FormulaToken] {
+    /// - Throws: ``FormulaError`` of kind `limitExceeded` when the source is longer than
+    ///   `limits.maximumLength` characters (at that offset) or has more than `limits.maximumTokens`
+    ///   tokens (at the first token past the limit); else of kind `syntax`.
+    static func tokenize(_ source: String, limits: Formula.Limits = .default) throws(FormulaError) -> [FormulaToken] {
+        // A UTF-8 count within the limit bounds the character count too, without walking graphemes.
+        if source.utf8.count > limits.maximumLength, source.count > limits.maximumLength {
+            throw FormulaError(
+                kind: .limitExceeded,
+                message: "the formula is longer than \(limits.maximumLength) characters",
+                position: limits.maximumLength
+            )
+        }
         var lexer = FormulaLexer(source)
         var tokens: [FormulaToken] = []
         while true {
             let token = try lexer.next()
+            if token.kind == .end {
+                tokens.append(token)
+                return tokens
+            }
+            guard tokens.count < limits.maximumTokens else {
+                throw FormulaError(
+                    kind: .limitExceeded,
+                    message: "the formula has more than \(limits.maximumTokens) tokens",
+                    position: token.position
+                )
+            }
             tokens.append(token)
-            if token.kind == .end { return tokens }
         }
     }
 

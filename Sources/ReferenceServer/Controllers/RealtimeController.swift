@@ -162,6 +162,19 @@ struct RealtimeController {
     /// Handles one client frame of connection `connection`.
     func handle(text: String, connection: Int) async {
         let hub = services.realtime
+        if let offset = JSONNesting.offsetPastDepth(configuration.maximumFrameDepth, in: text.utf8) {
+            await hub.reply(
+                .error(
+                    subscription: nil,
+                    error: Self.badFrame(
+                        "the frame nests deeper than \(configuration.maximumFrameDepth) levels "
+                            + "(maximumFrameDepth) at byte \(offset)"
+                    )
+                ),
+                connection: connection
+            )
+            return
+        }
         let frame: RealtimeClientFrame
         do {
             frame = try JSONCoding.decoder.decode(RealtimeClientFrame.self, from: Data(text.utf8))

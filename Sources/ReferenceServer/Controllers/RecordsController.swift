@@ -19,10 +19,16 @@ struct RecordsController {
         group.delete("records/{id}", use: delete)
     }
 
-    /// Parses and checks a formula against the table; errors are 422 with the formula position.
-    static func parseFilter(_ source: String, schema: TableSchema, parameter: String) throws -> Formula {
+    /// Parses and checks a formula against the table; errors, a formula past `limits` included, are
+    /// 422 with the formula position.
+    static func parseFilter(
+        _ source: String,
+        schema: TableSchema,
+        parameter: String,
+        limits: Formula.Limits
+    ) throws -> Formula {
         do {
-            let formula = try Formula.parse(source)
+            let formula = try Formula.parse(source, limits: limits)
             try formula.validate(fieldTypes: schema.fieldsByName.mapValues(\.type))
             return formula
         } catch {
@@ -34,8 +40,18 @@ struct RecordsController {
         }
     }
 
+    /// Refuses more sort keys than `limits` allow: each key nests the page query deeper.
+    static func checkSortKeyCount(_ count: Int, limits: RequestLimits) throws {
+        guard count <= limits.maximumSortKeys else {
+            throw ServerError.validation(
+                "sort has \(count) keys, over the limit of \(limits.maximumSortKeys) (maximumSortKeys)",
+                field: "sort"
+            )
+        }
+    }
+
     /// Resolves the list query (view, filter, sort, fields, page size, cursor) against the table.
-    static func plan(for request: Request, schema: TableSchema) throws -> RecordListPlan {
+    static func plan(for request: Request, schema: TableSchema, limits: RequestLimits) throws -> RecordListPlan {
         let query = request.uri.queryParameters
         var filters: [Formula] = []
         var sort: [SortSpec] = []
@@ -47,14 +63,16 @@ struct RecordsController {
             else { throw ServerError.validation("no view '\(viewName)' in this table", field: "view") }
             viewID = view.id.rawValue
             if let filter = view.filter, !filter.isEmpty {
-                filters.append(try parseFilter(filter, schema: schema, parameter: "view filter"))
+                filters.append(
+                    try parseFilter(filter, schema: schema, parameter: "view filter", limits: limits.formula)
+                )
             }
             sort = view.sort ?? []
             visible = view.fields
         }
         let filterSource = query.get("filter") ?? ""
         if !filterSource.trimmingCharacters(in: .whitespaces).isEmpty {
-            filters.append(try parseFilter(filterSource, schema: schema, parameter: "filter"))
+            filters.append(try parseFilter(filterSource, schema: schema, parameter: "filter", limits: limits.formula))
         }
         let sortSource = query.get("sort") ?? ""
         if !sortSource.isEmpty {
@@ -64,6 +82,7 @@ struct RecordsController {
                 throw ServerError.validation(error.description, field: "sort")
             }
         }
+        try checkSortKeyCount(sort.count, limits: limits)
         let resolvedSort = try sort.map { spec -> (field: Field, direction: SortSpec.Direction) in
             guard let field = schema.fieldsByName[spec.field] else {
                 throw ServerError.validation("unknown field '\(spec.field)' in sort", field: "sort")
@@ -104,12 +123,20 @@ struct RecordsController {
             hasher.update(data: Data([0]))
         }
         let queryHash = Hex.encode(hasher.finalize().prefix(8))
+        let cursor = query.get("cursor").flatMap { $0.isEmpty ? nil : $0 }
+        if let cursor, cursor.utf8.count > limits.maximumCursorLength {
+            throw ServerError.validation(
+                "the cursor is longer than \(limits.maximumCursorLength) characters (maximumCursorLength): "
+                    + "pass the next_cursor of the previous page as it is",
+                field: "cursor"
+            )
+        }
         return RecordListPlan(
             filters: filters,
             sort: resolvedSort,
             visibleFields: visible.map(Set.init),
             pageSize: pageSize,
-            cursor: query.get("cursor").flatMap { $0.isEmpty ? nil : $0 },
+            cursor: cursor,
             queryHash: queryHash
         )
     }
@@ -117,7 +144,7 @@ struct RecordsController {
     @Sendable func list(_ request: Request, context: AppRequestContext) async throws -> Response {
         let user = try context.requireUser()
         let schema = try await store.tableSchema(id: try context.id("id", "table"), user: user)
-        let plan = try Self.plan(for: request, schema: schema)
+        let plan = try Self.plan(for: request, schema: schema, limits: services.configuration.limits)
         return .listJSON(encoded: try await store.listRecords(schema: schema, plan: plan, user: user), request: request)
     }
 

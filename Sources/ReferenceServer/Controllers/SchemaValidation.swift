@@ -69,10 +69,17 @@ enum SchemaValidation {
 
 /// Checks a view's filter, sort and visible fields against its table.
 enum ViewValidation {
-    static func validate(filter: String?, sort: [SortSpec]?, fields: [String]?, schema: TableSchema) throws {
+    static func validate(
+        filter: String?,
+        sort: [SortSpec]?,
+        fields: [String]?,
+        schema: TableSchema,
+        limits: RequestLimits
+    ) throws {
         if let filter, !filter.isEmpty {
-            _ = try RecordsController.parseFilter(filter, schema: schema, parameter: "filter")
+            _ = try RecordsController.parseFilter(filter, schema: schema, parameter: "filter", limits: limits.formula)
         }
+        try RecordsController.checkSortKeyCount(sort?.count ?? 0, limits: limits)
         for spec in sort ?? [] where schema.fieldsByName[spec.field] == nil {
             throw ServerError.validation("unknown field '\(spec.field)' in sort", field: spec.field)
         }

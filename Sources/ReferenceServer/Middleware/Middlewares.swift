@@ -125,6 +125,8 @@ struct ErrorMiddleware: RouterMiddleware {
 struct BodyMiddleware: RouterMiddleware {
     typealias Context = AppRequestContext
     let maximumBodySize: Int
+    /// Bodies nested deeper are refused before any decoder walks them (``RequestLimits/maximumJSONDepth``).
+    var maximumJSONDepth = 64
 
     func handle(
         _ request: Request,
@@ -149,6 +151,11 @@ struct BodyMiddleware: RouterMiddleware {
             throw ServerError.payloadTooLarge(limit: maximumBodySize)
         }
         request.body = .init(buffer: buffer)
+        if let offset = JSONNesting.offsetPastDepth(maximumJSONDepth, in: buffer.readableBytesView) {
+            throw ServerError.badRequest(
+                "the JSON body nests deeper than \(maximumJSONDepth) levels (maximumJSONDepth) at byte \(offset)"
+            )
+        }
         if let key = request.headers[.idempotencyKey] {
             guard !key.isEmpty, key.count <= 255, key.allSatisfy({ $0.isASCII && !$0.isWhitespace }) else {
                 throw ServerError.badRequest("Idempotency-Key must be 1 to 255 visible ASCII characters")

@@ -12,8 +12,13 @@ public struct RealtimeConfiguration: Sendable {
     public var closeTimeout: Duration
     /// The most subscriptions one WebSocket may hold.
     public var maximumSubscriptions: Int
-    /// The largest client frame accepted.
+    /// The largest client frame accepted, in bytes (default 64 KiB). A larger frame closes the socket
+    /// with code 1009 (message too big).
     public var maximumFrameSize: Int
+    /// The deepest nesting of arrays and objects in a client frame (default 16); a deeper frame is
+    /// answered with an `error` frame (`VALIDATION_ERROR`, 400) before any decoder walks it, and the
+    /// connection stays open.
+    public var maximumFrameDepth: Int
     /// How many events one catch-up read of the log returns.
     public var catchUpPageSize: Int
     /// Whether `GET /api/v1/ws` upgrades (off: the upgrade is refused, and clients fall back to SSE).
@@ -29,6 +34,7 @@ public struct RealtimeConfiguration: Sendable {
         closeTimeout: Duration = .seconds(5),
         maximumSubscriptions: Int = 100,
         maximumFrameSize: Int = 64 * 1024,
+        maximumFrameDepth: Int = 16,
         catchUpPageSize: Int = 500,
         webSocketEnabled: Bool = true,
         serverSentEventsEnabled: Bool = true
@@ -40,6 +46,7 @@ public struct RealtimeConfiguration: Sendable {
         self.closeTimeout = closeTimeout
         self.maximumSubscriptions = maximumSubscriptions
         self.maximumFrameSize = maximumFrameSize
+        self.maximumFrameDepth = maximumFrameDepth
         self.catchUpPageSize = catchUpPageSize
         self.webSocketEnabled = webSocketEnabled
         self.serverSentEventsEnabled = serverSentEventsEnabled

@@ -33,10 +33,17 @@ struct RealtimeServerChannel: ServerChildChannel, HTTPChannelHandler {
 
     let responder: HTTPChannelHandler.Responder
     let realtime: RealtimeController
+    /// The longest request line plus headers (``RequestLimits/maximumRequestHeadSize``).
+    let maximumRequestHeadSize: Int
 
-    init(responder: @escaping HTTPChannelHandler.Responder, realtime: RealtimeController) {
+    init(
+        responder: @escaping HTTPChannelHandler.Responder,
+        realtime: RealtimeController,
+        maximumRequestHeadSize: Int = 80 * 1024
+    ) {
         self.responder = Self.upgradeAwareResponder(responder)
         self.realtime = realtime
+        self.maximumRequestHeadSize = maximumRequestHeadSize
     }
 
     /// An upgrade request on a connection that already served plain HTTP cannot be upgraded there:
@@ -107,11 +114,18 @@ struct RealtimeServerChannel: ServerChildChannel, HTTPChannelHandler {
                 upgradeConfiguration: serverUpgrade
             )
             configuration.enablePipelining = false
+            // NIO counts the request line (the URL) as a header field too.
+            configuration.decoderConfiguration.maxHeaderFieldSize = self.maximumRequestHeadSize
+            configuration.decoderConfiguration.maxHeaderListSize = self.maximumRequestHeadSize
             configuration.enableErrorHandling = false
             configuration.enableResponseHeaderValidation = false
             let result = try channel.pipeline.syncOperations.configureUpgradableHTTPServerPipeline(
                 configuration: configuration
             )
+            let decoder = try channel.pipeline.syncOperations.handler(
+                type: ByteToMessageHandler<HTTPRequestDecoder>.self
+            )
+            try channel.pipeline.syncOperations.addHandler(RequestHeadErrorHandler(), position: .after(decoder))
             return Value(upgradeResult: result, channel: channel)
         }
     }
@@ -453,6 +467,12 @@ final class RealtimeWebSocketHandler: ChannelInboundHandler, RemovableChannelHan
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        // A message over the size limit in fragments gets the same answer as one over it in a single
+        // frame (which NIO's protocol error handler gives): close code 1009, then the socket closes.
+        if let error = error as? NIOWebSocketFrameAggregator.Error, error == .accumulatedFrameSizeIsTooLarge {
+            close(context: context, code: .messageTooLarge, reason: "message too big")
+            return
+        }
         context.close(promise: nil)
     }
 
@@ -545,5 +565,36 @@ private final class InboundFrames: Sendable {
             }
             return (state.waiting.removeFirst(), connection)
         }
+    }
+}
+
+/// Answers a request NIO's HTTP decoder refuses — 431 for a request line plus headers past
+/// ``RequestLimits/maximumRequestHeadSize``, 400 for anything else malformed — then closes the connection.
+///
+/// The error handling NIO's pipeline offers is turned off (Hummingbird answers errors itself, but
+/// only once a request has been decoded), and without this a refused request would leave its
+/// connection open and unanswered.
+final class RequestHeadErrorHandler: ChannelInboundHandler, RemovableChannelHandler {
+    typealias InboundIn = HTTPServerRequestPart
+    typealias OutboundOut = HTTPServerResponsePart
+
+    private var answered = false
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        guard let parserError = error as? HTTPParserError, !answered else {
+            context.fireErrorCaught(error)
+            return
+        }
+        answered = true
+        let status: HTTPResponseStatus =
+            parserError == .headerOverflow ? .requestHeaderFieldsTooLarge : .badRequest
+        let head = HTTPResponseHead(
+            version: .http1_1,
+            status: status,
+            headers: ["Connection": "close", "Content-Length": "0"]
+        )
+        context.write(wrapOutboundOut(.head(head)), promise: nil)
+        let channel = context.channel
+        context.writeAndFlush(wrapOutboundOut(.end(nil))).whenComplete { _ in channel.close(promise: nil) }
     }
 }

@@ -66,6 +66,7 @@ struct FormulaSQL {
         }
         let compiler = Compiler(fields: fields, recordIDColumn: recordIDColumn, fieldsColumn: fieldsColumn)
         var parts: [Fragment] = []
+        var total = Budget.Usage()
         var needsResidual = false
         for conjunct in topLevelConjuncts(formula.expression) {
             switch compiler.predicate(conjunct) {
@@ -76,18 +77,20 @@ struct FormulaSQL {
             case .constant(nil):
                 needsResidual = true
             case .sql(let fragment, let nullable):
-                if nullable {
+                let part: Fragment = nullable ? "IFNULL(\(fragment), 1)" : fragment
+                // Past the budget a conjunct is left to the residual pass: the SQL still selects a superset.
+                guard total.add(part) else {
                     needsResidual = true
-                    parts.append("IFNULL(\(fragment), 1)")
-                } else {
-                    parts.append(fragment)
+                    continue
                 }
+                needsResidual = needsResidual || nullable
+                parts.append(part)
             }
         }
         guard !parts.isEmpty else {
             return FormulaSQLPlan(sql: nil, arguments: [], needsResidual: needsResidual)
         }
-        let combined = Fragment.join(parts, separator: " AND ")
+        let combined = Fragment.balanced(parts, keyword: "AND")
         return FormulaSQLPlan(sql: combined.sql, arguments: combined.arguments, needsResidual: needsResidual)
     }
 
@@ -126,6 +129,46 @@ struct FormulaSQL {
         }
     }
 
+    /// How much SQL one filter may become. Past it, a part of the formula is left to the residual
+    /// pass instead of being pushed down.
+    ///
+    /// These guard SQLite's own limits rather than the user: SQLite's parser refuses SQL nested past
+    /// its stack ("parser stack overflow": with SQLite 3.40, 23 nested `(CASE WHEN …` or 31 nested
+    /// `(a AND (…`), its expression trees past 1000 levels and statements with more than 32,766 `?`
+    /// arguments; and some translations repeat an operand (`LOWER` writes its text three times), so
+    /// nested ones would grow the SQL exponentially. Parenthesis nesting stands for parser depth; 16
+    /// stays clear of the parser's stack with room for the rest of the page query.
+    enum Budget {
+        /// The longest SQL text of one filter, in UTF-8 bytes.
+        static let maximumLength = 1 << 20
+        /// The deepest parenthesis nesting of one filter's SQL.
+        static let maximumNesting = 16
+        /// The most `?` arguments of one filter's SQL.
+        static let maximumArguments = 16_384
+
+        /// Whether `fragment` alone is within the budget.
+        fileprivate static func fits(_ fragment: Fragment) -> Bool {
+            fragment.sql.utf8.count <= maximumLength && fragment.nesting <= maximumNesting
+                && fragment.arguments.count <= maximumArguments
+        }
+
+        /// The running size of fragments that will be joined.
+        struct Usage {
+            var length = 0
+            var arguments = 0
+
+            /// Counts `fragment` in when the sum stays within the budget, and answers whether it did.
+            fileprivate mutating func add(_ fragment: Fragment) -> Bool {
+                guard Budget.fits(fragment), length + fragment.sql.utf8.count + 5 <= Budget.maximumLength,
+                    arguments + fragment.arguments.count <= Budget.maximumArguments
+                else { return false }
+                length += fragment.sql.utf8.count + 5
+                arguments += fragment.arguments.count
+                return true
+            }
+        }
+    }
+
     private static func topLevelConjuncts(_ expression: FormulaExpression) -> [FormulaExpression] {
         if case .call(.and, let arguments) = expression.node {
             return arguments.flatMap(topLevelConjuncts)
@@ -150,30 +193,63 @@ extension FormulaSQL {
     fileprivate struct Fragment: ExpressibleByStringInterpolation {
         var sql: String
         var arguments: [DatabaseValue]
+        /// The deepest parenthesis nesting in `sql` (see ``FormulaSQL/Budget``). Literals written here
+        /// hold no parentheses inside quotes, so counting them all is exact.
+        var nesting: Int
 
         init(stringLiteral value: String) {
             self.sql = value
             self.arguments = []
+            var nesting = Nesting()
+            nesting.scan(value)
+            self.nesting = nesting.deepest
         }
 
         init(stringInterpolation: Interpolation) {
             self.sql = stringInterpolation.sql
             self.arguments = stringInterpolation.arguments
+            self.nesting = stringInterpolation.nesting.deepest
+        }
+
+        /// Parenthesis depth, followed as text is appended.
+        struct Nesting {
+            var open = 0
+            var deepest = 0
+
+            mutating func scan(_ literal: String) {
+                for byte in literal.utf8 {
+                    if byte == UInt8(ascii: "(") {
+                        open += 1
+                        deepest = max(deepest, open)
+                    } else if byte == UInt8(ascii: ")") {
+                        open -= 1
+                    }
+                }
+            }
+
+            mutating func append(_ fragment: Fragment) {
+                deepest = max(deepest, open + fragment.nesting)
+            }
         }
 
         struct Interpolation: StringInterpolationProtocol {
             var sql = ""
             var arguments: [DatabaseValue] = []
+            var nesting = Nesting()
 
             init(literalCapacity: Int, interpolationCount: Int) {
                 sql.reserveCapacity(literalCapacity)
             }
 
-            mutating func appendLiteral(_ literal: String) { sql += literal }
+            mutating func appendLiteral(_ literal: String) {
+                sql += literal
+                nesting.scan(literal)
+            }
 
             mutating func appendInterpolation(_ fragment: Fragment) {
                 sql += fragment.sql
                 arguments += fragment.arguments
+                nesting.append(fragment)
             }
 
             mutating func appendInterpolation(bind value: some DatabaseValueConvertible) {
@@ -182,14 +258,25 @@ extension FormulaSQL {
             }
         }
 
-        static func join(_ fragments: [Fragment], separator: String) -> Fragment {
-            var result: Fragment = ""
-            for (index, fragment) in fragments.enumerated() {
-                if index > 0 { result.sql += separator }
-                result.sql += fragment.sql
-                result.arguments += fragment.arguments
+        /// `fragments` joined with `keyword` (`AND`, `OR`) as a balanced tree of parenthesised pairs.
+        ///
+        /// SQLite parses `a OR b OR c …` as a chain one level deeper per operand, and refuses chains past
+        /// 1000; pairs nest only log₂(count) deep.
+        static func balanced(_ fragments: [Fragment], keyword: String) -> Fragment {
+            guard fragments.count > 1 else { return fragments.first ?? "" }
+            var level = fragments
+            while level.count > 1 {
+                var next: [Fragment] = []
+                next.reserveCapacity((level.count + 1) / 2)
+                var index = 0
+                while index + 1 < level.count {
+                    next.append("(\(level[index]) \(Fragment(stringLiteral: keyword)) \(level[index + 1]))")
+                    index += 2
+                }
+                if index < level.count { next.append(level[index]) }
+                level = next
             }
-            return result
+            return level[0]
         }
     }
 
@@ -254,7 +341,14 @@ extension FormulaSQL {
 
         // MARK: Predicates
 
+        /// The predicate of `expression`, or "cannot tell in SQL" when its SQL would be past the budget.
         func predicate(_ expression: FormulaExpression) -> Predicate {
+            let predicate = unbudgetedPredicate(expression)
+            if case .sql(let fragment, _) = predicate, !Budget.fits(fragment) { return .constant(nil) }
+            return predicate
+        }
+
+        private func unbudgetedPredicate(_ expression: FormulaExpression) -> Predicate {
             if expression.isConstant {
                 return .constant(expression.evaluate(Self.constantRecord).isTruthy)
             }
@@ -262,9 +356,9 @@ extension FormulaSQL {
             case .binary(let op, let lhs, let rhs) where op.isComparison:
                 return comparison(op, lhs, rhs)
             case .call(.and, let arguments):
-                return combine(arguments.map(predicate), with: "AND", absorbing: false)
+                return combine(arguments, with: "AND", absorbing: false)
             case .call(.or, let arguments):
-                return combine(arguments.map(predicate), with: "OR", absorbing: true)
+                return combine(arguments, with: "OR", absorbing: true)
             case .call(.not, let arguments):
                 guard let argument = arguments.first else { return .constant(nil) }
                 switch predicate(argument) {
@@ -296,17 +390,25 @@ extension FormulaSQL {
         }
 
         /// `AND` (`absorbing` false: a false part decides) or `OR` (`absorbing` true: a true part decides).
-        private func combine(_ parts: [Predicate], with keyword: String, absorbing: Bool) -> Predicate {
+        ///
+        /// Parts are compiled one at a time against the budget, so a wide `AND`/`OR` never holds more
+        /// SQL than the budget allows; a part past it counts as one SQL cannot decide.
+        private func combine(_ arguments: [FormulaExpression], with keyword: String, absorbing: Bool) -> Predicate {
             var fragments: [Fragment] = []
+            var usage = Budget.Usage()
             var nullable = false
             var sawUnknown = false
-            for part in parts {
-                switch part {
+            for argument in arguments {
+                switch predicate(argument) {
                 case .constant(let value?):
                     if value == absorbing { return .constant(absorbing) }
                 case .constant(nil):
                     sawUnknown = true
                 case .sql(let fragment, let partNullable):
+                    guard usage.add(fragment) else {
+                        sawUnknown = true
+                        continue
+                    }
                     fragments.append(fragment)
                     nullable = nullable || partNullable
                 }
@@ -320,7 +422,7 @@ extension FormulaSQL {
                 nullable = true
             }
             if fragments.count == 1, let only = fragments.first { return .sql(only, nullable: nullable) }
-            return .sql("(\(Fragment.join(fragments, separator: " \(keyword) ")))", nullable: nullable)
+            return .sql(Fragment.balanced(fragments, keyword: keyword), nullable: nullable)
         }
 
         private func truthiness(_ term: Term) -> Predicate {
@@ -395,6 +497,8 @@ extension FormulaSQL {
                 // Rule 4 (text) applies only when the constant is text or blank.
                 switch constant {
                 case .blank: return .sql("(\(term.value) \(sqlOperator) \(bind: ""))")
+                // GRDB binds text up to its first NUL, so SQL would compare a shorter string.
+                case .text(let text) where text.utf8.contains(0): return .unknown
                 case .text(let text): return .sql("(\(term.value) \(sqlOperator) \(bind: text))")
                 default: return .unknown
                 }
@@ -420,7 +524,16 @@ extension FormulaSQL {
 
         // MARK: Operands
 
+        /// The operand of `expression`, or `nil` (not pushable) when its SQL would be past the budget.
         private func operand(_ expression: FormulaExpression) -> Operand? {
+            let operand = unbudgetedOperand(expression)
+            if case .term(let term)? = operand {
+                guard Budget.fits(term.value), term.blank.map(Budget.fits) ?? true else { return nil }
+            }
+            return operand
+        }
+
+        private func unbudgetedOperand(_ expression: FormulaExpression) -> Operand? {
             if expression.isConstant {
                 return .constant(expression.evaluate(Self.constantRecord))
             }
@@ -547,6 +660,8 @@ extension FormulaSQL {
                 }
                 var needle = arguments[0].evaluate(Self.constantRecord).textValue
                 if needle.isEmpty { return .constant(function == .find ? .number(0) : .blank) }
+                // A bound needle ends at its first NUL (see compareValue).
+                guard !needle.utf8.contains(0) else { return nil }
                 var text = textValue(haystack)
                 if function == .search {
                     // Case folding agrees with SQLite's lower() on ASCII only.

@@ -1,5 +1,6 @@
 import Foundation
 import GRDB
+import Logging
 import PyAirtableModels
 import Synchronization
 
@@ -168,6 +169,27 @@ extension SQLiteStore {
     /// SQLite returns, reading further until the page is full.
     public func listRecords(schema: TableSchema, plan: RecordListPlan, user: UserID) async throws -> [UInt8] {
         let cursor = try plan.cursor.map { try RecordCursor.decode($0, queryHash: plan.queryHash) }
+        do {
+            return try await listRecords(schema: schema, plan: plan, cursor: cursor, user: user, pushdown: true)
+        } catch let error as DatabaseError where error.resultCode == .SQLITE_ERROR && !plan.filters.isEmpty {
+            // SQL the compiler wrote that this SQLite cannot run (its parser's stack, expression depth or
+            // argument limits are build options): the same filters, evaluated row by row instead.
+            logger.warning(
+                "a filter's SQL failed; evaluating it row by row",
+                metadata: ["error": "\(error.message ?? "")"]
+            )
+            return try await listRecords(schema: schema, plan: plan, cursor: cursor, user: user, pushdown: false)
+        }
+    }
+
+    /// A page of records, with the filters' SQL (`pushdown`) or evaluating them all on every row.
+    private func listRecords(
+        schema: TableSchema,
+        plan: RecordListPlan,
+        cursor: RecordCursor?,
+        user: UserID,
+        pushdown: Bool
+    ) async throws -> [UInt8] {
         let columns = Dictionary(
             uniqueKeysWithValues: schema.table.fields.map { ($0.name, (id: $0.id.rawValue, type: $0.type)) }
         )
@@ -175,7 +197,10 @@ extension SQLiteStore {
         var arguments: [DatabaseValue] = [schema.table.id.rawValue.databaseValue]
         var residual: [Formula] = []
         for filter in plan.filters {
-            let compiled = FormulaSQL.compile(filter, fields: columns)
+            let compiled =
+                pushdown
+                ? FormulaSQL.compile(filter, fields: columns)
+                : FormulaSQLPlan(sql: nil, arguments: [], needsResidual: true)
             if let sql = compiled.sql {
                 predicates.append("(\(sql))")
                 arguments.append(contentsOf: compiled.arguments)
@@ -195,6 +220,7 @@ extension SQLiteStore {
         let basePredicates = predicates
         let baseArguments = arguments
         let residualFilters = residual
+        let limits = self.limits
 
         return try await database.read { db in
             _ = try Self.authorize(
@@ -204,6 +230,10 @@ extension SQLiteStore {
                 minimum: .viewer,
                 resource: "table"
             )
+            // Rows read for the residual pass, bounded in count and time: a filter SQLite cannot narrow
+            // would otherwise read the whole table for a page that fills slowly or never.
+            let stopwatch = Stopwatch(clock: limits.clock)
+            var scanned = 0
             var matched: [(json: [UInt8], cursor: RecordCursor)] = []
             var after = cursor
             scan: while true {
@@ -232,6 +262,18 @@ extension SQLiteStore {
                     after = position
                     let stored = StoredRecord(row)
                     if !residualFilters.isEmpty {
+                        scanned += 1
+                        if scanned > limits.maximumFilterScanRows {
+                            throw ServerError.filterScanLimit(
+                                "it needs more than \(limits.maximumFilterScanRows) rows read "
+                                    + "(maximumFilterScanRows)"
+                            )
+                        }
+                        if scanned % 256 == 0, stopwatch.elapsed > limits.maximumFilterScanDuration {
+                            throw ServerError.filterScanLimit(
+                                "it took longer than \(limits.maximumFilterScanDuration) (maximumFilterScanDuration)"
+                            )
+                        }
                         let full = try Self.record(from: stored, schema: schema)
                         let values = FormulaRecordValues(id: full.id.rawValue, values: full.fields, types: types)
                         guard residualFilters.allSatisfy({ $0.matches(values) }) else { continue }
@@ -252,6 +294,11 @@ extension SQLiteStore {
                     if matched.count > pageSize { break scan }
                 }
                 if rows.count < chunk { break }
+                if !residualFilters.isEmpty, stopwatch.elapsed > limits.maximumFilterScanDuration {
+                    throw ServerError.filterScanLimit(
+                        "it took longer than \(limits.maximumFilterScanDuration) (maximumFilterScanDuration)"
+                    )
+                }
             }
             let page = matched.prefix(pageSize)
             let nextCursor = matched.count > pageSize ? page.last?.cursor.encoded() : nil
@@ -620,4 +667,21 @@ struct StoredRecord {
         createdAt = row[3]
         updatedAt = row[4]
     }
+}
+
+/// Time elapsed since it was made, on any clock (the clock of ``RequestLimits``).
+struct Stopwatch: Sendable {
+    private let measure: @Sendable () -> Duration
+
+    init(clock: any Clock<Duration>) {
+        measure = Self.start(clock)
+    }
+
+    private static func start<C: Clock<Duration>>(_ clock: C) -> @Sendable () -> Duration {
+        let start = clock.now
+        return { start.duration(to: clock.now) }
+    }
+
+    /// The time since ``init(clock:)``.
+    var elapsed: Duration { measure() }
 }

@@ -592,7 +592,8 @@ extension SQLiteStore {
                 filter: request.filter,
                 sort: request.sort,
                 fields: request.fields,
-                schema: schema
+                schema: schema,
+                limits: self.limits
             )
             let id = ViewID.generate()
             try Self.insertView(db, id: id, table: table, request, position: schema.table.views.count, context: context)
@@ -647,7 +648,13 @@ extension SQLiteStore {
             if let filter = request.filter { view.filter = filter.isEmpty ? nil : filter }
             if let sort = request.sort { view.sort = sort.isEmpty ? nil : sort }
             if let fields = request.fields { view.fields = fields.isEmpty ? nil : fields }
-            try ViewValidation.validate(filter: view.filter, sort: view.sort, fields: view.fields, schema: schema)
+            try ViewValidation.validate(
+                filter: view.filter,
+                sort: view.sort,
+                fields: view.fields,
+                schema: schema,
+                limits: self.limits
+            )
             view.version += 1
             view.updatedAt = context.now
             let sort = try view.sort.map { String(decoding: try JSONCoding.encoder.encode($0), as: UTF8.self) }

@@ -15,11 +15,20 @@ public final class SQLiteStore: Sendable {
     let webhooksIdleAt = Atomic<UInt64>(.max)
     /// Answers stored for `Idempotency-Key` replay are kept this long.
     let idempotencyRetention: TimeInterval
+    /// What one request may ask: view filters are checked against its formula limits, and records
+    /// lists stop scanning at its scan limits.
+    let limits: RequestLimits
 
-    public init(database: ServerDatabase, logger: Logger, idempotencyRetention: TimeInterval = 24 * 3600) {
+    public init(
+        database: ServerDatabase,
+        logger: Logger,
+        idempotencyRetention: TimeInterval = 24 * 3600,
+        limits: RequestLimits = .init()
+    ) {
         self.database = database
         self.logger = logger
         self.idempotencyRetention = idempotencyRetention
+        self.limits = limits
     }
 
     // MARK: - Mutations
