@@ -17,7 +17,9 @@ public func buildRouter(services: ServerServices) -> Router<AppRequestContext> {
     router.add(middleware: ErrorMiddleware())
     router.add(middleware: MetricsMiddleware(metrics: services.metrics))
     router.add(middleware: AuthenticationMiddleware(auth: services.auth))
-    router.add(middleware: BodyMiddleware(maximumBodySize: services.configuration.maximumBodySize))
+    router.add(
+        middleware: BodyMiddleware(maximumBodySize: services.configuration.maximumBodySize, keys: services.keys)
+    )
     let api = router.group("api/v1")
     AuthController(services: services).addRoutes(to: api)
     WorkspacesController(services: services).addRoutes(to: api)
