@@ -139,7 +139,13 @@ public struct ServerServices: Sendable {
                 metadata: ["path": "\(directory)", "entries_tightened": "\(tightened)"]
             )
         }
-        let keys = StorageKeys(secret: try SecretFile.storage.loadOrCreate(directory: directory, logger: logger))
+        let keys = StorageKeys(
+            secret: try SecretFile.storage.loadOrCreate(
+                directory: directory,
+                durable: configuration.durableCommits,
+                logger: logger
+            )
+        )
         let database = try ServerDatabase(
             path: configuration.databasePath,
             durable: configuration.durableCommits,
@@ -154,7 +160,11 @@ public struct ServerServices: Sendable {
         )
         let secret =
             try configuration.jwtSecret.map { Array($0.utf8) }
-            ?? SecretFile.signing.loadOrCreate(directory: directory, logger: logger)
+            ?? SecretFile.signing.loadOrCreate(
+                directory: directory,
+                durable: configuration.durableCommits,
+                logger: logger
+            )
         let auth = await Authenticator(
             configuration: configuration.auth,
             secret: secret,

@@ -37,8 +37,9 @@ enum PrivateFiles {
         return false
     }
 
-    /// Creates `path` (which must not exist) as 0600 holding `contents`, synced to disk.
-    static func createFile(atPath path: String, contents: [UInt8]) throws {
+    /// Creates `path` (which must not exist) as 0600 holding `contents`; `durable`: synced to disk
+    /// before this returns.
+    static func createFile(atPath path: String, contents: [UInt8], durable: Bool = true) throws {
         let descriptor = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, fileMode)
         guard descriptor >= 0 else { throw PrivateFileError(errno: errno, path: path) }
         defer { close(descriptor) }
@@ -52,7 +53,7 @@ enum PrivateFiles {
             }
             written += count
         }
-        guard fsync(descriptor) == 0 else { throw PrivateFileError(errno: errno, path: path) }
+        guard !durable || fsync(descriptor) == 0 else { throw PrivateFileError(errno: errno, path: path) }
     }
 
     /// Creates an empty 0600 file at `path` unless one exists, and tightens an existing one to 0600.

@@ -31,8 +31,9 @@ struct SecretFile: Sendable {
     static let generatedLength = 64
 
     /// Reads the secret in `directory`, creating it when missing; a file readable by others is
-    /// restricted to 0600.
-    func loadOrCreate(directory: String, logger: Logger) throws -> [UInt8] {
+    /// restricted to 0600. `durable`: a new secret reaches the disk before anything is sealed or
+    /// signed with it (as commits do with ``ServerConfiguration/durableCommits``).
+    func loadOrCreate(directory: String, durable: Bool, logger: Logger) throws -> [UInt8] {
         let path = (directory as NSString).appendingPathComponent(name)
         if let data = FileManager.default.contents(atPath: path) {
             if data.count >= Self.minimumLength {
@@ -56,7 +57,7 @@ struct SecretFile: Sendable {
         }
         var generator = SystemRandomNumberGenerator()
         let secret = (0..<Self.generatedLength).map { _ in UInt8.random(in: 0...255, using: &generator) }
-        try PrivateFiles.createFile(atPath: path, contents: secret)
+        try PrivateFiles.createFile(atPath: path, contents: secret, durable: durable)
         logger.info("generated a new \(purpose)", metadata: ["path": "\(path)"])
         return secret
     }
