@@ -275,14 +275,17 @@ struct AuthThrottleTests {
             bcryptCost: 10
         )
         try await Harness.withServer(configuration: configuration) { api, services in
-            let (_, victim) = try await api.register()
+            let (owner, victim) = try await api.register()
             let port = try #require(api.client.port)
+            // File bytes are read on the I/O thread pool, which bcrypt used to share.
+            let file = try await owner.upload(Array(repeating: 7, count: 64 * 1024), name: "probe.bin")
+            let probe = Probe(port: port, token: try #require(owner.token), file: file.id)
 
             // One account, many wrong passwords at once: the account's allowance answers most.
             let accountBurst = try await Self.burst(port: port, count: 20) { _ in
                 LoginRequest(email: victim.email, password: "wrong password")
             } whileProbing: {
-                try await Self.healthLatencies(port: port)
+                try await probe.latencies()
             }
             #expect(accountBurst.statuses.allSatisfy { [401, 429, 503].contains($0.code) })
             #expect(accountBurst.statuses.filter { $0.code == 429 }.count >= 15)
@@ -295,7 +298,7 @@ struct AuthThrottleTests {
             let poolBurst = try await Self.burst(port: port, count: 24) { index in
                 LoginRequest(email: "burst\(index)@example.com", password: "wrong password")
             } whileProbing: {
-                try await Self.healthLatencies(port: port)
+                try await probe.latencies()
             }
             let busy = poolBurst.statuses.filter { $0.code == 503 }
             #expect(poolBurst.statuses.allSatisfy { [401, 503].contains($0.code) })
@@ -304,9 +307,11 @@ struct AuthThrottleTests {
             let checked = services.auth.passwords.computationCount - before
             #expect(checked == poolBurst.statuses.filter { $0.code == 401 }.count)
 
+            // Bounded generously: in a full parallel test run every request of the process waits on
+            // the same two cores; a starved route would not answer at all while the burst lasts.
             for latencies in [accountBurst.probes, poolBurst.probes] {
-                #expect(!latencies.isEmpty)
-                #expect(latencies.allSatisfy { $0 < .seconds(2) }, "/health latencies: \(latencies)")
+                #expect(latencies.count == 10)
+                #expect(latencies.allSatisfy { $0 < .seconds(20) }, "/health and download latencies: \(latencies)")
             }
         }
     }
@@ -353,22 +358,40 @@ struct AuthThrottleTests {
         }
     }
 
-    /// Five `GET /health` one after another, each timed.
-    static func healthLatencies(port: Int) async throws -> [Duration] {
-        var latencies: [Duration] = []
-        for _ in 0..<5 {
-            let clock = ContinuousClock()
-            let elapsed = try await clock.measure {
-                let response = try await HTTPClient.shared.execute(
-                    HTTPClientRequest(url: "http://127.0.0.1:\(port)/health"),
-                    timeout: .seconds(30)
-                )
-                #expect(response.status.code == 200)
-                _ = try await response.body.collect(upTo: 1 << 16)
+    /// `GET /health` and a file download, five times each, one after another, each timed, on a
+    /// client of their own: the burst's requests fill the shared client's connections to the
+    /// server, and waiting for one of those would be timed too.
+    struct Probe: Sendable {
+        var port: Int
+        var token: String
+        var file: FileID
+
+        func latencies() async throws -> [Duration] {
+            let client = HTTPClient(eventLoopGroup: HTTPClient.defaultEventLoopGroup)
+            do {
+                var latencies: [Duration] = []
+                for _ in 0..<5 {
+                    latencies.append(try await timed(client, "/health", expectBytes: nil))
+                    latencies.append(try await timed(client, "/api/v1/files/\(file)/content", expectBytes: 64 * 1024))
+                }
+                try await client.shutdown()
+                return latencies
+            } catch {
+                try? await client.shutdown()
+                throw error
             }
-            latencies.append(elapsed)
         }
-        return latencies
+
+        private func timed(_ client: HTTPClient, _ path: String, expectBytes: Int?) async throws -> Duration {
+            var request = HTTPClientRequest(url: "http://127.0.0.1:\(port)\(path)")
+            request.headers.add(name: "Authorization", value: "Bearer \(token)")
+            return try await ContinuousClock().measure {
+                let response = try await client.execute(request, timeout: .seconds(30))
+                #expect(response.status.code == 200, "\(path)")
+                let body = try await response.body.collect(upTo: 1 << 20)
+                if let expectBytes { #expect(body.readableBytes == expectBytes) }
+            }
+        }
     }
 }
 
