@@ -78,13 +78,14 @@ public struct TestServerError: Error, CustomStringConvertible {
 }
 
 extension ServerConfiguration {
-    /// A throwaway test server's configuration: loopback, cheap password hashing, no fsync.
+    /// A throwaway test server's configuration: loopback, cheap password hashing, auth throttles
+    /// that a test suite signing in from one address does not reach, no fsync.
     static func testing(directory: String, port: Int) -> ServerConfiguration {
         ServerConfiguration(
             host: "127.0.0.1",
             port: port,
             dataDirectory: directory,
-            auth: .init(bcryptCost: 4),
+            auth: .init(bcryptCost: 4, throttle: .forTests),
             durableCommits: false,
             // Receivers in tests listen on loopback; retries come quickly so tests stay short.
             webhooks: .init(
@@ -107,4 +108,18 @@ func applicationReportingPort(
         continuation.finish()
     }
     return (application, ports, continuation)
+}
+
+extension AuthThrottleConfiguration {
+    /// Allowances a test suite signing in and refreshing from one address does not reach, still
+    /// counted (a test that wants to see 429 sets its own).
+    public static var forTests: AuthThrottleConfiguration {
+        let generous = Limit(attempts: 100_000, period: 60)
+        return AuthThrottleConfiguration(
+            signInPerAccount: generous,
+            signInPerAddress: generous,
+            refreshPerAccount: generous,
+            refreshPerAddress: generous
+        )
+    }
 }

@@ -1,6 +1,7 @@
 import Foundation
 import Hummingbird
 import Logging
+import NIOCore
 import PyAirtableModels
 
 /// Who is calling: the user, and how they proved it.
@@ -14,9 +15,13 @@ public struct Principal: Sendable, Hashable {
     public var credential: Credential
 }
 
-/// The per-request context: request id, the authenticated principal and the idempotency claim.
-public struct AppRequestContext: RequestContext {
+/// The per-request context: request id, the connection's remote address, the authenticated
+/// principal and the idempotency claim.
+public struct AppRequestContext: RequestContext, RemoteAddressRequestContext {
     public var coreContext: CoreRequestContextStorage
+    /// The address of the connection's other end (a proxy's, behind one: see
+    /// ``ServerConfiguration/trustedProxies``).
+    public let remoteAddress: SocketAddress?
     public var requestID: String = ""
     public var principal: Principal?
     /// Set by ``IdempotencyMiddleware`` on writes that carry `Idempotency-Key`.
@@ -24,6 +29,7 @@ public struct AppRequestContext: RequestContext {
 
     public init(source: ApplicationRequestContextSource) {
         self.coreContext = .init(source: source)
+        self.remoteAddress = source.channel.remoteAddress
     }
 
     /// Bodies are read by ``BodyReader`` with the configured limit, not by this value.

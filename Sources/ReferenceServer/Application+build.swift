@@ -20,7 +20,8 @@ public func buildRouter(services: ServerServices) -> Router<AppRequestContext> {
     router.add(
         middleware: BodyMiddleware(
             maximumBodySize: services.configuration.maximumBodySize,
-            maximumJSONDepth: services.configuration.limits.maximumJSONDepth
+            maximumJSONDepth: services.configuration.limits.maximumJSONDepth,
+            keys: services.keys
         )
     )
     let api = router.group("api/v1")

@@ -96,7 +96,9 @@ enum OpenAPIDocument {
               tags: [auth]
               operationId: register
               summary: Create an account
-              description: Creates a user and signs them in. 409 when the email already has an account.
+              description: Creates a user and signs them in. 409 when the email already has an account. Registrations and sign-ins
+                share an allowance per email and per client address (429 past it), and 503 answers when too many passwords are
+                being checked at once.
               parameters:
                 - $ref: '#/components/parameters/IdempotencyKey'
               security: []
@@ -128,8 +130,12 @@ enum OpenAPIDocument {
                   $ref: '#/components/responses/PayloadTooLarge'
                 '422':
                   $ref: '#/components/responses/ValidationFailed'
+                '429':
+                  $ref: '#/components/responses/AuthRateLimited'
                 '500':
                   $ref: '#/components/responses/ServerError'
+                '503':
+                  $ref: '#/components/responses/PasswordChecksBusy'
 
           /api/v1/auth/login:
             parameters:
@@ -138,7 +144,9 @@ enum OpenAPIDocument {
               tags: [auth]
               operationId: login
               summary: Sign in with email and password
-              description: 401 for a wrong email or password.
+              description: 401 for a wrong email or password; an unknown email takes as long to answer as a wrong password. Failed
+                sign-ins are limited per email and all attempts per client address (429 with `Retry-After`; allowances refill
+                over minutes), and 503 answers when too many passwords are being checked at once.
               parameters:
                 - $ref: '#/components/parameters/IdempotencyKey'
               security: []
@@ -166,8 +174,12 @@ enum OpenAPIDocument {
                   $ref: '#/components/responses/PayloadTooLarge'
                 '422':
                   $ref: '#/components/responses/ValidationFailed'
+                '429':
+                  $ref: '#/components/responses/AuthRateLimited'
                 '500':
                   $ref: '#/components/responses/ServerError'
+                '503':
+                  $ref: '#/components/responses/PasswordChecksBusy'
 
           /api/v1/auth/refresh:
             parameters:
@@ -177,7 +189,8 @@ enum OpenAPIDocument {
               operationId: refreshTokens
               summary: Exchange a refresh token for new tokens
               description: 'Refresh tokens rotate: each works once. Presenting a spent one again revokes every token of its family
-                (401).'
+                (401). Refreshes are limited per user and per client address (429 with `Retry-After`, before the token is spent,
+                so a refused refresh can be retried with the same token).'
               parameters:
                 - $ref: '#/components/parameters/IdempotencyKey'
               security: []
@@ -189,10 +202,12 @@ enum OpenAPIDocument {
                       $ref: '#/components/schemas/RefreshRequest'
               responses:
                 '200':
-                  description: OK
+                  description: New tokens; a retry with the same Idempotency-Key and body gets the same ones.
                   headers:
                     X-Request-ID:
                       $ref: '#/components/headers/XRequestID'
+                    Idempotent-Replayed:
+                      $ref: '#/components/headers/IdempotentReplayed'
                   content:
                     application/json:
                       schema:
@@ -205,6 +220,8 @@ enum OpenAPIDocument {
                   $ref: '#/components/responses/PayloadTooLarge'
                 '422':
                   $ref: '#/components/responses/ValidationFailed'
+                '429':
+                  $ref: '#/components/responses/AuthRateLimited'
                 '500':
                   $ref: '#/components/responses/ServerError'
 
@@ -2620,6 +2637,12 @@ enum OpenAPIDocument {
               schema:
                 type: string
 
+            RetryAfter:
+              description: Whole seconds to wait before trying again.
+              schema:
+                type: integer
+                minimum: 1
+
           responses:
             NotModified:
               description: 'Not modified: the resource is still at the version named by If-None-Match.'
@@ -2730,6 +2753,32 @@ enum OpenAPIDocument {
               headers:
                 X-Request-ID:
                   $ref: '#/components/headers/XRequestID'
+              content:
+                application/json:
+                  schema:
+                    $ref: '#/components/schemas/ErrorResponse'
+
+            AuthRateLimited:
+              description: 'RATE_LIMITED: too many attempts for this account or from this client address; try again after
+                `Retry-After` seconds.'
+              headers:
+                X-Request-ID:
+                  $ref: '#/components/headers/XRequestID'
+                Retry-After:
+                  $ref: '#/components/headers/RetryAfter'
+              content:
+                application/json:
+                  schema:
+                    $ref: '#/components/schemas/ErrorResponse'
+
+            PasswordChecksBusy:
+              description: 'SERVER_ERROR: the server is checking as many passwords as it queues; try again after `Retry-After`
+                seconds.'
+              headers:
+                X-Request-ID:
+                  $ref: '#/components/headers/XRequestID'
+                Retry-After:
+                  $ref: '#/components/headers/RetryAfter'
               content:
                 application/json:
                   schema:

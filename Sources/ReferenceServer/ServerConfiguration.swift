@@ -8,17 +8,23 @@ public struct ServerConfiguration: Sendable {
     public var host: String
     /// The port to listen on; 0 picks a free one.
     public var port: Int
-    /// Where the database and the signing secret live.
+    /// Where the database, the uploaded files and the server's secrets live. Created 0700 (an
+    /// existing one is tightened to it), with every file in it 0600.
     public var dataDirectory: String
     /// The largest request body accepted (413 past it).
     public var maximumBodySize: Int
     /// The largest file `POST /api/v1/files` accepts (413 past it). Uploads stream to disk, so this
     /// bounds disk use, not memory.
     public var maximumFileSize: Int64
-    /// The JWT signing secret; when `nil`, one is generated on first start and kept 0600 in the data directory.
+    /// The JWT signing secret, at least 32 bytes (a shorter one is refused at start); when `nil`, one
+    /// is generated on first start and kept 0600 in the data directory.
     public var jwtSecret: String?
-    /// Token lifetimes and the password hashing cost.
+    /// Token lifetimes, password hashing, and the throttles of the auth routes.
     public var auth: Authenticator.Configuration
+    /// The addresses of reverse proxies whose `X-Forwarded-For` names the client, for the per-address
+    /// limits of the auth routes. Empty by default: the connection's own address is the client, and
+    /// `X-Forwarded-For` is ignored (anyone can send it).
+    public var trustedProxies: [String]
     /// How long the event log keeps events (older `since` values get 410 `RESYNC_REQUIRED`).
     public var eventRetention: TimeInterval
     /// How long idempotent answers are kept.
@@ -48,6 +54,7 @@ public struct ServerConfiguration: Sendable {
         maximumFileSize: Int64 = 1 << 30,
         jwtSecret: String? = nil,
         auth: Authenticator.Configuration = .init(),
+        trustedProxies: [String] = [],
         eventRetention: TimeInterval = 7 * 24 * 3600,
         idempotencyRetention: TimeInterval = 24 * 3600,
         durableCommits: Bool = true,
@@ -65,6 +72,7 @@ public struct ServerConfiguration: Sendable {
         self.maximumFileSize = maximumFileSize
         self.jwtSecret = jwtSecret
         self.auth = auth
+        self.trustedProxies = trustedProxies
         self.eventRetention = eventRetention
         self.idempotencyRetention = idempotencyRetention
         self.durableCommits = durableCommits
@@ -81,6 +89,30 @@ public struct ServerConfiguration: Sendable {
 
     /// Where uploaded files' bytes live, one file per sha256.
     public var blobDirectory: String { (dataDirectory as NSString).appendingPathComponent("blobs") }
+
+    /// Checks what cannot be used before anything is opened.
+    /// - Throws: ``ServerConfigurationError`` naming the setting and what it needs.
+    public func validate() throws {
+        if let jwtSecret, jwtSecret.utf8.count < SecretFile.minimumLength {
+            throw ServerConfigurationError(
+                message: """
+                    the JWT signing secret (PYAT_JWT_SECRET) has \(jwtSecret.utf8.count) bytes; it needs at least \
+                    \(SecretFile.minimumLength) random ones (for example the output of `openssl rand -hex 32`), \
+                    or leave it unset to have one generated in the data directory
+                    """
+            )
+        }
+        guard (4...31).contains(auth.bcryptCost) else {
+            throw ServerConfigurationError(message: "the bcrypt cost must be from 4 to 31, not \(auth.bcryptCost)")
+        }
+        _ = try TrustedProxies(trustedProxies)
+    }
+}
+
+/// A configuration value the server cannot start with.
+public struct ServerConfigurationError: Error, CustomStringConvertible {
+    public var message: String
+    public var description: String { message }
 }
 
 /// Everything the routes share: the store, authentication, metrics and configuration.
@@ -93,17 +125,37 @@ public struct ServerServices: Sendable {
     public let realtime: RealtimeHub
     /// The content-addressed bytes of uploaded files.
     public let blobs: BlobStore
+    /// The keys of sealed values and idempotency request hashes.
+    public let keys: StorageKeys
     public let logger: Logger
+    /// Whose `X-Forwarded-For` names the client.
+    let proxies: TrustedProxies
     let startedAt: ContinuousClock.Instant
 
-    /// Opens the data directory (creating it), the database and the signing secret.
+    /// Opens the data directory (creating it 0700, or tightening it), the database and the secrets.
     public static func open(configuration: ServerConfiguration, logger: Logger) async throws -> ServerServices {
-        let fileManager = FileManager.default
-        try fileManager.createDirectory(atPath: configuration.dataDirectory, withIntermediateDirectories: true)
+        try configuration.validate()
+        let directory = configuration.dataDirectory
+        if try PrivateFiles.createDirectory(atPath: directory) {
+            // Made by a version that left it open to every local user: its files are too.
+            let tightened = try PrivateFiles.tightenTree(atPath: directory)
+            logger.warning(
+                "the data directory was readable by other users; restricted it to 0700 and its files to 0600",
+                metadata: ["path": "\(directory)", "entries_tightened": "\(tightened)"]
+            )
+        }
+        let keys = StorageKeys(
+            secret: try SecretFile.storage.loadOrCreate(
+                directory: directory,
+                durable: configuration.durableCommits,
+                logger: logger
+            )
+        )
         let database = try ServerDatabase(
             path: configuration.databasePath,
             durable: configuration.durableCommits,
             recordCacheBytes: configuration.recordCacheBytes,
+            keys: keys,
             logger: logger
         )
         let store = SQLiteStore(
@@ -114,7 +166,11 @@ public struct ServerServices: Sendable {
         )
         let secret =
             try configuration.jwtSecret.map { Array($0.utf8) }
-            ?? SigningSecret.loadOrCreate(directory: configuration.dataDirectory, logger: logger)
+            ?? SecretFile.signing.loadOrCreate(
+                directory: directory,
+                durable: configuration.durableCommits,
+                logger: logger
+            )
         let auth = await Authenticator(
             configuration: configuration.auth,
             secret: secret,
@@ -141,7 +197,9 @@ public struct ServerServices: Sendable {
             metrics: metrics,
             realtime: realtime,
             blobs: blobs,
+            keys: keys,
             logger: logger,
+            proxies: try TrustedProxies(configuration.trustedProxies),
             startedAt: .now
         )
     }
@@ -149,34 +207,5 @@ public struct ServerServices: Sendable {
     var uptimeSeconds: Double {
         let elapsed = ContinuousClock.now - startedAt
         return Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
-    }
-}
-
-/// The JWT signing secret kept in the data directory with mode 0600.
-enum SigningSecret {
-    static let fileName = "jwt-secret"
-
-    static func loadOrCreate(directory: String, logger: Logger) throws -> [UInt8] {
-        let path = (directory as NSString).appendingPathComponent(fileName)
-        let fileManager = FileManager.default
-        if let data = fileManager.contents(atPath: path), data.count >= 32 {
-            let attributes = try fileManager.attributesOfItem(atPath: path)
-            if let permissions = attributes[.posixPermissions] as? Int, permissions & 0o077 != 0 {
-                logger.warning(
-                    "the signing secret is readable by others; restricting it to 0600",
-                    metadata: ["path": "\(path)"]
-                )
-                try fileManager.setAttributes([.posixPermissions: 0o600], ofItemAtPath: path)
-            }
-            return Array(data)
-        }
-        var generator = SystemRandomNumberGenerator()
-        let secret = (0..<64).map { _ in UInt8.random(in: 0...255, using: &generator) }
-        guard fileManager.createFile(atPath: path, contents: Data(secret), attributes: [.posixPermissions: 0o600])
-        else {
-            throw CocoaError(.fileWriteUnknown, userInfo: [NSFilePathErrorKey: path])
-        }
-        logger.info("generated a new signing secret", metadata: ["path": "\(path)"])
-        return secret
     }
 }

@@ -22,7 +22,10 @@ extension Pyat {
         @Option(help: "The port to listen on (0 picks a free one).")
         var port: Int = 8080
 
-        @Option(name: .customLong("data-dir"), help: "Where the database and signing secret live.")
+        @Option(
+            name: .customLong("data-dir"),
+            help: "Where the database, files and secrets live (made private to this user: 0700, files 0600)."
+        )
         var dataDirectory: String = "./pyat-data"
 
         @Flag(help: "Seed demo data and print a ready-to-use token.")
@@ -97,6 +100,39 @@ extension Pyat {
         )
         var webhooksAllowPrivate = false
 
+        @Option(
+            name: .customLong("trusted-proxy"),
+            help: ArgumentHelp(
+                "A reverse proxy's address whose X-Forwarded-For names the client (repeatable).",
+                discussion: "Without one, X-Forwarded-For is ignored: the connection's address is the client."
+            )
+        )
+        var trustedProxies: [String] = []
+
+        @Option(
+            name: .customLong("auth-attempts-per-account"),
+            help: "Sign-in and registration attempts one account may make in 5 minutes (failures count)."
+        )
+        var authAttemptsPerAccount: Int = 10
+
+        @Option(
+            name: .customLong("auth-attempts-per-address"),
+            help: "Sign-in and registration attempts one client address may make in a minute."
+        )
+        var authAttemptsPerAddress: Int = 30
+
+        @Option(
+            name: .customLong("password-hash-threads"),
+            help: "Threads that hash passwords, apart from those serving requests (default: half the cores)."
+        )
+        var passwordHashThreads: Int = PasswordHashingConfiguration().threads
+
+        @Option(
+            name: .customLong("password-hash-queue"),
+            help: "Password checks that may wait or run at once; past it sign-ins get 503 with Retry-After."
+        )
+        var passwordHashQueue: Int = PasswordHashingConfiguration().maximumPending
+
         func validate() throws {
             guard (0...65535).contains(port) else { throw ValidationError("--port must be from 0 to 65535") }
             guard maximumBodySize >= 1024 else { throw ValidationError("--max-body-size must be at least 1024") }
@@ -111,6 +147,17 @@ extension Pyat {
             guard maximumRequestHeadSize >= 1024 else {
                 throw ValidationError("--max-request-head-size must be at least 1024")
             }
+            guard authAttemptsPerAccount >= 1, authAttemptsPerAddress >= 1 else {
+                throw ValidationError("--auth-attempts-per-account and --auth-attempts-per-address must be at least 1")
+            }
+            guard passwordHashThreads >= 1, passwordHashQueue >= 1 else {
+                throw ValidationError("--password-hash-threads and --password-hash-queue must be at least 1")
+            }
+            do {
+                try serverConfiguration.validate()
+            } catch let error as ServerConfigurationError {
+                throw ValidationError(error.message)
+            }
             guard ["text", "json"].contains(logFormat) else {
                 throw ValidationError("--log-format must be text or json")
             }
@@ -119,14 +166,8 @@ extension Pyat {
             }
         }
 
-        func run() async throws {
-            if logFormat == "json" {
-                LoggingSystem.bootstrap { JSONLogHandler(label: $0) }
-            } else {
-                LoggingSystem.bootstrap { TextLogHandler(label: $0) }
-            }
-            var logger = Logger(label: "pyat.server")
-            logger.logLevel = Logger.Level(rawValue: logLevel) ?? .info
+        /// The server's configuration from the options and the environment.
+        var serverConfiguration: ServerConfiguration {
             var configuration = ServerConfiguration(
                 host: host,
                 port: port,
@@ -134,6 +175,7 @@ extension Pyat {
                 maximumBodySize: maximumBodySize,
                 maximumFileSize: maximumFileSize,
                 jwtSecret: ProcessInfo.processInfo.environment["PYAT_JWT_SECRET"],
+                trustedProxies: trustedProxies,
                 durableCommits: !noFsync,
                 recordCacheBytes: recordCacheSize
             )
@@ -142,11 +184,29 @@ extension Pyat {
             configuration.limits.maximumFilterScanRows = maximumFilterScanRows
             configuration.limits.maximumFilterScanDuration = .milliseconds(Int64(maximumFilterScanSeconds * 1000))
             configuration.limits.maximumRequestHeadSize = maximumRequestHeadSize
+            configuration.auth.throttle.signInPerAccount.attempts = authAttemptsPerAccount
+            configuration.auth.throttle.signInPerAddress.attempts = authAttemptsPerAddress
+            configuration.auth.passwordHashing = .init(threads: passwordHashThreads, maximumPending: passwordHashQueue)
             configuration.realtime.webSocketEnabled = !noWebSocket
             configuration.realtime.serverSentEventsEnabled = !noServerSentEvents
             configuration.webhooks.allowPrivateTargets = webhooksAllowPrivate
             // The demo's receivers run on this machine.
             configuration.webhooks.allowLoopbackTargets = demo
+            return configuration
+        }
+
+        func run() async throws {
+            // Whatever this process creates is for this user alone; the server also sets explicit
+            // modes, this covers anything a library creates on its own.
+            umask(0o077)
+            if logFormat == "json" {
+                LoggingSystem.bootstrap { JSONLogHandler(label: $0) }
+            } else {
+                LoggingSystem.bootstrap { TextLogHandler(label: $0) }
+            }
+            var logger = Logger(label: "pyat.server")
+            logger.logLevel = Logger.Level(rawValue: logLevel) ?? .info
+            let configuration = serverConfiguration
             let services = try await ServerServices.open(configuration: configuration, logger: logger)
             let demoToken = demo ? try await DemoData.seed(services: services) : nil
             let host = self.host

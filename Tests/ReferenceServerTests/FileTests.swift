@@ -285,7 +285,7 @@ struct FileTests {
             let badType = try await client.uploadResponse(Array("x".utf8), name: "t", contentType: "not a type")
             #expect(badType.status == .unprocessableContent)
 
-            // Every file in the data directory is the database, the secret, or a blob named by its digest.
+            // Every file in the data directory is the database, a secret, or a blob named by its digest.
             let root = URL(fileURLWithPath: dataDirectory).resolvingSymlinksInPath().path
             let enumerator = try #require(FileManager.default.enumerator(atPath: root))
             var blobs = 0
@@ -293,7 +293,9 @@ struct FileTests {
                 var isDirectory: ObjCBool = false
                 _ = FileManager.default.fileExists(atPath: root + "/" + relative, isDirectory: &isDirectory)
                 if isDirectory.boolValue { continue }
-                if relative.hasPrefix("pyat.sqlite") || relative == "jwt-secret" { continue }
+                if relative.hasPrefix("pyat.sqlite") || relative == "jwt-secret" || relative == "storage-secret" {
+                    continue
+                }
                 let parts = relative.split(separator: "/")
                 #expect(parts.count == 4 && parts[0] == "blobs", "unexpected file \(relative)")
                 #expect(BlobStore.isDigest(String(parts.last ?? "")), "unexpected file \(relative)")

@@ -28,6 +28,7 @@ struct PersistenceTests {
             let database = try ServerDatabase(
                 path: directory.path + "/durable-\(durable).sqlite",
                 durable: durable,
+                keys: StorageKeys(secret: Array(repeating: 7, count: 32)),
                 logger: Harness.logger
             )
             let level = try database.pool.writeWithoutTransaction { db in

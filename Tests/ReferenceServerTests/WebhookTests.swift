@@ -32,7 +32,7 @@ struct WebhookTests {
             host: "127.0.0.1",
             port: 0,
             dataDirectory: directory,
-            auth: .init(bcryptCost: 4),
+            auth: .init(bcryptCost: 4, throttle: .forTests),
             durableCommits: false,
             now: now,
             webhooks: webhooks

@@ -123,4 +123,74 @@ struct ServeCommandTests {
         #expect(line.contains("status=200"))
         #expect(line.hasSuffix("] request"))
     }
+
+    @Test("a PYAT_JWT_SECRET under 32 bytes is refused at start with the reason (usage error, nothing created)")
+    func shortJWTSecret() async throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("pyat-serve-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: directory) }
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        let dataDirectory = directory.appendingPathComponent("data").path
+        let stderrPath = directory.appendingPathComponent("stderr").path
+        var environment = ProcessInfo.processInfo.environment
+        environment["PYAT_JWT_SECRET"] = "too-short"
+        let process = try ChildProcess(
+            executable: PyatBinary.url.path,
+            arguments: ["serve", "--port", "0", "--data-dir", dataDirectory],
+            environment: environment,
+            stdoutPath: directory.appendingPathComponent("stdout").path,
+            stderrPath: stderrPath
+        )
+        // A server that started anyway would never exit by itself: stop it after a bounded wait.
+        let status = await withTaskGroup(of: Int32?.self) { group in
+            group.addTask { await process.wait() }
+            group.addTask {
+                try? await Task.sleep(for: .seconds(60))
+                return nil
+            }
+            var status: Int32?
+            for await result in group {
+                if let result {
+                    status = result
+                    group.cancelAll()
+                    break
+                }
+                process.terminate()
+            }
+            return status
+        }
+        #expect(status == 2)
+        let stderr = try String(contentsOfFile: stderrPath, encoding: .utf8)
+        #expect(stderr.contains("PYAT_JWT_SECRET"), "\(stderr)")
+        #expect(stderr.contains("at least 32"), "\(stderr)")
+        #expect(!FileManager.default.fileExists(atPath: dataDirectory))
+    }
+
+    @Test("the data directory of pyat serve is 0700 and every file in it 0600, -wal and -shm included")
+    func privateDataDirectory() async throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("pyat-serve-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let child = try await ServeChild.start(dataDirectory: directory.path)
+        var finished = false
+        defer { if !finished { child.process.terminate() } }
+        let manager = FileManager.default
+        var names: [String] = []
+        var modes: [String: Int] = [:]
+        let enumerator = try #require(manager.enumerator(atPath: directory.path))
+        while let relative = enumerator.nextObject() as? String {
+            names.append(relative)
+            let attributes = try manager.attributesOfItem(atPath: directory.path + "/" + relative)
+            let mode = (attributes[.posixPermissions] as? Int ?? -1) & 0o7777
+            modes[relative] = mode
+            let isDirectory = attributes[.type] as? FileAttributeType == .typeDirectory
+            #expect(mode == (isDirectory ? 0o700 : 0o600), "\(relative): \(String(mode, radix: 8))")
+        }
+        for expected in ["pyat.sqlite", "pyat.sqlite-wal", "pyat.sqlite-shm", "jwt-secret", "storage-secret"] {
+            #expect(names.contains(expected), "\(expected) missing from \(names.sorted())")
+        }
+        let top = try manager.attributesOfItem(atPath: directory.path)[.posixPermissions] as? Int
+        #expect(top.map { $0 & 0o7777 } == 0o700)
+        child.process.terminate()
+        #expect(await child.process.wait() == 0)
+        finished = true
+    }
 }

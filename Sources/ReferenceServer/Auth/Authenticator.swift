@@ -1,8 +1,6 @@
 import Crypto
 import Foundation
-import HummingbirdBcrypt
 import JWTKit
-import NIOPosix
 import PyAirtableModels
 import Synchronization
 
@@ -25,17 +23,25 @@ public final class Authenticator: Sendable {
         public var accessTokenLifetime: TimeInterval = 15 * 60
         /// Refresh token lifetime.
         public var refreshTokenLifetime: TimeInterval = 30 * 24 * 3600
-        /// The bcrypt cost: 12 in production; tests lower it to stay fast.
+        /// The bcrypt cost (4 to 31): 12 in production; tests lower it to stay fast.
         public var bcryptCost: UInt8 = 12
+        /// The threads and the queue bound of password hashing.
+        public var passwordHashing: PasswordHashingConfiguration
+        /// How often sign-in, registration and refresh may be tried, per account and per address.
+        public var throttle: AuthThrottleConfiguration
 
         public init(
             accessTokenLifetime: TimeInterval = 15 * 60,
             refreshTokenLifetime: TimeInterval = 30 * 24 * 3600,
-            bcryptCost: UInt8 = 12
+            bcryptCost: UInt8 = 12,
+            passwordHashing: PasswordHashingConfiguration = .init(),
+            throttle: AuthThrottleConfiguration = .init()
         ) {
             self.accessTokenLifetime = accessTokenLifetime
             self.refreshTokenLifetime = refreshTokenLifetime
             self.bcryptCost = bcryptCost
+            self.passwordHashing = passwordHashing
+            self.throttle = throttle
         }
     }
 
@@ -47,6 +53,10 @@ public final class Authenticator: Sendable {
 
     let configuration: Configuration
     let store: any AccountRepository
+    /// bcrypt, on its own threads.
+    let passwords: PasswordHasher
+    /// The allowances of sign-in, registration and refresh.
+    let throttle: AuthThrottle
     private let keys: JWTKeyCollection
     private let now: @Sendable () -> Date
     /// Personal access tokens seen recently, keyed by the token itself, so each request neither
@@ -65,6 +75,8 @@ public final class Authenticator: Sendable {
         self.configuration = configuration
         self.store = store
         self.now = now
+        self.passwords = PasswordHasher(configuration: configuration.passwordHashing, cost: configuration.bcryptCost)
+        self.throttle = AuthThrottle(configuration: configuration.throttle)
         self.keys = JWTKeyCollection()
         await keys.add(hmac: HMACKey(from: secret), digestAlgorithm: .sha256)
     }
@@ -72,12 +84,15 @@ public final class Authenticator: Sendable {
     // MARK: Passwords
 
     func hashPassword(_ password: String) async throws -> String {
-        let cost = configuration.bcryptCost
-        return try await NIOThreadPool.singleton.runIfActive { Bcrypt.hash(password, cost: cost) }
+        try await passwords.hash(password)
     }
 
-    func verifyPassword(_ password: String, hash: String) async throws -> Bool {
-        try await NIOThreadPool.singleton.runIfActive { Bcrypt.verify(password, hash: hash) }
+    /// Whether `password` is the one `hash` was made from. Without a hash (no such account) the
+    /// password is checked against one no password matches, so the answer takes as long as for a
+    /// wrong password and does not tell which emails have accounts.
+    func verifyPassword(_ password: String, hash: String?) async throws -> Bool {
+        let matches = try await passwords.verify(password, hash: hash ?? passwords.unmatchableHash)
+        return matches && hash != nil
     }
 
     // MARK: Tokens

@@ -30,6 +30,11 @@ struct AuthController {
         return trimmed
     }
 
+    /// The client as the per-address throttles count it.
+    func client(_ request: Request, context: AppRequestContext) -> ClientAddress? {
+        services.proxies.client(peer: context.remoteAddress, forwardedFor: request.headers[.forwardedFor])
+    }
+
     @Sendable func register(_ request: Request, context: AppRequestContext) async throws -> Response {
         let body = try await request.decodeJSON(as: RegisterRequest.self)
         let email = try Self.normalizedEmail(body.email)
@@ -43,13 +48,17 @@ struct AuthController {
         guard body.password.utf8.count <= 72 else {
             throw ServerError.validation("the password must be at most 72 bytes", field: "password")
         }
+        let current = now
+        try auth.throttle.admit(.signIn, address: client(request, context: context), now: current)
+        try auth.throttle.admit(.signIn, account: email, now: current)
         let hash = try await auth.hashPassword(body.password)
         let created = try await store.createUser(
             email: email,
             name: name,
             passwordHash: hash,
-            context: context.write(now: now)
+            context: context.write(now: current)
         )
+        auth.throttle.refundSignIn(account: email, now: current)
         // A replay (same key, same body, so the same password) signs in again: tokens are never stored.
         let user = try created.value ?? JSONCoding.decoder.decode(User.self, from: created.response.body)
         let tokens = try await auth.issueTokens(for: user.id)
@@ -61,18 +70,42 @@ struct AuthController {
     @Sendable func login(_ request: Request, context: AppRequestContext) async throws -> Response {
         let body = try await request.decodeJSON(as: LoginRequest.self)
         let email = body.email.trimmingCharacters(in: .whitespacesAndNewlines).lowercased()
-        guard let credentials = try await store.credentials(email: email),
-            try await auth.verifyPassword(body.password, hash: credentials.passwordHash)
+        let current = now
+        try auth.throttle.admit(.signIn, address: client(request, context: context), now: current)
+        try auth.throttle.admit(.signIn, account: email, now: current)
+        // An unknown email is checked against a hash too: the answer takes as long either way.
+        let credentials = try await store.credentials(email: email)
+        guard try await auth.verifyPassword(body.password, hash: credentials?.passwordHash),
+            let credentials
         else {
             throw ServerError.unauthorized("wrong email or password")
         }
+        auth.throttle.refundSignIn(account: email, now: current)
         let tokens = try await auth.issueTokens(for: credentials.user.id)
         return try .json(AuthResponse(user: credentials.user, tokens: tokens))
     }
 
     @Sendable func refresh(_ request: Request, context: AppRequestContext) async throws -> Response {
         let body = try await request.decodeJSON(as: RefreshRequest.self)
-        return try .json(RefreshResponse(tokens: try await auth.refresh(body.refreshToken)))
+        let current = now
+        try auth.throttle.admit(.refresh, address: client(request, context: context), now: current)
+        // Counted before the token is spent, so a refused refresh leaves the session intact.
+        if let owner = try await store.refreshTokenOwner(hash: Authenticator.hash(body.refreshToken)) {
+            try auth.throttle.admit(.refresh, account: owner.rawValue, now: current)
+        }
+        // A retry of a refresh whose answer was lost gets that answer, rather than presenting the
+        // spent token again (which would sign the whole family out).
+        let write = context.write(now: current)
+        if let stored = try await store.replayedAnswer(context: write) { return .stored(stored) }
+        let tokens = try await auth.refresh(body.refreshToken)
+        let answer = StoredResponse(
+            status: 200,
+            body: try JSONCoding.encoder.encode(RefreshResponse(tokens: tokens)),
+            eTag: nil,
+            replayed: false
+        )
+        try await store.storeAnswer(answer, context: write)
+        return .stored(answer)
     }
 
     @Sendable func logout(_ request: Request, context: AppRequestContext) async throws -> Response {

@@ -102,7 +102,11 @@ struct FilesController {
             let canonical =
                 "POST /api/v1/files\n\(name)\n\(contentType)\n\(workspace?.rawValue ?? "")\n\(received.sha256)"
             hasher.update(data: Data(canonical.utf8))
-            return IdempotencyClaim(principal: user.rawValue, key: key, requestHash: Hex.encode(hasher.finalize()))
+            return IdempotencyClaim(
+                principal: user.rawValue,
+                key: key,
+                requestHash: services.keys.requestHash(digest: Array(hasher.finalize()))
+            )
         }
         let write = WriteContext(actor: user, now: now, idempotency: claim)
         let store = self.store

@@ -14,7 +14,8 @@ import Darwin
 
 /// The bytes of uploaded files, addressed by their SHA-256: `<blobs>/<2 hex>/<2 hex>/<sha256>`.
 ///
-/// Paths derive from hashes only, so no name a client sends ever reaches the file system. An
+/// Paths derive from hashes only, so no name a client sends ever reaches the file system; every
+/// directory is 0700 and every file 0600. An
 /// upload streams into `<blobs>/tmp/` while it is hashed and counted, then moves into place;
 /// the database row of the blob and its reference count change in the transaction that adds or
 /// removes a file, and the bytes are removed once the last reference's removal has committed.
@@ -51,7 +52,7 @@ public final class BlobStore: Sendable {
         self.durable = durable
         self.temporaryDirectory = (directory as NSString).appendingPathComponent("tmp")
         self.logger = logger
-        try FileManager.default.createDirectory(atPath: temporaryDirectory, withIntermediateDirectories: true)
+        try PrivateFiles.createDirectory(atPath: temporaryDirectory)
     }
 
     /// Whether `text` is a lowercase hex SHA-256, the only thing a blob path is made of.
@@ -81,7 +82,7 @@ public final class BlobStore: Sendable {
         do {
             try await FileSystem.shared.withFileHandle(
                 forWritingAt: FilePath(path),
-                options: .newFile(replaceExisting: false)
+                options: .newFile(replaceExisting: false, permissions: .ownerReadWrite)
             ) { handle in
                 try await handle.withBufferedWriter { writer in
                     for try await buffer in body {
@@ -118,10 +119,7 @@ public final class BlobStore: Sendable {
             if FileManager.default.fileExists(atPath: destination) {
                 unlink(received.temporaryPath)
             } else {
-                try FileManager.default.createDirectory(
-                    atPath: (destination as NSString).deletingLastPathComponent,
-                    withIntermediateDirectories: true
-                )
+                try PrivateFiles.createDirectory(atPath: (destination as NSString).deletingLastPathComponent)
                 guard rename(received.temporaryPath, destination) == 0 else {
                     let code = errno
                     unlink(received.temporaryPath)

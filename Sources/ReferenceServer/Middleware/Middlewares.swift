@@ -44,7 +44,9 @@ struct ErrorMiddleware: RouterMiddleware {
             return try await next(request, context)
         } catch {
             let serverError = Self.serverError(for: error)
-            if serverError.status.code >= 500 {
+            // A 503 is the server shedding load it chose not to queue (it says when to retry); logging
+            // each as a failure would turn a burst of requests into a burst of error lines.
+            if serverError.status.code >= 500 && serverError.status != .serviceUnavailable {
                 context.logger.error(
                     "request failed",
                     metadata: [
@@ -121,12 +123,14 @@ struct ErrorMiddleware: RouterMiddleware {
 }
 
 /// Reads request bodies up to the configured limit (413 past it), and for writes that carry an
-/// `Idempotency-Key`, binds the key to the caller and a hash of the request.
+/// `Idempotency-Key`, binds the key to the caller and a keyed hash of the request (the body can
+/// hold a password, so a plain hash of it must not be stored).
 struct BodyMiddleware: RouterMiddleware {
     typealias Context = AppRequestContext
     let maximumBodySize: Int
     /// Bodies nested deeper are refused before any decoder walks them (``RequestLimits/maximumJSONDepth``).
     var maximumJSONDepth = 64
+    let keys: StorageKeys
 
     func handle(
         _ request: Request,
@@ -164,7 +168,7 @@ struct BodyMiddleware: RouterMiddleware {
             hasher.update(data: Data(method.rawValue.utf8))
             hasher.update(data: Data(" \(request.uri.path)\n".utf8))
             hasher.update(data: Self.canonicalBody(Data(buffer.readableBytesView)))
-            let hash = Hex.encode(hasher.finalize())
+            let hash = keys.requestHash(digest: Array(hasher.finalize()))
             // Writes need a user; the key is bound to it once authentication ran.
             let principal = context.principal?.userID.rawValue ?? "anonymous"
             context.idempotency = IdempotencyClaim(principal: principal, key: key, requestHash: hash)

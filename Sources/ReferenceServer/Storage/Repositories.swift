@@ -25,6 +25,8 @@ public protocol AccountRepository: Sendable {
         -> WriteResult<User>
     func storeRefreshToken(hash: String, family: String, user: UserID, expiresAt: Date, now: Date) async throws
     func consumeRefreshToken(hash: String, now: Date) async throws -> RefreshOutcome
+    /// The user a refresh token was issued to, spent or not, without spending it.
+    func refreshTokenOwner(hash: String) async throws -> UserID?
     func revokeRefreshFamily(ofTokenHash hash: String, user: UserID, now: Date) async throws -> Bool
     func createAccessToken(
         name: String,
@@ -206,6 +208,11 @@ public protocol EventLogRepository: Sendable {
     func events(since: Int64, filter: EventFilter, limit: Int, user: UserID) async throws -> EventLogPage
     func trimEvents(olderThan cutoff: Date) async throws -> Int
     func purgeIdempotencyKeys(now: Date) async throws -> Int
+    /// The stored answer of an earlier request with the context's idempotency key (routes whose
+    /// work is not one mutation of the store).
+    func replayedAnswer(context: WriteContext) async throws -> StoredResponse?
+    /// Stores the answer of a request with the context's idempotency key, sealed.
+    func storeAnswer(_ response: StoredResponse, context: WriteContext) async throws
     func stats() async throws -> StoreStats
 }
 

@@ -155,6 +155,13 @@ extension SQLiteStore {
         }
     }
 
+    public func refreshTokenOwner(hash: String) async throws -> UserID? {
+        try await database.read { db in
+            try String.fetchOne(db, sql: "SELECT user_id FROM refresh_tokens WHERE token_hash = ?", arguments: [hash])
+                .map(UserID.init(unchecked:))
+        }
+    }
+
     /// Revokes the family of a refresh token (logout). Returns whether the token was known.
     public func revokeRefreshFamily(ofTokenHash hash: String, user: UserID, now: Date) async throws -> Bool {
         try await database.write { db in

@@ -58,6 +58,7 @@ extension SQLiteStore {
         context: WriteContext
     ) async throws -> WriteResult<Webhook> {
         let actor = try context.requireActor()
+        let keys = database.keys
         return try await perform(context, status: 201) { db in
             let owner = try Self.fetchBase(db, id: base, user: actor, minimum: .creator)
             if let table = request.tableID {
@@ -95,14 +96,19 @@ extension SQLiteStore {
             )
             try db.execute(
                 sql: """
-                    INSERT INTO webhooks (id, base_id, workspace_id, url, events, table_id, secret, enabled,
+                    INSERT INTO webhooks (id, base_id, workspace_id, url, events, table_id, sealed_secret, enabled,
                         failure_count, cursor, created_by, created_at, updated_at)
                     VALUES (?, ?, ?, ?, ?, ?, ?, 1, 0, ?, ?, ?, ?)
                     """,
                 arguments: [
                     webhook.id.rawValue, base.rawValue, owner.workspaceID.rawValue, webhook.url,
                     String(decoding: try JSONCoding.encoder.encode(webhook.events), as: UTF8.self),
-                    webhook.tableID?.rawValue, secret, seq, actor.rawValue, context.now.millisecondsSince1970,
+                    webhook.tableID?.rawValue,
+                    try keys.seal(
+                        Data(secret.utf8),
+                        context: StorageKeys.webhookSecretContext(id: webhook.id.rawValue)
+                    ),
+                    seq, actor.rawValue, context.now.millisecondsSince1970,
                     context.now.millisecondsSince1970,
                 ]
             )
@@ -336,7 +342,7 @@ extension SQLiteStore {
             db,
             sql: """
                 SELECT d.id, d.webhook_id, d.event_seq, d.event_type, d.body, d.attempts, d.next_attempt_at,
-                    w.url, w.secret
+                    w.url, w.sealed_secret
                 FROM webhooks w JOIN webhook_deliveries d ON d.id = (
                     SELECT id FROM webhook_deliveries
                     WHERE webhook_id = w.id AND status = 'pending' ORDER BY event_seq LIMIT 1)
@@ -346,6 +352,7 @@ extension SQLiteStore {
         )
         var due: [PendingWebhookDelivery] = []
         var nextDue: Date?
+        let keys = database.keys
         for row in rows {
             // Compared as stored (milliseconds), so a delivery due "now" is due under a clock that stands still.
             let at = row.optionalDate("next_attempt_at") ?? now
@@ -358,7 +365,7 @@ extension SQLiteStore {
                         eventType: EventType(rawValue: row["event_type"]),
                         body: row["body"],
                         url: row["url"],
-                        secret: row["secret"],
+                        secret: Self.openWebhookSecret(row["sealed_secret"], webhook: row["webhook_id"], keys: keys),
                         attempts: row["attempts"]
                     )
                 )
@@ -367,6 +374,15 @@ extension SQLiteStore {
             }
         }
         return WebhookWork(backlog: backlog, due: due.sorted { $0.eventSeq < $1.eventSeq }, nextDue: nextDue)
+    }
+
+    /// A webhook's secret as deliveries sign with it; `nil` when it cannot be opened (sealed with
+    /// another storage secret).
+    static func openWebhookSecret(_ sealed: Data, webhook: String, keys: StorageKeys) -> String? {
+        guard let secret = try? keys.open(sealed, context: StorageKeys.webhookSecretContext(id: webhook)) else {
+            return nil
+        }
+        return String(decoding: secret, as: UTF8.self)
     }
 
     public func recordWebhookAttempt(

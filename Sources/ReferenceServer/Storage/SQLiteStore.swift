@@ -35,6 +35,8 @@ public final class SQLiteStore: Sendable {
 
     /// Runs `body` as one mutation: replays a stored answer for a known idempotency key, otherwise
     /// applies the change, encodes the answer and stores it with the key, all in one transaction.
+    /// Stored answers are sealed (``StorageKeys``): one can carry a personal access token or a
+    /// webhook secret.
     func perform<T: Encodable & Sendable>(
         _ context: WriteContext,
         status: Int = 200,
@@ -43,36 +45,52 @@ public final class SQLiteStore: Sendable {
         let claim = context.idempotency
         let now = context.now
         let retention = idempotencyRetention
+        let keys = database.keys
         return try await database.write { db in
-            if let claim, let stored = try Self.storedResponse(db, claim: claim, now: now, retention: retention) {
+            if let claim,
+                let stored = try Self.storedResponse(db, claim: claim, now: now, retention: retention, keys: keys)
+            {
                 return WriteResult(value: nil, response: stored)
             }
             let value = try body(db)
             let data = try (value as? any PreEncodedJSON).map { Data($0.json) } ?? JSONCoding.encoder.encode(value)
             let eTag = (value as? any VersionedResource).map { VersionTag.format($0.version) }
             let response = StoredResponse(status: status, body: data, eTag: eTag, replayed: false)
-            if let claim {
-                try db.execute(
-                    sql: """
-                        INSERT OR REPLACE INTO idempotency_keys
-                            (principal, key, request_hash, status, body, etag, created_at)
-                        VALUES (?, ?, ?, ?, ?, ?, ?)
-                        """,
-                    arguments: [
-                        claim.principal, claim.key, claim.requestHash, status, data, response.eTag,
-                        now.millisecondsSince1970,
-                    ]
-                )
-            }
+            if let claim { try Self.storeResponse(db, response, claim: claim, now: now, keys: keys) }
             return WriteResult(value: value, response: response)
         }
+    }
+
+    private static func storeResponse(
+        _ db: Database,
+        _ response: StoredResponse,
+        claim: IdempotencyClaim,
+        now: Date,
+        keys: StorageKeys
+    ) throws {
+        let sealed = try keys.seal(
+            response.body,
+            context: StorageKeys.idempotencyContext(principal: claim.principal, key: claim.key)
+        )
+        try db.execute(
+            sql: """
+                INSERT OR REPLACE INTO idempotency_keys
+                    (principal, key, request_hash, status, body, etag, created_at)
+                VALUES (?, ?, ?, ?, ?, ?, ?)
+                """,
+            arguments: [
+                claim.principal, claim.key, claim.requestHash, response.status, sealed, response.eTag,
+                now.millisecondsSince1970,
+            ]
+        )
     }
 
     private static func storedResponse(
         _ db: Database,
         claim: IdempotencyClaim,
         now: Date,
-        retention: TimeInterval
+        retention: TimeInterval,
+        keys: StorageKeys
     ) throws -> StoredResponse? {
         guard
             let row = try Row.fetchOne(
@@ -94,12 +112,41 @@ public final class SQLiteStore: Sendable {
                 "Idempotency-Key '\(claim.key)' was already used with a different request"
             )
         }
-        return StoredResponse(
-            status: row["status"],
-            body: row["body"],
-            eTag: row["etag"],
-            replayed: true
-        )
+        let body: Data
+        do {
+            body = try keys.open(
+                row["body"],
+                context: StorageKeys.idempotencyContext(principal: claim.principal, key: claim.key)
+            )
+        } catch {
+            // Running the write again could do it twice; the caller can retry with a new key.
+            throw ServerError.conflict(
+                "the stored answer of Idempotency-Key '\(claim.key)' cannot be read (\(error)); send the request with a new key"
+            )
+        }
+        return StoredResponse(status: row["status"], body: body, eTag: row["etag"], replayed: true)
+    }
+
+    /// The stored answer of an earlier request with this context's idempotency key, for a route
+    /// whose work is not one ``perform(_:status:_:)`` (it answers `nil` without a key).
+    /// - Throws: 422 when the key was used with a different request.
+    public func replayedAnswer(context: WriteContext) async throws -> StoredResponse? {
+        guard let claim = context.idempotency else { return nil }
+        let retention = idempotencyRetention
+        let keys = database.keys
+        return try await database.read { db in
+            try Self.storedResponse(db, claim: claim, now: context.now, retention: retention, keys: keys)
+        }
+    }
+
+    /// Stores (sealed) the answer of a request with this context's idempotency key, for
+    /// ``replayedAnswer(context:)``; does nothing without a key.
+    public func storeAnswer(_ response: StoredResponse, context: WriteContext) async throws {
+        guard let claim = context.idempotency else { return }
+        let keys = database.keys
+        try await database.write { db in
+            try Self.storeResponse(db, response, claim: claim, now: context.now, keys: keys)
+        }
     }
 
     /// Deletes stored idempotent answers older than the retention.

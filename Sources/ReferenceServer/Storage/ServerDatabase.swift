@@ -18,12 +18,29 @@ public struct ServerDatabase: Sendable {
     /// The event head and webhook changes, as commits report them.
     public let facts: CommitFacts
 
+    /// The keys of sealed values (stored answers, webhook secrets) and request hashes.
+    let keys: StorageKeys
+
     /// Opens (creating if need be) the database at `path` and migrates it.
     /// - Parameters:
-    ///   - path: The SQLite file.
+    ///   - path: The SQLite file. It and its `-wal` and `-shm` files are created (or tightened to)
+    ///     mode 0600.
     ///   - durable: Whether each commit is fsynced before it is acknowledged (`synchronous = FULL`).
     ///   - recordCacheBytes: The memory for recently read records (0: no cache).
-    public init(path: String, durable: Bool = true, recordCacheBytes: Int = 32 << 20, logger: Logger) throws {
+    ///   - keys: The keys secrets are sealed with. A database remembers which keys sealed it and
+    ///     refuses others.
+    public init(
+        path: String,
+        durable: Bool = true,
+        recordCacheBytes: Int = 32 << 20,
+        keys: StorageKeys,
+        logger: Logger
+    ) throws {
+        // SQLite gives the -wal and -shm files the database file's mode.
+        try PrivateFiles.prepareFile(atPath: path)
+        for suffix in ["-wal", "-shm"] where FileManager.default.fileExists(atPath: path + suffix) {
+            try PrivateFiles.prepareFile(atPath: path + suffix)
+        }
         var configuration = Configuration()
         configuration.busyMode = .timeout(10)
         configuration.maximumReaderCount = 8
@@ -31,14 +48,17 @@ public struct ServerDatabase: Sendable {
         configuration.prepareDatabase { db in
             try db.execute(sql: "PRAGMA cache_size = -32000")
             try db.execute(sql: "PRAGMA temp_store = MEMORY")
+            // Deleted rows are zeroed within their pages when that costs no extra I/O.
+            try db.execute(sql: "PRAGMA secure_delete = FAST")
         }
         self.pool = try DatabasePool(path: path, configuration: configuration)
+        self.keys = keys
         // Set on the writer after the pool is open: DatabasePool puts `synchronous = NORMAL` on it when
         // it turns WAL on, after `prepareDatabase` ran. In WAL mode FULL syncs the log at every commit.
         try pool.writeWithoutTransaction { db in
             try db.execute(sql: "PRAGMA synchronous = \(durable ? "FULL" : "NORMAL")")
         }
-        try Self.migrator.migrate(pool)
+        try Self.migrate(pool, keys: keys, logger: logger)
         let facts = CommitFacts(head: try pool.read { db in try SQLiteStore.eventHead(db) })
         self.facts = facts
         pool.add(transactionObserver: CommitFactsObserver(facts: facts), extent: .databaseLifetime)
@@ -50,6 +70,44 @@ public struct ServerDatabase: Sendable {
         let commits = CommitSignal()
         self.commits = commits
         self.writer = WriteCoalescer(pool: pool, logger: logger, commits: commits)
+    }
+
+    /// Migrates the database; checks (or, the first time, records) which storage keys seal it.
+    /// When secrets that a previous version kept in plaintext were sealed just now, rewrites the
+    /// whole file so that no freed page, and no frame of the write-ahead log, still holds them.
+    static func migrate(_ pool: DatabasePool, keys: StorageKeys, logger: Logger) throws {
+        let migrator = migrator(keys: keys)
+        let applied = try pool.read { db in try migrator.appliedIdentifiers(db) }
+        try migrator.migrate(pool)
+        try pool.write { db in
+            let fingerprint = try String.fetchOne(
+                db,
+                sql: "SELECT value FROM server_state WHERE key = 'storage_key_fingerprint'"
+            )
+            if let fingerprint, fingerprint != keys.fingerprint {
+                throw ServerConfigurationError(
+                    message: """
+                        the database was sealed with another storage secret; restore the data directory's \
+                        original \(SecretFile.storage.name) file
+                        """
+                )
+            }
+            if fingerprint == nil {
+                try db.execute(
+                    sql: "INSERT INTO server_state (key, value) VALUES ('storage_key_fingerprint', ?)",
+                    arguments: [keys.fingerprint]
+                )
+            }
+        }
+        guard applied.contains("v1"), !applied.contains(sealingMigration) else { return }
+        logger.notice("sealed secrets stored in plaintext by an earlier version; rewriting the database once")
+        try pool.writeWithoutTransaction { db in
+            // VACUUM copies the database through a temporary one: on disk, as it may be large.
+            try db.execute(sql: "PRAGMA temp_store = FILE")
+            try db.execute(sql: "VACUUM")
+            try db.execute(sql: "PRAGMA temp_store = MEMORY")
+            try db.checkpoint(.truncate)
+        }
     }
 
     /// Runs `operation` in a transaction shared with other concurrent writes (its own savepoint).
@@ -68,7 +126,10 @@ public struct ServerDatabase: Sendable {
         }
     }
 
-    static var migrator: DatabaseMigrator {
+    /// The migration that sealed what earlier versions kept in plaintext.
+    static let sealingMigration = "v4-sealed-secrets"
+
+    static func migrator(keys: StorageKeys) -> DatabaseMigrator {
         var migrator = DatabaseMigrator()
         migrator.registerMigration("v1") { db in
             try db.execute(
@@ -291,6 +352,43 @@ public struct ServerDatabase: Sendable {
                     END;
                     """
             )
+        }
+        migrator.registerMigration(sealingMigration) { db in
+            // Freed cells and pages are zeroed while the plaintext is replaced.
+            try db.execute(sql: "PRAGMA secure_delete = ON")
+            // Stored answers can carry a personal access token or a webhook secret; request hashes
+            // were a plain SHA-256 of the request (the body of a registration holds its password).
+            // New hashes are the keyed hash of that same SHA-256, so a replay still matches.
+            let answers = try Row.fetchAll(db, sql: "SELECT principal, key, request_hash, body FROM idempotency_keys")
+            for row in answers {
+                let principal: String = row["principal"]
+                let key: String = row["key"]
+                let plainHash: String = row["request_hash"]
+                let digest = Hex.decode(plainHash) ?? Array(plainHash.utf8)
+                try db.execute(
+                    sql: "UPDATE idempotency_keys SET request_hash = ?, body = ? WHERE principal = ? AND key = ?",
+                    arguments: [
+                        keys.requestHash(digest: digest),
+                        try keys.seal(
+                            row["body"] as Data,
+                            context: StorageKeys.idempotencyContext(principal: principal, key: key)
+                        ),
+                        principal, key,
+                    ]
+                )
+            }
+            try db.execute(sql: "ALTER TABLE webhooks RENAME COLUMN secret TO sealed_secret")
+            for row in try Row.fetchAll(db, sql: "SELECT id, sealed_secret FROM webhooks") {
+                let id: String = row["id"]
+                let secret: String = row["sealed_secret"]
+                try db.execute(
+                    sql: "UPDATE webhooks SET sealed_secret = ? WHERE id = ?",
+                    arguments: [
+                        try keys.seal(Data(secret.utf8), context: StorageKeys.webhookSecretContext(id: id)), id,
+                    ]
+                )
+            }
+            try db.execute(sql: "PRAGMA secure_delete = FAST")
         }
         return migrator
     }

@@ -73,7 +73,9 @@ public struct PendingWebhookDelivery: Sendable, Hashable {
     /// The exact body to POST (and sign).
     public var body: Data
     public var url: String
-    public var secret: String
+    /// The secret deliveries are signed with; `nil` when the stored one cannot be opened (it was
+    /// sealed with another storage secret), and then the attempt fails without sending.
+    public var secret: String?
     /// Attempts made before this one.
     public var attempts: Int
 }

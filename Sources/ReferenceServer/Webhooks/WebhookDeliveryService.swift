@@ -134,14 +134,14 @@ struct WebhookDeliveryService: Service {
                 )
             {
                 outcome.error = "refused: \(refusal); private targets are not allowed"
-            } else {
+            } else if let secret = delivery.secret {
                 var request = HTTPClientRequest(url: delivery.url)
                 request.method = .POST
                 request.headers.add(name: "Content-Type", value: "application/json")
                 request.headers.add(name: "User-Agent", value: "pyat-webhooks/1")
                 request.headers.add(
                     name: WebhookPayload.signatureHeader,
-                    value: WebhookSignature.header(body: delivery.body, secret: delivery.secret)
+                    value: WebhookSignature.header(body: delivery.body, secret: secret)
                 )
                 request.headers.add(name: WebhookPayload.deliveryHeader, value: delivery.id.rawValue)
                 request.headers.add(name: WebhookPayload.eventHeader, value: delivery.eventType.rawValue)
@@ -158,6 +158,9 @@ struct WebhookDeliveryService: Service {
                     let text = body.map { String(buffer: $0).prefix(200) } ?? ""
                     outcome.error = "HTTP \(status)" + (text.isEmpty ? "" : ": \(text)")
                 }
+            } else {
+                outcome.error =
+                    "the webhook's secret cannot be read (sealed with another storage secret): recreate the webhook"
             }
         } catch {
             if Task.isCancelled { return }

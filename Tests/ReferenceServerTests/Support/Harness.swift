@@ -5,6 +5,7 @@ import HummingbirdTesting
 import Logging
 import NIOCore
 import PyAirtableModels
+import PyAirtableTesting
 import Synchronization
 import Testing
 
@@ -55,7 +56,7 @@ enum Harness {
             port: 0,
             dataDirectory: dataDirectory,
             maximumBodySize: maximumBodySize,
-            auth: .init(bcryptCost: 4),
+            auth: .init(bcryptCost: 4, throttle: .forTests),
             durableCommits: false,
             now: { clock.now }
         )
@@ -78,6 +79,23 @@ enum Harness {
             configuration: configuration(dataDirectory: dataDirectory, clock: clock, maximumBodySize: maximumBodySize),
             logger: logger
         )
+        let application = Application(
+            router: buildRouter(services: services),
+            configuration: .init(address: .hostname("127.0.0.1", port: 0)),
+            logger: logger
+        )
+        return try await application.test(.live) { client in
+            try await body(API(client: client), services)
+        }
+    }
+
+    /// Starts a server with `configuration` (its data directory included) and `logger`.
+    static func withServer<T: Sendable>(
+        configuration: ServerConfiguration,
+        logger: Logger = Harness.logger,
+        _ body: @escaping @Sendable (API, ServerServices) async throws -> T
+    ) async throws -> T {
+        let services = try await ServerServices.open(configuration: configuration, logger: logger)
         let application = Application(
             router: buildRouter(services: services),
             configuration: .init(address: .hostname("127.0.0.1", port: 0)),
