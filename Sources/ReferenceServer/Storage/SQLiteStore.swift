@@ -15,11 +15,23 @@ public final class SQLiteStore: Sendable {
     let webhooksIdleAt = Atomic<UInt64>(.max)
     /// Answers stored for `Idempotency-Key` replay are kept this long.
     let idempotencyRetention: TimeInterval
+    /// The most fields a table may have; checked where every field is inserted.
+    let maximumFieldsPerTable: Int
+    /// The most bytes of (existing) files one user may have uploaded; 0: no quota.
+    let uploadQuotaBytes: Int64
 
-    public init(database: ServerDatabase, logger: Logger, idempotencyRetention: TimeInterval = 24 * 3600) {
+    public init(
+        database: ServerDatabase,
+        logger: Logger,
+        idempotencyRetention: TimeInterval = 24 * 3600,
+        maximumFieldsPerTable: Int = 500,
+        uploadQuotaBytes: Int64 = 10 << 30
+    ) {
         self.database = database
         self.logger = logger
         self.idempotencyRetention = idempotencyRetention
+        self.maximumFieldsPerTable = maximumFieldsPerTable
+        self.uploadQuotaBytes = uploadQuotaBytes
     }
 
     // MARK: - Mutations
