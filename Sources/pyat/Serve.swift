@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import Hummingbird
 import Logging
+import PyAirtableClient
 import ReferenceServer
 
 extension Pyat {
@@ -35,6 +36,30 @@ extension Pyat {
             help: "The largest file upload accepted, in bytes (uploads stream to disk)."
         )
         var maximumFileSize: Int64 = 1 << 30
+
+        @Option(
+            name: .customLong("upload-quota"),
+            help: "The most bytes of files one user may have uploaded (existing files count; 0: no quota)."
+        )
+        var uploadQuota: Int64 = 10 << 30
+
+        @Option(
+            name: .customLong("max-realtime-connections-per-user"),
+            help: "The most WebSocket and SSE connections one user may hold open (polling is not counted)."
+        )
+        var maximumRealtimeConnectionsPerUser: Int = 64
+
+        @Option(
+            name: .customLong("realtime-buffer-bytes"),
+            help: "The bytes of events held for one realtime connection before a slow consumer is cut off."
+        )
+        var realtimeBufferBytes: Int = 4 << 20
+
+        @Option(
+            name: .customLong("operator"),
+            help: "A user id (usr…) allowed to read server-wide counts (GET /api/v1/stats?scope=server); repeatable."
+        )
+        var operators: [String] = []
 
         @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical.")
         var logLevel: String = "info"
@@ -71,6 +96,16 @@ extension Pyat {
             guard maximumBodySize >= 1024 else { throw ValidationError("--max-body-size must be at least 1024") }
             guard recordCacheSize >= 0 else { throw ValidationError("--record-cache-size must not be negative") }
             guard maximumFileSize >= 0 else { throw ValidationError("--max-file-size must not be negative") }
+            guard uploadQuota >= 0 else { throw ValidationError("--upload-quota must not be negative") }
+            guard maximumRealtimeConnectionsPerUser >= 1 else {
+                throw ValidationError("--max-realtime-connections-per-user must be at least 1")
+            }
+            guard realtimeBufferBytes >= 1024 else {
+                throw ValidationError("--realtime-buffer-bytes must be at least 1024")
+            }
+            for id in operators where UserID(id) == nil {
+                throw ValidationError("--operator \(id) is not a user id (usr followed by 14 letters and digits)")
+            }
             guard ["text", "json"].contains(logFormat) else {
                 throw ValidationError("--log-format must be text or json")
             }
@@ -93,10 +128,14 @@ extension Pyat {
                 dataDirectory: dataDirectory,
                 maximumBodySize: maximumBodySize,
                 maximumFileSize: maximumFileSize,
+                uploadQuotaBytes: uploadQuota,
+                operatorUserIDs: Set(operators.compactMap(UserID.init)),
                 jwtSecret: ProcessInfo.processInfo.environment["PYAT_JWT_SECRET"],
                 durableCommits: !noFsync,
                 recordCacheBytes: recordCacheSize
             )
+            configuration.realtime.maximumConnectionsPerUser = maximumRealtimeConnectionsPerUser
+            configuration.realtime.maximumBufferedBytes = realtimeBufferBytes
             configuration.realtime.webSocketEnabled = !noWebSocket
             configuration.realtime.serverSentEventsEnabled = !noServerSentEvents
             configuration.webhooks.allowPrivateTargets = webhooksAllowPrivate
