@@ -1,4 +1,5 @@
 import Foundation
+import GRDB
 import HTTPTypes
 import PyAirtableModels
 import PyAirtableTesting
@@ -171,6 +172,47 @@ struct WebhookAccessTests {
             // Deleting the base deletes its webhooks.
             #expect(try await owner.send(.delete, "bases/\(base.id)").status == .noContent)
             expectError(try await owner.send(.get, "webhooks/\(firstHook.id)"), .notFound, .notFound)
+        }
+    }
+
+    @Test(
+        "an existing database is brought in line: webhooks of creators who lost the role stop, stored events lose URLs"
+    )
+    func migrationOfExistingData() async throws {
+        let directory = try TemporaryDirectory()
+        let path = directory.path
+        let (token, hookID) = try await WebhookTests.withServer(directory: path, worker: false) { api, services in
+            let (owner, _) = try await api.register("Owner")
+            let (creator, creatorUser) = try await api.register("Creator")
+            let (workspace, base, _) = try await owner.scaffold()
+            try await owner.addMember(workspace.id, user: creatorUser.id, role: .creator)
+            let hook = try await WebhookTests.createHook(creator, base: base.id, url: "http://127.0.0.1:9/old-hook")
+            #expect(
+                try await owner.send(.delete, "workspaces/\(workspace.id)/members/\(creatorUser.id)").status
+                    == .noContent
+            )
+            // Put the data back as the code before this change left it: the hook still on, the URL
+            // in its creation event, and the migration not yet applied.
+            let pool = try #require(services.store as? SQLiteStore).database.pool
+            try await pool.write { db in
+                try db.execute(sql: "UPDATE webhooks SET enabled = 1, disabled_reason = NULL")
+                try db.execute(
+                    sql: """
+                        UPDATE events SET payload = json_set(payload, '$.url', 'http://127.0.0.1:9/old-hook')
+                        WHERE type = 'webhook.created'
+                        """
+                )
+                try db.execute(sql: "DELETE FROM grdb_migrations WHERE identifier = 'v4-webhook-access'")
+            }
+            return (try #require(owner.token), hook.id)
+        }
+        try await WebhookTests.withServer(directory: path, worker: false) { api, _ in
+            let owner = api.authorized(token)
+            let hook = try await owner.call(.get, "webhooks/\(hookID)", as: Webhook.self)
+            #expect(!hook.enabled)
+            #expect(hook.disabledReason?.contains("no longer has the creator role") == true, "\(hook)")
+            let log = try await owner.send(.get, "events/log?since=0&limit=1000")
+            #expect(log.status == .ok && !log.text.contains("old-hook"))
         }
     }
 }
