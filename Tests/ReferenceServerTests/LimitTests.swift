@@ -231,9 +231,13 @@ struct LimitTests {
     @Test("a consumer that never reads is cut off by the byte bound long before the message bound")
     func slowConsumerByBytes() async throws {
         #expect(RealtimeConfiguration().maximumBufferedBytes == 4 << 20)
+        // The silent consumer answers no pings: on a loaded machine the idle timeout must not be
+        // what ends it.
         let realtime = RealtimeConfiguration(
             bufferSize: 4096,
             maximumBufferedBytes: 256 * 1024,
+            idleTimeout: .seconds(3600),
+            pingInterval: .seconds(3600),
             closeTimeout: .milliseconds(200)
         )
         try await RealtimeServer.run(realtime: realtime, maximumBodySize: 1 << 20) { server in
