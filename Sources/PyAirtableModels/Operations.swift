@@ -21,19 +21,36 @@ public struct HealthStatus: Codable, Sendable, Hashable {
     }
 }
 
-/// `GET /api/v1/stats`: what the server holds and has done since it started.
+/// `GET /api/v1/stats`: counts of what the caller can see — the workspaces they are a member of
+/// and what those hold — or, with `?scope=server` and only for the server's operators, of the whole
+/// server.
 public struct ServerStats: Codable, Sendable, Hashable {
+    /// What the counts cover.
+    public enum Scope: String, Codable, Sendable, Hashable, CaseIterable {
+        /// The workspaces the caller is a member of (the default).
+        case workspaces
+        /// The whole server (operators only).
+        case server
+    }
+
+    public var scope: Scope
+    /// Users who share a workspace with the caller, the caller included; every user in `server` scope.
     public var users: Int
     public var workspaces: Int
     public var bases: Int
     public var tables: Int
     public var records: Int
+    /// Events of the retained log the caller may read; all of them in `server` scope.
     public var events: Int
+    /// The newest seq of the event log, to subscribe or poll from. It is the log's position (which
+    /// every `next_since` and event `seq` also shows), not a count of anything the caller sees.
     public var lastEventSeq: Int64
-    public var requests: Int
+    /// Requests the server answered since it started; only in `server` scope.
+    public var requests: Int?
     public var uptimeSeconds: Double
 
     public init(
+        scope: Scope = .workspaces,
         users: Int,
         workspaces: Int,
         bases: Int,
@@ -41,9 +58,10 @@ public struct ServerStats: Codable, Sendable, Hashable {
         records: Int,
         events: Int,
         lastEventSeq: Int64,
-        requests: Int,
+        requests: Int? = nil,
         uptimeSeconds: Double
     ) {
+        self.scope = scope
         self.users = users
         self.workspaces = workspaces
         self.bases = bases
@@ -56,7 +74,7 @@ public struct ServerStats: Codable, Sendable, Hashable {
     }
 
     enum CodingKeys: String, CodingKey {
-        case users, workspaces, bases, tables, records, events
+        case scope, users, workspaces, bases, tables, records, events
         case lastEventSeq = "last_event_seq"
         case requests
         case uptimeSeconds = "uptime_seconds"

@@ -85,6 +85,14 @@ enum OpenAPIDocument {
               restarted server resumes them; an attempt under way when a server stopped is made again with the
               same delivery id, so receivers must dedupe by `X-PyAirtable-Delivery`. The secret is stored so the
               server can sign; it is shown only in the answer that created the webhook.
+
+              Access: webhooks, their target URLs and their delivery logs (which quote receivers' answers) are
+              for creators and owners only; editors, commenters and viewers get 403 on every webhook route, and
+              the `webhook.*` events every member reads carry neither the URL nor `disabled_reason`. A webhook
+              delivers on the access of the user responsible for it (its creator): when that user leaves or is
+              removed from the workspace, or their role drops below creator, the webhook is disabled in the same
+              transaction with a `disabled_reason` saying so (a deleted base or workspace deletes its webhooks).
+              A creator or owner who turns it back on with `PATCH {"enabled": true}` becomes responsible for it.
           - name: operations
             description: Health, metrics, stats and this document.
 
@@ -1091,6 +1099,8 @@ enum OpenAPIDocument {
               tags: [fields]
               operationId: createField
               summary: Add a field (creator)
+              description: A table has at most 500 fields by default, however they were added (with the table or one
+                by one); adding one more is refused with 422.
               parameters:
                 - $ref: '#/components/parameters/IdempotencyKey'
               requestBody:
@@ -1763,6 +1773,12 @@ enum OpenAPIDocument {
                 `Content-Length` past the limit is refused before any byte is read; a body that grows past it while streaming
                 is refused then. Either way the answer is 413 `PAYLOAD_TOO_LARGE` and no partial file is kept.
 
+                Upload quota: the files a user uploaded that still exist may take at most 10 GiB by default
+                (`pyat serve --upload-quota`, 0 for none; deleting a file frees its size). An upload that does not fit
+                in what is left is refused with 413 `PAYLOAD_TOO_LARGE`, its message saying how much the user's files
+                take of the quota: before any byte is read when `Content-Length` says so, else when the stream passes
+                what is left (with an `Idempotency-Key`, when the upload is recorded, so a retry still replays).
+
                 - Name: `?name=`, else the `filename` (or `filename*`) of a `Content-Disposition` header, else `file`.
                   The name is metadata only: stored bytes live at `blobs/<2 hex>/<2 hex>/<sha256>` in the data directory,
                   paths made of the digest alone, so no name reaches the file system. Control characters become `_`;
@@ -2065,10 +2081,14 @@ enum OpenAPIDocument {
                 after `HEAD`. `{"type":"pong"}` answers `ping`; `{"type":"error","subscription":"s1"?,"error":{…ErrorDetail…}}`
                 reports a bad frame, a duplicate subscription id or too many subscriptions.
 
-                Close codes: 1008 `slow consumer` when more messages wait for the client than the server's buffer
-                holds (reconnect and resume from the last seq received); 4401 `unauthorized`. The server pings every
-                30 s; a connection that sends no bytes at all (pongs count) for the idle timeout, 90 s by default, is
-                dropped.
+                Close codes: 1008 `slow consumer` when more messages, or more bytes of them, wait for the client than
+                the server's buffer holds (4096 messages and 4 MiB by default; reconnect and resume from the last seq
+                received); 4401 `unauthorized`; 4429 `too many connections` when the user already holds the most
+                realtime connections the server allows (WebSocket and SSE together, 64 by default; polling
+                `GET /events/log` is not counted), announced like a credential refusal: the upgrade completes and
+                the client's first frame is answered with an `error` frame (`RATE_LIMITED`, 429). The server pings
+                every 30 s; a connection that sends no bytes at all (pongs count) for the idle timeout, 90 s by
+                default, is dropped.
               responses:
                 '101':
                   description: Switching Protocols to WebSocket.
@@ -2099,9 +2119,11 @@ enum OpenAPIDocument {
                 Without either, the stream starts at the head of the log. The stream opens with the comment
                 `: connected`; each event is `id: <seq>`, `event: <type>`, `data: <Event JSON on one line>` and a blank
                 line; a `: heartbeat` comment comes every 15 s. A client that falls further behind than the server's
-                buffer gets `event: error` with an `ErrorResponse` body (`RATE_LIMITED`, message `slow consumer…`) and the
-                stream ends: reconnect with `Last-Event-ID`. Authenticate with `Authorization: Bearer` or the
-                `access_token` query parameter (for `EventSource`).
+                buffer (4096 messages or 4 MiB by default) gets `event: error` with an `ErrorResponse` body
+                (`RATE_LIMITED`, message `slow consumer…`) and the stream ends: reconnect with `Last-Event-ID`. A user
+                who already holds the most realtime connections allowed (WebSocket and SSE together, 64 by default)
+                gets 429 `RATE_LIMITED` with `Retry-After` instead of a stream. Authenticate with
+                `Authorization: Bearer` or the `access_token` query parameter (for `EventSource`).
               parameters:
                 - name: since
                   in: query
@@ -2164,6 +2186,8 @@ enum OpenAPIDocument {
                   $ref: '#/components/responses/ResyncRequired'
                 '422':
                   $ref: '#/components/responses/ValidationFailed'
+                '429':
+                  $ref: '#/components/responses/RateLimited'
                 '500':
                   $ref: '#/components/responses/ServerError'
 
@@ -2174,7 +2198,7 @@ enum OpenAPIDocument {
             get:
               tags: [webhooks]
               operationId: listWebhooks
-              summary: List a base's webhooks (any member; secrets are never included)
+              summary: List a base's webhooks (creator; secrets are never included)
               responses:
                 '200':
                   description: OK
@@ -2187,6 +2211,8 @@ enum OpenAPIDocument {
                         $ref: '#/components/schemas/WebhookPage'
                 '401':
                   $ref: '#/components/responses/Unauthorized'
+                '403':
+                  $ref: '#/components/responses/Forbidden'
                 '404':
                   $ref: '#/components/responses/NotFound'
                 '500':
@@ -2198,9 +2224,13 @@ enum OpenAPIDocument {
               description: |
                 The target must be an http or https URL. Unless the server allows private targets, a host that
                 is or resolves to a loopback (127.0.0.0/8, ::1, localhost), private (10/8, 172.16/12,
-                192.168/16, 100.64/10, fc00::/7), link-local (169.254/16, fe80::/10), unspecified or multicast
-                address is refused with 422 (server-side request forgery); the check is made again before every
-                delivery attempt. `events` must be event types of a base (base.*, table.*, field.*, view.*,
+                192.168/16, 100.64/10, fc00::/7, fec0::/10), link-local (169.254/16, fe80::/10), unspecified,
+                reserved or multicast address is refused with 422 (server-side request forgery), and so is a host
+                name that does not resolve. IPv6 addresses that carry an IPv4 address — IPv4-mapped (::ffff:0:0/96),
+                IPv4-compatible (::/96), NAT64 (64:ff9b::/96, 64:ff9b:1::/48), 6to4 (2002::/16) and Teredo
+                (2001::/32) — are judged by the IPv4 address they carry. A refusal names the host as given and
+                says that it resolves to a private address, never which address. The check is made again before
+                every delivery attempt. `events` must be event types of a base (base.*, table.*, field.*, view.*,
                 record.*, webhook.*); omitted or empty means all of them. `table_id` must be a table of the base.
                 A base holds at most 50 webhooks by default.
               parameters:
@@ -2245,7 +2275,7 @@ enum OpenAPIDocument {
             get:
               tags: [webhooks]
               operationId: getWebhook
-              summary: Get a webhook, with its failure count and why it is disabled (any member)
+              summary: Get a webhook, with its failure count and why it is disabled (creator)
               responses:
                 '200':
                   description: OK
@@ -2258,6 +2288,8 @@ enum OpenAPIDocument {
                         $ref: '#/components/schemas/Webhook'
                 '401':
                   $ref: '#/components/responses/Unauthorized'
+                '403':
+                  $ref: '#/components/responses/Forbidden'
                 '404':
                   $ref: '#/components/responses/NotFound'
                 '500':
@@ -2269,7 +2301,9 @@ enum OpenAPIDocument {
               description: |
                 `{"enabled": false}` stops deliveries; events keep accumulating for the webhook. `{"enabled": true}`
                 clears the failure count and the reason, and the deliveries it gave up on (`failed`) become
-                `pending` again, so nothing is lost while it was off (within the event log's retention).
+                `pending` again, so nothing is lost while it was off (within the event log's retention). When the
+                user responsible for the webhook no longer has the creator role in the workspace, the caller who
+                enables it becomes responsible for it.
               parameters:
                 - $ref: '#/components/parameters/IdempotencyKey'
               requestBody:
@@ -2340,7 +2374,7 @@ enum OpenAPIDocument {
             get:
               tags: [webhooks]
               operationId: listWebhookDeliveries
-              summary: A webhook's delivery log, newest event first (any member)
+              summary: A webhook's delivery log, newest event first (creator)
               description: |
                 The log keeps the newest 1000 deliveries per webhook by default; pending and failed ones are never
                 dropped.
@@ -2375,6 +2409,8 @@ enum OpenAPIDocument {
                         $ref: '#/components/schemas/WebhookDeliveryPage'
                 '401':
                   $ref: '#/components/responses/Unauthorized'
+                '403':
+                  $ref: '#/components/responses/Forbidden'
                 '404':
                   $ref: '#/components/responses/NotFound'
                 '422':
@@ -2388,7 +2424,22 @@ enum OpenAPIDocument {
             get:
               tags: [operations]
               operationId: getStats
-              summary: Server-wide counts
+              summary: Counts of what the caller can see
+              description: |
+                By default (`scope=workspaces`) the counts cover the workspaces the caller is a member of: their
+                members (the caller included), bases, tables and records, and the retained events the caller may
+                read (as `GET /events/log` decides). Nothing of other tenants is counted. `last_event_seq` is the
+                head of the shared event log, the position to subscribe or poll from (every `next_since` shows it
+                too), not a count. `scope=server` counts the whole server and adds `requests`; it is for the users
+                the operator named with `pyat serve --operator USER_ID` (403 for everyone else).
+              parameters:
+                - name: scope
+                  in: query
+                  required: false
+                  schema:
+                    type: string
+                    enum: [workspaces, server]
+                    default: workspaces
               responses:
                 '200':
                   description: OK
@@ -2401,6 +2452,10 @@ enum OpenAPIDocument {
                         $ref: '#/components/schemas/ServerStats'
                 '401':
                   $ref: '#/components/responses/Unauthorized'
+                '403':
+                  $ref: '#/components/responses/Forbidden'
+                '422':
+                  $ref: '#/components/responses/ValidationFailed'
                 '500':
                   $ref: '#/components/responses/ServerError'
 
@@ -2724,6 +2779,7 @@ enum OpenAPIDocument {
                   schema:
                     $ref: '#/components/schemas/ErrorResponse'
 
+<<<<<<< HEAD
             RecordListRefused:
               description: 'VALIDATION_ERROR: a bad `view`, `filter`, `sort`, `fields`, `page_size` or `cursor` (`field` names it;
                 formula errors, and formulas past the length, token or nesting limits, carry `position`); or the filter was
@@ -2732,6 +2788,18 @@ enum OpenAPIDocument {
               headers:
                 X-Request-ID:
                   $ref: '#/components/headers/XRequestID'
+=======
+            RateLimited:
+              description: 'RATE_LIMITED: too many requests or connections; try again after `Retry-After` seconds.'
+              headers:
+                X-Request-ID:
+                  $ref: '#/components/headers/XRequestID'
+                Retry-After:
+                  description: Seconds to wait before trying again.
+                  schema:
+                    type: integer
+                    minimum: 0
+>>>>>>> issue13-access
               content:
                 application/json:
                   schema:
@@ -3926,7 +3994,8 @@ enum OpenAPIDocument {
                   $ref: '#/components/schemas/RecordID'
                 payload:
                   $ref: '#/components/schemas/JSONValue'
-                  description: The resource after the change (or as it was, for a delete).
+                  description: The resource after the change (or as it was, for a delete). `webhook.*` events carry the
+                    webhook without `url`, `disabled_reason` and `secret`, which only creators and owners may see.
                 actor:
                   $ref: '#/components/schemas/UserID'
                   description: Who made the change.
@@ -3968,11 +4037,18 @@ enum OpenAPIDocument {
 
             ServerStats:
               type: object
-              description: Counts across the whole server.
-              required: [users, workspaces, bases, tables, records, events, last_event_seq, requests, uptime_seconds]
+              description: Counts of what the caller can see (`scope` says what they cover).
+              required: [scope, users, workspaces, bases, tables, records, events, last_event_seq, uptime_seconds]
               properties:
+                scope:
+                  type: string
+                  description: '`workspaces`: the caller''s workspaces and what they hold; `server`: the whole server
+                    (operators only).'
+                  enum: [workspaces, server]
                 users:
                   type: integer
+                  description: Users sharing a workspace with the caller, the caller included (every user in `server`
+                    scope).
                   minimum: 0
                 workspaces:
                   type: integer
@@ -3988,14 +4064,16 @@ enum OpenAPIDocument {
                   minimum: 0
                 events:
                   type: integer
+                  description: Retained events the caller may read (all of them in `server` scope).
                   minimum: 0
                 last_event_seq:
                   type: integer
+                  description: The head of the event log, to subscribe or poll from; the same for every caller.
                   format: int64
                   minimum: 0
                 requests:
                   type: integer
-                  description: Requests served since the server started.
+                  description: Requests served since the server started; only in `server` scope.
                   minimum: 0
                 uptime_seconds:
                   type: number

@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import PyAirtableModels
 
 /// How a reference server runs. Every property has a default, so `ServerConfiguration()` serves
 /// on 127.0.0.1:8080 with its data in `./pyat-data`.
@@ -16,6 +17,15 @@ public struct ServerConfiguration: Sendable {
     /// The largest file `POST /api/v1/files` accepts (413 past it). Uploads stream to disk, so this
     /// bounds disk use, not memory.
     public var maximumFileSize: Int64
+    /// The most bytes of files one user may have uploaded, counting the files that still exist
+    /// (deleting one frees its size); an upload past it is refused with 413. 10 GiB by default;
+    /// 0 means no quota.
+    public var uploadQuotaBytes: Int64
+    /// The most fields a table may have, however they are added (with the table, or one by one).
+    public var maximumFieldsPerTable: Int
+    /// Users who may read server-wide counts (`GET /api/v1/stats?scope=server`); everyone else
+    /// sees counts of their own workspaces. They sign in as any user does. None by default.
+    public var operatorUserIDs: Set<UserID>
     /// The JWT signing secret, at least 32 bytes (a shorter one is refused at start); when `nil`, one
     /// is generated on first start and kept 0600 in the data directory.
     public var jwtSecret: String?
@@ -52,6 +62,9 @@ public struct ServerConfiguration: Sendable {
         dataDirectory: String = "./pyat-data",
         maximumBodySize: Int = 4 * 1024 * 1024,
         maximumFileSize: Int64 = 1 << 30,
+        uploadQuotaBytes: Int64 = 10 << 30,
+        maximumFieldsPerTable: Int = 500,
+        operatorUserIDs: Set<UserID> = [],
         jwtSecret: String? = nil,
         auth: Authenticator.Configuration = .init(),
         trustedProxies: [String] = [],
@@ -70,6 +83,9 @@ public struct ServerConfiguration: Sendable {
         self.dataDirectory = dataDirectory
         self.maximumBodySize = maximumBodySize
         self.maximumFileSize = maximumFileSize
+        self.uploadQuotaBytes = uploadQuotaBytes
+        self.maximumFieldsPerTable = maximumFieldsPerTable
+        self.operatorUserIDs = operatorUserIDs
         self.jwtSecret = jwtSecret
         self.auth = auth
         self.trustedProxies = trustedProxies
@@ -162,7 +178,9 @@ public struct ServerServices: Sendable {
             database: database,
             logger: logger,
             idempotencyRetention: configuration.idempotencyRetention,
-            limits: configuration.limits
+            limits: configuration.limits,
+            maximumFieldsPerTable: configuration.maximumFieldsPerTable,
+            uploadQuotaBytes: configuration.uploadQuotaBytes
         )
         let secret =
             try configuration.jwtSecret.map { Array($0.utf8) }

@@ -84,6 +84,16 @@ public struct ServerError: Error, Sendable, CustomStringConvertible {
         )
     }
 
+    /// 413 for an upload that does not fit in what is left of the user's upload quota.
+    static func uploadQuotaExceeded(used: Int64, quota: Int64) -> ServerError {
+        ServerError(
+            .contentTooLarge,
+            .payloadTooLarge,
+            "the upload does not fit in your upload quota: your files take \(used) of your \(quota) bytes "
+                + "(\(max(0, quota - used)) left); delete files to make room"
+        )
+    }
+
     static func payloadTooLarge(limit: Int) -> ServerError {
         ServerError(.contentTooLarge, .payloadTooLarge, "the request body is larger than \(limit) bytes")
     }

@@ -61,11 +61,16 @@ extension Pyat.Bench {
             if let server, let token {
                 figures = try await measure(server: server, token: token)
             } else if childServer {
-                figures = try await Self.withServeChild { url, token, _ in
+                figures = try await Self.withServeChild(connectionsPerUser: subscribers + 16) { url, token, _ in
                     try await measure(server: url, token: token)
                 }
             } else {
-                let fast: @Sendable (inout ServerConfiguration) -> Void = { $0.durableCommits = false }
+                // Every subscriber connection is the demo user's: the per-user limit must let them in.
+                let connectionsPerUser = subscribers + 16
+                let fast: @Sendable (inout ServerConfiguration) -> Void = {
+                    $0.durableCommits = false
+                    $0.realtime.maximumConnectionsPerUser = connectionsPerUser
+                }
                 figures = try await TestServer.withRunning(configure: fast) { server in
                     let demo = try await server.seedDemo()
                     return try await measure(server: server.url, token: demo.token)
@@ -144,7 +149,10 @@ extension Pyat.Bench {
         }
 
         /// Starts `pyat serve --demo` as a child process and runs `body` with its URL, token and pid.
+        /// - Parameter connectionsPerUser: The child's per-user realtime connection limit: every
+        ///   connection the benchmark opens is the demo user's.
         private static func withServeChild<Result: Sendable>(
+            connectionsPerUser: Int,
             _ body: (String, String, Int32) async throws -> Result
         ) async throws -> Result {
             let directory = FileManager.default.temporaryDirectory.appendingPathComponent("pyat-bench-serve-\(UUID())")
@@ -153,6 +161,7 @@ extension Pyat.Bench {
             process.executableURL = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath()
             process.arguments = [
                 "serve", "--demo", "--port", "0", "--no-fsync", "--log-level", "error", "--data-dir", directory.path,
+                "--max-realtime-connections-per-user", String(connectionsPerUser),
             ]
             let output = Pipe()
             process.standardOutput = output
@@ -184,7 +193,7 @@ extension Pyat.Bench {
         /// Starts `pyat serve --demo` as a child, holds `idle` WebSocket connections (one subscription
         /// each) to it, and reads the child's resident memory before and with them.
         private func measureIdle() async throws -> [(String, Double)] {
-            try await Self.withServeChild { url, token, pid in
+            try await Self.withServeChild(connectionsPerUser: idle + 16) { url, token, pid in
                 try await measureIdle(url: url, token: token, pid: pid)
             }
         }

@@ -3,6 +3,7 @@ import Foundation
 import Hummingbird
 import Logging
 import PyAirtableModels
+import PyAirtableClient
 import ReferenceServer
 
 extension Pyat {
@@ -39,6 +40,30 @@ extension Pyat {
             help: "The largest file upload accepted, in bytes (uploads stream to disk)."
         )
         var maximumFileSize: Int64 = 1 << 30
+
+        @Option(
+            name: .customLong("upload-quota"),
+            help: "The most bytes of files one user may have uploaded (existing files count; 0: no quota)."
+        )
+        var uploadQuota: Int64 = 10 << 30
+
+        @Option(
+            name: .customLong("max-realtime-connections-per-user"),
+            help: "The most WebSocket and SSE connections one user may hold open (polling is not counted)."
+        )
+        var maximumRealtimeConnectionsPerUser: Int = 64
+
+        @Option(
+            name: .customLong("realtime-buffer-bytes"),
+            help: "The bytes of events held for one realtime connection before a slow consumer is cut off."
+        )
+        var realtimeBufferBytes: Int = 4 << 20
+
+        @Option(
+            name: .customLong("operator"),
+            help: "A user id (usr…) allowed to read server-wide counts (GET /api/v1/stats?scope=server); repeatable."
+        )
+        var operators: [String] = []
 
         @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical.")
         var logLevel: String = "info"
@@ -158,6 +183,16 @@ extension Pyat {
             } catch let error as ServerConfigurationError {
                 throw ValidationError(error.message)
             }
+            guard uploadQuota >= 0 else { throw ValidationError("--upload-quota must not be negative") }
+            guard maximumRealtimeConnectionsPerUser >= 1 else {
+                throw ValidationError("--max-realtime-connections-per-user must be at least 1")
+            }
+            guard realtimeBufferBytes >= 1024 else {
+                throw ValidationError("--realtime-buffer-bytes must be at least 1024")
+            }
+            for id in operators where UserID(id) == nil {
+                throw ValidationError("--operator \(id) is not a user id (usr followed by 14 letters and digits)")
+            }
             guard ["text", "json"].contains(logFormat) else {
                 throw ValidationError("--log-format must be text or json")
             }
@@ -174,6 +209,8 @@ extension Pyat {
                 dataDirectory: dataDirectory,
                 maximumBodySize: maximumBodySize,
                 maximumFileSize: maximumFileSize,
+                uploadQuotaBytes: uploadQuota,
+                operatorUserIDs: Set(operators.compactMap(UserID.init)),
                 jwtSecret: ProcessInfo.processInfo.environment["PYAT_JWT_SECRET"],
                 trustedProxies: trustedProxies,
                 durableCommits: !noFsync,
@@ -187,6 +224,8 @@ extension Pyat {
             configuration.auth.throttle.signInPerAccount.attempts = authAttemptsPerAccount
             configuration.auth.throttle.signInPerAddress.attempts = authAttemptsPerAddress
             configuration.auth.passwordHashing = .init(threads: passwordHashThreads, maximumPending: passwordHashQueue)
+            configuration.realtime.maximumConnectionsPerUser = maximumRealtimeConnectionsPerUser
+            configuration.realtime.maximumBufferedBytes = realtimeBufferBytes
             configuration.realtime.webSocketEnabled = !noWebSocket
             configuration.realtime.serverSentEventsEnabled = !noServerSentEvents
             configuration.webhooks.allowPrivateTargets = webhooksAllowPrivate

@@ -265,6 +265,8 @@ struct ServerSentBlock: Sendable, Hashable {
 final class TestEventStream: Sendable {
     let status: HTTPResponse.Status
     let contentType: String?
+    /// `Retry-After`, when the answer carries one.
+    let retryAfter: String?
     let blocks = AsyncInbox<ServerSentBlock>()
     private let received: Mutex<String> = Mutex("")
 
@@ -272,16 +274,18 @@ final class TestEventStream: Sendable {
     var body: String { received.withLock { $0 } }
     private let task: Mutex<Task<Void, Never>?> = Mutex(nil)
 
-    private init(status: HTTPResponse.Status, contentType: String?) {
+    private init(status: HTTPResponse.Status, contentType: String?, retryAfter: String?) {
         self.status = status
         self.contentType = contentType
+        self.retryAfter = retryAfter
     }
 
     static func open(_ request: HTTPClientRequest) async throws -> TestEventStream {
         let response = try await HTTPClient.shared.execute(request, timeout: .seconds(30))
         let stream = TestEventStream(
             status: HTTPResponse.Status(code: Int(response.status.code)),
-            contentType: response.headers.first(name: "Content-Type")
+            contentType: response.headers.first(name: "Content-Type"),
+            retryAfter: response.headers.first(name: "Retry-After")
         )
         let blocks = stream.blocks
         let task = Task {

@@ -426,7 +426,9 @@ struct RealtimeFanOutTests {
     @Test("one write reaches every one of many subscribers, once")
     func fanOut() async throws {
         let count = ProcessInfo.processInfo.environment["PYAT_FANOUT_SUBSCRIBERS"].flatMap(Int.init) ?? 100
-        try await RealtimeServer.run { server in
+        // Every subscriber is the same user: the per-user connection limit must let them all in.
+        let realtime = RealtimeConfiguration(maximumConnectionsPerUser: count)
+        try await RealtimeServer.run(realtime: realtime) { server in
             let (owner, _) = try await server.api.register("Ada")
             let (_, _, table) = try await owner.scaffold()
             let sockets = (0..<count).map { _ in server.socket(token: owner.token) }

@@ -59,6 +59,10 @@ extension PyAirtableClient {
         public var serveExpiredWhenOffline: Bool
         /// How many decoded values are kept beside the memory tier, so a repeated read skips decoding.
         public var decodedValueLimit: Int
+        /// The memory those decoded values may take, counted as the size of the cached answers they
+        /// were decoded from; least recently used ones go first, and an answer larger than this is
+        /// not kept decoded at all. 0 keeps none.
+        public var decodedValueMaximumBytes: Int
         /// The wall clock of entries' lifetimes; tests inject a manual one.
         public var now: @Sendable () -> Date
 
@@ -90,6 +94,7 @@ extension PyAirtableClient {
             rules: [CachedResource: CacheRule] = CacheSettings.defaultRules,
             serveExpiredWhenOffline: Bool = true,
             decodedValueLimit: Int = 1_000,
+            decodedValueMaximumBytes: Int = 8 * 1024 * 1024,
             now: @escaping @Sendable () -> Date = { Date() }
         ) {
             self.isEnabled = isEnabled
@@ -100,6 +105,7 @@ extension PyAirtableClient {
             self.rules = rules
             self.serveExpiredWhenOffline = serveExpiredWhenOffline
             self.decodedValueLimit = decodedValueLimit
+            self.decodedValueMaximumBytes = decodedValueMaximumBytes
             self.now = now
         }
 

@@ -326,6 +326,14 @@ public struct CacheControl: Sendable {
         await engine()?.statistics()
     }
 
+    /// The decoded values kept beside the memory tier (bounded by
+    /// ``PyAirtableClient/CacheSettings/decodedValueLimit`` and
+    /// ``PyAirtableClient/CacheSettings/decodedValueMaximumBytes``), across accounts.
+    public var decodedValues: DecodedValueFootprint {
+        let (count, bytes) = client.responseCache?.decodedFootprint ?? (0, 0)
+        return DecodedValueFootprint(count: count, bytes: bytes)
+    }
+
     /// Drops every entry providing one of `tags` (see ``CacheTag`` for the rules).
     /// - Returns: How many entries were dropped.
     @discardableResult
@@ -348,4 +356,12 @@ public struct CacheControl: Sendable {
         client.responseCache?.forgetDecoded()
         return try await engine()?.clear() ?? 0
     }
+}
+
+/// What the table of decoded values holds: see ``CacheControl/decodedValues``.
+public struct DecodedValueFootprint: Sendable, Hashable {
+    /// Values kept.
+    public var count: Int
+    /// The sizes of the cached answers they were decoded from, summed (what the byte bound counts).
+    public var bytes: Int
 }

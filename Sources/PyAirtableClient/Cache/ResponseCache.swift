@@ -3,9 +3,6 @@ import Foundation
 import Logging
 import Synchronization
 
-/// The SDK's side of the cache: one ``ClientCache`` per account (namespace) on the client's server,
-/// opened on first use, plus a small table of decoded values so that a repeated read of an unchanged
-/// entry skips JSON decoding.
 /// Creates the directory of `path` (and its parents) with mode 0700, if it does not exist: the cache
 /// and the offline queue hold the user's data, which only the user may read.
 func createPrivateDirectory(containing path: String) throws {
@@ -18,6 +15,10 @@ func createPrivateDirectory(containing path: String) throws {
     )
 }
 
+/// The SDK's side of the cache: one ``ClientCache`` per account (namespace) on the client's server,
+/// opened on first use, plus a small table of decoded values so that a repeated read of an unchanged
+/// entry skips JSON decoding. That table is bounded in entries and in bytes (the sizes of the
+/// answers its values were decoded from), evicting the least recently used.
 final class ResponseCache: Sendable {
     let settings: PyAirtableClient.CacheSettings
     let serverURL: String
@@ -42,7 +43,13 @@ final class ResponseCache: Sendable {
         /// Accounts whose cache could not be opened: reads go to the server without it.
         var failed: Set<String> = []
         var decoded: [MemoKey: Decoded] = [:]
+        /// The sizes of the entries behind `decoded`, summed.
+        var decodedBytes = 0
         var useCounter: UInt64 = 0
+
+        mutating func removeDecoded(_ key: MemoKey) {
+            if let removed = decoded.removeValue(forKey: key) { decodedBytes -= removed.size }
+        }
     }
 
     private let state = Mutex(State())
@@ -106,30 +113,46 @@ final class ResponseCache: Sendable {
         }
     }
 
-    /// Remembers the decoded value of `entry`, evicting the least recently used tenth when full.
+    /// Remembers the decoded value of `entry`. Past either bound it evicts least recently used
+    /// values, down to nine tenths of the bound, so that eviction's sort is paid once per many calls.
     func remember(_ value: some Sendable, for entry: CacheEntry, engine: ClientCache) {
         let limit = settings.decodedValueLimit
-        guard limit > 0 else { return }
+        let maximumBytes = settings.decodedValueMaximumBytes
+        let size = entry.value.count
+        guard limit > 0, size <= maximumBytes else { return }
         state.withLock { state in
             state.useCounter &+= 1
-            state.decoded[MemoKey(engine: ObjectIdentifier(engine), key: entry.key)] = Decoded(
+            let key = MemoKey(engine: ObjectIdentifier(engine), key: entry.key)
+            state.removeDecoded(key)
+            state.decoded[key] = Decoded(
                 storedAt: entry.storedAt,
                 etag: entry.etag,
-                size: entry.value.count,
+                size: size,
                 value: value,
                 lastUse: state.useCounter
             )
-            if state.decoded.count > limit {
-                let victims = state.decoded.sorted { $0.value.lastUse < $1.value.lastUse }
-                    .prefix(max(1, limit / 10))
-                for victim in victims { state.decoded.removeValue(forKey: victim.key) }
+            state.decodedBytes += size
+            guard state.decoded.count > limit || state.decodedBytes > maximumBytes else { return }
+            let targetCount = limit - limit / 10
+            let targetBytes = maximumBytes - maximumBytes / 10
+            for victim in state.decoded.sorted(by: { $0.value.lastUse < $1.value.lastUse }) where victim.key != key {
+                guard state.decoded.count > targetCount || state.decodedBytes > targetBytes else { break }
+                state.removeDecoded(victim.key)
             }
         }
+    }
+
+    /// How many decoded values are kept, and the bytes they are counted as.
+    var decodedFootprint: (count: Int, bytes: Int) {
+        state.withLock { ($0.decoded.count, $0.decodedBytes) }
     }
 
     /// Forgets decoded values (after invalidation they can no longer match an entry, but they still
     /// take memory).
     func forgetDecoded() {
-        state.withLock { $0.decoded.removeAll(keepingCapacity: true) }
+        state.withLock { state in
+            state.decoded.removeAll(keepingCapacity: true)
+            state.decodedBytes = 0
+        }
     }
 }

@@ -88,7 +88,29 @@ struct FilesController {
             return key
         }
 
-        let received = try await services.blobs.receive(request.body, limit: limit)
+        // The quota is checked before a byte is read and bounds the stream; with an Idempotency-Key
+        // only the transaction checks it, after the replay lookup, so a retry of an upload that
+        // was stored still gets its stored answer.
+        var streamLimit = limit
+        var quotaUsed: Int64?
+        let quota = services.configuration.uploadQuotaBytes
+        if quota > 0, key == nil {
+            let used = try await store.uploadedBytes(user: user)
+            let left = max(0, quota - used)
+            if let length = request.headers[.contentLength].flatMap(Int64.init), length > left {
+                throw ServerError.uploadQuotaExceeded(used: used, quota: quota)
+            }
+            if left < streamLimit {
+                streamLimit = left
+                quotaUsed = used
+            }
+        }
+        let received: BlobStore.Received
+        do {
+            received = try await services.blobs.receive(request.body, limit: streamLimit)
+        } catch let error as ServerError where error.status == .contentTooLarge {
+            throw quotaUsed.map { ServerError.uploadQuotaExceeded(used: $0, quota: quota) } ?? error
+        }
         let new = NewFile(
             name: name,
             contentType: contentType,

@@ -272,6 +272,7 @@ struct RealtimeController {
         await hub.subscribe(connection: connection.id, subscription: "sse", filter: filter, since: since)
         let heartbeat = configuration.heartbeatInterval
         let capacity = configuration.bufferSize
+        let maximumBytes = configuration.maximumBufferedBytes
         let lifetime = lifetime(of: credential)
         let headers: HTTPFields = [
             .contentType: "text/event-stream; charset=utf-8",
@@ -308,7 +309,10 @@ struct RealtimeController {
                             }
                             switch outbox.ending {
                             case .slowConsumer:
-                                let error = RealtimeMessage.slowConsumerError(capacity: capacity)
+                                let error = RealtimeMessage.slowConsumerError(
+                                    capacity: capacity,
+                                    maximumBytes: maximumBytes
+                                )
                                 try await writer.write(ByteBuffer(string: RealtimeMessage.serverSentError(error)))
                             case .credentialExpired:
                                 let error = Self.credentialExpiredError

@@ -268,11 +268,30 @@ struct OperationsController {
         return try .json(try await services.store.events(since: since, filter: filter, limit: limit, user: user))
     }
 
+    /// `GET /stats`: counts over the caller's workspaces; `?scope=server` counts the whole server,
+    /// for the users named in ``ServerConfiguration/operatorUserIDs`` only (403 for anyone else).
     @Sendable func stats(_ request: Request, context: AppRequestContext) async throws -> Response {
-        _ = try context.requireUser()
-        let counts = try await services.store.stats()
+        let user = try context.requireUser()
+        var scope = ServerStats.Scope.workspaces
+        if let raw = request.uri.queryParameters.get("scope") {
+            guard let value = ServerStats.Scope(rawValue: raw) else {
+                throw ServerError.validation(
+                    "scope must be \(ServerStats.Scope.allCases.map(\.rawValue).joined(separator: " or "))",
+                    field: "scope"
+                )
+            }
+            scope = value
+        }
+        if scope == .server, !services.configuration.operatorUserIDs.contains(user) {
+            throw ServerError.forbidden(
+                "server-wide stats are for this server's operators (pyat serve --operator USER_ID); "
+                    + "without scope=server the counts cover your own workspaces"
+            )
+        }
+        let counts = try await services.store.stats(visibleTo: scope == .server ? nil : user)
         return try .json(
             ServerStats(
+                scope: scope,
                 users: counts.users,
                 workspaces: counts.workspaces,
                 bases: counts.bases,
@@ -280,7 +299,7 @@ struct OperationsController {
                 records: counts.records,
                 events: counts.events,
                 lastEventSeq: counts.lastSeq,
-                requests: services.metrics.requests,
+                requests: scope == .server ? services.metrics.requests : nil,
                 uptimeSeconds: services.uptimeSeconds
             )
         )

@@ -99,7 +99,10 @@ struct SchemaController {
 
     @Sendable func createTable(_ request: Request, context: AppRequestContext) async throws -> Response {
         _ = try context.requireUser()
-        let body = try SchemaValidation.table(try await request.decodeJSON(as: CreateTableRequest.self))
+        let body = try SchemaValidation.table(
+            try await request.decodeJSON(as: CreateTableRequest.self),
+            maximumFields: services.configuration.maximumFieldsPerTable
+        )
         return .stored(
             try await store.createTable(base: try context.id("id", "base"), body, context: context.write(now: now))
         )

@@ -3,7 +3,6 @@ import PyAirtableModels
 
 /// Rules for fields and views beyond what decoding checks.
 enum SchemaValidation {
-    static let maximumFields = 500
 
     /// Checks a new field: name, known type and type-specific options.
     static func field(_ field: CreateFieldRequest) throws -> CreateFieldRequest {
@@ -40,8 +39,9 @@ enum SchemaValidation {
         }
     }
 
-    /// Checks a new table: a name and 1…500 distinct, valid fields.
-    static func table(_ request: CreateTableRequest) throws -> CreateTableRequest {
+    /// Checks a new table: a name and 1…`maximumFields` distinct, valid fields. (The store checks the
+    /// limit again as it inserts each field.)
+    static func table(_ request: CreateTableRequest, maximumFields: Int) throws -> CreateTableRequest {
         var request = request
         request.name = try InputRules.name(request.name)
         guard !request.fields.isEmpty else {

@@ -2,8 +2,9 @@ import Foundation
 import Hummingbird
 import PyAirtableModels
 
-/// Webhooks of a base and their delivery logs. Creators and owners register, change and delete
-/// them; every member may list them and read the logs. The secret is shown only when created.
+/// Webhooks of a base and their delivery logs, for creators and owners alone: they register, change,
+/// delete, list and read them (other members get 403, since a webhook's URL and its log, which
+/// quotes receivers' answers, can carry credentials). The secret is shown only when created.
 struct WebhooksController {
     let services: ServerServices
     var store: any DataStore { services.store }
@@ -47,7 +48,8 @@ struct WebhooksController {
             )
         {
             throw ServerError.validation(
-                "url is refused: \(refusal); webhooks may not target loopback, private, link-local or unspecified addresses on this server",
+                "url is refused: \(refusal); a webhook must target a public address this server can resolve "
+                    + "(loopback, private, link-local and unspecified addresses are refused)",
                 field: "url"
             )
         }

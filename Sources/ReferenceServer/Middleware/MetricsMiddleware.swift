@@ -66,6 +66,8 @@ public final class ServerMetrics: Sendable {
     let realtimeEventsDelivered: Counter
     /// Realtime connections cut off for falling too far behind.
     let realtimeSlowConsumers: Counter
+    /// Realtime connections refused because their user held the most allowed.
+    let realtimeRefusals: Counter
     /// The record read cache, brought up to date at each scrape.
     private let recordCacheLookups: (hits: Counter, misses: Counter)
     private let recordCacheEntries: Gauge
@@ -125,6 +127,14 @@ public final class ServerMetrics: Sendable {
                 helpText: "Realtime connections cut off for falling too far behind"
             )
         )
+        self.realtimeRefusals = registry.makeCounter(
+            descriptor: .init(
+                namespace: "pyat",
+                metricName: "realtime_connections_refused",
+                unitName: "total",
+                helpText: "Realtime connections refused because their user held the most allowed"
+            )
+        )
     }
 
     /// Brings the record cache's figures up to date (called before each exposition).
@@ -143,6 +153,7 @@ public final class ServerMetrics: Sendable {
     func realtimeConnectionClosed() { realtimeConnections.decrement() }
     func realtimeEventDelivered() { realtimeEventsDelivered.increment() }
     func realtimeSlowConsumerDisconnected() { realtimeSlowConsumers.increment() }
+    func realtimeConnectionRefused() { realtimeRefusals.increment() }
 
     /// Requests served since start.
     public var requests: Int { requestCount.load(ordering: .relaxed) }

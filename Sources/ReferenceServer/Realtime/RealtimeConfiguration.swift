@@ -2,6 +2,14 @@
 public struct RealtimeConfiguration: Sendable {
     /// The most messages held for one connection; a consumer further behind is disconnected.
     public var bufferSize: Int
+    /// The most bytes of messages held for one connection (their size on the wire, about); a
+    /// consumer further behind is disconnected. A single larger message still goes to a consumer
+    /// with nothing else waiting.
+    public var maximumBufferedBytes: Int
+    /// The most realtime connections (WebSockets and SSE streams together) one user may hold open;
+    /// past it a new one is refused: 429 `RATE_LIMITED` for SSE, an `error` frame and close code 4429
+    /// for a WebSocket. Polling `GET /events/log` holds no connection and is not counted.
+    public var maximumConnectionsPerUser: Int
     /// How often an SSE stream sends a `: heartbeat` comment.
     public var heartbeatInterval: Duration
     /// How long a WebSocket may go without any bytes from the client (pongs count) before it is dropped.
@@ -28,6 +36,8 @@ public struct RealtimeConfiguration: Sendable {
 
     public init(
         bufferSize: Int = 4096,
+        maximumBufferedBytes: Int = 4 << 20,
+        maximumConnectionsPerUser: Int = 64,
         heartbeatInterval: Duration = .seconds(15),
         idleTimeout: Duration = .seconds(90),
         pingInterval: Duration = .seconds(30),
@@ -40,6 +50,8 @@ public struct RealtimeConfiguration: Sendable {
         serverSentEventsEnabled: Bool = true
     ) {
         self.bufferSize = bufferSize
+        self.maximumBufferedBytes = maximumBufferedBytes
+        self.maximumConnectionsPerUser = maximumConnectionsPerUser
         self.heartbeatInterval = heartbeatInterval
         self.idleTimeout = idleTimeout
         self.pingInterval = pingInterval

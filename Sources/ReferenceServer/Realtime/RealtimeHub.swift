@@ -1,4 +1,5 @@
 import Foundation
+import HTTPTypes
 import Logging
 import PyAirtableModels
 import Synchronization
@@ -122,10 +123,20 @@ public actor RealtimeHub {
     // MARK: - Connections
 
     /// Registers a connection of `user`, once the user's memberships are read.
+    /// - Throws: 429 `RATE_LIMITED` when the user already holds
+    ///   ``RealtimeConfiguration/maximumConnectionsPerUser`` connections.
     func connect(user: UserID) async throws -> Connection {
+        let open = connectionsPerUser[user] ?? 0
+        guard open < configuration.maximumConnectionsPerUser else {
+            metrics.realtimeConnectionRefused()
+            throw Self.tooManyConnections(limit: configuration.maximumConnectionsPerUser)
+        }
         nextConnectionID += 1
         let id = nextConnectionID
-        let state = ConnectionState(user: user, outbox: RealtimeOutbox(capacity: configuration.bufferSize))
+        let state = ConnectionState(
+            user: user,
+            outbox: RealtimeOutbox(capacity: configuration.bufferSize, maximumBytes: configuration.maximumBufferedBytes)
+        )
         connectionsPerUser[user, default: 0] += 1
         do {
             // Every connection reads afresh, so none subscribes before its user's access is known.
@@ -138,6 +149,21 @@ public actor RealtimeHub {
         metrics.realtimeConnectionOpened()
         return Connection(id: id, outbox: state.outbox)
     }
+
+    /// The refusal of a connection past the per-user limit. Counted while the connect registers (and
+    /// reads the user's memberships), so a burst of connects cannot pass the limit together.
+    static func tooManyConnections(limit: Int) -> ServerError {
+        ServerError(
+            .tooManyRequests,
+            .rateLimited,
+            "a user may hold at most \(limit) realtime connections (WebSocket and SSE together); "
+                + "close one, or share one connection between subscriptions",
+            headers: [.retryAfter: String(Self.retryAfterSeconds)]
+        )
+    }
+
+    /// The `Retry-After` of a refused connection: connections close at the client's pace.
+    static let retryAfterSeconds = 5
 
     /// Forgets a connection and everything it subscribed to.
     func disconnect(_ id: Int) {
@@ -247,6 +273,19 @@ public actor RealtimeHub {
                 subscription.cursor = head
             case .events(let events, let through):
                 for event in events where event.seq > subscription.cursor {
+                    // Paced by bytes as well: a page of large events waits for the consumer rather
+                    // than overflowing its outbox.
+                    let bytes = RealtimeMessage.event(
+                        subscription: subscription.id,
+                        subscriptionJSON: subscription.idJSON,
+                        event: event
+                    ).byteCount
+                    if !connection.outbox.accepts(bytes: bytes) {
+                        await connection.outbox.waitForRoom(bytes: bytes)
+                        guard connections[id] != nil, connection.subscriptions[subscription.id] === subscription else {
+                            return
+                        }
+                    }
                     guard deliver(event, to: subscription, connection: id, connection) else { return }
                 }
                 subscription.cursor = max(subscription.cursor, through)
@@ -379,7 +418,10 @@ public actor RealtimeHub {
         if connection.outbox.offer(message) { return true }
         logger.info(
             "realtime consumer too slow: disconnecting",
-            metadata: ["user": "\(connection.user)", "buffer": "\(connection.outbox.capacity)"]
+            metadata: [
+                "user": "\(connection.user)", "buffer": "\(connection.outbox.capacity)",
+                "buffer_bytes": "\(connection.outbox.maximumBytes)",
+            ]
         )
         connection.outbox.finish(.slowConsumer)
         metrics.realtimeSlowConsumerDisconnected()

@@ -12,6 +12,25 @@ enum RealtimeMessage: Sendable {
     /// SSE only: a comment line that keeps proxies and the client's watchdog content.
     case heartbeat
 
+    /// About how many bytes the message takes on the wire, as an outbox counts it: the event's
+    /// JSON and subscription id, plus a fixed allowance for the frame around them. Cheap (no
+    /// encoding): `utf8.count` of a native string is stored.
+    var byteCount: Int {
+        switch self {
+        case .event(_, let subscriptionJSON, let event):
+            return event.json.utf8.count + subscriptionJSON.utf8.count + Self.frameOverhead
+        case .error(let subscription, let error):
+            return error.message.utf8.count + (subscription?.utf8.count ?? 0) + 2 * Self.frameOverhead
+        case .subscribed(let subscription, _), .reset(let subscription, _):
+            return subscription.utf8.count + Self.frameOverhead
+        case .pong, .heartbeat:
+            return Self.frameOverhead
+        }
+    }
+
+    /// The bytes counted for a frame's envelope (type, keys, seq, SSE field names).
+    static let frameOverhead = 64
+
     /// The WebSocket text frame: a `RealtimeServerFrame` as JSON. Events splice their pre-encoded JSON.
     var webSocketText: String? {
         let frame: RealtimeServerFrame
@@ -68,12 +87,13 @@ enum RealtimeMessage: Sendable {
     }
 
     /// The error a slow consumer is cut off with.
-    static func slowConsumerError(capacity: Int) -> APIErrorDetail {
+    static func slowConsumerError(capacity: Int, maximumBytes: Int) -> APIErrorDetail {
         APIErrorDetail(
             type: .rateLimited,
             code: 429,
             message:
-                "slow consumer: more than \(capacity) messages were waiting; reconnect and resume from the last seq received"
+                "slow consumer: more than \(capacity) messages or \(maximumBytes) bytes were waiting; "
+                + "reconnect and resume from the last seq received"
         )
     }
 }

@@ -2,7 +2,8 @@ import Synchronization
 
 /// Why a realtime connection's outbox stopped.
 public enum RealtimeEnding: Sendable, Hashable {
-    /// The consumer fell `capacity` messages behind: it is cut off rather than buffered without bound.
+    /// The consumer fell `capacity` messages, or `maximumBytes` bytes, behind: it is cut off rather
+    /// than buffered without bound.
     case slowConsumer
     /// The connection went away (client closed, server shut down, task cancelled).
     case closed
@@ -10,7 +11,9 @@ public enum RealtimeEnding: Sendable, Hashable {
     case credentialExpired
 }
 
-/// The bounded queue between the hub and one connection's writer.
+/// The bounded queue between the hub and one connection's writer, bounded both in messages and in
+/// the bytes they will take on the wire (a few large events must not hold what thousands of small
+/// ones would).
 ///
 /// Live fan-out never waits: ``offer(_:)`` fails when the queue is full, and the hub then cuts the
 /// connection off. Catch-up, which reads the log at its own pace, waits for room with
@@ -29,10 +32,13 @@ final class RealtimeOutbox: Sendable {
     private struct State {
         var items: [RealtimeMessage] = []
         var head = 0
+        /// The wire size of the messages waiting (``RealtimeMessage/byteCount``).
+        var bytes = 0
+        /// Catch-up waiting for room, each with the size of the message it wants to queue next.
+        var roomWaiters: [(bytes: Int, continuation: CheckedContinuation<Void, Never>)] = []
         var ending: RealtimeEnding?
         var consumer: CheckedContinuation<RealtimeMessage?, Never>?
         var drainer: Drainer?
-        var roomWaiters: [CheckedContinuation<Void, Never>] = []
         var endWaiters: [CheckedContinuation<RealtimeEnding, Never>] = []
 
         var count: Int { items.count - head }
@@ -41,9 +47,11 @@ final class RealtimeOutbox: Sendable {
             guard head < items.count else { return nil }
             let item = items[head]
             head += 1
+            bytes -= item.byteCount
             if head == items.count {
                 items.removeAll(keepingCapacity: true)
                 head = 0
+                bytes = 0
             } else if head >= 1024 && head * 2 >= items.count {
                 items.removeFirst(head)
                 head = 0
@@ -54,14 +62,21 @@ final class RealtimeOutbox: Sendable {
 
     /// The most messages held for the consumer.
     let capacity: Int
+    /// The most bytes held for the consumer. One message larger than this still passes alone, when
+    /// nothing else waits: a single large event must not cut off a consumer that keeps up.
+    let maximumBytes: Int
     private let state = Mutex(State())
 
-    init(capacity: Int) {
+    init(capacity: Int, maximumBytes: Int = .max) {
         self.capacity = max(1, capacity)
+        self.maximumBytes = max(1, maximumBytes)
     }
 
     /// Messages waiting for the consumer.
     var count: Int { state.withLock { $0.count } }
+
+    /// The wire size of the messages waiting for the consumer.
+    var queuedBytes: Int { state.withLock { $0.bytes } }
 
     /// Why the outbox stopped, once it has.
     var ending: RealtimeEnding? { state.withLock { $0.ending } }
@@ -78,8 +93,11 @@ final class RealtimeOutbox: Sendable {
                 state.consumer = nil
                 return (true, consumer, nil)
             }
-            if state.count >= capacity { return (false, nil, nil) }
+            guard Self.fits(message.byteCount, in: state, capacity: capacity, maximumBytes: maximumBytes) else {
+                return (false, nil, nil)
+            }
             state.items.append(message)
+            state.bytes += message.byteCount
             return (true, nil, Self.claimDrain(&state))
         }
         consumer?.resume(returning: message)
@@ -116,7 +134,7 @@ final class RealtimeOutbox: Sendable {
     func takeForDrain() -> RealtimeMessage? {
         state.withLock { state in
             if state.ending == nil || state.ending == .closed, let item = state.popFirst() {
-                Self.wakeRoomWaiters(&state, capacity: capacity)
+                Self.wakeRoomWaiters(&state, capacity: capacity, maximumBytes: maximumBytes)
                 return item
             }
             state.drainer?.running = false
@@ -134,7 +152,7 @@ final class RealtimeOutbox: Sendable {
                         return ending == .closed ? .some(state.popFirst()) : .some(nil)
                     }
                     if let item = state.popFirst() {
-                        Self.wakeRoomWaiters(&state, capacity: capacity)
+                        Self.wakeRoomWaiters(&state, capacity: capacity, maximumBytes: maximumBytes)
                         return .some(item)
                     }
                     state.consumer = continuation
@@ -147,16 +165,42 @@ final class RealtimeOutbox: Sendable {
         }
     }
 
-    /// Waits until the queue is at most half full, or the outbox ended.
-    func waitForRoom() async {
+    /// Waits until the queue is at most half full in messages and in bytes, and a message of
+    /// `bytes` would be accepted, or until the outbox ended.
+    func waitForRoom(bytes: Int = 0) async {
         await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
             let ready = state.withLock { state -> Bool in
-                if state.ending != nil || state.count <= capacity / 2 { return true }
-                state.roomWaiters.append(continuation)
+                if state.ending != nil
+                    || Self.hasRoom(for: bytes, in: state, capacity: capacity, maximumBytes: maximumBytes)
+                {
+                    return true
+                }
+                state.roomWaiters.append((bytes, continuation))
                 return false
             }
             if ready { continuation.resume() }
         }
+    }
+
+    /// Whether ``offer(_:)`` would now queue a message of `bytes` (only consumers change that, by
+    /// taking messages, until the caller offers).
+    func accepts(bytes: Int) -> Bool {
+        state.withLock { state in
+            state.ending != nil || state.consumer != nil
+                || Self.fits(bytes, in: state, capacity: capacity, maximumBytes: maximumBytes)
+        }
+    }
+
+    /// Whether a message of `bytes` may join the queue now.
+    private static func fits(_ bytes: Int, in state: State, capacity: Int, maximumBytes: Int) -> Bool {
+        guard state.count < capacity else { return false }
+        return state.count == 0 || state.bytes + bytes <= maximumBytes
+    }
+
+    /// Whether catch-up may go on: the queue at most half full, and the next message would fit.
+    private static func hasRoom(for bytes: Int, in state: State, capacity: Int, maximumBytes: Int) -> Bool {
+        state.count <= capacity / 2 && state.bytes <= maximumBytes / 2
+            && fits(bytes, in: state, capacity: capacity, maximumBytes: maximumBytes)
     }
 
     /// Waits until the outbox ends, and says why.
@@ -183,6 +227,7 @@ final class RealtimeOutbox: Sendable {
             if state.ending != .closed {
                 state.items.removeAll()
                 state.head = 0
+                state.bytes = 0
             }
             defer {
                 state.consumer = nil
@@ -196,20 +241,29 @@ final class RealtimeOutbox: Sendable {
         }
         onEnd?(final)
         consumer?.resume(returning: nil)
-        for waiter in roomWaiters { waiter.resume() }
+        for waiter in roomWaiters { waiter.continuation.resume() }
         for waiter in endWaiters { waiter.resume(returning: final) }
     }
 
-    private static func wakeRoomWaiters(_ state: inout State, capacity: Int) {
-        guard !state.roomWaiters.isEmpty, state.count <= capacity / 2 else { return }
-        let waiters = state.roomWaiters
-        state.roomWaiters = []
-        // Resuming under the lock is safe: the waiters only re-enter the hub's actor.
-        for waiter in waiters { waiter.resume() }
+    private static func wakeRoomWaiters(_ state: inout State, capacity: Int, maximumBytes: Int) {
+        guard !state.roomWaiters.isEmpty else { return }
+        var waiting: [(bytes: Int, continuation: CheckedContinuation<Void, Never>)] = []
+        for waiter in state.roomWaiters {
+            if hasRoom(for: waiter.bytes, in: state, capacity: capacity, maximumBytes: maximumBytes) {
+                // Resuming under the lock is safe: the waiters only re-enter the hub's actor.
+                waiter.continuation.resume()
+            } else {
+                waiting.append(waiter)
+            }
+        }
+        state.roomWaiters = waiting
     }
 }
 
 extension RealtimeOutbox {
     /// Whether a drain task runs (tests).
     var isDraining: Bool { state.withLock { $0.drainer?.running == true } }
+
+    /// Catch-up passes waiting for room (tests).
+    var roomWaiterCount: Int { state.withLock { $0.roomWaiters.count } }
 }

@@ -204,7 +204,8 @@ final class RealtimeWebSocketHandler: ChannelInboundHandler, RemovableChannelHan
         /// Registering with the hub; client frames wait in ``inbound``.
         case connecting
         case connected(RealtimeHub.Connection)
-        /// The credential failed: the first client frame is answered with the error, then 4401.
+        /// The credential failed (4401) or the user holds too many connections (4429): the first
+        /// client frame is answered with the error, then the close code.
         case refused(ServerError)
         /// A close frame went out; the peer's answer, or the close timeout, ends the connection.
         case closing
@@ -269,6 +270,11 @@ final class RealtimeWebSocketHandler: ChannelInboundHandler, RemovableChannelHan
         switch result {
         case .success(let made):
             connection = made
+        case .failure(let error as ServerError) where error.status == .tooManyRequests:
+            state = .refused(error)
+            // Frames that came while connecting are answered now; else the first one to come is.
+            if inbound.hasWaiting { refuse(error, context: context) }
+            return
         case .failure(let error):
             controller.services.logger.error("realtime connect failed", metadata: ["error": "\(error)"])
             state = .refused(ServerError(.internalServerError, .server, "server error"))
@@ -369,18 +375,28 @@ final class RealtimeWebSocketHandler: ChannelInboundHandler, RemovableChannelHan
         case .refused(let error):
             // Frames sent right behind the 101 can be lost by clients still completing their upgrade,
             // so the refusal answers the client's first frame.
-            let frame = RealtimeMessage.error(
-                subscription: nil,
-                error: APIErrorDetail(type: error.type, code: Int(error.status.code), message: error.message)
-            )
-            if let text = frame.webSocketText {
-                for part in Self.textFrames(text, allocator: context.channel.allocator) {
-                    context.write(wrapOutboundOut(part), promise: nil)
-                }
-            }
-            close(context: context, code: .unknown(4401), reason: "unauthorized")
+            refuse(error, context: context)
         case .closing, .closed:
             break
+        }
+    }
+
+    /// Answers with the refusal as an `error` frame, then closes with 4000 + its status, as the
+    /// contract's close codes are: 4401 for credentials, 4429 for a user past the connection limit.
+    private func refuse(_ error: ServerError, context: ChannelHandlerContext) {
+        let frame = RealtimeMessage.error(
+            subscription: nil,
+            error: APIErrorDetail(type: error.type, code: Int(error.status.code), message: error.message)
+        )
+        if let text = frame.webSocketText {
+            for part in Self.textFrames(text, allocator: context.channel.allocator) {
+                context.write(wrapOutboundOut(part), promise: nil)
+            }
+        }
+        if error.status == .tooManyRequests {
+            close(context: context, code: .unknown(4429), reason: "too many connections")
+        } else {
+            close(context: context, code: .unknown(4401), reason: "unauthorized")
         }
     }
 
@@ -536,6 +552,9 @@ private final class InboundFrames: Sendable {
             run()
         }
     }
+
+    /// Whether frames wait for a connection.
+    var hasWaiting: Bool { state.withLock { !$0.waiting.isEmpty } }
 
     /// Queues a frame; `false` when too many wait.
     func offer(_ text: String) -> Bool {

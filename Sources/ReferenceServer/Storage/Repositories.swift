@@ -183,7 +183,10 @@ public protocol FileRepository: Sendable {
     /// and those of every workspace they belong to.
     func files(user: UserID, workspace: WorkspaceID?, limit: Int, after: FileID?) async throws -> [FileMetadata]
     func file(id: FileID, user: UserID) async throws -> FileMetadata
-    /// Records a received upload: the file row, +1 on its blob (created at 1), the event.
+    /// The bytes of the files `user` uploaded that still exist (what the upload quota counts).
+    func uploadedBytes(user: UserID) async throws -> Int64
+    /// Records a received upload: the file row, +1 on its blob (created at 1), the event. Refused
+    /// (413) when it would take the uploader past the store's upload quota.
     func createFile(_ file: NewFile, context: WriteContext) async throws -> WriteResult<FileMetadata>
     /// Removes a file row; its blob's count drops by one (see ``sweepUnreferencedBlobs()``).
     func deleteFile(id: FileID, context: WriteContext) async throws -> WriteResult<EmptyBody>
@@ -213,14 +216,16 @@ public protocol EventLogRepository: Sendable {
     func replayedAnswer(context: WriteContext) async throws -> StoredResponse?
     /// Stores the answer of a request with the context's idempotency key, sealed.
     func storeAnswer(_ response: StoredResponse, context: WriteContext) async throws
-    func stats() async throws -> StoreStats
+    /// Counts of what `user` can see (their workspaces and what those hold, the events they may
+    /// read), or of the whole store when `user` is `nil`.
+    func stats(visibleTo user: UserID?) async throws -> StoreStats
 }
 
 /// Everything the server stores.
 public typealias DataStore = AccountRepository & WorkspaceRepository & SchemaRepository & RecordRepository
     & EventLogRepository & WebhookRepository & FileRepository
 
-/// Row counts for `/api/v1/stats`.
+/// Row counts for `/api/v1/stats`; `lastSeq` is the log's head whoever asks.
 public struct StoreStats: Sendable, Hashable {
     public var users: Int
     public var workspaces: Int

@@ -147,19 +147,55 @@ extension SQLiteStore {
         }
     }
 
-    public func stats() async throws -> StoreStats {
+    public func stats(visibleTo user: UserID?) async throws -> StoreStats {
         try await database.read { db in
-            func count(_ table: String) throws -> Int {
-                try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM \(table)") ?? 0
-            }
             let lastSeq = try Int64.fetchOne(db, sql: "SELECT MAX(seq) FROM events") ?? 0
+            guard let user else {
+                func count(_ table: String) throws -> Int {
+                    try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM \(table)") ?? 0
+                }
+                return StoreStats(
+                    users: try count("users"),
+                    workspaces: try count("workspaces"),
+                    bases: try count("bases"),
+                    tables: try count("tables"),
+                    records: try count("records"),
+                    events: try count("events"),
+                    lastSeq: lastSeq
+                )
+            }
+            // Each count walks an index from the caller's memberships, never a whole table. Events
+            // follow the log's rule (see `events(since:…)`): the caller's workspaces, their own
+            // events outside any workspace, and events naming them as a recipient, each counted once.
+            let row = try Row.fetchOne(
+                db,
+                sql: """
+                    WITH mine AS (SELECT workspace_id FROM members WHERE user_id = ?1),
+                        my_bases AS (SELECT id FROM bases WHERE workspace_id IN mine),
+                        my_tables AS (SELECT id FROM tables WHERE base_id IN my_bases)
+                    SELECT
+                        (SELECT COUNT(*) FROM (
+                            SELECT ?1 UNION SELECT user_id FROM members WHERE workspace_id IN mine)) AS users,
+                        (SELECT COUNT(*) FROM mine) AS workspaces,
+                        (SELECT COUNT(*) FROM my_bases) AS bases,
+                        (SELECT COUNT(*) FROM my_tables) AS tables,
+                        (SELECT COUNT(*) FROM records WHERE table_id IN my_tables) AS records,
+                        (SELECT COUNT(*) FROM events WHERE workspace_id IN mine)
+                            + (SELECT COUNT(*) FROM events WHERE workspace_id IS NULL AND actor = ?1)
+                            + (SELECT COUNT(*) FROM event_recipients r JOIN events e ON e.seq = r.seq
+                                WHERE r.user_id = ?1
+                                    AND NOT (e.workspace_id IS NOT NULL AND e.workspace_id IN mine)
+                                    AND NOT (e.workspace_id IS NULL AND e.actor IS ?1)) AS events
+                    """,
+                arguments: [user.rawValue]
+            )
             return StoreStats(
-                users: try count("users"),
-                workspaces: try count("workspaces"),
-                bases: try count("bases"),
-                tables: try count("tables"),
-                records: try count("records"),
-                events: try count("events"),
+                users: row?["users"] ?? 1,
+                workspaces: row?["workspaces"] ?? 0,
+                bases: row?["bases"] ?? 0,
+                tables: row?["tables"] ?? 0,
+                records: row?["records"] ?? 0,
+                events: row?["events"] ?? 0,
                 lastSeq: lastSeq
             )
         }

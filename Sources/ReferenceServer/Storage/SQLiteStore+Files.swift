@@ -74,9 +74,28 @@ extension SQLiteStore {
         try await database.read { db in try Self.fetchFile(db, id: id, user: user).0 }
     }
 
+    static func uploadedBytes(_ db: Database, user: UserID) throws -> Int64 {
+        try Int64.fetchOne(
+            db,
+            sql: "SELECT COALESCE(SUM(size), 0) FROM files WHERE created_by = ?",
+            arguments: [user.rawValue]
+        ) ?? 0
+    }
+
+    public func uploadedBytes(user: UserID) async throws -> Int64 {
+        try await database.read { db in try Self.uploadedBytes(db, user: user) }
+    }
+
     public func createFile(_ new: NewFile, context: WriteContext) async throws -> WriteResult<FileMetadata> {
         let actor = try context.requireActor()
+        let quota = uploadQuotaBytes
         return try await perform(context, status: 201) { db in
+            if quota > 0 {
+                // Checked in the transaction that records the file, so concurrent uploads cannot
+                // pass the quota together.
+                let used = try Self.uploadedBytes(db, user: actor)
+                if used + new.size > quota { throw ServerError.uploadQuotaExceeded(used: used, quota: quota) }
+            }
             if let workspace = new.workspaceID {
                 try Self.authorize(
                     db,

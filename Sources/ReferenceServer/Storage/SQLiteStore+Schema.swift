@@ -260,6 +260,7 @@ extension SQLiteStore {
         -> WriteResult<PyAirtableModels.Table>
     {
         let actor = try context.requireActor()
+        let maximumFields = maximumFieldsPerTable
         return try await perform(context, status: 201) { db in
             let parent = try Self.fetchBase(db, id: base, user: actor, minimum: .creator)
             let tableID = TableID.generate()
@@ -279,7 +280,15 @@ extension SQLiteStore {
             for (index, field) in request.fields.enumerated() {
                 try Self.checkLinkedTable(db, options: field.options, base: base, field: field.name)
                 let id = index == 0 ? firstID : FieldID.generate()
-                try Self.insertField(db, id: id, table: tableID, field, position: index, context: context)
+                try Self.insertField(
+                    db,
+                    id: id,
+                    table: tableID,
+                    field,
+                    position: index,
+                    maximumFields: maximumFields,
+                    context: context
+                )
                 fieldIDs.append(id)
             }
             try Self.insertView(
@@ -389,14 +398,26 @@ extension SQLiteStore {
         }
     }
 
+    /// Inserts a field, refusing (422) a table that already has `maximumFields`: every way a field
+    /// is added comes through here, so the limit holds whatever the route.
     static func insertField(
         _ db: Database,
         id: FieldID,
         table: TableID,
         _ field: CreateFieldRequest,
         position: Int,
+        maximumFields: Int,
         context: WriteContext
     ) throws {
+        let existing =
+            try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM fields WHERE table_id = ?", arguments: [table.rawValue])
+            ?? 0
+        guard existing < maximumFields else {
+            throw ServerError.validation(
+                "a table has at most \(maximumFields) fields; this one has \(existing): delete one first",
+                field: "fields"
+            )
+        }
         let options = try field.options.map { String(decoding: try JSONCoding.encoder.encode($0), as: UTF8.self) }
         do {
             try db.execute(
@@ -430,12 +451,21 @@ extension SQLiteStore {
         -> WriteResult<Field>
     {
         let actor = try context.requireActor()
+        let maximumFields = maximumFieldsPerTable
         return try await perform(context, status: 201) { db in
             let schema = try Self.requireTable(db, id: table, user: actor, minimum: .creator)
             try Self.checkLinkedTable(db, options: request.options, base: schema.table.baseID, field: request.name)
             let id = FieldID.generate()
             let position = schema.table.fields.count
-            try Self.insertField(db, id: id, table: table, request, position: position, context: context)
+            try Self.insertField(
+                db,
+                id: id,
+                table: table,
+                request,
+                position: position,
+                maximumFields: maximumFields,
+                context: context
+            )
             try Self.touchTable(db, id: table, context: context)
             guard let field = try Self.fetchTableSchema(db, id: table)?.fieldsByID[id.rawValue] else {
                 throw ServerError.notFound("field")

@@ -21,6 +21,44 @@ extension SQLiteStore {
         )
     }
 
+    /// The role that creates, changes and sees webhooks (their URLs, delivery logs and receivers'
+    /// answers), and that a webhook's creator must keep for it to deliver.
+    static let webhookRole: Role = .creator
+
+    /// Turns off the enabled webhooks of `workspace` that `user` is responsible for, in the
+    /// transaction that took away the role they need: from then on the webhook would hand the
+    /// base's events to someone who may no longer read them. Each gets a `webhook.updated` event.
+    static func disableWebhooks(
+        _ db: Database,
+        of user: UserID,
+        in workspace: WorkspaceID,
+        reason: String,
+        context: WriteContext
+    ) throws {
+        let rows = try Row.fetchAll(
+            db,
+            sql: "SELECT * FROM webhooks WHERE workspace_id = ? AND created_by = ? AND enabled = 1",
+            arguments: [workspace.rawValue, user.rawValue]
+        )
+        for row in rows {
+            var webhook = try Self.webhook(from: row)
+            webhook.enabled = false
+            webhook.disabledReason = reason
+            try db.execute(
+                sql: "UPDATE webhooks SET enabled = 0, disabled_reason = ?, updated_at = ? WHERE id = ?",
+                arguments: [reason, context.now.millisecondsSince1970, webhook.id.rawValue]
+            )
+            try Self.appendEvent(
+                db,
+                type: .webhookUpdated,
+                workspaceID: workspace,
+                baseID: webhook.baseID,
+                payload: WebhookEventPayload(webhook),
+                context: context
+            )
+        }
+    }
+
     /// Loads a webhook and checks the caller's role in its workspace (non-members get 404).
     static func fetchWebhook(
         _ db: Database,
@@ -37,7 +75,7 @@ extension SQLiteStore {
 
     public func webhooks(base: BaseID, user: UserID) async throws -> [Webhook] {
         try await database.read { db in
-            _ = try Self.fetchBase(db, id: base, user: user, minimum: .viewer)
+            _ = try Self.fetchBase(db, id: base, user: user, minimum: Self.webhookRole)
             return try Row.fetchAll(
                 db,
                 sql: "SELECT * FROM webhooks WHERE base_id = ? ORDER BY created_at, rowid",
@@ -47,7 +85,7 @@ extension SQLiteStore {
     }
 
     public func webhook(id: WebhookID, user: UserID) async throws -> Webhook {
-        try await database.read { db in try Self.fetchWebhook(db, id: id, user: user, minimum: .viewer).0 }
+        try await database.read { db in try Self.fetchWebhook(db, id: id, user: user, minimum: Self.webhookRole).0 }
     }
 
     public func createWebhook(
@@ -60,7 +98,7 @@ extension SQLiteStore {
         let actor = try context.requireActor()
         let keys = database.keys
         return try await perform(context, status: 201) { db in
-            let owner = try Self.fetchBase(db, id: base, user: actor, minimum: .creator)
+            let owner = try Self.fetchBase(db, id: base, user: actor, minimum: Self.webhookRole)
             if let table = request.tableID {
                 let inBase = try Bool.fetchOne(
                     db,
@@ -91,7 +129,7 @@ extension SQLiteStore {
                 type: .webhookCreated,
                 workspaceID: owner.workspaceID,
                 baseID: base,
-                payload: webhook,
+                payload: WebhookEventPayload(webhook),
                 context: context
             )
             try db.execute(
@@ -125,17 +163,30 @@ extension SQLiteStore {
     ) async throws -> WriteResult<Webhook> {
         let actor = try context.requireActor()
         return try await perform(context) { db in
-            var (webhook, workspace) = try Self.fetchWebhook(db, id: id, user: actor, minimum: .creator)
+            var (webhook, workspace) = try Self.fetchWebhook(db, id: id, user: actor, minimum: Self.webhookRole)
             let now = context.now.millisecondsSince1970
             switch request.enabled {
             case true?:
                 // Back on: a fresh failure count, and the deliveries it gave up on go out again, in order.
+                // A webhook delivers on its creator's access; one whose creator lost it is taken over
+                // by whoever turns it back on.
+                let creator = try String.fetchOne(
+                    db,
+                    sql: "SELECT created_by FROM webhooks WHERE id = ?",
+                    arguments: [id.rawValue]
+                )
+                let creatorKeepsAccess =
+                    try creator.flatMap {
+                        try Self.role(db, workspace: workspace.rawValue, user: UserID(unchecked: $0))
+                    }
+                    .map { $0 >= Self.webhookRole } ?? false
+                let responsible = creatorKeepsAccess ? creator : actor.rawValue
                 try db.execute(
                     sql: """
                         UPDATE webhooks SET enabled = 1, disabled_reason = NULL, failure_count = 0,
-                            first_failure_at = NULL, updated_at = ? WHERE id = ?
+                            first_failure_at = NULL, created_by = ?, updated_at = ? WHERE id = ?
                         """,
-                    arguments: [now, id.rawValue]
+                    arguments: [responsible, now, id.rawValue]
                 )
                 try db.execute(
                     sql: """
@@ -163,7 +214,7 @@ extension SQLiteStore {
                 type: .webhookUpdated,
                 workspaceID: workspace,
                 baseID: webhook.baseID,
-                payload: webhook,
+                payload: WebhookEventPayload(webhook),
                 context: context
             )
             return webhook
@@ -173,7 +224,7 @@ extension SQLiteStore {
     public func deleteWebhook(id: WebhookID, context: WriteContext) async throws -> WriteResult<EmptyBody> {
         let actor = try context.requireActor()
         return try await perform(context, status: 204) { db in
-            let (webhook, workspace) = try Self.fetchWebhook(db, id: id, user: actor, minimum: .creator)
+            let (webhook, workspace) = try Self.fetchWebhook(db, id: id, user: actor, minimum: Self.webhookRole)
             try db.execute(sql: "DELETE FROM webhooks WHERE id = ?", arguments: [id.rawValue])
             try Self.appendEvent(
                 db,
@@ -214,7 +265,7 @@ extension SQLiteStore {
         limit: Int
     ) async throws -> Page<WebhookDelivery> {
         try await database.read { db in
-            _ = try Self.fetchWebhook(db, id: webhook, user: user, minimum: .viewer)
+            _ = try Self.fetchWebhook(db, id: webhook, user: user, minimum: Self.webhookRole)
             var sql = """
                 SELECT id, webhook_id, event_seq, event_type, status, attempts, response_status, error,
                     created_at, last_attempt_at, next_attempt_at, delivered_at
@@ -461,5 +512,35 @@ extension SQLiteStore {
                 arguments: [failures, firstFailure, reason, reason, attempt.webhook.rawValue]
             )
         }
+    }
+}
+
+/// What `webhook.*` events carry: every member of the workspace reads the event log, but only
+/// creators and owners may see a webhook's target URL and why it was disabled (which can quote a
+/// receiver's answer), so neither is in the event.
+struct WebhookEventPayload: Encodable, Sendable {
+    var id: WebhookID
+    var baseID: BaseID
+    var events: [EventType]
+    var tableID: TableID?
+    var enabled: Bool
+    var createdAt: Date
+
+    init(_ webhook: Webhook) {
+        id = webhook.id
+        baseID = webhook.baseID
+        events = webhook.events
+        tableID = webhook.tableID
+        enabled = webhook.enabled
+        createdAt = webhook.createdAt
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case id
+        case baseID = "base_id"
+        case events
+        case tableID = "table_id"
+        case enabled
+        case createdAt = "created_at"
     }
 }

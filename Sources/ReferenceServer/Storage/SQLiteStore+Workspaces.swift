@@ -236,6 +236,16 @@ extension SQLiteStore {
             )
             try Self.membersChanged(db)
             try Self.appendEvent(db, type: .memberUpdated, workspaceID: workspace, payload: member, context: context)
+            if role < Self.webhookRole {
+                try Self.disableWebhooks(
+                    db,
+                    of: target,
+                    in: workspace,
+                    reason: "its creator \(target) is now \(role.rawValue) in the workspace, below the "
+                        + "\(Self.webhookRole.rawValue) role webhooks need; \(Self.reenableHint)",
+                    context: context
+                )
+            }
             return member
         }
     }
@@ -278,9 +288,21 @@ extension SQLiteStore {
                 context: context,
                 recipients: [target]
             )
+            try Self.disableWebhooks(
+                db,
+                of: target,
+                in: workspace,
+                reason: "its creator \(target) \(target == actor ? "left" : "was removed from") the workspace; "
+                    + Self.reenableHint,
+                context: context
+            )
             return EmptyBody()
         }
     }
+
+    /// How a webhook disabled for its creator's lost access comes back.
+    private static let reenableHint =
+        "a creator or owner who turns it back on becomes responsible for it"
 
     private static func requireAnotherOwner(_ db: Database, workspace: WorkspaceID, besides user: UserID) throws {
         let owners =

@@ -18,17 +18,25 @@ public final class SQLiteStore: Sendable {
     /// What one request may ask: view filters are checked against its formula limits, and records
     /// lists stop scanning at its scan limits.
     let limits: RequestLimits
+    /// The most fields a table may have; checked where every field is inserted.
+    let maximumFieldsPerTable: Int
+    /// The most bytes of (existing) files one user may have uploaded; 0: no quota.
+    let uploadQuotaBytes: Int64
 
     public init(
         database: ServerDatabase,
         logger: Logger,
         idempotencyRetention: TimeInterval = 24 * 3600,
-        limits: RequestLimits = .init()
+        limits: RequestLimits = .init(),
+        maximumFieldsPerTable: Int = 500,
+        uploadQuotaBytes: Int64 = 10 << 30
     ) {
         self.database = database
         self.logger = logger
         self.idempotencyRetention = idempotencyRetention
         self.limits = limits
+        self.maximumFieldsPerTable = maximumFieldsPerTable
+        self.uploadQuotaBytes = uploadQuotaBytes
     }
 
     // MARK: - Mutations

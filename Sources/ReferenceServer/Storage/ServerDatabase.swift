@@ -390,6 +390,24 @@ public struct ServerDatabase: Sendable {
             }
             try db.execute(sql: "PRAGMA secure_delete = FAST")
         }
+        migrator.registerMigration("v5-webhook-access") { db in
+            // Webhooks deliver on their creator's access, and only creators and owners see a
+            // webhook's URL: hooks whose creator lost that role stop, and the events every member
+            // reads lose the URL and the disabled reason they used to carry.
+            try db.execute(
+                sql: """
+                    UPDATE webhooks SET enabled = 0,
+                        disabled_reason = 'its creator no longer has the creator role in the workspace; '
+                            || 'a creator or owner who turns it back on becomes responsible for it'
+                    WHERE enabled = 1 AND NOT EXISTS (
+                        SELECT 1 FROM members m WHERE m.workspace_id = webhooks.workspace_id
+                            AND m.user_id = webhooks.created_by AND m.role IN ('creator', 'owner'));
+                    UPDATE events SET payload = json_remove(payload, '$.url', '$.disabled_reason',
+                        '$.failure_count', '$.secret')
+                    WHERE type IN ('webhook.created', 'webhook.updated') AND json_valid(payload);
+                    """
+            )
+        }
         return migrator
     }
 }

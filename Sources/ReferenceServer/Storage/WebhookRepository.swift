@@ -4,9 +4,9 @@ import PyAirtableModels
 /// Webhooks, their delivery log, and what the delivery worker needs: matching events turned into
 /// pending deliveries, the deliveries due now, and the outcome of each attempt.
 public protocol WebhookRepository: Sendable {
-    /// The webhooks of a base (any member); secrets are never included.
+    /// The webhooks of a base (creator or higher); secrets are never included.
     func webhooks(base: BaseID, user: UserID) async throws -> [Webhook]
-    /// One webhook (any member of its workspace); its secret is never included.
+    /// One webhook (creator or higher in its workspace); its secret is never included.
     func webhook(id: WebhookID, user: UserID) async throws -> Webhook
     /// Registers a webhook (creator or higher); the answer alone carries `secret`.
     func createWebhook(
@@ -16,7 +16,8 @@ public protocol WebhookRepository: Sendable {
         maximumPerBase: Int,
         context: WriteContext
     ) async throws -> WriteResult<Webhook>
-    /// Turns a webhook off or back on (creator or higher).
+    /// Turns a webhook off or back on (creator or higher). Turning on a webhook whose creator no
+    /// longer has the creator role makes the caller responsible for it.
     func updateWebhook(
         id: WebhookID,
         _ request: UpdateWebhookRequest,
@@ -24,7 +25,8 @@ public protocol WebhookRepository: Sendable {
     ) async throws -> WriteResult<Webhook>
     /// Deletes a webhook and its delivery log (creator or higher).
     func deleteWebhook(id: WebhookID, context: WriteContext) async throws -> WriteResult<EmptyBody>
-    /// A page of a webhook's delivery log, newest event first, before the event seq `before`.
+    /// A page of a webhook's delivery log (creator or higher), newest event first, before the event
+    /// seq `before`.
     func deliveries(
         webhook: WebhookID,
         user: UserID,

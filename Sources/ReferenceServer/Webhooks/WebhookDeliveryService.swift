@@ -133,7 +133,7 @@ struct WebhookDeliveryService: Service {
                     allowLoopback: configuration.allowLoopbackTargets
                 )
             {
-                outcome.error = "refused: \(refusal); private targets are not allowed"
+                outcome.error = "refused: \(refusal); webhooks may only call public addresses"
             } else if let secret = delivery.secret {
                 var request = HTTPClientRequest(url: delivery.url)
                 request.method = .POST

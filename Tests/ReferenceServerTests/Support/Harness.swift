@@ -68,17 +68,18 @@ enum Harness {
         return logger
     }
 
-    /// Starts a server on `dataDirectory` and runs `body` with a client for it.
+    /// Starts a server on `dataDirectory` and runs `body` with a client for it; `configure` adjusts
+    /// the configuration first.
     static func withServer<T: Sendable>(
         dataDirectory: String,
         clock: TestWallClock = TestWallClock(),
         maximumBodySize: Int = 256 * 1024,
+        configure: (inout ServerConfiguration) -> Void = { _ in },
         _ body: @escaping @Sendable (API, ServerServices) async throws -> T
     ) async throws -> T {
-        let services = try await ServerServices.open(
-            configuration: configuration(dataDirectory: dataDirectory, clock: clock, maximumBodySize: maximumBodySize),
-            logger: logger
-        )
+        var configuration = configuration(dataDirectory: dataDirectory, clock: clock, maximumBodySize: maximumBodySize)
+        configure(&configuration)
+        let services = try await ServerServices.open(configuration: configuration, logger: logger)
         let application = Application(
             router: buildRouter(services: services),
             configuration: .init(address: .hostname("127.0.0.1", port: 0)),
@@ -110,6 +111,7 @@ enum Harness {
     static func withServer<T: Sendable>(
         clock: TestWallClock = TestWallClock(),
         maximumBodySize: Int = 256 * 1024,
+        configure: (inout ServerConfiguration) -> Void = { _ in },
         _ body: @escaping @Sendable (API, ServerServices) async throws -> T
     ) async throws -> T {
         let directory = try TemporaryDirectory()
@@ -117,6 +119,7 @@ enum Harness {
             dataDirectory: directory.path,
             clock: clock,
             maximumBodySize: maximumBodySize,
+            configure: configure,
             body
         )
     }
