@@ -35,6 +35,16 @@ enum OpenAPIDocument {
               stored answer with `Idempotent-Replayed: true`, and reusing a key for a different request is a 422.
             - Every response carries `X-Request-ID`. Errors answer
               `{"error": {"type", "code", "message", "request_id", "position"?, "field"?}}`.
+            - Unknown members of a JSON request body are ignored, at every depth and on every route: a client
+              that sends a member this server does not know (a newer client, say) is answered as if it had not
+              sent it. The keys of a record's `fields` object are not members but field names, and a name the
+              table does not have is a 422.
+            - Status codes: 400 when the request is malformed (not JSON, a missing or mistyped member, a header
+              such as `If-Match` or `Idempotency-Key` that breaks its pattern); 422 when it is well formed but
+              breaks a rule that depends on the data (an unknown field name, a formula that does not parse, a
+              name already taken in its table); 409/412 for conflicts with the current state. A path that exists
+              answers a method it does not have with 405 `VALIDATION_ERROR` and an `Allow` header listing the
+              methods it has; a path that does not exist is a 404.
             - Every mutation appends an event to the event log in the same transaction.
 
         servers:
@@ -1700,8 +1710,9 @@ enum OpenAPIDocument {
                 - name: cursor
                   in: query
                   required: false
+                  description: The `next_cursor` of the previous page (the id of its last file); any other value is a 422.
                   schema:
-                    type: string
+                    $ref: '#/components/schemas/FileID'
               responses:
                 '200':
                   description: OK
@@ -1843,12 +1854,18 @@ enum OpenAPIDocument {
                       $ref: '#/components/headers/XRequestID'
                     Idempotent-Replayed:
                       $ref: '#/components/headers/IdempotentReplayed'
+                '400':
+                  $ref: '#/components/responses/BadRequest'
                 '401':
                   $ref: '#/components/responses/Unauthorized'
                 '403':
                   $ref: '#/components/responses/Forbidden'
                 '404':
                   $ref: '#/components/responses/NotFound'
+                '413':
+                  $ref: '#/components/responses/PayloadTooLarge'
+                '422':
+                  $ref: '#/components/responses/ValidationFailed'
                 '500':
                   $ref: '#/components/responses/ServerError'
 
@@ -2021,6 +2038,9 @@ enum OpenAPIDocument {
               tags: [realtime]
               operationId: openRealtimeWebSocket
               summary: Realtime over WebSocket
+              security:
+                - bearerAuth: []
+                - accessTokenQuery: []
               description: |-
                 Upgrades to a WebSocket carrying JSON text frames. Authenticate the upgrade request with
                 `Authorization: Bearer <token>` (access JWT or `pat_…`), or with the `access_token` query parameter where
@@ -2070,6 +2090,9 @@ enum OpenAPIDocument {
               tags: [realtime]
               operationId: streamEvents
               summary: Realtime over Server-Sent Events
+              security:
+                - bearerAuth: []
+                - accessTokenQuery: []
               description: |-
                 The event log as a `text/event-stream`: the events after `since` (or after `Last-Event-ID`, which wins),
                 then live events, each once and in `seq` order, filtered and access-checked as `GET /events/log` is.
@@ -2092,12 +2115,6 @@ enum OpenAPIDocument {
                   in: header
                   required: false
                   description: The last `id` received; resumes after it and wins over `since`.
-                  schema:
-                    type: string
-                - name: access_token
-                  in: query
-                  required: false
-                  description: A bearer token, for clients that cannot set the Authorization header.
                   schema:
                     type: string
                 - name: workspace_id
@@ -2133,8 +2150,7 @@ enum OpenAPIDocument {
                   content:
                     text/event-stream:
                       schema:
-                        type: string
-                      example: ": connected\n\nid: 43\nevent: record.created\ndata: {\"seq\":43,\"type\":\"record.created\",…}\n\n: heartbeat\n\n"
+                        $ref: '#/components/schemas/ServerSentEvent'
                 '401':
                   $ref: '#/components/responses/Unauthorized'
                 '410':
@@ -2337,9 +2353,10 @@ enum OpenAPIDocument {
                     maximum: 1000
                 - name: cursor
                   in: query
-                  description: The `next_cursor` of the previous page.
+                  description: The `next_cursor` of the previous page (a positive decimal number); any other value is a 422.
                   schema:
                     type: string
+                    pattern: ^[1-9][0-9]{0,17}$
               responses:
                 '200':
                   description: OK
@@ -2467,6 +2484,12 @@ enum OpenAPIDocument {
               bearerFormat: JWT access token, or a personal access token (pat_...)
               description: An access JWT (about 15 minutes; renew with POST /api/v1/auth/refresh) or a personal access token `pat_...`
                 (POST /api/v1/auth/tokens).
+            accessTokenQuery:
+              type: apiKey
+              in: query
+              name: access_token
+              description: The same tokens as `bearerAuth`, in the query, for realtime clients that cannot set headers (`EventSource`,
+                browser WebSockets). Only `GET /api/v1/events` and `GET /api/v1/ws` read it.
 
           parameters:
             WorkspaceId:
@@ -2553,12 +2576,11 @@ enum OpenAPIDocument {
               name: X-Request-ID
               in: header
               required: false
-              description: An id for this request (up to 128 letters, digits, `-`, `_`, `.`); the server makes one when it is absent
-                or malformed, and echoes it on the response and in error bodies.
+              description: An id for this request, echoed on the response and in error bodies. Any value is accepted, never refused;
+                one of 1 to 128 letters, digits, `-`, `_` and `.` is used as it is, anything else (or none) is replaced by an id
+                the server makes, so logs never carry a caller's arbitrary bytes.
               schema:
                 type: string
-                maxLength: 128
-                pattern: ^[A-Za-z0-9._-]+$
 
             IdempotencyKey:
               name: Idempotency-Key
@@ -2566,20 +2588,23 @@ enum OpenAPIDocument {
               required: false
               description: 'Makes the write exactly-once: the server keeps (caller, key) -> answer for 24 hours and answers a repeat
                 with the stored answer and `Idempotent-Replayed: true`; the same key with a different request is a 422. 1 to 255 visible
-                ASCII characters.'
+                ASCII characters (`!` to `~`); any other value is a 400.'
               schema:
                 type: string
                 minLength: 1
                 maxLength: 255
+                pattern: ^[!-~]+$
 
             IfMatch:
               name: If-Match
               in: header
               required: false
-              description: Apply the write only if the resource is at this version (its ETag, e.g. `"3"`); otherwise 412 with the
-                current resource. `*` or no header applies unconditionally.
+              description: Apply the write only if the resource is at this version (its ETag, e.g. `"3"`; `W/"3"` and a bare `3`
+                are read the same way); otherwise 412 with the current resource. `*` or no header applies unconditionally.
+                Any other value is a 400.
               schema:
                 type: string
+                pattern: ^(\*|(W/)?("[0-9]{1,18}"|[0-9]{1,18}))$
                 examples: ['"3"']
 
             IfNoneMatch:
@@ -3210,8 +3235,28 @@ enum OpenAPIDocument {
 
             CreateFieldRequest:
               type: object
-              description: '`POST /tables/{id}/fields`, and each field of `POST /bases/{id}/tables`.'
+              description: '`POST /tables/{id}/fields`, and each field of `POST /bases/{id}/tables`. Only select fields take
+                `options.choices`, only multipleRecordLinks fields `options.linked_table_id`.'
               required: [name, type]
+              allOf:
+                - if:
+                    properties:
+                      type:
+                        enum: [singleSelect, multipleSelects]
+                  else:
+                    properties:
+                      options:
+                        properties:
+                          choices: false
+                - if:
+                    properties:
+                      type:
+                        const: multipleRecordLinks
+                  else:
+                    properties:
+                      options:
+                        properties:
+                          linked_table_id: false
               properties:
                 name:
                   type: string
@@ -3754,6 +3799,46 @@ enum OpenAPIDocument {
                   type: [string, 'null']
                   description: Pass as `cursor` to fetch the next page; always present, null on the last page.
 
+            ServerSentEvent:
+              type: object
+              description: 'One event of `GET /api/v1/events` (comments such as `: heartbeat` are not events): an `Event` with its
+                `seq` as `id` and its `type` as `event`, or a last `error` event carrying an `ErrorResponse` (`RATE_LIMITED` for
+                a slow consumer, `RESYNC_REQUIRED` when the asked-for position left the retained log) before the stream ends.'
+              required: [event, data]
+              properties:
+                id:
+                  type: string
+                  pattern: ^[0-9]+$
+                event:
+                  type: string
+                data:
+                  type: string
+                  contentMediaType: application/json
+              if:
+                properties:
+                  event:
+                    const: error
+              then:
+                properties:
+                  data:
+                    contentSchema:
+                      $ref: '#/components/schemas/ErrorResponse'
+              else:
+                required: [id]
+                properties:
+                  event:
+                    $ref: '#/components/schemas/EventType'
+                  data:
+                    contentSchema:
+                      $ref: '#/components/schemas/Event'
+
+            WebhookEventType:
+              type: string
+              description: The events of a base a webhook can receive.
+              enum: [base.updated, base.deleted, table.created, table.updated, table.deleted, field.created, field.updated,
+                field.deleted, view.created, view.updated, view.deleted, record.created, record.updated, record.deleted,
+                webhook.created, webhook.updated, webhook.deleted]
+
             EventType:
               type: string
               description: 'What happened: `<resource>.<change>`.'
@@ -3935,7 +4020,7 @@ enum OpenAPIDocument {
 
             ErrorType:
               type: string
-              description: VALIDATION_ERROR 400/422, AUTH_ERROR 401, FORBIDDEN 403, NOT_FOUND 404, CONFLICT 409/412, RESYNC_REQUIRED
+              description: VALIDATION_ERROR 400/405/422/426, AUTH_ERROR 401, FORBIDDEN 403, NOT_FOUND 404, CONFLICT 409/412, RESYNC_REQUIRED
                 410, PAYLOAD_TOO_LARGE 413, RATE_LIMITED 429, SERVER_ERROR 5xx.
               enum: [VALIDATION_ERROR, AUTH_ERROR, FORBIDDEN, NOT_FOUND, CONFLICT, RESYNC_REQUIRED, PAYLOAD_TOO_LARGE, RATE_LIMITED,
                 SERVER_ERROR]
@@ -4126,9 +4211,10 @@ enum OpenAPIDocument {
                   format: uri
                 events:
                   type: array
-                  description: Omit for every event.
+                  description: Omit for every event of the base. Account, workspace, member and file events are not sent to
+                    webhooks.
                   items:
-                    $ref: '#/components/schemas/EventType'
+                    $ref: '#/components/schemas/WebhookEventType'
                 table_id:
                   $ref: '#/components/schemas/TableID'
                   description: Only events of this table.
