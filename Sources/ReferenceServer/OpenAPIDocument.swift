@@ -18,7 +18,8 @@ enum OpenAPIDocument {
             Conventions:
 
             - JSON with snake_case keys. Timestamps are ISO-8601 UTC with milliseconds. Optional members are
-              left out when they have no value.
+              left out of answers when they have no value; in a request, an optional member sent as `null` is
+              read as left out.
             - Ids are a 3-letter prefix and 14 base-62 characters: usr, wsp, app (base), tbl, fld, viw, rec,
               fil (file), whk (webhook), tok (personal access token).
             - Authentication: `Authorization: Bearer <token>`, where the token is an access JWT from
@@ -2934,7 +2935,7 @@ enum OpenAPIDocument {
               description: '`PATCH /users/me`.'
               properties:
                 name:
-                  type: string
+                  type: [string, 'null']
                   minLength: 1
                   maxLength: 255
 
@@ -3022,7 +3023,7 @@ enum OpenAPIDocument {
                   minLength: 1
                   maxLength: 255
                 expires_in:
-                  type: integer
+                  type: [integer, 'null']
                   description: Seconds until the token expires; omit for a token that does not expire.
                   minimum: 1
 
@@ -3088,7 +3089,7 @@ enum OpenAPIDocument {
               description: '`PATCH /workspaces/{id}`.'
               properties:
                 name:
-                  type: string
+                  type: [string, 'null']
                   minLength: 1
                   maxLength: 255
 
@@ -3115,15 +3116,23 @@ enum OpenAPIDocument {
               required: [role]
               properties:
                 user_id:
-                  $ref: '#/components/schemas/UserID'
+                  oneOf:
+                    - $ref: '#/components/schemas/UserID'
+                    - type: 'null'
                 email:
-                  type: string
+                  type: [string, 'null']
                   format: email
                 role:
                   $ref: '#/components/schemas/Role'
               anyOf:
                 - required: [user_id]
+                  properties:
+                    user_id:
+                      $ref: '#/components/schemas/UserID'
                 - required: [email]
+                  properties:
+                    email:
+                      type: string
 
             UpdateMemberRequest:
               type: object
@@ -3168,7 +3177,7 @@ enum OpenAPIDocument {
               description: '`PATCH /bases/{id}`.'
               properties:
                 name:
-                  type: string
+                  type: [string, 'null']
                   minLength: 1
                   maxLength: 255
 
@@ -3187,24 +3196,26 @@ enum OpenAPIDocument {
                   type: string
                   minLength: 1
                 color:
-                  type: string
+                  type: [string, 'null']
 
             FieldOptions:
               type: object
               description: Type-specific settings of a field.
               properties:
                 choices:
-                  type: array
+                  type: [array, 'null']
                   description: The allowed choices of a select field (distinct, non-empty names).
                   items:
                     $ref: '#/components/schemas/SelectChoice'
                 precision:
-                  type: integer
+                  type: [integer, 'null']
                   description: Digits after the decimal point of a number field (display only).
                   minimum: 0
                   maximum: 8
                 linked_table_id:
-                  $ref: '#/components/schemas/TableID'
+                  oneOf:
+                    - $ref: '#/components/schemas/TableID'
+                    - type: 'null'
                   description: The table a multipleRecordLinks field links to.
 
             Field:
@@ -3266,22 +3277,26 @@ enum OpenAPIDocument {
                 type:
                   $ref: '#/components/schemas/FieldType'
                 options:
-                  $ref: '#/components/schemas/FieldOptions'
+                  oneOf:
+                    - $ref: '#/components/schemas/FieldOptions'
+                    - type: 'null'
                 description:
-                  type: string
+                  type: [string, 'null']
 
             UpdateFieldRequest:
               type: object
               description: '`PATCH /fields/{id}`: rename, re-describe or change options. A field''s type does not change.'
               properties:
                 name:
-                  type: string
+                  type: [string, 'null']
                   minLength: 1
                   maxLength: 255
                 options:
-                  $ref: '#/components/schemas/FieldOptions'
+                  oneOf:
+                    - $ref: '#/components/schemas/FieldOptions'
+                    - type: 'null'
                 description:
-                  type: string
+                  type: [string, 'null']
 
             SortSpec:
               type: object
@@ -3341,18 +3356,18 @@ enum OpenAPIDocument {
                   minLength: 1
                   maxLength: 255
                 type:
-                  type: string
+                  type: [string, 'null']
                   enum: [grid]
                   default: grid
                 filter:
-                  type: string
+                  type: [string, 'null']
                   description: An Airtable-style formula, e.g. `AND({Status} = 'Done', {Score} > 3)`.
                 sort:
-                  type: array
+                  type: [array, 'null']
                   items:
                     $ref: '#/components/schemas/SortSpec'
                 fields:
-                  type: array
+                  type: [array, 'null']
                   items:
                     type: string
 
@@ -3361,19 +3376,19 @@ enum OpenAPIDocument {
               description: '`PATCH /views/{id}`.'
               properties:
                 name:
-                  type: string
+                  type: [string, 'null']
                   minLength: 1
                   maxLength: 255
                 filter:
-                  type: string
+                  type: [string, 'null']
                   description: A formula; an empty string clears the filter.
                 sort:
-                  type: array
+                  type: [array, 'null']
                   description: An empty list clears the sort.
                   items:
                     $ref: '#/components/schemas/SortSpec'
                 fields:
-                  type: array
+                  type: [array, 'null']
                   description: An empty list shows every field.
                   items:
                     type: string
@@ -3420,7 +3435,7 @@ enum OpenAPIDocument {
                   minLength: 1
                   maxLength: 255
                 description:
-                  type: string
+                  type: [string, 'null']
                 fields:
                   type: array
                   description: 1 to 500 distinctly named fields. The first is the primary field and cannot be a checkbox, multipleAttachments
@@ -3435,11 +3450,11 @@ enum OpenAPIDocument {
               description: '`PATCH /tables/{id}`.'
               properties:
                 name:
-                  type: string
+                  type: [string, 'null']
                   minLength: 1
                   maxLength: 255
                 description:
-                  type: string
+                  type: [string, 'null']
 
             Attachment:
               type: object
@@ -3451,14 +3466,15 @@ enum OpenAPIDocument {
                 id:
                   $ref: '#/components/schemas/FileID'
                 filename:
-                  type: string
+                  type: [string, 'null']
                 content_type:
-                  type: string
+                  type: [string, 'null']
                 size:
-                  type: integer
+                  type: [integer, 'null']
                   minimum: 0
+                  maximum: 9007199254740991
                 url:
-                  type: string
+                  type: [string, 'null']
                   description: Where the bytes are (`/api/v1/files/{id}/content`).
 
             FileMetadata:
@@ -3568,7 +3584,7 @@ enum OpenAPIDocument {
                 fields:
                   $ref: '#/components/schemas/RecordFields'
                 if_version:
-                  type: integer
+                  type: [integer, 'null']
                   description: Apply only if the record is at this version (else the whole batch fails with 412).
                   minimum: 1
 
@@ -3584,7 +3600,7 @@ enum OpenAPIDocument {
                 fields:
                   $ref: '#/components/schemas/RecordFields'
                 if_version:
-                  type: integer
+                  type: [integer, 'null']
                   description: Apply only if the record is at this version (else the whole batch fails with 412).
                   minimum: 1
 
@@ -3598,7 +3614,7 @@ enum OpenAPIDocument {
                 id:
                   $ref: '#/components/schemas/RecordID'
                 if_version:
-                  type: integer
+                  type: [integer, 'null']
                   description: Apply only if the record is at this version (else the whole batch fails with 412).
                   minimum: 1
 
@@ -4210,13 +4226,15 @@ enum OpenAPIDocument {
                   type: string
                   format: uri
                 events:
-                  type: array
+                  type: [array, 'null']
                   description: Omit for every event of the base. Account, workspace, member and file events are not sent to
                     webhooks.
                   items:
                     $ref: '#/components/schemas/WebhookEventType'
                 table_id:
-                  $ref: '#/components/schemas/TableID'
+                  oneOf:
+                    - $ref: '#/components/schemas/TableID'
+                    - type: 'null'
                   description: Only events of this table.
 
             WebhookDelivery:

@@ -88,6 +88,26 @@ struct ContractPolicyTests {
         }
     }
 
+    @Test("an optional member sent as null is read as left out; an empty workspace_id on upload is no workspace (404)")
+    func nullMembersAndEmptyIDs() async throws {
+        try await Harness.withServer { api, _ in
+            let (client, _) = try await api.register()
+            let workspace = try await client.createWorkspace("Kept")
+            let patched = try await client.send(.patch, "workspaces/\(workspace.id)", raw: #"{"name": null}"#)
+            #expect(patched.status == .ok, "\(patched.text)")
+            #expect(try patched.decode(Workspace.self).name == "Kept")
+            let token = try await client.send(.post, "auth/tokens", raw: #"{"name": "t", "expires_in": null}"#)
+            #expect(token.status == .created, "\(token.text)")
+            #expect(try token.decode(AccessToken.self).expiresAt == nil)
+
+            let upload = try await client.send(.post, "files?name=a.txt&workspace_id=", raw: "bytes")
+            expectError(upload, .notFound, .notFound, "upload with an empty workspace_id")
+            let files = try await client.send(.get, "files")
+            #expect(files.status == .ok)
+            #expect(try files.decode(Page<FileMetadata>.self).data.isEmpty)
+        }
+    }
+
     @Test(
         "If-Match takes *, \"3\", W/\"3\" or 3 (up to 18 digits); anything else is 400 and changes nothing",
         arguments: [
