@@ -1778,7 +1778,8 @@ enum OpenAPIDocument {
                     $ref: '#/components/schemas/WorkspaceID'
                 - $ref: '#/components/parameters/IdempotencyKey'
               requestBody:
-                required: true
+                description: The file's bytes. No body, or an empty one, uploads an empty file.
+                required: false
                 content:
                   application/octet-stream:
                     schema:
