@@ -2116,9 +2116,11 @@ enum OpenAPIDocument {
                 - name: Last-Event-ID
                   in: header
                   required: false
-                  description: The last `id` received; resumes after it and wins over `since`.
+                  description: The last `id` received (a seq, digits only); resumes after it and wins over `since`. Empty is
+                    ignored; anything else is a 422.
                   schema:
                     type: string
+                    pattern: ^[0-9]{0,18}$
                 - name: workspace_id
                   in: query
                   required: false
@@ -3025,8 +3027,10 @@ enum OpenAPIDocument {
                   maxLength: 255
                 expires_in:
                   type: [integer, 'null']
-                  description: Seconds until the token expires; omit for a token that does not expire.
+                  description: Seconds until the token expires, at most 10 years (the server's limit, 315360000 by default; past
+                    it, 422); omit for a token that does not expire.
                   minimum: 1
+                  maximum: 315360000
 
             AccessToken:
               type: object
@@ -3588,6 +3592,7 @@ enum OpenAPIDocument {
                   type: [integer, 'null']
                   description: Apply only if the record is at this version (else the whole batch fails with 412).
                   minimum: 1
+                  maximum: 9007199254740991
 
             BatchReplaceOperation:
               type: object
@@ -3604,6 +3609,7 @@ enum OpenAPIDocument {
                   type: [integer, 'null']
                   description: Apply only if the record is at this version (else the whole batch fails with 412).
                   minimum: 1
+                  maximum: 9007199254740991
 
             BatchDeleteOperation:
               type: object
@@ -3618,6 +3624,7 @@ enum OpenAPIDocument {
                   type: [integer, 'null']
                   description: Apply only if the record is at this version (else the whole batch fails with 412).
                   minimum: 1
+                  maximum: 9007199254740991
 
             BatchOperation:
               description: One operation of a batch, chosen by `op`.

@@ -100,6 +100,19 @@ struct ContractPolicyTests {
             #expect(token.status == .created, "\(token.text)")
             #expect(try token.decode(AccessToken.self).expiresAt == nil)
 
+            // Past the limit (here 2^63 - 1 seconds, which once overflowed the stored expiry and stopped
+            // the server) is a 422, and the server goes on serving.
+            for expiresIn in ["315360001", "9223372036854775807"] {
+                let refused = try await client.send(
+                    .post,
+                    "auth/tokens",
+                    raw: #"{"name": "t", "expires_in": \#(expiresIn)}"#
+                )
+                expectError(refused, .unprocessableContent, .validation, "expires_in \(expiresIn)")
+            }
+            let longest = try await client.send(.post, "auth/tokens", raw: #"{"name": "t", "expires_in": 315360000}"#)
+            #expect(longest.status == .created, "\(longest.text)")
+
             let upload = try await client.send(.post, "files?name=a.txt&workspace_id=", raw: "bytes")
             expectError(upload, .notFound, .notFound, "upload with an empty workspace_id")
             let files = try await client.send(.get, "files")

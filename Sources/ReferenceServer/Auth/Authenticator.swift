@@ -27,15 +27,20 @@ public final class Authenticator: Sendable {
         public var refreshTokenLifetime: TimeInterval = 30 * 24 * 3600
         /// The bcrypt cost: 12 in production; tests lower it to stay fast.
         public var bcryptCost: UInt8 = 12
+        /// The longest `expires_in` a personal access token may be created with (10 years by default);
+        /// longer is a 422. Without it, a huge value overflowed the stored expiry and stopped the server.
+        public var maximumPersonalTokenLifetime: TimeInterval = 10 * 365 * 24 * 3600
 
         public init(
             accessTokenLifetime: TimeInterval = 15 * 60,
             refreshTokenLifetime: TimeInterval = 30 * 24 * 3600,
-            bcryptCost: UInt8 = 12
+            bcryptCost: UInt8 = 12,
+            maximumPersonalTokenLifetime: TimeInterval = 10 * 365 * 24 * 3600
         ) {
             self.accessTokenLifetime = accessTokenLifetime
             self.refreshTokenLifetime = refreshTokenLifetime
             self.bcryptCost = bcryptCost
+            self.maximumPersonalTokenLifetime = maximumPersonalTokenLifetime
         }
     }
 
