@@ -92,6 +92,8 @@ if [[ "${PYAT_SCHEMATHESIS_INSIDE:-}" == "1" ]]; then
     echo "schemathesis: pyat serve --demo at $url, budget ${max_time}s"
 
     status=0
+    # From the throwaway directory, so Schemathesis's caches (.schemathesis/, .hypothesis/) go with it.
+    cd "$workdir"
     PYTHONPATH="$root/scripts" SCHEMATHESIS_HOOKS=schemathesis_hooks \
         "$SCHEMATHESIS_BIN" --config-file "$root/scripts/schemathesis.toml" run "$url/openapi.yaml" \
         --checks all --phases examples,coverage,fuzzing,stateful --max-time "$max_time" \
