@@ -33,6 +33,10 @@ public func buildRouter(services: ServerServices) -> Router<AppRequestContext> {
     RealtimeController(services: services).addRoutes(to: api)
     WebhooksController(services: services).addRoutes(to: api)
     FilesController(services: services).addRoutes(to: api)
+    // Last, so it wraps only the not-found responder: see MethodNotAllowedMiddleware.
+    router.add(
+        middleware: MethodNotAllowedMiddleware(routes: RouteMethods(routes: router.routes.map { ($0.path, $0.method) }))
+    )
     return router
 }
 

@@ -18,7 +18,8 @@ enum OpenAPIDocument {
             Conventions:
 
             - JSON with snake_case keys. Timestamps are ISO-8601 UTC with milliseconds. Optional members are
-              left out when they have no value.
+              left out of answers when they have no value; in a request, an optional member sent as `null` is
+              read as left out.
             - Ids are a 3-letter prefix and 14 base-62 characters: usr, wsp, app (base), tbl, fld, viw, rec,
               fil (file), whk (webhook), tok (personal access token).
             - Authentication: `Authorization: Bearer <token>`, where the token is an access JWT from
@@ -35,6 +36,16 @@ enum OpenAPIDocument {
               stored answer with `Idempotent-Replayed: true`, and reusing a key for a different request is a 422.
             - Every response carries `X-Request-ID`. Errors answer
               `{"error": {"type", "code", "message", "request_id", "position"?, "field"?}}`.
+            - Unknown members of a JSON request body are ignored, at every depth and on every route: a client
+              that sends a member this server does not know (a newer client, say) is answered as if it had not
+              sent it. The keys of a record's `fields` object are not members but field names, and a name the
+              table does not have is a 422.
+            - Status codes: 400 when the request is malformed (not JSON, a missing or mistyped member, a header
+              such as `If-Match` or `Idempotency-Key` that breaks its pattern); 422 when it is well formed but
+              breaks a rule that depends on the data (an unknown field name, a formula that does not parse, a
+              name already taken in its table); 409/412 for conflicts with the current state. A path that exists
+              answers a method it does not have with 405 `VALIDATION_ERROR` and an `Allow` header listing the
+              methods it has; a path that does not exist is a 404.
             - Every mutation appends an event to the event log in the same transaction.
             - Limits (server configuration, with these defaults): formulas at most 32,768 characters, 16,384
               tokens and 128 levels of nesting (422 with `position`); JSON bodies nested at most 64 levels (400);
@@ -1733,8 +1744,9 @@ enum OpenAPIDocument {
                 - name: cursor
                   in: query
                   required: false
+                  description: The `next_cursor` of the previous page (the id of its last file); any other value is a 422.
                   schema:
-                    type: string
+                    $ref: '#/components/schemas/FileID'
               responses:
                 '200':
                   description: OK
@@ -1805,7 +1817,8 @@ enum OpenAPIDocument {
                     $ref: '#/components/schemas/WorkspaceID'
                 - $ref: '#/components/parameters/IdempotencyKey'
               requestBody:
-                required: true
+                description: The file's bytes. No body, or an empty one, uploads an empty file.
+                required: false
                 content:
                   application/octet-stream:
                     schema:
@@ -1882,12 +1895,18 @@ enum OpenAPIDocument {
                       $ref: '#/components/headers/XRequestID'
                     Idempotent-Replayed:
                       $ref: '#/components/headers/IdempotentReplayed'
+                '400':
+                  $ref: '#/components/responses/BadRequest'
                 '401':
                   $ref: '#/components/responses/Unauthorized'
                 '403':
                   $ref: '#/components/responses/Forbidden'
                 '404':
                   $ref: '#/components/responses/NotFound'
+                '413':
+                  $ref: '#/components/responses/PayloadTooLarge'
+                '422':
+                  $ref: '#/components/responses/ValidationFailed'
                 '500':
                   $ref: '#/components/responses/ServerError'
 
@@ -2060,6 +2079,9 @@ enum OpenAPIDocument {
               tags: [realtime]
               operationId: openRealtimeWebSocket
               summary: Realtime over WebSocket
+              security:
+                - bearerAuth: []
+                - accessTokenQuery: []
               description: |-
                 Upgrades to a WebSocket carrying JSON text frames. Authenticate the upgrade request with
                 `Authorization: Bearer <token>` (access JWT or `pat_…`), or with the `access_token` query parameter where
@@ -2113,6 +2135,9 @@ enum OpenAPIDocument {
               tags: [realtime]
               operationId: streamEvents
               summary: Realtime over Server-Sent Events
+              security:
+                - bearerAuth: []
+                - accessTokenQuery: []
               description: |-
                 The event log as a `text/event-stream`: the events after `since` (or after `Last-Event-ID`, which wins),
                 then live events, each once and in `seq` order, filtered and access-checked as `GET /events/log` is.
@@ -2136,15 +2161,11 @@ enum OpenAPIDocument {
                 - name: Last-Event-ID
                   in: header
                   required: false
-                  description: The last `id` received; resumes after it and wins over `since`.
+                  description: The last `id` received (a seq, digits only); resumes after it and wins over `since`. Empty is
+                    ignored; anything else is a 422.
                   schema:
                     type: string
-                - name: access_token
-                  in: query
-                  required: false
-                  description: A bearer token, for clients that cannot set the Authorization header.
-                  schema:
-                    type: string
+                    pattern: ^[0-9]{0,18}$
                 - name: workspace_id
                   in: query
                   required: false
@@ -2178,8 +2199,7 @@ enum OpenAPIDocument {
                   content:
                     text/event-stream:
                       schema:
-                        type: string
-                      example: ": connected\n\nid: 43\nevent: record.created\ndata: {\"seq\":43,\"type\":\"record.created\",…}\n\n: heartbeat\n\n"
+                        $ref: '#/components/schemas/ServerSentEvent'
                 '401':
                   $ref: '#/components/responses/Unauthorized'
                 '410':
@@ -2394,9 +2414,10 @@ enum OpenAPIDocument {
                     maximum: 1000
                 - name: cursor
                   in: query
-                  description: The `next_cursor` of the previous page.
+                  description: The `next_cursor` of the previous page (a positive decimal number); any other value is a 422.
                   schema:
                     type: string
+                    pattern: ^[1-9][0-9]{0,17}$
               responses:
                 '200':
                   description: OK
@@ -2545,6 +2566,12 @@ enum OpenAPIDocument {
               bearerFormat: JWT access token, or a personal access token (pat_...)
               description: An access JWT (about 15 minutes; renew with POST /api/v1/auth/refresh) or a personal access token `pat_...`
                 (POST /api/v1/auth/tokens).
+            accessTokenQuery:
+              type: apiKey
+              in: query
+              name: access_token
+              description: The same tokens as `bearerAuth`, in the query, for realtime clients that cannot set headers (`EventSource`,
+                browser WebSockets). Only `GET /api/v1/events` and `GET /api/v1/ws` read it.
 
           parameters:
             WorkspaceId:
@@ -2631,12 +2658,11 @@ enum OpenAPIDocument {
               name: X-Request-ID
               in: header
               required: false
-              description: An id for this request (up to 128 letters, digits, `-`, `_`, `.`); the server makes one when it is absent
-                or malformed, and echoes it on the response and in error bodies.
+              description: An id for this request, echoed on the response and in error bodies. Any value is accepted, never refused;
+                one of 1 to 128 letters, digits, `-`, `_` and `.` is used as it is, anything else (or none) is replaced by an id
+                the server makes, so logs never carry a caller's arbitrary bytes.
               schema:
                 type: string
-                maxLength: 128
-                pattern: ^[A-Za-z0-9._-]+$
 
             IdempotencyKey:
               name: Idempotency-Key
@@ -2644,20 +2670,23 @@ enum OpenAPIDocument {
               required: false
               description: 'Makes the write exactly-once: the server keeps (caller, key) -> answer for 24 hours and answers a repeat
                 with the stored answer and `Idempotent-Replayed: true`; the same key with a different request is a 422. 1 to 255 visible
-                ASCII characters.'
+                ASCII characters (`!` to `~`); any other value is a 400.'
               schema:
                 type: string
                 minLength: 1
                 maxLength: 255
+                pattern: ^[!-~]+$
 
             IfMatch:
               name: If-Match
               in: header
               required: false
-              description: Apply the write only if the resource is at this version (its ETag, e.g. `"3"`); otherwise 412 with the
-                current resource. `*` or no header applies unconditionally.
+              description: Apply the write only if the resource is at this version (its ETag, e.g. `"3"`; `W/"3"` and a bare `3`
+                are read the same way); otherwise 412 with the current resource. `*` or no header applies unconditionally.
+                Any other value is a 400.
               schema:
                 type: string
+                pattern: ^(\*|(W/)?("[0-9]{1,18}"|[0-9]{1,18}))$
                 examples: ['"3"']
 
             IfNoneMatch:
@@ -3045,7 +3074,7 @@ enum OpenAPIDocument {
               description: '`PATCH /users/me`.'
               properties:
                 name:
-                  type: string
+                  type: [string, 'null']
                   minLength: 1
                   maxLength: 255
 
@@ -3133,9 +3162,11 @@ enum OpenAPIDocument {
                   minLength: 1
                   maxLength: 255
                 expires_in:
-                  type: integer
-                  description: Seconds until the token expires; omit for a token that does not expire.
+                  type: [integer, 'null']
+                  description: Seconds until the token expires, at most 10 years (the server's limit, 315360000 by default; past
+                    it, 422); omit for a token that does not expire.
                   minimum: 1
+                  maximum: 315360000
 
             AccessToken:
               type: object
@@ -3199,7 +3230,7 @@ enum OpenAPIDocument {
               description: '`PATCH /workspaces/{id}`.'
               properties:
                 name:
-                  type: string
+                  type: [string, 'null']
                   minLength: 1
                   maxLength: 255
 
@@ -3226,15 +3257,23 @@ enum OpenAPIDocument {
               required: [role]
               properties:
                 user_id:
-                  $ref: '#/components/schemas/UserID'
+                  oneOf:
+                    - $ref: '#/components/schemas/UserID'
+                    - type: 'null'
                 email:
-                  type: string
+                  type: [string, 'null']
                   format: email
                 role:
                   $ref: '#/components/schemas/Role'
               anyOf:
                 - required: [user_id]
+                  properties:
+                    user_id:
+                      $ref: '#/components/schemas/UserID'
                 - required: [email]
+                  properties:
+                    email:
+                      type: string
 
             UpdateMemberRequest:
               type: object
@@ -3279,7 +3318,7 @@ enum OpenAPIDocument {
               description: '`PATCH /bases/{id}`.'
               properties:
                 name:
-                  type: string
+                  type: [string, 'null']
                   minLength: 1
                   maxLength: 255
 
@@ -3298,24 +3337,26 @@ enum OpenAPIDocument {
                   type: string
                   minLength: 1
                 color:
-                  type: string
+                  type: [string, 'null']
 
             FieldOptions:
               type: object
               description: Type-specific settings of a field.
               properties:
                 choices:
-                  type: array
+                  type: [array, 'null']
                   description: The allowed choices of a select field (distinct, non-empty names).
                   items:
                     $ref: '#/components/schemas/SelectChoice'
                 precision:
-                  type: integer
+                  type: [integer, 'null']
                   description: Digits after the decimal point of a number field (display only).
                   minimum: 0
                   maximum: 8
                 linked_table_id:
-                  $ref: '#/components/schemas/TableID'
+                  oneOf:
+                    - $ref: '#/components/schemas/TableID'
+                    - type: 'null'
                   description: The table a multipleRecordLinks field links to.
 
             Field:
@@ -3346,8 +3387,28 @@ enum OpenAPIDocument {
 
             CreateFieldRequest:
               type: object
-              description: '`POST /tables/{id}/fields`, and each field of `POST /bases/{id}/tables`.'
+              description: '`POST /tables/{id}/fields`, and each field of `POST /bases/{id}/tables`. Only select fields take
+                `options.choices`, only multipleRecordLinks fields `options.linked_table_id`.'
               required: [name, type]
+              allOf:
+                - if:
+                    properties:
+                      type:
+                        enum: [singleSelect, multipleSelects]
+                  else:
+                    properties:
+                      options:
+                        properties:
+                          choices: false
+                - if:
+                    properties:
+                      type:
+                        const: multipleRecordLinks
+                  else:
+                    properties:
+                      options:
+                        properties:
+                          linked_table_id: false
               properties:
                 name:
                   type: string
@@ -3357,22 +3418,26 @@ enum OpenAPIDocument {
                 type:
                   $ref: '#/components/schemas/FieldType'
                 options:
-                  $ref: '#/components/schemas/FieldOptions'
+                  oneOf:
+                    - $ref: '#/components/schemas/FieldOptions'
+                    - type: 'null'
                 description:
-                  type: string
+                  type: [string, 'null']
 
             UpdateFieldRequest:
               type: object
               description: '`PATCH /fields/{id}`: rename, re-describe or change options. A field''s type does not change.'
               properties:
                 name:
-                  type: string
+                  type: [string, 'null']
                   minLength: 1
                   maxLength: 255
                 options:
-                  $ref: '#/components/schemas/FieldOptions'
+                  oneOf:
+                    - $ref: '#/components/schemas/FieldOptions'
+                    - type: 'null'
                 description:
-                  type: string
+                  type: [string, 'null']
 
             SortSpec:
               type: object
@@ -3432,18 +3497,18 @@ enum OpenAPIDocument {
                   minLength: 1
                   maxLength: 255
                 type:
-                  type: string
+                  type: [string, 'null']
                   enum: [grid]
                   default: grid
                 filter:
-                  type: string
+                  type: [string, 'null']
                   description: An Airtable-style formula, e.g. `AND({Status} = 'Done', {Score} > 3)`.
                 sort:
-                  type: array
+                  type: [array, 'null']
                   items:
                     $ref: '#/components/schemas/SortSpec'
                 fields:
-                  type: array
+                  type: [array, 'null']
                   items:
                     type: string
 
@@ -3452,19 +3517,19 @@ enum OpenAPIDocument {
               description: '`PATCH /views/{id}`.'
               properties:
                 name:
-                  type: string
+                  type: [string, 'null']
                   minLength: 1
                   maxLength: 255
                 filter:
-                  type: string
+                  type: [string, 'null']
                   description: A formula; an empty string clears the filter.
                 sort:
-                  type: array
+                  type: [array, 'null']
                   description: An empty list clears the sort.
                   items:
                     $ref: '#/components/schemas/SortSpec'
                 fields:
-                  type: array
+                  type: [array, 'null']
                   description: An empty list shows every field.
                   items:
                     type: string
@@ -3511,7 +3576,7 @@ enum OpenAPIDocument {
                   minLength: 1
                   maxLength: 255
                 description:
-                  type: string
+                  type: [string, 'null']
                 fields:
                   type: array
                   description: 1 to 500 distinctly named fields. The first is the primary field and cannot be a checkbox, multipleAttachments
@@ -3526,11 +3591,11 @@ enum OpenAPIDocument {
               description: '`PATCH /tables/{id}`.'
               properties:
                 name:
-                  type: string
+                  type: [string, 'null']
                   minLength: 1
                   maxLength: 255
                 description:
-                  type: string
+                  type: [string, 'null']
 
             Attachment:
               type: object
@@ -3542,14 +3607,15 @@ enum OpenAPIDocument {
                 id:
                   $ref: '#/components/schemas/FileID'
                 filename:
-                  type: string
+                  type: [string, 'null']
                 content_type:
-                  type: string
+                  type: [string, 'null']
                 size:
-                  type: integer
+                  type: [integer, 'null']
                   minimum: 0
+                  maximum: 9007199254740991
                 url:
-                  type: string
+                  type: [string, 'null']
                   description: Where the bytes are (`/api/v1/files/{id}/content`).
 
             FileMetadata:
@@ -3659,9 +3725,10 @@ enum OpenAPIDocument {
                 fields:
                   $ref: '#/components/schemas/RecordFields'
                 if_version:
-                  type: integer
+                  type: [integer, 'null']
                   description: Apply only if the record is at this version (else the whole batch fails with 412).
                   minimum: 1
+                  maximum: 9007199254740991
 
             BatchReplaceOperation:
               type: object
@@ -3675,9 +3742,10 @@ enum OpenAPIDocument {
                 fields:
                   $ref: '#/components/schemas/RecordFields'
                 if_version:
-                  type: integer
+                  type: [integer, 'null']
                   description: Apply only if the record is at this version (else the whole batch fails with 412).
                   minimum: 1
+                  maximum: 9007199254740991
 
             BatchDeleteOperation:
               type: object
@@ -3689,9 +3757,10 @@ enum OpenAPIDocument {
                 id:
                   $ref: '#/components/schemas/RecordID'
                 if_version:
-                  type: integer
+                  type: [integer, 'null']
                   description: Apply only if the record is at this version (else the whole batch fails with 412).
                   minimum: 1
+                  maximum: 9007199254740991
 
             BatchOperation:
               description: One operation of a batch, chosen by `op`.
@@ -3890,6 +3959,46 @@ enum OpenAPIDocument {
                   type: [string, 'null']
                   description: Pass as `cursor` to fetch the next page; always present, null on the last page.
 
+            ServerSentEvent:
+              type: object
+              description: 'One event of `GET /api/v1/events` (comments such as `: heartbeat` are not events): an `Event` with its
+                `seq` as `id` and its `type` as `event`, or a last `error` event carrying an `ErrorResponse` (`RATE_LIMITED` for
+                a slow consumer, `RESYNC_REQUIRED` when the asked-for position left the retained log) before the stream ends.'
+              required: [event, data]
+              properties:
+                id:
+                  type: string
+                  pattern: ^[0-9]+$
+                event:
+                  type: string
+                data:
+                  type: string
+                  contentMediaType: application/json
+              if:
+                properties:
+                  event:
+                    const: error
+              then:
+                properties:
+                  data:
+                    contentSchema:
+                      $ref: '#/components/schemas/ErrorResponse'
+              else:
+                required: [id]
+                properties:
+                  event:
+                    $ref: '#/components/schemas/EventType'
+                  data:
+                    contentSchema:
+                      $ref: '#/components/schemas/Event'
+
+            WebhookEventType:
+              type: string
+              description: The events of a base a webhook can receive.
+              enum: [base.updated, base.deleted, table.created, table.updated, table.deleted, field.created, field.updated,
+                field.deleted, view.created, view.updated, view.deleted, record.created, record.updated, record.deleted,
+                webhook.created, webhook.updated, webhook.deleted]
+
             EventType:
               type: string
               description: 'What happened: `<resource>.<change>`.'
@@ -4081,7 +4190,7 @@ enum OpenAPIDocument {
 
             ErrorType:
               type: string
-              description: VALIDATION_ERROR 400/422, AUTH_ERROR 401, FORBIDDEN 403, NOT_FOUND 404, CONFLICT 409/412, RESYNC_REQUIRED
+              description: VALIDATION_ERROR 400/405/422/426, AUTH_ERROR 401, FORBIDDEN 403, NOT_FOUND 404, CONFLICT 409/412, RESYNC_REQUIRED
                 410, PAYLOAD_TOO_LARGE 413, RATE_LIMITED 429, SERVER_ERROR 5xx.
               enum: [VALIDATION_ERROR, AUTH_ERROR, FORBIDDEN, NOT_FOUND, CONFLICT, RESYNC_REQUIRED, PAYLOAD_TOO_LARGE, RATE_LIMITED,
                 SERVER_ERROR]
@@ -4271,12 +4380,15 @@ enum OpenAPIDocument {
                   type: string
                   format: uri
                 events:
-                  type: array
-                  description: Omit for every event.
+                  type: [array, 'null']
+                  description: Omit for every event of the base. Account, workspace, member and file events are not sent to
+                    webhooks.
                   items:
-                    $ref: '#/components/schemas/EventType'
+                    $ref: '#/components/schemas/WebhookEventType'
                 table_id:
-                  $ref: '#/components/schemas/TableID'
+                  oneOf:
+                    - $ref: '#/components/schemas/TableID'
+                    - type: 'null'
                   description: Only events of this table.
 
             WebhookDelivery:

@@ -1,6 +1,7 @@
 import Foundation
 import HTTPTypes
 import Hummingbird
+import PyAirtableModels
 import Testing
 
 @testable import ReferenceServer
@@ -42,6 +43,37 @@ struct OpenAPITests {
             unrouted.isEmpty,
             "openapi.yaml documents routes the router does not have:\n\(unrouted.map { "  \($0)" }.joined(separator: "\n"))"
         )
+    }
+
+    @Test("every documented path answers each method it lacks with 405 and Allow naming its methods; unknown paths 404")
+    func undocumentedMethodsAre405() async throws {
+        let documented = try OpenAPIPaths.operations(in: try Self.repositoryDocument())
+        let methodsByPath = Dictionary(grouping: documented, by: \.path).mapValues { Set($0.map(\.method)) }
+        let candidates: [HTTPRequest.Method] = [.get, .post, .put, .patch, .delete, .options, .trace]
+        try await Harness.withServer { api, _ in
+            for (path, methods) in methodsByPath.sorted(by: { $0.key < $1.key }) {
+                // Any segment stands for a parameter: a method the path lacks is 405 whatever the id.
+                let concrete = path.replacing(#/\{[^}]+\}/#, with: "x")
+                for method in candidates where !methods.contains(method.rawValue) {
+                    let response = try await api.send(method, concrete)
+                    expectError(response, .methodNotAllowed, .validation, "\(method) \(path)")
+                    let allow = Set(
+                        (response.headers[.allow] ?? "").split(separator: ",").map {
+                            $0.trimmingCharacters(in: .whitespaces)
+                        }
+                    )
+                    #expect(allow == methods, "\(method) \(path): Allow '\(response.headers[.allow] ?? "")'")
+                }
+            }
+            // A trailing slash is the same path to the router, so the same answer.
+            let slash = try await api.send(.delete, "/api/v1/workspaces/")
+            expectError(slash, .methodNotAllowed, .validation)
+            #expect(slash.headers[.allow] == "GET, POST")
+            for path in ["/api/v1/nothing-here", "/api/v1/workspaces/x/y/z", "/api"] {
+                expectError(try await api.send(.trace, path), .notFound, .notFound, path)
+                expectError(try await api.send(.get, path), .notFound, .notFound, path)
+            }
+        }
     }
 
     @Test("the embedded document is byte for byte openapi.yaml")

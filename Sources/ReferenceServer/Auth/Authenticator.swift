@@ -29,19 +29,24 @@ public final class Authenticator: Sendable {
         public var passwordHashing: PasswordHashingConfiguration
         /// How often sign-in, registration and refresh may be tried, per account and per address.
         public var throttle: AuthThrottleConfiguration
+        /// The longest `expires_in` a personal access token may be created with (10 years by default);
+        /// longer is a 422. Without it, a huge value overflowed the stored expiry and stopped the server.
+        public var maximumPersonalTokenLifetime: TimeInterval = 10 * 365 * 24 * 3600
 
         public init(
             accessTokenLifetime: TimeInterval = 15 * 60,
             refreshTokenLifetime: TimeInterval = 30 * 24 * 3600,
             bcryptCost: UInt8 = 12,
             passwordHashing: PasswordHashingConfiguration = .init(),
-            throttle: AuthThrottleConfiguration = .init()
+            throttle: AuthThrottleConfiguration = .init(),
+            maximumPersonalTokenLifetime: TimeInterval = 10 * 365 * 24 * 3600
         ) {
             self.accessTokenLifetime = accessTokenLifetime
             self.refreshTokenLifetime = refreshTokenLifetime
             self.bcryptCost = bcryptCost
             self.passwordHashing = passwordHashing
             self.throttle = throttle
+            self.maximumPersonalTokenLifetime = maximumPersonalTokenLifetime
         }
     }
 

@@ -123,8 +123,11 @@ struct AuthController {
         _ = try context.requireUser()
         let body = try await request.decodeJSON(as: CreateAccessTokenRequest.self)
         let name = try InputRules.name(body.name)
-        if let expiresIn = body.expiresIn, expiresIn <= 0 {
-            throw ServerError.validation("expires_in must be positive", field: "expires_in")
+        if let expiresIn = body.expiresIn {
+            let longest = Int(auth.configuration.maximumPersonalTokenLifetime)
+            guard (1...longest).contains(expiresIn) else {
+                throw ServerError.validation("expires_in must be 1 to \(longest) seconds", field: "expires_in")
+            }
         }
         let secret = Authenticator.newPersonalToken()
         let current = now

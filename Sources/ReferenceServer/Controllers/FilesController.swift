@@ -63,7 +63,8 @@ struct FilesController {
         let query = request.uri.queryParameters
         // Everything that can refuse the upload is checked before a byte is read.
         var workspace: WorkspaceID?
-        if let raw = query.get("workspace_id"), !raw.isEmpty {
+        // As on the list route: an empty or malformed id names no workspace the caller can see.
+        if let raw = query.get("workspace_id") {
             guard let id = WorkspaceID(raw) else { throw ServerError.notFound("workspace") }
             let found = try await store.workspace(id: id, user: user)
             guard found.role >= .editor else {

@@ -26,11 +26,17 @@ extension Request {
         return try JSONCoding.decoder.decode(RecordFieldsRequest.self, from: Data(buffer.readableBytesView)).fields
     }
 
-    /// The version named by `If-Match`, if any.
+    /// The version named by `If-Match`, if any: `*`, `"3"`, `W/"3"` or `3`, with at most 18 digits
+    /// (the document's pattern, so whatever it allows parses and whatever it refuses is a 400).
     func ifMatchVersion() throws -> Int? {
         guard let value = headers[.ifMatch] else { return nil }
-        if value.trimmingCharacters(in: .whitespaces) == "*" { return nil }
-        guard let version = VersionTag.parse(value) else {
+        var text = Substring(value.trimmingCharacters(in: .whitespaces))
+        if text == "*" { return nil }
+        if text.hasPrefix("W/") { text = text.dropFirst(2) }
+        if text.hasPrefix("\""), text.hasSuffix("\""), text.count >= 2 { text = text.dropFirst().dropLast() }
+        guard (1...18).contains(text.utf8.count), text.utf8.allSatisfy({ (0x30...0x39).contains($0) }),
+            let version = Int(text)
+        else {
             throw ServerError.badRequest("If-Match must be a version ETag such as \"3\"")
         }
         return version

@@ -248,14 +248,18 @@ struct RealtimeController {
         )
         var since: Int64?
         if let raw = query.get("since") {
-            guard let value = Int64(raw), value >= 0 else {
+            // Digits only, as the document's pattern says (`+5` and 19-digit values are refused too).
+            guard raw.utf8.count <= 18, raw.utf8.allSatisfy({ (0x30...0x39).contains($0) }), let value = Int64(raw)
+            else {
                 throw ServerError.validation("since must be a non-negative sequence number", field: "since")
             }
             since = value
         }
         // A reconnecting EventSource sends the last id it saw: that wins over the URL's `since`.
         if let raw = request.headers[.lastEventID]?.trimmingCharacters(in: .whitespaces), !raw.isEmpty {
-            guard let value = Int64(raw), value >= 0 else {
+            // Digits only, as the document's pattern says (`+5` and 19-digit values are refused too).
+            guard raw.utf8.count <= 18, raw.utf8.allSatisfy({ (0x30...0x39).contains($0) }), let value = Int64(raw)
+            else {
                 throw ServerError.validation(
                     "Last-Event-ID must be a non-negative sequence number",
                     field: "Last-Event-ID"

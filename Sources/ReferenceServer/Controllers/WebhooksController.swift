@@ -116,7 +116,8 @@ struct WebhooksController {
         }
         var before: Int64?
         if let raw = query.get("cursor") {
-            guard let value = Int64(raw), value > 0 else {
+            // Only the canonical decimal this route hands out (the document's pattern), not `+5` or `007`.
+            guard raw.utf8.count <= 18, let value = Int64(raw), value > 0, String(value) == raw else {
                 throw ServerError.validation("cursor is not a cursor this route returned", field: "cursor")
             }
             before = value

@@ -161,7 +161,8 @@ struct BodyMiddleware: RouterMiddleware {
             )
         }
         if let key = request.headers[.idempotencyKey] {
-            guard !key.isEmpty, key.count <= 255, key.allSatisfy({ $0.isASCII && !$0.isWhitespace }) else {
+            // Exactly the document's pattern `^[!-~]{1,255}$`: visible ASCII, no spaces or controls.
+            guard (1...255).contains(key.utf8.count), key.utf8.allSatisfy({ (0x21...0x7E).contains($0) }) else {
                 throw ServerError.badRequest("Idempotency-Key must be 1 to 255 visible ASCII characters")
             }
             var hasher = SHA256()
