@@ -2808,7 +2808,6 @@ enum OpenAPIDocument {
                   schema:
                     $ref: '#/components/schemas/ErrorResponse'
 
-<<<<<<< HEAD
             RecordListRefused:
               description: 'VALIDATION_ERROR: a bad `view`, `filter`, `sort`, `fields`, `page_size` or `cursor` (`field` names it;
                 formula errors, and formulas past the length, token or nesting limits, carry `position`); or the filter was
@@ -2817,7 +2816,11 @@ enum OpenAPIDocument {
               headers:
                 X-Request-ID:
                   $ref: '#/components/headers/XRequestID'
-=======
+              content:
+                application/json:
+                  schema:
+                    $ref: '#/components/schemas/ErrorResponse'
+
             RateLimited:
               description: 'RATE_LIMITED: too many requests or connections; try again after `Retry-After` seconds.'
               headers:
@@ -2828,7 +2831,6 @@ enum OpenAPIDocument {
                   schema:
                     type: integer
                     minimum: 0
->>>>>>> issue13-access
               content:
                 application/json:
                   schema:
