@@ -143,12 +143,20 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // What the test targets share that is not for users of PyAirtableTesting: child processes owned
+        // by a test, and the gate that runs heavy tests one at a time.
+        .target(
+            name: "TestSupport",
+            path: "Tests/TestSupport",
+            swiftSettings: swiftSettings
+        ),
         .testTarget(
             name: "PyAirtableClientTests",
             dependencies: [
                 "PyAirtableClient",
                 "PyAirtableTesting",
                 "ReferenceServer",
+                "TestSupport",
                 .product(name: "PropertyBased", package: "swift-property-based"),
             ],
             swiftSettings: swiftSettings
@@ -158,6 +166,7 @@ let package = Package(
             dependencies: [
                 "PyAirtableTesting",
                 "ReferenceServer",
+                "TestSupport",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Hummingbird", package: "hummingbird"),
@@ -177,6 +186,7 @@ let package = Package(
             dependencies: [
                 "OfflineQueue",
                 "PyAirtableModels",
+                "TestSupport",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -189,7 +199,7 @@ let package = Package(
         ),
         .testTarget(
             name: "pyatTests",
-            dependencies: ["pyat", "pyat-quickstart", "PyAirtableTesting", "ReferenceServer"],
+            dependencies: ["pyat", "pyat-quickstart", "PyAirtableTesting", "ReferenceServer", "TestSupport"],
             swiftSettings: swiftSettings
         ),
     ]

@@ -2,8 +2,8 @@ import ArgumentParser
 import Foundation
 import Hummingbird
 import Logging
-import PyAirtableModels
 import PyAirtableClient
+import PyAirtableModels
 import ReferenceServer
 
 extension Pyat {

@@ -3,7 +3,7 @@ import Testing
 
 @testable import ClientCache
 
-@Suite("ClientCache")
+@Suite("ClientCache", .timeLimit(.minutes(15)))
 struct ClientCacheTests {
     @Test("An entry is fresh for its TTL, stale for its SWR window, then a miss")
     func ttlAndStaleWindow() async throws {

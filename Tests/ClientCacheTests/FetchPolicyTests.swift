@@ -3,7 +3,7 @@ import Testing
 
 @testable import ClientCache
 
-@Suite("Fetch policies")
+@Suite("Fetch policies", .timeLimit(.minutes(15)))
 struct FetchPolicyTests {
     private let lifetime = CacheLifetime(ttl: .seconds(60), staleWhileRevalidate: .seconds(30))
 

@@ -4,7 +4,7 @@ import Testing
 
 @testable import ClientCache
 
-@Suite("Recovery from a file damaged while open")
+@Suite("Recovery from a file damaged while open", .timeLimit(.minutes(15)))
 struct RecoveryTests {
     /// Overwrites a file's bytes in place (keeping its length, so mappings of it stay valid).
     private func scribble(over path: String) throws {

@@ -4,7 +4,7 @@ import Testing
 
 @testable import ClientCache
 
-@Suite("Tag invalidation (RTK Query rules)")
+@Suite("Tag invalidation (RTK Query rules)", .timeLimit(.minutes(15)))
 struct TagInvalidationTests {
     @Test(
         "Which provided tags an invalidated tag matches",

@@ -3,7 +3,7 @@ import Testing
 
 @testable import ClientCache
 
-@Suite("Tiers, sharing and recovery")
+@Suite("Tiers, sharing and recovery", .timeLimit(.minutes(15)))
 struct TierTests {
     private func entry(_ key: String, bytes: Int) -> CacheEntry {
         let now = Date(timeIntervalSince1970: 0)

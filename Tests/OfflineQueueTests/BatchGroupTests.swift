@@ -3,7 +3,7 @@ import Testing
 
 @testable import OfflineQueue
 
-@Suite("Batch groups: one key per batch, claimed again whole after a crash")
+@Suite("Batch groups: one key per batch, claimed again whole after a crash", .timeLimit(.minutes(15)))
 struct BatchGroupTests {
     static let table = "tbl00000000000001"
 

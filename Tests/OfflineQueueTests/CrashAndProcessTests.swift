@@ -1,11 +1,12 @@
 import Foundation
 import GRDB
 import Synchronization
+import TestSupport
 import Testing
 
 @testable import OfflineQueue
 
-@Suite("Crashes, leases and two processes on one file")
+@Suite("Crashes, leases and two processes on one file", .timeLimit(.minutes(15)))
 struct CrashAndProcessTests {
     @Test("A mutation claimed by an instance that went away is pending again on reopen, with the same key")
     func crashMidReplay() async throws {
@@ -75,12 +76,9 @@ struct CrashAndProcessTests {
         _ = try #require(try await queue.claimNext())
 
         // Hand the claim to a process that has exited.
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/bin/sh")
-        process.arguments = ["-c", "exit 0"]
-        try process.run()
-        process.waitUntilExit()
-        let deadPID = process.processIdentifier
+        let process = try ChildProcess(executable: "/bin/sh", arguments: ["-c", "exit 0"], environment: [:])
+        #expect(await process.wait(timeout: .seconds(60)) == 0)
+        let deadPID = process.pid
         #expect(!ClaimOwner.processExists(deadPID))
         try await queue.database.writer.write { db in
             try db.execute(

@@ -4,7 +4,7 @@ import Testing
 
 @testable import OfflineQueue
 
-@Suite("Failures, the failed list and bounds")
+@Suite("Failures, the failed list and bounds", .timeLimit(.minutes(15)))
 struct FailureTests {
     @Test("A retryable failure puts the mutation back with the same key and one more attempt")
     func retryableFailure() async throws {

@@ -9,7 +9,7 @@ import Glibc
 import Darwin
 #endif
 
-@Suite("A replaying process killed with SIGKILL, again and again")
+@Suite("A replaying process killed with SIGKILL, again and again", .timeLimit(.minutes(15)))
 struct KilledProcessTests {
     /// Stands in for the server's idempotency store: every key a child process sent, one per line.
     private static func sentKeys(_ log: String) throws -> [String] {

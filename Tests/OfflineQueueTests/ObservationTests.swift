@@ -3,7 +3,7 @@ import Testing
 
 @testable import OfflineQueue
 
-@Suite("Observing the queue")
+@Suite("Observing the queue", .timeLimit(.minutes(15)))
 struct ObservationTests {
     @Test("Changes are reported with the counts just after")
     func changesStream() async throws {

@@ -3,7 +3,7 @@ import Testing
 
 @testable import OfflineQueue
 
-@Suite("Enqueue, claim and complete in order")
+@Suite("Enqueue, claim and complete in order", .timeLimit(.minutes(15)))
 struct ReplayOrderTests {
     @Test("Mutations are claimed in id order and leave the queue when completed")
     func claimInOrder() async throws {

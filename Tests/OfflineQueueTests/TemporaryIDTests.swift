@@ -3,7 +3,7 @@ import Testing
 
 @testable import OfflineQueue
 
-@Suite("Temporary ids and their rewrite")
+@Suite("Temporary ids and their rewrite", .timeLimit(.minutes(15)))
 struct TemporaryIDTests {
     @Test("Generated ids are tmp_ and 14 base-62 characters, and never valid server ids")
     func generation() {

@@ -100,7 +100,7 @@ struct CacheFixture: Sendable {
     }
 }
 
-@Suite("The SDK's cache against the real server", .timeLimit(.minutes(1)))
+@Suite("The SDK's cache against the real server", .timeLimit(.minutes(15)))
 struct CacheIntegrationTests {
     /// The demo Projects table and its records.
     static func projects(_ client: PyAirtableClient, workspace: WorkspaceID) async throws -> Table {

@@ -4,7 +4,7 @@ import PyAirtableModels
 import PyAirtableTesting
 import Testing
 
-@Suite("Circuit breaker", .timeLimit(.minutes(1)))
+@Suite("Circuit breaker", .timeLimit(.minutes(15)))
 struct CircuitBreakerTests {
     static let failures: [MockTransport.Outcome] = [
         .connectionRefused, .status(503), .timeout, .status(500), .connectionReset,

@@ -8,7 +8,7 @@ import Testing
 
 @testable import PyAirtableClient
 
-@Suite("Three-way merge of record fields")
+@Suite("Three-way merge of record fields", .timeLimit(.minutes(15)))
 struct ThreeWayMergeTests {
     @Test("an update: one-sided changes take that side; a two-sided change goes to the handler")
     func mergeUpdate() async {
@@ -64,7 +64,7 @@ struct ThreeWayMergeTests {
     }
 }
 
-@Suite("Conflicts against real 412s", .timeLimit(.minutes(2)))
+@Suite("Conflicts against real 412s", .timeLimit(.minutes(15)))
 struct ConflictResolutionTests {
     /// Collects the conflicts a client reports through its callback.
     final class Reports: Sendable {

@@ -5,7 +5,7 @@ import PyAirtableTesting
 import ReferenceServer
 import Testing
 
-@Suite("The SDK's table of decoded values is bounded in bytes", .timeLimit(.minutes(1)))
+@Suite("The SDK's table of decoded values is bounded in bytes", .timeLimit(.minutes(15)))
 struct DecodedValueBoundTests {
     @Test("large answers fill the decoded-value table to its byte bound, not its entry bound; one past it is not kept")
     func boundedInBytes() async throws {

@@ -8,7 +8,7 @@ import Synchronization
 import Testing
 
 /// `client.files` against the real reference server.
-@Suite("Files service", .timeLimit(.minutes(10)))
+@Suite("Files service", .timeLimit(.minutes(15)))
 struct FilesServiceTests {
     @Test("upload from disk, metadata, list, byte-exact download, a range, delete")
     func roundTrip() async throws {

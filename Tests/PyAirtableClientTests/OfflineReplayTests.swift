@@ -5,11 +5,12 @@ import PyAirtableClient
 import PyAirtableModels
 import PyAirtableTesting
 import ReferenceServer
+import TestSupport
 import Testing
 
 @testable import PyAirtableClient
 
-@Suite("Batched replay of the offline queue against the real server", .timeLimit(.minutes(1)))
+@Suite("Batched replay of the offline queue against the real server", .heavy, .timeLimit(.minutes(15)))
 struct OfflineReplayTests {
     /// A client of `url` with the offline queue in `directory`, no retries, replaying only when asked.
     static func configuration(url: String, directory: URL) -> PyAirtableClient.Configuration {

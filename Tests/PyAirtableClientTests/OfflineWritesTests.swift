@@ -8,7 +8,7 @@ import Testing
 
 @testable import PyAirtableClient
 
-@Suite("Offline writes against the real server", .timeLimit(.minutes(1)))
+@Suite("Offline writes against the real server", .timeLimit(.minutes(15)))
 struct OfflineWritesTests {
     /// A client of `url` with the offline queue in `directory`, no retries, session credentials.
     static func configuration(url: String, directory: URL) -> PyAirtableClient.Configuration {

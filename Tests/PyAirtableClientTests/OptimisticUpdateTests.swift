@@ -78,7 +78,7 @@ func waitUntil(_ condition: () async throws -> Bool) async throws -> Bool {
     return false
 }
 
-@Suite("Optimistic layers over the cache, against the real server", .timeLimit(.minutes(2)))
+@Suite("Optimistic layers over the cache, against the real server", .timeLimit(.minutes(15)))
 struct OptimisticUpdateTests {
     /// A client of `server` with a cache in a fresh directory and `gate` (when given) before the server.
     @discardableResult

@@ -5,11 +5,12 @@ import PyAirtableModels
 import PyAirtableTesting
 import ReferenceServer
 import Synchronization
+import TestSupport
 import Testing
 
 @testable import PyAirtableClient
 
-@Suite("Server-Sent Events parsing")
+@Suite("Server-Sent Events parsing", .timeLimit(.minutes(15)))
 struct ServerSentEventParserTests {
     @Test("messages split across chunks, with ids, event names, comments and every line ending")
     func chunks() throws {
@@ -34,7 +35,7 @@ struct ServerSentEventParserTests {
     }
 }
 
-@Suite("Realtime backoff")
+@Suite("Realtime backoff", .timeLimit(.minutes(15)))
 struct RealtimeBackoffTests {
     @Test("equal jitter: between half and all of 0.5 s · 2^(n-1), capped at 30 s")
     func equalJitter() {
@@ -47,7 +48,7 @@ struct RealtimeBackoffTests {
     }
 }
 
-@Suite("The realtime client against the real server", .timeLimit(.minutes(1)))
+@Suite("The realtime client against the real server", .timeLimit(.minutes(15)))
 struct RealtimeClientTests {
     /// A client of the demo user whose realtime connection uses `transports`.
     static func withRealtimeClient<T: Sendable>(
@@ -350,7 +351,7 @@ struct RealtimeClientTests {
     }
 }
 
-@Suite("Realtime never loses an event", .timeLimit(.minutes(3)))
+@Suite("Realtime never loses an event", .heavy, .timeLimit(.minutes(15)))
 struct RealtimeDeliveryTests {
     @Test(
         "10,000 events across two server restarts and cut connections arrive once each, in order",

@@ -8,7 +8,7 @@ import Testing
 
 /// Dedup, exactly-once writes and lazy pagination, against the real server through a recording
 /// transport.
-@Suite("Request flow against the server", .timeLimit(.minutes(1)))
+@Suite("Request flow against the server", .timeLimit(.minutes(15)))
 struct RequestFlowTests {
     @Test("50 identical concurrent GETs send one request; all 50 callers get the same record")
     func deduplicatesConcurrentGets() async throws {

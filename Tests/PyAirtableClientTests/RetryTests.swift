@@ -5,7 +5,7 @@ import PyAirtableModels
 import PyAirtableTesting
 import Testing
 
-@Suite("Retry and backoff", .timeLimit(.minutes(1)))
+@Suite("Retry and backoff", .timeLimit(.minutes(15)))
 struct RetryTests {
     /// The jittered bounds of retry `attempt` under the default policy: half to all of
     /// `min(200 ms × 2^attempt, 30 s)`.

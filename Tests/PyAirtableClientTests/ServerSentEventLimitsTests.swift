@@ -4,7 +4,7 @@ import Testing
 
 @testable import PyAirtableClient
 
-@Suite("Server-Sent Events limits")
+@Suite("Server-Sent Events limits", .timeLimit(.minutes(15)))
 struct ServerSentEventLimitsTests {
     @Test("an event whose data lines add up past the bound is an error, one at the bound is not")
     func eventSize() throws {
@@ -46,7 +46,7 @@ private let streamPieces: [String] = [
     "\n\n", "é", "\0", "data: 0123456789abcdef",
 ]
 
-@Suite("Server-Sent Events parser properties")
+@Suite("Server-Sent Events parser properties", .timeLimit(.minutes(15)))
 struct ServerSentEventPropertyTests {
     /// However a stream is cut into chunks, the same events come out, and nothing but the two limit
     /// errors is ever thrown.

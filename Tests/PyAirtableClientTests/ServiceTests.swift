@@ -6,7 +6,7 @@ import ReferenceServer
 import Testing
 
 /// Every service method against the real reference server.
-@Suite("Services against the server", .timeLimit(.minutes(1)))
+@Suite("Services against the server", .timeLimit(.minutes(15)))
 struct ServiceTests {
     /// A client over `server` keeping its credentials in memory.
     static func withAccountClient<T: Sendable>(

@@ -6,7 +6,7 @@ import PyAirtableTesting
 import ReferenceServer
 import Testing
 
-@Suite("TestClock", .timeLimit(.minutes(1)))
+@Suite("TestClock", .timeLimit(.minutes(15)))
 struct TestClockTests {
     @Test("a sleeper wakes only when time reaches its deadline")
     func sleepUntilAdvanced() async throws {
@@ -85,7 +85,7 @@ struct TestClockTests {
     }
 }
 
-@Suite("MockTransport", .timeLimit(.minutes(1)))
+@Suite("MockTransport", .timeLimit(.minutes(15)))
 struct MockTransportTests {
     static let request = ClientRequest(
         method: .get,

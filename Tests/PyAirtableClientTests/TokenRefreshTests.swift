@@ -6,7 +6,7 @@ import PyAirtableTesting
 import ReferenceServer
 import Testing
 
-@Suite("Access-token refresh", .timeLimit(.minutes(1)))
+@Suite("Access-token refresh", .timeLimit(.minutes(15)))
 struct TokenRefreshTests {
     static let refreshPath = "/api/v1/auth/refresh"
 

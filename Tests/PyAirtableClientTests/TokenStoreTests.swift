@@ -3,7 +3,7 @@ import PyAirtableClient
 import PyAirtableModels
 import Testing
 
-@Suite("Token stores")
+@Suite("Token stores", .timeLimit(.minutes(15)))
 struct TokenStoreTests {
     static let server = "http://127.0.0.1:8080"
 

@@ -6,7 +6,7 @@ import ReferenceServer
 import Testing
 
 /// `client.webhooks` and `Webhook.verifySignature` against the real server and a loopback receiver.
-@Suite("Webhooks service", .timeLimit(.minutes(2)))
+@Suite("Webhooks service", .timeLimit(.minutes(15)))
 struct WebhooksServiceTests {
     /// The demo's base and its first table.
     static func demoTable(_ client: PyAirtableClient, _ demo: DemoCredentials) async throws -> (BaseID, TableID) {

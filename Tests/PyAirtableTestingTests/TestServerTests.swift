@@ -7,7 +7,7 @@ import Testing
 import FoundationNetworking
 #endif
 
-@Suite("TestServer")
+@Suite("TestServer", .timeLimit(.minutes(15)))
 struct TestServerTests {
     @Test("starts on an ephemeral port, serves /health and the seeded demo token, and removes its data")
     func lifecycle() async throws {

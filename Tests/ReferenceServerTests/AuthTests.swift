@@ -5,7 +5,7 @@ import Testing
 
 @testable import ReferenceServer
 
-@Suite("Authentication")
+@Suite("Authentication", .timeLimit(.minutes(15)))
 struct AuthTests {
     @Test("register, login, users/me and PATCH users/me")
     func registerAndLogin() async throws {

@@ -10,7 +10,7 @@ import Testing
 
 @testable import ReferenceServer
 
-@Suite("Auth throttles and the password pool")
+@Suite("Auth throttles and the password pool", .timeLimit(.minutes(15)))
 struct AuthThrottleTests {
     static func configuration(
         _ directory: String,
@@ -395,7 +395,7 @@ struct AuthThrottleTests {
     }
 }
 
-@Suite("Rate limit tables and client addresses")
+@Suite("Rate limit tables and client addresses", .timeLimit(.minutes(15)))
 struct RateLimitTableTests {
     @Test("a key regains its attempts evenly: throttled for the time one attempt takes to come back, never for good")
     func refills() {

@@ -5,7 +5,7 @@ import Testing
 
 @testable import ReferenceServer
 
-@Suite("Bad input: malformed bodies, oversize bodies, bad ids and headers")
+@Suite("Bad input: malformed bodies, oversize bodies, bad ids and headers", .timeLimit(.minutes(15)))
 struct BadInputTests {
     /// After bad input the server still serves: `/health` is 200 and a normal write works.
     static func expectStillServing(_ client: API, sourceLocation: SourceLocation = #_sourceLocation) async throws {

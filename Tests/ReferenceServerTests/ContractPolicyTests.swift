@@ -8,7 +8,7 @@ import Testing
 /// The rules openapi.yaml's conventions state for every route, checked where the server enforces them:
 /// unknown body members are ignored, and the header patterns the document declares are exactly what
 /// the server accepts.
-@Suite("Contract policies: unknown members, declared header patterns")
+@Suite("Contract policies: unknown members, declared header patterns", .timeLimit(.minutes(15)))
 struct ContractPolicyTests {
     @Test("unknown members of a JSON body are ignored on every kind of write, at every depth")
     func unknownMembersAreIgnored() async throws {

@@ -11,7 +11,7 @@ import Testing
 
 @testable import ReferenceServer
 
-@Suite("Files")
+@Suite("Files", .timeLimit(.minutes(15)))
 struct FileTests {
     // MARK: Content addressing
 

@@ -265,7 +265,7 @@ private struct FormulaSQLFormulaGenerator {
     }
 }
 
-@Suite("Formula SQL pushdown")
+@Suite("Formula SQL pushdown", .timeLimit(.minutes(15)))
 struct FormulaSQLTests {
     @Test func randomFormulasAgreeWithTheEvaluator() throws {
         let fixture = try FormulaSQLFixture(recordCount: 300, seed: 0x5EED_F0F0)
@@ -409,7 +409,7 @@ struct FormulaSQLTests {
     }
 }
 
-@Suite("Formula SQL within SQLite's limits")
+@Suite("Formula SQL within SQLite's limits", .timeLimit(.minutes(15)))
 struct FormulaSQLLimitTests {
     /// Shapes nested as deep as the parser allows; each runs in SQLite (no "Expression tree is too
     /// large") and agrees with the evaluator.
@@ -481,7 +481,7 @@ struct FormulaSQLLimitTests {
     }
 }
 
-@Suite("Formula SQL: inputs the fuzzer found")
+@Suite("Formula SQL: inputs the fuzzer found", .timeLimit(.minutes(15)))
 struct FormulaSQLFuzzFindingsTests {
     /// Found by scripts/fuzz.sh: a NUL inside a string literal. SQLite saw the literal cut at the NUL,
     /// so `{Status} != 'Done\0…'` dropped the records whose Status is Done.

@@ -78,7 +78,7 @@ private func withLimitedServer<T: Sendable>(
     }
 }
 
-@Suite("Hostile input: deep formulas and JSON, long URLs, cursors, frames, filter scans")
+@Suite("Hostile input: deep formulas and JSON, long URLs, cursors, frames, filter scans", .timeLimit(.minutes(15)))
 struct HostileInputTests {
     @Test(
         "a formula nested 1,500 deep is 422 with a position on every route that takes one",

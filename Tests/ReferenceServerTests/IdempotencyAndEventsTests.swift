@@ -5,7 +5,7 @@ import Testing
 
 @testable import ReferenceServer
 
-@Suite("Idempotency keys and the event log")
+@Suite("Idempotency keys and the event log", .timeLimit(.minutes(15)))
 struct IdempotencyAndEventsTests {
     // MARK: Idempotency
 

@@ -6,6 +6,7 @@ import NIOCore
 import NIOHTTP1
 import NIOWebSocket
 import PyAirtableModels
+import TestSupport
 import Testing
 import WSClient
 
@@ -13,7 +14,7 @@ import WSClient
 
 /// Limits that used to have holes: fields added after a table's creation, files a user uploads,
 /// realtime connections a user holds, and the bytes queued for one connection.
-@Suite("Limits: fields per table, upload quota, realtime connections and buffered bytes")
+@Suite("Limits: fields per table, upload quota, realtime connections and buffered bytes", .timeLimit(.minutes(15)))
 struct LimitTests {
     // MARK: Fields
 
@@ -228,7 +229,7 @@ struct LimitTests {
 
     // MARK: Bytes queued for one connection
 
-    @Test("a consumer that never reads is cut off by the byte bound long before the message bound")
+    @Test("a consumer that never reads is cut off by the byte bound long before the message bound", .heavy)
     func slowConsumerByBytes() async throws {
         #expect(RealtimeConfiguration().maximumBufferedBytes == 4 << 20)
         // The silent consumer answers no pings: on a loaded machine the idle timeout must not be

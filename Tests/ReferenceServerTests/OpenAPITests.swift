@@ -7,7 +7,7 @@ import Testing
 @testable import ReferenceServer
 
 /// Keeps `openapi.yaml`, its embedded copy and the router in step.
-@Suite("OpenAPI document")
+@Suite("OpenAPI document", .timeLimit(.minutes(15)))
 struct OpenAPITests {
     /// One operation: an upper-case HTTP method and a path as the router prints it (`/api/v1/tables/{id}`).
     struct Operation: Hashable, Comparable, CustomStringConvertible {

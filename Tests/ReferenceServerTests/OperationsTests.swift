@@ -5,7 +5,7 @@ import Testing
 
 @testable import ReferenceServer
 
-@Suite("Operational routes: health, metrics, stats")
+@Suite("Operational routes: health, metrics, stats", .timeLimit(.minutes(15)))
 struct OperationsTests {
     @Test("/health answers without credentials and reports the database")
     func health() async throws {

@@ -6,7 +6,7 @@ import Testing
 
 @testable import ReferenceServer
 
-@Suite("Persistence across restarts, and group commit under concurrency")
+@Suite("Persistence across restarts, and group commit under concurrency", .timeLimit(.minutes(15)))
 struct PersistenceTests {
     /// What the first run leaves behind, to compare after the restart.
     struct Snapshot: Sendable {

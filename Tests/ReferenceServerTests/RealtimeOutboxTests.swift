@@ -3,7 +3,7 @@ import Testing
 
 @testable import ReferenceServer
 
-@Suite("Realtime outbox: kicking a consumer that takes messages")
+@Suite("Realtime outbox: kicking a consumer that takes messages", .timeLimit(.minutes(15)))
 struct RealtimeOutboxTests {
     /// A consumer that takes every waiting message when kicked, as a channel handler does.
     final class Recorder: Sendable {

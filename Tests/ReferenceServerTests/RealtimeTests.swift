@@ -2,12 +2,13 @@ import Foundation
 import HTTPTypes
 import NIOWebSocket
 import PyAirtableModels
+import TestSupport
 import Testing
 import WSClient
 
 @testable import ReferenceServer
 
-@Suite("Realtime: WebSocket and Server-Sent Events", .timeLimit(.minutes(1)))
+@Suite("Realtime: WebSocket and Server-Sent Events", .timeLimit(.minutes(15)))
 struct RealtimeTests {
     // MARK: WebSocket
 
@@ -223,7 +224,7 @@ struct RealtimeTests {
         }
     }
 
-    @Test("a consumer that never reads is cut off; another subscriber still gets every event")
+    @Test("a consumer that never reads is cut off; another subscriber still gets every event", .heavy)
     func slowConsumer() async throws {
         let realtime = RealtimeConfiguration(bufferSize: 4, closeTimeout: .milliseconds(200))
         try await RealtimeServer.run(realtime: realtime, maximumBodySize: 1 << 20) { server in
@@ -421,7 +422,7 @@ struct RealtimeTests {
     }
 }
 
-@Suite("Realtime fan-out", .timeLimit(.minutes(1)))
+@Suite("Realtime fan-out", .heavy, .timeLimit(.minutes(15)))
 struct RealtimeFanOutTests {
     @Test("one write reaches every one of many subscribers, once")
     func fanOut() async throws {

@@ -4,7 +4,10 @@ import Testing
 
 @testable import ReferenceServer
 
-@Suite("Record write bodies: the fast parser agrees with JSONDecoder or leaves the body to it")
+@Suite(
+    "Record write bodies: the fast parser agrees with JSONDecoder or leaves the body to it",
+    .timeLimit(.minutes(15))
+)
 struct RecordFieldsParserTests {
     static let plain: [String] = [
         #"{"fields":{}}"#,

@@ -4,7 +4,7 @@ import Testing
 
 @testable import ReferenceServer
 
-@Suite("Record JSON written from stored cells")
+@Suite("Record JSON written from stored cells", .timeLimit(.minutes(15)))
 struct RecordJSONTests {
     static func schema() -> TableSchema {
         let now = Date(timeIntervalSince1970: 0)

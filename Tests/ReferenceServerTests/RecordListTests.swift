@@ -6,7 +6,7 @@ import Testing
 
 @testable import ReferenceServer
 
-@Suite("Records list: paging, projection, sort, views, formula filters and cursors")
+@Suite("Records list: paging, projection, sort, views, formula filters and cursors", .timeLimit(.minutes(15)))
 struct RecordListTests {
     // MARK: Page size
 

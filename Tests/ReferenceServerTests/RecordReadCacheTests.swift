@@ -6,7 +6,7 @@ import Testing
 
 @testable import ReferenceServer
 
-@Suite("Record read cache: hot reads skip the database and never show a write undone")
+@Suite("Record read cache: hot reads skip the database and never show a write undone", .timeLimit(.minutes(15)))
 struct RecordReadCacheTests {
     static func cache(_ services: ServerServices) throws -> RecordReadCache {
         try #require(services.store as? SQLiteStore).database.recordCache

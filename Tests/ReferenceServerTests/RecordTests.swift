@@ -5,7 +5,7 @@ import Testing
 
 @testable import ReferenceServer
 
-@Suite("Records: CRUD, value validation, conflicts and batches")
+@Suite("Records: CRUD, value validation, conflicts and batches", .timeLimit(.minutes(15)))
 struct RecordTests {
     /// A table with one field of every type; `Link` links to a second table `People`.
     static func typedTable(_ client: API) async throws -> (PyAirtableModels.Table, PyAirtableModels.Table) {

@@ -5,7 +5,7 @@ import Testing
 
 @testable import ReferenceServer
 
-@Suite("Schema: bases, tables, fields and views")
+@Suite("Schema: bases, tables, fields and views", .timeLimit(.minutes(15)))
 struct SchemaTests {
     // MARK: Bases
 

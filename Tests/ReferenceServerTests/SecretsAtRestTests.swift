@@ -9,7 +9,7 @@ import Testing
 
 @testable import ReferenceServer
 
-@Suite("Secrets at rest and private files")
+@Suite("Secrets at rest and private files", .timeLimit(.minutes(15)))
 struct SecretsAtRestTests {
     @Test("no password, token or webhook secret in any file of the data directory or the logs; replays still answer")
     func noPlaintextSecrets() async throws {
@@ -250,15 +250,16 @@ struct SecretsAtRestTests {
                         INSERT INTO members (workspace_id, user_id, role, added_at) VALUES ('wspLegacy00000001', ?, 'owner', ?);
                         INSERT INTO bases (id, workspace_id, name, created_at, updated_at)
                         VALUES ('appLegacy00000001', 'wspLegacy00000001', 'B', ?, ?);
-                        INSERT INTO webhooks (id, base_id, workspace_id, url, events, secret, cursor, created_at, updated_at)
+                        INSERT INTO webhooks (id, base_id, workspace_id, url, events, secret, cursor, created_by,
+                            created_at, updated_at)
                         VALUES ('whkLegacy00000001', 'appLegacy00000001', 'wspLegacy00000001', 'http://127.0.0.1:9/h',
-                            '[]', ?, 0, ?, ?);
+                            '[]', ?, 0, ?, ?, ?);
                         INSERT INTO events (type, workspace_id, base_id, payload, ts)
                         VALUES ('base.updated', 'wspLegacy00000001', 'appLegacy00000001', '{}', ?);
                         """,
                     arguments: [
                         userID.rawValue, email, passwordHash, now, now, now, now, userID.rawValue, now, now, now,
-                        legacyWebhookSecret, now, now, now,
+                        legacyWebhookSecret, userID.rawValue, now, now, now,
                     ]
                 )
                 try db.execute(

@@ -7,7 +7,7 @@ import Testing
 
 /// `GET /api/v1/stats` counts what the caller can see, never another tenant's data; the whole
 /// server's counts are for the operators the server names.
-@Suite("Stats: counts of what the caller can see")
+@Suite("Stats: counts of what the caller can see", .timeLimit(.minutes(15)))
 struct StatsAccessTests {
     @Test("an outsider's stats count only their own workspaces; sharing and unsharing a workspace moves the counts")
     func outsiderSeesOnlyOwnCounts() async throws {

@@ -8,7 +8,7 @@ import Testing
 @testable import ReferenceServer
 
 /// Who sees webhooks, and on whose access a webhook delivers.
-@Suite("Webhooks: visibility by role and the creator's access")
+@Suite("Webhooks: visibility by role and the creator's access", .timeLimit(.minutes(15)))
 struct WebhookAccessTests {
     @Test(
         "editors, commenters and viewers get 403 on every webhook route; the events they read carry no URL",

@@ -8,7 +8,7 @@ import Testing
 
 /// Server-side request forgery through webhook targets: IPv6 forms that carry an IPv4 address, names
 /// that do not resolve, and refusals that do not tell what a name resolves to.
-@Suite("Webhook targets: embedded IPv4, DNS failure, no resolved address in refusals")
+@Suite("Webhook targets: embedded IPv4, DNS failure, no resolved address in refusals", .timeLimit(.minutes(15)))
 struct WebhookTargetTests {
     /// An address, the kind of IPv4 address it carries, and the form carrying it.
     struct Embedded: Sendable, CustomTestStringConvertible {

@@ -11,7 +11,7 @@ import Testing
 
 /// Webhooks end to end: the real server and its delivery worker over a real SQLite file, POSTing to
 /// a receiver on loopback.
-@Suite("Webhooks")
+@Suite("Webhooks", .timeLimit(.minutes(15)))
 struct WebhookTests {
     /// A server on `directory` with the delivery worker running (unless `worker` is false), fast
     /// retries, and loopback targets allowed unless `webhooks` says otherwise.

@@ -1,13 +1,14 @@
 import Foundation
 import PyAirtableModels
 import PyAirtableTesting
+import TestSupport
 import Testing
 
 @testable import ReferenceServer
 
 /// A burst of events to one and to several webhooks: every event reaches every webhook once. It
 /// prints the delivery rate it saw (a figure of the machine, not a check).
-@Suite("Webhook fan-out", .serialized)
+@Suite("Webhook fan-out", .serialized, .heavy, .timeLimit(.minutes(15)))
 struct WebhookThroughputTests {
     @Test("300 record events to 1 and to 4 webhooks, each delivered once per webhook", arguments: [1, 4])
     func throughput(hooks: Int) async throws {

@@ -5,7 +5,7 @@ import Testing
 
 @testable import ReferenceServer
 
-@Suite("Workspaces, members and role-based access")
+@Suite("Workspaces, members and role-based access", .timeLimit(.minutes(15)))
 struct WorkspaceAndRBACTests {
     // MARK: Workspaces
 

@@ -4,7 +4,7 @@ import PyAirtableTesting
 import ReferenceServer
 import Testing
 
-@Suite("pyat health, whoami, login, logout")
+@Suite("pyat health, whoami, login, logout", .timeLimit(.minutes(15)))
 struct AccountCommandsTests {
     @Test("health reports the server and database as ok, as a table and as JSON")
     func health() async throws {
@@ -167,7 +167,9 @@ struct AccountCommandsTests {
             #expect(list.status == 0, "\(list.stderr)")
             let credentials = home.appendingPathComponent(".config/pyat/credentials.json").path
             #expect(FileManager.default.fileExists(atPath: credentials))
-            #expect(FileManager.default.fileExists(atPath: home.appendingPathComponent(".cache/pyat/cache.sqlite").path))
+            #expect(
+                FileManager.default.fileExists(atPath: home.appendingPathComponent(".cache/pyat/cache.sqlite").path)
+            )
         }
     }
 }

@@ -5,7 +5,7 @@ import ReferenceServer
 import Synchronization
 import Testing
 
-@Suite("pyat cache, and reads from the cache")
+@Suite("pyat cache, and reads from the cache", .timeLimit(.minutes(15)))
 struct CacheCommandsTests {
     /// Runs `pyat` against `url` with `token` and the given XDG directories.
     static func pyat(_ arguments: [String], url: String, token: String, home: URL) async throws -> PyatRun {

@@ -5,7 +5,7 @@ import PyAirtableTesting
 import ReferenceServer
 import Testing
 
-@Suite("pyat files")
+@Suite("pyat files", .timeLimit(.minutes(15)))
 struct FilesCommandsTests {
     @Test("upload, list, get, download (-o, --force, --format json) and delete")
     func lifecycle() async throws {
@@ -94,7 +94,7 @@ struct FilesCommandsTests {
     }
 }
 
-@Suite("pyat bench files")
+@Suite("pyat bench files", .timeLimit(.minutes(15)))
 struct FilesBenchTests {
     /// The memory check of streamed transfers, isolated from the other tests in a child process
     /// where the server and the SDK both run. 128 MiB keeps the load on the suite's neighbours
@@ -143,24 +143,6 @@ extension CLIFixture {
         environment["PYAT_TOKEN"] = demo.token
         environment["XDG_CONFIG_HOME"] = configHome.path
         environment["XDG_CACHE_HOME"] = cacheHome.path
-        let output = try FilesScratch()
-        let stdoutPath = output.path + "/stdout"
-        let stderrPath = output.path + "/stderr"
-        _ = FileManager.default.createFile(atPath: stdoutPath, contents: nil)
-        _ = FileManager.default.createFile(atPath: stderrPath, contents: nil)
-        let process = try ChildProcess(
-            executable: "/bin/sh",
-            arguments: ["-c", command],
-            environment: environment,
-            stdinPath: nil,
-            stdoutPath: stdoutPath,
-            stderrPath: stderrPath
-        )
-        let status = await process.wait()
-        return PyatRun(
-            status: status,
-            stdout: String(decoding: try Data(contentsOf: URL(fileURLWithPath: stdoutPath)), as: UTF8.self),
-            stderr: String(decoding: try Data(contentsOf: URL(fileURLWithPath: stderrPath)), as: UTF8.self)
-        )
+        return try await PyatProcess.run(executable: "/bin/sh", ["-c", command], environment: environment)
     }
 }

@@ -2,6 +2,7 @@ import Foundation
 import PyAirtableClient
 import PyAirtableTesting
 import ReferenceServer
+import TestSupport
 import Testing
 
 /// What one run of the `pyat` binary did.
@@ -90,8 +91,42 @@ struct CLIFixture: Sendable {
 
 /// Runs the `pyat` binary built next to the tests as a child process.
 enum PyatProcess {
-    static func run(_ arguments: [String], environment: [String: String], stdin: String? = nil) async throws -> PyatRun
-    {
+    /// A run that did not end within its time limit; the child was killed.
+    struct TimedOut: Error, CustomStringConvertible {
+        var arguments: [String]
+        var limit: Duration
+        var stderr: String
+        var description: String {
+            "\(arguments.joined(separator: " ")) ran past \(limit) and was killed; stderr: \(stderr)"
+        }
+    }
+
+    /// Runs `pyat arguments`. A run still going after `timeout` (sized for a loaded machine: no
+    /// command of the tests takes more than seconds on an idle one) is killed and throws
+    /// ``TimedOut``, as does a cancelled caller, so no child outlives its test.
+    static func run(
+        _ arguments: [String],
+        environment: [String: String],
+        stdin: String? = nil,
+        timeout: Duration = .seconds(300)
+    ) async throws -> PyatRun {
+        try await run(
+            executable: PyatBinary.url.path,
+            arguments,
+            environment: environment,
+            stdin: stdin,
+            timeout: timeout
+        )
+    }
+
+    /// Runs `executable arguments`, standard output and error captured in files.
+    static func run(
+        executable: String,
+        _ arguments: [String],
+        environment: [String: String],
+        stdin: String? = nil,
+        timeout: Duration = .seconds(300)
+    ) async throws -> PyatRun {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("pyat-run-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: directory) }
@@ -106,18 +141,22 @@ enum PyatProcess {
             stdinPath = url.path
         }
         let process = try ChildProcess(
-            executable: PyatBinary.url.path,
+            executable: executable,
             arguments: arguments,
             environment: environment,
             stdinPath: stdinPath,
             stdoutPath: stdoutURL.path,
             stderrPath: stderrURL.path
         )
-        let status = await process.wait()
+        let status = await process.wait(timeout: timeout)
+        let stderr = String(decoding: (try? Data(contentsOf: stderrURL)) ?? Data(), as: UTF8.self)
+        guard let status, !Task.isCancelled else {
+            throw TimedOut(arguments: [executable] + arguments, limit: timeout, stderr: stderr)
+        }
         return PyatRun(
             status: status,
             stdout: String(decoding: try Data(contentsOf: stdoutURL), as: UTF8.self),
-            stderr: String(decoding: try Data(contentsOf: stderrURL), as: UTF8.self)
+            stderr: stderr
         )
     }
 }

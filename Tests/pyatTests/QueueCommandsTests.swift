@@ -4,7 +4,7 @@ import PyAirtableTesting
 import ReferenceServer
 import Testing
 
-@Suite("pyat queue", .timeLimit(.minutes(2)))
+@Suite("pyat queue", .timeLimit(.minutes(15)))
 struct QueueCommandsTests {
     @Test("a write with the server down exits 3 with the temporary id; replay applies it once")
     func queuedWriteAndReplay() async throws {

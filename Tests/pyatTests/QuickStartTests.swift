@@ -5,7 +5,7 @@ import Testing
 
 /// The README's "Use the SDK" program is `Examples/QuickStart/main.swift`, byte for byte, and it
 /// runs to completion against a demo server.
-@Suite("README quick start")
+@Suite("README quick start", .timeLimit(.minutes(15)))
 struct QuickStartTests {
     static var root: URL {
         var directory = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
@@ -43,15 +43,13 @@ struct QuickStartTests {
             var environment = ProcessInfo.processInfo.environment
             environment["PYAT_SERVER"] = server.url
             environment["PYAT_TOKEN"] = demo.token
-            let process = try ChildProcess(
+            let run = try await PyatProcess.run(
                 executable: PyatBinary.url.deletingLastPathComponent().appendingPathComponent("pyat-quickstart").path,
-                arguments: [],
+                [],
                 environment: environment
             )
-            let data = try #require(process.standardOutput).readDataToEndOfFile()
-            let status = await process.wait()
-            let text = String(decoding: data, as: UTF8.self)
-            #expect(status == 0, "\(text)")
+            let text = run.stdout
+            #expect(run.status == 0, "\(text)\n\(run.stderr)")
             #expect(text.contains("signed in as demo@pyat.dev"))
             #expect(text.contains("101 records in Tasks"))
             #expect(text.contains("conflict: the record is at version 2"))

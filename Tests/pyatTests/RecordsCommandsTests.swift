@@ -4,7 +4,7 @@ import PyAirtableTesting
 import ReferenceServer
 import Testing
 
-@Suite("pyat records")
+@Suite("pyat records", .timeLimit(.minutes(15)))
 struct RecordsCommandsTests {
     @Test("create, update and delete with --field values typed by the table's fields")
     func typedFieldLifecycle() async throws {

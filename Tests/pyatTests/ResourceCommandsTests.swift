@@ -4,7 +4,7 @@ import PyAirtableTesting
 import ReferenceServer
 import Testing
 
-@Suite("pyat workspaces, bases, tables, fields, views")
+@Suite("pyat workspaces, bases, tables, fields, views", .timeLimit(.minutes(15)))
 struct ResourceCommandsTests {
     @Test("workspaces list in every format carries the demo workspace")
     func workspacesListFormats() async throws {

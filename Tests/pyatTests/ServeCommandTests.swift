@@ -1,5 +1,10 @@
 import Foundation
+import TestSupport
 import Testing
+
+#if canImport(Glibc)
+import Glibc
+#endif
 
 #if canImport(FoundationNetworking)
 import FoundationNetworking
@@ -37,19 +42,7 @@ struct ServeChild {
         )
         do {
             let output = try #require(process.standardOutput)
-            // Blocking reads run on a dispatch thread, not on the test's cooperative pool.
-            let text = await withCheckedContinuation { continuation in
-                DispatchQueue.global().async {
-                    var text = ""
-                    let deadline = Date().addingTimeInterval(60)
-                    while !text.contains("PYAT_TOKEN="), Date() < deadline {
-                        let chunk = output.availableData
-                        if chunk.isEmpty { break }
-                        text += String(decoding: chunk, as: UTF8.self)
-                    }
-                    continuation.resume(returning: text)
-                }
-            }
+            let text = try await readUntilExports(from: output.fileDescriptor, of: process)
             let lines = text.split(separator: "\n").map(String.init)
             let server = try #require(lines.first { $0.hasPrefix("export PYAT_SERVER=http://127.0.0.1:") })
                 .replacingOccurrences(of: "export PYAT_SERVER=", with: "")
@@ -57,14 +50,48 @@ struct ServeChild {
                 .replacingOccurrences(of: "export PYAT_TOKEN=", with: "")
             return ServeChild(process: process, server: server, token: token)
         } catch {
-            process.terminate()
+            process.kill()
             _ = await process.wait()
             throw error
         }
     }
+
+    /// What the child printed up to its `PYAT_TOKEN=` line, read with a deadline (sized for a loaded
+    /// machine) so a child that hangs before printing it fails the test instead of stalling the run.
+    private static func readUntilExports(from descriptor: Int32, of process: ChildProcess) async throws -> String {
+        let deadline = ContinuousClock.now + .seconds(120)
+        var text = ""
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        while !text.contains("PYAT_TOKEN=") {
+            try Task.checkCancellation()
+            guard ContinuousClock.now < deadline else { throw ServeChildError.noExports(text) }
+            var poller = pollfd(fd: descriptor, events: Int16(POLLIN), revents: 0)
+            // Short polls keep the task responsive to cancellation without blocking a pool thread long.
+            let ready = poll(&poller, 1, 50)
+            if ready < 0 && errno != EINTR { throw ServeChildError.noExports(text) }
+            if ready <= 0 {
+                await Task.yield()
+                continue
+            }
+            let count = read(descriptor, &buffer, buffer.count)
+            if count <= 0 { throw ServeChildError.noExports(text) }
+            text += String(decoding: buffer[0..<count], as: UTF8.self)
+        }
+        return text
+    }
 }
 
-@Suite("pyat serve")
+enum ServeChildError: Error, CustomStringConvertible {
+    case noExports(String)
+
+    var description: String {
+        switch self {
+        case .noExports(let text): "pyat serve ended or stalled before printing its exports; it printed: \(text)"
+        }
+    }
+}
+
+@Suite("pyat serve", .timeLimit(.minutes(15)))
 struct ServeCommandTests {
     @Test("--demo prints ready-to-paste exports whose token works, and SIGTERM stops it cleanly")
     func demo() async throws {
@@ -140,24 +167,8 @@ struct ServeCommandTests {
             stdoutPath: directory.appendingPathComponent("stdout").path,
             stderrPath: stderrPath
         )
-        // A server that started anyway would never exit by itself: stop it after a bounded wait.
-        let status = await withTaskGroup(of: Int32?.self) { group in
-            group.addTask { await process.wait() }
-            group.addTask {
-                try? await Task.sleep(for: .seconds(60))
-                return nil
-            }
-            var status: Int32?
-            for await result in group {
-                if let result {
-                    status = result
-                    group.cancelAll()
-                    break
-                }
-                process.terminate()
-            }
-            return status
-        }
+        // A server that started anyway would never exit by itself: it is killed after a bounded wait.
+        let status = await process.wait(timeout: .seconds(120))
         #expect(status == 2)
         let stderr = try String(contentsOfFile: stderrPath, encoding: .utf8)
         #expect(stderr.contains("PYAT_JWT_SECRET"), "\(stderr)")

@@ -3,13 +3,14 @@ import PyAirtableClient
 import PyAirtableModels
 import PyAirtableTesting
 import ReferenceServer
+import TestSupport
 import Testing
 
 #if canImport(FoundationNetworking)
 import FoundationNetworking
 #endif
 
-@Suite("pyat webhooks")
+@Suite("pyat webhooks", .timeLimit(.minutes(15)))
 struct WebhookCommandsTests {
     @Test("create shows the secret once, list hides it, deliveries shows the log, delete removes the webhook")
     func lifecycle() async throws {

@@ -99,11 +99,15 @@ enum Fixtures {
     static let mockURL = URL(string: "http://mock.invalid")!
 
     /// A configuration for `server` with a personal access token.
+    ///
+    /// The clock is the real one unless a test passes a ``TestClock`` to drive waits itself: on a
+    /// manual clock nobody advances, a retry after a transient failure (a connection refused or timed
+    /// out on a loaded machine) would wait forever and hang the test.
     static func configuration(
         _ server: TestServer,
         token: String? = nil,
         transport: (any ClientTransport)? = nil,
-        clock: TestClock = TestClock()
+        clock: any Clock<Duration> = ContinuousClock()
     ) -> PyAirtableClient.Configuration {
         PyAirtableClient.Configuration(
             serverURL: URL(string: server.url)!,
@@ -118,7 +122,7 @@ enum Fixtures {
         _ server: TestServer,
         token: String?,
         transport: (any ClientTransport)? = nil,
-        clock: TestClock = TestClock(),
+        clock: any Clock<Duration> = ContinuousClock(),
         configure: (inout PyAirtableClient.Configuration) -> Void = { _ in },
         _ body: (PyAirtableClient) async throws -> T
     ) async throws -> T {
