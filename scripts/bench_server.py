@@ -247,6 +247,7 @@ class Nginx:
             os.chmod(current, 0o755)
         config = os.path.join(self.directory, "nginx.conf")
         temp = os.path.join(self.directory, "temp")
+        os.makedirs(temp, mode=0o755)
         with open(config, "w") as handle:
             handle.write(f"""
 worker_processes auto;
