@@ -5,7 +5,7 @@
 # one fails (non-zero exit) when its subject or baseline answers an error, loses or duplicates
 # anything.
 #
-#   scripts/bench-all.sh OUT_DIR            # the figures for README.md (a quiet machine, ~15 min)
+#   scripts/bench-all.sh OUT_DIR            # the figures for README.md (on a quiet machine; minutes)
 #   scripts/bench-all.sh OUT_DIR --quick    # small sizes: checks that every benchmark runs
 set -euo pipefail
 
