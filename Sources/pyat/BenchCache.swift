@@ -14,10 +14,12 @@ extension Pyat.Bench {
             abstract: "Cold (network) reads against warm reads from the disk and memory tiers, through the SDK.",
             discussion: """
                 Runs an embedded server unless --server is given. Each figure is a typed
-                `client.records.get(id)`: cold with policy networkOnly (request, decode, store), disk
-                from a client whose memory tier holds nothing, memory from a warm client. Then the
-                engine alone: a set with 3 tags, one tag invalidated over 10k entries, and the
-                resident memory of a fresh process after caching 100k records.
+                `client.records.get(id)`: cold with policy networkOnly (request, decode, store) and
+                memory from a warm client, both of one record (the memory figure reuses its decoded
+                value); disk over --disk-records distinct records, each cached and then read once by
+                a client whose memory tier holds nothing, so every read fetches from the file and
+                decodes. Then the engine alone: a set with 3 tags, one tag invalidated over 10k
+                entries, and the resident memory of a fresh process after caching 100k records.
                 """
         )
 
@@ -33,6 +35,9 @@ extension Pyat.Bench {
         @Option(help: "Records cached for the memory figure.")
         var records: Int = 100_000
 
+        @Option(help: "Distinct records cached, then each read once from the disk tier.")
+        var diskRecords: Int = 10_000
+
         @Flag(help: "Print JSON.")
         var json = false
 
@@ -40,7 +45,9 @@ extension Pyat.Bench {
         var residentChild: Int?
 
         func validate() throws {
-            guard reads > 0, records > 0 else { throw ValidationError("--reads and --records must be positive") }
+            guard reads > 0, records > 0, diskRecords > 0 else {
+                throw ValidationError("--reads, --records and --disk-records must be positive")
+            }
             guard (server == nil) == (token == nil) else { throw ValidationError("give --server and --token together") }
         }
 
@@ -70,9 +77,7 @@ extension Pyat.Bench {
                 ("set_3_tags_p99_us", engine.set3TagsP99Microseconds),
                 ("invalidate_tag_10k_ms", engine.invalidateTagOver10kMilliseconds),
             ]
-            if let resident = try residentMegabytes() {
-                figures.append(("rss_\(records / 1000)k_records_mb", resident))
-            }
+            figures.append(("rss_\(records / 1000)k_records_mb", try residentMegabytes()))
             report(figures)
         }
 
@@ -122,34 +127,81 @@ extension Pyat.Bench {
                     guard answer.fromCache else { throw CommandFailure("a warm read went to the network") }
                 }
                 memory.removeFirst(100)
-                let disk: [Double] = try await withPyAirtableClient(configuration: diskOnly) { client in
-                    var disk: [Double] = []
-                    for _ in 0..<(reads + 100) {
-                        let start = ContinuousClock.now
-                        _ = try await client.records.fetch(id, policy: .cacheOnly)
-                        disk.append(microseconds(ContinuousClock.now - start))
-                    }
-                    disk.removeFirst(100)
-                    let statistics = await client.cache.statistics()
-                    guard (statistics?.memoryHits ?? 0) == 0 else { throw CommandFailure("the disk figure hit memory") }
-                    return disk
-                }
+                let disk = try await measureDisk(
+                    client: client,
+                    base: base.id,
+                    configuration: diskOnly,
+                    count: diskRecords
+                )
                 let coldP50 = percentile(cold, 0.5)
                 let diskP50 = percentile(disk, 0.5)
                 let memoryP50 = percentile(memory, 0.5)
                 return [
                     ("cold_p50_us", coldP50), ("cold_p99_us", percentile(cold, 0.99)),
                     ("uncached_p50_us", percentile(uncached, 0.5)),
-                    ("disk_p50_us", diskP50), ("disk_p99_us", percentile(disk, 0.99)),
-                    ("memory_p50_us", memoryP50), ("memory_p99_us", percentile(memory, 0.99)),
-                    ("warm_vs_cold_ratio", coldP50 / memoryP50),
+                    ("disk_distinct_decoded_p50_us", diskP50),
+                    ("disk_distinct_decoded_p99_us", percentile(disk, 0.99)),
+                    ("disk_distinct_records", Double(diskRecords)),
+                    ("memory_decoded_reused_p50_us", memoryP50),
+                    ("memory_decoded_reused_p99_us", percentile(memory, 0.99)),
+                    ("memory_vs_cold_ratio", coldP50 / memoryP50),
                     ("disk_vs_cold_ratio", coldP50 / diskP50),
                 ]
             }
         }
 
+        /// Disk-tier reads over `count` distinct records: a table of them is made, each is read once
+        /// through `client` (network, decode, store), then each is read once, timed, by a client on
+        /// the same file whose memory tier holds nothing. A key read once cannot be answered from the
+        /// table of decoded values, so every timed read fetches the stored answer and decodes it.
+        private func measureDisk(
+            client: PyAirtableClient,
+            base: BaseID,
+            configuration: PyAirtableClient.Configuration,
+            count: Int
+        ) async throws -> [Double] {
+            let table = try await client.tables.create(
+                in: base,
+                name: "Cache bench \(UUID().uuidString.prefix(8))",
+                fields: [
+                    CreateFieldRequest(name: "Name", type: .singleLineText),
+                    CreateFieldRequest(name: "Score", type: .number),
+                ]
+            )
+            var ids: [RecordID] = []
+            ids.reserveCapacity(count)
+            for start in stride(from: 0, to: count, by: BatchRequest.maximumOperations) {
+                let operations = (start..<min(start + BatchRequest.maximumOperations, count)).map { index in
+                    BatchOperation.create(fields: ["Name": .string("Record \(index)"), "Score": .number(Double(index))])
+                }
+                for result in try await client.records.batch(in: table.id, operations) {
+                    guard case .record(let record) = result else {
+                        throw CommandFailure("a batch create answered \(result)")
+                    }
+                    ids.append(record.id)
+                }
+            }
+            guard Set(ids).count == count else { throw CommandFailure("\(Set(ids).count) records made, not \(count)") }
+            for id in ids { _ = try await client.records.get(id, policy: .networkOnly) }
+            return try await withPyAirtableClient(configuration: configuration) { diskOnly in
+                var samples: [Double] = []
+                samples.reserveCapacity(count)
+                for id in ids.shuffled() {
+                    let start = ContinuousClock.now
+                    let answer = try await diskOnly.records.fetch(id, policy: .cacheOnly)
+                    samples.append(microseconds(ContinuousClock.now - start))
+                    guard answer.fromCache, answer.value.id == id else {
+                        throw CommandFailure("a disk-tier read of \(id) was not answered from the cache")
+                    }
+                }
+                let statistics = await diskOnly.cache.statistics()
+                guard (statistics?.memoryHits ?? 0) == 0 else { throw CommandFailure("the disk figure hit memory") }
+                return samples
+            }
+        }
+
         /// Runs this command again in a fresh process to cache `records` records and report its RSS.
-        private func residentMegabytes() throws -> Double? {
+        private func residentMegabytes() throws -> Double {
             let process = Process()
             process.executableURL = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath()
             process.arguments = ["bench", "cache", "--resident-child", String(records)]
@@ -158,8 +210,14 @@ extension Pyat.Bench {
             try process.run()
             let output = pipe.fileHandleForReading.readDataToEndOfFile()
             process.waitUntilExit()
-            guard process.terminationStatus == 0 else { return nil }
-            return Double(String(decoding: output, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines))
+            guard process.terminationStatus == 0 else {
+                throw CommandFailure("the memory child exited with status \(process.terminationStatus)")
+            }
+            let text = String(decoding: output, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+            guard let megabytes = Double(text), megabytes > 0 else {
+                throw CommandFailure("the memory child answered \(text.debugDescription), not a size")
+            }
+            return megabytes
         }
 
         private func microseconds(_ duration: Duration) -> Double {
@@ -178,7 +236,7 @@ extension Pyat.Bench {
             } else {
                 print("one record read through the SDK (\(reads) reads per figure), then the engine alone")
                 for (name, value) in figures {
-                    print(name.padding(toLength: 24, withPad: " ", startingAt: 0), String(format: "%.3f", value))
+                    print(name.padding(toLength: 30, withPad: " ", startingAt: 0), String(format: "%.3f", value))
                 }
             }
         }

@@ -62,6 +62,9 @@ extension Pyat.Bench {
                 return try await withPyAirtableClient(configuration: configuration) { client in
                     _ = try await client.files.upload(data: Data("warm".utf8), name: "warm")
                     let before = Self.residentBytes()
+                    guard before > 0 else {
+                        throw CommandFailure("cannot read this process's memory from /proc/self/statm")
+                    }
                     let peak = PeakSampler()
                     let sampler = Task { await peak.run() }
                     defer { sampler.cancel() }

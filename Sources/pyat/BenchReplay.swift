@@ -6,19 +6,29 @@ import PyAirtableClient
 import PyAirtableTesting
 import ReferenceServer
 
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
 extension Pyat.Bench {
-    /// `pyat bench replay`: N record writes queued offline, replayed against an embedded server, counted.
+    /// `pyat bench replay`: N record writes made through the SDK while the server is down, queued
+    /// by its offline path, then replayed once the server is back, timed and counted on the server.
     struct ReplayBench: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             commandName: "replay",
-            abstract: "Replay N record writes queued offline; time it and count duplicates on the server.",
+            abstract: "Writes made while the server is down, queued by the SDK, replayed when it is back; counted.",
             discussion: """
                 Starts an embedded server (durable commits on, as `pyat serve` runs, unless
-                --no-durable-commits), makes --tables tables, then queues --mutations record creates
-                spread over them in a fresh queue file, as the SDK queues them when the server cannot be
-                reached (same requests, temporary ids, idempotency keys). It then times
-                `client.offline.replay()` and counts the records on the server: `duplicates` is how
-                many more there are than writes queued, or how many names appear twice.
+                --no-durable-commits), makes --tables tables, and stops it: its port now refuses
+                connections (checked). A client with a persistent offline queue (SDK defaults
+                otherwise: retries, circuit breaker) then makes --mutations `client.records.create`
+                calls spread over the tables; each must throw `queuedOffline`, and the queue must
+                hold exactly that many writes. The server is started again on the same port and data,
+                and `client.offline.replay()` is timed until the queue is empty. A second client then
+                reads every record back: a write found twice is a duplicate, one not found is
+                missing. Any duplicate, missing, failed or remaining write fails the run.
                 """
         )
 
@@ -39,42 +49,50 @@ extension Pyat.Bench {
         }
 
         func run() async throws {
-            let durable = durableCommits
-            let configure: @Sendable (inout ServerConfiguration) -> Void = { $0.durableCommits = durable }
-            let figures = try await TestServer.withRunning(configure: configure) { server in
-                try await measure(server: server)
+            let server = RestartableServer()
+            let directory = FileManager.default.temporaryDirectory.appendingPathComponent("pyat-bench-replay-\(UUID())")
+            let outcome: Result<[(String, String)], any Error>
+            do {
+                outcome = .success(try await measure(server: server, directory: directory))
+            } catch {
+                outcome = .failure(error)
             }
+            await server.remove()
+            try? FileManager.default.removeItem(at: directory)
+            let figures = try outcome.get()
             if json {
                 let body = figures.map { "  \"\($0.0)\": \($0.1)" }.joined(separator: ",\n")
                 print("{\n\(body)\n}")
             } else {
                 print(
-                    "\(mutations) record creates queued offline, replayed (durable commits \(durable ? "on" : "off"))"
+                    "\(mutations) record creates made while the server was down, queued by the SDK, replayed "
+                        + "(durable commits \(durableCommits ? "on" : "off"))"
                 )
                 for (name, value) in figures {
-                    print("  \(name.padding(toLength: 22, withPad: " ", startingAt: 0)) \(value)")
+                    print("  \(name.padding(toLength: 26, withPad: " ", startingAt: 0)) \(value)")
                 }
+            }
+            let count = { (name: String) in Int(figures.first { $0.0 == name }?.1 ?? "") ?? -1 }
+            let problems = ["duplicates", "missing", "failed", "remaining"].filter { count($0) != 0 }
+            if !problems.isEmpty {
+                throw CommandFailure(
+                    "replay did not land every write exactly once: "
+                        + problems.map { "\($0) \(count($0))" }.joined(separator: ", ")
+                )
             }
         }
 
-        private func measure(server: TestServer) async throws -> [(String, String)] {
-            let demo = try await server.seedDemo()
+        private func measure(server: RestartableServer, directory: URL) async throws -> [(String, String)] {
+            let durable = durableCommits
+            let configure: @Sendable (inout ServerConfiguration) -> Void = { $0.durableCommits = durable }
+            let services = try await server.start(configure: configure)
+            let demo = try await DemoData.seed(services: services)
             guard let url = URL(string: server.url), let workspace = demo.workspaceID else {
-                throw ValidationError("the embedded server did not seed a workspace")
+                throw CommandFailure("the embedded server did not seed a workspace")
             }
-            let directory = FileManager.default.temporaryDirectory.appendingPathComponent("pyat-bench-replay-\(UUID())")
-            defer { try? FileManager.default.removeItem(at: directory) }
-            var configuration = PyAirtableClient.Configuration(
-                serverURL: url,
-                credentials: .personalAccessToken(demo.token)
-            )
-            configuration.logger.logLevel = .warning
-            configuration.offline = .persistent(path: directory.appendingPathComponent("queue.sqlite").path)
-            configuration.offline.maximumEntries = max(100_000, mutations)
-            configuration.offline.maximumBytes = max(64 * 1024 * 1024, mutations * 1024)
-            configuration.offline.replaysAutomatically = false
-            let (total, tables) = (mutations, tables)
-            return try await withPyAirtableClient(configuration: configuration) { client in
+            var online = PyAirtableClient.Configuration(serverURL: url, credentials: .personalAccessToken(demo.token))
+            online.logger.logLevel = .warning
+            let tableIDs = try await withPyAirtableClient(configuration: online) { client in
                 let base = try await client.bases.create(in: workspace, name: "Replay bench")
                 var tableIDs: [TableID] = []
                 for index in 0..<tables {
@@ -88,66 +106,133 @@ extension Pyat.Bench {
                     )
                     tableIDs.append(table.id)
                 }
-                guard let queue = try await client.offline.queue() else {
-                    throw ValidationError("the offline queue is off")
-                }
-                // What `client.records.create` queues when the server cannot be reached.
-                var items: [QueueItem] = []
-                items.reserveCapacity(total)
+                return tableIDs
+            }
+
+            // Down for real: the port refuses connections, as a stopped server's does.
+            await server.stop()
+            guard Self.connectionRefused(port: server.port) else {
+                throw CommandFailure("port \(server.port) did not refuse a connection after the server stopped")
+            }
+
+            var configuration = online
+            configuration.offline = .persistent(path: directory.appendingPathComponent("queue.sqlite").path)
+            configuration.offline.maximumEntries = max(100_000, mutations)
+            configuration.offline.maximumBytes = max(64 * 1024 * 1024, mutations * 1024)
+            // The run calls `replay()` itself, so the time counts one replay from a full queue.
+            configuration.offline.replaysAutomatically = false
+            let total = mutations
+            return try await withPyAirtableClient(configuration: configuration) { client in
+                // The writes, through the SDK's normal API: each must come back queued.
+                var causes: [String: Int] = [:]
+                let queueStart = ContinuousClock.now
                 for index in 0..<total {
                     let table = tableIDs[index % tableIDs.count]
-                    let temporaryID = TemporaryID.generate()
-                    let body = try JSONCoding.encoder.encode(
-                        RecordFieldsRequest(fields: [
-                            "Name": .string("bench-\(index)"), "Score": .number(Double(index)),
-                        ])
-                    )
-                    items.append(
-                        QueueItem(
-                            request: QueuedRequest(method: "POST", path: "/api/v1/tables/\(table)/records", body: body),
-                            scope: temporaryID.rawValue,
-                            batchKey: table.rawValue,
-                            creates: [temporaryID],
-                            idempotencyKey: UUID().uuidString.lowercased()
+                    do {
+                        let record = try await client.records.create(
+                            in: table,
+                            fields: ["Name": .string("bench-\(index)"), "Score": .number(Double(index))]
                         )
+                        throw CommandFailure("write \(index) reached a server that is down (record \(record.id))")
+                    } catch let error as PyAirtableError where error == .queuedOffline {
+                        let cause = (error.underlying as? PyAirtableError)?.shortDescription ?? "unknown"
+                        causes[cause, default: 0] += 1
+                    }
+                }
+                let queueSeconds = Self.seconds(ContinuousClock.now - queueStart)
+                let queuedCounts = try await client.offline.counts()
+                guard queuedCounts.pending == total, queuedCounts.failed == 0 else {
+                    throw CommandFailure(
+                        "\(total) writes made offline, but the queue holds \(queuedCounts.pending) pending "
+                            + "and \(queuedCounts.failed) failed"
                     )
                 }
-                let queued = try await queue.enqueue(contentsOf: items).count
+                // Refused connections (then the open circuit they cause) queue writes; a timeout would
+                // mean something listened.
+                guard causes["timeout", default: 0] == 0, causes["transport", default: 0] > 0 else {
+                    throw CommandFailure("writes were queued for other reasons than a refused connection: \(causes)")
+                }
 
-                let start = ContinuousClock.now
+                try await server.start(configure: configure)
+                let replayStart = ContinuousClock.now
                 let report = try await client.offline.replay()
-                let elapsed = ContinuousClock.now - start
-                let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+                let afterReplay = try await client.offline.counts()
+                let replaySeconds = Self.seconds(ContinuousClock.now - replayStart)
+                if let stopped = report.stoppedBy {
+                    throw CommandFailure("replay stopped with the server up: \(stopped)")
+                }
 
-                var onServer = 0
+                let (onServer, distinct) = try await Self.countOnServer(configuration: online, tables: tableIDs)
+                let duplicates = onServer - distinct
+                let missing = total - distinct
+                return [
+                    ("writes", "\(total)"),
+                    ("queued", "\(queuedCounts.pending)"),
+                    ("queued_after_refused", "\(causes["transport", default: 0])"),
+                    ("queued_with_circuit_open", "\(causes["circuit_open", default: 0])"),
+                    ("queue_seconds", "\((queueSeconds * 1000).rounded() / 1000)"),
+                    ("replayed", "\(report.replayed)"),
+                    ("already_applied", "\(report.alreadyApplied)"),
+                    ("failed", "\(report.failed + afterReplay.failed)"),
+                    ("remaining", "\(afterReplay.pending + afterReplay.inflight)"),
+                    ("duplicates", "\(duplicates)"),
+                    ("missing", "\(missing)"),
+                    ("seconds", "\((replaySeconds * 1000).rounded() / 1000)"),
+                    (
+                        "mutations_per_second",
+                        "\(replaySeconds > 0 ? (Double(report.replayed) / replaySeconds).rounded() : 0)"
+                    ),
+                    ("durable_commits", "\(durable)"),
+                ]
+            }
+        }
+
+        /// Reads every record of `tables` with a client of its own (no queue, no cache): answers how
+        /// many records there are and how many distinct `bench-N` names they carry.
+        private static func countOnServer(
+            configuration: PyAirtableClient.Configuration,
+            tables: [TableID]
+        ) async throws -> (records: Int, distinctNames: Int) {
+            try await withPyAirtableClient(configuration: configuration) { client in
+                var records = 0
                 var names = Set<String>()
-                var repeatedNames = 0
-                for table in tableIDs {
+                for table in tables {
                     for try await record in client.records.all(
                         in: table,
                         RecordQuery(pageSize: RecordQuery.maximumPageSize),
                         policy: .networkOnly
                     ) {
-                        onServer += 1
-                        if case .string(let name) = record.fields["Name"], !names.insert(name).inserted {
-                            repeatedNames += 1
-                        }
+                        records += 1
+                        if case .string(let name) = record.fields["Name"] { names.insert(name) }
                     }
                 }
-                let duplicates = max(onServer - queued, repeatedNames)
-                let missing = queued - names.count
-                return [
-                    ("queued", "\(queued)"),
-                    ("replayed", "\(report.replayed)"),
-                    ("duplicates", "\(duplicates)"),
-                    ("missing", "\(missing)"),
-                    ("failed", "\(report.failed)"),
-                    ("remaining", "\(report.remaining)"),
-                    ("seconds", "\((seconds * 1000).rounded() / 1000)"),
-                    ("mutations_per_second", "\(seconds > 0 ? (Double(report.replayed) / seconds).rounded() : 0)"),
-                    ("durable_commits", "\(durableCommits)"),
-                ]
+                return (records, names.count)
             }
+        }
+
+        /// Whether a TCP connection to `port` on loopback is refused (nothing listens there).
+        static func connectionRefused(port: Int) -> Bool {
+            #if canImport(Glibc)
+            let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+            #else
+            let descriptor = socket(AF_INET, SOCK_STREAM, 0)
+            #endif
+            guard descriptor >= 0 else { return false }
+            defer { close(descriptor) }
+            var address = sockaddr_in()
+            address.sin_family = sa_family_t(AF_INET)
+            address.sin_port = in_port_t(UInt16(clamping: port).bigEndian)
+            address.sin_addr.s_addr = inet_addr("127.0.0.1")
+            let result = withUnsafePointer(to: &address) { pointer in
+                pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                    connect(descriptor, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+                }
+            }
+            return result == -1 && errno == ECONNREFUSED
+        }
+
+        private static func seconds(_ duration: Duration) -> Double {
+            Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18
         }
     }
 }
