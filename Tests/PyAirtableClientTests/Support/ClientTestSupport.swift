@@ -102,7 +102,10 @@ enum Fixtures {
     ///
     /// The clock is the real one unless a test passes a ``TestClock`` to drive waits itself: on a
     /// manual clock nobody advances, a retry after a transient failure (a connection refused or timed
-    /// out on a loaded machine) would wait forever and hang the test.
+    /// out on a loaded machine) would wait forever and hang the test. A request may take two minutes
+    /// rather than the SDK's default 30 s: when the whole suite starts at once on two cores, an
+    /// answer can take longer than 30 s, and a test that is not about timeouts should not fail on
+    /// one (each suite's time limit still bounds it).
     static func configuration(
         _ server: TestServer,
         token: String? = nil,
@@ -112,6 +115,7 @@ enum Fixtures {
         PyAirtableClient.Configuration(
             serverURL: URL(string: server.url)!,
             credentials: token.map { .personalAccessToken($0) } ?? .none,
+            timeouts: .init(connect: .seconds(30), request: .seconds(120)),
             clock: clock,
             transport: transport
         )
