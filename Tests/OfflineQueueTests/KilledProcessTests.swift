@@ -7,6 +7,7 @@ import Testing
 import Glibc
 #elseif canImport(Darwin)
 import Darwin
+import TestSupport
 #endif
 
 @Suite("A replaying process killed with SIGKILL, again and again", .timeLimit(.minutes(15)))

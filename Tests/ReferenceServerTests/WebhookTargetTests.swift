@@ -1,7 +1,7 @@
 import Foundation
 import HTTPTypes
 import PyAirtableModels
-import PyAirtableTesting
+import TestSupport
 import Testing
 
 @testable import ReferenceServer

@@ -1,6 +1,5 @@
 import Foundation
 import PyAirtableClient
-import PyAirtableTesting
 import ReferenceServer
 import Testing
 

@@ -5,48 +5,17 @@ import HummingbirdTesting
 import Logging
 import NIOCore
 import PyAirtableModels
-import PyAirtableTesting
 import Synchronization
+import TestSupport
 import Testing
 
 @testable import ReferenceServer
-
-/// A wall clock tests move by hand: token expiry and retention without sleeping.
-final class TestWallClock: Sendable {
-    private let current: Mutex<Date>
-
-    init(_ start: Date = Date(timeIntervalSince1970: 1_800_000_000)) {
-        current = Mutex(start)
-    }
-
-    var now: Date { current.withLock { $0 } }
-
-    func advance(by seconds: TimeInterval) {
-        current.withLock { $0 = $0.addingTimeInterval(seconds) }
-    }
-}
-
-/// A throwaway data directory, removed when the test ends.
-struct TemporaryDirectory: ~Copyable {
-    let path: String
-
-    init() throws {
-        path =
-            FileManager.default.temporaryDirectory
-            .appendingPathComponent("pyat-tests-\(UUID().uuidString)").path
-        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
-    }
-
-    deinit {
-        try? FileManager.default.removeItem(atPath: path)
-    }
-}
 
 /// Runs the real reference server on an ephemeral port over a real SQLite file.
 enum Harness {
     static func configuration(
         dataDirectory: String,
-        clock: TestWallClock,
+        clock: ManualWallClock,
         maximumBodySize: Int = 256 * 1024
     )
         -> ServerConfiguration
@@ -72,7 +41,7 @@ enum Harness {
     /// the configuration first.
     static func withServer<T: Sendable>(
         dataDirectory: String,
-        clock: TestWallClock = TestWallClock(),
+        clock: ManualWallClock = ManualWallClock(),
         maximumBodySize: Int = 256 * 1024,
         configure: (inout ServerConfiguration) -> Void = { _ in },
         _ body: @escaping @Sendable (API, ServerServices) async throws -> T
@@ -109,12 +78,13 @@ enum Harness {
 
     /// Starts a server on a fresh directory.
     static func withServer<T: Sendable>(
-        clock: TestWallClock = TestWallClock(),
+        clock: ManualWallClock = ManualWallClock(),
         maximumBodySize: Int = 256 * 1024,
         configure: (inout ServerConfiguration) -> Void = { _ in },
         _ body: @escaping @Sendable (API, ServerServices) async throws -> T
     ) async throws -> T {
         let directory = try TemporaryDirectory()
+        defer { withExtendedLifetime(directory) {} }
         return try await withServer(
             dataDirectory: directory.path,
             clock: clock,
