@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 import Testing
 
 @testable import OfflineQueue
@@ -7,7 +8,6 @@ import Testing
 import Glibc
 #elseif canImport(Darwin)
 import Darwin
-import TestSupport
 #endif
 
 @Suite("A replaying process killed with SIGKILL, again and again", .timeLimit(.minutes(15)))

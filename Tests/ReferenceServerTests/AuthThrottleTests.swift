@@ -5,6 +5,7 @@ import HummingbirdTesting
 import NIOCore
 import NIOHTTP1
 import PyAirtableModels
+import ReferenceServerTesting
 import TestSupport
 import Testing
 

@@ -1,6 +1,7 @@
 import Foundation
 import HTTPTypes
 import PyAirtableModels
+import ReferenceServerTesting
 import TestSupport
 import Testing
 

@@ -1,6 +1,7 @@
 import Foundation
 import PyAirtableClient
 import ReferenceServer
+import ReferenceServerTesting
 import Testing
 
 @Suite("pyat health, whoami, login, logout", .timeLimit(.minutes(15)))

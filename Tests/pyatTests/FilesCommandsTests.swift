@@ -2,6 +2,7 @@ import Foundation
 import PyAirtableClient
 import PyAirtableModels
 import ReferenceServer
+import ReferenceServerTesting
 import TestSupport
 import Testing
 

@@ -5,6 +5,7 @@ import HummingbirdTesting
 import Logging
 import NIOCore
 import PyAirtableModels
+import ReferenceServerTesting
 import Synchronization
 import TestSupport
 import Testing
