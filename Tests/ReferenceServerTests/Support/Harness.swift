@@ -40,30 +40,29 @@ enum Harness {
 
     /// Starts a server on `dataDirectory` and runs `body` with a client for it; `configure` adjusts
     /// the configuration first.
+    ///
+    /// `setup` is `.live` (a real socket on an ephemeral port) or `.router` (requests handed to the
+    /// router in process, through every middleware, with no socket), for tests where the socket is
+    /// not the point. Under `.router` a request has no client address, so the per-address sign-in
+    /// allowance does not apply; tests of it stay `.live`.
     static func withServer<T: Sendable>(
         dataDirectory: String,
         clock: ManualWallClock = ManualWallClock(),
         maximumBodySize: Int = 256 * 1024,
+        via setup: TestingSetup = .live,
         configure: (inout ServerConfiguration) -> Void = { _ in },
         _ body: @escaping @Sendable (API, ServerServices) async throws -> T
     ) async throws -> T {
         var configuration = configuration(dataDirectory: dataDirectory, clock: clock, maximumBodySize: maximumBodySize)
         configure(&configuration)
-        let services = try await ServerServices.open(configuration: configuration, logger: logger)
-        let application = Application(
-            router: buildRouter(services: services),
-            configuration: .init(address: .hostname("127.0.0.1", port: 0)),
-            logger: logger
-        )
-        return try await application.test(.live) { client in
-            try await body(API(client: client), services)
-        }
+        return try await withServer(configuration: configuration, via: setup, body)
     }
 
     /// Starts a server with `configuration` (its data directory included) and `logger`.
     static func withServer<T: Sendable>(
         configuration: ServerConfiguration,
         logger: Logger = Harness.logger,
+        via setup: TestingSetup = .live,
         _ body: @escaping @Sendable (API, ServerServices) async throws -> T
     ) async throws -> T {
         let services = try await ServerServices.open(configuration: configuration, logger: logger)
@@ -72,7 +71,7 @@ enum Harness {
             configuration: .init(address: .hostname("127.0.0.1", port: 0)),
             logger: logger
         )
-        return try await application.test(.live) { client in
+        return try await application.test(setup) { client in
             try await body(API(client: client), services)
         }
     }
@@ -81,6 +80,7 @@ enum Harness {
     static func withServer<T: Sendable>(
         clock: ManualWallClock = ManualWallClock(),
         maximumBodySize: Int = 256 * 1024,
+        via setup: TestingSetup = .live,
         configure: (inout ServerConfiguration) -> Void = { _ in },
         _ body: @escaping @Sendable (API, ServerServices) async throws -> T
     ) async throws -> T {
@@ -90,6 +90,7 @@ enum Harness {
             dataDirectory: directory.path,
             clock: clock,
             maximumBodySize: maximumBodySize,
+            via: setup,
             configure: configure,
             body
         )
