@@ -14,6 +14,7 @@ let package = Package(
         .library(name: "PyAirtableModels", targets: ["PyAirtableModels"]),
         .library(name: "PyAirtableClient", targets: ["PyAirtableClient"]),
         .library(name: "PyAirtableTesting", targets: ["PyAirtableTesting"]),
+        .library(name: "ReferenceServerTesting", targets: ["ReferenceServerTesting"]),
         .library(name: "ReferenceServer", targets: ["ReferenceServer"]),
         .library(name: "ClientCache", targets: ["ClientCache"]),
         .library(name: "OfflineQueue", targets: ["OfflineQueue"]),
@@ -108,9 +109,23 @@ let package = Package(
             name: "PyAirtableTesting",
             dependencies: [
                 "PyAirtableClient",
+                "PyAirtableModels",
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        // The helpers that run a real server: the reference server on an ephemeral port, one that
+        // restarts on the same data, and a webhook receiver. Kept apart from PyAirtableTesting so an
+        // SDK user who only mocks a transport does not link Hummingbird, GRDB and jwt-kit.
+        .target(
+            name: "ReferenceServerTesting",
+            dependencies: [
+                "PyAirtableClient",
+                "PyAirtableModels",
                 "ReferenceServer",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
             swiftSettings: swiftSettings
         ),
@@ -119,8 +134,8 @@ let package = Package(
             dependencies: [
                 "ClientCache",
                 "PyAirtableClient",
-                "PyAirtableTesting",
                 "ReferenceServer",
+                "ReferenceServerTesting",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -156,6 +171,7 @@ let package = Package(
                 "PyAirtableClient",
                 "PyAirtableTesting",
                 "ReferenceServer",
+                "ReferenceServerTesting",
                 "TestSupport",
                 .product(name: "PropertyBased", package: "swift-property-based"),
             ],
@@ -164,8 +180,8 @@ let package = Package(
         .testTarget(
             name: "ReferenceServerTests",
             dependencies: [
-                "PyAirtableTesting",
                 "ReferenceServer",
+                "ReferenceServerTesting",
                 "TestSupport",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "GRDB", package: "GRDB.swift"),
@@ -178,7 +194,7 @@ let package = Package(
         ),
         .testTarget(
             name: "ClientCacheTests",
-            dependencies: ["ClientCache"],
+            dependencies: ["ClientCache", "TestSupport"],
             swiftSettings: swiftSettings
         ),
         .testTarget(
@@ -194,12 +210,17 @@ let package = Package(
         ),
         .testTarget(
             name: "PyAirtableTestingTests",
-            dependencies: ["PyAirtableTesting"],
+            dependencies: ["PyAirtableTesting", "TestSupport"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "ReferenceServerTestingTests",
+            dependencies: ["PyAirtableClient", "ReferenceServerTesting", "TestSupport"],
             swiftSettings: swiftSettings
         ),
         .testTarget(
             name: "pyatTests",
-            dependencies: ["pyat", "pyat-quickstart", "PyAirtableTesting", "ReferenceServer", "TestSupport"],
+            dependencies: ["pyat", "pyat-quickstart", "ReferenceServer", "ReferenceServerTesting", "TestSupport"],
             swiftSettings: swiftSettings
         ),
     ]

@@ -2,8 +2,8 @@ import ArgumentParser
 import Foundation
 import Logging
 import PyAirtableClient
-import PyAirtableTesting
 import ReferenceServer
+import ReferenceServerTesting
 
 extension Pyat.Bench {
     /// `pyat bench cache`: a read from the network against the same read from each cache tier, the

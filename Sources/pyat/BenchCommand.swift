@@ -5,8 +5,8 @@ import Logging
 import NIOCore
 import NIOHTTP1
 import PyAirtableClient
-import PyAirtableTesting
 import ReferenceServer
+import ReferenceServerTesting
 
 extension Pyat {
     /// `pyat bench …`: measurements of this machine, side by side in one run.

@@ -2,8 +2,8 @@ import ArgumentParser
 import Foundation
 import Logging
 import PyAirtableClient
-import PyAirtableTesting
 import ReferenceServer
+import ReferenceServerTesting
 import Synchronization
 
 extension Pyat.Bench {

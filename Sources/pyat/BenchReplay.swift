@@ -3,8 +3,8 @@ import Foundation
 import Logging
 import OfflineQueue
 import PyAirtableClient
-import PyAirtableTesting
 import ReferenceServer
+import ReferenceServerTesting
 
 #if canImport(Glibc)
 import Glibc

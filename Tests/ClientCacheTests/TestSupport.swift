@@ -1,37 +1,11 @@
 import Foundation
 import Synchronization
+import TestSupport
 
 @testable import ClientCache
 
-/// A wall clock that moves only when the test moves it.
-final class ManualWallClock: Sendable {
-    private let current: Mutex<Date>
-
-    init(_ start: Date = Date(timeIntervalSince1970: 1_800_000_000)) {
-        current = Mutex(start)
-    }
-
-    var now: Date { current.withLock { $0 } }
-
-    func advance(by duration: Duration) {
-        current.withLock { $0 = $0.adding(duration) }
-    }
-}
-
-/// A temporary directory removed when the value goes away.
-final class TemporaryDirectory: Sendable {
-    let path: String
-
-    init() throws {
-        path = NSTemporaryDirectory() + "pyat-cache-tests-" + UUID().uuidString
-        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
-    }
-
-    var cacheFile: String { path + "/cache.sqlite" }
-
-    deinit {
-        try? FileManager.default.removeItem(atPath: path)
-    }
+extension TemporaryDirectory {
+    var cacheFile: String { file("cache.sqlite") }
 }
 
 /// Counts loader calls and answers what the test sets.

@@ -1,5 +1,6 @@
 import Foundation
 import PyAirtableModels
+import TestSupport
 import Testing
 
 @testable import OfflineQueue

@@ -1,38 +1,12 @@
 import Foundation
 import Logging
 import Synchronization
+import TestSupport
 
 @testable import OfflineQueue
 
-/// A wall clock that moves only when the test moves it.
-final class ManualWallClock: Sendable {
-    private let current: Mutex<Date>
-
-    init(_ start: Date = Date(timeIntervalSince1970: 1_800_000_000)) {
-        current = Mutex(start)
-    }
-
-    var now: Date { current.withLock { $0 } }
-
-    func advance(by duration: Duration) {
-        current.withLock { $0 = $0.addingTimeInterval(duration.timeInterval) }
-    }
-}
-
-/// A temporary directory removed when the value goes away.
-final class TemporaryDirectory: Sendable {
-    let path: String
-
-    init() throws {
-        path = NSTemporaryDirectory() + "pyat-queue-tests-" + UUID().uuidString
-        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
-    }
-
-    var queueFile: String { path + "/queue.sqlite" }
-
-    deinit {
-        try? FileManager.default.removeItem(atPath: path)
-    }
+extension TemporaryDirectory {
+    var queueFile: String { file("queue.sqlite") }
 }
 
 extension OfflineQueue {

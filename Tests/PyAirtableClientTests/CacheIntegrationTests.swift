@@ -4,6 +4,7 @@ import PyAirtableClient
 import PyAirtableModels
 import PyAirtableTesting
 import ReferenceServer
+import ReferenceServerTesting
 import Synchronization
 import Testing
 

@@ -1,8 +1,8 @@
 import Foundation
 import PyAirtableClient
 import PyAirtableModels
-import PyAirtableTesting
 import ReferenceServer
+import ReferenceServerTesting
 import Testing
 
 @Suite("The SDK's table of decoded values is bounded in bytes", .timeLimit(.minutes(15)))

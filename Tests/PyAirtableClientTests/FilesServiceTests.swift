@@ -4,7 +4,9 @@ import PyAirtableClient
 import PyAirtableModels
 import PyAirtableTesting
 import ReferenceServer
+import ReferenceServerTesting
 import Synchronization
+import TestSupport
 import Testing
 
 /// `client.files` against the real reference server.
@@ -12,10 +14,10 @@ import Testing
 struct FilesServiceTests {
     @Test("upload from disk, metadata, list, byte-exact download, a range, delete")
     func roundTrip() async throws {
-        let scratch = try Scratch()
+        let scratch = try TemporaryDirectory()
         let source = scratch.url("source.bin")
         let size: Int64 = 3 * 1024 * 1024 + 17
-        let digest = try Scratch.writePattern(to: source, size: size)
+        let digest = try TemporaryDirectory.writePattern(to: source, size: size)
         try await Fixtures.withDemoClient { client, _ in
             let uploaded = ProgressLog()
             let file = try await client.files.upload(
@@ -40,7 +42,7 @@ struct FilesServiceTests {
             #expect(result.size == size)
             #expect(result.eTag == "\"\(digest)\"")
             #expect(downloaded.last == TransferProgress(completed: size, total: size))
-            #expect(try Scratch.sha256(of: destination) == digest)
+            #expect(try TemporaryDirectory.sha256(of: destination) == digest)
             let original = try Data(contentsOf: source)
             #expect(try Data(contentsOf: destination) == original)
 
@@ -77,9 +79,9 @@ struct FilesServiceTests {
 
     @Test("the server's refusals arrive as PyAirtableError with the wire error")
     func errors() async throws {
-        let scratch = try Scratch()
+        let scratch = try TemporaryDirectory()
         let source = scratch.url("big.bin")
-        _ = try Scratch.writePattern(to: source, size: 4096)
+        _ = try TemporaryDirectory.writePattern(to: source, size: 4096)
         let smallLimit: @Sendable (inout ServerConfiguration) -> Void = { $0.maximumFileSize = 1000 }
         try await TestServer.withRunning(configure: smallLimit) { server in
             let demo = try await server.seedDemo()
@@ -103,9 +105,9 @@ struct FilesServiceTests {
 
     @Test("a streamed transfer whose access token the server finds expired refreshes once and goes through")
     func streamingRefreshesOn401() async throws {
-        let scratch = try Scratch()
+        let scratch = try TemporaryDirectory()
         let source = scratch.url("after-refresh.bin")
-        let digest = try Scratch.writePattern(to: source, size: 600_000)
+        let digest = try TemporaryDirectory.writePattern(to: source, size: 600_000)
         let time = ServerTime()
         try await TestServer.withRunning(configure: time.install) { server in
             let demo = try await server.seedDemo()
@@ -122,7 +124,7 @@ struct FilesServiceTests {
                 time.advance(by: 20 * 60)
                 let copy = scratch.url("copy.bin")
                 try await client.files.download(file.id, to: copy)
-                #expect(try Scratch.sha256(of: copy) == digest)
+                #expect(try TemporaryDirectory.sha256(of: copy) == digest)
                 #expect(await client.refreshCount == 2)
             }
         }
@@ -130,9 +132,9 @@ struct FilesServiceTests {
 
     @Test("with a transport that cannot stream, transfers go whole through it")
     func nonStreamingTransport() async throws {
-        let scratch = try Scratch()
+        let scratch = try TemporaryDirectory()
         let source = scratch.url("whole.bin")
-        let digest = try Scratch.writePattern(to: source, size: 100_000)
+        let digest = try TemporaryDirectory.writePattern(to: source, size: 100_000)
         try await TestServer.withRunning { server in
             let demo = try await server.seedDemo()
             let mock = MockTransport(forwardingTo: AsyncHTTPClientTransport())
@@ -144,7 +146,7 @@ struct FilesServiceTests {
                 #expect(uploads.first?.body == (try Data(contentsOf: source)))
                 let copy = scratch.url("copy.bin")
                 try await client.files.download(file.id, to: copy)
-                #expect(try Scratch.sha256(of: copy) == digest)
+                #expect(try TemporaryDirectory.sha256(of: copy) == digest)
                 #expect(mock.requests(path: "/api/v1/files/\(file.id)/content").count == 1)
             }
         }
@@ -163,20 +165,7 @@ final class ProgressLog: Sendable {
     var count: Int { reports.withLock { $0.count } }
 }
 
-/// A directory for one test's files, removed afterwards.
-final class Scratch: Sendable {
-    let path: String
-
-    init() throws {
-        path = FileManager.default.temporaryDirectory.appendingPathComponent("pyat-files-\(UUID().uuidString)").path
-        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
-    }
-
-    deinit {
-        try? FileManager.default.removeItem(atPath: path)
-    }
-
-    func url(_ name: String) -> URL { URL(fileURLWithPath: path).appendingPathComponent(name) }
+extension TemporaryDirectory {
 
     /// Writes `size` generated bytes (never all in memory) and returns their SHA-256.
     static func writePattern(to url: URL, size: Int64) throws -> String {

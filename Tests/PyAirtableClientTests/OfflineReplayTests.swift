@@ -3,8 +3,8 @@ import HTTPTypes
 import OfflineQueue
 import PyAirtableClient
 import PyAirtableModels
-import PyAirtableTesting
 import ReferenceServer
+import ReferenceServerTesting
 import TestSupport
 import Testing
 

@@ -2,8 +2,8 @@ import Foundation
 import HTTPTypes
 import PyAirtableClient
 import PyAirtableModels
-import PyAirtableTesting
 import ReferenceServer
+import ReferenceServerTesting
 import Synchronization
 import TestSupport
 import Testing

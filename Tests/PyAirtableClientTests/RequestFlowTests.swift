@@ -4,6 +4,8 @@ import PyAirtableClient
 import PyAirtableModels
 import PyAirtableTesting
 import ReferenceServer
+import ReferenceServerTesting
+import TestSupport
 import Testing
 
 /// Dedup, exactly-once writes and lazy pagination, against the real server through a recording

@@ -1,8 +1,8 @@
 import Foundation
 import PyAirtableClient
 import PyAirtableModels
-import PyAirtableTesting
 import ReferenceServer
+import ReferenceServerTesting
 import Testing
 
 /// Every service method against the real reference server.

@@ -4,6 +4,7 @@ import PyAirtableClient
 import PyAirtableModels
 import PyAirtableTesting
 import ReferenceServer
+import ReferenceServerTesting
 import Testing
 
 @Suite("Access-token refresh", .timeLimit(.minutes(15)))

@@ -1,8 +1,8 @@
 import Foundation
 import PyAirtableClient
 import PyAirtableModels
-import PyAirtableTesting
 import ReferenceServer
+import ReferenceServerTesting
 import Testing
 
 /// `client.webhooks` and `Webhook.verifySignature` against the real server and a loopback receiver.

@@ -1,6 +1,7 @@
 import Foundation
 import HTTPTypes
 import PyAirtableModels
+import TestSupport
 import Testing
 
 @testable import ReferenceServer
@@ -80,7 +81,7 @@ struct AuthTests {
 
     @Test("access tokens expire on the injected clock")
     func expiry() async throws {
-        let clock = TestWallClock()
+        let clock = ManualWallClock()
         try await Harness.withServer(clock: clock) { api, _ in
             let (client, _) = try await api.register()
             #expect(try await client.send(.get, "users/me").status == .ok)

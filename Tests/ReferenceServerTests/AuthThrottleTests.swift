@@ -5,7 +5,8 @@ import HummingbirdTesting
 import NIOCore
 import NIOHTTP1
 import PyAirtableModels
-import PyAirtableTesting
+import ReferenceServerTesting
+import TestSupport
 import Testing
 
 @testable import ReferenceServer
@@ -14,7 +15,7 @@ import Testing
 struct AuthThrottleTests {
     static func configuration(
         _ directory: String,
-        clock: TestWallClock,
+        clock: ManualWallClock,
         throttle: AuthThrottleConfiguration = .forTests,
         passwordHashing: PasswordHashingConfiguration = .init(),
         bcryptCost: UInt8 = 4,
@@ -58,7 +59,7 @@ struct AuthThrottleTests {
     @Test("wrong passwords for one account: 429 with Retry-After past the allowance, back once it refills")
     func perAccount() async throws {
         let directory = try TemporaryDirectory()
-        let clock = TestWallClock()
+        let clock = ManualWallClock()
         let configuration = Self.configuration(
             directory.path,
             clock: clock,
@@ -118,7 +119,7 @@ struct AuthThrottleTests {
         let directory = try TemporaryDirectory()
         let configuration = Self.configuration(
             directory.path,
-            clock: TestWallClock(),
+            clock: ManualWallClock(),
             throttle: Self.throttle(signInPerAccount: .init(attempts: 2, period: 300))
         )
         try await Harness.withServer(configuration: configuration) { api, _ in
@@ -139,7 +140,7 @@ struct AuthThrottleTests {
         let limit = Self.throttle(signInPerAddress: .init(attempts: 4, period: 60))
         let directory = try TemporaryDirectory()
         try await Harness.withServer(
-            configuration: Self.configuration(directory.path, clock: TestWallClock(), throttle: limit)
+            configuration: Self.configuration(directory.path, clock: ManualWallClock(), throttle: limit)
         ) { api, _ in
             for index in 0..<4 {
                 let login = LoginRequest(email: "spray\(index)@example.com", password: "guess guess")
@@ -160,7 +161,7 @@ struct AuthThrottleTests {
         let proxied = try TemporaryDirectory()
         let configuration = Self.configuration(
             proxied.path,
-            clock: TestWallClock(),
+            clock: ManualWallClock(),
             throttle: limit,
             trustedProxies: ["127.0.0.1", "::1"]
         )
@@ -199,7 +200,7 @@ struct AuthThrottleTests {
     @Test("refreshes are refused before the token is spent, so the same token works once allowed again")
     func refreshThrottle() async throws {
         let directory = try TemporaryDirectory()
-        let clock = TestWallClock()
+        let clock = ManualWallClock()
         let configuration = Self.configuration(
             directory.path,
             clock: clock,
@@ -233,7 +234,7 @@ struct AuthThrottleTests {
     @Test("an unknown email costs a bcrypt, as a wrong password does, and takes about as long")
     func unknownEmailTiming() async throws {
         let directory = try TemporaryDirectory()
-        let configuration = Self.configuration(directory.path, clock: TestWallClock(), bcryptCost: 8)
+        let configuration = Self.configuration(directory.path, clock: ManualWallClock(), bcryptCost: 8)
         try await Harness.withServer(configuration: configuration) { api, services in
             let (_, user) = try await api.register()
             let wrong = LoginRequest(email: user.email, password: "not the password")
@@ -269,7 +270,7 @@ struct AuthThrottleTests {
         let directory = try TemporaryDirectory()
         let configuration = Self.configuration(
             directory.path,
-            clock: TestWallClock(),
+            clock: ManualWallClock(),
             throttle: Self.throttle(signInPerAccount: .init(attempts: 5, period: 60)),
             passwordHashing: .init(threads: 1, maximumPending: 2),
             bcryptCost: 10

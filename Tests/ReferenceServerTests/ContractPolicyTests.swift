@@ -1,5 +1,6 @@
 import Foundation
 import HTTPTypes
+import HummingbirdTesting
 import PyAirtableModels
 import Testing
 
@@ -12,7 +13,7 @@ import Testing
 struct ContractPolicyTests {
     @Test("unknown members of a JSON body are ignored on every kind of write, at every depth")
     func unknownMembersAreIgnored() async throws {
-        try await Harness.withServer { api, _ in
+        try await Harness.withServer(via: .router) { api, _ in
             let (client, user) = try await api.register()
             let workspace = try await client.send(
                 .post,
@@ -90,7 +91,7 @@ struct ContractPolicyTests {
 
     @Test("an optional member sent as null is read as left out; an empty workspace_id on upload is no workspace (404)")
     func nullMembersAndEmptyIDs() async throws {
-        try await Harness.withServer { api, _ in
+        try await Harness.withServer(via: .router) { api, _ in
             let (client, _) = try await api.register()
             let workspace = try await client.createWorkspace("Kept")
             let patched = try await client.send(.patch, "workspaces/\(workspace.id)", raw: #"{"name": null}"#)
@@ -131,7 +132,7 @@ struct ContractPolicyTests {
         ]
     )
     func ifMatchPattern(value: String, accepted: Bool) async throws {
-        try await Harness.withServer { api, _ in
+        try await Harness.withServer(via: .router) { api, _ in
             let (client, _) = try await api.register()
             let workspace = try await client.createWorkspace()
             let response = try await client.send(
@@ -153,7 +154,7 @@ struct ContractPolicyTests {
 
     @Test("Idempotency-Key is 1 to 255 of ! to ~; a space, a tab or 256 characters is 400 and writes nothing")
     func idempotencyKeyPattern() async throws {
-        try await Harness.withServer { api, _ in
+        try await Harness.withServer(via: .router) { api, _ in
             let (client, _) = try await api.register()
             let longest = String(repeating: "k", count: 255)
             let fine = try await client.send(
@@ -179,7 +180,7 @@ struct ContractPolicyTests {
 
     @Test("a webhook's deliveries cursor is the canonical positive number the route hands out")
     func deliveriesCursorPattern() async throws {
-        try await Harness.withServer { api, _ in
+        try await Harness.withServer(via: .router) { api, _ in
             let (client, _) = try await api.register()
             let (_, base, _) = try await client.scaffold()
             let webhook = try await client.call(

@@ -7,6 +7,7 @@ import HummingbirdTesting
 import NIOCore
 import NIOHTTP1
 import PyAirtableModels
+import TestSupport
 import Testing
 
 @testable import ReferenceServer
@@ -473,7 +474,7 @@ enum FileHarness {
         let temporary = try TemporaryDirectory()
         var configuration = Harness.configuration(
             dataDirectory: dataDirectory ?? temporary.path,
-            clock: TestWallClock(),
+            clock: ManualWallClock(),
             maximumBodySize: maximumBodySize
         )
         configuration.maximumFileSize = maximumFileSize

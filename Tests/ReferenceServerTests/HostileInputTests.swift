@@ -7,6 +7,7 @@ import NIOHTTP1
 import NIOWebSocket
 import PyAirtableModels
 import Synchronization
+import TestSupport
 import Testing
 import WSClient
 
@@ -68,7 +69,7 @@ private func withLimitedServer<T: Sendable>(
     let directory = try TemporaryDirectory()
     var configuration = Harness.configuration(
         dataDirectory: directory.path,
-        clock: TestWallClock(),
+        clock: ManualWallClock(),
         maximumBodySize: maximumBodySize
     )
     configuration.limits = limits

@@ -1,6 +1,7 @@
 import Foundation
 import HTTPTypes
 import PyAirtableModels
+import TestSupport
 import Testing
 
 @testable import ReferenceServer
@@ -641,7 +642,7 @@ struct IdempotencyAndEventsTests {
 
     @Test("after the log is trimmed, an old since is 410 RESYNC_REQUIRED and a recent one still works")
     func resync() async throws {
-        let clock = TestWallClock()
+        let clock = ManualWallClock()
         try await Harness.withServer(clock: clock) { api, services in
             let (session, _) = try await api.register()
             // A personal access token outlives the eight days the clock moves.

@@ -2,6 +2,7 @@ import Foundation
 import HTTPTypes
 import Hummingbird
 import PyAirtableModels
+import TestSupport
 import Testing
 
 @testable import ReferenceServer
@@ -23,7 +24,7 @@ struct OpenAPITests {
     func routesMatchDocument() async throws {
         let directory = try TemporaryDirectory()
         let services = try await ServerServices.open(
-            configuration: Harness.configuration(dataDirectory: directory.path, clock: TestWallClock()),
+            configuration: Harness.configuration(dataDirectory: directory.path, clock: ManualWallClock()),
             logger: Harness.logger
         )
         let router = buildRouter(services: services)

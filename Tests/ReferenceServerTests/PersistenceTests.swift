@@ -2,6 +2,7 @@ import Foundation
 import GRDB
 import HTTPTypes
 import PyAirtableModels
+import TestSupport
 import Testing
 
 @testable import ReferenceServer
@@ -42,7 +43,7 @@ struct PersistenceTests {
     func restart() async throws {
         let directory = try TemporaryDirectory()
         let path = directory.path
-        let clock = TestWallClock()
+        let clock = ManualWallClock()
         let snapshot = try await Harness.withServer(dataDirectory: path, clock: clock) { api, _ in
             let auth = try await api.call(
                 .post,

@@ -8,6 +8,7 @@ import NIOCore
 import NIOHTTP1
 import PyAirtableModels
 import Synchronization
+import TestSupport
 import Testing
 import WSClient
 
@@ -78,7 +79,7 @@ struct RealtimeServer: Sendable {
     let api: API
     let services: ServerServices
     let port: Int
-    let clock: TestWallClock
+    let clock: ManualWallClock
 
     var hub: RealtimeHub { services.realtime }
 
@@ -89,7 +90,7 @@ struct RealtimeServer: Sendable {
         _ body: @escaping @Sendable (RealtimeServer) async throws -> T
     ) async throws -> T {
         let directory = try TemporaryDirectory()
-        let clock = TestWallClock()
+        let clock = ManualWallClock()
         var configuration = Harness.configuration(
             dataDirectory: directory.path,
             clock: clock,

@@ -1,5 +1,6 @@
 import Foundation
 import HTTPTypes
+import HummingbirdTesting
 import PyAirtableModels
 import Synchronization
 import Testing
@@ -12,7 +13,7 @@ struct RecordListTests {
 
     @Test("page_size defaults to 100; the last page has no cursor")
     func defaultPageSize() async throws {
-        try await Harness.withServer { api, _ in
+        try await Harness.withServer(via: .router) { api, _ in
             let (client, _) = try await api.register()
             let (_, _, table) = try await client.scaffold()
             let seeded = try await client.seed(
@@ -36,7 +37,7 @@ struct RecordListTests {
 
     @Test("page_size accepts 1 through 1000", arguments: [1, 7, 149, 150, 151, 1000])
     func pageSizes(size: Int) async throws {
-        try await Harness.withServer { api, _ in
+        try await Harness.withServer(via: .router) { api, _ in
             let (client, _) = try await api.register()
             let (_, _, table) = try await client.scaffold()
             let seeded = try await client.seed(table.id, (0..<150).map { ["Score": .number(Double($0))] })
@@ -53,7 +54,7 @@ struct RecordListTests {
         arguments: ["0", "1001", "-1", "abc", "", "1.5"]
     )
     func badPageSize(value: String) async throws {
-        try await Harness.withServer { api, _ in
+        try await Harness.withServer(via: .router) { api, _ in
             let (client, _) = try await api.register()
             let (_, _, table) = try await client.scaffold()
             let response = try await client.send(.get, "tables/\(table.id)/records?page_size=\(queryValue(value))")
@@ -67,7 +68,7 @@ struct RecordListTests {
 
     @Test("fields projects the cells: a comma list, repeated parameters or fields[]")
     func projection() async throws {
-        try await Harness.withServer { api, _ in
+        try await Harness.withServer(via: .router) { api, _ in
             let (client, _) = try await api.register()
             let (_, _, table) = try await client.scaffold()
             _ = try await client.seed(
@@ -92,7 +93,7 @@ struct RecordListTests {
 
     @Test("sort ascending and descending: blanks first ascending, last descending; ties in creation order")
     func sort() async throws {
-        try await Harness.withServer { api, _ in
+        try await Harness.withServer(via: .router) { api, _ in
             let (client, _) = try await api.register()
             let (_, _, table) = try await client.scaffold()
             let r = try await client.seed(
@@ -139,7 +140,7 @@ struct RecordListTests {
 
     @Test("a view applies its sort and visible fields; by name or id; an explicit sort overrides it")
     func viewSortAndFields() async throws {
-        try await Harness.withServer { api, _ in
+        try await Harness.withServer(via: .router) { api, _ in
             let (client, _) = try await api.register()
             let (_, _, table) = try await client.scaffold()
             let r = try await client.seed(
@@ -177,7 +178,7 @@ struct RecordListTests {
 
     @Test("a view applies its filter, and a filter parameter narrows it further")
     func viewFilter() async throws {
-        try await Harness.withServer { api, _ in
+        try await Harness.withServer(via: .router) { api, _ in
             let (client, _) = try await api.register()
             let (_, _, table) = try await client.scaffold()
             let r = try await client.seed(table.id, Self.filterRows)
@@ -229,7 +230,7 @@ struct RecordListTests {
         ]
     )
     func filters(formula: String, expected: [Int]) async throws {
-        try await Harness.withServer { api, _ in
+        try await Harness.withServer(via: .router) { api, _ in
             let (client, _) = try await api.register()
             let (_, _, table) = try await client.scaffold()
             let r = try await client.seed(table.id, Self.filterRows)
@@ -243,7 +244,7 @@ struct RecordListTests {
 
     @Test("a filter matching few of many records still fills pages and ends with a null cursor")
     func sparseFilter() async throws {
-        try await Harness.withServer { api, _ in
+        try await Harness.withServer(via: .router) { api, _ in
             let (client, _) = try await api.register()
             let (_, _, table) = try await client.scaffold()
             let rows: [[String: FieldValue]] = (0..<600).map { index in
@@ -262,7 +263,7 @@ struct RecordListTests {
 
     @Test("a malformed formula is 422 with its position")
     func badFormula() async throws {
-        try await Harness.withServer { api, _ in
+        try await Harness.withServer(via: .router) { api, _ in
             let (client, _) = try await api.register()
             let (_, _, table) = try await client.scaffold()
             let response = try await client.send(
@@ -277,7 +278,7 @@ struct RecordListTests {
 
     @Test("a formula naming an unknown field is 422 naming it")
     func unknownFieldFormula() async throws {
-        try await Harness.withServer { api, _ in
+        try await Harness.withServer(via: .router) { api, _ in
             let (client, _) = try await api.register()
             let (_, _, table) = try await client.scaffold()
             let response = try await client.send(.get, "tables/\(table.id)/records?filter=\(queryValue("{Nope} = 1"))")
@@ -289,7 +290,7 @@ struct RecordListTests {
 
     @Test("a cursor from another query, or a tampered cursor, is 422")
     func foreignAndTamperedCursors() async throws {
-        try await Harness.withServer { api, _ in
+        try await Harness.withServer(via: .router) { api, _ in
             let (client, _) = try await api.register()
             let (_, base, table) = try await client.scaffold()
             let other = try await client.createTable(in: base.id, "Other")
@@ -351,7 +352,7 @@ struct RecordListTests {
         arguments: [Optional("Score:desc"), nil]
     )
     func cursorStability(sort: String?) async throws {
-        try await Harness.withServer { api, _ in
+        try await Harness.withServer { api, _ in  // live: a second connection inserts while this one pages
             let (client, _) = try await api.register()
             let (_, _, table) = try await client.scaffold()
             // Ties and blanks on purpose: the keyset must break them by creation order.

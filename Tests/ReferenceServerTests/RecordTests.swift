@@ -1,5 +1,6 @@
 import Foundation
 import HTTPTypes
+import HummingbirdTesting
 import PyAirtableModels
 import Testing
 
@@ -49,7 +50,7 @@ struct RecordTests {
 
     @Test("create, get, PATCH merges, PUT replaces, DELETE; versions and ETags follow")
     func crud() async throws {
-        try await Harness.withServer { api, _ in
+        try await Harness.withServer(via: .router) { api, _ in
             let (client, _) = try await api.register()
             let (_, _, table) = try await client.scaffold()
 
@@ -121,7 +122,7 @@ struct RecordTests {
 
     @Test("every field type stores a valid value, and values come back normalized")
     func everyType() async throws {
-        try await Harness.withServer { api, _ in
+        try await Harness.withServer(via: .router) { api, _ in
             let (client, _) = try await api.register()
             let (table, people) = try await Self.typedTable(client)
             let person = try await client.createRecord(in: people.id, ["Name": "Linus"])
@@ -144,7 +145,7 @@ struct RecordTests {
 
     @Test("a record linked twice to the same record stores the link once, in order")
     func duplicateLinks() async throws {
-        try await Harness.withServer { api, _ in
+        try await Harness.withServer(via: .router) { api, _ in
             let (client, _) = try await api.register()
             let (table, people) = try await Self.typedTable(client)
             let ada = try await client.createRecord(in: people.id, ["Name": "Ada"])
@@ -167,7 +168,7 @@ struct RecordTests {
         ]
     )
     func wrongKind(field: String, json: String) async throws {
-        try await Harness.withServer { api, _ in
+        try await Harness.withServer(via: .router) { api, _ in
             let (client, _) = try await api.register()
             let (table, _) = try await Self.typedTable(client)
             let response = try await client.send(
@@ -192,7 +193,7 @@ struct RecordTests {
         ]
     )
     func badValues(field: String, value: FieldValue) async throws {
-        try await Harness.withServer { api, _ in
+        try await Harness.withServer(via: .router) { api, _ in
             let (client, _) = try await api.register()
             let (table, _) = try await Self.typedTable(client)
             let response = try await client.send(
@@ -218,7 +219,7 @@ struct RecordTests {
 
     @Test("an unknown field name is 422 naming it")
     func unknownField() async throws {
-        try await Harness.withServer { api, _ in
+        try await Harness.withServer(via: .router) { api, _ in
             let (client, _) = try await api.register()
             let (_, _, table) = try await client.scaffold()
             let response = try await client.send(
@@ -242,7 +243,7 @@ struct RecordTests {
 
     @Test("multipleRecordLinks to a record that does not exist, or is in another table, is 422")
     func links() async throws {
-        try await Harness.withServer { api, _ in
+        try await Harness.withServer(via: .router) { api, _ in
             let (client, _) = try await api.register()
             let (table, people) = try await Self.typedTable(client)
             let person = try await client.createRecord(in: people.id, ["Name": "Linus"])
@@ -267,7 +268,7 @@ struct RecordTests {
 
     @Test("If-Match with a stale version is 412 with the current record and its ETag; nothing changes")
     func staleIfMatch() async throws {
-        try await Harness.withServer { api, _ in
+        try await Harness.withServer(via: .router) { api, _ in
             let (client, _) = try await api.register()
             let (_, _, table) = try await client.scaffold()
             let record = try await client.createRecord(in: table.id, ["Name": "a", "Score": 1])
@@ -323,7 +324,7 @@ struct RecordTests {
 
     @Test("a batch of mixed create, update, replace and delete applies every operation, in order")
     func batch() async throws {
-        try await Harness.withServer { api, _ in
+        try await Harness.withServer(via: .router) { api, _ in
             let (client, _) = try await api.register()
             let (_, _, table) = try await client.scaffold()
             let first = try await client.createRecord(in: table.id, ["Name": "first", "Score": 1])
@@ -372,7 +373,7 @@ struct RecordTests {
 
     @Test("a batch whose operation 3 fails applies none of its operations", arguments: BatchFailure.allCases)
     func batchAllOrNothing(failure: BatchFailure) async throws {
-        try await Harness.withServer { api, _ in
+        try await Harness.withServer(via: .router) { api, _ in
             let (client, _) = try await api.register()
             let (_, _, table) = try await client.scaffold()
             let first = try await client.createRecord(in: table.id, ["Name": "first", "Score": 1])
@@ -424,7 +425,7 @@ struct RecordTests {
 
     @Test("a batch is 1…100 operations; malformed operations are refused")
     func batchLimits() async throws {
-        try await Harness.withServer { api, _ in
+        try await Harness.withServer(via: .router) { api, _ in
             let (client, _) = try await api.register()
             let (_, _, table) = try await client.scaffold()
             let path = "tables/\(table.id)/records/batch"
@@ -456,7 +457,7 @@ struct RecordTests {
 
     @Test("a batch cannot touch a record of another table")
     func batchOtherTable() async throws {
-        try await Harness.withServer { api, _ in
+        try await Harness.withServer(via: .router) { api, _ in
             let (client, _) = try await api.register()
             let (_, base, table) = try await client.scaffold()
             let other = try await client.createTable(in: base.id, "Other")

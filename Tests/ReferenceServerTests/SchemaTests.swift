@@ -1,5 +1,6 @@
 import Foundation
 import HTTPTypes
+import HummingbirdTesting
 import PyAirtableModels
 import Testing
 
@@ -11,7 +12,7 @@ struct SchemaTests {
 
     @Test("base create, list, get, rename and delete; deleting a base deletes its tables")
     func bases() async throws {
-        try await Harness.withServer { api, _ in
+        try await Harness.withServer(via: .router) { api, _ in
             let (client, _) = try await api.register()
             let workspace = try await client.createWorkspace()
             let created = try await client.send(
@@ -62,7 +63,7 @@ struct SchemaTests {
 
     @Test("a table is created with its fields: the first is primary, and a 'Grid view' comes with it")
     func tableCreation() async throws {
-        try await Harness.withServer { api, _ in
+        try await Harness.withServer(via: .router) { api, _ in
             let (client, _) = try await api.register()
             let workspace = try await client.createWorkspace()
             let base = try await client.createBase(in: workspace.id)
@@ -135,7 +136,7 @@ struct SchemaTests {
         ] as [(String, [CreateFieldRequest])]
     )
     func badTables(_ label: String, fields: [CreateFieldRequest]) async throws {
-        try await Harness.withServer { api, _ in
+        try await Harness.withServer(via: .router) { api, _ in
             let (client, _) = try await api.register()
             let workspace = try await client.createWorkspace()
             let base = try await client.createBase(in: workspace.id)
@@ -156,7 +157,7 @@ struct SchemaTests {
 
     @Test("fields: create, rename, change options; duplicate name and unknown type are 422")
     func fields() async throws {
-        try await Harness.withServer { api, _ in
+        try await Harness.withServer(via: .router) { api, _ in
             let (client, _) = try await api.register()
             let (_, _, table) = try await client.scaffold()
 
@@ -233,7 +234,7 @@ struct SchemaTests {
 
     @Test("PATCH of field options is checked like creation: choices only on select fields, distinct")
     func fieldOptionsOnUpdate() async throws {
-        try await Harness.withServer { api, _ in
+        try await Harness.withServer(via: .router) { api, _ in
             let (client, _) = try await api.register()
             let (_, _, table) = try await client.scaffold()
             let score = try #require(table.field(named: "Score"))
@@ -261,7 +262,7 @@ struct SchemaTests {
 
     @Test("the primary field cannot be deleted; deleting another field drops its cells from records")
     func deleteFields() async throws {
-        try await Harness.withServer { api, _ in
+        try await Harness.withServer(via: .router) { api, _ in
             let (client, _) = try await api.register()
             let (_, _, table) = try await client.scaffold()
             let primary = try #require(table.fields.first)
@@ -298,7 +299,7 @@ struct SchemaTests {
 
     @Test("a link field must name a table that exists")
     func linkFieldTarget() async throws {
-        try await Harness.withServer { api, _ in
+        try await Harness.withServer(via: .router) { api, _ in
             let (client, _) = try await api.register()
             let (_, _, table) = try await client.scaffold()
             let response = try await client.send(
@@ -318,7 +319,7 @@ struct SchemaTests {
 
     @Test("views: create with filter, sort and fields; rename; clear; delete")
     func views() async throws {
-        try await Harness.withServer { api, _ in
+        try await Harness.withServer(via: .router) { api, _ in
             let (client, _) = try await api.register()
             let (_, _, table) = try await client.scaffold()
             let request = CreateViewRequest(
@@ -372,7 +373,7 @@ struct SchemaTests {
 
     @Test("unknown sort or visible fields in a view are 422")
     func badViewSortAndFields() async throws {
-        try await Harness.withServer { api, _ in
+        try await Harness.withServer(via: .router) { api, _ in
             let (client, _) = try await api.register()
             let (_, _, table) = try await client.scaffold()
             let sort = try await client.send(
@@ -400,7 +401,7 @@ struct SchemaTests {
 
     @Test("a view with a malformed or unknown-field filter is 422 with the position")
     func badViewFilter() async throws {
-        try await Harness.withServer { api, _ in
+        try await Harness.withServer(via: .router) { api, _ in
             let (client, _) = try await api.register()
             let (_, _, table) = try await client.scaffold()
             let malformed = try await client.send(
@@ -426,7 +427,7 @@ struct SchemaTests {
 
     @Test("the table version bumps whenever the table, its fields or its views change")
     func tableVersion() async throws {
-        try await Harness.withServer { api, _ in
+        try await Harness.withServer(via: .router) { api, _ in
             let (client, _) = try await api.register()
             let (_, _, table) = try await client.scaffold()
             var expected = 1
@@ -488,7 +489,7 @@ struct SchemaTests {
 
     @Test("GET answers ETag; If-None-Match with it is 304, and 200 again once the resource changed")
     func notModified() async throws {
-        try await Harness.withServer { api, _ in
+        try await Harness.withServer(via: .router) { api, _ in
             let (client, _) = try await api.register()
             let (workspace, base, table) = try await client.scaffold()
             let view = try #require(table.views.first)
@@ -517,7 +518,7 @@ struct SchemaTests {
 
     @Test("If-Match with a stale version is 412 CONFLICT carrying the resource as it is now")
     func staleIfMatch() async throws {
-        try await Harness.withServer { api, _ in
+        try await Harness.withServer(via: .router) { api, _ in
             let (client, _) = try await api.register()
             let (workspace, base, table) = try await client.scaffold()
             let field = try #require(table.field(named: "Score"))

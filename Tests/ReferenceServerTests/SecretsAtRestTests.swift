@@ -5,6 +5,7 @@ import HTTPTypes
 import Logging
 import PyAirtableModels
 import Synchronization
+import TestSupport
 import Testing
 
 @testable import ReferenceServer
@@ -15,7 +16,7 @@ struct SecretsAtRestTests {
     func noPlaintextSecrets() async throws {
         let directory = try TemporaryDirectory()
         let logs = CapturedLogs()
-        var configuration = Harness.configuration(dataDirectory: directory.path, clock: TestWallClock())
+        var configuration = Harness.configuration(dataDirectory: directory.path, clock: ManualWallClock())
         configuration.webhooks.allowPrivateTargets = true
         let dataDirectory = directory.path
         let (secrets, email) = try await Harness.withServer(configuration: configuration, logger: logs.logger) {
@@ -232,7 +233,7 @@ struct SecretsAtRestTests {
         let legacyAnswer = try JSONCoding.encoder.encode(
             AccessToken(id: .generate(), name: "legacy", token: legacyPAT, createdAt: Date())
         )
-        let clock = TestWallClock()
+        let clock = ManualWallClock()
         let now = clock.now.millisecondsSince1970
 
         // A database as the previous version left it: schema up to v3, secrets in plaintext, and a
@@ -321,7 +322,7 @@ struct SecretsAtRestTests {
         try await Harness.withServer(dataDirectory: path) { api, _ in _ = try await api.register() }
         try FileManager.default.removeItem(atPath: path + "/storage-secret")
         try PrivateFiles.createFile(atPath: path + "/storage-secret", contents: Array(repeating: 9, count: 64))
-        let configuration = Harness.configuration(dataDirectory: path, clock: TestWallClock())
+        let configuration = Harness.configuration(dataDirectory: path, clock: ManualWallClock())
         let error = await #expect(throws: ServerConfigurationError.self) {
             _ = try await ServerServices.open(configuration: configuration, logger: Harness.logger)
         }
@@ -357,7 +358,7 @@ struct SecretsAtRestTests {
     @Test("a JWT secret shorter than 32 bytes is refused with a clear message; 32 bytes start")
     func shortJWTSecretRefused() async throws {
         let directory = try TemporaryDirectory()
-        var configuration = Harness.configuration(dataDirectory: directory.path, clock: TestWallClock())
+        var configuration = Harness.configuration(dataDirectory: directory.path, clock: ManualWallClock())
         configuration.jwtSecret = String(repeating: "s", count: 31)
         let error = await #expect(throws: ServerConfigurationError.self) {
             _ = try await ServerServices.open(configuration: configuration, logger: Harness.logger)

@@ -1,6 +1,7 @@
 import Foundation
 import HTTPTypes
 import PyAirtableModels
+import TestSupport
 import Testing
 
 @testable import ReferenceServer
@@ -60,7 +61,7 @@ struct StatsAccessTests {
     @Test("scope=server is for the operators the server names: 403 for anyone else, 422 for an unknown scope")
     func serverScopeIsForOperators() async throws {
         let directory = try TemporaryDirectory()
-        let clock = TestWallClock()
+        let clock = ManualWallClock()
         let (adaToken, ada, bobToken) = try await Harness.withServer(dataDirectory: directory.path, clock: clock) {
             api,
             _ in

@@ -2,7 +2,8 @@ import Foundation
 import GRDB
 import HTTPTypes
 import PyAirtableModels
-import PyAirtableTesting
+import ReferenceServerTesting
+import TestSupport
 import Testing
 
 @testable import ReferenceServer

@@ -1,7 +1,8 @@
 import Foundation
 import HTTPTypes
 import PyAirtableModels
-import PyAirtableTesting
+import ReferenceServerTesting
+import TestSupport
 import Testing
 
 @testable import ReferenceServer

@@ -3,8 +3,9 @@ import HTTPTypes
 import Hummingbird
 import HummingbirdTesting
 import PyAirtableModels
-import PyAirtableTesting
+import ReferenceServerTesting
 import Synchronization
+import TestSupport
 import Testing
 
 @testable import ReferenceServer
@@ -434,7 +435,7 @@ struct WebhookTests {
 
     @Test("a webhook failing for longer than the allowed duration is disabled, even before the attempt limit")
     func disabledAfterFailingTooLong() async throws {
-        let clock = TestWallClock(Date())
+        let clock = ManualWallClock(Date())
         let webhooks = WebhookConfiguration(
             allowPrivateTargets: true,
             initialBackoff: .milliseconds(10),

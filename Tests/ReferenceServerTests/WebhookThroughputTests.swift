@@ -1,6 +1,6 @@
 import Foundation
 import PyAirtableModels
-import PyAirtableTesting
+import ReferenceServerTesting
 import TestSupport
 import Testing
 

@@ -1,5 +1,6 @@
 import Foundation
 import HTTPTypes
+import HummingbirdTesting
 import PyAirtableModels
 import Testing
 
@@ -11,7 +12,7 @@ struct WorkspaceAndRBACTests {
 
     @Test("workspace create, list, get, rename and delete")
     func workspaceCRUD() async throws {
-        try await Harness.withServer { api, _ in
+        try await Harness.withServer(via: .router) { api, _ in
             let (client, _) = try await api.register("Ada")
             let created = try await client.send(.post, "workspaces", json: CreateWorkspaceRequest(name: "  Research  "))
             #expect(created.status == .created)
@@ -59,7 +60,7 @@ struct WorkspaceAndRBACTests {
 
     @Test("members: add by user_id and by email, list, change role, remove")
     func members() async throws {
-        try await Harness.withServer { api, _ in
+        try await Harness.withServer(via: .router) { api, _ in
             let (owner, ownerUser) = try await api.register("Owner")
             let (grace, graceUser) = try await api.register("Grace")
             let (_, linusUser) = try await api.register("Linus", email: "linus@example.com")
@@ -156,7 +157,7 @@ struct WorkspaceAndRBACTests {
 
     @Test("the last owner can be neither demoted nor removed; with a second owner both work")
     func lastOwner() async throws {
-        try await Harness.withServer { api, _ in
+        try await Harness.withServer(via: .router) { api, _ in
             let (owner, ownerUser) = try await api.register("Owner")
             let (second, secondUser) = try await api.register("Second")
             let workspace = try await owner.createWorkspace()
@@ -205,7 +206,7 @@ struct WorkspaceAndRBACTests {
         ]
     )
     func leave(role: Role) async throws {
-        try await Harness.withServer { api, _ in
+        try await Harness.withServer(via: .router) { api, _ in
             let (owner, ownerUser) = try await api.register("Owner")
             let (member, memberUser) = try await api.register("Member")
             let workspace = try await owner.createWorkspace()
@@ -231,7 +232,7 @@ struct WorkspaceAndRBACTests {
         WriteRoute.allCases
     )
     func matrix(role: Role, route: WriteRoute) async throws {
-        try await Harness.withServer { api, _ in
+        try await Harness.withServer(via: .router) { api, _ in
             let world = try await RBACWorld.make(api, actorRole: role)
             let before = try await world.owner.stats()
             let response = try await route.perform(as: world.actor, in: world)
@@ -250,7 +251,7 @@ struct WorkspaceAndRBACTests {
 
     @Test("a non-member gets 404 on every read and write route of another workspace, and never lists it")
     func nonMember() async throws {
-        try await Harness.withServer { api, _ in
+        try await Harness.withServer(via: .router) { api, _ in
             let world = try await RBACWorld.make(api, actorRole: nil)
             let stranger = world.actor
             let own = try await stranger.createWorkspace("Mine")

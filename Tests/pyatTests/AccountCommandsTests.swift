@@ -1,7 +1,7 @@
 import Foundation
 import PyAirtableClient
-import PyAirtableTesting
 import ReferenceServer
+import ReferenceServerTesting
 import Testing
 
 @Suite("pyat health, whoami, login, logout", .timeLimit(.minutes(15)))

@@ -1,7 +1,7 @@
 import Foundation
 import PyAirtableClient
-import PyAirtableTesting
 import ReferenceServer
+import ReferenceServerTesting
 import Synchronization
 import Testing
 

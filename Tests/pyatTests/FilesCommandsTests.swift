@@ -1,8 +1,9 @@
 import Foundation
 import PyAirtableClient
 import PyAirtableModels
-import PyAirtableTesting
 import ReferenceServer
+import ReferenceServerTesting
+import TestSupport
 import Testing
 
 @Suite("pyat files", .timeLimit(.minutes(15)))
@@ -10,7 +11,7 @@ struct FilesCommandsTests {
     @Test("upload, list, get, download (-o, --force, --format json) and delete")
     func lifecycle() async throws {
         try await CLIFixture.with { fixture in
-            let directory = try FilesScratch()
+            let directory = try TemporaryDirectory()
             let source = directory.path + "/notes.txt"
             let bytes = Data((0..<70_000).map { UInt8(truncatingIfNeeded: $0 &* 7) })
             try bytes.write(to: URL(fileURLWithPath: source))
@@ -72,7 +73,7 @@ struct FilesCommandsTests {
     @Test("download without -o writes the stored name, made safe, in the current directory")
     func defaultName() async throws {
         try await CLIFixture.with { fixture in
-            let directory = try FilesScratch()
+            let directory = try TemporaryDirectory()
             let source = directory.path + "/source.bin"
             try Data("payload".utf8).write(to: URL(fileURLWithPath: source))
             let upload = try await fixture.pyat([
@@ -114,20 +115,6 @@ struct FilesBenchTests {
         }
         let growth = try #require(figures["rss_growth_mib"] as? Double)
         #expect(growth < 128.0 / 3, "resident memory grew by \(growth) MiB moving a 128 MiB file")
-    }
-}
-
-/// A directory for one test, removed afterwards.
-final class FilesScratch: Sendable {
-    let path: String
-
-    init() throws {
-        path = FileManager.default.temporaryDirectory.appendingPathComponent("pyat-cli-files-\(UUID().uuidString)").path
-        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
-    }
-
-    deinit {
-        try? FileManager.default.removeItem(atPath: path)
     }
 }
 

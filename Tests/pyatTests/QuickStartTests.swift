@@ -1,6 +1,6 @@
 import Foundation
-import PyAirtableTesting
 import ReferenceServer
+import ReferenceServerTesting
 import Testing
 
 /// The README's "Use the SDK" program is `Examples/QuickStart/main.swift`, byte for byte, and it

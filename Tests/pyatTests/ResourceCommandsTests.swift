@@ -1,7 +1,7 @@
 import Foundation
 import PyAirtableClient
-import PyAirtableTesting
 import ReferenceServer
+import ReferenceServerTesting
 import Testing
 
 @Suite("pyat workspaces, bases, tables, fields, views", .timeLimit(.minutes(15)))

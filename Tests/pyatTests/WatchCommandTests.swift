@@ -1,7 +1,7 @@
 import Foundation
 import PyAirtableClient
-import PyAirtableTesting
 import ReferenceServer
+import ReferenceServerTesting
 import Testing
 
 @Suite("pyat watch", .timeLimit(.minutes(15)))

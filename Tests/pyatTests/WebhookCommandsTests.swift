@@ -1,8 +1,8 @@
 import Foundation
 import PyAirtableClient
 import PyAirtableModels
-import PyAirtableTesting
 import ReferenceServer
+import ReferenceServerTesting
 import TestSupport
 import Testing
 

@@ -4,6 +4,7 @@ import PyAirtableClient
 import PyAirtableModels
 import PyAirtableTesting
 import ReferenceServer
+import ReferenceServerTesting
 import Synchronization
 
 /// A wall clock for the server that only tests move (`ServerConfiguration.now`).
@@ -47,21 +48,6 @@ struct StripIdempotencyKey: ClientMiddleware {
         request.headerFields[.idempotencyKey] = nil
         return try await next(request)
     }
-}
-
-/// A thread-safe counter.
-final class Counter: Sendable {
-    private let value = Mutex(0)
-
-    /// Adds one and returns the new value.
-    func increment() -> Int {
-        value.withLock { value in
-            value += 1
-            return value
-        }
-    }
-
-    var current: Int { value.withLock { $0 } }
 }
 
 /// A one-shot signal between tasks.

@@ -5,48 +5,18 @@ import HummingbirdTesting
 import Logging
 import NIOCore
 import PyAirtableModels
-import PyAirtableTesting
+import ReferenceServerTesting
 import Synchronization
+import TestSupport
 import Testing
 
 @testable import ReferenceServer
-
-/// A wall clock tests move by hand: token expiry and retention without sleeping.
-final class TestWallClock: Sendable {
-    private let current: Mutex<Date>
-
-    init(_ start: Date = Date(timeIntervalSince1970: 1_800_000_000)) {
-        current = Mutex(start)
-    }
-
-    var now: Date { current.withLock { $0 } }
-
-    func advance(by seconds: TimeInterval) {
-        current.withLock { $0 = $0.addingTimeInterval(seconds) }
-    }
-}
-
-/// A throwaway data directory, removed when the test ends.
-struct TemporaryDirectory: ~Copyable {
-    let path: String
-
-    init() throws {
-        path =
-            FileManager.default.temporaryDirectory
-            .appendingPathComponent("pyat-tests-\(UUID().uuidString)").path
-        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
-    }
-
-    deinit {
-        try? FileManager.default.removeItem(atPath: path)
-    }
-}
 
 /// Runs the real reference server on an ephemeral port over a real SQLite file.
 enum Harness {
     static func configuration(
         dataDirectory: String,
-        clock: TestWallClock,
+        clock: ManualWallClock,
         maximumBodySize: Int = 256 * 1024
     )
         -> ServerConfiguration
@@ -70,30 +40,29 @@ enum Harness {
 
     /// Starts a server on `dataDirectory` and runs `body` with a client for it; `configure` adjusts
     /// the configuration first.
+    ///
+    /// `setup` is `.live` (a real socket on an ephemeral port) or `.router` (requests handed to the
+    /// router in process, through every middleware, with no socket), for tests where the socket is
+    /// not the point. Under `.router` a request has no client address, so the per-address sign-in
+    /// allowance does not apply; tests of it stay `.live`.
     static func withServer<T: Sendable>(
         dataDirectory: String,
-        clock: TestWallClock = TestWallClock(),
+        clock: ManualWallClock = ManualWallClock(),
         maximumBodySize: Int = 256 * 1024,
+        via setup: TestingSetup = .live,
         configure: (inout ServerConfiguration) -> Void = { _ in },
         _ body: @escaping @Sendable (API, ServerServices) async throws -> T
     ) async throws -> T {
         var configuration = configuration(dataDirectory: dataDirectory, clock: clock, maximumBodySize: maximumBodySize)
         configure(&configuration)
-        let services = try await ServerServices.open(configuration: configuration, logger: logger)
-        let application = Application(
-            router: buildRouter(services: services),
-            configuration: .init(address: .hostname("127.0.0.1", port: 0)),
-            logger: logger
-        )
-        return try await application.test(.live) { client in
-            try await body(API(client: client), services)
-        }
+        return try await withServer(configuration: configuration, via: setup, body)
     }
 
     /// Starts a server with `configuration` (its data directory included) and `logger`.
     static func withServer<T: Sendable>(
         configuration: ServerConfiguration,
         logger: Logger = Harness.logger,
+        via setup: TestingSetup = .live,
         _ body: @escaping @Sendable (API, ServerServices) async throws -> T
     ) async throws -> T {
         let services = try await ServerServices.open(configuration: configuration, logger: logger)
@@ -102,23 +71,26 @@ enum Harness {
             configuration: .init(address: .hostname("127.0.0.1", port: 0)),
             logger: logger
         )
-        return try await application.test(.live) { client in
+        return try await application.test(setup) { client in
             try await body(API(client: client), services)
         }
     }
 
     /// Starts a server on a fresh directory.
     static func withServer<T: Sendable>(
-        clock: TestWallClock = TestWallClock(),
+        clock: ManualWallClock = ManualWallClock(),
         maximumBodySize: Int = 256 * 1024,
+        via setup: TestingSetup = .live,
         configure: (inout ServerConfiguration) -> Void = { _ in },
         _ body: @escaping @Sendable (API, ServerServices) async throws -> T
     ) async throws -> T {
         let directory = try TemporaryDirectory()
+        defer { withExtendedLifetime(directory) {} }
         return try await withServer(
             dataDirectory: directory.path,
             clock: clock,
             maximumBodySize: maximumBodySize,
+            via: setup,
             configure: configure,
             body
         )

@@ -1,6 +1,6 @@
 import Foundation
-import PyAirtableTesting
 import ReferenceServer
+import ReferenceServerTesting
 import Testing
 
 #if canImport(FoundationNetworking)
