@@ -103,6 +103,9 @@ let package = Package(
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
+            // The OpenAPI document served at GET /openapi.yaml, compiled into the binary as
+            // `PackageResources.openapi_yaml` (no bundle to find at run time).
+            resources: [.embedInCode("Resources/openapi.yaml")],
             swiftSettings: swiftSettings
         ),
         .target(

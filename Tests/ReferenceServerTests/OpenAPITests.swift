@@ -7,7 +7,7 @@ import Testing
 
 @testable import ReferenceServer
 
-/// Keeps `openapi.yaml`, its embedded copy and the router in step.
+/// Keeps `Sources/ReferenceServer/Resources/openapi.yaml`, what the server serves and the router in step.
 @Suite("OpenAPI document", .timeLimit(.minutes(15)))
 struct OpenAPITests {
     /// One operation: an upper-case HTTP method and a path as the router prints it (`/api/v1/tables/{id}`).
@@ -31,7 +31,7 @@ struct OpenAPITests {
         let registered = Set(
             router.routes.map { Operation(method: $0.method.rawValue.uppercased(), path: "\($0.path)") }
         )
-        let documented = try OpenAPIPaths.operations(in: try Self.repositoryDocument())
+        let documented = try OpenAPIPaths.operations(in: Self.embeddedDocument)
 
         #expect(!registered.isEmpty)
         let undocumented = registered.subtracting(documented).sorted()
@@ -48,7 +48,7 @@ struct OpenAPITests {
 
     @Test("every documented path answers each method it lacks with 405 and Allow naming its methods; unknown paths 404")
     func undocumentedMethodsAre405() async throws {
-        let documented = try OpenAPIPaths.operations(in: try Self.repositoryDocument())
+        let documented = try OpenAPIPaths.operations(in: Self.embeddedDocument)
         let methodsByPath = Dictionary(grouping: documented, by: \.path).mapValues { Set($0.map(\.method)) }
         let candidates: [HTTPRequest.Method] = [.get, .post, .put, .patch, .delete, .options, .trace]
         try await Harness.withServer { api, _ in
@@ -75,21 +75,6 @@ struct OpenAPITests {
                 expectError(try await api.send(.get, path), .notFound, .notFound, path)
             }
         }
-    }
-
-    @Test("the embedded document is byte for byte openapi.yaml")
-    func embeddedCopyIsCurrent() throws {
-        let onDisk = try Data(contentsOf: Self.repositoryRoot().appendingPathComponent("openapi.yaml"))
-        let embedded = Data(OpenAPIDocument.yaml.utf8)
-        // A Bool, so a failure prints the hint rather than two 100 kB byte arrays.
-        let isCurrent = embedded == onDisk
-        #expect(
-            isCurrent,
-            """
-            Sources/ReferenceServer/OpenAPIDocument.swift is stale: run scripts/embed-openapi.sh \
-            (\(Self.firstDifference(embedded, onDisk)))
-            """
-        )
     }
 
     @Test("the paths reader finds methods under each path and stops at the next top-level key")
@@ -126,17 +111,18 @@ struct OpenAPITests {
         #expect(throws: OpenAPIPaths.ReadError.self) { try OpenAPIPaths.operations(in: "openapi: 3.1.0\n") }
     }
 
-    @Test("GET /openapi.yaml serves the document as YAML")
+    @Test("GET /openapi.yaml serves the document as YAML, byte for byte the file in the repository")
     func servesDocument() async throws {
-        let expected = try Data(contentsOf: Self.repositoryRoot().appendingPathComponent("openapi.yaml"))
+        let expected = try Data(contentsOf: Self.documentFile())
         try await Harness.withServer { api, _ in
             let response = try await api.send(.get, "/openapi.yaml")
             #expect(response.status == .ok)
             let contentType = response.headers[.contentType] ?? ""
             #expect(contentType.hasPrefix("application/yaml"), "content type: \(contentType)")
+            // A Bool, so a failure prints where they differ rather than two 150 kB byte arrays.
             let isSame = response.body == expected
             let difference = Self.firstDifference(response.body, expected)
-            #expect(isSame, "GET /openapi.yaml differs from openapi.yaml (\(difference))")
+            #expect(isSame, "GET /openapi.yaml differs from \(Self.documentPath) (\(difference))")
             #expect(response.headers[.init("X-Request-ID")!] != nil)
         }
     }
@@ -155,6 +141,17 @@ struct OpenAPITests {
         throw OpenAPIPaths.ReadError(message: "no Package.swift above \(filePath)")
     }
 
+    /// Where the document lives in the repository, relative to its root.
+    static let documentPath = "Sources/ReferenceServer/Resources/openapi.yaml"
+
+    /// The document as the server has it: the bytes SwiftPM embedded from `documentPath`.
+    static var embeddedDocument: String { String(decoding: PackageResources.openapi_yaml, as: UTF8.self) }
+
+    /// The document's file in this checkout.
+    static func documentFile() throws -> URL {
+        try repositoryRoot().appendingPathComponent(documentPath)
+    }
+
     /// Where two texts first differ, as a line number with both lines, for failure messages.
     static func firstDifference(_ served: Data, _ file: Data) -> String {
         let left = String(decoding: served, as: UTF8.self).split(separator: "\n", omittingEmptySubsequences: false)
@@ -162,14 +159,11 @@ struct OpenAPITests {
         for index in 0..<max(left.count, right.count) {
             let a = index < left.count ? String(left[index]) : "<end>"
             let b = index < right.count ? String(right[index]) : "<end>"
-            if a != b { return "first difference at line \(index + 1): embedded/served '\(a)', openapi.yaml '\(b)'" }
+            if a != b { return "first difference at line \(index + 1): served '\(a)', file '\(b)'" }
         }
         return "same lines, different bytes"
     }
 
-    static func repositoryDocument() throws -> String {
-        try String(contentsOf: repositoryRoot().appendingPathComponent("openapi.yaml"), encoding: .utf8)
-    }
 }
 
 /// A line-based reader of the top-level `paths:` block of an OpenAPI YAML document: enough to list

@@ -333,11 +333,15 @@ struct OperationsController {
         )
     }
 
+    /// `Resources/openapi.yaml`, byte for byte: SwiftPM compiles it into the binary (`.embedInCode`),
+    /// and it is copied into a buffer once, which every answer shares.
+    static let openAPIDocument = ByteBuffer(bytes: PackageResources.openapi_yaml)
+
     @Sendable func openAPI(_ request: Request, context: AppRequestContext) async throws -> Response {
         Response(
             status: .ok,
             headers: [.contentType: "application/yaml; charset=utf-8"],
-            body: .init(byteBuffer: .init(string: OpenAPIDocument.yaml))
+            body: .init(byteBuffer: Self.openAPIDocument)
         )
     }
 }
