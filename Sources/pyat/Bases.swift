@@ -13,7 +13,7 @@ extension Pyat {
 }
 
 extension Pyat.Bases {
-    struct List: ListCommand {
+    struct List: ResourceCommand {
         static let configuration = CommandConfiguration(abstract: "List the bases of a workspace.")
 
         @OptionGroup(title: "Global options") var options: GlobalOptions
@@ -21,12 +21,12 @@ extension Pyat.Bases {
         @Argument(help: "The workspace id (wsp…).")
         var workspace: WorkspaceID
 
-        func items(from client: PyAirtableClient) async throws -> [Base] {
+        func answer(from client: PyAirtableClient) async throws -> [Base] {
             try await client.bases.list(in: workspace)
         }
     }
 
-    struct Get: ItemCommand {
+    struct Get: ResourceCommand {
         static let configuration = CommandConfiguration(abstract: "Show a base.")
 
         @OptionGroup(title: "Global options") var options: GlobalOptions
@@ -34,12 +34,12 @@ extension Pyat.Bases {
         @Argument(help: "The base id (app…).")
         var base: BaseID
 
-        func item(from client: PyAirtableClient) async throws -> Base {
+        func answer(from client: PyAirtableClient) async throws -> Base {
             try await client.bases.get(base)
         }
     }
 
-    struct Create: ItemCommand {
+    struct Create: ResourceCommand {
         static let configuration = CommandConfiguration(abstract: "Create a base in a workspace.")
 
         @OptionGroup(title: "Global options") var options: GlobalOptions
@@ -54,12 +54,12 @@ extension Pyat.Bases {
             try ResourceName.validate(name)
         }
 
-        func item(from client: PyAirtableClient) async throws -> Base {
+        func answer(from client: PyAirtableClient) async throws -> Base {
             try await client.bases.create(in: workspace, name: name)
         }
     }
 
-    struct Update: ItemCommand {
+    struct Update: ResourceCommand {
         static let configuration = CommandConfiguration(abstract: "Rename a base.")
 
         @OptionGroup(title: "Global options") var options: GlobalOptions
@@ -76,7 +76,7 @@ extension Pyat.Bases {
             try ResourceName.validate(name)
         }
 
-        func item(from client: PyAirtableClient) async throws -> Base {
+        func answer(from client: PyAirtableClient) async throws -> Base {
             try await client.bases.update(base, name: name, ifVersion: precondition.ifVersion)
         }
     }

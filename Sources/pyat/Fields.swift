@@ -37,7 +37,7 @@ struct FieldOptionArguments: ParsableArguments {
 }
 
 extension Pyat.Fields {
-    struct List: ListCommand {
+    struct List: ResourceCommand {
         static let configuration = CommandConfiguration(abstract: "List the fields of a table.")
 
         @OptionGroup(title: "Global options") var options: GlobalOptions
@@ -45,12 +45,12 @@ extension Pyat.Fields {
         @Argument(help: "The table id (tbl…).")
         var table: TableID
 
-        func items(from client: PyAirtableClient) async throws -> [Field] {
+        func answer(from client: PyAirtableClient) async throws -> [Field] {
             try await client.fields.list(in: table)
         }
     }
 
-    struct Get: ItemCommand {
+    struct Get: ResourceCommand {
         static let configuration = CommandConfiguration(abstract: "Show a field of a table, by id or by name.")
 
         @OptionGroup(title: "Global options") var options: GlobalOptions
@@ -61,7 +61,7 @@ extension Pyat.Fields {
         @Argument(help: "The field id (fld…) or name.")
         var field: String
 
-        func item(from client: PyAirtableClient) async throws -> Field {
+        func answer(from client: PyAirtableClient) async throws -> Field {
             // The API has no GET /fields/{id}: a field is read with its table's field list.
             let fields = try await client.fields.list(in: table)
             guard let match = fields.first(where: { $0.id.rawValue == field || $0.name == field }) else {
@@ -71,7 +71,7 @@ extension Pyat.Fields {
         }
     }
 
-    struct Create: ItemCommand {
+    struct Create: ResourceCommand {
         static let configuration = CommandConfiguration(abstract: "Add a field to a table.")
 
         @OptionGroup(title: "Global options") var options: GlobalOptions
@@ -95,7 +95,7 @@ extension Pyat.Fields {
             _ = try FieldDefinition.fieldType(type)
         }
 
-        func item(from client: PyAirtableClient) async throws -> Field {
+        func answer(from client: PyAirtableClient) async throws -> Field {
             let type = try FieldDefinition.fieldType(type)
             let request = CreateFieldRequest(
                 name: name,
@@ -107,7 +107,7 @@ extension Pyat.Fields {
         }
     }
 
-    struct Update: ItemCommand {
+    struct Update: ResourceCommand {
         static let configuration = CommandConfiguration(
             abstract: "Rename a field, or change its description or options (a field's type does not change)."
         )
@@ -134,7 +134,7 @@ extension Pyat.Fields {
             try ResourceName.validate(name)
         }
 
-        func item(from client: PyAirtableClient) async throws -> Field {
+        func answer(from client: PyAirtableClient) async throws -> Field {
             let changes = UpdateFieldRequest(
                 name: name,
                 options: fieldOptions.fieldOptions(type: nil),

@@ -116,7 +116,7 @@ extension Pyat.Files {
         }
     }
 
-    struct List: ListCommand {
+    struct List: ResourceCommand {
         static let configuration = CommandConfiguration(
             abstract: "List the files you may read: yours and your workspaces' (or one workspace's)."
         )
@@ -126,12 +126,12 @@ extension Pyat.Files {
         @Option(help: "Only the files of this workspace (wsp…).")
         var workspace: WorkspaceID?
 
-        func items(from client: PyAirtableClient) async throws -> [FileMetadata] {
+        func answer(from client: PyAirtableClient) async throws -> [FileMetadata] {
             try await client.files.all(workspace: workspace)
         }
     }
 
-    struct Get: ItemCommand {
+    struct Get: ResourceCommand {
         static let configuration = CommandConfiguration(abstract: "Show a file's metadata.")
 
         @OptionGroup(title: "Global options") var options: GlobalOptions
@@ -139,7 +139,7 @@ extension Pyat.Files {
         @Argument(help: "The file id (fil…).")
         var id: FileID
 
-        func item(from client: PyAirtableClient) async throws -> FileMetadata {
+        func answer(from client: PyAirtableClient) async throws -> FileMetadata {
             try await client.files.get(id)
         }
     }

@@ -5,7 +5,7 @@ import PyAirtableModels
 /// A subcommand that works through a client of the server the global options name.
 ///
 /// The `list`, `get`, `create`, `update` and `delete` subcommands of workspaces, bases, tables,
-/// fields, views and webhooks adopt one of the protocols below: each states its arguments and the
+/// fields, views, webhooks and files adopt one of the protocols below: each states its arguments and the
 /// one client call it makes, and the protocol's `run()` connects, calls and prints the answer in
 /// the chosen `--format`.
 protocol ClientCommand: AsyncParsableCommand {
@@ -13,31 +13,30 @@ protocol ClientCommand: AsyncParsableCommand {
     var options: GlobalOptions { get }
 }
 
-/// A subcommand that prints a list of resources with their default columns.
-protocol ListCommand: ClientCommand {
-    associatedtype Item: Tabular
-    /// Asks the server for the resources to print.
-    func items(from client: PyAirtableClient) async throws -> [Item]
+/// A subcommand that asks the server for one resource or a list of them (reading, creating or
+/// changing) and prints the answer with its default columns.
+protocol ResourceCommand: ClientCommand {
+    associatedtype Answer: CommandOutput
+    /// Asks the server for what to print.
+    func answer(from client: PyAirtableClient) async throws -> Answer
 }
 
-extension ListCommand {
+extension ResourceCommand {
     func run() async throws {
-        let list = try await options.withClient { try await items(from: $0) }
-        try options.output.list(list)
+        let result = try await options.withClient { try await answer(from: $0) }
+        try result.write(to: options.output)
     }
 }
 
-/// A subcommand that prints one resource with its default columns: the one it reads, creates or changes.
-protocol ItemCommand: ClientCommand {
-    associatedtype Item: Tabular
-    /// Asks the server for the resource to print (reading, creating or changing it).
-    func item(from client: PyAirtableClient) async throws -> Item
+/// What a ``ResourceCommand`` prints: a resource (any ``Tabular``), or a list of them.
+protocol CommandOutput {
+    /// Writes this in the output's format, with the default columns.
+    func write(to output: OutputWriter) throws
 }
 
-extension ItemCommand {
-    func run() async throws {
-        let answer = try await options.withClient { try await item(from: $0) }
-        try options.output.item(answer)
+extension Array: CommandOutput where Element: Tabular {
+    func write(to output: OutputWriter) throws {
+        try output.list(self)
     }
 }
 

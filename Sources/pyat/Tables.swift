@@ -13,7 +13,7 @@ extension Pyat {
 }
 
 extension Pyat.Tables {
-    struct List: ListCommand {
+    struct List: ResourceCommand {
         static let configuration = CommandConfiguration(abstract: "List the tables of a base.")
 
         @OptionGroup(title: "Global options") var options: GlobalOptions
@@ -21,12 +21,12 @@ extension Pyat.Tables {
         @Argument(help: "The base id (app…).")
         var base: BaseID
 
-        func items(from client: PyAirtableClient) async throws -> [Table] {
+        func answer(from client: PyAirtableClient) async throws -> [Table] {
             try await client.tables.list(in: base)
         }
     }
 
-    struct Get: ItemCommand {
+    struct Get: ResourceCommand {
         static let configuration = CommandConfiguration(abstract: "Show a table with its fields and views.")
 
         @OptionGroup(title: "Global options") var options: GlobalOptions
@@ -34,12 +34,12 @@ extension Pyat.Tables {
         @Argument(help: "The table id (tbl…).")
         var table: TableID
 
-        func item(from client: PyAirtableClient) async throws -> Table {
+        func answer(from client: PyAirtableClient) async throws -> Table {
             try await client.tables.get(table)
         }
     }
 
-    struct Create: ItemCommand {
+    struct Create: ResourceCommand {
         static let configuration = CommandConfiguration(
             abstract: "Create a table with its fields; the first field is the primary one.",
             discussion: """
@@ -74,13 +74,13 @@ extension Pyat.Tables {
             for definition in fieldDefinitions { _ = try FieldDefinition.parse(definition) }
         }
 
-        func item(from client: PyAirtableClient) async throws -> Table {
+        func answer(from client: PyAirtableClient) async throws -> Table {
             let fields = try fieldDefinitions.map(FieldDefinition.parse)
             return try await client.tables.create(in: base, name: name, fields: fields, description: description)
         }
     }
 
-    struct Update: ItemCommand {
+    struct Update: ResourceCommand {
         static let configuration = CommandConfiguration(abstract: "Rename or re-describe a table.")
 
         @OptionGroup(title: "Global options") var options: GlobalOptions
@@ -101,7 +101,7 @@ extension Pyat.Tables {
             try ResourceName.validate(name)
         }
 
-        func item(from client: PyAirtableClient) async throws -> Table {
+        func answer(from client: PyAirtableClient) async throws -> Table {
             let changes = UpdateTableRequest(name: name, description: description)
             return try await client.tables.update(table, changes, ifVersion: precondition.ifVersion)
         }

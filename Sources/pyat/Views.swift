@@ -51,7 +51,7 @@ struct ViewArguments: ParsableArguments {
 }
 
 extension Pyat.Views {
-    struct List: ListCommand {
+    struct List: ResourceCommand {
         static let configuration = CommandConfiguration(abstract: "List the views of a table.")
 
         @OptionGroup(title: "Global options") var options: GlobalOptions
@@ -59,12 +59,12 @@ extension Pyat.Views {
         @Argument(help: "The table id (tbl…).")
         var table: TableID
 
-        func items(from client: PyAirtableClient) async throws -> [View] {
+        func answer(from client: PyAirtableClient) async throws -> [View] {
             try await client.views.list(in: table)
         }
     }
 
-    struct Get: ItemCommand {
+    struct Get: ResourceCommand {
         static let configuration = CommandConfiguration(abstract: "Show a view.")
 
         @OptionGroup(title: "Global options") var options: GlobalOptions
@@ -72,12 +72,12 @@ extension Pyat.Views {
         @Argument(help: "The view id (viw…).")
         var view: ViewID
 
-        func item(from client: PyAirtableClient) async throws -> View {
+        func answer(from client: PyAirtableClient) async throws -> View {
             try await client.views.get(view)
         }
     }
 
-    struct Create: ItemCommand {
+    struct Create: ResourceCommand {
         static let configuration = CommandConfiguration(abstract: "Create a view of a table.")
 
         @OptionGroup(title: "Global options") var options: GlobalOptions
@@ -97,7 +97,7 @@ extension Pyat.Views {
             try ResourceName.validate(name)
         }
 
-        func item(from client: PyAirtableClient) async throws -> View {
+        func answer(from client: PyAirtableClient) async throws -> View {
             let request = CreateViewRequest(
                 name: name,
                 type: type,
@@ -109,7 +109,7 @@ extension Pyat.Views {
         }
     }
 
-    struct Update: ItemCommand {
+    struct Update: ResourceCommand {
         static let configuration = CommandConfiguration(
             abstract: "Rename a view, or change its filter, sort or fields."
         )
@@ -133,7 +133,7 @@ extension Pyat.Views {
             try ResourceName.validate(name)
         }
 
-        func item(from client: PyAirtableClient) async throws -> View {
+        func answer(from client: PyAirtableClient) async throws -> View {
             let request = UpdateViewRequest(
                 name: name,
                 filter: changes.filter,

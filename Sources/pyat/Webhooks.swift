@@ -15,7 +15,7 @@ extension Pyat {
 }
 
 extension Pyat.Webhooks {
-    struct List: ListCommand {
+    struct List: ResourceCommand {
         static let configuration = CommandConfiguration(
             abstract: "List the webhooks of a base (secrets are never shown)."
         )
@@ -25,12 +25,12 @@ extension Pyat.Webhooks {
         @Argument(help: "The base id (app…).")
         var base: BaseID
 
-        func items(from client: PyAirtableClient) async throws -> [Webhook] {
+        func answer(from client: PyAirtableClient) async throws -> [Webhook] {
             try await client.webhooks.list(base: base)
         }
     }
 
-    struct Get: ItemCommand {
+    struct Get: ResourceCommand {
         static let configuration = CommandConfiguration(abstract: "Show a webhook, and why it is disabled if it is.")
 
         @OptionGroup(title: "Global options") var options: GlobalOptions
@@ -38,7 +38,7 @@ extension Pyat.Webhooks {
         @Argument(help: "The webhook id (whk…).")
         var webhook: WebhookID
 
-        func item(from client: PyAirtableClient) async throws -> Webhook {
+        func answer(from client: PyAirtableClient) async throws -> Webhook {
             try await client.webhooks.get(webhook)
         }
     }
@@ -91,7 +91,7 @@ extension Pyat.Webhooks {
     }
 
     /// `enable` and `disable`: a webhook switched on or off, printed.
-    protocol SwitchCommand: ItemCommand where Item == Webhook {
+    protocol SwitchCommand: ResourceCommand where Answer == Webhook {
         /// Whether the command turns the webhook on.
         static var enables: Bool { get }
         var webhook: WebhookID { get }
@@ -137,7 +137,7 @@ extension Pyat.Webhooks {
         }
     }
 
-    struct Deliveries: ListCommand {
+    struct Deliveries: ResourceCommand {
         static let configuration = CommandConfiguration(
             abstract: "Show a webhook's delivery log, newest first: status, attempts, the last answer or error."
         )
@@ -160,7 +160,7 @@ extension Pyat.Webhooks {
             guard (1...1000).contains(limit) else { throw ValidationError("--limit must be from 1 to 1000") }
         }
 
-        func items(from client: PyAirtableClient) async throws -> [WebhookDelivery] {
+        func answer(from client: PyAirtableClient) async throws -> [WebhookDelivery] {
             let status = self.status.flatMap(WebhookDelivery.Status.init(rawValue:))
             return try await client.webhooks.deliveries(webhook: webhook, status: status, pageSize: limit).data
         }
@@ -168,7 +168,7 @@ extension Pyat.Webhooks {
 }
 
 extension Pyat.Webhooks.SwitchCommand {
-    func item(from client: PyAirtableClient) async throws -> Webhook {
+    func answer(from client: PyAirtableClient) async throws -> Webhook {
         try await client.webhooks.setEnabled(webhook, Self.enables)
     }
 }

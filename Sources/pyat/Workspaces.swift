@@ -13,17 +13,17 @@ extension Pyat {
 }
 
 extension Pyat.Workspaces {
-    struct List: ListCommand {
+    struct List: ResourceCommand {
         static let configuration = CommandConfiguration(abstract: "List the workspaces you belong to, with your role.")
 
         @OptionGroup(title: "Global options") var options: GlobalOptions
 
-        func items(from client: PyAirtableClient) async throws -> [Workspace] {
+        func answer(from client: PyAirtableClient) async throws -> [Workspace] {
             try await client.workspaces.list()
         }
     }
 
-    struct Get: ItemCommand {
+    struct Get: ResourceCommand {
         static let configuration = CommandConfiguration(abstract: "Show a workspace.")
 
         @OptionGroup(title: "Global options") var options: GlobalOptions
@@ -31,12 +31,12 @@ extension Pyat.Workspaces {
         @Argument(help: "The workspace id (wsp…).")
         var workspace: WorkspaceID
 
-        func item(from client: PyAirtableClient) async throws -> Workspace {
+        func answer(from client: PyAirtableClient) async throws -> Workspace {
             try await client.workspaces.get(workspace)
         }
     }
 
-    struct Create: ItemCommand {
+    struct Create: ResourceCommand {
         static let configuration = CommandConfiguration(abstract: "Create a workspace; you become its owner.")
 
         @OptionGroup(title: "Global options") var options: GlobalOptions
@@ -48,12 +48,12 @@ extension Pyat.Workspaces {
             try ResourceName.validate(name)
         }
 
-        func item(from client: PyAirtableClient) async throws -> Workspace {
+        func answer(from client: PyAirtableClient) async throws -> Workspace {
             try await client.workspaces.create(name: name)
         }
     }
 
-    struct Update: ItemCommand {
+    struct Update: ResourceCommand {
         static let configuration = CommandConfiguration(abstract: "Rename a workspace.")
 
         @OptionGroup(title: "Global options") var options: GlobalOptions
@@ -70,7 +70,7 @@ extension Pyat.Workspaces {
             try ResourceName.validate(name)
         }
 
-        func item(from client: PyAirtableClient) async throws -> Workspace {
+        func answer(from client: PyAirtableClient) async throws -> Workspace {
             try await client.workspaces.update(workspace, name: name, ifVersion: precondition.ifVersion)
         }
     }
