@@ -13,74 +13,59 @@ extension Pyat {
 }
 
 extension Pyat.Bases {
-    struct List: AsyncParsableCommand {
+    struct List: ResourceCommand {
         static let configuration = CommandConfiguration(abstract: "List the bases of a workspace.")
 
         @OptionGroup(title: "Global options") var options: GlobalOptions
 
         @Argument(help: "The workspace id (wsp…).")
-        var workspace: String
+        var workspace: WorkspaceID
 
-        func validate() throws {
-            _ = try WorkspaceID.argument(workspace)
-        }
-
-        func run() async throws {
-            let id = try WorkspaceID.argument(workspace)
-            let bases = try await options.withClient { try await $0.bases.list(in: id) }
-            try options.output.list(bases)
+        func answer(from client: PyAirtableClient) async throws -> [Base] {
+            try await client.bases.list(in: workspace)
         }
     }
 
-    struct Get: AsyncParsableCommand {
+    struct Get: ResourceCommand {
         static let configuration = CommandConfiguration(abstract: "Show a base.")
 
         @OptionGroup(title: "Global options") var options: GlobalOptions
 
         @Argument(help: "The base id (app…).")
-        var base: String
+        var base: BaseID
 
-        func validate() throws {
-            _ = try BaseID.argument(base)
-        }
-
-        func run() async throws {
-            let id = try BaseID.argument(base)
-            let base = try await options.withClient { try await $0.bases.get(id) }
-            try options.output.item(base)
+        func answer(from client: PyAirtableClient) async throws -> Base {
+            try await client.bases.get(base)
         }
     }
 
-    struct Create: AsyncParsableCommand {
+    struct Create: ResourceCommand {
         static let configuration = CommandConfiguration(abstract: "Create a base in a workspace.")
 
         @OptionGroup(title: "Global options") var options: GlobalOptions
 
         @Argument(help: "The workspace id (wsp…).")
-        var workspace: String
+        var workspace: WorkspaceID
 
         @Option(help: "The base's name.")
         var name: String
 
         func validate() throws {
-            _ = try WorkspaceID.argument(workspace)
-            guard !name.isEmpty else { throw ValidationError("--name must not be empty") }
+            try ResourceName.validate(name)
         }
 
-        func run() async throws {
-            let id = try WorkspaceID.argument(workspace)
-            let base = try await options.withClient { try await $0.bases.create(in: id, name: name) }
-            try options.output.item(base)
+        func answer(from client: PyAirtableClient) async throws -> Base {
+            try await client.bases.create(in: workspace, name: name)
         }
     }
 
-    struct Update: AsyncParsableCommand {
+    struct Update: ResourceCommand {
         static let configuration = CommandConfiguration(abstract: "Rename a base.")
 
         @OptionGroup(title: "Global options") var options: GlobalOptions
 
         @Argument(help: "The base id (app…).")
-        var base: String
+        var base: BaseID
 
         @Option(help: "The new name.")
         var name: String
@@ -88,37 +73,29 @@ extension Pyat.Bases {
         @OptionGroup var precondition: VersionPrecondition
 
         func validate() throws {
-            _ = try BaseID.argument(base)
-            guard !name.isEmpty else { throw ValidationError("--name must not be empty") }
+            try ResourceName.validate(name)
         }
 
-        func run() async throws {
-            let id = try BaseID.argument(base)
-            let base = try await options.withClient {
-                try await $0.bases.update(id, name: name, ifVersion: precondition.ifVersion)
-            }
-            try options.output.item(base)
+        func answer(from client: PyAirtableClient) async throws -> Base {
+            try await client.bases.update(base, name: name, ifVersion: precondition.ifVersion)
         }
     }
 
-    struct Delete: AsyncParsableCommand {
+    struct Delete: DeleteCommand {
         static let configuration = CommandConfiguration(abstract: "Delete a base with its tables and records.")
+        static let resourceName = "base"
 
         @OptionGroup(title: "Global options") var options: GlobalOptions
 
         @Argument(help: "The base id (app…).")
-        var base: String
+        var base: BaseID
 
         @OptionGroup var precondition: VersionPrecondition
 
-        func validate() throws {
-            _ = try BaseID.argument(base)
-        }
+        var id: BaseID { base }
 
-        func run() async throws {
-            let id = try BaseID.argument(base)
-            try await options.withClient { try await $0.bases.delete(id, ifVersion: precondition.ifVersion) }
-            try options.output.deleted(id.rawValue, kind: "base")
+        func delete(from client: PyAirtableClient) async throws {
+            try await client.bases.delete(base, ifVersion: precondition.ifVersion)
         }
     }
 }

@@ -25,76 +25,59 @@ struct FieldOptionArguments: ParsableArguments {
         name: .customLong("linked-table"),
         help: ArgumentHelp("The table a link field points to.", valueName: "tbl")
     )
-    var linkedTable: String?
+    var linkedTable: TableID?
 
     func validate() throws {
-        if let linkedTable { _ = try TableID.argument(linkedTable) }
         if let precision, !(0...8).contains(precision) { throw ValidationError("--precision must be 0 to 8") }
     }
 
-    func fieldOptions(type: FieldType?) throws -> FieldOptions? {
-        FieldDefinition.options(
-            type: type,
-            choices: choices,
-            precision: precision,
-            linkedTable: try linkedTable.map(TableID.argument)
-        )
+    func fieldOptions(type: FieldType?) -> FieldOptions? {
+        FieldDefinition.options(type: type, choices: choices, precision: precision, linkedTable: linkedTable)
     }
 }
 
 extension Pyat.Fields {
-    struct List: AsyncParsableCommand {
+    struct List: ResourceCommand {
         static let configuration = CommandConfiguration(abstract: "List the fields of a table.")
 
         @OptionGroup(title: "Global options") var options: GlobalOptions
 
         @Argument(help: "The table id (tbl…).")
-        var table: String
+        var table: TableID
 
-        func validate() throws {
-            _ = try TableID.argument(table)
-        }
-
-        func run() async throws {
-            let id = try TableID.argument(table)
-            let fields = try await options.withClient { try await $0.fields.list(in: id) }
-            try options.output.list(fields)
+        func answer(from client: PyAirtableClient) async throws -> [Field] {
+            try await client.fields.list(in: table)
         }
     }
 
-    struct Get: AsyncParsableCommand {
+    struct Get: ResourceCommand {
         static let configuration = CommandConfiguration(abstract: "Show a field of a table, by id or by name.")
 
         @OptionGroup(title: "Global options") var options: GlobalOptions
 
         @Argument(help: "The table id (tbl…).")
-        var table: String
+        var table: TableID
 
         @Argument(help: "The field id (fld…) or name.")
         var field: String
 
-        func validate() throws {
-            _ = try TableID.argument(table)
-        }
-
-        func run() async throws {
-            let id = try TableID.argument(table)
+        func answer(from client: PyAirtableClient) async throws -> Field {
             // The API has no GET /fields/{id}: a field is read with its table's field list.
-            let fields = try await options.withClient { try await $0.fields.list(in: id) }
+            let fields = try await client.fields.list(in: table)
             guard let match = fields.first(where: { $0.id.rawValue == field || $0.name == field }) else {
-                throw CommandFailure("table \(id) has no field '\(field)'")
+                throw CommandFailure("table \(table) has no field '\(field)'")
             }
-            try options.output.item(match)
+            return match
         }
     }
 
-    struct Create: AsyncParsableCommand {
+    struct Create: ResourceCommand {
         static let configuration = CommandConfiguration(abstract: "Add a field to a table.")
 
         @OptionGroup(title: "Global options") var options: GlobalOptions
 
         @Argument(help: "The table id (tbl…).")
-        var table: String
+        var table: TableID
 
         @Option(help: "The field's name.")
         var name: String
@@ -108,26 +91,23 @@ extension Pyat.Fields {
         @OptionGroup var fieldOptions: FieldOptionArguments
 
         func validate() throws {
-            _ = try TableID.argument(table)
-            guard !name.isEmpty else { throw ValidationError("--name must not be empty") }
+            try ResourceName.validate(name)
             _ = try FieldDefinition.fieldType(type)
         }
 
-        func run() async throws {
-            let id = try TableID.argument(table)
+        func answer(from client: PyAirtableClient) async throws -> Field {
             let type = try FieldDefinition.fieldType(type)
             let request = CreateFieldRequest(
                 name: name,
                 type: type,
-                options: try fieldOptions.fieldOptions(type: type),
+                options: fieldOptions.fieldOptions(type: type),
                 description: description
             )
-            let field = try await options.withClient { try await $0.fields.create(in: id, request) }
-            try options.output.item(field)
+            return try await client.fields.create(in: table, request)
         }
     }
 
-    struct Update: AsyncParsableCommand {
+    struct Update: ResourceCommand {
         static let configuration = CommandConfiguration(
             abstract: "Rename a field, or change its description or options (a field's type does not change)."
         )
@@ -135,7 +115,7 @@ extension Pyat.Fields {
         @OptionGroup(title: "Global options") var options: GlobalOptions
 
         @Argument(help: "The field id (fld…).")
-        var field: String
+        var field: FieldID
 
         @Option(help: "The new name.")
         var name: String?
@@ -148,46 +128,37 @@ extension Pyat.Fields {
         @OptionGroup var precondition: VersionPrecondition
 
         func validate() throws {
-            _ = try FieldID.argument(field)
-            let changesOptions = try fieldOptions.fieldOptions(type: nil) != nil
-            guard name != nil || description != nil || changesOptions else {
+            guard name != nil || description != nil || fieldOptions.fieldOptions(type: nil) != nil else {
                 throw ValidationError("give --name, --description, --choices, --precision or --linked-table")
             }
-            if name?.isEmpty == true { throw ValidationError("--name must not be empty") }
+            try ResourceName.validate(name)
         }
 
-        func run() async throws {
-            let id = try FieldID.argument(field)
+        func answer(from client: PyAirtableClient) async throws -> Field {
             let changes = UpdateFieldRequest(
                 name: name,
-                options: try fieldOptions.fieldOptions(type: nil),
+                options: fieldOptions.fieldOptions(type: nil),
                 description: description
             )
-            let field = try await options.withClient {
-                try await $0.fields.update(id, changes, ifVersion: precondition.ifVersion)
-            }
-            try options.output.item(field)
+            return try await client.fields.update(field, changes, ifVersion: precondition.ifVersion)
         }
     }
 
-    struct Delete: AsyncParsableCommand {
+    struct Delete: DeleteCommand {
         static let configuration = CommandConfiguration(abstract: "Delete a field and its values.")
+        static let resourceName = "field"
 
         @OptionGroup(title: "Global options") var options: GlobalOptions
 
         @Argument(help: "The field id (fld…).")
-        var field: String
+        var field: FieldID
 
         @OptionGroup var precondition: VersionPrecondition
 
-        func validate() throws {
-            _ = try FieldID.argument(field)
-        }
+        var id: FieldID { field }
 
-        func run() async throws {
-            let id = try FieldID.argument(field)
-            try await options.withClient { try await $0.fields.delete(id, ifVersion: precondition.ifVersion) }
-            try options.output.deleted(id.rawValue, kind: "field")
+        func delete(from client: PyAirtableClient) async throws {
+            try await client.fields.delete(field, ifVersion: precondition.ifVersion)
         }
     }
 }

@@ -39,7 +39,7 @@ extension Pyat.Files {
         var file: String
 
         @Option(help: "The workspace (wsp…) the file belongs to.")
-        var workspace: String?
+        var workspace: WorkspaceID?
 
         @Option(help: "The file's name on the server (default: the file's name).")
         var name: String?
@@ -48,7 +48,6 @@ extension Pyat.Files {
         var type: String?
 
         func validate() throws {
-            if let workspace { _ = try WorkspaceID.argument(workspace) }
             var isDirectory: ObjCBool = false
             guard FileManager.default.fileExists(atPath: file, isDirectory: &isDirectory), !isDirectory.boolValue else {
                 throw ValidationError("no file at '\(file)'")
@@ -56,7 +55,6 @@ extension Pyat.Files {
         }
 
         func run() async throws {
-            let workspaceID = try workspace.map(WorkspaceID.argument)
             let url = URL(fileURLWithPath: file)
             let bar = ProgressBar(label: "upload")
             let metadata = try await options.withClient { client in
@@ -64,7 +62,7 @@ extension Pyat.Files {
                     fileAt: url,
                     name: name,
                     contentType: type,
-                    workspace: workspaceID,
+                    workspace: workspace,
                     progress: bar?.reporter
                 )
             }
@@ -86,7 +84,7 @@ extension Pyat.Files {
         @OptionGroup(title: "Global options") var options: GlobalOptions
 
         @Argument(help: "The file id (fil…).")
-        var id: String
+        var id: FileID
 
         @Option(name: .shortAndLong, help: "Where to write the bytes (- for standard output is not supported).")
         var output: String?
@@ -94,21 +92,16 @@ extension Pyat.Files {
         @Flag(help: "Replace an existing file.")
         var force = false
 
-        func validate() throws {
-            _ = try FileID.argument(id)
-        }
-
         func run() async throws {
-            let fileID = try FileID.argument(id)
             let bar = ProgressBar(label: "download")
             let (metadata, result) = try await options.withClient { client in
-                let metadata = try await client.files.get(fileID)
+                let metadata = try await client.files.get(id)
                 let path = output ?? SafeFileName.make(metadata.name, fallback: metadata.id.rawValue)
                 if !force && FileManager.default.fileExists(atPath: path) {
                     throw CommandFailure("'\(path)' exists; use --force to replace it, or -o to choose another path")
                 }
                 let result = try await client.files.download(
-                    fileID,
+                    id,
                     to: URL(fileURLWithPath: path),
                     progress: bar?.reporter
                 )
@@ -123,7 +116,7 @@ extension Pyat.Files {
         }
     }
 
-    struct List: AsyncParsableCommand {
+    struct List: ResourceCommand {
         static let configuration = CommandConfiguration(
             abstract: "List the files you may read: yours and your workspaces' (or one workspace's)."
         )
@@ -131,55 +124,39 @@ extension Pyat.Files {
         @OptionGroup(title: "Global options") var options: GlobalOptions
 
         @Option(help: "Only the files of this workspace (wsp…).")
-        var workspace: String?
+        var workspace: WorkspaceID?
 
-        func validate() throws {
-            if let workspace { _ = try WorkspaceID.argument(workspace) }
-        }
-
-        func run() async throws {
-            let workspaceID = try workspace.map(WorkspaceID.argument)
-            let files = try await options.withClient { try await $0.files.all(workspace: workspaceID) }
-            try options.output.list(files)
+        func answer(from client: PyAirtableClient) async throws -> [FileMetadata] {
+            try await client.files.all(workspace: workspace)
         }
     }
 
-    struct Get: AsyncParsableCommand {
+    struct Get: ResourceCommand {
         static let configuration = CommandConfiguration(abstract: "Show a file's metadata.")
 
         @OptionGroup(title: "Global options") var options: GlobalOptions
 
         @Argument(help: "The file id (fil…).")
-        var id: String
+        var id: FileID
 
-        func validate() throws {
-            _ = try FileID.argument(id)
-        }
-
-        func run() async throws {
-            let fileID = try FileID.argument(id)
-            try options.output.item(try await options.withClient { try await $0.files.get(fileID) })
+        func answer(from client: PyAirtableClient) async throws -> FileMetadata {
+            try await client.files.get(id)
         }
     }
 
-    struct Delete: AsyncParsableCommand {
+    struct Delete: DeleteCommand {
         static let configuration = CommandConfiguration(
             abstract: "Delete a file (its uploader, or a creator or higher)."
         )
+        static let resourceName = "file"
 
         @OptionGroup(title: "Global options") var options: GlobalOptions
 
         @Argument(help: "The file id (fil…).")
-        var id: String
+        var id: FileID
 
-        func validate() throws {
-            _ = try FileID.argument(id)
-        }
-
-        func run() async throws {
-            let fileID = try FileID.argument(id)
-            try await options.withClient { try await $0.files.delete(fileID) }
-            try options.output.deleted(fileID.rawValue, kind: "file")
+        func delete(from client: PyAirtableClient) async throws {
+            try await client.files.delete(id)
         }
     }
 }

@@ -154,24 +154,3 @@ struct GlobalOptions: ParsableArguments {
         try await connection.withClient(credentials: credentials, realtime: realtime, body)
     }
 }
-
-extension Identifier {
-    /// Validates a command-line argument as an id of this kind.
-    /// - Throws: `ValidationError` saying what an id of this kind looks like.
-    static func argument(_ string: String) throws -> Self {
-        do {
-            return try Self(validating: string)
-        } catch {
-            throw ValidationError(error.description)
-        }
-    }
-}
-
-extension RecordID {
-    /// A record id argument, or the temporary id (`tmp_…`) a create queued offline printed: writes
-    /// naming it queue behind that create and go out with the server's id once it lands.
-    static func argumentOrTemporary(_ string: String) throws -> RecordID {
-        if TemporaryID(string) != nil { return RecordID(unchecked: string) }
-        return try argument(string)
-    }
-}

@@ -13,8 +13,14 @@ struct OutputColumn<Item>: Sendable {
 }
 
 /// A resource with the columns it shows by default in `table` and `csv` output.
-protocol Tabular: Encodable {
+protocol Tabular: Encodable, CommandOutput {
     static var columns: [OutputColumn<Self>] { get }
+}
+
+extension Tabular {
+    func write(to output: OutputWriter) throws {
+        try output.item(self)
+    }
 }
 
 /// Writes results to standard output in one ``OutputFormat``.

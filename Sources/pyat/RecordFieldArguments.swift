@@ -91,7 +91,7 @@ struct RecordFieldArguments: ParsableArguments {
         case .multipleSelects:
             return .strings(list(text))
         case .multipleRecordLinks:
-            return .strings(try list(text).map { try RecordID.argumentOrTemporary($0).rawValue })
+            return .strings(try list(text).map { try RecordReference.argument($0).id.rawValue })
         case .multipleAttachments:
             return .attachments(try list(text).map { Attachment(id: try FileID.argument($0)) })
         default:

@@ -27,7 +27,7 @@ extension Pyat.Records {
         @OptionGroup(title: "Global options") var options: GlobalOptions
 
         @Argument(help: "The table id (tbl…).")
-        var table: String
+        var table: TableID
 
         @Option(help: "A view (id or name) whose filter, sort and fields apply.")
         var view: String?
@@ -51,7 +51,6 @@ extension Pyat.Records {
         var all = false
 
         func validate() throws {
-            _ = try TableID.argument(table)
             _ = try query()
             if let pageSize, !(1...RecordQuery.maximumPageSize).contains(pageSize) {
                 throw ValidationError("--page-size must be from 1 to \(RecordQuery.maximumPageSize)")
@@ -84,7 +83,6 @@ extension Pyat.Records {
         }
 
         func run() async throws {
-            let id = try TableID.argument(table)
             let query = try query()
             let output = options.output
             let (records, nextCursor, schema) = try await options.withClient { client in
@@ -93,13 +91,13 @@ extension Pyat.Records {
                 var query = query
                 var notice = CachedAnswerNotice()
                 repeat {
-                    let page = try await client.records.fetchList(in: id, query)
+                    let page = try await client.records.fetchList(in: table, query)
                     notice.note(page)
                     records += page.value.data
                     nextCursor = page.value.nextCursor
                     query.cursor = nextCursor
                 } while all && nextCursor != nil
-                let schema = output.showsColumns ? try await client.tables.fetch(id) : nil
+                let schema = output.showsColumns ? try await client.tables.fetch(table) : nil
                 if let schema { notice.note(schema) }
                 notice.print(what: "records")
                 return (records, nextCursor, schema?.value)
@@ -120,14 +118,10 @@ extension Pyat.Records {
         @OptionGroup(title: "Global options") var options: GlobalOptions
 
         @Argument(help: "The record id (rec…).")
-        var record: String
-
-        func validate() throws {
-            _ = try RecordID.argumentOrTemporary(record)
-        }
+        var record: RecordReference
 
         func run() async throws {
-            let id = try RecordID.argumentOrTemporary(record)
+            let id = record.id
             let output = options.output
             let (record, schema) = try await options.withClient { client in
                 var notice = CachedAnswerNotice()
@@ -158,20 +152,15 @@ extension Pyat.Records {
         @OptionGroup(title: "Global options") var options: GlobalOptions
 
         @Argument(help: "The table id (tbl…).")
-        var table: String
+        var table: TableID
 
         @OptionGroup var values: RecordFieldArguments
 
-        func validate() throws {
-            _ = try TableID.argument(table)
-        }
-
         func run() async throws {
-            let id = try TableID.argument(table)
             let output = options.output
             let (record, schema) = try await options.withClient { client in
-                let schema = values.needsSchema || output.showsColumns ? try await client.tables.get(id) : nil
-                let record = try await client.records.create(in: id, fields: try values.values(table: schema))
+                let schema = values.needsSchema || output.showsColumns ? try await client.tables.get(table) : nil
+                let record = try await client.records.create(in: table, fields: try values.values(table: schema))
                 return (record, schema)
             }
             try output.item(
@@ -194,7 +183,7 @@ extension Pyat.Records {
         @OptionGroup(title: "Global options") var options: GlobalOptions
 
         @Argument(help: "The record id (rec…).")
-        var record: String
+        var record: RecordReference
 
         @OptionGroup var values: RecordFieldArguments
 
@@ -205,12 +194,11 @@ extension Pyat.Records {
         @OptionGroup var conflict: ConflictOption
 
         func validate() throws {
-            _ = try RecordID.argumentOrTemporary(record)
             guard !values.isEmpty else { throw ValidationError("give --field Name=value or --json") }
         }
 
         func run() async throws {
-            let id = try RecordID.argumentOrTemporary(record)
+            let id = record.id
             let output = options.output
             let replace = self.replace
             let ifVersion = precondition.ifVersion
@@ -240,17 +228,13 @@ extension Pyat.Records {
         @OptionGroup(title: "Global options") var options: GlobalOptions
 
         @Argument(help: "The record id (rec…).")
-        var record: String
+        var record: RecordReference
 
         @OptionGroup var precondition: VersionPrecondition
         @OptionGroup var conflict: ConflictOption
 
-        func validate() throws {
-            _ = try RecordID.argumentOrTemporary(record)
-        }
-
         func run() async throws {
-            let id = try RecordID.argumentOrTemporary(record)
+            let id = record.id
             let strategy = conflict.resolved(ifVersion: precondition.ifVersion)
             let deleted = try await options.withClient {
                 try await $0.records.delete(id, ifVersion: precondition.ifVersion, onConflict: strategy)

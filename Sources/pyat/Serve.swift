@@ -63,7 +63,7 @@ extension Pyat {
             name: .customLong("operator"),
             help: "A user id (usr…) allowed to read server-wide counts (GET /api/v1/stats?scope=server); repeatable."
         )
-        var operators: [String] = []
+        var operators: [UserID] = []
 
         @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical.")
         var logLevel: String = "info"
@@ -190,9 +190,6 @@ extension Pyat {
             guard realtimeBufferBytes >= 1024 else {
                 throw ValidationError("--realtime-buffer-bytes must be at least 1024")
             }
-            for id in operators where UserID(id) == nil {
-                throw ValidationError("--operator \(id) is not a user id (usr followed by 14 letters and digits)")
-            }
             guard ["text", "json"].contains(logFormat) else {
                 throw ValidationError("--log-format must be text or json")
             }
@@ -210,7 +207,7 @@ extension Pyat {
                 maximumBodySize: maximumBodySize,
                 maximumFileSize: maximumFileSize,
                 uploadQuotaBytes: uploadQuota,
-                operatorUserIDs: Set(operators.compactMap(UserID.init)),
+                operatorUserIDs: Set(operators),
                 jwtSecret: ProcessInfo.processInfo.environment["PYAT_JWT_SECRET"],
                 trustedProxies: trustedProxies,
                 durableCommits: !noFsync,

@@ -13,45 +13,33 @@ extension Pyat {
 }
 
 extension Pyat.Tables {
-    struct List: AsyncParsableCommand {
+    struct List: ResourceCommand {
         static let configuration = CommandConfiguration(abstract: "List the tables of a base.")
 
         @OptionGroup(title: "Global options") var options: GlobalOptions
 
         @Argument(help: "The base id (app…).")
-        var base: String
+        var base: BaseID
 
-        func validate() throws {
-            _ = try BaseID.argument(base)
-        }
-
-        func run() async throws {
-            let id = try BaseID.argument(base)
-            let tables = try await options.withClient { try await $0.tables.list(in: id) }
-            try options.output.list(tables)
+        func answer(from client: PyAirtableClient) async throws -> [Table] {
+            try await client.tables.list(in: base)
         }
     }
 
-    struct Get: AsyncParsableCommand {
+    struct Get: ResourceCommand {
         static let configuration = CommandConfiguration(abstract: "Show a table with its fields and views.")
 
         @OptionGroup(title: "Global options") var options: GlobalOptions
 
         @Argument(help: "The table id (tbl…).")
-        var table: String
+        var table: TableID
 
-        func validate() throws {
-            _ = try TableID.argument(table)
-        }
-
-        func run() async throws {
-            let id = try TableID.argument(table)
-            let table = try await options.withClient { try await $0.tables.get(id) }
-            try options.output.item(table)
+        func answer(from client: PyAirtableClient) async throws -> Table {
+            try await client.tables.get(table)
         }
     }
 
-    struct Create: AsyncParsableCommand {
+    struct Create: ResourceCommand {
         static let configuration = CommandConfiguration(
             abstract: "Create a table with its fields; the first field is the primary one.",
             discussion: """
@@ -64,7 +52,7 @@ extension Pyat.Tables {
         @OptionGroup(title: "Global options") var options: GlobalOptions
 
         @Argument(help: "The base id (app…).")
-        var base: String
+        var base: BaseID
 
         @Option(help: "The table's name.")
         var name: String
@@ -79,31 +67,26 @@ extension Pyat.Tables {
         var fieldDefinitions: [String] = []
 
         func validate() throws {
-            _ = try BaseID.argument(base)
-            guard !name.isEmpty else { throw ValidationError("--name must not be empty") }
+            try ResourceName.validate(name)
             guard !fieldDefinitions.isEmpty else {
                 throw ValidationError("give at least one --field-def Name:type; the first is the primary field")
             }
             for definition in fieldDefinitions { _ = try FieldDefinition.parse(definition) }
         }
 
-        func run() async throws {
-            let id = try BaseID.argument(base)
+        func answer(from client: PyAirtableClient) async throws -> Table {
             let fields = try fieldDefinitions.map(FieldDefinition.parse)
-            let table = try await options.withClient {
-                try await $0.tables.create(in: id, name: name, fields: fields, description: description)
-            }
-            try options.output.item(table)
+            return try await client.tables.create(in: base, name: name, fields: fields, description: description)
         }
     }
 
-    struct Update: AsyncParsableCommand {
+    struct Update: ResourceCommand {
         static let configuration = CommandConfiguration(abstract: "Rename or re-describe a table.")
 
         @OptionGroup(title: "Global options") var options: GlobalOptions
 
         @Argument(help: "The table id (tbl…).")
-        var table: String
+        var table: TableID
 
         @Option(help: "The new name.")
         var name: String?
@@ -114,39 +97,31 @@ extension Pyat.Tables {
         @OptionGroup var precondition: VersionPrecondition
 
         func validate() throws {
-            _ = try TableID.argument(table)
             guard name != nil || description != nil else { throw ValidationError("give --name or --description") }
-            if name?.isEmpty == true { throw ValidationError("--name must not be empty") }
+            try ResourceName.validate(name)
         }
 
-        func run() async throws {
-            let id = try TableID.argument(table)
+        func answer(from client: PyAirtableClient) async throws -> Table {
             let changes = UpdateTableRequest(name: name, description: description)
-            let table = try await options.withClient {
-                try await $0.tables.update(id, changes, ifVersion: precondition.ifVersion)
-            }
-            try options.output.item(table)
+            return try await client.tables.update(table, changes, ifVersion: precondition.ifVersion)
         }
     }
 
-    struct Delete: AsyncParsableCommand {
+    struct Delete: DeleteCommand {
         static let configuration = CommandConfiguration(abstract: "Delete a table with its records.")
+        static let resourceName = "table"
 
         @OptionGroup(title: "Global options") var options: GlobalOptions
 
         @Argument(help: "The table id (tbl…).")
-        var table: String
+        var table: TableID
 
         @OptionGroup var precondition: VersionPrecondition
 
-        func validate() throws {
-            _ = try TableID.argument(table)
-        }
+        var id: TableID { table }
 
-        func run() async throws {
-            let id = try TableID.argument(table)
-            try await options.withClient { try await $0.tables.delete(id, ifVersion: precondition.ifVersion) }
-            try options.output.deleted(id.rawValue, kind: "table")
+        func delete(from client: PyAirtableClient) async throws {
+            try await client.tables.delete(table, ifVersion: precondition.ifVersion)
         }
     }
 }

@@ -51,51 +51,39 @@ struct ViewArguments: ParsableArguments {
 }
 
 extension Pyat.Views {
-    struct List: AsyncParsableCommand {
+    struct List: ResourceCommand {
         static let configuration = CommandConfiguration(abstract: "List the views of a table.")
 
         @OptionGroup(title: "Global options") var options: GlobalOptions
 
         @Argument(help: "The table id (tbl…).")
-        var table: String
+        var table: TableID
 
-        func validate() throws {
-            _ = try TableID.argument(table)
-        }
-
-        func run() async throws {
-            let id = try TableID.argument(table)
-            let views = try await options.withClient { try await $0.views.list(in: id) }
-            try options.output.list(views)
+        func answer(from client: PyAirtableClient) async throws -> [View] {
+            try await client.views.list(in: table)
         }
     }
 
-    struct Get: AsyncParsableCommand {
+    struct Get: ResourceCommand {
         static let configuration = CommandConfiguration(abstract: "Show a view.")
 
         @OptionGroup(title: "Global options") var options: GlobalOptions
 
         @Argument(help: "The view id (viw…).")
-        var view: String
+        var view: ViewID
 
-        func validate() throws {
-            _ = try ViewID.argument(view)
-        }
-
-        func run() async throws {
-            let id = try ViewID.argument(view)
-            let view = try await options.withClient { try await $0.views.get(id) }
-            try options.output.item(view)
+        func answer(from client: PyAirtableClient) async throws -> View {
+            try await client.views.get(view)
         }
     }
 
-    struct Create: AsyncParsableCommand {
+    struct Create: ResourceCommand {
         static let configuration = CommandConfiguration(abstract: "Create a view of a table.")
 
         @OptionGroup(title: "Global options") var options: GlobalOptions
 
         @Argument(help: "The table id (tbl…).")
-        var table: String
+        var table: TableID
 
         @Option(help: "The view's name.")
         var name: String
@@ -106,12 +94,10 @@ extension Pyat.Views {
         @OptionGroup var view: ViewArguments
 
         func validate() throws {
-            _ = try TableID.argument(table)
-            guard !name.isEmpty else { throw ValidationError("--name must not be empty") }
+            try ResourceName.validate(name)
         }
 
-        func run() async throws {
-            let id = try TableID.argument(table)
+        func answer(from client: PyAirtableClient) async throws -> View {
             let request = CreateViewRequest(
                 name: name,
                 type: type,
@@ -119,12 +105,11 @@ extension Pyat.Views {
                 sort: try view.sortSpecs(),
                 fields: view.fieldNames
             )
-            let view = try await options.withClient { try await $0.views.create(in: id, request) }
-            try options.output.item(view)
+            return try await client.views.create(in: table, request)
         }
     }
 
-    struct Update: AsyncParsableCommand {
+    struct Update: ResourceCommand {
         static let configuration = CommandConfiguration(
             abstract: "Rename a view, or change its filter, sort or fields."
         )
@@ -132,7 +117,7 @@ extension Pyat.Views {
         @OptionGroup(title: "Global options") var options: GlobalOptions
 
         @Argument(help: "The view id (viw…).")
-        var view: String
+        var view: ViewID
 
         @Option(help: "The new name.")
         var name: String?
@@ -142,46 +127,38 @@ extension Pyat.Views {
         @OptionGroup var precondition: VersionPrecondition
 
         func validate() throws {
-            _ = try ViewID.argument(view)
             guard name != nil || changes.filter != nil || changes.sort != nil || changes.fields != nil else {
                 throw ValidationError("give --name, --filter, --sort or --fields")
             }
-            if name?.isEmpty == true { throw ValidationError("--name must not be empty") }
+            try ResourceName.validate(name)
         }
 
-        func run() async throws {
-            let id = try ViewID.argument(view)
+        func answer(from client: PyAirtableClient) async throws -> View {
             let request = UpdateViewRequest(
                 name: name,
                 filter: changes.filter,
                 sort: try changes.sortSpecs(),
                 fields: changes.fieldNames
             )
-            let view = try await options.withClient {
-                try await $0.views.update(id, request, ifVersion: precondition.ifVersion)
-            }
-            try options.output.item(view)
+            return try await client.views.update(view, request, ifVersion: precondition.ifVersion)
         }
     }
 
-    struct Delete: AsyncParsableCommand {
+    struct Delete: DeleteCommand {
         static let configuration = CommandConfiguration(abstract: "Delete a view (its records stay).")
+        static let resourceName = "view"
 
         @OptionGroup(title: "Global options") var options: GlobalOptions
 
         @Argument(help: "The view id (viw…).")
-        var view: String
+        var view: ViewID
 
         @OptionGroup var precondition: VersionPrecondition
 
-        func validate() throws {
-            _ = try ViewID.argument(view)
-        }
+        var id: ViewID { view }
 
-        func run() async throws {
-            let id = try ViewID.argument(view)
-            try await options.withClient { try await $0.views.delete(id, ifVersion: precondition.ifVersion) }
-            try options.output.deleted(id.rawValue, kind: "view")
+        func delete(from client: PyAirtableClient) async throws {
+            try await client.views.delete(view, ifVersion: precondition.ifVersion)
         }
     }
 }

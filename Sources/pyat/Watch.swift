@@ -34,7 +34,7 @@ extension Pyat {
         @OptionGroup(title: "Global options") var options: GlobalOptions
 
         @Argument(help: "The table id (tbl…).")
-        var table: String
+        var table: TableID
 
         @Option(help: "auto, ws, sse or poll.")
         var transport: WatchTransport = .auto
@@ -46,7 +46,6 @@ extension Pyat {
         var count: Int?
 
         func validate() throws {
-            _ = try TableID.argument(table)
             if let since, since < 0 { throw ValidationError("--since is a non-negative seq") }
             if [.json, .csv].contains(options.format) {
                 throw ValidationError("watch prints --format table or ndjson (one event a line)")
@@ -54,7 +53,7 @@ extension Pyat {
         }
 
         func run() async throws {
-            let id = try TableID.argument(table)
+            let id = table
             let format = options.format
             let verbose = options.connection.verbose
             var printed = 0

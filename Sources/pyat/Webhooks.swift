@@ -15,7 +15,7 @@ extension Pyat {
 }
 
 extension Pyat.Webhooks {
-    struct List: AsyncParsableCommand {
+    struct List: ResourceCommand {
         static let configuration = CommandConfiguration(
             abstract: "List the webhooks of a base (secrets are never shown)."
         )
@@ -23,39 +23,27 @@ extension Pyat.Webhooks {
         @OptionGroup(title: "Global options") var options: GlobalOptions
 
         @Argument(help: "The base id (app…).")
-        var base: String
+        var base: BaseID
 
-        func validate() throws {
-            _ = try BaseID.argument(base)
-        }
-
-        func run() async throws {
-            let id = try BaseID.argument(base)
-            let webhooks = try await options.withClient { try await $0.webhooks.list(base: id) }
-            try options.output.list(webhooks)
+        func answer(from client: PyAirtableClient) async throws -> [Webhook] {
+            try await client.webhooks.list(base: base)
         }
     }
 
-    struct Get: AsyncParsableCommand {
+    struct Get: ResourceCommand {
         static let configuration = CommandConfiguration(abstract: "Show a webhook, and why it is disabled if it is.")
 
         @OptionGroup(title: "Global options") var options: GlobalOptions
 
         @Argument(help: "The webhook id (whk…).")
-        var webhook: String
+        var webhook: WebhookID
 
-        func validate() throws {
-            _ = try WebhookID.argument(webhook)
-        }
-
-        func run() async throws {
-            let id = try WebhookID.argument(webhook)
-            let webhook = try await options.withClient { try await $0.webhooks.get(id) }
-            try options.output.item(webhook)
+        func answer(from client: PyAirtableClient) async throws -> Webhook {
+            try await client.webhooks.get(webhook)
         }
     }
 
-    struct Create: AsyncParsableCommand {
+    struct Create: ClientCommand {
         static let configuration = CommandConfiguration(
             abstract: "Register a webhook on a base.",
             discussion: """
@@ -68,7 +56,7 @@ extension Pyat.Webhooks {
         @OptionGroup(title: "Global options") var options: GlobalOptions
 
         @Argument(help: "The base id (app…).")
-        var base: String
+        var base: BaseID
 
         @Option(help: "The http or https URL to POST deliveries to.")
         var url: String
@@ -77,7 +65,7 @@ extension Pyat.Webhooks {
         var events: String?
 
         @Option(help: "Only events of this table (tbl…).")
-        var table: String?
+        var table: TableID?
 
         var eventTypes: [EventType] {
             (events ?? "").split(separator: ",").map { EventType(rawValue: $0.trimmingCharacters(in: .whitespaces)) }
@@ -85,8 +73,6 @@ extension Pyat.Webhooks {
         }
 
         func validate() throws {
-            _ = try BaseID.argument(base)
-            if let table { _ = try TableID.argument(table) }
             guard url.hasPrefix("http://") || url.hasPrefix("https://") else {
                 throw ValidationError("--url must be an http:// or https:// URL")
             }
@@ -96,80 +82,62 @@ extension Pyat.Webhooks {
         }
 
         func run() async throws {
-            let id = try BaseID.argument(base)
-            let table = try self.table.map { try TableID.argument($0) }
-            let events = eventTypes
-            let url = self.url
             let webhook = try await options.withClient {
-                try await $0.webhooks.create(base: id, url: url, events: events, table: table)
+                try await $0.webhooks.create(base: base, url: url, events: eventTypes, table: table)
             }
             try options.output.item(webhook, columns: Webhook.columnsWithSecret)
             options.output.message("The secret is shown only once: store it now to verify deliveries.")
         }
     }
 
-    struct Enable: AsyncParsableCommand {
+    /// `enable` and `disable`: a webhook switched on or off, printed.
+    protocol SwitchCommand: ResourceCommand where Answer == Webhook {
+        /// Whether the command turns the webhook on.
+        static var enables: Bool { get }
+        var webhook: WebhookID { get }
+    }
+
+    struct Enable: SwitchCommand {
         static let configuration = CommandConfiguration(
             abstract: "Turn a webhook back on: its failure count resets and the deliveries it gave up on go out again."
         )
+        static let enables = true
 
         @OptionGroup(title: "Global options") var options: GlobalOptions
 
         @Argument(help: "The webhook id (whk…).")
-        var webhook: String
-
-        func validate() throws {
-            _ = try WebhookID.argument(webhook)
-        }
-
-        func run() async throws {
-            let id = try WebhookID.argument(webhook)
-            let webhook = try await options.withClient { try await $0.webhooks.setEnabled(id, true) }
-            try options.output.item(webhook)
-        }
+        var webhook: WebhookID
     }
 
-    struct Disable: AsyncParsableCommand {
+    struct Disable: SwitchCommand {
         static let configuration = CommandConfiguration(
             abstract: "Turn a webhook off: events are kept for it and delivered when it is enabled again."
         )
+        static let enables = false
 
         @OptionGroup(title: "Global options") var options: GlobalOptions
 
         @Argument(help: "The webhook id (whk…).")
-        var webhook: String
-
-        func validate() throws {
-            _ = try WebhookID.argument(webhook)
-        }
-
-        func run() async throws {
-            let id = try WebhookID.argument(webhook)
-            let webhook = try await options.withClient { try await $0.webhooks.setEnabled(id, false) }
-            try options.output.item(webhook)
-        }
+        var webhook: WebhookID
     }
 
-    struct Delete: AsyncParsableCommand {
+    struct Delete: DeleteCommand {
         static let configuration = CommandConfiguration(abstract: "Delete a webhook and its delivery log.")
+        static let resourceName = "webhook"
 
         @OptionGroup(title: "Global options") var options: GlobalOptions
 
         @Argument(help: "The webhook id (whk…).")
-        var webhook: String
+        var webhook: WebhookID
 
-        func validate() throws {
-            _ = try WebhookID.argument(webhook)
-        }
+        var id: WebhookID { webhook }
 
-        func run() async throws {
-            let id = try WebhookID.argument(webhook)
-            try await options.withClient { try await $0.webhooks.delete(id) }
-            try options.output.deleted(id.rawValue, kind: "webhook")
+        func delete(from client: PyAirtableClient) async throws {
+            try await client.webhooks.delete(webhook)
         }
     }
 
-    struct Deliveries: AsyncParsableCommand {
+    struct Deliveries: ResourceCommand {
         static let configuration = CommandConfiguration(
             abstract: "Show a webhook's delivery log, newest first: status, attempts, the last answer or error."
         )
@@ -177,7 +145,7 @@ extension Pyat.Webhooks {
         @OptionGroup(title: "Global options") var options: GlobalOptions
 
         @Argument(help: "The webhook id (whk…).")
-        var webhook: String
+        var webhook: WebhookID
 
         @Option(help: "Only pending, succeeded or failed deliveries.")
         var status: String?
@@ -186,22 +154,22 @@ extension Pyat.Webhooks {
         var limit: Int = 100
 
         func validate() throws {
-            _ = try WebhookID.argument(webhook)
             if let status, WebhookDelivery.Status(rawValue: status) == nil {
                 throw ValidationError("--status must be pending, succeeded or failed")
             }
             guard (1...1000).contains(limit) else { throw ValidationError("--limit must be from 1 to 1000") }
         }
 
-        func run() async throws {
-            let id = try WebhookID.argument(webhook)
+        func answer(from client: PyAirtableClient) async throws -> [WebhookDelivery] {
             let status = self.status.flatMap(WebhookDelivery.Status.init(rawValue:))
-            let limit = self.limit
-            let page = try await options.withClient {
-                try await $0.webhooks.deliveries(webhook: id, status: status, pageSize: limit)
-            }
-            try options.output.list(page.data)
+            return try await client.webhooks.deliveries(webhook: webhook, status: status, pageSize: limit).data
         }
+    }
+}
+
+extension Pyat.Webhooks.SwitchCommand {
+    func answer(from client: PyAirtableClient) async throws -> Webhook {
+        try await client.webhooks.setEnabled(webhook, Self.enables)
     }
 }
 

@@ -13,37 +13,30 @@ extension Pyat {
 }
 
 extension Pyat.Workspaces {
-    struct List: AsyncParsableCommand {
+    struct List: ResourceCommand {
         static let configuration = CommandConfiguration(abstract: "List the workspaces you belong to, with your role.")
 
         @OptionGroup(title: "Global options") var options: GlobalOptions
 
-        func run() async throws {
-            let workspaces = try await options.withClient { try await $0.workspaces.list() }
-            try options.output.list(workspaces)
+        func answer(from client: PyAirtableClient) async throws -> [Workspace] {
+            try await client.workspaces.list()
         }
     }
 
-    struct Get: AsyncParsableCommand {
+    struct Get: ResourceCommand {
         static let configuration = CommandConfiguration(abstract: "Show a workspace.")
 
         @OptionGroup(title: "Global options") var options: GlobalOptions
 
         @Argument(help: "The workspace id (wsp…).")
-        var workspace: String
+        var workspace: WorkspaceID
 
-        func validate() throws {
-            _ = try WorkspaceID.argument(workspace)
-        }
-
-        func run() async throws {
-            let id = try WorkspaceID.argument(workspace)
-            let workspace = try await options.withClient { try await $0.workspaces.get(id) }
-            try options.output.item(workspace)
+        func answer(from client: PyAirtableClient) async throws -> Workspace {
+            try await client.workspaces.get(workspace)
         }
     }
 
-    struct Create: AsyncParsableCommand {
+    struct Create: ResourceCommand {
         static let configuration = CommandConfiguration(abstract: "Create a workspace; you become its owner.")
 
         @OptionGroup(title: "Global options") var options: GlobalOptions
@@ -52,22 +45,21 @@ extension Pyat.Workspaces {
         var name: String
 
         func validate() throws {
-            guard !name.isEmpty else { throw ValidationError("--name must not be empty") }
+            try ResourceName.validate(name)
         }
 
-        func run() async throws {
-            let workspace = try await options.withClient { try await $0.workspaces.create(name: name) }
-            try options.output.item(workspace)
+        func answer(from client: PyAirtableClient) async throws -> Workspace {
+            try await client.workspaces.create(name: name)
         }
     }
 
-    struct Update: AsyncParsableCommand {
+    struct Update: ResourceCommand {
         static let configuration = CommandConfiguration(abstract: "Rename a workspace.")
 
         @OptionGroup(title: "Global options") var options: GlobalOptions
 
         @Argument(help: "The workspace id (wsp…).")
-        var workspace: String
+        var workspace: WorkspaceID
 
         @Option(help: "The new name.")
         var name: String
@@ -75,37 +67,29 @@ extension Pyat.Workspaces {
         @OptionGroup var precondition: VersionPrecondition
 
         func validate() throws {
-            _ = try WorkspaceID.argument(workspace)
-            guard !name.isEmpty else { throw ValidationError("--name must not be empty") }
+            try ResourceName.validate(name)
         }
 
-        func run() async throws {
-            let id = try WorkspaceID.argument(workspace)
-            let workspace = try await options.withClient {
-                try await $0.workspaces.update(id, name: name, ifVersion: precondition.ifVersion)
-            }
-            try options.output.item(workspace)
+        func answer(from client: PyAirtableClient) async throws -> Workspace {
+            try await client.workspaces.update(workspace, name: name, ifVersion: precondition.ifVersion)
         }
     }
 
-    struct Delete: AsyncParsableCommand {
+    struct Delete: DeleteCommand {
         static let configuration = CommandConfiguration(abstract: "Delete a workspace with everything in it (owners).")
+        static let resourceName = "workspace"
 
         @OptionGroup(title: "Global options") var options: GlobalOptions
 
         @Argument(help: "The workspace id (wsp…).")
-        var workspace: String
+        var workspace: WorkspaceID
 
         @OptionGroup var precondition: VersionPrecondition
 
-        func validate() throws {
-            _ = try WorkspaceID.argument(workspace)
-        }
+        var id: WorkspaceID { workspace }
 
-        func run() async throws {
-            let id = try WorkspaceID.argument(workspace)
-            try await options.withClient { try await $0.workspaces.delete(id, ifVersion: precondition.ifVersion) }
-            try options.output.deleted(id.rawValue, kind: "workspace")
+        func delete(from client: PyAirtableClient) async throws {
+            try await client.workspaces.delete(id, ifVersion: precondition.ifVersion)
         }
     }
 }
