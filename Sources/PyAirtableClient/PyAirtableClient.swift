@@ -23,6 +23,8 @@ public final class PyAirtableClient: Sendable {
     public let configuration: Configuration
     let transport: any ClientTransport
     let chain: MiddlewareChain
+    /// When queued offline writes are replayed: see ``OfflineControl/replayState``.
+    let replayScheduler: ReplayScheduler
     let tokens: TokenManager
     let responseCache: ResponseCache?
     let offlineQueues: OfflineQueues?
@@ -45,15 +47,16 @@ public final class PyAirtableClient: Sendable {
         let transport =
             configuration.transport
             ?? AsyncHTTPClientTransport(
-                connectTimeout: configuration.timeouts.connect,
-                maximumResponseSize: configuration.maximumResponseSize
+                connectTimeout: configuration.timeouts.connect
             )
         self.transport = transport
         let baseURL = configuration.serverURL
-        let timeout = configuration.timeouts.request
+        let defaultTimeout = configuration.timeouts.request
         let userAgent = configuration.userAgent
-        // Refreshing goes straight to the transport: it must not wait behind the auth middleware
-        // whose 401 asked for it.
+        let maximumResponseSize = configuration.maximumResponseSize
+        // Refreshing goes through the same chain as every request, flagged unauthenticated: the auth
+        // middleware passes it by, so it never waits behind the 401 that asked for it.
+        let chainReference = ChainReference()
         let refresh: TokenManager.Refresh = { refreshToken in
             let request = try Self.request(
                 .post,
@@ -63,11 +66,8 @@ public final class PyAirtableClient: Sendable {
                 authenticated: false,
                 userAgent: userAgent
             )
-            let response = try await transport.send(request, baseURL: baseURL, timeout: timeout)
-            guard (200..<300).contains(response.status.code) else {
-                throw PyAirtableError.http(response, operation: request.operation)
-            }
-            return try JSONCoding.decoder.decode(RefreshResponse.self, from: response.body).tokens
+            let response = try await chainReference.send(request, maximumResponseSize: maximumResponseSize)
+            return try JSONCoding.decoder.decode(RefreshResponse.self, from: response.data).tokens
         }
         let server = configuration.serverURL.absoluteString
         let tokens: TokenManager
@@ -104,11 +104,11 @@ public final class PyAirtableClient: Sendable {
 
         let parts = Self.makeMiddlewares(configuration: configuration, clock: configuration.clock, tokens: tokens)
         self.circuitState = parts.circuitState
-        self.chain = MiddlewareChain(middlewares: configuration.middlewares + parts.middlewares) { request in
+        let chain = MiddlewareChain(middlewares: configuration.middlewares + parts.middlewares) { request in
             // Whatever a transport throws reaches the middlewares as a PyAirtableError, so retry and
             // the circuit breaker judge custom transports' failures like the default one's.
             do {
-                return try await transport.send(request, baseURL: baseURL, timeout: timeout)
+                return try await transport.send(request, baseURL: baseURL, timeout: request.timeout ?? defaultTimeout)
             } catch let error as PyAirtableError {
                 throw error
             } catch is CancellationError {
@@ -116,6 +116,13 @@ public final class PyAirtableClient: Sendable {
             } catch {
                 throw PyAirtableError.transport(error, operation: request.operation)
             }
+        }
+        self.chain = chain
+        chainReference.set(chain)
+        self.replayScheduler = ReplayScheduler(settings: configuration.offline)
+        if let offlineQueues, offlineQueues.settings.replaysAutomatically, !offlineQueues.settings.queueWithoutTrying {
+            // Writes queued by an earlier run go once the server answers.
+            replayScheduler.trigger(.startup, client: self)
         }
     }
 
@@ -129,7 +136,9 @@ public final class PyAirtableClient: Sendable {
         let logger = configuration.logger
         let prefix = configuration.metricsPrefix
         var middlewares: [any ClientMiddleware] = [ObservabilityMiddleware(logger: logger, metricsPrefix: prefix)]
-        if configuration.deduplicateRequests { middlewares.append(DeduplicationMiddleware()) }
+        if configuration.deduplicateRequests {
+            middlewares.append(DeduplicationMiddleware(maximumResponseSize: configuration.maximumResponseSize))
+        }
         let breaker = CircuitBreakerMiddleware(
             policy: configuration.circuitBreaker,
             clock: clock,
@@ -155,6 +164,7 @@ public final class PyAirtableClient: Sendable {
             return realtime
         }
         await realtime?.close()
+        await replayScheduler.stop()
         try await transport.shutdown()
     }
 
@@ -240,40 +250,42 @@ public final class PyAirtableClient: Sendable {
             path: path,
             query: query,
             headerFields: fields,
-            body: data,
+            body: data.map(HTTPBody.init),
             operation: operation,
             authenticated: authenticated
         )
     }
 
-    /// Sends a request through the middleware chain; a non-success status becomes a ``PyAirtableError``.
+    /// Sends a request through the middleware chain and reads its answer into memory (at most
+    /// ``Configuration/maximumResponseSize``); a non-success status becomes a ``PyAirtableError``.
     @discardableResult
     func execute(_ request: ClientRequest) async throws -> ClientResponse {
+        let response = try await exchange(request)
+        return try await Self.collect(response, upTo: configuration.maximumResponseSize)
+    }
+
+    /// Sends a request through the middleware chain — the one path of every request: JSON calls, file
+    /// transfers, event streams, polling — and answers once the head arrives, its body still
+    /// streaming; a non-success status becomes a ``PyAirtableError`` (its error body read).
+    func exchange(_ request: ClientRequest) async throws -> ClientResponse {
         var request = request
         request.headerFields[.userAgent] = configuration.userAgent
-        let response: ClientResponse
+        return try await chain.send(request, checked: true)
+    }
+
+    static func collect(_ response: ClientResponse, upTo limit: Int) async throws -> ClientResponse {
         do {
-            response = try await chain.send(request)
-        } catch let error as PyAirtableError {
-            throw error
-        } catch is CancellationError {
-            throw PyAirtableError.cancelledError
-        } catch {
-            throw PyAirtableError.transport(error, operation: request.operation)
+            return try await response.collected(upTo: limit)
+        } catch let error as HTTPBody.TooManyBytesError {
+            throw PyAirtableError.responseTooLarge(limit: limit, underlying: error)
         }
-        guard (200..<300).contains(response.status.code) || response.status.code == 304 else {
-            throw PyAirtableError.http(response, operation: request.operation)
-        }
-        // The server answers again: send what was queued while it did not (replay's own requests aside).
-        if offlineQueues != nil, request.operation.service != "offline" { startAutomaticReplay() }
-        return response
     }
 
     /// Sends a request and decodes the answer as `type`.
     func send<T: Decodable>(_ request: ClientRequest, as type: T.Type) async throws -> T {
         let response = try await execute(request)
         do {
-            return try JSONCoding.decoder.decode(type, from: response.body)
+            return try JSONCoding.decoder.decode(type, from: response.data)
         } catch {
             throw PyAirtableError.decoding(
                 error,
@@ -281,6 +293,24 @@ public final class PyAirtableClient: Sendable {
                 requestID: response.headerFields[.requestID]
             )
         }
+    }
+}
+
+/// The chain, for the token refresh made before it (the chain's auth middleware holds the token
+/// manager, whose refresh sends through the chain).
+final class ChainReference: Sendable {
+    private let chain = Mutex<MiddlewareChain?>(nil)
+
+    func set(_ chain: MiddlewareChain) {
+        self.chain.withLock { $0 = chain }
+    }
+
+    func send(_ request: ClientRequest, maximumResponseSize: Int) async throws -> ClientResponse {
+        guard let chain = chain.withLock({ $0 }) else {
+            throw PyAirtableError.notAuthenticated("the client is not ready to refresh its token")
+        }
+        let response = try await chain.send(request, checked: true)
+        return try await PyAirtableClient.collect(response, upTo: maximumResponseSize)
     }
 }
 

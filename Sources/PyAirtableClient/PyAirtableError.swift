@@ -109,7 +109,7 @@ public struct PyAirtableError: Error, Sendable, Equatable, CustomStringConvertib
 
     /// The error for an HTTP answer that is not a success, from its error body.
     static func http(_ response: ClientResponse, operation: ClientOperation) -> PyAirtableError {
-        let body = try? JSONCoding.decoder.decode(ErrorResponse.self, from: response.body)
+        let body = try? JSONCoding.decoder.decode(ErrorResponse.self, from: response.data)
         let status = response.status.code
         let code: Code =
             switch status {

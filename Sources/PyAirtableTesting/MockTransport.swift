@@ -7,6 +7,10 @@ import Synchronization
 /// A ``ClientTransport`` for failure injection: it answers from a script — a queue of outcomes or
 /// a closure — optionally forwards the rest to a real transport, and records every request it saw.
 ///
+/// Every request of the client reaches it: JSON calls, file uploads (their body streamed from disk;
+/// read it with `request.body?.collect(upTo:)`) and downloads, the realtime event stream (answer it
+/// with ``Outcome/eventStream(_:)``) and polling, and token refreshes.
+///
 /// ```swift
 /// let mock = MockTransport(
 ///     [.connectionRefused, .status(503, retryAfter: .seconds(2)), .dropResponseAfterSending],
@@ -53,6 +57,19 @@ public final class MockTransport: ClientTransport {
                     status: HTTPResponse.Status(code: status),
                     headerFields: [.contentType: "application/json"],
                     body: try JSONCoding.encoder.encode(value)
+                )
+            )
+        }
+
+        /// A `200 text/event-stream` answer whose body is `messages`, each a whole Server-Sent Events
+        /// message (such as `"id: 7\ndata: {…}\n\n"`), sent as it is yielded; the stream ends when
+        /// `messages` finishes.
+        public static func eventStream(_ messages: AsyncStream<String>) -> Outcome {
+            .response(
+                ClientResponse(
+                    status: .ok,
+                    headerFields: [.contentType: "text/event-stream"],
+                    body: HTTPBody(EventStreamChunks(messages: messages), length: .unknown, iterationBehavior: .single)
                 )
             )
         }
@@ -195,7 +212,9 @@ public final class MockTransport: ClientTransport {
         case .connectionReset:
             throw await Self.transportError(.connectionReset)
         case .dropResponseAfterSending:
-            _ = try await forward(request, baseURL: baseURL, timeout: timeout)
+            let response = try await forward(request, baseURL: baseURL, timeout: timeout)
+            // Read the answer whole, so the server finished with the request, then lose it.
+            if let body = response.body { for try await _ in body {} }
             throw await Self.transportError(.responseLost)
         case .passThrough:
             return try await forward(request, baseURL: baseURL, timeout: timeout)
@@ -275,6 +294,24 @@ public final class MockTransport: ClientTransport {
             headerFields: fields,
             body: (try? JSONCoding.encoder.encode(body)) ?? Data()
         )
+    }
+}
+
+/// Server-Sent Events messages as body chunks.
+private struct EventStreamChunks: AsyncSequence, Sendable {
+    typealias Element = ArraySlice<UInt8>
+    let messages: AsyncStream<String>
+
+    struct AsyncIterator: AsyncIteratorProtocol {
+        var base: AsyncStream<String>.AsyncIterator
+
+        mutating func next() async throws -> ArraySlice<UInt8>? {
+            await base.next().map { ArraySlice($0.utf8) }
+        }
+    }
+
+    func makeAsyncIterator() -> AsyncIterator {
+        AsyncIterator(base: messages.makeAsyncIterator())
     }
 }
 

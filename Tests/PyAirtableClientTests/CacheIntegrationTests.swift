@@ -28,7 +28,9 @@ final class WireLog: ClientMiddleware {
         _ request: ClientRequest,
         next: @Sendable (ClientRequest) async throws -> ClientResponse
     ) async throws -> ClientResponse {
-        let response = try await next(request)
+        // The body may still be arriving: read it here, and pass on the bytes.
+        let response = try await next(request).collected(upTo: 64 * 1024 * 1024)
+        let bodyBytes = try await response.body?.collect(upTo: 64 * 1024 * 1024).count ?? 0
         exchanges.withLock {
             $0.append(
                 Exchange(
@@ -36,7 +38,7 @@ final class WireLog: ClientMiddleware {
                     path: request.path,
                     ifNoneMatch: request.headerFields[.ifNoneMatch],
                     status: response.status.code,
-                    bodyBytes: response.body.count
+                    bodyBytes: bodyBytes
                 )
             )
         }

@@ -135,9 +135,11 @@ struct OfflineWritesTests {
                 #expect(try await client.offline.hasPendingWrites(for: other.id))
                 #expect(try await client.offline.hasPendingWrites(for: temporary))
 
-                // The server is back: the next request that reaches it starts the replay.
+                // The server is back. An unrelated call no longer starts the replay as a side effect; the
+                // explicit trigger does (the probe would too, on its interval).
                 try await server.start()
                 _ = try await client.users.me()
+                client.offline.replayNow()
                 try await client.offline.waitForPendingWrites()
                 #expect(try await client.offline.counts().total == 0)
                 #expect(try await !client.offline.hasPendingWrites(for: other.id))
@@ -191,7 +193,7 @@ struct OfflineWritesTests {
                         method: .post,
                         path: "/api/v1/tables/\(table.id)/records",
                         headerFields: fields,
-                        body: body,
+                        body: HTTPBody(body),
                         operation: ClientOperation(service: "test", name: "create")
                     )
                 )

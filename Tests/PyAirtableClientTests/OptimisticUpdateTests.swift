@@ -41,7 +41,7 @@ final class WriteGate: ClientMiddleware {
         next: @Sendable (ClientRequest) async throws -> ClientResponse
     ) async throws -> ClientResponse {
         guard request.method != .get else { return try await next(request) }
-        let body = request.body.map { String(decoding: $0, as: UTF8.self) } ?? ""
+        let body = request.bodyData.map { String(decoding: $0, as: UTF8.self) } ?? ""
         let id = UUID()
         await withTaskCancellationHandler {
             await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in

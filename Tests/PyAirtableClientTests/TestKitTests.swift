@@ -45,7 +45,10 @@ struct MockTransportTests {
         let response = MockTransport.errorResponse(429, retryAfter: .milliseconds(1500), message: "slow down")
         #expect(response.status.code == 429)
         #expect(response.headerFields[HTTPField.Name(HeaderName.retryAfter)!] == "1.5")
-        let body = try JSONCoding.decoder.decode(ErrorResponse.self, from: response.body)
+        let body = try JSONCoding.decoder.decode(
+            ErrorResponse.self,
+            from: try #require(try await response.body?.collect(upTo: 1 << 20))
+        )
         #expect(body.error.type == .rateLimited)
         #expect(body.error.message == "slow down")
         #expect(body.error.requestID == response.headerFields[HTTPField.Name(HeaderName.requestID)!])

@@ -58,7 +58,7 @@ extension PyAirtableClient {
                 }
                 let value = try Self.decode(type, from: response, operation: request.operation)
                 loaded.withLock { $0 = value }
-                return .value(response.body, tags: tags(value), etag: response.headerFields[.eTag])
+                return .value(response.data, tags: tags(value), etag: response.headerFields[.eTag])
             }
         } catch let error as ClientCacheError {
             if error == ClientCacheError.notCached(key) {
@@ -198,7 +198,7 @@ extension PyAirtableClient {
         -> T
     {
         do {
-            return try JSONCoding.decoder.decode(type, from: response.body)
+            return try JSONCoding.decoder.decode(type, from: response.data)
         } catch {
             throw PyAirtableError.decoding(error, operation: operation, requestID: response.headerFields[.requestID])
         }

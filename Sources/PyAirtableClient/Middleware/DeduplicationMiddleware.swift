@@ -2,8 +2,9 @@ import Foundation
 import HTTPTypes
 import Synchronization
 
-/// Identical GETs in flight at the same time share one request: the first (the leader) goes to the
-/// server and the others wait for its answer.
+/// Identical JSON GETs in flight at the same time share one request: the first (the leader) goes to
+/// the server and the others wait for its answer, read into memory so each can read it. Streamed
+/// answers (downloads, event streams) are never shared.
 final class DeduplicationMiddleware: ClientMiddleware {
     /// Requests of one client share its credentials, so the target and conditional header suffice.
     private struct Key: Hashable {
@@ -23,12 +24,19 @@ final class DeduplicationMiddleware: ClientMiddleware {
     }
 
     private let state = Mutex(State())
+    private let maximumResponseSize: Int
+
+    init(maximumResponseSize: Int) {
+        self.maximumResponseSize = maximumResponseSize
+    }
 
     func intercept(
         _ request: ClientRequest,
         next: @Sendable (ClientRequest) async throws -> ClientResponse
     ) async throws -> ClientResponse {
-        guard request.method == .get else { return try await next(request) }
+        guard request.method == .get, request.headerFields[.accept] == "application/json" else {
+            return try await next(request)
+        }
         let key = Key(target: request.target, ifNoneMatch: request.headerFields[.ifNoneMatch])
         let isLeader = state.withLock { state -> Bool in
             if state.flights[key] != nil { return false }
@@ -38,7 +46,12 @@ final class DeduplicationMiddleware: ClientMiddleware {
         if isLeader {
             let result: Result<ClientResponse, any Error>
             do {
-                result = .success(try await next(request))
+                let response = try await next(request)
+                do {
+                    result = .success(try await response.collected(upTo: maximumResponseSize))
+                } catch let error as HTTPBody.TooManyBytesError {
+                    throw PyAirtableError.responseTooLarge(limit: maximumResponseSize, underlying: error)
+                }
             } catch {
                 result = .failure(error)
             }

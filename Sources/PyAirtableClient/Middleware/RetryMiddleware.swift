@@ -42,8 +42,8 @@ public struct RetryPolicy: Sendable, Hashable {
 }
 
 /// Retries failures that retrying can help — network errors, timeouts, 429, 502, 503, 504 — with
-/// jittered exponential backoff on an injected clock. Never other 4xx, and never a write without an
-/// `Idempotency-Key` (every SDK write has one).
+/// jittered exponential backoff on an injected clock. Never other 4xx, never a write without an
+/// `Idempotency-Key` (every SDK write has one), and never a request whose body can be read only once.
 struct RetryMiddleware<C: Clock<Duration>>: ClientMiddleware {
     let policy: RetryPolicy
     let clock: C
@@ -63,7 +63,7 @@ struct RetryMiddleware<C: Clock<Duration>>: ClientMiddleware {
             } catch {
                 outcome = .failure(error)
             }
-            guard attempt < policy.maximumRetries, request.isIdempotent,
+            guard attempt < policy.maximumRetries, request.isIdempotent, request.isReplayable,
                 let wait = retryDelay(outcome, attempt, &generator)
             else { return try outcome.get() }
             attempt += 1

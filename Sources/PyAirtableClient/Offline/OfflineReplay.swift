@@ -116,11 +116,11 @@ public struct OfflineControl: Sendable {
             }
             var resolving: [TemporaryID: String] = [:]
             if let temporary = mutation.createsTemporaryIDs.first {
-                let created = try JSONCoding.decoder.decode(IdentifiedResource.self, from: response.body)
+                let created = try JSONCoding.decoder.decode(IdentifiedResource.self, from: response.data)
                 resolving[temporary] = created.id
             }
             try await queue.complete(mutation.id, resolving: resolving)
-            await confirm([mutation], answers: [response.body])
+            await confirm([mutation], answers: [response.data])
             report.replayed += 1
             if response.headerFields[.idempotentReplayed] == "true" { report.alreadyApplied += 1 }
             return .next
@@ -213,7 +213,7 @@ public struct OfflineControl: Sendable {
         }
         do {
             let response = try await client.execute(request)
-            let results = try JSONCoding.decoder.decode(BatchResponse.self, from: response.body).results
+            let results = try JSONCoding.decoder.decode(BatchResponse.self, from: response.data).results
             var resolving: [TemporaryID: String] = [:]
             for (mutation, result) in zip(mutations, results) {
                 if let temporary = mutation.createsTemporaryIDs.first, case .record(let record) = result {
@@ -295,7 +295,7 @@ public struct OfflineControl: Sendable {
             path: mutation.request.path,
             query: mutation.request.query.map { QueryItem($0.name, $0.value) },
             headerFields: fields,
-            body: mutation.request.body,
+            body: mutation.request.body.map(HTTPBody.init),
             operation: ClientOperation(service: "offline", name: "replay")
         )
     }
@@ -322,7 +322,7 @@ public struct OfflineControl: Sendable {
             method: .post,
             path: "/api/v1/tables/\(table)/records/batch",
             headerFields: fields,
-            body: body,
+            body: HTTPBody(body),
             operation: ClientOperation(service: "offline", name: "replayBatch")
         )
     }

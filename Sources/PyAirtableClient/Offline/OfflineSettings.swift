@@ -24,9 +24,13 @@ extension PyAirtableClient {
         public var maximumBytes: Int
         /// Whether writes go to the queue without trying the server (working offline on purpose).
         public var queueWithoutTrying = false
-        /// Whether the queue replays by itself, in the background, once a request reaches the server
-        /// again (after a write was queued, and once when the client starts).
+        /// Whether the queue replays by itself, in the background: when the client starts, and after a
+        /// write was queued because the server could not be reached, once a probe sees the server
+        /// answer again (see ``OfflineControl/replayState``). Never as a side effect of another call.
         public var replaysAutomatically = true
+        /// How often the server is probed (`GET /health`, on the client's clock) while queued writes
+        /// wait for it.
+        public var probeInterval: Duration = .seconds(5)
 
         public init(
             isEnabled: Bool = true,

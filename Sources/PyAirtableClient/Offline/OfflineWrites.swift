@@ -11,34 +11,6 @@ final class OfflineQueues: Sendable {
     let serverURL: String
     let logger: Logger
     private let queues = Mutex<[String: OfflineQueue]>([:])
-    /// Whether the queue may hold writes (unknown at start, so yes), and whether a background replay
-    /// runs now.
-    private let replayState = Mutex<(mayHavePending: Bool, running: Bool)>((true, false))
-
-    /// Marks the start of a background replay, when one may be useful and none runs.
-    func beginAutomaticReplay() -> Bool {
-        guard settings.replaysAutomatically, !settings.queueWithoutTrying else { return false }
-        return replayState.withLock { state in
-            guard state.mayHavePending, !state.running else { return false }
-            state.running = true
-            state.mayHavePending = false
-            return true
-        }
-    }
-
-    /// Marks the end of a background replay; `stillPending` when it stopped with writes left to send.
-    func endAutomaticReplay(stillPending: Bool) {
-        replayState.withLock { state in
-            state.running = false
-            if stillPending { state.mayHavePending = true }
-        }
-    }
-
-    /// Notes that a write was queued.
-    func noteQueued() {
-        replayState.withLock { $0.mayHavePending = true }
-    }
-
     init(settings: PyAirtableClient.OfflineSettings, serverURL: URL, logger: Logger) {
         self.settings = settings
         var server = serverURL.absoluteString
@@ -162,7 +134,7 @@ extension PyAirtableClient {
                 path: request.path,
                 query: request.query.map { QueuedRequest.QueryItem(name: $0.name, value: $0.value) },
                 headers: headers,
-                body: request.body,
+                body: request.bodyData,
                 conflictBase: conflictBase
             ),
             scope: temporaryID?.rawValue ?? scope,
@@ -180,10 +152,12 @@ extension PyAirtableClient {
             creates: temporaryID.map { [$0] } ?? [],
             idempotencyKey: request.headerFields[.idempotencyKey] ?? UUID().uuidString.lowercased()
         )
-        offlineQueues.noteQueued()
         if cause == nil {
             // Queued only to wait for an earlier create: the server may well be up, so replay now.
-            startAutomaticReplay()
+            replayScheduler.trigger(.writeQueued, client: self)
+        } else {
+            // The server cannot be reached: replay once a probe sees it answer again.
+            replayScheduler.serverUnreachable(client: self)
         }
         throw PyAirtableError.queuedOffline(
             mutation: mutation.id,
@@ -194,22 +168,10 @@ extension PyAirtableClient {
         )
     }
 
-    /// Replays the queue in the background, unless a replay runs or the queue is known to be empty.
-    func startAutomaticReplay() {
-        guard let offlineQueues, offlineQueues.beginAutomaticReplay() else { return }
-        Task {
-            var stillPending = true
-            defer { offlineQueues.endAutomaticReplay(stillPending: stillPending) }
-            if let report = try? await offline.replay() {
-                stillPending = report.stoppedBy != nil
-            }
-        }
-    }
-
     /// The temporary ids (`tmp_` and 14 letters or digits) named in a request's path or body.
     static func temporaryIDs(in request: ClientRequest) -> [TemporaryID] {
         var found: [TemporaryID] = []
-        for text in [request.path, request.body.map { String(decoding: $0, as: UTF8.self) } ?? ""] {
+        for text in [request.path, request.bodyData.map { String(decoding: $0, as: UTF8.self) } ?? ""] {
             var rest = text[...]
             while let range = rest.range(of: "tmp_") {
                 let candidate = String(text[range.lowerBound...].prefix(18))
@@ -224,9 +186,9 @@ extension PyAirtableClient {
     static func replacing(_ temporary: String, with serverID: String, in request: ClientRequest) -> ClientRequest {
         var request = request
         request.path = request.path.replacingOccurrences(of: temporary, with: serverID)
-        if let body = request.body {
-            request.body = Data(
-                String(decoding: body, as: UTF8.self).replacingOccurrences(of: temporary, with: serverID).utf8
+        if let body = request.bodyData {
+            request.body = HTTPBody(
+                Data(String(decoding: body, as: UTF8.self).replacingOccurrences(of: temporary, with: serverID).utf8)
             )
         }
         return request

@@ -1,4 +1,3 @@
-import AsyncHTTPClient
 import Foundation
 import Logging
 import Metrics
@@ -51,7 +50,6 @@ public final class RealtimeClient: Sendable {
     let logger: Logger
     let state = Mutex(State())
     /// The HTTP client of the SSE transport, made when first needed.
-    private let httpClient = Mutex<HTTPClient?>(nil)
     private let eventsCounter: Counter
     private let reconnectsCounter: Counter
     private let lagTimer: Metrics.Timer
@@ -196,18 +194,6 @@ public final class RealtimeClient: Sendable {
         for observer in observers {
             observer.yield(.closed)
             observer.finish()
-        }
-        let http = httpClient.withLock { $0 }
-        try? await http?.shutdown()
-    }
-
-    /// The SSE transport's HTTP client.
-    var http: HTTPClient {
-        httpClient.withLock { client in
-            if let client { return client }
-            let made = HTTPClient(eventLoopGroup: HTTPClient.defaultEventLoopGroup)
-            client = made
-            return made
         }
     }
 

@@ -258,44 +258,36 @@ extension RealtimeClient {
 
     private func runServerSentEvents(isFallback: Bool) async -> SessionEnd {
         let since: Int64
-        let token: String?
-        var request: HTTPClientRequest
         do {
             since = try await streamStart()
-            token = try await bearer()
-            request = HTTPClientRequest(
-                url: client.configuration.serverURL.absoluteString.trimmingSuffix("/") + "/api/v1/events"
-            )
-            request.headers.add(name: "Accept", value: "text/event-stream")
-            request.headers.add(name: "Last-Event-ID", value: String(since))
-            request.headers.add(name: "User-Agent", value: client.configuration.userAgent)
-            if let token { request.headers.add(name: "Authorization", value: "Bearer \(token)") }
         } catch {
             return .notEstablished(error)
         }
-        let response: HTTPClientResponse
+        // The stream is an ordinary GET through the client's middlewares and transport: the auth
+        // middleware puts the token on it and refreshes it after a 401.
+        var request = ClientRequest(
+            method: .get,
+            path: "/api/v1/events",
+            headerFields: [.accept: "text/event-stream"],
+            operation: ClientOperation(service: "realtime", name: "stream"),
+            timeout: .seconds(3600 * 24 * 365)
+        )
+        request.headerFields[.lastEventID] = String(since)
+        let response: ClientResponse
         do {
-            response = try await http.execute(request, timeout: .seconds(3600 * 24 * 365))
-        } catch {
-            return .notEstablished(error)
-        }
-        if response.status.code == 410 {
+            response = try await client.exchange(request)
+        } catch let error as PyAirtableError where error.status == 410 {
             // Positions older than the retained log: tell the subscriptions, start again from the head.
-            _ = try? await response.body.collect(upTo: 1024 * 1024)
             do {
                 deliverReset(seq: try await head())
             } catch {
                 return .notEstablished(error)
             }
             return .restart
+        } catch {
+            return .notEstablished(error)
         }
-        if response.status.code == 401 {
-            _ = try? await response.body.collect(upTo: 1024 * 1024)
-            if let token { _ = try? await client.tokens.refreshed(replacing: token) }
-            return .notEstablished(PyAirtableError.unauthorized)
-        }
-        guard response.status.code == 200 else {
-            _ = try? await response.body.collect(upTo: 1024 * 1024)
+        guard response.status.code == 200, let body = response.body else {
             return .notEstablished(RealtimeClosed(reason: "SSE answered \(response.status.code)"))
         }
         setConnectionState(.connected(.serverSentEvents))
@@ -321,9 +313,9 @@ extension RealtimeClient {
                     maximumEventSize: configuration.maximumMessageSize
                 )
                 do {
-                    for try await buffer in response.body {
+                    for try await chunk in body {
                         lastActivity.touch()
-                        let messages = try parser.feed(buffer.readableBytesView)
+                        let messages = try parser.feed(chunk)
                         var events: [Event] = []
                         for message in messages {
                             switch message.event {
@@ -331,8 +323,12 @@ extension RealtimeClient {
                                 events.append(try Event.decode(message.data))
                             case "error":
                                 if !events.isEmpty { await deliver(streamEvents: events) }
-                                if message.data.contains("\"code\":401"), let token {
-                                    _ = try? await client.tokens.refreshed(replacing: token)
+                                if message.data.contains("\"code\":401") {
+                                    // The access token expired during the stream: refresh it before
+                                    // the next connection.
+                                    if let token = try? await client.tokens.token() {
+                                        _ = try? await client.tokens.refreshed(replacing: token)
+                                    }
                                 }
                                 return .dropped(RealtimeClosed(reason: "the server ended the stream: \(message.data)"))
                             default:
@@ -472,6 +468,10 @@ final class Flag: Sendable {
     private let value = Mutex(false)
     func set() { value.withLock { $0 = true } }
     var isSet: Bool { value.withLock { $0 } }
+}
+
+extension HTTPField.Name {
+    static let lastEventID = Self("Last-Event-ID")!
 }
 
 extension String {

@@ -69,17 +69,15 @@ public struct FilesService: Sendable {
             throw PyAirtableError.invalidArgument("'\(path)' is not a regular file")
         }
         let length = (attributes[.size] as? NSNumber)?.int64Value ?? 0
-        let body = StreamingRequestBody(length: length) {
-            try Self.chunks(ofFileAt: path, total: length, progress: progress)
-        }
-        let request = Self.uploadRequest(
+        var request = Self.uploadRequest(
             name: name ?? url.lastPathComponent,
             contentType: contentType,
             workspace: workspace
         )
-        return try await client.executeStreaming(request, body: body, timeout: Self.transferTimeout) { head, chunks in
-            try await Self.decode(FileMetadata.self, from: chunks, head: head, operation: request.operation)
-        }
+        // Read from disk as it is sent, and again from the start if the request is sent again.
+        request.body = HTTPBody.file(atPath: path, length: length, chunkSize: Self.chunkSize, progress: progress)
+        request.timeout = Self.transferTimeout
+        return try await client.send(request, as: FileMetadata.self)
     }
 
     /// Uploads bytes held in memory (small content) through the client's usual request path.
@@ -90,7 +88,7 @@ public struct FilesService: Sendable {
         workspace: WorkspaceID? = nil
     ) async throws -> FileMetadata {
         var request = Self.uploadRequest(name: name, contentType: contentType, workspace: workspace)
-        request.body = data
+        request.body = HTTPBody(data)
         return try await client.send(request, as: FileMetadata.self)
     }
 
@@ -158,38 +156,39 @@ public struct FilesService: Sendable {
         )
         var accepting = request
         accepting.headerFields[.accept] = "*/*"
+        accepting.timeout = Self.transferTimeout
         let destination = url.path
         let temporary =
             (destination as NSString).deletingLastPathComponent + "/.\(url.lastPathComponent).\(UUID().uuidString).part"
-        return try await client.executeStreaming(accepting, body: nil, timeout: Self.transferTimeout) { head, chunks in
-            let total = head.headerFields[.contentLength].flatMap(Int64.init)
-            guard FileManager.default.createFile(atPath: temporary, contents: nil) else {
-                throw PyAirtableError.invalidArgument("cannot write '\(temporary)'")
+        let head = try await client.exchange(accepting)
+        let chunks = head.body ?? HTTPBody()
+        let total = head.headerFields[.contentLength].flatMap(Int64.init)
+        guard FileManager.default.createFile(atPath: temporary, contents: nil) else {
+            throw PyAirtableError.invalidArgument("cannot write '\(temporary)'")
+        }
+        do {
+            let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: temporary))
+            defer { try? handle.close() }
+            var written: Int64 = 0
+            for try await chunk in chunks {
+                try handle.write(contentsOf: chunk)
+                written += Int64(chunk.count)
+                progress?(TransferProgress(completed: written, total: total))
             }
-            do {
-                let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: temporary))
-                defer { try? handle.close() }
-                var written: Int64 = 0
-                for try await chunk in chunks {
-                    try chunk.withUnsafeReadableBytes { try handle.write(contentsOf: $0) }
-                    written += Int64(chunk.readableBytes)
-                    progress?(TransferProgress(completed: written, total: total))
-                }
-                try handle.synchronize()
-                if let total, total != written {
-                    throw PyAirtableError.invalidArgument("the download ended after \(written) of \(total) bytes")
-                }
-                // rename(2) replaces an existing file atomically; readers never see a partial one.
-                guard rename(temporary, destination) == 0 else {
-                    throw PyAirtableError.invalidArgument(
-                        "cannot move the download to '\(destination)': \(String(cString: strerror(errno)))"
-                    )
-                }
-                return DownloadResult(path: destination, size: written, eTag: head.headerFields[.eTag])
-            } catch {
-                try? FileManager.default.removeItem(atPath: temporary)
-                throw error
+            try handle.synchronize()
+            if let total, total != written {
+                throw PyAirtableError.invalidArgument("the download ended after \(written) of \(total) bytes")
             }
+            // rename(2) replaces an existing file atomically; readers never see a partial one.
+            guard rename(temporary, destination) == 0 else {
+                throw PyAirtableError.invalidArgument(
+                    "cannot move the download to '\(destination)': \(String(cString: strerror(errno)))"
+                )
+            }
+            return DownloadResult(path: destination, size: written, eTag: head.headerFields[.eTag])
+        } catch {
+            try? FileManager.default.removeItem(atPath: temporary)
+            throw error
         }
     }
 
@@ -203,7 +202,7 @@ public struct FilesService: Sendable {
         )
         request.headerFields[.accept] = "*/*"
         if let range { request.headerFields[.range] = "bytes=\(range.lowerBound)-\(range.upperBound)" }
-        return try await client.execute(request).body
+        return try await client.execute(request).data
     }
 
     // MARK: Helpers
@@ -223,50 +222,5 @@ public struct FilesService: Sendable {
             headerFields: fields,
             operation: operation("upload")
         )
-    }
-
-    /// The file's bytes in pieces of ``chunkSize``, read as the transport asks for them.
-    static func chunks(
-        ofFileAt path: String,
-        total: Int64,
-        progress: (@Sendable (TransferProgress) -> Void)?
-    ) throws -> AsyncThrowingStream<ByteBuffer, any Error> {
-        let handle = try FileHandle(forReadingFrom: URL(fileURLWithPath: path))
-        let sent = ByteCounter()
-        return AsyncThrowingStream(unfolding: {
-            guard let data = try handle.read(upToCount: chunkSize), !data.isEmpty else {
-                try? handle.close()
-                return nil
-            }
-            let completed = sent.add(Int64(data.count))
-            progress?(TransferProgress(completed: completed, total: total))
-            return ByteBuffer(bytes: data)
-        })
-    }
-
-    static func decode<T: Decodable>(
-        _ type: T.Type,
-        from chunks: ResponseBodyStream,
-        head: ClientResponse,
-        operation: ClientOperation
-    ) async throws -> T {
-        let data = try await chunks.collect(upTo: 1 << 20)
-        do {
-            return try JSONCoding.decoder.decode(type, from: data)
-        } catch {
-            throw PyAirtableError.decoding(error, operation: operation, requestID: head.headerFields[.requestID])
-        }
-    }
-}
-
-/// A running count of bytes, shared by the pieces of one transfer.
-private final class ByteCounter: Sendable {
-    private let count = Mutex<Int64>(0)
-
-    func add(_ bytes: Int64) -> Int64 {
-        count.withLock { value in
-            value += bytes
-            return value
-        }
     }
 }

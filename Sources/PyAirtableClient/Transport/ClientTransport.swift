@@ -23,19 +23,27 @@ public struct ClientRequest: Sendable, Hashable {
     public var path: String
     public var query: [QueryItem]
     public var headerFields: HTTPFields
-    public var body: Data?
+    /// The body: JSON in memory, or a file streamed from disk. Its ``HTTPBody/iterationBehavior``
+    /// says whether the request may be sent again (after a refreshed token, on a retry).
+    public var body: HTTPBody?
     public var operation: ClientOperation
-    /// Whether the request carries the client's credentials (not for login, register, refresh).
+    /// Whether the request carries the client's credentials (not for login, register, refresh):
+    /// the auth middleware leaves a request without them alone, so a refresh never waits on itself.
     public var authenticated: Bool
+    /// How long the transport may wait for the response's head; `nil` for the client's
+    /// ``PyAirtableClient/Configuration/Timeouts/request``. File transfers and event streams set a
+    /// longer one.
+    public var timeout: Duration?
 
     public init(
         method: HTTPRequest.Method,
         path: String,
         query: [QueryItem] = [],
         headerFields: HTTPFields = [:],
-        body: Data? = nil,
+        body: HTTPBody? = nil,
         operation: ClientOperation,
-        authenticated: Bool = true
+        authenticated: Bool = true,
+        timeout: Duration? = nil
     ) {
         self.method = method
         self.path = path
@@ -44,6 +52,12 @@ public struct ClientRequest: Sendable, Hashable {
         self.body = body
         self.operation = operation
         self.authenticated = authenticated
+        self.timeout = timeout
+    }
+
+    /// Whether the request can be sent more than once: it has no body, or a body that can be read again.
+    public var isReplayable: Bool {
+        body.map { $0.iterationBehavior == .multiple } ?? true
     }
 
     /// Whether sending this request twice has the effect of sending it once: reads, and writes that
@@ -77,24 +91,52 @@ public struct QueryItem: Sendable, Hashable {
     }
 }
 
-/// A response as the transport received it.
+/// A response as the transport received it: its head, and its body as it arrives (an event stream,
+/// a download) or already in memory.
 public struct ClientResponse: Sendable, Hashable {
     public var status: HTTPResponse.Status
     public var headerFields: HTTPFields
-    public var body: Data
+    /// The body; `nil` for none.
+    public var body: HTTPBody?
 
-    public init(status: HTTPResponse.Status, headerFields: HTTPFields = [:], body: Data = Data()) {
+    public init(status: HTTPResponse.Status, headerFields: HTTPFields = [:], body: HTTPBody? = nil) {
         self.status = status
         self.headerFields = headerFields
         self.body = body
     }
+
+    /// A response whose body is `data`.
+    public init(status: HTTPResponse.Status, headerFields: HTTPFields = [:], body data: Data) {
+        self.init(status: status, headerFields: headerFields, body: HTTPBody(data))
+    }
+
+    /// This response with its body read into memory, at most `maximumBytes` of it.
+    /// - Throws: ``HTTPBody/TooManyBytesError`` past the limit, or the body's error.
+    public func collected(upTo maximumBytes: Int) async throws -> ClientResponse {
+        guard let body, body.buffered == nil else { return self }
+        var response = self
+        response.body = HTTPBody(try await body.collect(upTo: maximumBytes))
+        return response
+    }
+
+    /// The body's bytes when it is in memory (see ``collected(upTo:)``), else empty.
+    var data: Data { body?.buffered ?? Data() }
+}
+
+extension ClientRequest {
+    /// The body's bytes when it is in memory (JSON), else `nil`.
+    var bodyData: Data? { body?.buffered }
 }
 
 /// Sends requests to the server: the seam between the SDK and the network.
 ///
 /// ``AsyncHTTPClientTransport`` is the default; tests put a failing or scripted transport here.
 public protocol ClientTransport: Sendable {
-    /// Sends `request` to `baseURL` and returns the whole response.
+    /// Sends `request` to `baseURL` and returns the response once its head has arrived; its body may
+    /// still be arriving (a ``HTTPBody/IterationBehavior/single`` body), or be in memory.
+    ///
+    /// `timeout` bounds the wait for the head (the request's body is sent within it); reading the
+    /// response's body is bounded by whoever reads it.
     /// - Throws: ``PyAirtableError`` for transport failures (connection refused, timeout, …).
     func send(_ request: ClientRequest, baseURL: URL, timeout: Duration) async throws -> ClientResponse
 
