@@ -4,7 +4,9 @@ import PyAirtableClient
 import PyAirtableModels
 import PyAirtableTesting
 import ReferenceServer
+import ReferenceServerTesting
 import Synchronization
+import TestSupport
 import Testing
 
 @testable import PyAirtableClient
@@ -80,9 +82,9 @@ struct HTTPBodyTests {
 
     @Test("a file body reads the file again from the start on each iteration")
     func fileBody() async throws {
-        let scratch = try Scratch()
+        let scratch = try TemporaryDirectory()
         let source = scratch.url("again.bin")
-        _ = try Scratch.writePattern(to: source, size: 300_000)
+        _ = try TemporaryDirectory.writePattern(to: source, size: 300_000)
         let body = HTTPBody.file(atPath: source.path, length: 300_000, chunkSize: 64 * 1024, progress: nil)
         #expect(body.iterationBehavior == .multiple)
         let first = try await body.collect(upTo: 1 << 20)
@@ -96,9 +98,9 @@ struct HTTPBodyTests {
 struct OneRequestPathTests {
     @Test("a custom middleware and the mock transport see an upload, a download and the event stream")
     func middlewareSeesTransfersAndStream() async throws {
-        let scratch = try Scratch()
+        let scratch = try TemporaryDirectory()
         let source = scratch.url("seen.bin")
-        let digest = try Scratch.writePattern(to: source, size: 700_000)
+        let digest = try TemporaryDirectory.writePattern(to: source, size: 700_000)
         try await TestServer.withRunning { server in
             let demo = try await server.seedDemo()
             let recorder = RecordingMiddleware()
@@ -116,7 +118,7 @@ struct OneRequestPathTests {
                 #expect(file.sha256 == digest)
                 let copy = scratch.url("copy.bin")
                 try await client.files.download(file.id, to: copy)
-                #expect(try Scratch.sha256(of: copy) == digest)
+                #expect(try TemporaryDirectory.sha256(of: copy) == digest)
 
                 let table = try await Fixtures.makeTable(client)
                 let updates = client.realtime.subscribe(EventFilter(tableID: table.id))
