@@ -230,7 +230,7 @@ extension OfflineQueue {
         await notify(.completed, ids)
     }
 
-    /// Removes a mutation the server applied; see ``complete(_:resolving:)`` (the batch form).
+    /// Removes a mutation the server applied; see ``complete(_:resolving:)-([Int64],_)`` (the batch form).
     /// - Parameters:
     ///   - id: The mutation the server applied.
     ///   - resolving: The server id of each temporary id it created.

@@ -8,7 +8,7 @@ import Logging
 /// ``enqueue(_:scope:batchKey:creates:idempotencyKey:)`` returns, with the `Idempotency-Key` it will
 /// carry on every attempt. A replay driver claims mutations
 /// (``claimNext()``, ``claimBatch(maximum:)``), which marks them in flight in the same transaction that
-/// picks them, sends them, and reports ``complete(_:resolving:)`` or ``fail(_:failure:retryable:)``.
+/// picks them, sends them, and reports ``complete(_:resolving:)-(Int64,_)`` or ``fail(_:failure:retryable:)``.
 ///
 /// - Ordering: within a ``QueuedMutation/scope`` (a record id, or the temporary id of a record created
 ///   offline) mutations are claimed strictly in ``QueuedMutation/id`` order, one scope at a time; other
@@ -274,7 +274,7 @@ public final class OfflineQueue: Sendable {
     /// rewrites every queued mutation naming it (path, query, headers, JSON body — linked-record arrays
     /// included — and scope), all in one transaction.
     ///
-    /// ``complete(_:resolving:)`` does this for the mutation that created the record; call this directly
+    /// ``complete(_:resolving:)-(Int64,_)`` does this for the mutation that created the record; call this directly
     /// only when the server id is learnt another way.
     /// - Parameters:
     ///   - temporaryID: The temporary id.

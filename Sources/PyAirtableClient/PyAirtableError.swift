@@ -99,7 +99,7 @@ public struct PyAirtableError: Error, Sendable, Equatable, CustomStringConvertib
     public static let notAuthenticated = PyAirtableError(code: .notAuthenticated)
     /// An argument was invalid before anything was sent.
     public static let invalidArgument = PyAirtableError(code: .invalidArgument)
-    /// A ``FetchPolicy/cacheOnly`` read found nothing usable in the cache.
+    /// A `FetchPolicy.cacheOnly` read found nothing usable in the cache.
     public static let notCached = PyAirtableError(code: .notCached)
     /// The server could not be reached, so the write was kept in the offline queue (on disk, with its
     /// idempotency key) and will be applied, once, when the queue is replayed.

@@ -4,7 +4,7 @@ import PyAirtableClient
 import PyAirtableModels
 import Synchronization
 
-/// A ``ClientTransport`` for failure injection: it answers from a script — a queue of outcomes or
+/// A `ClientTransport` for failure injection: it answers from a script — a queue of outcomes or
 /// a closure — optionally forwards the rest to a real transport, and records every request it saw.
 ///
 /// Every request of the client reaches it: JSON calls, file uploads (their body streamed from disk;
@@ -26,7 +26,7 @@ public final class MockTransport: ClientTransport {
     public enum Outcome: Sendable {
         /// Answers with this response without sending anything.
         case response(ClientResponse)
-        /// Throws this error without sending anything (a ``PyAirtableError`` or any other error).
+        /// Throws this error without sending anything (a `PyAirtableError` or any other error).
         case error(any Error)
         /// Fails as if the server refused the connection; nothing reaches the server.
         case connectionRefused
@@ -49,7 +49,7 @@ public final class MockTransport: ClientTransport {
             .response(MockTransport.errorResponse(code, retryAfter: retryAfter, message: message))
         }
 
-        /// A success answer carrying `value` as JSON, such as a ``Record`` or a ``Page``.
+        /// A success answer carrying `value` as JSON, such as a `Record` or a `Page`.
         /// - Throws: The encoding error, if `value` cannot be encoded.
         public static func json(_ value: some Encodable, status: Int = 200) throws -> Outcome {
             .response(
@@ -75,7 +75,7 @@ public final class MockTransport: ClientTransport {
         }
     }
 
-    /// The local stand-ins for network failures (the errors underneath the ``PyAirtableError``s
+    /// The local stand-ins for network failures (the errors underneath the `PyAirtableError`s
     /// the mock throws).
     public enum TransportFailure: Error, Sendable, Hashable, CustomStringConvertible {
         case connectionRefused
@@ -228,8 +228,8 @@ public final class MockTransport: ClientTransport {
         return try await realTransport.send(request, baseURL: baseURL, timeout: timeout)
     }
 
-    /// `failure` as the ``PyAirtableError`` a real transport would throw (``PyAirtableError/transportFailure``
-    /// or ``PyAirtableError/timeout``), with `failure` as its underlying error.
+    /// `failure` as the `PyAirtableError` a real transport would throw (`PyAirtableError.transportFailure`
+    /// or `PyAirtableError.timeout`), with `failure` as its underlying error.
     ///
     /// The SDK's retry and circuit breaker act only on `PyAirtableError`s, whose factory for
     /// transport failures is internal; a throwaway client over a throwing transport makes one the

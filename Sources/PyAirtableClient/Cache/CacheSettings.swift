@@ -109,7 +109,7 @@ extension PyAirtableClient {
             self.now = now
         }
 
-        /// No cache: every read goes to the server, as with ``FetchPolicy/networkOnly``.
+        /// No cache: every read goes to the server, as with `FetchPolicy.networkOnly`.
         public static var disabled: CacheSettings { CacheSettings(isEnabled: false) }
 
         /// A cache in the file at `path` (by default `$XDG_CACHE_HOME/pyat/cache.sqlite`).

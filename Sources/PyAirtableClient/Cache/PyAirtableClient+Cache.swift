@@ -334,7 +334,7 @@ public struct CacheControl: Sendable {
         return DecodedValueFootprint(count: count, bytes: bytes)
     }
 
-    /// Drops every entry providing one of `tags` (see ``CacheTag`` for the rules).
+    /// Drops every entry providing one of `tags` (see `CacheTag` for the rules).
     /// - Returns: How many entries were dropped.
     @discardableResult
     public func invalidate(tags: [String]) async throws -> Int {

@@ -14,7 +14,7 @@ public enum ConflictStrategy: Sendable {
     /// Throw ``PyAirtableError/preconditionFailed`` carrying the current record.
     case fail
     /// The server's record stands and the write is dropped; the call answers the current record
-    /// (a delete answers ``DeletedRecord/deleted`` `false`).
+    /// (a delete answers `DeletedRecord.deleted` `false`).
     case serverWins
     /// The write is sent again over the current version: its fields replace the server's.
     case clientWins

@@ -4,7 +4,7 @@ import Metrics
 import OfflineQueue
 import PyAirtableModels
 
-/// What ``OfflineControl/replay()`` did.
+/// What ``OfflineControl/replay(progress:)`` did.
 public struct ReplayReport: Sendable, Hashable {
     /// Writes the server accepted (or had already applied: see ``alreadyApplied``).
     public var replayed = 0
@@ -54,11 +54,11 @@ public struct OfflineControl: Sendable {
     /// writes behind failed ones are left.
     ///
     /// Record writes to one table go up to 100 at a time through the batch endpoint, under one
-    /// idempotency key kept in the queue with the group (see ``OfflineQueue/claimBatch(maximum:)``): a
+    /// idempotency key kept in the queue with the group (see `OfflineQueue.claimBatch(maximum:)`): a
     /// batch interrupted by a crash is sent again whole with the same key, and the server answers it
     /// from its idempotency store. Other writes go one by one, each with its own key.
     ///
-    /// A write the server refuses goes to the failed list (see ``OfflineQueue/failed()``) and does not
+    /// A write the server refuses goes to the failed list (see `OfflineQueue.failed()`) and does not
     /// block writes to other records; when the server refuses a batch — all or nothing, so none of it was
     /// applied — its writes are sent again one by one, so only the bad one fails. A create's temporary
     /// id is replaced by the server's id in every later queued write that names it.

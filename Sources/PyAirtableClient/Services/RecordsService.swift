@@ -23,7 +23,7 @@ public struct RecordsService: Sendable {
     /// stands in for an unreachable server.
     ///
     /// Writes not yet confirmed (in flight, or queued offline) are applied to the page
-    /// (``CachedResponse/hasPendingWrites``); with ``FetchPolicy/networkOnly`` the answer is the
+    /// (``CachedResponse/hasPendingWrites``); with `FetchPolicy.networkOnly` the answer is the
     /// server's alone.
     ///
     /// The cached page provides the tag of each record in it, so a change to any of them — by this
@@ -89,7 +89,7 @@ public struct RecordsService: Sendable {
     /// Writes not yet confirmed are applied (``CachedResponse/hasPendingWrites``): a record a pending
     /// write deletes is not found, and a temporary id (`tmp_…`) of a record created offline reads as
     /// the pending create — or, once the create landed, as the server's record. With
-    /// ``FetchPolicy/networkOnly`` the answer is the server's alone.
+    /// `FetchPolicy.networkOnly` the answer is the server's alone.
     public func fetch(_ id: RecordID, policy: FetchPolicy? = nil) async throws -> CachedResponse<Record> {
         // `networkOnly` asks for the server's data as it is: pending writes are not laid over it.
         let layers = policy == .networkOnly ? [] : await client.pendingLayers()
@@ -205,7 +205,7 @@ public struct RecordsService: Sendable {
     }
 
     /// Deletes a record. On a conflict, ``ConflictStrategy/serverWins`` keeps the record and answers
-    /// ``DeletedRecord/deleted`` `false`; the other strategies but ``ConflictStrategy/fail`` delete it
+    /// `DeletedRecord.deleted` `false`; the other strategies but ``ConflictStrategy/fail`` delete it
     /// over the current version.
     @discardableResult
     public func delete(
