@@ -1,4 +1,5 @@
 import Foundation
+import HTTPTypes
 import PyAirtableModels
 import PyAirtableTesting
 import Testing
@@ -64,6 +65,43 @@ struct ServerClockTests {
         }
         // Cancelled while waiting on the clock, the service ended.
         #expect(clock.sleepers() == 0)
+    }
+
+    @Test func serverSentEventsHeartbeatEachIntervalOfTheClock() async throws {
+        let clock = TestClock()
+        // Not a divisor of the other waits on the clock (maintenance, the webhook worker, the
+        // access token's lifetime), so a pending wait of exactly this long is the heartbeat's.
+        let heartbeat = Duration.seconds(7)
+        /// Waits, without sleeping, until the stream's heartbeat task sleeps on the clock.
+        @Sendable func heartbeatPending() async {
+            while true {
+                let sleepers = clock.sleepers()
+                if clock.pendingDurations().contains(heartbeat) { return }
+                await clock.waitForSleepers(sleepers + 1)
+            }
+        }
+        try await RealtimeServer.run(
+            realtime: RealtimeConfiguration(heartbeatInterval: heartbeat),
+            waitsOn: clock
+        ) { server in
+            let (owner, _) = try await server.api.register("Ada")
+            let stream = try await server.serverSentEvents(token: try #require(owner.token))
+            defer { stream.cancel() }
+            #expect(stream.status == .ok)
+            let opening = await stream.blocks.next()
+            #expect(opening?.comments == ["connected"])
+
+            await heartbeatPending()
+            clock.advance(by: heartbeat)
+            let first = await stream.blocks.next()
+            #expect(first?.comments == ["heartbeat"])
+
+            // The next heartbeat waits for the next interval.
+            await heartbeatPending()
+            clock.advance(by: heartbeat)
+            let second = await stream.blocks.next()
+            #expect(second?.comments == ["heartbeat"])
+        }
     }
 
     @Test func webhookWorkerIdleWaitEndsWhenTheClockReachesIt() async throws {
