@@ -184,6 +184,7 @@ let package = Package(
         .testTarget(
             name: "ReferenceServerTests",
             dependencies: [
+                "PyAirtableTesting",
                 "ReferenceServer",
                 "ReferenceServerTesting",
                 "TestSupport",

@@ -20,19 +20,19 @@ public func buildRouter(services: ServerServices) -> Router<AppRequestContext> {
     router.add(
         middleware: BodyMiddleware(
             maximumBodySize: services.configuration.maximumBodySize,
-            maximumJSONDepth: services.configuration.limits.maximumJSONDepth,
-            keys: services.keys
+            maximumJSONDepth: services.configuration.limits.maximumJSONDepth
         )
     )
+    router.add(middleware: IdempotencyMiddleware(keys: services.keys))
     let api = router.group("api/v1")
-    AuthController(services: services).addRoutes(to: api)
-    WorkspacesController(services: services).addRoutes(to: api)
-    SchemaController(services: services).addRoutes(to: api)
-    RecordsController(services: services).addRoutes(to: api)
-    OperationsController(services: services).addRoutes(api: api, root: router)
-    RealtimeController(services: services).addRoutes(to: api)
-    WebhooksController(services: services).addRoutes(to: api)
-    FilesController(services: services).addRoutes(to: api)
+    AuthController(services: services, store: services.store).addRoutes(to: api)
+    WorkspacesController(services: services, store: services.store).addRoutes(to: api)
+    SchemaController(services: services, store: services.store).addRoutes(to: api)
+    RecordsController(services: services, store: services.store).addRoutes(to: api)
+    OperationsController(services: services, store: services.store).addRoutes(api: api, root: router)
+    RealtimeController(services: services, store: services.store).addRoutes(to: api)
+    WebhooksController(services: services, store: services.store).addRoutes(to: api)
+    FilesController(services: services, store: services.store).addRoutes(to: api)
     // Last, so it wraps only the not-found responder: see MethodNotAllowedMiddleware.
     router.add(
         middleware: MethodNotAllowedMiddleware(routes: RouteMethods(routes: router.routes.map { ($0.path, $0.method) }))
@@ -51,7 +51,7 @@ public func buildApplication(
     onServerRunning: @escaping @Sendable (Int) async -> Void = { _ in }
 ) -> some ApplicationProtocol {
     let configuration = services.configuration
-    let realtime = RealtimeController(services: services)
+    let realtime = RealtimeController(services: services, store: services.store)
     var application = Application(
         router: buildRouter(services: services),
         // HTTP/1.1, and WebSockets served from the channel pipeline: see RealtimeServerChannel.
@@ -75,36 +75,4 @@ public func buildApplication(
     application.addServices(RealtimeSocketsService(sockets: services.realtime.sockets))
     application.addServices(WebhookDeliveryService(services: services))
     return application
-}
-
-/// Trims the event log past its retention, drops expired idempotency answers and the bytes of files
-/// no longer referenced, hourly.
-struct MaintenanceService: Service {
-    let services: ServerServices
-
-    func run() async throws {
-        while !Task.isShuttingDownGracefully && !Task.isCancelled {
-            await runOnce()
-            try? await cancelWhenGracefulShutdown { try await Task.sleep(for: .seconds(3600)) }
-        }
-    }
-
-    func runOnce() async {
-        let now = services.configuration.now()
-        do {
-            let purged = try await services.store.purgeIdempotencyKeys(now: now)
-            try await services.blobs.removeUnreferenced(store: services.store)
-            let trimmed = try await services.store.trimEvents(
-                olderThan: now.addingTimeInterval(-services.configuration.eventRetention)
-            )
-            if purged + trimmed > 0 {
-                services.logger.info(
-                    "maintenance",
-                    metadata: ["idempotency_purged": "\(purged)", "events_trimmed": "\(trimmed)"]
-                )
-            }
-        } catch {
-            services.logger.warning("maintenance failed", metadata: ["error": "\(error)"])
-        }
-    }
 }

@@ -46,6 +46,10 @@ public struct ServerConfiguration: Sendable {
     public var recordCacheBytes: Int
     /// The wall clock, injected so tests can move time.
     public var now: @Sendable () -> Date
+    /// The clock the server's waits run on (maintenance passes, realtime heartbeats and credential
+    /// lifetimes, the hub's retries, the webhook worker's idle wait); injected so tests drive them
+    /// without waiting.
+    public var clock: any Clock<Duration>
     /// The server's name in logs and the `Server` header.
     public var serverName: String
     /// Realtime buffers, heartbeats, pings and timeouts.
@@ -73,6 +77,7 @@ public struct ServerConfiguration: Sendable {
         durableCommits: Bool = true,
         recordCacheBytes: Int = 32 << 20,
         now: @escaping @Sendable () -> Date = { Date() },
+        clock: any Clock<Duration> = ContinuousClock(),
         serverName: String = "pyat",
         realtime: RealtimeConfiguration = .init(),
         webhooks: WebhookConfiguration = .init(),
@@ -94,6 +99,7 @@ public struct ServerConfiguration: Sendable {
         self.durableCommits = durableCommits
         self.recordCacheBytes = recordCacheBytes
         self.now = now
+        self.clock = clock
         self.serverName = serverName
         self.realtime = realtime
         self.webhooks = webhooks
@@ -206,7 +212,8 @@ public struct ServerServices: Sendable {
             source: store,
             configuration: configuration.realtime,
             metrics: metrics,
-            logger: logger
+            logger: logger,
+            clock: configuration.clock
         )
         return ServerServices(
             configuration: configuration,

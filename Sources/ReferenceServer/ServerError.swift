@@ -5,8 +5,8 @@ import PyAirtableModels
 
 /// An error the server answers with the contract's error body.
 ///
-/// Handlers and stores throw it; ``ErrorMiddleware`` turns it (and any other error) into
-/// `{"error": {"type", "code", "message", "request_id"}}`.
+/// Handlers throw it (stores throw ``StorageError``); ``ErrorMiddleware`` turns it (and any other
+/// error, a ``StorageError`` included) into `{"error": {"type", "code", "message", "request_id"}}`.
 public struct ServerError: Error, Sendable, CustomStringConvertible {
     public var status: HTTPResponse.Status
     public var type: ErrorType

@@ -87,15 +87,17 @@ struct RealtimeServer: Sendable {
         realtime: RealtimeConfiguration = RealtimeConfiguration(),
         maximumBodySize: Int = 256 * 1024,
         accessTokenLifetime: TimeInterval = 15 * 60,
+        waitsOn clock: any Clock<Duration> = ContinuousClock(),
         _ body: @escaping @Sendable (RealtimeServer) async throws -> T
     ) async throws -> T {
         let directory = try TemporaryDirectory()
-        let clock = ManualWallClock()
+        let wallClock = ManualWallClock()
         var configuration = Harness.configuration(
             dataDirectory: directory.path,
-            clock: clock,
+            clock: wallClock,
             maximumBodySize: maximumBodySize
         )
+        configuration.clock = clock
         configuration.realtime = realtime
         configuration.auth.accessTokenLifetime = accessTokenLifetime
         let services = try await ServerServices.open(configuration: configuration, logger: Harness.logger)
@@ -103,7 +105,7 @@ struct RealtimeServer: Sendable {
         return try await application.test(.live) { client in
             let port = try #require(client.port)
             return try await body(
-                RealtimeServer(api: API(client: client), services: services, port: port, clock: clock)
+                RealtimeServer(api: API(client: client), services: services, port: port, clock: wallClock)
             )
         }
     }

@@ -39,7 +39,7 @@ struct SecretsAtRestTests {
                 Data(
                     SHA256.hash(
                         data: Data("POST /api/v1/auth/register\n".utf8)
-                            + BodyMiddleware.canonicalBody(
+                            + IdempotencyMiddleware.canonicalBody(
                                 try JSONCoding.encoder.encode(register)
                             )
                     )
@@ -227,7 +227,7 @@ struct SecretsAtRestTests {
         let userID = UserID.generate()
         let tokenBody = try JSONCoding.encoder.encode(CreateAccessTokenRequest(name: "legacy"))
         let legacyHash = Hex.sha256(
-            Data("POST /api/v1/auth/tokens\n".utf8) + BodyMiddleware.canonicalBody(tokenBody)
+            Data("POST /api/v1/auth/tokens\n".utf8) + IdempotencyMiddleware.canonicalBody(tokenBody)
         )
         let passwordHash = try await PasswordHasher(configuration: .init(), cost: 4).hash(password)
         let legacyAnswer = try JSONCoding.encoder.encode(

@@ -115,7 +115,7 @@ extension AppRequestContext {
         WriteContext(actor: principal?.userID, now: now, idempotency: boundIdempotency)
     }
 
-    /// The idempotency claim bound to the authenticated user (the body middleware ran first).
+    /// The idempotency claim bound to the authenticated user (``IdempotencyMiddleware`` ran first).
     private var boundIdempotency: IdempotencyClaim? {
         guard var claim = idempotency else { return nil }
         if let principal { claim.principal = principal.userID.rawValue }
@@ -128,23 +128,5 @@ extension AppRequestContext {
             throw ServerError.notFound(what)
         }
         return id
-    }
-}
-
-/// Checks of user-supplied names and text.
-enum InputRules {
-    static let maximumNameLength = 255
-
-    static func name(_ value: String, field: String = "name") throws -> String {
-        let trimmed = value.trimmingCharacters(in: .whitespacesAndNewlines)
-        guard !trimmed.isEmpty else { throw ServerError.validation("\(field) must not be empty", field: field) }
-        guard trimmed.count <= maximumNameLength else {
-            throw ServerError.validation("\(field) must be at most \(maximumNameLength) characters", field: field)
-        }
-        return trimmed
-    }
-
-    static func optionalName(_ value: String?, field: String = "name") throws -> String? {
-        try value.map { try name($0, field: field) }
     }
 }

@@ -14,6 +14,7 @@ import ServiceLifecycle
 /// router's `GET /ws` answers requests that are not upgrades: 401 without credentials, else 426.
 struct RealtimeController {
     let services: ServerServices
+    let store: any EventLogRepository
 
     func addRoutes(to api: RouterGroup<AppRequestContext>) {
         api.get("ws", use: webSocketWithoutUpgrade)
@@ -127,6 +128,8 @@ struct RealtimeController {
             return .failure(.unauthorized("authentication required"))
         } catch let error as ServerError {
             return .failure(error)
+        } catch let error as StorageError {
+            return .failure(ErrorMiddleware.serverError(for: error))
         } catch {
             return .failure(ServerError(.internalServerError, .server, "authentication failed"))
         }
@@ -269,7 +272,7 @@ struct RealtimeController {
         }
         if let since {
             // 410 RESYNC_REQUIRED, as `GET /events/log` answers, before the stream starts.
-            _ = try await services.store.events(since: since, filter: filter, limit: 1, user: user)
+            _ = try await store.events(since: since, filter: filter, limit: 1, user: user)
         }
         let hub = services.realtime
         let connection = try await hub.connect(user: user)
@@ -278,6 +281,7 @@ struct RealtimeController {
         let capacity = configuration.bufferSize
         let maximumBytes = configuration.maximumBufferedBytes
         let lifetime = lifetime(of: credential)
+        let clock = services.configuration.clock
         let headers: HTTPFields = [
             .contentType: "text/event-stream; charset=utf-8",
             .cacheControl: "no-cache",
@@ -294,13 +298,13 @@ struct RealtimeController {
                         try await withThrowingTaskGroup(of: Void.self) { group in
                             group.addTask {
                                 while true {
-                                    try await Task.sleep(for: heartbeat)
+                                    try await clock.sleep(for: heartbeat)
                                     outbox.offer(.heartbeat)
                                 }
                             }
                             if let lifetime {
                                 group.addTask {
-                                    try await Task.sleep(for: lifetime)
+                                    try await clock.sleep(for: lifetime)
                                     outbox.finish(.credentialExpired)
                                 }
                             }
@@ -336,73 +340,5 @@ struct RealtimeController {
                 try? await writer.finish(nil)
             }
         )
-    }
-}
-
-/// Pings a WebSocket peer on an event-loop timer, and closes the connection when nothing (a pong
-/// included) was read since the previous ping. A timer, unlike a task per connection, keeps no stack.
-final class WebSocketPinger: ChannelInboundHandler, RemovableChannelHandler {
-    typealias InboundIn = ByteBuffer
-    typealias OutboundOut = ByteBuffer
-
-    /// An empty, unmasked ping frame (FIN, opcode 0x9), as a server sends it.
-    private static let ping: [UInt8] = [0x89, 0x00]
-    private let interval: TimeAmount
-    private var readSincePing = true
-    private var timer: RepeatedTask?
-
-    init(interval: TimeAmount) {
-        self.interval = interval
-    }
-
-    func handlerAdded(context: ChannelHandlerContext) {
-        let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
-        timer = context.eventLoop.scheduleRepeatedTask(initialDelay: interval, delay: interval) { _ in
-            let (pinger, context) = loopBound.value
-            pinger.tick(context: context)
-        }
-    }
-
-    func handlerRemoved(context: ChannelHandlerContext) {
-        timer?.cancel()
-        timer = nil
-    }
-
-    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        readSincePing = true
-        context.fireChannelRead(data)
-    }
-
-    func channelInactive(context: ChannelHandlerContext) {
-        timer?.cancel()
-        timer = nil
-        context.fireChannelInactive()
-    }
-
-    private func tick(context: ChannelHandlerContext) {
-        guard context.channel.isActive else {
-            timer?.cancel()
-            return
-        }
-        guard readSincePing else {
-            context.close(promise: nil)
-            return
-        }
-        readSincePing = false
-        let frame = context.channel.allocator.buffer(bytes: Self.ping)
-        context.writeAndFlush(wrapOutboundOut(frame), promise: nil)
-    }
-}
-
-/// Closes a channel when ``IdleStateHandler`` reports that nothing was read for its timeout.
-final class IdleConnectionCloser: ChannelInboundHandler, RemovableChannelHandler {
-    typealias InboundIn = ByteBuffer
-
-    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
-        if let idle = event as? IdleStateHandler.IdleStateEvent, idle == .read {
-            context.close(promise: nil)
-        } else {
-            context.fireUserInboundEventTriggered(event)
-        }
     }
 }

@@ -7,7 +7,7 @@ import PyAirtableModels
 /// quotes receivers' answers, can carry credentials). The secret is shown only when created.
 struct WebhooksController {
     let services: ServerServices
-    var store: any DataStore { services.store }
+    let store: any WebhookRepository
     var now: Date { services.configuration.now() }
     var configuration: WebhookConfiguration { services.configuration.webhooks }
 

@@ -64,6 +64,8 @@ public actor RealtimeHub {
     let configuration: RealtimeConfiguration
     private let metrics: ServerMetrics
     private let logger: Logger
+    /// The clock of the hub's waits (a retry after a failed read).
+    private let clock: any Clock<Duration>
     private var connections: [Int: ConnectionState] = [:]
     private var nextConnectionID = 0
     /// The seq through which live fan-out has run.
@@ -81,12 +83,14 @@ public actor RealtimeHub {
         configuration: RealtimeConfiguration,
         metrics: ServerMetrics,
         logger: Logger,
+        clock: any Clock<Duration>,
         head: Int64
     ) {
         self.source = source
         self.configuration = configuration
         self.metrics = metrics
         self.logger = logger
+        self.clock = clock
         self.processedHead = head
     }
 
@@ -95,7 +99,8 @@ public actor RealtimeHub {
         source: any RealtimeEventSource,
         configuration: RealtimeConfiguration,
         metrics: ServerMetrics,
-        logger: Logger
+        logger: Logger,
+        clock: any Clock<Duration> = ContinuousClock()
     ) async throws -> RealtimeHub {
         let head = try await source.realtimeHead()
         let hub = RealtimeHub(
@@ -103,6 +108,7 @@ public actor RealtimeHub {
             configuration: configuration,
             metrics: metrics,
             logger: logger,
+            clock: clock,
             head: head
         )
         source.observeCommits { [weak hub] in hub?.commitHappened() }
@@ -351,8 +357,8 @@ public actor RealtimeHub {
         } catch {
             logger.error("realtime fan-out read failed", metadata: ["error": "\(error)"])
             // Try again shortly: events are never skipped, only delayed.
-            Task {
-                try? await Task.sleep(for: .milliseconds(200))
+            Task { [clock] in
+                try? await clock.sleep(for: .milliseconds(200))
                 self.commitHappened()
             }
             return false

@@ -6,8 +6,8 @@ enum FieldValueValidator {
     /// The value as stored: `nil` clears the cell.
     static func normalize(_ value: FieldValue, for field: Field) throws -> FieldValue? {
         if value == .null { return nil }
-        func mismatch(_ expected: String) -> ServerError {
-            ServerError.validation(
+        func mismatch(_ expected: String) -> StorageError {
+            StorageError.invalid(
                 "field '\(field.name)' (\(field.type.rawValue)) takes \(expected), not \(value.kindDescription)",
                 field: field.name
             )
@@ -16,7 +16,7 @@ enum FieldValueValidator {
         case .singleLineText, .multilineText:
             guard case .string(let text) = value else { throw mismatch("a string") }
             if field.type == .singleLineText, text.contains("\n") {
-                throw ServerError.validation("field '\(field.name)' is single-line: no line breaks", field: field.name)
+                throw StorageError.invalid("field '\(field.name)' is single-line: no line breaks", field: field.name)
             }
             return text.isEmpty ? nil : value
         case .email:
@@ -24,20 +24,20 @@ enum FieldValueValidator {
             if text.isEmpty { return nil }
             let parts = text.split(separator: "@", omittingEmptySubsequences: false)
             guard parts.count == 2, !parts[0].isEmpty, parts[1].contains("."), !text.contains(" ") else {
-                throw ServerError.validation("'\(text)' is not an email address", field: field.name)
+                throw StorageError.invalid("'\(text)' is not an email address", field: field.name)
             }
             return value
         case .url:
             guard case .string(let text) = value else { throw mismatch("a string") }
             if text.isEmpty { return nil }
             guard let url = URL(string: text), let scheme = url.scheme, !scheme.isEmpty, url.host != nil else {
-                throw ServerError.validation("'\(text)' is not an absolute URL", field: field.name)
+                throw StorageError.invalid("'\(text)' is not an absolute URL", field: field.name)
             }
             return value
         case .number:
             guard case .number(let number) = value else { throw mismatch("a number") }
             guard number.isFinite else {
-                throw ServerError.validation("field '\(field.name)' takes a finite number", field: field.name)
+                throw StorageError.invalid("field '\(field.name)' takes a finite number", field: field.name)
             }
             return value
         case .checkbox:
@@ -57,21 +57,21 @@ enum FieldValueValidator {
             guard case .string(let text) = value else { throw mismatch("a date string (YYYY-MM-DD)") }
             if text.isEmpty { return nil }
             guard isCalendarDate(text) else {
-                throw ServerError.validation("'\(text)' is not a date of the form YYYY-MM-DD", field: field.name)
+                throw StorageError.invalid("'\(text)' is not a date of the form YYYY-MM-DD", field: field.name)
             }
             return value
         case .dateTime:
             guard case .string(let text) = value else { throw mismatch("an ISO-8601 timestamp") }
             if text.isEmpty { return nil }
             guard let date = Timestamp.parse(text) else {
-                throw ServerError.validation("'\(text)' is not an ISO-8601 timestamp", field: field.name)
+                throw StorageError.invalid("'\(text)' is not an ISO-8601 timestamp", field: field.name)
             }
             return .string(Timestamp.format(date))
         case .multipleRecordLinks:
             guard case .strings(let ids) = value else { throw mismatch("a list of record ids") }
             if ids.isEmpty { return nil }
             for id in ids where !RecordID.isValid(id) {
-                throw ServerError.validation("'\(id)' is not a record id", field: field.name)
+                throw StorageError.invalid("'\(id)' is not a record id", field: field.name)
             }
             var seen = Set<String>()
             return .strings(ids.filter { seen.insert($0).inserted })
@@ -84,7 +84,7 @@ enum FieldValueValidator {
                 var attachments: [Attachment] = []
                 for id in ids {
                     guard let fileID = FileID(id) else {
-                        throw ServerError.validation("'\(id)' is not a file id", field: field.name)
+                        throw StorageError.invalid("'\(id)' is not a file id", field: field.name)
                     }
                     attachments.append(Attachment(id: fileID))
                 }
@@ -93,7 +93,7 @@ enum FieldValueValidator {
                 throw mismatch("a list of attachments")
             }
         default:
-            throw ServerError.validation("field '\(field.name)' has unknown type '\(field.type)'", field: field.name)
+            throw StorageError.invalid("field '\(field.name)' has unknown type '\(field.type)'", field: field.name)
         }
     }
 
@@ -101,7 +101,7 @@ enum FieldValueValidator {
         guard let allowed = field.options?.choices, !allowed.isEmpty else { return }
         let names = Set(allowed.map(\.name))
         for choice in choices where !names.contains(choice) {
-            throw ServerError.validation(
+            throw StorageError.invalid(
                 "'\(choice)' is not a choice of field '\(field.name)' (choices: \(allowed.map(\.name).joined(separator: ", ")))",
                 field: field.name
             )

@@ -86,10 +86,10 @@ struct RecordCursor: Codable, Sendable, Equatable {
         guard let data = Data(base64Encoded: base64),
             let cursor = try? JSONDecoder().decode(RecordCursor.self, from: data)
         else {
-            throw ServerError.validation("the cursor is malformed", field: "cursor")
+            throw StorageError.invalid("the cursor is malformed", field: "cursor")
         }
         guard cursor.queryHash == queryHash else {
-            throw ServerError.validation(
+            throw StorageError.invalid(
                 "the cursor belongs to a different query (view, filter or sort changed)",
                 field: "cursor"
             )

@@ -221,9 +221,16 @@ public protocol EventLogRepository: Sendable {
     func stats(visibleTo user: UserID?) async throws -> StoreStats
 }
 
+/// Figures of the storage itself, for `/metrics`.
+public protocol StorageStatistics: Sendable {
+    /// The record read cache's entries, bytes, hits and misses; `nil` for a store that keeps no
+    /// such cache.
+    var recordCacheStatistics: (entries: Int, bytes: Int, hits: Int, misses: Int)? { get }
+}
+
 /// Everything the server stores.
 public typealias DataStore = AccountRepository & WorkspaceRepository & SchemaRepository & RecordRepository
-    & EventLogRepository & WebhookRepository & FileRepository
+    & EventLogRepository & WebhookRepository & FileRepository & StorageStatistics
 
 /// Row counts for `/api/v1/stats`; `lastSeq` is the log's head whoever asks.
 public struct StoreStats: Sendable, Hashable {
@@ -237,5 +244,9 @@ public struct StoreStats: Sendable, Hashable {
 }
 
 extension SQLiteStore: AccountRepository, WorkspaceRepository, SchemaRepository, RecordRepository,
-    EventLogRepository, WebhookRepository, FileRepository
-{}
+    EventLogRepository, WebhookRepository, FileRepository, StorageStatistics
+{
+    public var recordCacheStatistics: (entries: Int, bytes: Int, hits: Int, misses: Int)? {
+        database.recordCache.statistics
+    }
+}

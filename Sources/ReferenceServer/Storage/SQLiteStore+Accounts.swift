@@ -20,7 +20,7 @@ public enum RefreshOutcome: Sendable {
 }
 
 extension SQLiteStore {
-    static func user(from row: Row) -> User {
+    static func decodeUser(from row: Row) -> User {
         User(
             id: row.id("id"),
             email: row["email"],
@@ -41,7 +41,7 @@ extension SQLiteStore {
     {
         try await perform(context, status: 201) { db in
             if try Bool.fetchOne(db, sql: "SELECT 1 FROM users WHERE email = ?", arguments: [email]) == true {
-                throw ServerError.conflict("an account with email '\(email)' already exists")
+                throw StorageError.conflict("an account with email '\(email)' already exists")
             }
             let user = User(
                 id: .generate(),
@@ -67,7 +67,7 @@ extension SQLiteStore {
     public func credentials(email: String) async throws -> UserCredentials? {
         try await database.read { db in
             try Row.fetchOne(db, sql: "SELECT * FROM users WHERE email = ?", arguments: [email]).map {
-                UserCredentials(user: Self.user(from: $0), passwordHash: $0["password_hash"])
+                UserCredentials(user: Self.decodeUser(from: $0), passwordHash: $0["password_hash"])
             }
         }
     }
@@ -75,14 +75,16 @@ extension SQLiteStore {
     public func user(id: UserID) async throws -> User? {
         try await database.read { db in
             try Row.fetchOne(db, sql: "SELECT * FROM users WHERE id = ?", arguments: [id.rawValue]).map(
-                Self.user(from:)
+                Self.decodeUser(from:)
             )
         }
     }
 
     public func userByEmail(_ email: String) async throws -> User? {
         try await database.read { db in
-            try Row.fetchOne(db, sql: "SELECT * FROM users WHERE email = ?", arguments: [email]).map(Self.user(from:))
+            try Row.fetchOne(db, sql: "SELECT * FROM users WHERE email = ?", arguments: [email]).map(
+                Self.decodeUser(from:)
+            )
         }
     }
 
@@ -97,8 +99,8 @@ extension SQLiteStore {
         return try await perform(context) { db in
             guard
                 var user = try Row.fetchOne(db, sql: "SELECT * FROM users WHERE id = ?", arguments: [actor.rawValue])
-                    .map(Self.user(from:))
-            else { throw ServerError.notFound("user") }
+                    .map(Self.decodeUser(from:))
+            else { throw StorageError.notFound("user") }
             try Self.checkVersion(expected: ifVersion, actual: user.version, current: user)
             if let name = request.name { user.name = name }
             user.version += 1
@@ -248,7 +250,7 @@ extension SQLiteStore {
                     sql: "SELECT token_hash FROM access_tokens WHERE id = ? AND user_id = ?",
                     arguments: [id.rawValue, actor.rawValue]
                 )
-            else { throw ServerError.notFound("access token") }
+            else { throw StorageError.notFound("access token") }
             try db.execute(sql: "DELETE FROM access_tokens WHERE id = ?", arguments: [id.rawValue])
             hash.withLock { $0 = tokenHash }
             return EmptyBody()

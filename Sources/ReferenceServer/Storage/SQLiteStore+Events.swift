@@ -1,6 +1,5 @@
 import Foundation
 import GRDB
-import HTTPTypes
 import PyAirtableModels
 
 extension SQLiteStore {
@@ -49,11 +48,7 @@ extension SQLiteStore {
                 )
                 ?? 0
             if since < trimmedThrough, oldest.map({ since + 1 < $0 }) ?? true {
-                throw ServerError(
-                    .gone,
-                    .resyncRequired,
-                    "events after \(since) are no longer retained (the log starts after \(trimmedThrough)); refetch and resume from the newest seq"
-                )
+                throw StorageError.eventsTrimmed(since: since, trimmedThrough: trimmedThrough)
             }
             var clauses = [
                 "seq > ?",

@@ -20,15 +20,15 @@ extension SQLiteStore {
     /// Files they may not read do not exist for them (404).
     static func fetchFile(_ db: Database, id: FileID, user: UserID) throws -> (FileMetadata, Role?) {
         guard let row = try Row.fetchOne(db, sql: "SELECT * FROM files WHERE id = ?", arguments: [id.rawValue]) else {
-            throw ServerError.notFound("file")
+            throw StorageError.notFound("file")
         }
         let file = fileMetadata(from: row)
         guard let workspace = file.workspaceID else {
-            guard file.createdBy == user else { throw ServerError.notFound("file") }
+            guard file.createdBy == user else { throw StorageError.notFound("file") }
             return (file, nil)
         }
         guard let role = try role(db, workspace: workspace.rawValue, user: user) else {
-            throw ServerError.notFound("file")
+            throw StorageError.notFound("file")
         }
         return (file, role)
     }
@@ -74,7 +74,7 @@ extension SQLiteStore {
         try await database.read { db in try Self.fetchFile(db, id: id, user: user).0 }
     }
 
-    static func uploadedBytes(_ db: Database, user: UserID) throws -> Int64 {
+    static func sumUploadedBytes(_ db: Database, user: UserID) throws -> Int64 {
         try Int64.fetchOne(
             db,
             sql: "SELECT COALESCE(SUM(size), 0) FROM files WHERE created_by = ?",
@@ -83,7 +83,7 @@ extension SQLiteStore {
     }
 
     public func uploadedBytes(user: UserID) async throws -> Int64 {
-        try await database.read { db in try Self.uploadedBytes(db, user: user) }
+        try await database.read { db in try Self.sumUploadedBytes(db, user: user) }
     }
 
     public func createFile(_ new: NewFile, context: WriteContext) async throws -> WriteResult<FileMetadata> {
@@ -93,8 +93,8 @@ extension SQLiteStore {
             if quota > 0 {
                 // Checked in the transaction that records the file, so concurrent uploads cannot
                 // pass the quota together.
-                let used = try Self.uploadedBytes(db, user: actor)
-                if used + new.size > quota { throw ServerError.uploadQuotaExceeded(used: used, quota: quota) }
+                let used = try Self.sumUploadedBytes(db, user: actor)
+                if used + new.size > quota { throw StorageError.uploadQuotaExceeded(used: used, quota: quota) }
             }
             if let workspace = new.workspaceID {
                 try Self.authorize(
@@ -149,7 +149,7 @@ extension SQLiteStore {
         return try await perform(context, status: 204) { db in
             let (file, role) = try Self.fetchFile(db, id: id, user: actor)
             if let role, file.createdBy != actor, role < .creator {
-                throw ServerError.forbidden(
+                throw StorageError.forbidden(
                     "only the file's uploader or a creator or higher may delete it; you are \(role.rawValue)"
                 )
             }
@@ -190,7 +190,7 @@ extension SQLiteStore {
         var seen = Set<FileID>()
         var resolved: [Attachment] = []
         for attachment in attachments where seen.insert(attachment.id).inserted {
-            let unknown = ServerError.validation(
+            let unknown = StorageError.invalid(
                 "field '\(field.name)': file '\(attachment.id)' does not exist or you cannot read it",
                 field: field.name
             )
@@ -198,7 +198,7 @@ extension SQLiteStore {
             let file: FileMetadata
             do {
                 file = try fetchFile(db, id: attachment.id, user: user).0
-            } catch let error as ServerError where error.type == .notFound {
+            } catch StorageError.notFound {
                 throw unknown
             }
             resolved.append(

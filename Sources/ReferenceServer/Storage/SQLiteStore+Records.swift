@@ -43,7 +43,7 @@ extension SQLiteStore {
         if let cached = schemaCache.withLock({ $0[table] }), cached.table.version == version {
             return cached
         }
-        guard let schema = try Self.fetchTableSchema(db, id: table) else { throw ServerError.notFound("table") }
+        guard let schema = try Self.fetchTableSchema(db, id: table) else { throw StorageError.notFound("table") }
         schemaCache.withLock { $0[table] = schema }
         return schema
     }
@@ -57,7 +57,7 @@ extension SQLiteStore {
 
     /// The table's schema (cached), checking the caller's role.
     func requireCachedTable(_ db: Database, id: TableID, user: UserID, minimum: Role) throws -> TableSchema {
-        guard let schema = try cachedSchema(db, table: id) else { throw ServerError.notFound("table") }
+        guard let schema = try cachedSchema(db, table: id) else { throw StorageError.notFound("table") }
         try Self.authorize(db, workspace: schema.workspaceID.rawValue, user: user, minimum: minimum, resource: "table")
         return schema
     }
@@ -83,7 +83,7 @@ extension SQLiteStore {
             sql: "SELECT \(StoredRecord.columns), r.table_id, t.version, m.role \(Self.recordWithAccess)"
         )
         guard let row = try Row.fetchOne(statement, arguments: [user.rawValue, id.rawValue]) else {
-            throw ServerError.notFound("record")
+            throw StorageError.notFound("record")
         }
         let first = StoredRecord.columnCount
         try Self.check(
@@ -102,7 +102,7 @@ extension SQLiteStore {
         let cache = database.recordCache
         switch cache.lookup(id: id.rawValue, user: user.rawValue) {
         case .record(let record): return record
-        case .notMember: throw ServerError.notFound("record")
+        case .notMember: throw StorageError.notFound("record")
         case nil: break
         }
         // Taken before the read transaction begins: see RecordReadCache.
@@ -115,7 +115,7 @@ extension SQLiteStore {
                     """
             )
             guard let row = try Row.fetchOne(statement, arguments: [user.rawValue, id.rawValue]) else {
-                throw ServerError.notFound("record")
+                throw StorageError.notFound("record")
             }
             let first = StoredRecord.columnCount
             let rowID: Int64 = row[first]
@@ -130,7 +130,7 @@ extension SQLiteStore {
                     user: user.rawValue,
                     readAt: generation
                 )
-                throw ServerError.notFound("record")
+                throw StorageError.notFound("record")
             }
             let schema = try self.schema(db, table: TableID(unchecked: row[first + 1]), version: row[first + 2])
             let stored = StoredRecord(row)
@@ -264,13 +264,13 @@ extension SQLiteStore {
                     if !residualFilters.isEmpty {
                         scanned += 1
                         if scanned > limits.maximumFilterScanRows {
-                            throw ServerError.filterScanLimit(
+                            throw StorageError.filterScanLimit(
                                 "it needs more than \(limits.maximumFilterScanRows) rows read "
                                     + "(maximumFilterScanRows)"
                             )
                         }
                         if scanned % 256 == 0, stopwatch.elapsed > limits.maximumFilterScanDuration {
-                            throw ServerError.filterScanLimit(
+                            throw StorageError.filterScanLimit(
                                 "it took longer than \(limits.maximumFilterScanDuration) (maximumFilterScanDuration)"
                             )
                         }
@@ -295,7 +295,7 @@ extension SQLiteStore {
                 }
                 if rows.count < chunk { break }
                 if !residualFilters.isEmpty, stopwatch.elapsed > limits.maximumFilterScanDuration {
-                    throw ServerError.filterScanLimit(
+                    throw StorageError.filterScanLimit(
                         "it took longer than \(limits.maximumFilterScanDuration) (maximumFilterScanDuration)"
                     )
                 }
@@ -371,7 +371,7 @@ extension SQLiteStore {
         var cells: [String: FieldValue?] = [:]
         for (name, value) in fields {
             guard let field = schema.fieldsByName[name] else {
-                throw ServerError.validation("unknown field '\(name)' in table '\(schema.table.name)'", field: name)
+                throw StorageError.invalid("unknown field '\(name)' in table '\(schema.table.name)'", field: name)
             }
             let normalized = try FieldValueValidator.normalize(value, for: field)
             if field.type == .multipleRecordLinks, case .strings(let ids)? = normalized {
@@ -397,7 +397,7 @@ extension SQLiteStore {
             arguments: StatementArguments([linked.rawValue] + ids)
         )
         if let missing = ids.first(where: { !found.contains($0) }) {
-            throw ServerError.validation(
+            throw StorageError.invalid(
                 "field '\(field.name)' links to '\(missing)', which is not a record of the linked table",
                 field: field.name
             )
@@ -405,7 +405,7 @@ extension SQLiteStore {
     }
 
     /// A record's wire JSON from its stored cells.
-    static func encodedRecord(
+    static func encodeRecord(
         id: RecordID,
         storedFields: String,
         version: Int,
@@ -428,7 +428,7 @@ extension SQLiteStore {
         return EncodedRecord(id: id, version: version, json: json)
     }
 
-    static func createRecord(
+    static func insertRecord(
         _ db: Database,
         fields: [String: FieldValue],
         schema: TableSchema,
@@ -444,7 +444,7 @@ extension SQLiteStore {
         try db.cachedStatement(
             sql: "INSERT INTO records (id, table_id, fields, version, created_at, updated_at) VALUES (?, ?, ?, 1, ?, ?)"
         ).execute(arguments: [id.rawValue, schema.table.id.rawValue, stored, now, now])
-        let record = encodedRecord(
+        let record = encodeRecord(
             id: id,
             storedFields: stored,
             version: 1,
@@ -471,13 +471,13 @@ extension SQLiteStore {
             sql: "SELECT \(StoredRecord.columns) FROM records r WHERE r.id = ? AND r.table_id = ?"
         )
         guard let row = try Row.fetchOne(statement, arguments: [id.rawValue, schema.table.id.rawValue]) else {
-            throw ServerError.notFound("record '\(id)'")
+            throw StorageError.notFound("record '\(id)'")
         }
         return StoredRecord(row)
     }
 
     /// Merges (or with `replace`, replaces) cells. Stored cells are moved as raw JSON, never decoded.
-    static func updateRecord(
+    static func updateRecordRow(
         _ db: Database,
         id: RecordID,
         fields: [String: FieldValue],
@@ -504,7 +504,7 @@ extension SQLiteStore {
         try db.cachedStatement(sql: "UPDATE records SET fields = ?, version = ?, updated_at = ? WHERE id = ?").execute(
             arguments: [stored, version + 1, now, id.rawValue]
         )
-        let record = encodedRecord(
+        let record = encodeRecord(
             id: id,
             storedFields: stored,
             version: version + 1,
@@ -525,7 +525,7 @@ extension SQLiteStore {
         return record
     }
 
-    static func deleteRecord(
+    static func deleteRecordRow(
         _ db: Database,
         id: RecordID,
         ifVersion: Int?,
@@ -558,7 +558,7 @@ extension SQLiteStore {
         let actor = try context.requireActor()
         return try await perform(context, status: 201) { db in
             let schema = try self.requireCachedTable(db, id: table, user: actor, minimum: .editor)
-            return try Self.createRecord(db, fields: fields, schema: schema, context: context)
+            return try Self.insertRecord(db, fields: fields, schema: schema, context: context)
         }
     }
 
@@ -572,7 +572,7 @@ extension SQLiteStore {
         let actor = try context.requireActor()
         return try await perform(context) { db in
             let (schema, row) = try self.requireStoredRecord(db, id: id, user: actor, minimum: .editor)
-            return try Self.updateRecord(
+            return try Self.updateRecordRow(
                 db,
                 id: id,
                 fields: fields,
@@ -595,7 +595,7 @@ extension SQLiteStore {
         let actor = try context.requireActor()
         return try await perform(context) { db in
             let (schema, row) = try self.requireStoredRecord(db, id: id, user: actor, minimum: .editor)
-            try Self.deleteRecord(db, id: id, ifVersion: ifVersion, schema: schema, storedRow: row, context: context)
+            try Self.deleteRecordRow(db, id: id, ifVersion: ifVersion, schema: schema, storedRow: row, context: context)
             return DeletedRecord(id: id)
         }
     }
@@ -617,11 +617,11 @@ extension SQLiteStore {
                 do {
                     switch operation {
                     case .create(let fields):
-                        output += try Self.createRecord(db, fields: fields, schema: schema, context: context).json
+                        output += try Self.insertRecord(db, fields: fields, schema: schema, context: context).json
                     case .update(let id, let fields, let ifVersion), .replace(let id, let fields, let ifVersion):
                         var replace = false
                         if case .replace = operation { replace = true }
-                        output += try Self.updateRecord(
+                        output += try Self.updateRecordRow(
                             db,
                             id: id,
                             fields: fields,
@@ -631,12 +631,11 @@ extension SQLiteStore {
                             context: context
                         ).json
                     case .delete(let id, let ifVersion):
-                        try Self.deleteRecord(db, id: id, ifVersion: ifVersion, schema: schema, context: context)
+                        try Self.deleteRecordRow(db, id: id, ifVersion: ifVersion, schema: schema, context: context)
                         output += Array(#"{"deleted":true,"id":"\#(id.rawValue)"}"#.utf8)
                     }
-                } catch var error as ServerError {
-                    error.message = "operation \(index): \(error.message)"
-                    throw error
+                } catch let error as StorageError {
+                    throw StorageError.inOperation(index, error)
                 }
             }
             output += Array("]}".utf8)

@@ -26,7 +26,7 @@ public struct TableSchema: Sendable {
 extension SQLiteStore {
     // MARK: Bases
 
-    static func base(from row: Row) -> Base {
+    static func decodeBase(from row: Row) -> Base {
         Base(
             id: row.id("id"),
             workspaceID: row.id("workspace_id"),
@@ -39,9 +39,9 @@ extension SQLiteStore {
 
     static func fetchBase(_ db: Database, id: BaseID, user: UserID, minimum: Role) throws -> Base {
         guard let row = try Row.fetchOne(db, sql: "SELECT * FROM bases WHERE id = ?", arguments: [id.rawValue]) else {
-            throw ServerError.notFound("base")
+            throw StorageError.notFound("base")
         }
-        let base = base(from: row)
+        let base = decodeBase(from: row)
         try authorize(db, workspace: base.workspaceID.rawValue, user: user, minimum: minimum, resource: "base")
         return base
     }
@@ -53,7 +53,7 @@ extension SQLiteStore {
                 db,
                 sql: "SELECT * FROM bases WHERE workspace_id = ? ORDER BY created_at, rowid",
                 arguments: [workspace.rawValue]
-            ).map(Self.base(from:))
+            ).map(Self.decodeBase(from:))
         }
     }
 
@@ -166,7 +166,7 @@ extension SQLiteStore {
         )
     }
 
-    static func view(from row: Row) throws -> View {
+    static func decodeView(from row: Row) throws -> View {
         let sort: [SortSpec]? = try (row["sort"] as String?).map {
             try JSONCoding.decoder.decode([SortSpec].self, from: Data($0.utf8))
         }
@@ -205,7 +205,7 @@ extension SQLiteStore {
             db,
             sql: "SELECT * FROM views WHERE table_id = ? ORDER BY position, rowid",
             arguments: [id.rawValue]
-        ).map(view(from:))
+        ).map(decodeView(from:))
         let table = Table(
             id: id,
             baseID: row.id("base_id"),
@@ -223,7 +223,7 @@ extension SQLiteStore {
 
     /// The table's schema, checking the caller's role.
     static func requireTable(_ db: Database, id: TableID, user: UserID, minimum: Role) throws -> TableSchema {
-        guard let schema = try fetchTableSchema(db, id: id) else { throw ServerError.notFound("table") }
+        guard let schema = try fetchTableSchema(db, id: id) else { throw StorageError.notFound("table") }
         try authorize(db, workspace: schema.workspaceID.rawValue, user: user, minimum: minimum, resource: "table")
         return schema
     }
@@ -300,7 +300,7 @@ extension SQLiteStore {
                 context: context
             )
             guard let table = try Self.fetchTableSchema(db, id: tableID)?.table else {
-                throw ServerError.notFound("table")
+                throw StorageError.notFound("table")
             }
             try Self.appendEvent(
                 db,
@@ -350,7 +350,7 @@ extension SQLiteStore {
         -> Table
     {
         try touchTable(db, id: id, context: context)
-        guard let table = try fetchTableSchema(db, id: id)?.table else { throw ServerError.notFound("table") }
+        guard let table = try fetchTableSchema(db, id: id)?.table else { throw StorageError.notFound("table") }
         try appendEvent(
             db,
             type: .tableUpdated,
@@ -394,7 +394,7 @@ extension SQLiteStore {
             arguments: [linked.rawValue]
         )
         guard linkedBase == base.rawValue else {
-            throw ServerError.validation("linked_table_id '\(linked)' is not a table of this base", field: field)
+            throw StorageError.invalid("linked_table_id '\(linked)' is not a table of this base", field: field)
         }
     }
 
@@ -413,7 +413,7 @@ extension SQLiteStore {
             try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM fields WHERE table_id = ?", arguments: [table.rawValue])
             ?? 0
         guard existing < maximumFields else {
-            throw ServerError.validation(
+            throw StorageError.invalid(
                 "a table has at most \(maximumFields) fields; this one has \(existing): delete one first",
                 field: "fields"
             )
@@ -431,7 +431,7 @@ extension SQLiteStore {
                 ]
             )
         } catch let error as DatabaseError where error.extendedResultCode == .SQLITE_CONSTRAINT_UNIQUE {
-            throw ServerError.validation(
+            throw StorageError.invalid(
                 "a field named '\(field.name)' already exists in this table",
                 field: field.name
             )
@@ -468,7 +468,7 @@ extension SQLiteStore {
             )
             try Self.touchTable(db, id: table, context: context)
             guard let field = try Self.fetchTableSchema(db, id: table)?.fieldsByID[id.rawValue] else {
-                throw ServerError.notFound("field")
+                throw StorageError.notFound("field")
             }
             try Self.appendEvent(
                 db,
@@ -492,7 +492,7 @@ extension SQLiteStore {
             ),
             let schema = try fetchTableSchema(db, id: TableID(unchecked: tableID)),
             let field = schema.fieldsByID[id.rawValue]
-        else { throw ServerError.notFound("field") }
+        else { throw StorageError.notFound("field") }
         try authorize(db, workspace: schema.workspaceID.rawValue, user: user, minimum: minimum, resource: "field")
         return (field, schema)
     }
@@ -511,7 +511,7 @@ extension SQLiteStore {
             try Self.checkVersion(expected: ifVersion, actual: field.version, current: field)
             if let name = request.name, name != field.name {
                 if schema.fieldsByName[name] != nil {
-                    throw ServerError.validation("a field named '\(name)' already exists in this table", field: name)
+                    throw StorageError.invalid("a field named '\(name)' already exists in this table", field: name)
                 }
                 field.name = name
             }
@@ -554,7 +554,7 @@ extension SQLiteStore {
             let (field, schema) = try Self.requireField(db, id: id, user: actor, minimum: .creator)
             try Self.checkVersion(expected: ifVersion, actual: field.version, current: field)
             if schema.table.primaryFieldID == id {
-                throw ServerError.validation("the primary field of a table cannot be deleted", field: field.name)
+                throw StorageError.invalid("the primary field of a table cannot be deleted", field: field.name)
             }
             try db.execute(sql: "DELETE FROM fields WHERE id = ?", arguments: [id.rawValue])
             // Drop the cells of the field so a later field can never read stale values.
@@ -600,7 +600,7 @@ extension SQLiteStore {
                 ]
             )
         } catch let error as DatabaseError where error.extendedResultCode == .SQLITE_CONSTRAINT_UNIQUE {
-            throw ServerError.validation("a view named '\(view.name)' already exists in this table", field: "name")
+            throw StorageError.invalid("a view named '\(view.name)' already exists in this table", field: "name")
         }
     }
 
@@ -629,7 +629,7 @@ extension SQLiteStore {
             try Self.insertView(db, id: id, table: table, request, position: schema.table.views.count, context: context)
             try Self.touchTable(db, id: table, context: context)
             guard let view = try Self.fetchTableSchema(db, id: table)?.table.views.first(where: { $0.id == id }) else {
-                throw ServerError.notFound("view")
+                throw StorageError.notFound("view")
             }
             try Self.appendEvent(
                 db,
@@ -653,7 +653,7 @@ extension SQLiteStore {
             ),
             let schema = try fetchTableSchema(db, id: TableID(unchecked: tableID)),
             let view = schema.table.views.first(where: { $0.id == id })
-        else { throw ServerError.notFound("view") }
+        else { throw StorageError.notFound("view") }
         try authorize(db, workspace: schema.workspaceID.rawValue, user: user, minimum: minimum, resource: "view")
         return (view, schema)
     }
@@ -701,7 +701,7 @@ extension SQLiteStore {
                     ]
                 )
             } catch let error as DatabaseError where error.extendedResultCode == .SQLITE_CONSTRAINT_UNIQUE {
-                throw ServerError.validation("a view named '\(view.name)' already exists in this table", field: "name")
+                throw StorageError.invalid("a view named '\(view.name)' already exists in this table", field: "name")
             }
             try Self.touchTable(db, id: schema.table.id, context: context)
             try Self.appendEvent(

@@ -6,7 +6,7 @@ import Synchronization
 extension SQLiteStore {
     // MARK: - Webhooks
 
-    static func webhook(from row: Row) throws -> Webhook {
+    static func decodeWebhook(from row: Row) throws -> Webhook {
         let events = try JSONCoding.decoder.decode([EventType].self, from: Data((row["events"] as String).utf8))
         return Webhook(
             id: row.id("id"),
@@ -41,7 +41,7 @@ extension SQLiteStore {
             arguments: [workspace.rawValue, user.rawValue]
         )
         for row in rows {
-            var webhook = try Self.webhook(from: row)
+            var webhook = try Self.decodeWebhook(from: row)
             webhook.enabled = false
             webhook.disabledReason = reason
             try db.execute(
@@ -67,10 +67,10 @@ extension SQLiteStore {
         minimum: Role
     ) throws -> (Webhook, WorkspaceID) {
         guard let row = try Row.fetchOne(db, sql: "SELECT * FROM webhooks WHERE id = ?", arguments: [id.rawValue])
-        else { throw ServerError.notFound("webhook") }
+        else { throw StorageError.notFound("webhook") }
         let workspace: WorkspaceID = row.id("workspace_id")
         try authorize(db, workspace: workspace.rawValue, user: user, minimum: minimum, resource: "webhook")
-        return (try webhook(from: row), workspace)
+        return (try decodeWebhook(from: row), workspace)
     }
 
     public func webhooks(base: BaseID, user: UserID) async throws -> [Webhook] {
@@ -80,7 +80,7 @@ extension SQLiteStore {
                 db,
                 sql: "SELECT * FROM webhooks WHERE base_id = ? ORDER BY created_at, rowid",
                 arguments: [base.rawValue]
-            ).map(Self.webhook(from:))
+            ).map(Self.decodeWebhook(from:))
         }
     }
 
@@ -106,14 +106,14 @@ extension SQLiteStore {
                     arguments: [table.rawValue, base.rawValue]
                 )
                 guard inBase == true else {
-                    throw ServerError.validation("table_id \(table) is not a table of base \(base)", field: "table_id")
+                    throw StorageError.invalid("table_id \(table) is not a table of base \(base)", field: "table_id")
                 }
             }
             let count =
                 try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM webhooks WHERE base_id = ?", arguments: [base.rawValue])
                 ?? 0
             guard count < maximumPerBase else {
-                throw ServerError.validation("a base holds at most \(maximumPerBase) webhooks; delete one first")
+                throw StorageError.invalid("a base holds at most \(maximumPerBase) webhooks; delete one first")
             }
             let webhook = Webhook(
                 id: .generate(),

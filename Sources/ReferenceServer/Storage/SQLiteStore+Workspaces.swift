@@ -3,7 +3,7 @@ import GRDB
 import PyAirtableModels
 
 extension SQLiteStore {
-    static func workspace(from row: Row, role: Role) -> Workspace {
+    static func decodeWorkspace(from row: Row, role: Role) -> Workspace {
         Workspace(
             id: row.id("id"),
             name: row["name"],
@@ -18,8 +18,8 @@ extension SQLiteStore {
         let role = try authorize(db, workspace: id.rawValue, user: user, minimum: minimum, resource: "workspace")
         guard
             let row = try Row.fetchOne(db, sql: "SELECT * FROM workspaces WHERE id = ?", arguments: [id.rawValue])
-        else { throw ServerError.notFound("workspace") }
-        return workspace(from: row, role: role)
+        else { throw StorageError.notFound("workspace") }
+        return decodeWorkspace(from: row, role: role)
     }
 
     public func workspaces(user: UserID) async throws -> [Workspace] {
@@ -32,7 +32,7 @@ extension SQLiteStore {
                     ORDER BY w.created_at, w.rowid
                     """,
                 arguments: [user.rawValue]
-            ).map { Self.workspace(from: $0, role: Role(rawValue: $0["member_role"]) ?? .viewer) }
+            ).map { Self.decodeWorkspace(from: $0, role: Role(rawValue: $0["member_role"]) ?? .viewer) }
         }
     }
 
@@ -185,17 +185,17 @@ extension SQLiteStore {
             let userID: UserID
             if let id = request.userID {
                 guard try Bool.fetchOne(db, sql: "SELECT 1 FROM users WHERE id = ?", arguments: [id.rawValue]) == true
-                else { throw ServerError.validation("no user with id '\(id)'", field: "user_id") }
+                else { throw StorageError.invalid("no user with id '\(id)'", field: "user_id") }
                 userID = id
             } else if let email = request.email {
                 guard let id = try String.fetchOne(db, sql: "SELECT id FROM users WHERE email = ?", arguments: [email])
-                else { throw ServerError.validation("no user with email '\(email)'", field: "email") }
+                else { throw StorageError.invalid("no user with email '\(email)'", field: "email") }
                 userID = UserID(unchecked: id)
             } else {
-                throw ServerError.validation("give user_id or email")
+                throw StorageError.invalid("give user_id or email")
             }
             if try Self.role(db, workspace: workspace.rawValue, user: userID) != nil {
-                throw ServerError.conflict("that user is already a member")
+                throw StorageError.conflict("that user is already a member")
             }
             try db.execute(
                 sql: "INSERT INTO members (workspace_id, user_id, role, added_at) VALUES (?, ?, ?, ?)",
@@ -205,7 +205,7 @@ extension SQLiteStore {
             )
             try Self.membersChanged(db)
             guard let member = try Self.fetchMember(db, workspace: workspace, user: userID) else {
-                throw ServerError.notFound("member")
+                throw StorageError.notFound("member")
             }
             try Self.appendEvent(db, type: .memberAdded, workspaceID: workspace, payload: member, context: context)
             return member
@@ -224,7 +224,7 @@ extension SQLiteStore {
         return try await perform(context) { db in
             try Self.authorize(db, workspace: workspace.rawValue, user: actor, minimum: .owner, resource: "workspace")
             guard var member = try Self.fetchMember(db, workspace: workspace, user: target) else {
-                throw ServerError.notFound("member")
+                throw StorageError.notFound("member")
             }
             if member.role == .owner, role != .owner {
                 try Self.requireAnotherOwner(db, workspace: workspace, besides: target)
@@ -270,7 +270,7 @@ extension SQLiteStore {
                 )
             }
             guard let member = try Self.fetchMember(db, workspace: workspace, user: target) else {
-                throw ServerError.notFound(target == actor ? "workspace" : "member")
+                throw StorageError.notFound(target == actor ? "workspace" : "member")
             }
             if member.role == .owner {
                 try Self.requireAnotherOwner(db, workspace: workspace, besides: target)
@@ -312,7 +312,7 @@ extension SQLiteStore {
                 arguments: [workspace.rawValue, user.rawValue]
             ) ?? 0
         if owners == 0 {
-            throw ServerError.conflict("a workspace needs at least one owner")
+            throw StorageError.conflict("a workspace needs at least one owner")
         }
     }
 }

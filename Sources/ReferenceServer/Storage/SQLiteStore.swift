@@ -116,9 +116,7 @@ public final class SQLiteStore: Sendable {
         }
         let hash: String = row["request_hash"]
         guard hash == claim.requestHash else {
-            throw ServerError.validation(
-                "Idempotency-Key '\(claim.key)' was already used with a different request"
-            )
+            throw StorageError.idempotencyKeyReused(key: claim.key)
         }
         let body: Data
         do {
@@ -128,9 +126,7 @@ public final class SQLiteStore: Sendable {
             )
         } catch {
             // Running the write again could do it twice; the caller can retry with a new key.
-            throw ServerError.conflict(
-                "the stored answer of Idempotency-Key '\(claim.key)' cannot be read (\(error)); send the request with a new key"
-            )
+            throw StorageError.idempotentAnswerUnreadable(key: claim.key, reason: "\(error)")
         }
         return StoredResponse(status: row["status"], body: body, eTag: row["etag"], replayed: true)
     }
@@ -229,9 +225,9 @@ public final class SQLiteStore: Sendable {
     /// 404 for a non-member (`role` nil), 403 for a member below `minimum`.
     @discardableResult
     static func check(role: Role?, minimum: Role, resource: String) throws -> Role {
-        guard let role else { throw ServerError.notFound(resource) }
+        guard let role else { throw StorageError.notFound(resource) }
         guard role >= minimum else {
-            throw ServerError.forbidden("this needs the \(minimum.rawValue) role or higher; you are \(role.rawValue)")
+            throw StorageError.forbidden("this needs the \(minimum.rawValue) role or higher; you are \(role.rawValue)")
         }
         return role
     }
@@ -239,7 +235,8 @@ public final class SQLiteStore: Sendable {
     /// Throws 412 with the current resource when `expected` is set and differs from `actual`.
     static func checkVersion(expected: Int?, actual: Int, current: @autoclosure () throws -> some Encodable) throws {
         if let expected, expected != actual {
-            throw ServerError.preconditionFailed(current: try current(), version: actual)
+            let resource = try current()
+            throw StorageError.versionMismatch(current: try? JSONValue(encoding: resource), version: actual)
         }
     }
 }

@@ -9,7 +9,7 @@ import Logging
 /// commit, each in its own savepoint, so one failing mutation never takes the others with it.
 public struct ServerDatabase: Sendable {
     /// The connection pool: one writer, several concurrent readers.
-    public let pool: DatabasePool
+    let pool: DatabasePool
     let writer: WriteCoalescer
     /// Fired after every committed write transaction (realtime fan-out listens).
     public let commits: CommitSignal

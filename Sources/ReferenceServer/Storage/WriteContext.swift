@@ -19,7 +19,7 @@ public struct WriteContext: Sendable {
     }
 
     func requireActor() throws -> UserID {
-        guard let actor else { throw ServerError.unauthorized("authentication required") }
+        guard let actor else { throw StorageError.unauthenticated }
         return actor
     }
 }

@@ -25,7 +25,7 @@ import Synchronization
 struct WebhookDeliveryService: Service {
     let services: ServerServices
     private var configuration: WebhookConfiguration { services.configuration.webhooks }
-    private var store: any DataStore { services.store }
+    private var store: any WebhookRepository { services.store }
     private var logger: Logger { services.logger }
     /// How many events one enqueue pass looks at per webhook.
     static let enqueueBatch = 500
@@ -37,7 +37,7 @@ struct WebhookDeliveryService: Service {
             try? await gracefulShutdown()
             return
         }
-        let wakeup = WebhookWakeup()
+        let wakeup = WebhookWakeup(clock: services.configuration.clock)
         store.observeCommits { wakeup.signal() }
         var httpConfiguration = HTTPClient.Configuration()
         httpConfiguration.redirectConfiguration = .disallow
@@ -198,6 +198,7 @@ struct WebhookDeliveryService: Service {
             }
         }
         if let error = error as? ServerError { return error.message }
+        if let error = error as? StorageError { return ErrorMiddleware.serverError(for: error).message }
         return String("\(error)".prefix(300))
     }
 }

@@ -9,6 +9,12 @@ final class WebhookWakeup: Sendable {
     }
 
     private let state = Mutex(State())
+    /// The clock the waits run on.
+    private let clock: any Clock<Duration>
+
+    init(clock: any Clock<Duration> = ContinuousClock()) {
+        self.clock = clock
+    }
 
     /// Ends the current wait, or the next one if none is under way.
     func signal() {
@@ -20,7 +26,7 @@ final class WebhookWakeup: Sendable {
 
     /// Waits until a signal, `timeout`, or the calling task's cancellation, whichever comes first.
     func wait(upTo timeout: Duration) async {
-        let sleeper = Task { _ = try? await Task.sleep(for: timeout) }
+        let sleeper = Task { [clock] in _ = try? await clock.sleep(for: timeout) }
         let signalled = state.withLock { state -> Bool in
             if state.signalled {
                 state.signalled = false

@@ -5,7 +5,7 @@ import PyAirtableModels
 /// Bases, tables, fields and views.
 struct SchemaController {
     let services: ServerServices
-    var store: any DataStore { services.store }
+    let store: any SchemaRepository
     var now: Date { services.configuration.now() }
 
     func addRoutes(to group: RouterGroup<AppRequestContext>) {
