@@ -31,7 +31,7 @@ public struct ClientRequest: Sendable, Hashable {
     /// the auth middleware leaves a request without them alone, so a refresh never waits on itself.
     public var authenticated: Bool
     /// How long the transport may wait for the response's head; `nil` for the client's
-    /// ``PyAirtableClient/Configuration/Timeouts/request``. File transfers and event streams set a
+    /// ``PyAirtableClient/Timeouts/request``. File transfers and event streams set a
     /// longer one.
     public var timeout: Duration?
 
