@@ -108,7 +108,13 @@ public final class PyAirtableClient: Sendable {
             // Whatever a transport throws reaches the middlewares as a PyAirtableError, so retry and
             // the circuit breaker judge custom transports' failures like the default one's.
             do {
-                return try await transport.send(request, baseURL: baseURL, timeout: request.timeout ?? defaultTimeout)
+                let response = try await transport.send(
+                    request,
+                    baseURL: baseURL,
+                    timeout: request.timeout ?? defaultTimeout
+                )
+                guard request.collectsResponse else { return response }
+                return try await PyAirtableClient.collect(response, upTo: maximumResponseSize)
             } catch let error as PyAirtableError {
                 throw error
             } catch is CancellationError {
@@ -260,6 +266,8 @@ public final class PyAirtableClient: Sendable {
     /// ``Configuration/maximumResponseSize``); a non-success status becomes a ``PyAirtableError``.
     @discardableResult
     func execute(_ request: ClientRequest) async throws -> ClientResponse {
+        var request = request
+        request.collectsResponse = true
         let response = try await exchange(request)
         return try await Self.collect(response, upTo: configuration.maximumResponseSize)
     }
@@ -309,6 +317,8 @@ final class ChainReference: Sendable {
         guard let chain = chain.withLock({ $0 }) else {
             throw PyAirtableError.notAuthenticated("the client is not ready to refresh its token")
         }
+        var request = request
+        request.collectsResponse = true
         let response = try await chain.send(request, checked: true)
         return try await PyAirtableClient.collect(response, upTo: maximumResponseSize)
     }

@@ -46,9 +46,11 @@ public struct ServerConfiguration: Sendable {
     public var recordCacheBytes: Int
     /// The wall clock, injected so tests can move time.
     public var now: @Sendable () -> Date
-    /// The clock the server's waits run on (maintenance passes, realtime heartbeats and credential
-    /// lifetimes, the hub's retries, the webhook worker's idle wait); injected so tests drive them
-    /// without waiting.
+    /// The clock the server's waits run on (maintenance passes, SSE heartbeats and credential
+    /// lifetimes, the hub's retries, the webhook worker's waits); injected so tests drive them
+    /// without waiting. WebSocket pings, idle closes and credential expiry run on the connection's
+    /// event loop timers instead (no task per connection), so they do not follow this clock.
+    /// Deadlines themselves are read from ``now``: a test that moves one moves the other.
     public var clock: any Clock<Duration>
     /// The server's name in logs and the `Server` header.
     public var serverName: String

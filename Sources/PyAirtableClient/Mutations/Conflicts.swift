@@ -296,20 +296,33 @@ enum ThreeWayMerge {
 
 /// Fans values out to every current subscriber; a subscriber that falls behind loses the oldest.
 final class Broadcast<Value: Sendable>: Sendable {
-    private let state = Mutex<(next: Int, continuations: [Int: AsyncStream<Value>.Continuation])>((0, [:]))
+    private struct State {
+        var next = 0
+        var continuations: [Int: AsyncStream<Value>.Continuation] = [:]
+        var finished = false
+    }
+
+    private let state = Mutex(State())
     private let buffer: Int
 
     init(buffer: Int = 1024) {
         self.buffer = buffer
     }
 
+    /// A stream of the values yielded from now on; it ends when the broadcast is finished (at once if
+    /// it already is).
     func subscribe() -> AsyncStream<Value> {
         let (stream, continuation) = AsyncStream<Value>.makeStream(bufferingPolicy: .bufferingNewest(buffer))
-        let id = state.withLock { state in
+        let id = state.withLock { state -> Int? in
+            guard !state.finished else { return nil }
             let id = state.next
             state.next += 1
             state.continuations[id] = continuation
             return id
+        }
+        guard let id else {
+            continuation.finish()
+            return stream
         }
         continuation.onTermination = { [weak self] _ in
             _ = self?.state.withLock { $0.continuations.removeValue(forKey: id) }
@@ -320,5 +333,15 @@ final class Broadcast<Value: Sendable>: Sendable {
     func yield(_ value: Value) {
         let continuations = state.withLock { Array($0.continuations.values) }
         for continuation in continuations { continuation.yield(value) }
+    }
+
+    /// Ends every subscriber's stream, and the streams of later subscribers at once.
+    func finish() {
+        let continuations = state.withLock { state -> [AsyncStream<Value>.Continuation] in
+            state.finished = true
+            defer { state.continuations = [:] }
+            return Array(state.continuations.values)
+        }
+        for continuation in continuations { continuation.finish() }
     }
 }

@@ -124,6 +124,11 @@ public struct OfflineControl: Sendable {
             report.replayed += 1
             if response.headerFields[.idempotentReplayed] == "true" { report.alreadyApplied += 1 }
             return .next
+        } catch let error where Self.isCancellation(error) {
+            // Stopped (the client shutting down), not refused: the write goes back, with its key, for
+            // the next replay.
+            try await queue.release([mutation.id])
+            throw CancellationError()
         } catch let error as PyAirtableError where error.isRetryable {
             _ = try await queue.fail(mutation.id, failure: Self.failure(error), retryable: true)
             report.stoppedBy = error
@@ -233,6 +238,10 @@ public struct OfflineControl: Sendable {
             report.replayed += mutations.count
             if response.headerFields[.idempotentReplayed] == "true" { report.alreadyApplied += mutations.count }
             return .next
+        } catch let error where Self.isCancellation(error) {
+            // Stopped, not refused: the group goes back whole, with its key, for the next replay.
+            try await queue.release(ids)
+            throw CancellationError()
         } catch let error as PyAirtableError where error.isRetryable {
             // The answer may have been lost after the server applied the batch: keep the group and its
             // key for the next attempt.
@@ -244,10 +253,6 @@ public struct OfflineControl: Sendable {
             // may go on its own, and only the bad one lands in the failed list.
             try await queue.dissolveBatch(ids)
             return try await sendEachAlone(mutations, queue: queue, report: &report)
-        } catch is CancellationError {
-            // Stopped, not refused: the group goes back whole, with its key, for the next replay.
-            try await queue.release(ids)
-            throw CancellationError()
         } catch {
             // Applied or not, nobody can tell (a 500, an answer that cannot be read): the group stays
             // whole, with its key, in the failed list.
@@ -261,6 +266,12 @@ public struct OfflineControl: Sendable {
         }
     }
 
+    /// Whether `error` means the replay was stopped: the task was cancelled (the chain reports that
+    /// as ``PyAirtableError/cancelled``).
+    private static func isCancellation(_ error: any Error) -> Bool {
+        error is CancellationError || (error as? PyAirtableError) == .cancelled
+    }
+
     private func sendEachAlone(
         _ mutations: [QueuedMutation],
         queue: OfflineQueue,
@@ -269,7 +280,15 @@ public struct OfflineControl: Sendable {
         async throws -> Outcome
     {
         for (index, mutation) in mutations.enumerated() {
-            if try await sendAlone(mutation, queue: queue, report: &report) == .stop {
+            let outcome: Outcome
+            do {
+                outcome = try await sendAlone(mutation, queue: queue, report: &report)
+            } catch {
+                // Stopped: the ones not tried go back too (their lease would free them later anyway).
+                try? await queue.release(mutations[(index + 1)...].map(\.id))
+                throw error
+            }
+            if outcome == .stop {
                 // Give back the ones not tried: they were not sent, so no attempt is counted.
                 try await queue.release(mutations[(index + 1)...].map(\.id))
                 return .stop

@@ -109,6 +109,9 @@ final class ReplayScheduler: Sendable {
         }
         task?.cancel()
         await task?.value
+        states.yield(.idle)
+        runs.finish()
+        states.finish()
     }
 
     private func run(_ trigger: ReplayTrigger, client: PyAirtableClient) async {
@@ -122,7 +125,6 @@ final class ReplayScheduler: Sendable {
                 run = ReplayRun(trigger: current, report: nil, error: "\(error)")
             }
             if Task.isCancelled { return }
-            runs.yield(run)
             let next = state.withLock { state -> ReplayState? in
                 guard !state.stopped else { return nil }
                 let unreachable = run.report?.stoppedBy != nil || state.unreachableDuringRun
@@ -139,6 +141,9 @@ final class ReplayScheduler: Sendable {
                 }
                 return state.phase
             }
+            // The run is announced once the state says what follows it, so whoever sees the run
+            // reads the state after it.
+            runs.yield(run)
             guard let next else { return }
             states.yield(next)
             guard case .replaying(let again) = next else { return }

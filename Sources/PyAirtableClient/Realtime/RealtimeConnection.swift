@@ -323,13 +323,9 @@ extension RealtimeClient {
                                 events.append(try Event.decode(message.data))
                             case "error":
                                 if !events.isEmpty { await deliver(streamEvents: events) }
-                                if message.data.contains("\"code\":401") {
-                                    // The access token expired during the stream: refresh it before
-                                    // the next connection.
-                                    if let token = try? await client.tokens.token() {
-                                        _ = try? await client.tokens.refreshed(replacing: token)
-                                    }
-                                }
+                                // An access token that expired during the stream (`"code":401`) is
+                                // renewed by the next connection's request: the auth middleware
+                                // refreshes a token about to expire, and refreshes once on a 401.
                                 return .dropped(RealtimeClosed(reason: "the server ended the stream: \(message.data)"))
                             default:
                                 if let event = try? Event.decode(message.data) {

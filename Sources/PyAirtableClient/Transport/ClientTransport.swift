@@ -34,6 +34,10 @@ public struct ClientRequest: Sendable, Hashable {
     /// ``PyAirtableClient/Timeouts/request``. File transfers and event streams set a
     /// longer one.
     public var timeout: Duration?
+    /// Whether the answer is read into memory at the end of the chain, inside retry and the circuit
+    /// breaker, so a connection lost while the body arrives is retried like one lost before it (set
+    /// by the client for the calls whose answer it decodes; never for transfers and streams).
+    var collectsResponse = false
 
     public init(
         method: HTTPRequest.Method,

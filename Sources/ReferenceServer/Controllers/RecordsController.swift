@@ -19,37 +19,6 @@ struct RecordsController {
         group.delete("records/{id}", use: delete)
     }
 
-    /// Parses and checks a formula against the table; errors, a formula past `limits` included, are
-    /// 422 with the formula position.
-    static func parseFilter(
-        _ source: String,
-        schema: TableSchema,
-        parameter: String,
-        limits: Formula.Limits
-    ) throws -> Formula {
-        do {
-            let formula = try Formula.parse(source, limits: limits)
-            try formula.validate(fieldTypes: schema.fieldsByName.mapValues(\.type))
-            return formula
-        } catch {
-            throw ServerError.validation(
-                "bad \(parameter): \(error.description)",
-                field: parameter,
-                position: error.position
-            )
-        }
-    }
-
-    /// Refuses more sort keys than `limits` allow: each key nests the page query deeper.
-    static func checkSortKeyCount(_ count: Int, limits: RequestLimits) throws {
-        guard count <= limits.maximumSortKeys else {
-            throw ServerError.validation(
-                "sort has \(count) keys, over the limit of \(limits.maximumSortKeys) (maximumSortKeys)",
-                field: "sort"
-            )
-        }
-    }
-
     /// Resolves the list query (view, filter, sort, fields, page size, cursor) against the table.
     static func plan(for request: Request, schema: TableSchema, limits: RequestLimits) throws -> RecordListPlan {
         let query = request.uri.queryParameters
@@ -64,7 +33,12 @@ struct RecordsController {
             viewID = view.id.rawValue
             if let filter = view.filter, !filter.isEmpty {
                 filters.append(
-                    try parseFilter(filter, schema: schema, parameter: "view filter", limits: limits.formula)
+                    try ViewValidation.parseFilter(
+                        filter,
+                        schema: schema,
+                        parameter: "view filter",
+                        limits: limits.formula
+                    )
                 )
             }
             sort = view.sort ?? []
@@ -72,7 +46,14 @@ struct RecordsController {
         }
         let filterSource = query.get("filter") ?? ""
         if !filterSource.trimmingCharacters(in: .whitespaces).isEmpty {
-            filters.append(try parseFilter(filterSource, schema: schema, parameter: "filter", limits: limits.formula))
+            filters.append(
+                try ViewValidation.parseFilter(
+                    filterSource,
+                    schema: schema,
+                    parameter: "filter",
+                    limits: limits.formula
+                )
+            )
         }
         let sortSource = query.get("sort") ?? ""
         if !sortSource.isEmpty {
@@ -82,7 +63,7 @@ struct RecordsController {
                 throw ServerError.validation(error.description, field: "sort")
             }
         }
-        try checkSortKeyCount(sort.count, limits: limits)
+        try ViewValidation.checkSortKeyCount(sort.count, limits: limits)
         let resolvedSort = try sort.map { spec -> (field: Field, direction: SortSpec.Direction) in
             guard let field = schema.fieldsByName[spec.field] else {
                 throw ServerError.validation("unknown field '\(spec.field)' in sort", field: "sort")
