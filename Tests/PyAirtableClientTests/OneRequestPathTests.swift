@@ -311,6 +311,60 @@ struct ReplaySchedulingTests {
         }
     }
 
+    @Test("signing in replays what that account queued in an earlier run")
+    func signInTrigger() async throws {
+        let server = RestartableServer()
+        let directory = try TemporaryDirectory()
+        defer { withExtendedLifetime(directory) {} }
+        do {
+            try await server.start()
+            let configuration = Self.configuration(
+                url: server.url,
+                directory: URL(fileURLWithPath: directory.path),
+                clock: TestClock()
+            )
+            // An earlier run: signed in, it queues a write while the server is down, and ends.
+            let table = try await withPyAirtableClient(configuration: configuration) { client in
+                _ = try await client.auth.register(email: "later@example.com", password: "correct horse", name: "L")
+                let table = try await Fixtures.makeTable(client)
+                await server.stop()
+                await #expect(throws: PyAirtableError.queuedOffline) {
+                    _ = try await client.records.create(in: table.id, fields: ["Name": "from the last run"])
+                }
+                return table
+            }
+            try await server.start()
+            // This run starts signed out (the token store is new), so its start replays nothing of
+            // that account's; signing in does.
+            let later = Self.configuration(
+                url: server.url,
+                directory: URL(fileURLWithPath: directory.path),
+                clock: TestClock()
+            )
+            try await withPyAirtableClient(configuration: later) { client in
+                // The start's replay (of the signed-out queue) ends first.
+                let states = client.offline.replayStates()
+                if client.offline.replayState != .idle {
+                    for await state in states where state == .idle { break }
+                }
+                #expect(try await client.offline.counts().total == 0, "signed out, the queue is another's")
+                let runs = client.offline.replayRuns()
+                _ = try await client.auth.login(email: "later@example.com", password: "correct horse")
+                var iterator = runs.makeAsyncIterator()
+                let run = try #require(await iterator.next())
+                #expect(run.trigger == .signedIn)
+                #expect(run.report?.replayed == 1)
+                #expect(try await client.offline.counts().total == 0)
+                let records = try await client.records.list(in: table.id, policy: .networkOnly).data
+                #expect(records.map(\.fields["Name"]) == [.string("from the last run")])
+            }
+        } catch {
+            await server.remove()
+            throw error
+        }
+        await server.remove()
+    }
+
     @Test("a probe on the client's clock sees the server back and starts the replay")
     func probeTrigger() async throws {
         try await Self.withQueuedWrite { client, clock, _, _ in

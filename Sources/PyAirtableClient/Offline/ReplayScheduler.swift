@@ -13,6 +13,9 @@ public enum ReplayTrigger: String, Sendable, Hashable {
     case explicit
     /// A write was queued only to wait behind an earlier queued create, with the server reachable.
     case writeQueued
+    /// The client signed in (`login`, `register`, a personal access token): writes that account
+    /// queued in an earlier run go.
+    case signedIn
 }
 
 /// What the background replay of the offline queue does now.

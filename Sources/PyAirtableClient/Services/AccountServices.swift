@@ -22,6 +22,7 @@ public struct AuthService: Sendable {
             as: AuthResponse.self
         )
         try await client.tokens.update(StoredCredentials(tokens: response.tokens, user: response.user))
+        client.replayScheduler.trigger(.signedIn, client: client)
         return response
     }
 
@@ -39,12 +40,14 @@ public struct AuthService: Sendable {
             as: AuthResponse.self
         )
         try await client.tokens.update(StoredCredentials(tokens: response.tokens, user: response.user))
+        client.replayScheduler.trigger(.signedIn, client: client)
         return response
     }
 
     /// Keeps a personal access token as this client's credentials (for example after `pyat login --token`).
     public func use(personalAccessToken token: String) async throws {
         try await client.tokens.update(StoredCredentials(personalAccessToken: token))
+        client.replayScheduler.trigger(.signedIn, client: client)
     }
 
     /// Signs out: revokes the refresh token on the server and forgets the credentials.
