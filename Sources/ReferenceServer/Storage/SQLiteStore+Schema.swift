@@ -9,11 +9,14 @@ struct SchemaLocation: Sendable, Hashable {
 }
 
 /// A table with lookups by field id and name, as the record routes use it.
+///
+/// Only storage makes one, from the table's row, and nothing outside the module can change one: a
+/// repository given a schema may trust that its table lives in the workspace it names.
 public struct TableSchema: Sendable {
-    public var table: PyAirtableModels.Table
-    public var workspaceID: WorkspaceID
-    public var fieldsByID: [String: Field]
-    public var fieldsByName: [String: Field]
+    public internal(set) var table: PyAirtableModels.Table
+    public internal(set) var workspaceID: WorkspaceID
+    public internal(set) var fieldsByID: [String: Field]
+    public internal(set) var fieldsByName: [String: Field]
 
     init(table: Table, workspaceID: WorkspaceID) {
         self.table = table
