@@ -23,7 +23,12 @@ public func buildRouter(services: ServerServices) -> Router<AppRequestContext> {
             maximumJSONDepth: services.configuration.limits.maximumJSONDepth
         )
     )
-    router.add(middleware: IdempotencyMiddleware(keys: services.keys))
+    router.add(
+        middleware: IdempotencyMiddleware(
+            keys: services.keys,
+            maximumBodySize: services.configuration.maximumBodySize
+        )
+    )
     let api = router.group("api/v1")
     AuthController(services: services, store: services.store).addRoutes(to: api)
     WorkspacesController(services: services, store: services.store).addRoutes(to: api)

@@ -8,10 +8,12 @@ import PyAirtableModels
 /// request (the body can hold a password, so a plain hash of it must not be stored): the store
 /// replays the stored answer of a repeated request and refuses the key with another request.
 ///
-/// Runs after ``BodyMiddleware``, which has read the body whole.
+/// Runs after ``BodyMiddleware``, which has read the body whole; `maximumBodySize` is the same limit,
+/// so a body that somehow arrives unread is still bounded.
 struct IdempotencyMiddleware: RouterMiddleware {
     typealias Context = AppRequestContext
     let keys: StorageKeys
+    let maximumBodySize: Int
 
     func handle(
         _ request: Request,
@@ -28,7 +30,12 @@ struct IdempotencyMiddleware: RouterMiddleware {
         var request = request
         var context = context
         // Already in memory (BodyMiddleware read it): this only hands the buffer back.
-        let buffer = try await request.body.collect(upTo: .max)
+        let buffer: ByteBuffer
+        do {
+            buffer = try await request.body.collect(upTo: maximumBodySize)
+        } catch let error as HTTPError where error.status == .contentTooLarge {
+            throw ServerError.payloadTooLarge(limit: maximumBodySize)
+        }
         request.body = .init(buffer: buffer)
         var hasher = SHA256()
         hasher.update(data: Data(request.method.rawValue.utf8))
