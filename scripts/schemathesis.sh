@@ -7,6 +7,7 @@
 #   --max-time   the time budget of the run (default 180 s; fuzzing and stateful repeat until spent)
 #   --pyat       the pyat binary (default: the debug build, $(swift build --show-bin-path)/pyat)
 #   after --      passed to `schemathesis run`, e.g. -- --seed 42 --report junit
+#   PYAT_SCHEMATHESIS_LOG_LEVEL  the server's --log-level (default warning); its last 50 lines are printed when the run fails
 #
 # Schemathesis 4.32.5 is installed from PyPI into a virtual environment under .build/ (reused while the
 # pin matches). The server and Schemathesis run in a network namespace of their own that has only a
@@ -65,11 +66,12 @@ if [[ "${PYAT_SCHEMATHESIS_INSIDE:-}" == "1" ]]; then
     trap 'exit 130' INT TERM
 
     # Every request of the run comes from 127.0.0.1, and it signs in again after each 401; the
-    # default allowance of 30 sign-ins a minute per address would let its own fuzzing of
-    # /auth/login lock it out, leaving the operations behind it answered 401 (a failed run).
-    # The throttle itself is tested by `swift test` (AuthThrottleTests).
-    "$pyat" serve --demo --port 0 --data-dir "$workdir/data" --log-level warning \
-        --auth-attempts-per-address 1000000 \
+    # default allowances (30 sign-ins a minute per address, 10 failures per account in 5 minutes,
+    # 16 password checks queued) would let its own fuzzing of /auth/login and /auth/register lock
+    # it out on a loaded machine, leaving the operations behind it answered 401 (a failed run).
+    # The throttle and the queue are tested by `swift test` (AuthThrottleTests).
+    "$pyat" serve --demo --port 0 --data-dir "$workdir/data" --log-level "${PYAT_SCHEMATHESIS_LOG_LEVEL:-warning}" \
+        --auth-attempts-per-address 1000000 --auth-attempts-per-account 1000000 --password-hash-queue 10000 \
         >"$workdir/serve.out" 2>"$workdir/serve.err" &
     server_pid=$!
 
@@ -107,6 +109,9 @@ if [[ "${PYAT_SCHEMATHESIS_INSIDE:-}" == "1" ]]; then
         echo "schemathesis: pyat serve died during the run:" >&2
         tail -50 "$workdir/serve.err" >&2
         status=1
+    elif [[ "$status" != "0" ]]; then
+        echo "schemathesis: the last lines pyat serve logged:" >&2
+        tail -50 "$workdir/serve.err" >&2
     fi
     exit "$status"
 fi

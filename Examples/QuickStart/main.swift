@@ -36,13 +36,13 @@ try await withPyAirtableClient(configuration: configuration) { client in
             "Score": .number(Double(index % 10)),
         ])
     }
-    _ = try await client.records.batch(in: table.id, operations)
+    _ = try await client.records.batch(in: table.id, operations: operations)
 
     // One page, filtered with a formula and sorted.
     let page = try await client.records.list(
         in: table.id,
-        RecordQuery(
-            sort: [SortSpec(field: "Score", direction: .desc)],
+        query: RecordQuery(
+            sort: [.descending("Score")],
             filter: "AND({Status} = 'Done', {Score} >= 5)",
             pageSize: 5
         )
@@ -53,7 +53,7 @@ try await withPyAirtableClient(configuration: configuration) { client in
 
     // Every page, fetched lazily as the loop asks for more.
     var count = 0
-    for try await _ in client.records.all(in: table.id, RecordQuery(pageSize: 25)) {
+    for try await _ in client.records.all(in: table.id, query: RecordQuery(pageSize: 25)) {
         count += 1
     }
     print("\(count) records in \(table.name)")
@@ -64,7 +64,7 @@ try await withPyAirtableClient(configuration: configuration) { client in
         // ...so a write based on the old version gets 412; `.fail` hands you the current record.
         _ = try await client.records.update(first.id, fields: ["Score": 5], ifVersion: first.version, onConflict: .fail)
     } catch let error as PyAirtableError where error == .preconditionFailed {
-        let current = try error.current(as: Record.self)
+        let current = error.currentRecord
         print("conflict: the record is at version \(current?.version ?? 0)")
     }
     // By default a conflict is merged field by field against the version the edit started from:

@@ -404,7 +404,7 @@ extension CacheDatabase {
         return CacheEntry(
             key: key,
             value: row[0],
-            tags: tags,
+            tags: tags.map(CacheTag.init(rawValue:)),
             storedAt: Date(cacheMicroseconds: row[3]),
             freshUntil: Date(cacheMicroseconds: row[4]),
             staleUntil: Date(cacheMicroseconds: row[5]),
@@ -424,7 +424,8 @@ extension CacheDatabase {
         let id = context.meta.nextID
         context.meta.nextID += 1
         let fields: StatementArguments = [
-            id, entry.value, entry.tags.joined(separator: "\n"), entry.etag, entry.storedAt.cacheMicroseconds,
+            id, entry.value, entry.tags.lazy.map(\.rawValue).joined(separator: "\n"), entry.etag,
+            entry.storedAt.cacheMicroseconds,
             entry.freshUntil.cacheMicroseconds, entry.staleUntil.cacheMicroseconds, size,
             entry.lastAccess.cacheMicroseconds,
         ]

@@ -12,7 +12,7 @@ public struct CacheEntry: Sendable, Hashable {
     /// The cached bytes.
     public var value: Data
     /// The tags the entry provides, such as `table:tbl1` or `record:rec1`; see ``CacheTag``.
-    public var tags: [String]
+    public var tags: [CacheTag]
     /// When the value was stored.
     public var storedAt: Date
     /// Until when the value is fresh.
@@ -28,7 +28,7 @@ public struct CacheEntry: Sendable, Hashable {
     public init(
         key: String,
         value: Data,
-        tags: [String] = [],
+        tags: [CacheTag] = [],
         storedAt: Date,
         freshUntil: Date,
         staleUntil: Date,
@@ -48,7 +48,7 @@ public struct CacheEntry: Sendable, Hashable {
     /// The bytes the entry counts against the cache's bounds: its value, key, tags and validator.
     public var size: Int {
         var size = value.count + key.utf8.count + (etag?.utf8.count ?? 0)
-        for tag in tags { size += tag.utf8.count }
+        for tag in tags { size += tag.rawValue.utf8.count }
         return size
     }
 

@@ -1,33 +1,73 @@
-/// Tag helpers and RTK Query's invalidation rules.
+/// What a cached entry contains, for invalidation: `type:id` (specific) or a bare `type` (general),
+/// by RTK Query's rules.
 ///
-/// A tag is `type:id` (specific) or a bare `type` (general). Invalidating a specific tag removes the
-/// entries that provide exactly that tag; invalidating a general tag removes every entry that provides
-/// the type, with or without an id. So a list of table `tbl1` provides `table:tbl1` and
-/// `record:rec…` for each record it shows: changing one record (`record:rec7`) invalidates the lists
-/// that show it, a schema change (`table:tbl1`) every entry of the table, and `record` every record
-/// and list of records.
+/// Invalidating a specific tag removes the entries that provide exactly that tag; invalidating a
+/// general tag removes every entry that provides the type, with or without an id. So a list of table
+/// `tbl1` provides `table:tbl1` and `record:rec…` for each record it shows: changing one record
+/// (`record:rec7`) invalidates the lists that show it, a schema change (`table:tbl1`) every entry of
+/// the table, and `record` every record and list of records.
 ///
 /// ```swift
-/// try await cache.set("tbl1/list", value: body, tags: [CacheTag.table("tbl1"), CacheTag.record("rec7")])
-/// try await cache.invalidate(tags: [CacheTag.record("rec7")])   // the list is gone
+/// try await cache.set("tbl1/list", value: body, tags: [CacheTag("table", id: "tbl1"), CacheTag("record", id: "rec7")])
+/// try await cache.invalidate(tags: [CacheTag("record", id: "rec7")])   // the list is gone
 /// ```
-public enum CacheTag {
-    /// The tag of a table, provided by every entry built from the table.
-    public static func table(_ id: String) -> String { "table:\(id)" }
+///
+/// Layers above the cache give their tags names (`PyAirtableClient` has `.record(id)`, `.table(id)`
+/// and others) in extensions of this type.
+public struct CacheTag: RawRepresentable, Hashable, Sendable, Comparable, CustomStringConvertible,
+    ExpressibleByStringInterpolation
+{
+    /// The tag as stored: `type:id`, or `type`.
+    public let rawValue: String
 
-    /// The tag of a record, provided by the record and by every list containing it.
-    public static func record(_ id: String) -> String { "record:\(id)" }
+    /// A tag from its stored form.
+    public init(rawValue: String) {
+        self.rawValue = rawValue
+    }
 
-    /// Whether invalidating `invalidated` removes an entry that provides `provided`.
-    public static func matches(provided: String, invalidated: String) -> Bool {
+    /// A specific tag, `type:id`; with `id` `nil`, the general tag of `type`.
+    ///
+    /// Neither part may contain a newline; `type` may not contain `:`.
+    public init(_ type: String, id: String? = nil) {
+        self.rawValue = id.map { "\(type):\($0)" } ?? type
+    }
+
+    public init(stringLiteral value: String) {
+        self.rawValue = value
+    }
+
+    /// The general tag of `type`: invalidating it removes every entry that provides `type`, with any id.
+    public static func general(_ type: String) -> CacheTag { CacheTag(type) }
+
+    /// The type: the part before the first `:`, or the whole tag.
+    public var type: Substring { rawValue.split(separator: ":", maxSplits: 1).first ?? Substring(rawValue) }
+
+    /// The id, or `nil` for a general tag.
+    public var id: Substring? {
+        guard let colon = rawValue.firstIndex(of: ":") else { return nil }
+        return rawValue[rawValue.index(after: colon)...]
+    }
+
+    /// Whether the tag is general (a bare type with no id).
+    public var isGeneral: Bool { Self.isGeneral(rawValue) }
+
+    /// Whether invalidating this tag removes an entry that provides `provided`.
+    public func invalidates(_ provided: CacheTag) -> Bool {
+        Self.matches(provided: provided.rawValue, invalidated: rawValue)
+    }
+
+    public var description: String { rawValue }
+
+    public static func < (lhs: CacheTag, rhs: CacheTag) -> Bool { lhs.rawValue < rhs.rawValue }
+
+    static func matches(provided: String, invalidated: String) -> Bool {
         if isGeneral(invalidated) {
             return provided == invalidated || provided.hasPrefix(invalidated + ":")
         }
         return provided == invalidated
     }
 
-    /// Whether `tag` is general (a bare type with no id).
-    public static func isGeneral(_ tag: String) -> Bool {
+    static func isGeneral(_ tag: String) -> Bool {
         !tag.contains(":")
     }
 }
@@ -52,5 +92,10 @@ struct CacheTagMatcher: Sendable {
     /// Whether invalidating these tags removes an entry that provides `provided`.
     func matchesAny(of provided: [String]) -> Bool {
         provided.contains(where: matches)
+    }
+
+    /// Whether invalidating these tags removes an entry that provides `provided`.
+    func matchesAny(of provided: [CacheTag]) -> Bool {
+        provided.contains { matches($0.rawValue) }
     }
 }

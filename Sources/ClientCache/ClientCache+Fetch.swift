@@ -103,7 +103,7 @@ extension ClientCache {
     private func store(
         _ key: String,
         value: Data,
-        tags: [String],
+        tags: [CacheTag],
         etag: String?,
         lifetime: CacheLifetime?
     ) async -> CacheEntry {

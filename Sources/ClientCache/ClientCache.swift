@@ -20,9 +20,9 @@ import Synchronization
 /// )
 /// let result = try await cache.fetch("tables/tbl1/records", policy: .staleWhileRevalidate) { cached in
 ///     let (body, etag) = try await api.listRecords(ifNoneMatch: cached?.etag)
-///     return .value(body, tags: [CacheTag.table("tbl1")], etag: etag)
+///     return .value(body, tags: [CacheTag("table", id: "tbl1")], etag: etag)
 /// }
-/// try await cache.invalidate(tags: [CacheTag.record("rec7")])
+/// try await cache.invalidate(tags: [CacheTag("record", id: "rec7")])
 /// ```
 public final class ClientCache: Sendable {
     /// A loader: given the cached entry if any (for a conditional request), answers a new value or
@@ -260,7 +260,7 @@ public final class ClientCache: Sendable {
     public func set(
         _ key: String,
         value: Data,
-        tags: [String] = [],
+        tags: [CacheTag] = [],
         etag: String? = nil,
         lifetime: CacheLifetime? = nil
     ) async throws -> CacheEntry {
@@ -472,8 +472,9 @@ public final class ClientCache: Sendable {
     /// - Returns: How many entries were removed.
     /// - Throws: A database error.
     @discardableResult
-    public func invalidate(tags: [String]) async throws -> Int {
+    public func invalidate(tags: [CacheTag]) async throws -> Int {
         guard !tags.isEmpty else { return 0 }
+        let tags = tags.map(\.rawValue)
         let removed = Mutex(0)
         try await write { [namespace] db, context, changes in
             let count = try CacheDatabase.invalidate(db, tags: tags, namespace: namespace, context: &context)

@@ -18,7 +18,7 @@ public enum FetchPolicy: String, Sendable, Hashable, Codable, CaseIterable {
 /// What a loader answers.
 public enum CacheLoad: Sendable, Hashable {
     /// A new value, with the tags it provides and its validator.
-    case value(Data, tags: [String] = [], etag: String? = nil)
+    case value(Data, tags: [CacheTag] = [], etag: String? = nil)
     /// The cached value is still current (for example HTTP 304): only its lifetime is renewed.
     case notModified
 }

@@ -39,7 +39,7 @@ public final class PyAirtableClient: Sendable {
     /// The cache identity when the credentials cannot change (a fixed token, or none).
     private let fixedCacheIdentity: String?
     private let realtimeClient = Mutex<RealtimeClient?>(nil)
-    private let circuitState: @Sendable (String) -> CircuitState
+    private let circuitState: @Sendable (ServiceName) -> CircuitState
 
     /// Makes a client. Call ``shutdown()`` when done.
     public init(configuration: Configuration) {
@@ -138,7 +138,7 @@ public final class PyAirtableClient: Sendable {
         configuration: Configuration,
         clock: C,
         tokens: TokenManager
-    ) -> (middlewares: [any ClientMiddleware], circuitState: @Sendable (String) -> CircuitState) {
+    ) -> (middlewares: [any ClientMiddleware], circuitState: @Sendable (ServiceName) -> CircuitState) {
         let logger = configuration.logger
         let prefix = configuration.metricsPrefix
         var middlewares: [any ClientMiddleware] = [ObservabilityMiddleware(logger: logger, metricsPrefix: prefix)]
@@ -190,8 +190,8 @@ public final class PyAirtableClient: Sendable {
         return await tokens.cacheIdentity()
     }
 
-    /// The state of a service's circuit breaker (`records`, `workspaces`, …).
-    public func circuitState(of service: String) -> CircuitState {
+    /// The state of a service's circuit breaker: `client.circuitState(of: .records)`.
+    public func circuitState(of service: ServiceName) -> CircuitState {
         circuitState(service)
     }
 

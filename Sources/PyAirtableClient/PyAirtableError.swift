@@ -11,7 +11,7 @@ import PyAirtableModels
 /// do {
 ///     try await client.records.update(id, fields: ["Score": 4], ifVersion: 3)
 /// } catch let error as PyAirtableError where error == .preconditionFailed {
-///     let current = try error.current(as: Record.self)
+///     let current = error.currentRecord
 /// }
 /// ```
 public struct PyAirtableError: Error, Sendable, Equatable, CustomStringConvertible {
@@ -164,7 +164,7 @@ public struct PyAirtableError: Error, Sendable, Equatable, CustomStringConvertib
         return error
     }
 
-    static func circuitOpen(service: String, retryIn: Duration) -> PyAirtableError {
+    static func circuitOpen(service: ServiceName, retryIn: Duration) -> PyAirtableError {
         var error = PyAirtableError(
             code: .circuitOpen,
             message:
@@ -261,6 +261,9 @@ public struct PyAirtableError: Error, Sendable, Equatable, CustomStringConvertib
     public func current<T: Decodable>(as type: T.Type) throws -> T? {
         try current.map { try $0.decode(as: type) }
     }
+
+    /// For a 412 on a record write: the record as it is now on the server.
+    public var currentRecord: Record? { try? current(as: Record.self) }
 
     /// A short, stable label safe for metrics: `http_404`, `transport`, `circuit_open`.
     public var shortDescription: String {

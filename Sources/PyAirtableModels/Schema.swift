@@ -90,6 +90,88 @@ public struct CreateFieldRequest: Codable, Sendable, Hashable {
     }
 }
 
+extension CreateFieldRequest {
+    /// A single line of text.
+    public static func singleLineText(_ name: String, description: String? = nil) -> Self {
+        Self(name: name, type: .singleLineText, description: description)
+    }
+
+    /// Text of several lines.
+    public static func multilineText(_ name: String, description: String? = nil) -> Self {
+        Self(name: name, type: .multilineText, description: description)
+    }
+
+    /// A number shown with `precision` digits after the point (0…8), when given.
+    public static func number(_ name: String, precision: Int? = nil, description: String? = nil) -> Self {
+        Self(
+            name: name,
+            type: .number,
+            options: precision.map { FieldOptions(precision: $0) },
+            description: description
+        )
+    }
+
+    /// A checkbox (never the primary field).
+    public static func checkbox(_ name: String, description: String? = nil) -> Self {
+        Self(name: name, type: .checkbox, description: description)
+    }
+
+    /// One of `choices`: `.singleSelect("Status", choices: ["Todo", "Doing", "Done"])`.
+    public static func singleSelect(_ name: String, choices: [String], description: String? = nil) -> Self {
+        Self(
+            name: name,
+            type: .singleSelect,
+            options: FieldOptions(choices: choices.map { SelectChoice(name: $0) }),
+            description: description
+        )
+    }
+
+    /// Any of `choices`.
+    public static func multipleSelects(_ name: String, choices: [String], description: String? = nil) -> Self {
+        Self(
+            name: name,
+            type: .multipleSelects,
+            options: FieldOptions(choices: choices.map { SelectChoice(name: $0) }),
+            description: description
+        )
+    }
+
+    /// A calendar date (`2026-12-06`).
+    public static func date(_ name: String, description: String? = nil) -> Self {
+        Self(name: name, type: .date, description: description)
+    }
+
+    /// An instant (ISO 8601 with a time zone).
+    public static func dateTime(_ name: String, description: String? = nil) -> Self {
+        Self(name: name, type: .dateTime, description: description)
+    }
+
+    /// An email address.
+    public static func email(_ name: String, description: String? = nil) -> Self {
+        Self(name: name, type: .email, description: description)
+    }
+
+    /// A URL.
+    public static func url(_ name: String, description: String? = nil) -> Self {
+        Self(name: name, type: .url, description: description)
+    }
+
+    /// Files (never the primary field).
+    public static func attachments(_ name: String, description: String? = nil) -> Self {
+        Self(name: name, type: .multipleAttachments, description: description)
+    }
+
+    /// Links to records of `table` (never the primary field).
+    public static func links(_ name: String, to table: TableID, description: String? = nil) -> Self {
+        Self(
+            name: name,
+            type: .multipleRecordLinks,
+            options: FieldOptions(linkedTableID: table),
+            description: description
+        )
+    }
+}
+
 /// `PATCH /fields/{id}`: rename, re-describe or change options. A field's type does not change.
 public struct UpdateFieldRequest: Codable, Sendable, Hashable {
     public var name: String?
@@ -116,6 +198,12 @@ public struct SortSpec: Codable, Sendable, Hashable {
         self.field = field
         self.direction = direction
     }
+
+    /// `field`, smallest first: `.ascending("Name")`.
+    public static func ascending(_ field: String) -> SortSpec { SortSpec(field: field, direction: .asc) }
+
+    /// `field`, largest first: `.descending("Score")`.
+    public static func descending(_ field: String) -> SortSpec { SortSpec(field: field, direction: .desc) }
 
     /// Parses the query form `Name:asc,Score:desc` (direction defaults to `asc`).
     /// - Throws: ``SortSpecError`` naming the bad part.

@@ -11,7 +11,7 @@ import Synchronization
 ///
 /// ```swift
 /// try await WebhookReceiver.withRunning { receiver in
-///     let hook = try await client.webhooks.create(base: base, url: receiver.url)
+///     let hook = try await client.webhooks.create(in: base, url: URL(string: receiver.url)!)
 ///     // … make changes …
 ///     let received = try await receiver.waitFor { $0.count >= 1 }
 ///     #expect(received[0].verifies(secret: hook.secret!))

@@ -96,7 +96,7 @@ extension Pyat.Bench {
                 guard let workspace = try await client.workspaces.list().first,
                     let base = try await client.bases.list(in: workspace.id).first,
                     let table = try await client.tables.list(in: base.id).first,
-                    let record = try await client.records.list(in: table.id, RecordQuery(pageSize: 1)).data.first
+                    let record = try await client.records.list(in: table.id, query: RecordQuery(pageSize: 1)).data.first
                 else { throw ValidationError("the server has no record to read; run it with --demo") }
                 let id = record.id
                 for _ in 0..<50 { _ = try await client.records.get(id, policy: .networkOnly) }
@@ -122,7 +122,7 @@ extension Pyat.Bench {
                 var memory: [Double] = []
                 for _ in 0..<(reads + 100) {
                     let start = ContinuousClock.now
-                    let answer = try await client.records.fetch(id, policy: .cacheOnly)
+                    let answer = try await client.records.getWithSource(id, policy: .cacheOnly)
                     memory.append(microseconds(ContinuousClock.now - start))
                     guard answer.fromCache else { throw CommandFailure("a warm read went to the network") }
                 }
@@ -174,7 +174,7 @@ extension Pyat.Bench {
                 let operations = (start..<min(start + BatchRequest.maximumOperations, count)).map { index in
                     BatchOperation.create(fields: ["Name": .string("Record \(index)"), "Score": .number(Double(index))])
                 }
-                for result in try await client.records.batch(in: table.id, operations) {
+                for result in try await client.records.batch(in: table.id, operations: operations) {
                     guard case .record(let record) = result else {
                         throw CommandFailure("a batch create answered \(result)")
                     }
@@ -188,7 +188,7 @@ extension Pyat.Bench {
                 samples.reserveCapacity(count)
                 for id in ids.shuffled() {
                     let start = ContinuousClock.now
-                    let answer = try await diskOnly.records.fetch(id, policy: .cacheOnly)
+                    let answer = try await diskOnly.records.getWithSource(id, policy: .cacheOnly)
                     samples.append(microseconds(ContinuousClock.now - start))
                     guard answer.fromCache, answer.value.id == id else {
                         throw CommandFailure("a disk-tier read of \(id) was not answered from the cache")

@@ -71,7 +71,7 @@ extension Pyat.Bench {
                 guard let workspace = try await client.workspaces.list().first,
                     let base = try await client.bases.list(in: workspace.id).first,
                     let table = try await client.tables.list(in: base.id).first,
-                    let record = try await client.records.list(in: table.id, RecordQuery(pageSize: 1)).data.first
+                    let record = try await client.records.list(in: table.id, query: RecordQuery(pageSize: 1)).data.first
                 else { throw ValidationError("the server has no record to read; run it with --demo") }
                 return record.id
             }

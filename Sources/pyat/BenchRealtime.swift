@@ -114,7 +114,7 @@ extension Pyat.Bench {
                 guard let workspace = try await client.workspaces.list().first,
                     let base = try await client.bases.list(in: workspace.id).first,
                     let table = try await client.tables.list(in: base.id).first,
-                    let record = try await client.records.list(in: table.id, RecordQuery(pageSize: 1)).data.first
+                    let record = try await client.records.list(in: table.id, query: RecordQuery(pageSize: 1)).data.first
                 else { throw ValidationError("the server has no record to write; run it with --demo") }
                 let filter = EventFilter(recordID: record.id)
                 let field = table.fields.first { $0.type == .number }?.name

@@ -199,7 +199,7 @@ extension Pyat.Bench {
                 for table in tables {
                     for try await record in client.records.all(
                         in: table,
-                        RecordQuery(pageSize: RecordQuery.maximumPageSize),
+                        query: RecordQuery(pageSize: RecordQuery.maximumPageSize),
                         policy: .networkOnly
                     ) {
                         records += 1

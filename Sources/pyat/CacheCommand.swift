@@ -136,7 +136,9 @@ extension Pyat.Cache {
             let removed = try await options.withClient { client in
                 guard client.cache.isEnabled else { throw CommandFailure("the cache is off (--no-cache)") }
                 var removed = 0
-                if !tags.isEmpty { removed += try await client.cache.invalidate(tags: tags) }
+                if !tags.isEmpty {
+                    removed += try await client.cache.invalidate(tags: tags.map(CacheTag.init(rawValue:)))
+                }
                 if let prefix { removed += try await client.cache.invalidate(keyPrefix: prefix) }
                 return removed
             }

@@ -35,7 +35,7 @@ enum CacheEngineBenchmark {
         let setCount = 3_000
         setLatencies.reserveCapacity(setCount)
         for index in 0..<(setCount + 300) {
-            let tags = [
+            let tags: [CacheTag] = [
                 "table:tbl\(index % 10)", "record:rec\(index)", "view:viw\(index % 3)",
             ]
             let start = ContinuousClock.now

@@ -103,7 +103,7 @@ extension Pyat.Fields {
                 options: fieldOptions.fieldOptions(type: type),
                 description: description
             )
-            return try await client.fields.create(in: table, request)
+            return try await client.fields.create(in: table, field: request)
         }
     }
 
@@ -140,7 +140,7 @@ extension Pyat.Fields {
                 options: fieldOptions.fieldOptions(type: nil),
                 description: description
             )
-            return try await client.fields.update(field, changes, ifVersion: precondition.ifVersion)
+            return try await client.fields.update(field, with: changes, ifVersion: precondition.ifVersion)
         }
     }
 

@@ -127,7 +127,7 @@ extension Pyat.Files {
         var workspace: WorkspaceID?
 
         func answer(from client: PyAirtableClient) async throws -> [FileMetadata] {
-            try await client.files.all(workspace: workspace)
+            try await client.files.all(in: workspace).collect()
         }
     }
 

@@ -91,13 +91,13 @@ extension Pyat.Records {
                 var query = query
                 var notice = CachedAnswerNotice()
                 repeat {
-                    let page = try await client.records.fetchList(in: table, query)
+                    let page = try await client.records.listWithSource(in: table, query: query)
                     notice.note(page)
                     records += page.value.data
                     nextCursor = page.value.nextCursor
                     query.cursor = nextCursor
                 } while all && nextCursor != nil
-                let schema = output.showsColumns ? try await client.tables.fetch(table) : nil
+                let schema = output.showsColumns ? try await client.tables.getWithSource(table) : nil
                 if let schema { notice.note(schema) }
                 notice.print(what: "records")
                 return (records, nextCursor, schema?.value)
@@ -125,9 +125,9 @@ extension Pyat.Records {
             let output = options.output
             let (record, schema) = try await options.withClient { client in
                 var notice = CachedAnswerNotice()
-                let record = try await client.records.fetch(id)
+                let record = try await client.records.getWithSource(id)
                 notice.note(record)
-                let schema = output.showsColumns ? try await client.tables.fetch(record.value.tableID) : nil
+                let schema = output.showsColumns ? try await client.tables.getWithSource(record.value.tableID) : nil
                 if let schema { notice.note(schema) }
                 notice.print(what: "record")
                 return (record.value, schema?.value)

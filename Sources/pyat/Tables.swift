@@ -103,7 +103,7 @@ extension Pyat.Tables {
 
         func answer(from client: PyAirtableClient) async throws -> Table {
             let changes = UpdateTableRequest(name: name, description: description)
-            return try await client.tables.update(table, changes, ifVersion: precondition.ifVersion)
+            return try await client.tables.update(table, with: changes, ifVersion: precondition.ifVersion)
         }
     }
 

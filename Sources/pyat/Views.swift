@@ -105,7 +105,7 @@ extension Pyat.Views {
                 sort: try view.sortSpecs(),
                 fields: view.fieldNames
             )
-            return try await client.views.create(in: table, request)
+            return try await client.views.create(in: table, view: request)
         }
     }
 
@@ -140,7 +140,7 @@ extension Pyat.Views {
                 sort: try changes.sortSpecs(),
                 fields: changes.fieldNames
             )
-            return try await client.views.update(view, request, ifVersion: precondition.ifVersion)
+            return try await client.views.update(view, with: request, ifVersion: precondition.ifVersion)
         }
     }
 

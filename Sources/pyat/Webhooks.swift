@@ -26,7 +26,7 @@ extension Pyat.Webhooks {
         var base: BaseID
 
         func answer(from client: PyAirtableClient) async throws -> [Webhook] {
-            try await client.webhooks.list(base: base)
+            try await client.webhooks.list(in: base)
         }
     }
 
@@ -73,7 +73,7 @@ extension Pyat.Webhooks {
         }
 
         func validate() throws {
-            guard url.hasPrefix("http://") || url.hasPrefix("https://") else {
+            guard url.hasPrefix("http://") || url.hasPrefix("https://"), URL(string: url) != nil else {
                 throw ValidationError("--url must be an http:// or https:// URL")
             }
             if events != nil, eventTypes.isEmpty {
@@ -83,7 +83,7 @@ extension Pyat.Webhooks {
 
         func run() async throws {
             let webhook = try await options.withClient {
-                try await $0.webhooks.create(base: base, url: url, events: eventTypes, table: table)
+                try await $0.webhooks.create(in: base, url: URL(string: url)!, events: eventTypes, table: table)
             }
             try options.output.item(webhook, columns: Webhook.columnsWithSecret)
             options.output.message("The secret is shown only once: store it now to verify deliveries.")
@@ -162,14 +162,14 @@ extension Pyat.Webhooks {
 
         func answer(from client: PyAirtableClient) async throws -> [WebhookDelivery] {
             let status = self.status.flatMap(WebhookDelivery.Status.init(rawValue:))
-            return try await client.webhooks.deliveries(webhook: webhook, status: status, pageSize: limit).data
+            return try await client.webhooks.deliveries(of: webhook, status: status, pageSize: limit).data
         }
     }
 }
 
 extension Pyat.Webhooks.SwitchCommand {
     func answer(from client: PyAirtableClient) async throws -> Webhook {
-        try await client.webhooks.setEnabled(webhook, Self.enables)
+        try await Self.enables ? client.webhooks.enable(webhook) : client.webhooks.disable(webhook)
     }
 }
 

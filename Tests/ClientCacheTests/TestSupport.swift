@@ -25,7 +25,7 @@ final class ScriptedLoader: Sendable {
         state.withLock { $0.next = .success(load) }
     }
 
-    func answer(_ text: String, tags: [String] = [], etag: String? = nil) {
+    func answer(_ text: String, tags: [CacheTag] = [], etag: String? = nil) {
         answer(.value(Data(text.utf8), tags: tags, etag: etag))
     }
 

@@ -119,19 +119,19 @@ struct CacheIntegrationTests {
             let table = try await Self.projects(client, workspace: try #require(demo.workspaceID))
             let before = log.count
 
-            let first = try await client.records.fetchList(in: table.id)
+            let first = try await client.records.listWithSource(in: table.id)
             #expect(!first.fromCache)
             #expect(first.value.data.count == 8)
             #expect(log.count == before + 1)
 
-            let second = try await client.records.fetchList(in: table.id)
+            let second = try await client.records.listWithSource(in: table.id)
             #expect(second.fromCache)
             #expect(!second.isStale)
             #expect(second.value.data.map(\.id) == first.value.data.map(\.id))
             #expect(log.count == before + 1, "a fresh page is answered without a request")
 
             cache.time.advance(by: 121)
-            let third = try await client.records.fetchList(in: table.id)
+            let third = try await client.records.listWithSource(in: table.id)
             #expect(!third.fromCache)
             #expect(third.value.data.map(\.id) == first.value.data.map(\.id))
             let revalidation = try #require(log.all.last)
@@ -149,7 +149,7 @@ struct CacheIntegrationTests {
                 try await $0.records.update(changed.id, fields: ["Name": .string("Changed elsewhere")])
             }
             cache.time.advance(by: 121)
-            let fourth = try await client.records.fetchList(in: table.id)
+            let fourth = try await client.records.listWithSource(in: table.id)
             #expect(!fourth.fromCache)
             #expect(
                 fourth.value.data.first { $0.id == changed.id }?.fields["Name"] == .string("Changed elsewhere")
@@ -168,7 +168,7 @@ struct CacheIntegrationTests {
             let table = try await Self.projects(client, workspace: try #require(demo.workspaceID))
             let id = try #require(try await client.records.list(in: table.id).data.first?.id)
             let record = try await client.records.get(id)
-            let again = try await client.records.fetch(id, policy: .networkFirst)
+            let again = try await client.records.getWithSource(id, policy: .networkFirst)
             #expect(again.value == record)
             #expect(log.all.last?.ifNoneMatch == VersionTag.format(record.version))
             #expect(log.all.last?.status == 304)
@@ -186,10 +186,10 @@ struct CacheIntegrationTests {
             let all = try await client.records.list(in: projects.id)
             let victim = try #require(all.data.first)
             let survivorsQuery = RecordQuery(filter: "RECORD_ID() != '\(victim.id)'")
-            let survivors = try await client.records.list(in: projects.id, survivorsQuery)
+            let survivors = try await client.records.list(in: projects.id, query: survivorsQuery)
             #expect(!survivors.data.contains { $0.id == victim.id })
             let firstPage = RecordQuery(pageSize: 1)
-            let onlyVictim = try await client.records.list(in: projects.id, firstPage)
+            let onlyVictim = try await client.records.list(in: projects.id, query: firstPage)
             #expect(onlyVictim.data.map(\.id) == [victim.id])
             _ = try await client.records.list(in: tasks.id)
             let other = try #require(all.data.last)
@@ -200,42 +200,42 @@ struct CacheIntegrationTests {
             // Both pages showing the record went; the page without it, the other table's
             // page and the other record stayed.
             let requests = log.count
-            #expect(try await client.records.fetchList(in: projects.id, survivorsQuery).fromCache)
-            #expect(try await client.records.fetchList(in: tasks.id).fromCache)
-            #expect(try await client.records.fetch(other.id).fromCache)
+            #expect(try await client.records.listWithSource(in: projects.id, query: survivorsQuery).fromCache)
+            #expect(try await client.records.listWithSource(in: tasks.id).fromCache)
+            #expect(try await client.records.getWithSource(other.id).fromCache)
             #expect(log.count == requests)
-            let reloaded = try await client.records.fetchList(in: projects.id)
+            let reloaded = try await client.records.listWithSource(in: projects.id)
             #expect(!reloaded.fromCache)
             #expect(!reloaded.value.data.contains { $0.id == victim.id })
-            #expect(try await !client.records.fetchList(in: projects.id, firstPage).fromCache)
+            #expect(try await !client.records.listWithSource(in: projects.id, query: firstPage).fromCache)
 
             // An update keeps the record's own entry current and drops the table's lists,
             // since the change could move the record into any filtered list.
             let updated = try await client.records.update(other.id, fields: ["Score": .number(99)])
-            let read = try await client.records.fetch(other.id)
+            let read = try await client.records.getWithSource(other.id)
             #expect(read.fromCache)
             #expect(read.value == updated)
-            #expect(try await !client.records.fetchList(in: projects.id, survivorsQuery).fromCache)
-            #expect(try await client.records.fetchList(in: tasks.id).fromCache)
+            #expect(try await !client.records.listWithSource(in: projects.id, query: survivorsQuery).fromCache)
+            #expect(try await client.records.listWithSource(in: tasks.id).fromCache)
 
             // A created record shows in the next read of the table's lists.
             let created = try await client.records.create(in: projects.id, fields: ["Name": .string("New")])
-            let withCreated = try await client.records.fetchList(in: projects.id)
+            let withCreated = try await client.records.listWithSource(in: projects.id)
             #expect(!withCreated.fromCache)
             #expect(withCreated.value.data.contains { $0.id == created.id })
 
             // A field change drops the schema and the table's records.
             _ = try await client.tables.get(projects.id)
-            let schema = try await client.tables.fetch(projects.id)
+            let schema = try await client.tables.getWithSource(projects.id)
             #expect(schema.fromCache)
             _ = try await client.fields.create(
                 in: projects.id,
-                CreateFieldRequest(name: "Notes", type: .multilineText)
+                field: CreateFieldRequest(name: "Notes", type: .multilineText)
             )
-            let newSchema = try await client.tables.fetch(projects.id)
+            let newSchema = try await client.tables.getWithSource(projects.id)
             #expect(!newSchema.fromCache)
             #expect(newSchema.value.fields.contains { $0.name == "Notes" })
-            #expect(try await !client.records.fetch(other.id).fromCache)
+            #expect(try await !client.records.getWithSource(other.id).fromCache)
         }
     }
 
@@ -255,25 +255,25 @@ struct CacheIntegrationTests {
             }
             cache.time.advance(by: 3600)
             try await cache.withClient(url: url, token: token) { client in
-                let page = try await client.records.fetchList(in: table.id)
+                let page = try await client.records.listWithSource(in: table.id)
                 #expect(page.fromCache)
                 #expect(page.isOffline)
                 #expect(page.isStale)
                 #expect(page.networkError == .transportFailure)
                 #expect(page.value.data.count == 8)
 
-                let single = try await client.records.fetch(record.id)
+                let single = try await client.records.getWithSource(record.id)
                 #expect(single.isOffline)
                 #expect(single.value == record)
-                #expect(try await client.users.fetchMe().value == me)
+                #expect(try await client.users.meWithSource().value == me)
                 #expect(try await client.tables.get(table.id).id == table.id)
 
                 // Nothing cached for this query: the network error comes through.
                 await #expect(throws: PyAirtableError.transportFailure) {
-                    try await client.records.list(in: table.id, RecordQuery(filter: "{Score} > 1"))
+                    try await client.records.list(in: table.id, query: RecordQuery(filter: "{Score} > 1"))
                 }
                 await #expect(throws: PyAirtableError.notCached) {
-                    try await client.records.list(in: table.id, RecordQuery(pageSize: 3), policy: .cacheOnly)
+                    try await client.records.list(in: table.id, query: RecordQuery(pageSize: 3), policy: .cacheOnly)
                 }
             }
         }
@@ -296,7 +296,7 @@ struct CacheIntegrationTests {
                     ) {
                         try await $0.records.delete(id)
                     }
-                    #expect(try await client.records.fetch(id).fromCache)
+                    #expect(try await client.records.getWithSource(id).fromCache)
                     await #expect(throws: PyAirtableError.notFound) {
                         try await client.records.get(id, policy: .networkFirst)
                     }
@@ -337,7 +337,7 @@ struct CacheIntegrationTests {
                     let email = "eve-\(UUID().uuidString.prefix(6).lowercased())@example.com"
                     _ = try await client.auth.register(email: email, password: "correct horse", name: "Eve")
                     let before = otherLog.count
-                    let theirs = try await client.workspaces.fetchList()
+                    let theirs = try await client.workspaces.listWithSource()
                     #expect(!theirs.fromCache)
                     #expect(otherLog.count == before + 1)
                     #expect(Set(theirs.value.map(\.id)).isDisjoint(with: workspaces.map(\.id)))
@@ -348,7 +348,7 @@ struct CacheIntegrationTests {
                 }
                 // The demo user's entries are still there for them.
                 try await cache.withClient(url: server.url, token: demo.token) { client in
-                    let hit = try await client.records.fetch(recordID, policy: .cacheOnly)
+                    let hit = try await client.records.getWithSource(recordID, policy: .cacheOnly)
                     #expect(hit.fromCache)
                 }
                 // The file names accounts by user id or token digest, never by the token itself.
@@ -369,16 +369,16 @@ struct CacheIntegrationTests {
                 _ = try await $0.users.update(name: "Renamed")
             }
             cache.time.advance(by: 14 * 60)
-            #expect(try await client.users.fetchMe().value.name == me.name)
+            #expect(try await client.users.meWithSource().value.name == me.name)
 
             cache.time.advance(by: 2 * 60)
-            let stale = try await client.users.fetchMe()
+            let stale = try await client.users.meWithSource()
             #expect(stale.fromCache)
             #expect(stale.isStale)
             #expect(stale.value.name == me.name)
             let engine = try #require(await client.cache.engine())
             await engine.waitForRevalidations()
-            let fresh = try await client.users.fetchMe()
+            let fresh = try await client.users.meWithSource()
             #expect(fresh.fromCache)
             #expect(!fresh.isStale)
             #expect(fresh.value.name == "Renamed")
@@ -395,7 +395,7 @@ struct CacheIntegrationTests {
             _ = try await client.workspaces.list(policy: .networkOnly)
             _ = try await client.workspaces.list(policy: .networkOnly)
             #expect(log.count == 2)
-            #expect(try await client.workspaces.fetchList(policy: .cacheOnly).fromCache)
+            #expect(try await client.workspaces.listWithSource(policy: .cacheOnly).fromCache)
             #expect(log.count == 2)
 
             #expect(try await client.cache.invalidate(tags: ["workspaces"]) == 1)
@@ -423,7 +423,7 @@ struct CacheIntegrationTests {
             configuration.cache = .disabled
             try await withPyAirtableClient(configuration: configuration) { client in
                 _ = try await client.users.me()
-                let answer = try await client.users.fetchMe()
+                let answer = try await client.users.meWithSource()
                 #expect(!answer.fromCache)
                 #expect(log.count == 2)
                 #expect(await client.cache.statistics() == nil)

@@ -29,10 +29,10 @@ struct CircuitBreakerTests {
         let client = Self.client(mock, clock: clock)
         for attempt in 0..<4 {
             await #expect(throws: PyAirtableError.self) { try await client.records.get(.generate()) }
-            #expect(client.circuitState(of: "records") == .closed, "closed after \(attempt + 1) failures")
+            #expect(client.circuitState(of: .records) == .closed, "closed after \(attempt + 1) failures")
         }
         await #expect(throws: PyAirtableError.self) { try await client.records.get(.generate()) }
-        #expect(client.circuitState(of: "records") == .open)
+        #expect(client.circuitState(of: .records) == .open)
         #expect(mock.requestCount == 5)
 
         let error = await #expect(throws: PyAirtableError.self) { try await client.records.get(.generate()) }
@@ -48,13 +48,13 @@ struct CircuitBreakerTests {
         let clock = TestClock()
         let client = Self.client(mock, clock: clock)
         await Self.failFiveTimes(client)
-        #expect(client.circuitState(of: "records") == .open)
-        #expect(client.circuitState(of: "workspaces") == .closed)
-        #expect(client.circuitState(of: "tables") == .closed)
+        #expect(client.circuitState(of: .records) == .open)
+        #expect(client.circuitState(of: .workspaces) == .closed)
+        #expect(client.circuitState(of: .tables) == .closed)
         mock.enqueue(try .json(Page<Workspace>(data: [])))
         #expect(try await client.workspaces.list().isEmpty)
         #expect(mock.requestCount == 6)
-        #expect(client.circuitState(of: "records") == .open)
+        #expect(client.circuitState(of: .records) == .open)
     }
 
     @Test("after 30 s one probe goes through; its success closes the circuit")
@@ -74,12 +74,12 @@ struct CircuitBreakerTests {
         mock.enqueue(try .json(record))
         #expect(try await client.records.get(record.id) == record)
         #expect(mock.requestCount == 6)
-        #expect(client.circuitState(of: "records") == .closed)
+        #expect(client.circuitState(of: .records) == .closed)
 
         // Closed again, with the failure count reset: one failure does not reopen it.
         mock.enqueue(.status(503), try .json(record))
         await #expect(throws: PyAirtableError.server) { try await client.records.get(record.id) }
-        #expect(client.circuitState(of: "records") == .closed)
+        #expect(client.circuitState(of: .records) == .closed)
         #expect(try await client.records.get(record.id) == record)
     }
 
@@ -103,13 +103,13 @@ struct CircuitBreakerTests {
 
         let probe = Task { try await client.records.get(record.id) }
         await probeArrived.wait()
-        #expect(client.circuitState(of: "records") == .halfOpen)
+        #expect(client.circuitState(of: .records) == .halfOpen)
         await #expect(throws: PyAirtableError.circuitOpen) { try await client.records.list(in: record.tableID) }
         #expect(mock.requestCount == 6)
 
         releaseProbe.fire()
         #expect(try await probe.value == record)
-        #expect(client.circuitState(of: "records") == .closed)
+        #expect(client.circuitState(of: .records) == .closed)
     }
 
     @Test("a failed probe re-opens the circuit for another 30 s")
@@ -124,7 +124,7 @@ struct CircuitBreakerTests {
         mock.enqueue(.status(503))
         await #expect(throws: PyAirtableError.server) { try await client.records.get(record.id) }
         #expect(mock.requestCount == 6)
-        #expect(client.circuitState(of: "records") == .open)
+        #expect(client.circuitState(of: .records) == .open)
 
         let rejected = await #expect(throws: PyAirtableError.circuitOpen) { try await client.records.get(record.id) }
         #expect(rejected?.retryAfter == .seconds(30), "the wait restarts from the failed probe")
@@ -133,7 +133,7 @@ struct CircuitBreakerTests {
         clock.advance(by: .seconds(30))
         mock.enqueue(try .json(record))
         #expect(try await client.records.get(record.id) == record)
-        #expect(client.circuitState(of: "records") == .closed)
+        #expect(client.circuitState(of: .records) == .closed)
     }
 
     @Test("4xx answers say nothing about the server's health and never open the circuit")
@@ -143,7 +143,7 @@ struct CircuitBreakerTests {
         for _ in 0..<8 {
             await #expect(throws: PyAirtableError.notFound) { try await client.records.get(.generate()) }
         }
-        #expect(client.circuitState(of: "records") == .closed)
+        #expect(client.circuitState(of: .records) == .closed)
         #expect(mock.requestCount == 8)
     }
 
@@ -154,7 +154,7 @@ struct CircuitBreakerTests {
         let client = Self.client(mock, clock: TestClock())
         for index in 0..<9 {
             _ = try? await client.records.get(record.id)
-            #expect(client.circuitState(of: "records") == .closed, "call \(index)")
+            #expect(client.circuitState(of: .records) == .closed, "call \(index)")
         }
         #expect(mock.requestCount == 9)
     }
@@ -173,6 +173,6 @@ struct CircuitBreakerTests {
             await #expect(throws: PyAirtableError.transportFailure) { try await call.value }
         }
         #expect(mock.requestCount == 8)
-        #expect(client.circuitState(of: "records") == .closed)
+        #expect(client.circuitState(of: .records) == .closed)
     }
 }

@@ -166,7 +166,7 @@ struct ConflictResolutionTests {
             #expect(reports.all.last?.outcome == .keptServer)
             #expect(Set(reports.all.last?.fields.map(\.field) ?? []) == ["Score", "Name"])
             // The cache holds the server's version now.
-            #expect(try await mine.records.fetch(record.id).value == theirsSaved)
+            #expect(try await mine.records.getWithSource(record.id).value == theirsSaved)
         }
         try await Self.withConflict(strategy: .clientWins) { mine, theirs, record, reports in
             _ = try await theirs.records.update(record.id, fields: ["Score": 5, "Status": "Done"])

@@ -72,7 +72,7 @@ struct FilesServiceTests {
             )
             #expect(file.workspaceID == workspace.id)
             #expect(try await client.files.content(file.id) == Data("hello".utf8))
-            #expect(try await client.files.list(workspace: workspace.id).data == [file])
+            #expect(try await client.files.list(in: workspace.id).data == [file])
             _ = server
         }
     }

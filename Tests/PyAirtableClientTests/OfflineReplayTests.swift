@@ -66,7 +66,8 @@ struct OfflineReplayTests {
     /// The names of the records of `table`, as the server holds them.
     static func names(in table: TableID, _ client: PyAirtableClient) async throws -> [String] {
         var names: [String] = []
-        for try await record in client.records.all(in: table, RecordQuery(pageSize: 1000), policy: .networkOnly) {
+        for try await record in client.records.all(in: table, query: RecordQuery(pageSize: 1000), policy: .networkOnly)
+        {
             if case .string(let name) = record.fields["Name"] { names.append(name) }
         }
         return names.sorted()

@@ -98,7 +98,7 @@ struct OfflineWritesTests {
                 let table = try await Fixtures.makeTable(client)
                 _ = try await client.fields.create(
                     in: table.id,
-                    CreateFieldRequest(
+                    field: CreateFieldRequest(
                         name: "Related",
                         type: .multipleRecordLinks,
                         options: FieldOptions(linkedTableID: table.id)

@@ -120,10 +120,10 @@ struct OptimisticUpdateTests {
                 #expect(try await client.mutations.hasPendingWrites(for: record.id))
                 #expect(try await client.mutations.pendingCount() == 1)
 
-                let seen = try await client.records.fetch(record.id)
+                let seen = try await client.records.getWithSource(record.id)
                 #expect(seen.value.fields["Score"] == .number(7))
                 #expect(seen.hasPendingWrites)
-                let page = try await client.records.fetchList(in: table.id)
+                let page = try await client.records.listWithSource(in: table.id)
                 #expect(page.value.data.first { $0.id == record.id }?.fields["Score"] == .number(7))
                 #expect(page.hasPendingWrites)
                 // The server has not seen it yet.
@@ -158,7 +158,7 @@ struct OptimisticUpdateTests {
                     let saved = try await pending.value
                     #expect(saved.version == 2)
                     #expect(await iterator.next()?.kind == .confirmed)
-                    let read = try await writer.records.fetch(record.id)
+                    let read = try await writer.records.getWithSource(record.id)
                     #expect(read.hasPendingWrites == false)
                     #expect(read.value == saved)
                     #expect(try await writer.mutations.pendingCount() == 0)
@@ -201,7 +201,7 @@ struct OptimisticUpdateTests {
                     #expect(rolledBack.error?.status == 422)
                     #expect(settled.contains { $0.kind == .confirmed && $0.layer.recordID == second.id })
 
-                    let after = try await writer.records.fetchList(in: table.id)
+                    let after = try await writer.records.listWithSource(in: table.id)
                     #expect(after.hasPendingWrites == false)
                     #expect(after.value.data.first { $0.id == first.id }?.fields["Score"] == .number(1))
                     #expect(after.value.data.first { $0.id == second.id }?.fields["Score"] == .number(20))
@@ -321,7 +321,7 @@ struct OptimisticUpdateTests {
             }
             try await Self.withClient(server, token: demo.token, configure: restarted) { client in
                 var changes = client.mutations.changes().makeAsyncIterator()
-                let page = try await client.records.fetchList(in: table.id)
+                let page = try await client.records.listWithSource(in: table.id)
                 #expect(page.hasPendingWrites)
                 // Reading the queue file back announces each write found waiting there.
                 let found = [await changes.next(), await changes.next()]
@@ -333,7 +333,7 @@ struct OptimisticUpdateTests {
 
                 let report = try await client.offline.replay()
                 #expect(report.replayed == 2)
-                let after = try await client.records.fetchList(in: table.id)
+                let after = try await client.records.listWithSource(in: table.id)
                 #expect(after.hasPendingWrites == false)
                 #expect(after.value.data.count == 2)
                 #expect(
@@ -402,7 +402,7 @@ struct OptimisticUpdateTests {
                 let table = try await Fixtures.makeTable(client)
                 let results = try await client.records.batch(
                     in: table.id,
-                    (0..<50).map { BatchOperation.create(fields: ["Name": .string("r\($0)"), "Score": 0]) }
+                    operations: (0..<50).map { BatchOperation.create(fields: ["Name": .string("r\($0)"), "Score": 0]) }
                 )
                 return (table, results.compactMap { if case .record(let record) = $0 { record } else { nil } })
             }

@@ -186,7 +186,7 @@ struct RealtimeClientTests {
                             if case .event(let event) = update, event.type == .recordUpdated { break }
                         }
                     }
-                    let read = try await client.records.fetch(record.id)
+                    let read = try await client.records.getWithSource(record.id)
                     #expect(read.fromCache)
                     #expect(read.value.fields["Name"] == .string("Changed elsewhere"))
 
@@ -384,7 +384,7 @@ struct RealtimeDeliveryTests {
                     var attempts = 0
                     while true {
                         do {
-                            _ = try await client.records.batch(in: table.id, operations)
+                            _ = try await client.records.batch(in: table.id, operations: operations)
                             break
                         } catch let error as PyAirtableError where error.isConnectivityFailure && attempts < 500 {
                             attempts += 1

@@ -125,7 +125,7 @@ struct RequestFlowTests {
                 let batch = Task {
                     try await client.records.batch(
                         in: table.id,
-                        (0..<5).map { .create(fields: ["Score": .number(Double($0))]) }
+                        operations: (0..<5).map { .create(fields: ["Score": .number(Double($0))]) }
                     )
                 }
                 await clock.waitForSleepers(1)
@@ -146,21 +146,23 @@ struct RequestFlowTests {
                 let table = try await Fixtures.makeTable(client)
                 let results = try await client.records.batch(
                     in: table.id,
-                    (0..<95).map { .create(fields: ["Name": .string("R\($0)"), "Score": .number(Double($0))]) }
+                    operations: (0..<95).map {
+                        .create(fields: ["Name": .string("R\($0)"), "Score": .number(Double($0))])
+                    }
                 )
                 #expect(results.count == 95)
                 let listPath = "/api/v1/tables/\(table.id)/records"
                 let query = RecordQuery(sort: [SortSpec(field: "Score")], pageSize: 10)
 
                 var scores: [Double] = []
-                for try await record in client.records.all(in: table.id, query) {
+                for try await record in client.records.all(in: table.id, query: query) {
                     if case .number(let score) = record.fields["Score"] { scores.append(score) }
                 }
                 #expect(scores == (0..<95).map(Double.init))
                 #expect(mock.requests(path: listPath).count == 10)
                 #expect(mock.requests(path: listPath).allSatisfy { $0.method == .get })
 
-                var iterator = client.records.all(in: table.id, query).makeAsyncIterator()
+                var iterator = client.records.all(in: table.id, query: query).makeAsyncIterator()
                 var count = 0
                 while try await iterator.next() != nil { count += 1 }
                 #expect(count == 95)
@@ -168,7 +170,7 @@ struct RequestFlowTests {
 
                 let before = mock.requests(path: listPath).count
                 var seen = 0
-                for try await _ in client.records.all(in: table.id, query) {
+                for try await _ in client.records.all(in: table.id, query: query) {
                     seen += 1
                     if seen == 15 { break }
                 }

@@ -265,7 +265,7 @@ struct ServiceTests {
 
                 let updated = try await client.tables.update(
                     table.id,
-                    UpdateTableRequest(name: "People", description: "Everyone we know"),
+                    with: UpdateTableRequest(name: "People", description: "Everyone we know"),
                     ifVersion: table.version
                 )
                 #expect(updated.name == "People")
@@ -273,7 +273,7 @@ struct ServiceTests {
                 await #expect(throws: PyAirtableError.preconditionFailed) {
                     try await client.tables.update(
                         table.id,
-                        UpdateTableRequest(name: "Stale"),
+                        with: UpdateTableRequest(name: "Stale"),
                         ifVersion: table.version
                     )
                 }
@@ -305,7 +305,7 @@ struct ServiceTests {
 
                 let email = try await client.fields.create(
                     in: table.id,
-                    CreateFieldRequest(name: "Email", type: .email)
+                    field: CreateFieldRequest(name: "Email", type: .email)
                 )
                 #expect(email.type == .email)
                 #expect(email.tableID == table.id)
@@ -313,7 +313,7 @@ struct ServiceTests {
 
                 let renamed = try await client.fields.update(
                     email.id,
-                    UpdateFieldRequest(name: "Mail", description: "work address"),
+                    with: UpdateFieldRequest(name: "Mail", description: "work address"),
                     ifVersion: email.version
                 )
                 #expect(renamed.name == "Mail")
@@ -338,28 +338,28 @@ struct ServiceTests {
 
                 let view = try await client.views.create(
                     in: table.id,
-                    CreateViewRequest(
+                    view: CreateViewRequest(
                         name: "Done",
                         filter: "{Status} = 'Done'",
-                        sort: [SortSpec(field: "Score", direction: .desc)],
+                        sort: [.descending("Score")],
                         fields: ["Name", "Score"]
                     )
                 )
                 #expect(view.name == "Done")
                 #expect(view.filter == "{Status} = 'Done'")
-                #expect(view.sort == [SortSpec(field: "Score", direction: .desc)])
+                #expect(view.sort == [.descending("Score")])
                 #expect(try await client.views.get(view.id) == view)
                 #expect(try await client.views.list(in: table.id).count == defaults.count + 1)
 
                 let updated = try await client.views.update(
                     view.id,
-                    UpdateViewRequest(name: "Finished"),
+                    with: UpdateViewRequest(name: "Finished"),
                     ifVersion: view.version
                 )
                 #expect(updated.name == "Finished")
                 #expect(updated.filter == view.filter)
                 await #expect(throws: PyAirtableError.validation) {
-                    try await client.views.update(view.id, UpdateViewRequest(filter: "{Nope} = 1"))
+                    try await client.views.update(view.id, with: UpdateViewRequest(filter: "{Nope} = 1"))
                 }
 
                 try await client.views.delete(view.id)
@@ -422,7 +422,7 @@ struct ServiceTests {
                 ]
                 _ = try await client.records.batch(
                     in: table.id,
-                    rows.map {
+                    operations: rows.map {
                         .create(fields: ["Name": .string($0.0), "Score": .number($0.1), "Status": .string($0.2)])
                     }
                 )
@@ -433,9 +433,9 @@ struct ServiceTests {
 
                 let done = try await client.records.list(
                     in: table.id,
-                    RecordQuery(
+                    query: RecordQuery(
                         fields: ["Name", "Score"],
-                        sort: [SortSpec(field: "Score", direction: .desc)],
+                        sort: [.descending("Score")],
                         filter: "AND({Status} = 'Done', {Score} > 1)"
                     )
                 )
@@ -444,22 +444,22 @@ struct ServiceTests {
 
                 let byName = try await client.records.list(
                     in: table.id,
-                    RecordQuery(sort: [SortSpec(field: "Name", direction: .desc)])
+                    query: RecordQuery(sort: [.descending("Name")])
                 )
                 #expect(byName.data.map { $0.fields["Name"] } == ["Ed", "Di", "Cy", "Bob", "Ada"])
 
                 _ = try await client.views.create(
                     in: table.id,
-                    CreateViewRequest(name: "Todo", filter: "{Status} = 'Todo'", sort: [SortSpec(field: "Score")])
+                    view: CreateViewRequest(name: "Todo", filter: "{Status} = 'Todo'", sort: [SortSpec(field: "Score")])
                 )
-                let todo = try await client.records.list(in: table.id, RecordQuery(view: "Todo"))
+                let todo = try await client.records.list(in: table.id, query: RecordQuery(view: "Todo"))
                 #expect(todo.data.map { $0.fields["Name"] } == ["Bob", "Ed"])
 
                 var query = RecordQuery(sort: [SortSpec(field: "Score")], pageSize: 2)
                 var names: [FieldValue?] = []
                 var pages = 0
                 repeat {
-                    let page = try await client.records.list(in: table.id, query)
+                    let page = try await client.records.list(in: table.id, query: query)
                     #expect(page.data.count <= 2)
                     names += page.data.map { $0.fields["Name"] }
                     pages += 1
@@ -469,10 +469,10 @@ struct ServiceTests {
                 #expect(names == ["Di", "Bob", "Ed", "Cy", "Ada"])
 
                 await #expect(throws: PyAirtableError.invalidArgument) {
-                    try await client.records.list(in: table.id, RecordQuery(pageSize: 0))
+                    try await client.records.list(in: table.id, query: RecordQuery(pageSize: 0))
                 }
                 let badFormula = await #expect(throws: PyAirtableError.validation) {
-                    try await client.records.list(in: table.id, RecordQuery(filter: "{Score} >"))
+                    try await client.records.list(in: table.id, query: RecordQuery(filter: "{Score} >"))
                 }
                 #expect(badFormula?.status == 400 || badFormula?.status == 422)
             }
@@ -490,7 +490,7 @@ struct ServiceTests {
 
                 let results = try await client.records.batch(
                     in: table.id,
-                    [
+                    operations: [
                         .create(fields: ["Name": "Three"]),
                         .update(id: first.id, fields: ["Score": 9], ifVersion: first.version),
                         .delete(id: second.id, ifVersion: nil),
@@ -510,16 +510,22 @@ struct ServiceTests {
                 await #expect(throws: PyAirtableError.preconditionFailed) {
                     try await client.records.batch(
                         in: table.id,
-                        [.create(fields: ["Name": "Four"]), .update(id: first.id, fields: ["Score": 1], ifVersion: 1)]
+                        operations: [
+                            .create(fields: ["Name": "Four"]),
+                            .update(id: first.id, fields: ["Score": 1], ifVersion: 1),
+                        ]
                     )
                 }
                 #expect(try await client.records.list(in: table.id).data.count == 2)
 
                 await #expect(throws: PyAirtableError.invalidArgument) {
-                    try await client.records.batch(in: table.id, [])
+                    try await client.records.batch(in: table.id, operations: [])
                 }
                 await #expect(throws: PyAirtableError.invalidArgument) {
-                    try await client.records.batch(in: table.id, Array(repeating: .create(fields: [:]), count: 101))
+                    try await client.records.batch(
+                        in: table.id,
+                        operations: Array(repeating: .create(fields: [:]), count: 101)
+                    )
                 }
             }
         }
@@ -550,7 +556,7 @@ struct ServiceTests {
                 #expect(error.requestID?.isEmpty == false)
                 #expect(error.operation == ClientOperation(service: "records", name: "update"))
                 #expect(error.isRetryable == false)
-                let current = try #require(try error.current(as: Record.self))
+                let current = try #require(error.currentRecord)
                 #expect(current == theirs)
                 #expect(current == (try await client.records.get(original.id)))
                 #expect(current.fields["Score"] == .number(2), "the losing write was not applied")

@@ -45,8 +45,8 @@ struct WebhooksServiceTests {
                 try await Fixtures.withClient(server, token: demo.token) { client in
                     let (base, table) = try await Self.demoTable(client, demo)
                     let hook = try await client.webhooks.create(
-                        base: base,
-                        url: receiver.url,
+                        in: base,
+                        url: URL(string: receiver.url)!,
                         events: [.recordCreated],
                         table: table
                     )
@@ -74,23 +74,23 @@ struct WebhooksServiceTests {
                     #expect(payload.webhookID == hook.id && payload.event.recordID == record.id)
                     #expect(payload.event.type == .recordCreated && delivery.deliveryID == payload.deliveryID.rawValue)
 
-                    let listed = try await client.webhooks.list(base: base)
+                    let listed = try await client.webhooks.list(in: base)
                     #expect(listed.map(\.id) == [hook.id] && listed.first?.secret == nil)
-                    var log = try await client.webhooks.deliveries(webhook: hook.id)
+                    var log = try await client.webhooks.deliveries(of: hook.id)
                     let deadline = ContinuousClock.now + .seconds(30)
                     while log.data.first?.status != .succeeded, ContinuousClock.now < deadline {
                         try await Task.sleep(for: .milliseconds(20))
-                        log = try await client.webhooks.deliveries(webhook: hook.id)
+                        log = try await client.webhooks.deliveries(of: hook.id)
                     }
                     #expect(log.data.map(\.id) == [payload.deliveryID])
                     #expect(log.data.first?.status == .succeeded && log.data.first?.attempts == 1)
-                    #expect(try await client.webhooks.deliveries(webhook: hook.id, status: .pending).data.isEmpty)
+                    #expect(try await client.webhooks.deliveries(of: hook.id, status: .pending).data.isEmpty)
 
-                    let disabled = try await client.webhooks.setEnabled(hook.id, false)
+                    let disabled = try await client.webhooks.disable(hook.id)
                     #expect(!disabled.enabled && disabled.disabledReason != nil)
                     #expect(try await client.webhooks.get(hook.id).enabled == false)
                     try await client.webhooks.delete(hook.id)
-                    #expect(try await client.webhooks.list(base: base).isEmpty)
+                    #expect(try await client.webhooks.list(in: base).isEmpty)
                     await #expect(throws: PyAirtableError.self) { try await client.webhooks.get(hook.id) }
                 }
             }
@@ -111,7 +111,11 @@ struct WebhooksServiceTests {
                 )
                 let hook = try await withPyAirtableClient(configuration: configuration) { client in
                     let (base, table) = try await Self.demoTable(client, demo)
-                    let hook = try await client.webhooks.create(base: base, url: receiver.url, events: [.recordCreated])
+                    let hook = try await client.webhooks.create(
+                        in: base,
+                        url: URL(string: receiver.url)!,
+                        events: [.recordCreated]
+                    )
                     for index in 1...4 {
                         _ = try await client.records.create(in: table, fields: ["Name": .string("restart \(index)")])
                     }

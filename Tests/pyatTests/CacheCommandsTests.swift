@@ -98,7 +98,7 @@ struct CacheCommandsTests {
             configuration.cache.now = { time.withLock { $0 } }
             try await withPyAirtableClient(configuration: configuration) { client in
                 let page = try await client.records.list(in: table.id)
-                #expect(try await client.records.fetchList(in: table.id).fromCache)
+                #expect(try await client.records.listWithSource(in: table.id).fromCache)
 
                 // Another process reads what this one cached.
                 let offline = try await fixture.pyat([
@@ -111,7 +111,7 @@ struct CacheCommandsTests {
                 let invalidated = try await fixture.pyat(["cache", "invalidate", "--tag", "list:\(table.id)"])
                 #expect(invalidated.status == 0, "\(invalidated.stderr)")
                 time.withLock { $0.addTimeInterval(1) }
-                #expect(try await !client.records.fetchList(in: table.id).fromCache)
+                #expect(try await !client.records.listWithSource(in: table.id).fromCache)
 
                 // Two processes writing at once both land.
                 async let first = fixture.pyat(["records", "list", tasks.id.rawValue, "--all", "--format", "json"])
@@ -120,7 +120,7 @@ struct CacheCommandsTests {
                 #expect(one.status == 0, "\(one.stderr)")
                 #expect(two.status == 0, "\(two.stderr)")
                 time.withLock { $0.addTimeInterval(1) }
-                #expect(try await client.records.fetchList(in: tasks.id).fromCache, "written by a pyat process")
+                #expect(try await client.records.listWithSource(in: tasks.id).fromCache, "written by a pyat process")
             }
         }
     }

@@ -43,7 +43,7 @@ struct ReplayKillTests {
                     let operations = (start..<min(start + 100, count)).map { index in
                         BatchOperation.create(fields: ["Name": .string("existing \(index)")])
                     }
-                    for result in try await client.records.batch(in: table.id, operations) {
+                    for result in try await client.records.batch(in: table.id, operations: operations) {
                         if case .record(let record) = result { existing.append(record.id) }
                     }
                 }
@@ -114,7 +114,7 @@ struct ReplayKillTests {
 
             let records = try await withPyAirtableClient(configuration: online) { client in
                 var records: [Record] = []
-                for try await record in client.records.all(in: table.id, RecordQuery(pageSize: 1000)) {
+                for try await record in client.records.all(in: table.id, query: RecordQuery(pageSize: 1000)) {
                     records.append(record)
                 }
                 return records

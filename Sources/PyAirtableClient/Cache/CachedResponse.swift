@@ -5,7 +5,7 @@ import Foundation
 /// in for a server that could not be reached).
 ///
 /// ```swift
-/// let answer = try await client.records.fetch(recordID)
+/// let answer = try await client.records.getWithSource(recordID)
 /// if answer.isOffline { print("offline: showing the copy from \(answer.storedAt!)") }
 /// print(answer.value.fields)
 /// ```

@@ -9,7 +9,7 @@ extension PyAirtableClient {
     /// The client's cache: statistics and invalidation, for the signed-in account.
     ///
     /// ```swift
-    /// try await client.cache.invalidate(tags: [CacheTag.table(tableID.rawValue)])
+    /// try await client.cache.invalidate(tags: [.table(tableID)])
     /// print(try await client.cache.statistics()?.memoryHits ?? 0)
     /// ```
     public var cache: CacheControl { CacheControl(client: self) }
@@ -26,7 +26,7 @@ extension PyAirtableClient {
         as type: T.Type,
         kind: CachedResource,
         policy: FetchPolicy?,
-        tags: @escaping @Sendable (T) -> [String]
+        tags: @escaping @Sendable (T) -> [CacheTag]
     ) async throws -> CachedResponse<T> {
         let rule = configuration.cache.rule(for: kind)
         let policy = policy ?? rule.policy
@@ -96,7 +96,7 @@ extension PyAirtableClient {
     /// Brings the cache in line with a write the server accepted: drops entries providing
     /// `invalidating`, then stores `storing` (the written resources, as a later read would see them).
     /// A cache failure is logged, never thrown: the write itself succeeded.
-    func cacheAfterWrite(invalidating tags: [String], storing: [CacheWrite] = [], everything: Bool = false) async {
+    func cacheAfterWrite(invalidating tags: [CacheTag], storing: [CacheWrite] = [], everything: Bool = false) async {
         guard let responseCache, configuration.cache.isEnabled,
             let engine = responseCache.engine(for: await cacheIdentity())
         else { return }
@@ -130,7 +130,7 @@ extension PyAirtableClient {
     /// change can also move it into a filtered or sorted list that did not show it.
     func cacheAfterWrite(written record: Record) async {
         await cacheAfterWrite(
-            invalidating: [CacheTag.record(record.id.rawValue), "list:\(record.tableID)"],
+            invalidating: [.record(record.id), .recordLists(of: record.tableID)],
             storing: [CacheWrite.record(record)].compactMap { $0 }
         )
     }
@@ -139,7 +139,7 @@ extension PyAirtableClient {
     /// or created record's own entry takes the record in the event.
     func cacheAfterEvents(_ events: [Event]) async {
         guard configuration.cache.isEnabled else { return }
-        var tags: [String] = []
+        var tags: [CacheTag] = []
         var everything = false
         var stored: [String: CacheWrite] = [:]
         for event in events {
@@ -176,12 +176,12 @@ extension PyAirtableClient {
 
     /// After a reset the events since a subscription's position are unknown: drop what it covers.
     func cacheAfterReset(filters: [EventFilter]) async {
-        var tags: [String] = []
+        var tags: [CacheTag] = []
         for filter in filters {
             if let record = filter.recordID {
-                tags.append(CacheTag.record(record.rawValue))
+                tags.append(.record(record))
             } else if let table = filter.tableID {
-                tags += ["table:\(table)", "records:\(table)"]
+                tags += [.table(table), .records(of: table)]
             } else {
                 await cacheAfterWrite(invalidating: [], everything: true)
                 return
@@ -217,7 +217,7 @@ extension PyAirtableClient {
 struct CacheWrite: Sendable {
     var key: String
     var value: Data
-    var tags: [String]
+    var tags: [CacheTag]
     var etag: String?
     var kind: PyAirtableClient.CachedResource
 
@@ -237,61 +237,58 @@ struct CacheWrite: Sendable {
 /// The cache's keys and tags for each resource, shared by reads, the client's own writes and (later)
 /// realtime events.
 ///
-/// Tags: `record:ID` (a record, and every list showing it), `records:TABLE` (every record entry and
-/// list of a table), `list:TABLE` (lists of a table's records: a create invalidates them),
-/// `table:TABLE` (the table's schema: table, fields, views), `tables:BASE` (the base's table list),
-/// `base:BASE`, `bases:WORKSPACE`, `workspace:ID`, `workspaces` (the list), `user:ID`.
+/// The tags are ``ClientCache/CacheTag``'s SDK kinds (``ClientCache/CacheTag/Kind``).
 enum CacheKeys {
     static func record(_ id: RecordID) -> String { "/api/v1/records/\(id)" }
 
-    static func tags(of record: Record) -> [String] {
-        [CacheTag.record(record.id.rawValue), "records:\(record.tableID)"]
+    static func tags(of record: Record) -> [CacheTag] {
+        [.record(record.id), .records(of: record.tableID)]
     }
 
-    static func tags(of page: Page<Record>, table: TableID) -> [String] {
-        var tags = ["list:\(table)", "records:\(table)"]
+    static func tags(of page: Page<Record>, table: TableID) -> [CacheTag] {
+        var tags: [CacheTag] = [.recordLists(of: table), .records(of: table)]
         tags.reserveCapacity(page.data.count + 2)
-        for record in page.data { tags.append(CacheTag.record(record.id.rawValue)) }
+        for record in page.data { tags.append(.record(record.id)) }
         return tags
     }
 
     /// The tags an event from the server invalidates.
-    static func tags(invalidatedBy event: Event) -> [String] {
-        let table = event.tableID.map { "\($0)" }
+    static func tags(invalidatedBy event: Event) -> [CacheTag] {
+        let table = event.tableID
         switch event.type {
         case .recordCreated:
-            return table.map { ["list:\($0)"] } ?? []
+            return table.map { [.recordLists(of: $0)] } ?? []
         case .recordUpdated, .recordDeleted:
-            var tags = event.recordID.map { [CacheTag.record($0.rawValue)] } ?? []
-            if event.type == .recordUpdated, let table { tags.append("list:\(table)") }
+            var tags: [CacheTag] = event.recordID.map { [.record($0)] } ?? []
+            if event.type == .recordUpdated, let table { tags.append(.recordLists(of: table)) }
             return tags
         case .fieldCreated, .fieldUpdated, .fieldDeleted, .tableUpdated, .tableDeleted:
-            var tags = table.map { ["table:\($0)", "records:\($0)"] } ?? ["table", "records"]
-            if let base = event.baseID { tags.append("tables:\(base)") }
+            var tags: [CacheTag] = table.map { [.table($0), .records(of: $0)] } ?? [.every(.table), .every(.records)]
+            if let base = event.baseID { tags.append(.tables(of: base)) }
             return tags
         case .tableCreated:
-            return event.baseID.map { ["tables:\($0)"] } ?? ["tables"]
+            return [event.baseID.map { .tables(of: $0) } ?? .every(.tables)]
         case .viewCreated, .viewUpdated, .viewDeleted:
-            return table.map { ["table:\($0)", "list:\($0)"] } ?? ["table", "list"]
+            return table.map { [.table($0), .recordLists(of: $0)] } ?? [.every(.table), .every(.recordLists)]
         case .baseCreated:
-            return event.workspaceID.map { ["bases:\($0)"] } ?? ["bases"]
+            return [event.workspaceID.map { .bases(of: $0) } ?? .every(.bases)]
         case .baseUpdated:
-            return event.baseID.map { ["base:\($0)"] } ?? ["base"]
+            return [event.baseID.map { .base($0) } ?? .every(.base)]
         case .workspaceCreated:
-            return ["workspaces"]
+            return [.workspaces]
         case .workspaceUpdated:
-            return event.workspaceID.map { ["workspace:\($0)"] } ?? ["workspace"]
+            return [event.workspaceID.map { .workspace($0) } ?? .every(.workspace)]
         case .memberAdded, .memberUpdated:
-            return event.workspaceID.map { ["members:\($0)", "workspace:\($0)", "workspaces"] } ?? ["members"]
+            return event.workspaceID.map { [.members(of: $0), .workspace($0), .workspaces] } ?? [.every(.members)]
         case .userUpdated:
-            return ["user"]
+            return [.every(.user)]
         default:
             return []
         }
     }
 
-    static func tags(of table: Table) -> [String] {
-        ["table:\(table.id)"]
+    static func tags(of table: Table) -> [CacheTag] {
+        [.table(table.id)]
     }
 }
 
@@ -337,7 +334,7 @@ public struct CacheControl: Sendable {
     /// Drops every entry providing one of `tags` (see `CacheTag` for the rules).
     /// - Returns: How many entries were dropped.
     @discardableResult
-    public func invalidate(tags: [String]) async throws -> Int {
+    public func invalidate(tags: [CacheTag]) async throws -> Int {
         try await engine()?.invalidate(tags: tags) ?? 0
     }
 

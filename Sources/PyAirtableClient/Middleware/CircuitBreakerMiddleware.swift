@@ -41,7 +41,7 @@ final class CircuitBreakerMiddleware<C: Clock<Duration>>: ClientMiddleware {
     private let clock: C
     private let logger: Logger
     private let metricsPrefix: String
-    private let circuits = Mutex<[String: Circuit]>([:])
+    private let circuits = Mutex<[ServiceName: Circuit]>([:])
 
     init(policy: CircuitBreakerPolicy, clock: C, logger: Logger, metricsPrefix: String) {
         self.policy = policy
@@ -51,7 +51,7 @@ final class CircuitBreakerMiddleware<C: Clock<Duration>>: ClientMiddleware {
     }
 
     /// The current state of `service`'s circuit.
-    func state(of service: String) -> CircuitState {
+    func state(of service: ServiceName) -> CircuitState {
         circuits.withLock { $0[service]?.state ?? .closed }
     }
 
@@ -99,7 +99,7 @@ final class CircuitBreakerMiddleware<C: Clock<Duration>>: ClientMiddleware {
         }
     }
 
-    private func record(service: String, failed: Bool, probe: Bool) {
+    private func record(service: ServiceName, failed: Bool, probe: Bool) {
         let now = clock.now
         let transition = circuits.withLock { circuits -> CircuitState? in
             var circuit = circuits[service] ?? Circuit()
@@ -121,7 +121,7 @@ final class CircuitBreakerMiddleware<C: Clock<Duration>>: ClientMiddleware {
         }
         if let transition {
             logger.info("circuit \(transition.rawValue)", metadata: ["service": "\(service)"])
-            Gauge(label: "\(metricsPrefix)_circuit_open", dimensions: [("service", service)])
+            Gauge(label: "\(metricsPrefix)_circuit_open", dimensions: [("service", service.rawValue)])
                 .record(transition == .open ? 1 : 0)
         }
     }

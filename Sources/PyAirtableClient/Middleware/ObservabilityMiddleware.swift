@@ -37,7 +37,8 @@ struct ObservabilityMiddleware: ClientMiddleware {
         Timer(
             label: "\(metricsPrefix)_request_duration_seconds",
             dimensions: [
-                ("service", request.operation.service), ("operation", request.operation.name), ("status", status),
+                ("service", request.operation.service.rawValue), ("operation", request.operation.name),
+                ("status", status),
             ]
         ).recordNanoseconds(elapsed.nanoseconds)
         logger.debug(

@@ -69,7 +69,7 @@ struct RetryMiddleware<C: Clock<Duration>>: ClientMiddleware {
             attempt += 1
             Counter(
                 label: "\(metricsPrefix)_retries_total",
-                dimensions: [("service", request.operation.service), ("operation", request.operation.name)]
+                dimensions: [("service", request.operation.service.rawValue), ("operation", request.operation.name)]
             ).increment()
             logger.debug(
                 "retrying",

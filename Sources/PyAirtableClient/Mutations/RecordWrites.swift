@@ -171,14 +171,14 @@ extension PyAirtableClient {
                 recentReads.remember([record])
                 if case .create(let table, _, _) = write {
                     await cacheAfterWrite(
-                        invalidating: ["list:\(table)"],
+                        invalidating: [.recordLists(of: table)],
                         storing: [CacheWrite.record(record)].compactMap { $0 }
                     )
                 } else {
                     await cacheAfterWrite(written: record)
                 }
             case .deleted(let deleted):
-                if deleted.deleted { await cacheAfterWrite(invalidating: [CacheTag.record(deleted.id.rawValue)]) }
+                if deleted.deleted { await cacheAfterWrite(invalidating: [.record(deleted.id)]) }
             }
             if layered { optimistic.confirm(layer) }
             optimisticCounter("confirmed")

@@ -180,18 +180,20 @@ public struct OfflineControl: Sendable {
 
     /// Brings the cache in line with replayed writes (their answers, in order) and removes their layers.
     private func confirm(_ mutations: [QueuedMutation], answers: [Data]) async {
-        var tags: [String] = []
+        var tags: [CacheTag] = []
         var stored: [CacheWrite] = []
         for (mutation, body) in zip(mutations, answers) {
             let parts = mutation.request.path.split(separator: "/")
-            if mutation.request.method == "POST", parts.count == 5, parts[2] == "tables" {
-                tags.append("list:\(parts[3])")
+            if mutation.request.method == "POST", parts.count == 5, parts[2] == "tables",
+                let table = TableID(String(parts[3]))
+            {
+                tags.append(.recordLists(of: table))
             }
             if let record = try? JSONCoding.decoder.decode(Record.self, from: body) {
-                tags += [CacheTag.record(record.id.rawValue), "list:\(record.tableID)"]
+                tags += [.record(record.id), .recordLists(of: record.tableID)]
                 if let write = CacheWrite.record(record) { stored.append(write) }
             } else if let deleted = try? JSONCoding.decoder.decode(DeletedRecord.self, from: body) {
-                tags.append(CacheTag.record(deleted.id.rawValue))
+                tags.append(.record(deleted.id))
             }
         }
         if !tags.isEmpty || !stored.isEmpty {

@@ -83,11 +83,11 @@ private struct LiveQueryRunner {
         defer { layerListener.cancel() }
 
         var last: Page<Record>?
-        if let cached = try? await service.fetchList(in: table, query, policy: .cacheOnly) {
+        if let cached = try? await service.listWithSource(in: table, query: query, policy: .cacheOnly) {
             continuation.yield(cached)
             last = cached.value
         }
-        let fresh = try await service.fetchList(in: table, query, policy: .networkFirst)
+        let fresh = try await service.listWithSource(in: table, query: query, policy: .networkFirst)
         if last.map({ !Self.same($0, fresh.value) }) ?? true {
             continuation.yield(fresh)
             last = fresh.value
@@ -100,7 +100,11 @@ private struct LiveQueryRunner {
             }
             // A pending write alone changes nothing on the server: the cached page, with layers, is
             // the answer (the server is asked when the cache no longer holds the page).
-            let answer = try await service.fetchList(in: table, query, policy: fromServer ? .networkFirst : .cacheFirst)
+            let answer = try await service.listWithSource(
+                in: table,
+                query: query,
+                policy: fromServer ? .networkFirst : .cacheFirst
+            )
             if last.map({ !Self.same($0, answer.value) }) ?? true {
                 continuation.yield(answer)
                 last = answer.value

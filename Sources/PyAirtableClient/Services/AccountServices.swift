@@ -83,12 +83,9 @@ public struct AuthService: Sendable {
         )
     }
 
-    /// The caller's personal access tokens (without secrets).
+    /// The caller's personal access tokens (without secrets), every page.
     public func tokens() async throws -> [AccessToken] {
-        try await client.send(
-            PyAirtableClient.request(.get, "/api/v1/auth/tokens", operation: Self.operation("listTokens")),
-            as: Page<AccessToken>.self
-        ).data
+        try await client.collection("/api/v1/auth/tokens", operation: Self.operation("listTokens"))
     }
 
     /// Revokes a personal access token.
@@ -106,17 +103,17 @@ public struct UsersService: Sendable {
 
     /// `GET /users/me`; with the cache on, read under the user rule (stale-while-revalidate, 15 minutes).
     public func me(policy: FetchPolicy? = nil) async throws -> User {
-        try await fetchMe(policy: policy).value
+        try await meWithSource(policy: policy).value
     }
 
-    /// The signed-in user, saying whether the cache answered.
-    public func fetchMe(policy: FetchPolicy? = nil) async throws -> CachedResponse<User> {
+    /// The signed-in user, with where the answer came from (server or cache, fresh or stale).
+    public func meWithSource(policy: FetchPolicy? = nil) async throws -> CachedResponse<User> {
         try await client.cachedRead(
             PyAirtableClient.request(.get, "/api/v1/users/me", operation: Self.operation("me")),
             as: User.self,
             kind: .user,
             policy: policy
-        ) { user in ["user:\(user.id)"] }
+        ) { user in [.user(user.id)] }
     }
 
     /// Renames the signed-in user; with `ifVersion`, a stale version fails with ``PyAirtableError/preconditionFailed``.
@@ -131,7 +128,7 @@ public struct UsersService: Sendable {
             ),
             as: User.self
         )
-        await client.cacheAfterWrite(invalidating: ["user:\(user.id)"])
+        await client.cacheAfterWrite(invalidating: [.user(user.id)])
         return user
     }
 }
@@ -141,35 +138,35 @@ public struct WorkspacesService: Sendable {
     let client: PyAirtableClient
     private static func operation(_ name: String) -> ClientOperation { .init(service: "workspaces", name: name) }
 
-    /// The workspaces the user belongs to, with their role in each; with the cache on, read under the
-    /// workspaces rule (stale-while-revalidate, 5 minutes).
+    /// Every workspace the user belongs to, with their role in each (every page); with the cache on,
+    /// read under the workspaces rule (stale-while-revalidate, 5 minutes).
     public func list(policy: FetchPolicy? = nil) async throws -> [Workspace] {
-        try await fetchList(policy: policy).value
+        try await listWithSource(policy: policy).value
     }
 
-    /// The workspaces the user belongs to, saying whether the cache answered.
-    public func fetchList(policy: FetchPolicy? = nil) async throws -> CachedResponse<[Workspace]> {
-        try await client.cachedRead(
-            PyAirtableClient.request(.get, "/api/v1/workspaces", operation: Self.operation("list")),
-            as: Page<Workspace>.self,
+    /// The workspaces the user belongs to, with where the answer came from.
+    public func listWithSource(policy: FetchPolicy? = nil) async throws -> CachedResponse<[Workspace]> {
+        try await client.cachedCollection(
+            "/api/v1/workspaces",
+            operation: Self.operation("list"),
             kind: .workspaces,
             policy: policy
-        ) { page in ["workspaces"] + page.data.map { "workspace:\($0.id)" } }
-        .map(\.data)
+        ) { (page: Page<Workspace>) in [.workspaces] + page.data.map { .workspace($0.id) } }
     }
 
+    /// A workspace, with the caller's role in it.
     public func get(_ id: WorkspaceID, policy: FetchPolicy? = nil) async throws -> Workspace {
-        try await fetch(id, policy: policy).value
+        try await getWithSource(id, policy: policy).value
     }
 
-    /// A workspace, saying whether the cache answered.
-    public func fetch(_ id: WorkspaceID, policy: FetchPolicy? = nil) async throws -> CachedResponse<Workspace> {
+    /// A workspace, with where the answer came from.
+    public func getWithSource(_ id: WorkspaceID, policy: FetchPolicy? = nil) async throws -> CachedResponse<Workspace> {
         try await client.cachedRead(
             PyAirtableClient.request(.get, "/api/v1/workspaces/\(id)", operation: Self.operation("get")),
             as: Workspace.self,
             kind: .workspaces,
             policy: policy
-        ) { _ in ["workspace:\(id)"] }
+        ) { _ in [.workspace(id)] }
     }
 
     /// Creates a workspace; the caller becomes its owner.
@@ -183,7 +180,7 @@ public struct WorkspacesService: Sendable {
             ),
             as: Workspace.self
         )
-        await client.cacheAfterWrite(invalidating: ["workspaces"])
+        await client.cacheAfterWrite(invalidating: [.workspaces])
         return workspace
     }
 
@@ -198,7 +195,7 @@ public struct WorkspacesService: Sendable {
             ),
             as: Workspace.self
         )
-        await client.cacheAfterWrite(invalidating: ["workspace:\(id)"])
+        await client.cacheAfterWrite(invalidating: [.workspace(id)])
         return workspace
     }
 
@@ -215,14 +212,22 @@ public struct WorkspacesService: Sendable {
         await client.cacheAfterWrite(invalidating: [], everything: true)
     }
 
+    /// Every member of a workspace, with their roles.
     public func members(of id: WorkspaceID, policy: FetchPolicy? = nil) async throws -> [Member] {
-        try await client.cachedRead(
-            PyAirtableClient.request(.get, "/api/v1/workspaces/\(id)/members", operation: Self.operation("members")),
-            as: Page<Member>.self,
+        try await membersWithSource(of: id, policy: policy).value
+    }
+
+    /// The members of a workspace, with where the answer came from.
+    public func membersWithSource(
+        of id: WorkspaceID,
+        policy: FetchPolicy? = nil
+    ) async throws -> CachedResponse<[Member]> {
+        try await client.cachedCollection(
+            "/api/v1/workspaces/\(id)/members",
+            operation: Self.operation("members"),
             kind: .workspaces,
             policy: policy
-        ) { _ in ["members:\(id)"] }
-        .value.data
+        ) { (_: Page<Member>) in [.members(of: id)] }
     }
 
     /// Adds a member by user id or by email.
@@ -246,7 +251,7 @@ public struct WorkspacesService: Sendable {
             ),
             as: Member.self
         )
-        await client.cacheAfterWrite(invalidating: ["members:\(id)"])
+        await client.cacheAfterWrite(invalidating: [.members(of: id)])
         return member
     }
 
@@ -261,7 +266,7 @@ public struct WorkspacesService: Sendable {
             as: Member.self
         )
         // The caller's own role shows in the workspace entries.
-        await client.cacheAfterWrite(invalidating: ["members:\(id)", "workspace:\(id)"])
+        await client.cacheAfterWrite(invalidating: [.members(of: id), .workspace(id)])
         return member
     }
 
@@ -279,7 +284,7 @@ public struct WorkspacesService: Sendable {
         if own == user {
             await client.cacheAfterWrite(invalidating: [], everything: true)
         } else {
-            await client.cacheAfterWrite(invalidating: ["members:\(id)"])
+            await client.cacheAfterWrite(invalidating: [.members(of: id)])
         }
     }
 }

@@ -103,7 +103,7 @@ public struct FilesService: Sendable {
     /// One page of the files you may read: your private ones and your workspaces' (or one
     /// workspace's).
     public func list(
-        workspace: WorkspaceID? = nil,
+        in workspace: WorkspaceID? = nil,
         pageSize: Int? = nil,
         cursor: String? = nil
     ) async throws -> Page<FileMetadata> {
@@ -117,16 +117,9 @@ public struct FilesService: Sendable {
         )
     }
 
-    /// Every file you may read, page after page.
-    public func all(workspace: WorkspaceID? = nil) async throws -> [FileMetadata] {
-        var files: [FileMetadata] = []
-        var cursor: String?
-        repeat {
-            let page = try await list(workspace: workspace, pageSize: 1000, cursor: cursor)
-            files += page.data
-            cursor = page.nextCursor
-        } while cursor != nil
-        return files
+    /// Every file you may read (or one workspace's), fetched a page at a time as the loop asks.
+    public func all(in workspace: WorkspaceID? = nil, pageSize: Int? = 1000) -> PageSequence<FileMetadata> {
+        PageSequence { cursor in try await list(in: workspace, pageSize: pageSize, cursor: cursor) }
     }
 
     /// Deletes a file (its uploader, or a creator or higher of its workspace). The bytes go when

@@ -10,17 +10,17 @@ public struct RecordsService: Sendable {
     /// One page of records matching `query` (view, fields, sort, filter, page size, cursor).
     ///
     /// With the cache on, the page is read under `policy` (by default the records rule: cache first,
-    /// 2 minutes); see ``fetchList(in:_:policy:)`` for where the answer came from.
+    /// 2 minutes); ``listWithSource(in:query:policy:)`` also says where the answer came from.
     public func list(
         in table: TableID,
-        _ query: RecordQuery = RecordQuery(),
+        query: RecordQuery = RecordQuery(),
         policy: FetchPolicy? = nil
     ) async throws -> Page<Record> {
-        try await fetchList(in: table, query, policy: policy).value
+        try await listWithSource(in: table, query: query, policy: policy).value
     }
 
-    /// One page of records, saying whether the cache answered and whether the answer is stale or
-    /// stands in for an unreachable server.
+    /// One page of records, with where the answer came from: the server or the cache, fresh or
+    /// stale, or standing in for an unreachable server.
     ///
     /// Writes not yet confirmed (in flight, or queued offline) are applied to the page
     /// (``CachedResponse/hasPendingWrites``); with `FetchPolicy.networkOnly` the answer is the
@@ -28,12 +28,12 @@ public struct RecordsService: Sendable {
     ///
     /// The cached page provides the tag of each record in it, so a change to any of them — by this
     /// client, or reported by the server — drops the page.
-    public func fetchList(
+    public func listWithSource(
         in table: TableID,
-        _ query: RecordQuery = RecordQuery(),
+        query: RecordQuery = RecordQuery(),
         policy: FetchPolicy? = nil
     ) async throws -> CachedResponse<Page<Record>> {
-        let confirmed = try await fetchConfirmedList(in: table, query, policy: policy)
+        let confirmed = try await confirmedList(in: table, query, policy: policy)
         client.recentReads.remember(confirmed.value.data)
         // `networkOnly` asks for the server's data as it is: pending writes are not laid over it.
         guard policy != .networkOnly else { return confirmed }
@@ -41,7 +41,7 @@ public struct RecordsService: Sendable {
     }
 
     /// One page as the server (or the cache of its answers) has it, without pending writes.
-    func fetchConfirmedList(
+    func confirmedList(
         in table: TableID,
         _ query: RecordQuery,
         policy: FetchPolicy?
@@ -66,31 +66,35 @@ public struct RecordsService: Sendable {
     /// out of the loop stops fetching.
     ///
     /// ```swift
-    /// for try await record in client.records.all(in: table, RecordQuery(sort: [.init(field: "Name")])) {
+    /// for try await record in client.records.all(in: table, query: RecordQuery(sort: [.ascending("Name")])) {
     ///     print(record.fields["Name"] ?? .null)
     /// }
     /// ```
     public func all(
         in table: TableID,
-        _ query: RecordQuery = RecordQuery(),
+        query: RecordQuery = RecordQuery(),
         policy: FetchPolicy? = nil
-    ) -> RecordSequence {
-        RecordSequence(service: self, table: table, query: query, policy: policy)
+    ) -> PageSequence<Record> {
+        PageSequence { cursor in
+            var query = query
+            query.cursor = cursor ?? query.cursor
+            return try await list(in: table, query: query, policy: policy)
+        }
     }
 
     /// One record; with the cache on, read under `policy` (by default cache first, 2 minutes).
     public func get(_ id: RecordID, policy: FetchPolicy? = nil) async throws -> Record {
-        try await fetch(id, policy: policy).value
+        try await getWithSource(id, policy: policy).value
     }
 
-    /// One record, saying whether the cache answered and whether the answer is stale or stands in
-    /// for an unreachable server.
+    /// One record, with where the answer came from: the server or the cache, fresh or stale, or
+    /// standing in for an unreachable server.
     ///
     /// Writes not yet confirmed are applied (``CachedResponse/hasPendingWrites``): a record a pending
     /// write deletes is not found, and a temporary id (`tmp_…`) of a record created offline reads as
     /// the pending create — or, once the create landed, as the server's record. With
     /// `FetchPolicy.networkOnly` the answer is the server's alone.
-    public func fetch(_ id: RecordID, policy: FetchPolicy? = nil) async throws -> CachedResponse<Record> {
+    public func getWithSource(_ id: RecordID, policy: FetchPolicy? = nil) async throws -> CachedResponse<Record> {
         // `networkOnly` asks for the server's data as it is: pending writes are not laid over it.
         let layers = policy == .networkOnly ? [] : await client.pendingLayers()
         if id.isTemporary {
@@ -98,11 +102,11 @@ public struct RecordsService: Sendable {
                 return CachedResponse(value: created, fromCache: true, hasPendingWrites: true)
             }
             if let serverID = await client.serverID(forTemporary: id) {
-                return try await fetch(serverID, policy: policy)
+                return try await getWithSource(serverID, policy: policy)
             }
             throw PyAirtableError.pendingNotFound(id, operation: Self.operation("get"), deleted: false)
         }
-        var answer = try await fetchConfirmed(id, policy: policy)
+        var answer = try await confirmedRecord(id, policy: policy)
         client.recentReads.remember([answer.value])
         let mine = layers.filter { $0.recordID == id }
         guard !mine.isEmpty else { return answer }
@@ -115,7 +119,7 @@ public struct RecordsService: Sendable {
     }
 
     /// One record as the server (or the cache of its answers) has it, without pending writes.
-    func fetchConfirmed(_ id: RecordID, policy: FetchPolicy?) async throws -> CachedResponse<Record> {
+    func confirmedRecord(_ id: RecordID, policy: FetchPolicy?) async throws -> CachedResponse<Record> {
         try await client.cachedRead(
             PyAirtableClient.request(.get, CacheKeys.record(id), operation: Self.operation("get")),
             as: Record.self,
@@ -234,7 +238,7 @@ public struct RecordsService: Sendable {
     }
 
     /// Up to 100 operations applied all or nothing.
-    public func batch(in table: TableID, _ operations: [BatchOperation]) async throws -> [BatchResult] {
+    public func batch(in table: TableID, operations: [BatchOperation]) async throws -> [BatchResult] {
         guard (1...BatchRequest.maximumOperations).contains(operations.count) else {
             throw PyAirtableError.invalidArgument(
                 "a batch carries 1 to \(BatchRequest.maximumOperations) operations, not \(operations.count)"
@@ -255,70 +259,18 @@ public struct RecordsService: Sendable {
                 return nil
             }
         )
-        var tags = ["list:\(table)"]
+        var tags: [CacheTag] = [.recordLists(of: table)]
         var stored: [CacheWrite] = []
         for result in results {
             switch result {
             case .record(let record):
-                tags.append(CacheTag.record(record.id.rawValue))
+                tags.append(.record(record.id))
                 if let write = CacheWrite.record(record) { stored.append(write) }
             case .deleted(let id):
-                tags.append(CacheTag.record(id.rawValue))
+                tags.append(.record(id))
             }
         }
         await client.cacheAfterWrite(invalidating: tags, storing: stored)
         return results
-    }
-}
-
-/// All records of a query, page by page, on demand.
-public struct RecordSequence: AsyncSequence, Sendable {
-    public typealias Element = Record
-
-    let service: RecordsService
-    let table: TableID
-    let query: RecordQuery
-    let policy: FetchPolicy?
-
-    public func makeAsyncIterator() -> Iterator {
-        Iterator(service: service, table: table, query: query, policy: policy)
-    }
-
-    /// Fetches the next page only when the current one is used up.
-    public struct Iterator: AsyncIteratorProtocol {
-        let service: RecordsService
-        let table: TableID
-        var query: RecordQuery
-        let policy: FetchPolicy?
-        var buffer: [Record] = []
-        var index = 0
-        var finished = false
-        /// Pages fetched so far.
-        public private(set) var pagesFetched = 0
-
-        init(service: RecordsService, table: TableID, query: RecordQuery, policy: FetchPolicy?) {
-            self.service = service
-            self.table = table
-            self.query = query
-            self.policy = policy
-        }
-
-        public mutating func next() async throws -> Record? {
-            while index >= buffer.count {
-                if finished { return nil }
-                if Task.isCancelled { throw PyAirtableError.cancelledError }
-                let page = try await service.list(in: table, query, policy: policy)
-                pagesFetched += 1
-                buffer = page.data
-                index = 0
-                if let cursor = page.nextCursor {
-                    query.cursor = cursor
-                } else {
-                    finished = true
-                }
-            }
-            defer { index += 1 }
-            return buffer[index]
-        }
     }
 }

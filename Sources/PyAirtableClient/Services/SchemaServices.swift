@@ -10,34 +10,37 @@ public struct BasesService: Sendable {
     let client: PyAirtableClient
     private static func operation(_ name: String) -> ClientOperation { .init(service: "bases", name: name) }
 
+    /// Every base of a workspace (every page).
     public func list(in workspace: WorkspaceID, policy: FetchPolicy? = nil) async throws -> [Base] {
-        try await fetchList(in: workspace, policy: policy).value
+        try await listWithSource(in: workspace, policy: policy).value
     }
 
-    /// The bases of a workspace, saying whether the cache answered.
-    public func fetchList(in workspace: WorkspaceID, policy: FetchPolicy? = nil) async throws -> CachedResponse<[Base]>
-    {
-        try await client.cachedRead(
-            PyAirtableClient.request(.get, "/api/v1/workspaces/\(workspace)/bases", operation: Self.operation("list")),
-            as: Page<Base>.self,
+    /// The bases of a workspace, with where the answer came from.
+    public func listWithSource(
+        in workspace: WorkspaceID,
+        policy: FetchPolicy? = nil
+    ) async throws -> CachedResponse<[Base]> {
+        try await client.cachedCollection(
+            "/api/v1/workspaces/\(workspace)/bases",
+            operation: Self.operation("list"),
             kind: .bases,
             policy: policy
-        ) { page in ["bases:\(workspace)"] + page.data.map { "base:\($0.id)" } }
-        .map(\.data)
+        ) { (page: Page<Base>) in [.bases(of: workspace)] + page.data.map { .base($0.id) } }
     }
 
+    /// A base.
     public func get(_ id: BaseID, policy: FetchPolicy? = nil) async throws -> Base {
-        try await fetch(id, policy: policy).value
+        try await getWithSource(id, policy: policy).value
     }
 
-    /// A base, saying whether the cache answered.
-    public func fetch(_ id: BaseID, policy: FetchPolicy? = nil) async throws -> CachedResponse<Base> {
+    /// A base, with where the answer came from.
+    public func getWithSource(_ id: BaseID, policy: FetchPolicy? = nil) async throws -> CachedResponse<Base> {
         try await client.cachedRead(
             PyAirtableClient.request(.get, "/api/v1/bases/\(id)", operation: Self.operation("get")),
             as: Base.self,
             kind: .bases,
             policy: policy
-        ) { _ in ["base:\(id)"] }
+        ) { _ in [.base(id)] }
     }
 
     public func create(in workspace: WorkspaceID, name: String) async throws -> Base {
@@ -50,7 +53,7 @@ public struct BasesService: Sendable {
             ),
             as: Base.self
         )
-        await client.cacheAfterWrite(invalidating: ["bases:\(workspace)"])
+        await client.cacheAfterWrite(invalidating: [.bases(of: workspace)])
         return base
     }
 
@@ -65,7 +68,7 @@ public struct BasesService: Sendable {
             ),
             as: Base.self
         )
-        await client.cacheAfterWrite(invalidating: ["base:\(id)"])
+        await client.cacheAfterWrite(invalidating: [.base(id)])
         return base
     }
 
@@ -92,28 +95,28 @@ public struct TablesService: Sendable {
     let client: PyAirtableClient
     private static func operation(_ name: String) -> ClientOperation { .init(service: "tables", name: name) }
 
+    /// Every table of a base (every page), with their fields and views.
     public func list(in base: BaseID, policy: FetchPolicy? = nil) async throws -> [Table] {
-        try await fetchList(in: base, policy: policy).value
+        try await listWithSource(in: base, policy: policy).value
     }
 
-    /// The tables of a base, saying whether the cache answered.
-    public func fetchList(in base: BaseID, policy: FetchPolicy? = nil) async throws -> CachedResponse<[Table]> {
-        try await client.cachedRead(
-            PyAirtableClient.request(.get, "/api/v1/bases/\(base)/tables", operation: Self.operation("list")),
-            as: Page<Table>.self,
+    /// The tables of a base, with where the answer came from.
+    public func listWithSource(in base: BaseID, policy: FetchPolicy? = nil) async throws -> CachedResponse<[Table]> {
+        try await client.cachedCollection(
+            "/api/v1/bases/\(base)/tables",
+            operation: Self.operation("list"),
             kind: .schema,
             policy: policy
-        ) { page in ["tables:\(base)"] + page.data.map { "table:\($0.id)" } }
-        .map(\.data)
+        ) { (page: Page<Table>) in [.tables(of: base)] + page.data.map { .table($0.id) } }
     }
 
     /// A table with its fields and views.
     public func get(_ id: TableID, policy: FetchPolicy? = nil) async throws -> Table {
-        try await fetch(id, policy: policy).value
+        try await getWithSource(id, policy: policy).value
     }
 
-    /// A table with its fields and views, saying whether the cache answered.
-    public func fetch(_ id: TableID, policy: FetchPolicy? = nil) async throws -> CachedResponse<Table> {
+    /// A table with its fields and views, with where the answer came from.
+    public func getWithSource(_ id: TableID, policy: FetchPolicy? = nil) async throws -> CachedResponse<Table> {
         try await client.cachedRead(
             PyAirtableClient.request(.get, "/api/v1/tables/\(id)", operation: Self.operation("get")),
             as: Table.self,
@@ -138,11 +141,12 @@ public struct TablesService: Sendable {
             ),
             as: Table.self
         )
-        await client.cacheAfterWrite(invalidating: ["tables:\(base)"])
+        await client.cacheAfterWrite(invalidating: [.tables(of: base)])
         return table
     }
 
-    public func update(_ id: TableID, _ changes: UpdateTableRequest, ifVersion: Int? = nil) async throws -> Table {
+    /// Renames a table or changes its description.
+    public func update(_ id: TableID, with changes: UpdateTableRequest, ifVersion: Int? = nil) async throws -> Table {
         let table = try await client.send(
             PyAirtableClient.request(
                 .patch,
@@ -153,7 +157,7 @@ public struct TablesService: Sendable {
             ),
             as: Table.self
         )
-        await client.cacheAfterWrite(invalidating: ["table:\(id)", "records:\(id)"])
+        await client.cacheAfterWrite(invalidating: [.table(id), .records(of: id)])
         return table
     }
 
@@ -167,7 +171,7 @@ public struct TablesService: Sendable {
                 ifMatch: ifVersion
             )
         )
-        await client.cacheAfterWrite(invalidating: ["table:\(id)", "records:\(id)"])
+        await client.cacheAfterWrite(invalidating: [.table(id), .records(of: id)])
     }
 }
 
@@ -179,17 +183,23 @@ public struct FieldsService: Sendable {
     let client: PyAirtableClient
     private static func operation(_ name: String) -> ClientOperation { .init(service: "fields", name: name) }
 
+    /// Every field of a table, in order.
     public func list(in table: TableID, policy: FetchPolicy? = nil) async throws -> [Field] {
-        try await client.cachedRead(
-            PyAirtableClient.request(.get, "/api/v1/tables/\(table)/fields", operation: Self.operation("list")),
-            as: Page<Field>.self,
-            kind: .schema,
-            policy: policy
-        ) { _ in ["table:\(table)"] }
-        .value.data
+        try await listWithSource(in: table, policy: policy).value
     }
 
-    public func create(in table: TableID, _ field: CreateFieldRequest) async throws -> Field {
+    /// The fields of a table, with where the answer came from.
+    public func listWithSource(in table: TableID, policy: FetchPolicy? = nil) async throws -> CachedResponse<[Field]> {
+        try await client.cachedCollection(
+            "/api/v1/tables/\(table)/fields",
+            operation: Self.operation("list"),
+            kind: .schema,
+            policy: policy
+        ) { (_: Page<Field>) in [.table(table)] }
+    }
+
+    /// Adds a field to a table: `client.fields.create(in: table, field: .number("Score", precision: 1))`.
+    public func create(in table: TableID, field: CreateFieldRequest) async throws -> Field {
         let created = try await client.send(
             PyAirtableClient.request(
                 .post,
@@ -199,11 +209,12 @@ public struct FieldsService: Sendable {
             ),
             as: Field.self
         )
-        await client.cacheAfterWrite(invalidating: ["table:\(table)", "records:\(table)"])
+        await client.cacheAfterWrite(invalidating: [.table(table), .records(of: table)])
         return created
     }
 
-    public func update(_ id: FieldID, _ changes: UpdateFieldRequest, ifVersion: Int? = nil) async throws -> Field {
+    /// Renames a field or changes its options.
+    public func update(_ id: FieldID, with changes: UpdateFieldRequest, ifVersion: Int? = nil) async throws -> Field {
         let field = try await client.send(
             PyAirtableClient.request(
                 .patch,
@@ -214,7 +225,7 @@ public struct FieldsService: Sendable {
             ),
             as: Field.self
         )
-        await client.cacheAfterWrite(invalidating: ["table:\(field.tableID)", "records:\(field.tableID)"])
+        await client.cacheAfterWrite(invalidating: [.table(field.tableID), .records(of: field.tableID)])
         return field
     }
 
@@ -228,7 +239,7 @@ public struct FieldsService: Sendable {
                 ifMatch: ifVersion
             )
         )
-        await client.cacheAfterWrite(invalidating: ["table", "records"])
+        await client.cacheAfterWrite(invalidating: [.every(.table), .every(.records)])
     }
 }
 
@@ -240,27 +251,38 @@ public struct ViewsService: Sendable {
     let client: PyAirtableClient
     private static func operation(_ name: String) -> ClientOperation { .init(service: "views", name: name) }
 
+    /// Every view of a table.
     public func list(in table: TableID, policy: FetchPolicy? = nil) async throws -> [View] {
-        try await client.cachedRead(
-            PyAirtableClient.request(.get, "/api/v1/tables/\(table)/views", operation: Self.operation("list")),
-            as: Page<View>.self,
-            kind: .schema,
-            policy: policy
-        ) { _ in ["table:\(table)"] }
-        .value.data
+        try await listWithSource(in: table, policy: policy).value
     }
 
+    /// The views of a table, with where the answer came from.
+    public func listWithSource(in table: TableID, policy: FetchPolicy? = nil) async throws -> CachedResponse<[View]> {
+        try await client.cachedCollection(
+            "/api/v1/tables/\(table)/views",
+            operation: Self.operation("list"),
+            kind: .schema,
+            policy: policy
+        ) { (_: Page<View>) in [.table(table)] }
+    }
+
+    /// A view.
     public func get(_ id: ViewID, policy: FetchPolicy? = nil) async throws -> View {
+        try await getWithSource(id, policy: policy).value
+    }
+
+    /// A view, with where the answer came from.
+    public func getWithSource(_ id: ViewID, policy: FetchPolicy? = nil) async throws -> CachedResponse<View> {
         try await client.cachedRead(
             PyAirtableClient.request(.get, "/api/v1/views/\(id)", operation: Self.operation("get")),
             as: View.self,
             kind: .schema,
             policy: policy
-        ) { view in ["table:\(view.tableID)"] }
-        .value
+        ) { view in [.table(view.tableID)] }
     }
 
-    public func create(in table: TableID, _ view: CreateViewRequest) async throws -> View {
+    /// Adds a view to a table.
+    public func create(in table: TableID, view: CreateViewRequest) async throws -> View {
         let created = try await client.send(
             PyAirtableClient.request(
                 .post,
@@ -270,11 +292,12 @@ public struct ViewsService: Sendable {
             ),
             as: View.self
         )
-        await client.cacheAfterWrite(invalidating: ["table:\(table)", "list:\(table)"])
+        await client.cacheAfterWrite(invalidating: [.table(table), .recordLists(of: table)])
         return created
     }
 
-    public func update(_ id: ViewID, _ changes: UpdateViewRequest, ifVersion: Int? = nil) async throws -> View {
+    /// Changes a view's name, filter, sort or visible fields.
+    public func update(_ id: ViewID, with changes: UpdateViewRequest, ifVersion: Int? = nil) async throws -> View {
         let view = try await client.send(
             PyAirtableClient.request(
                 .patch,
@@ -285,7 +308,7 @@ public struct ViewsService: Sendable {
             ),
             as: View.self
         )
-        await client.cacheAfterWrite(invalidating: ["table:\(view.tableID)", "list:\(view.tableID)"])
+        await client.cacheAfterWrite(invalidating: [.table(view.tableID), .recordLists(of: view.tableID)])
         return view
     }
 
@@ -299,6 +322,6 @@ public struct ViewsService: Sendable {
                 ifMatch: ifVersion
             )
         )
-        await client.cacheAfterWrite(invalidating: ["table", "list"])
+        await client.cacheAfterWrite(invalidating: [.every(.table), .every(.recordLists)])
     }
 }

@@ -5,7 +5,7 @@ import PyAirtableModels
 /// Webhooks of a base: the server POSTs matching events to a URL, signed with the webhook's secret.
 ///
 /// ```swift
-/// let hook = try await client.webhooks.create(base: base, url: "https://example.com/hooks",
+/// let hook = try await client.webhooks.create(in: base, url: URL(string: "https://example.com/hooks")!,
 ///                                             events: [.recordCreated], table: table)
 /// let secret = hook.secret!  // shown only now: keep it where the receiver can read it
 /// ```
@@ -15,12 +15,9 @@ public struct WebhooksService: Sendable {
     let client: PyAirtableClient
     private static func operation(_ name: String) -> ClientOperation { .init(service: "webhooks", name: name) }
 
-    /// The webhooks of a base (any member may list them; secrets are never included).
-    public func list(base: BaseID) async throws -> [Webhook] {
-        try await client.send(
-            PyAirtableClient.request(.get, "/api/v1/bases/\(base)/webhooks", operation: Self.operation("list")),
-            as: Page<Webhook>.self
-        ).data
+    /// Every webhook of a base (any member may list them; secrets are never included).
+    public func list(in base: BaseID) async throws -> [Webhook] {
+        try await client.collection("/api/v1/bases/\(base)/webhooks", operation: Self.operation("list"))
     }
 
     /// One webhook, with whether it is enabled and why not.
@@ -40,8 +37,8 @@ public struct WebhooksService: Sendable {
     ///   - table: Only events of this table, when set.
     /// - Returns: The webhook with its `secret`, which no later answer shows.
     public func create(
-        base: BaseID,
-        url: String,
+        in base: BaseID,
+        url: URL,
         events: [EventType] = [],
         table: TableID? = nil
     ) async throws -> Webhook {
@@ -49,16 +46,30 @@ public struct WebhooksService: Sendable {
             PyAirtableClient.request(
                 .post,
                 "/api/v1/bases/\(base)/webhooks",
-                body: CreateWebhookRequest(url: url, events: events.isEmpty ? nil : events, tableID: table),
+                body: CreateWebhookRequest(
+                    url: url.absoluteString,
+                    events: events.isEmpty ? nil : events,
+                    tableID: table
+                ),
                 operation: Self.operation("create")
             ),
             as: Webhook.self
         )
     }
 
-    /// Turns a webhook off or back on; turning it on clears its failure count and retries the
-    /// deliveries it gave up on.
-    public func setEnabled(_ id: WebhookID, _ enabled: Bool) async throws -> Webhook {
+    /// Turns a webhook back on: clears its failure count and retries the deliveries it gave up on.
+    @discardableResult
+    public func enable(_ id: WebhookID) async throws -> Webhook {
+        try await setEnabled(id, true)
+    }
+
+    /// Turns a webhook off: nothing is delivered to it until it is enabled again.
+    @discardableResult
+    public func disable(_ id: WebhookID) async throws -> Webhook {
+        try await setEnabled(id, false)
+    }
+
+    private func setEnabled(_ id: WebhookID, _ enabled: Bool) async throws -> Webhook {
         try await client.send(
             PyAirtableClient.request(
                 .patch,
@@ -77,14 +88,14 @@ public struct WebhooksService: Sendable {
         )
     }
 
-    /// A page of a webhook's delivery log, newest event first.
+    /// One page of a webhook's delivery log, newest event first.
     /// - Parameters:
     ///   - webhook: The webhook.
     ///   - status: Only deliveries in this state, when set.
     ///   - pageSize: At most this many (1…1000; the server's default is 100).
     ///   - cursor: The `nextCursor` of the previous page.
     public func deliveries(
-        webhook: WebhookID,
+        of webhook: WebhookID,
         status: WebhookDelivery.Status? = nil,
         pageSize: Int? = nil,
         cursor: String? = nil
@@ -102,5 +113,16 @@ public struct WebhooksService: Sendable {
             ),
             as: Page<WebhookDelivery>.self
         )
+    }
+
+    /// A webhook's whole delivery log, newest event first, fetched a page at a time as the loop asks.
+    public func allDeliveries(
+        of webhook: WebhookID,
+        status: WebhookDelivery.Status? = nil,
+        pageSize: Int? = nil
+    ) -> PageSequence<WebhookDelivery> {
+        PageSequence { cursor in
+            try await deliveries(of: webhook, status: status, pageSize: pageSize, cursor: cursor)
+        }
     }
 }

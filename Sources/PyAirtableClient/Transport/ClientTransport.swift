@@ -1,14 +1,48 @@
 import Foundation
 import HTTPTypes
 
+/// A service of the API, as metrics, logs and circuit breakers name it: each service has its own
+/// circuit breaker (``PyAirtableClient/PyAirtableClient/circuitState(of:)``).
+public struct ServiceName: RawRepresentable, Hashable, Sendable, Comparable, CustomStringConvertible,
+    ExpressibleByStringLiteral
+{
+    public let rawValue: String
+
+    public init(rawValue: String) { self.rawValue = rawValue }
+    public init(stringLiteral value: String) { self.rawValue = value }
+
+    /// Sign-up, sign-in, refresh and personal access tokens.
+    public static let auth: ServiceName = "auth"
+    /// The signed-in user.
+    public static let users: ServiceName = "users"
+    public static let workspaces: ServiceName = "workspaces"
+    public static let bases: ServiceName = "bases"
+    public static let tables: ServiceName = "tables"
+    public static let fields: ServiceName = "fields"
+    public static let views: ServiceName = "views"
+    public static let records: ServiceName = "records"
+    public static let files: ServiceName = "files"
+    public static let webhooks: ServiceName = "webhooks"
+    /// The event stream, WebSocket head and polling of realtime.
+    public static let realtime: ServiceName = "realtime"
+    /// Offline replay and its connectivity probe.
+    public static let offline: ServiceName = "offline"
+    /// `GET /health`.
+    public static let health: ServiceName = "health"
+
+    public var description: String { rawValue }
+
+    public static func < (lhs: ServiceName, rhs: ServiceName) -> Bool { lhs.rawValue < rhs.rawValue }
+}
+
 /// Which service call a request is: the label of its metrics, logs, circuit breaker and errors.
 public struct ClientOperation: Sendable, Hashable, CustomStringConvertible {
-    /// The service, such as `records`; each service has its own circuit breaker.
-    public var service: String
+    /// The service, such as ``ServiceName/records``; each service has its own circuit breaker.
+    public var service: ServiceName
     /// The call, such as `list`.
     public var name: String
 
-    public init(service: String, name: String) {
+    public init(service: ServiceName, name: String) {
         self.service = service
         self.name = name
     }
