@@ -14,22 +14,16 @@ try await withPyAirtableClient(configuration: configuration) { client in
     let table = try await client.tables.create(
         in: base.id,
         name: "Tasks",
-        fields: [
-            CreateFieldRequest(name: "Name", type: .singleLineText),
-            CreateFieldRequest(
-                name: "Status",
-                type: .singleSelect,
-                options: FieldOptions(choices: [SelectChoice(name: "Todo"), SelectChoice(name: "Done")])
-            ),
-            CreateFieldRequest(name: "Score", type: .number),
-        ]
+        fields: [.singleLineText("Name"), .singleSelect("Status", choices: ["Todo", "Done"]), .number("Score")]
     )
 
-    // Records: one at a time, and 100 in one all-or-nothing batch.
+    // Records: one at a time, and 100 in one all-or-nothing batch. A write answers `.saved` with the
+    // server's record, or `.queued` when the server cannot be reached and the offline queue keeps it;
+    // `get()` asks for the saved record (this client has no offline queue, so it is never queued).
     let first = try await client.records.create(
         in: table.id,
         fields: ["Name": "Write the docs", "Status": "Todo", "Score": 3]
-    )
+    ).get()
     let operations = (1...100).map { index in
         BatchOperation.create(fields: [
             "Name": .string("Task \(index)"), "Status": .string(index % 3 == 0 ? "Done" : "Todo"),
@@ -59,17 +53,17 @@ try await withPyAirtableClient(configuration: configuration) { client in
     print("\(count) records in \(table.name)")
 
     // Optimistic concurrency: someone else changes the record first...
-    _ = try await client.records.update(first.id, fields: ["Score": 4], ifVersion: first.version)
+    try await client.records.update(first.id, fields: ["Score": 4], ifVersion: first.version)
     do {
         // ...so a write based on the old version gets 412; `.fail` hands you the current record.
-        _ = try await client.records.update(first.id, fields: ["Score": 5], ifVersion: first.version, onConflict: .fail)
+        try await client.records.update(first.id, fields: ["Score": 5], ifVersion: first.version, onConflict: .fail)
     } catch let error as PyAirtableError where error == .preconditionFailed {
         let current = error.currentRecord
         print("conflict: the record is at version \(current?.version ?? 0)")
     }
     // By default a conflict is merged field by field against the version the edit started from:
     // this rename lands on top of the other write's score (a field both changed keeps the server's).
-    let merged = try await client.records.update(first, fields: ["Name": "Merged"])
+    let merged = try await client.records.update(first, fields: ["Name": "Merged"]).get()
     print("merged: version \(merged.version), score \(merged.fields["Score"]?.displayText ?? "")")
 
     try await client.workspaces.delete(workspace.id)

@@ -42,14 +42,11 @@ public struct PyAirtableError: Error, Sendable, Equatable, CustomStringConvertib
     public private(set) var position: Int?
     /// How long the server asked us to wait (`Retry-After`).
     public private(set) var retryAfter: Duration?
-    /// For ``queuedOffline``: the queued mutation's id in the offline queue.
-    public private(set) var queuedMutationID: Int64?
+    /// For ``queuedOffline``: the queued mutation's id in the offline queue (the write pipeline's
+    /// signal; callers get a ``QueuedWrite``).
+    private(set) var queuedMutationID: Int64?
     /// For ``queuedOffline`` of a create: the temporary id (`tmp_…`) the record has until replay.
-    public private(set) var temporaryID: String?
-
-    /// For ``queuedOffline`` of a create: the record's temporary id, usable in later writes (they
-    /// queue behind the create and are rewritten to the server's id when it lands).
-    public var temporaryRecordID: RecordID? { temporaryID.map(RecordID.init(unchecked:)) }
+    private(set) var temporaryID: String?
 
     private init(code: Code, message: String = "") {
         self.code = code
@@ -101,8 +98,9 @@ public struct PyAirtableError: Error, Sendable, Equatable, CustomStringConvertib
     public static let invalidArgument = PyAirtableError(code: .invalidArgument)
     /// A `FetchPolicy.cacheOnly` read found nothing usable in the cache.
     public static let notCached = PyAirtableError(code: .notCached)
-    /// The server could not be reached, so the write was kept in the offline queue (on disk, with its
-    /// idempotency key) and will be applied, once, when the queue is replayed.
+    /// The write was kept in the offline queue (on disk, with its idempotency key) and will be applied,
+    /// once, when the queue is replayed: thrown only by ``WriteResult/get()`` of a
+    /// ``WriteResult/queued(_:)`` result, never by a write itself.
     public static let queuedOffline = PyAirtableError(code: .queuedOffline)
 
     // MARK: Making errors
@@ -204,6 +202,18 @@ public struct PyAirtableError: Error, Sendable, Equatable, CustomStringConvertib
         error.temporaryID = temporaryID
         error.operation = operation
         error.underlying = cause
+        return error
+    }
+
+    /// ``queuedOffline`` for a write the caller asked the saved value of.
+    static func queuedOffline(_ write: QueuedWrite) -> PyAirtableError {
+        var error = PyAirtableError(
+            code: .queuedOffline,
+            message: "the write is queued (#\(write.mutationID)) and will be applied on replay: \(write.queuedBecause)"
+        )
+        error.queuedMutationID = write.mutationID
+        error.temporaryID = write.temporaryID?.rawValue
+        error.underlying = write.reason
         return error
     }
 

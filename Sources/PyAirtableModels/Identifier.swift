@@ -95,13 +95,6 @@ extension Identifier: Codable {
 
 extension Identifier: LosslessStringConvertible {}
 
-extension Identifier where Kind == RecordKind {
-    /// Whether this is the temporary id (`tmp_` and 14 letters or digits) of a record created while
-    /// offline, which the server does not know yet; the SDK's offline queue replaces it with the
-    /// server's id when the create is replayed.
-    public var isTemporary: Bool { rawValue.hasPrefix("tmp_") && rawValue.utf8.count == 18 }
-}
-
 /// A string that is not a valid id of the expected kind.
 public struct IdentifierError: Error, Sendable, Hashable, CustomStringConvertible {
     /// The string that was rejected.

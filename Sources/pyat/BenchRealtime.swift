@@ -124,7 +124,7 @@ extension Pyat.Bench {
                 let write: @Sendable (Int) async throws -> Int = { value in
                     let fields: [String: FieldValue] =
                         field.map { [$0: .number(Double(value))] } ?? [table.fields[0].name: .string("bench \(value)")]
-                    return try await client.records.update(record.id, fields: fields).version
+                    return try await client.records.update(record.id, fields: fields).get().version
                 }
 
                 // Latency: one subscriber.

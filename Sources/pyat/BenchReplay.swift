@@ -24,7 +24,7 @@ extension Pyat.Bench {
                 --no-durable-commits), makes --tables tables, and stops it: its port now refuses
                 connections (checked). A client with a persistent offline queue (SDK defaults
                 otherwise: retries, circuit breaker) then makes --mutations `client.records.create`
-                calls spread over the tables; each must throw `queuedOffline`, and the queue must
+                calls spread over the tables; each must come back `.queued`, and the queue must
                 hold exactly that many writes. The server is started again on the same port and data,
                 and `client.offline.replay()` is timed until the queue is empty. A second client then
                 reads every record back: a write found twice is a duplicate, one not found is
@@ -128,15 +128,15 @@ extension Pyat.Bench {
                 let queueStart = ContinuousClock.now
                 for index in 0..<total {
                     let table = tableIDs[index % tableIDs.count]
-                    do {
-                        let record = try await client.records.create(
-                            in: table,
-                            fields: ["Name": .string("bench-\(index)"), "Score": .number(Double(index))]
-                        )
+                    let result = try await client.records.create(
+                        in: table,
+                        fields: ["Name": .string("bench-\(index)"), "Score": .number(Double(index))]
+                    )
+                    switch result {
+                    case .saved(let record):
                         throw CommandFailure("write \(index) reached a server that is down (record \(record.id))")
-                    } catch let error as PyAirtableError where error == .queuedOffline {
-                        let cause = (error.underlying as? PyAirtableError)?.shortDescription ?? "unknown"
-                        causes[cause, default: 0] += 1
+                    case .queued(let write):
+                        causes[write.reason.shortDescription, default: 0] += 1
                     }
                 }
                 let queueSeconds = Self.seconds(ContinuousClock.now - queueStart)

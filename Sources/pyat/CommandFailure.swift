@@ -26,17 +26,6 @@ struct CommandFailure: Error, CustomStringConvertible {
     /// The failure for an SDK error: its message fit for a person, the server's request id, and
     /// status 4 for a conflict (409, 412).
     init(_ error: PyAirtableError, server: URL) {
-        if error == .queuedOffline {
-            let id = error.queuedMutationID.map { "#\($0)" } ?? ""
-            self.init(
-                "\(error.queuedBecause ?? "the server could not be reached"); the write is queued offline \(id)"
-                    + (error.temporaryID.map { " (the new record is \($0) until then)" } ?? "")
-                    + ". Run `pyat queue replay` when the server is back.",
-                status: .queued,
-                output: error.temporaryID ?? id
-            )
-            return
-        }
         var message = error.userMessage
         if error == .unauthorized || error == .notAuthenticated {
             message += " Run `pyat login`, or set PYAT_TOKEN."
@@ -48,6 +37,19 @@ struct CommandFailure: Error, CustomStringConvertible {
         }
         let isConflict = error == .preconditionFailed || error == .conflict
         self.init(message, status: isConflict ? .conflict : .failure)
+    }
+
+    /// The report of a write the SDK queued offline: status 3, and the new record's temporary id (or
+    /// the queued write's number) on standard output.
+    init(queued write: QueuedWrite) {
+        let id = "#\(write.mutationID)"
+        self.init(
+            "\(write.queuedBecause); the write is queued offline \(id)"
+                + (write.temporaryID.map { " (the new record is \($0) until then)" } ?? "")
+                + ". Run `pyat queue replay` when the server is back.",
+            status: .queued,
+            output: write.temporaryID?.rawValue ?? id
+        )
     }
 
     var description: String { "error: \(message)" }

@@ -44,15 +44,15 @@ extension Identifier: ValidatedArgument {
 /// A record named on the command line: a record id, or the temporary id (`tmp_…`) that a create
 /// queued offline printed. Writes naming a temporary id queue behind that create and go out with
 /// the server's id once it lands.
-struct RecordReference: ValidatedArgument {
-    /// The record id, or the temporary id carried as one.
-    var id: RecordID
+struct RecordArgument: ValidatedArgument {
+    /// The record id, or the temporary id.
+    var reference: RecordReference
 
     init(validatingArgument argument: String) throws {
-        if TemporaryID(argument) != nil {
-            id = RecordID(unchecked: argument)
+        if let temporary = TemporaryRecordID(argument) {
+            reference = .temporary(temporary)
         } else {
-            id = try RecordID(validating: argument)
+            reference = .server(try RecordID(validating: argument))
         }
     }
 }

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import PyAirtableClient
 import PyAirtableModels
 
 /// The fields of a record write: `--field Name=value …` typed by the table's field types, and/or
@@ -91,7 +92,7 @@ struct RecordFieldArguments: ParsableArguments {
         case .multipleSelects:
             return .strings(list(text))
         case .multipleRecordLinks:
-            return .strings(try list(text).map { try RecordReference.argument($0).id.rawValue })
+            return .strings(try list(text).map { try RecordArgument.argument($0).reference.rawValue })
         case .multipleAttachments:
             return .attachments(try list(text).map { Attachment(id: try FileID.argument($0)) })
         default:

@@ -117,14 +117,33 @@ extension Pyat.Records {
 
         @OptionGroup(title: "Global options") var options: GlobalOptions
 
-        @Argument(help: "The record id (rec…).")
-        var record: RecordReference
+        @Argument(help: "The record id (rec…), or the temporary id (tmp_…) of a record created offline.")
+        var record: RecordArgument
 
         func run() async throws {
-            let id = record.id
+            let reference = record.reference
             let output = options.output
             let (record, schema) = try await options.withClient { client in
                 var notice = CachedAnswerNotice()
+                let id: RecordID
+                switch reference {
+                case .server(let serverID):
+                    id = serverID
+                case .temporary(let temporary):
+                    if let serverID = await client.records.resolve(temporary) {
+                        id = serverID
+                    } else if let pending = await client.records.pending(temporary) {
+                        // Not on the server yet: shown as its pending writes make it.
+                        let record = pending.displayRecord
+                        var schema: Table?
+                        if output.showsColumns, let table = pending.tableID {
+                            schema = try await client.tables.get(table)
+                        }
+                        return (record, schema)
+                    } else {
+                        throw CommandFailure("no pending write creates record \(temporary)")
+                    }
+                }
                 let record = try await client.records.getWithSource(id)
                 notice.note(record)
                 let schema = output.showsColumns ? try await client.tables.getWithSource(record.value.tableID) : nil
@@ -158,11 +177,12 @@ extension Pyat.Records {
 
         func run() async throws {
             let output = options.output
-            let (record, schema) = try await options.withClient { client in
+            let (result, schema) = try await options.withClient { client in
                 let schema = values.needsSchema || output.showsColumns ? try await client.tables.get(table) : nil
-                let record = try await client.records.create(in: table, fields: try values.values(table: schema))
-                return (record, schema)
+                let result = try await client.records.create(in: table, fields: try values.values(table: schema))
+                return (result, schema)
             }
+            guard case .saved(let record) = result else { throw CommandFailure(queued: result.queued!) }
             try output.item(
                 record,
                 columns: Record.columns(fields: RecordColumns.names(table: schema, records: [record]))
@@ -182,8 +202,8 @@ extension Pyat.Records {
 
         @OptionGroup(title: "Global options") var options: GlobalOptions
 
-        @Argument(help: "The record id (rec…).")
-        var record: RecordReference
+        @Argument(help: "The record id (rec…), or the temporary id (tmp_…) of a record created offline.")
+        var record: RecordArgument
 
         @OptionGroup var values: RecordFieldArguments
 
@@ -198,23 +218,34 @@ extension Pyat.Records {
         }
 
         func run() async throws {
-            let id = record.id
+            let reference = record.reference
             let output = options.output
             let replace = self.replace
             let ifVersion = precondition.ifVersion
             let strategy = conflict.resolved(ifVersion: ifVersion)
-            let (record, schema) = try await options.withClient { client in
+            let (result, schema) = try await options.withClient { client in
                 var schema: Table?
                 if values.needsSchema || output.showsColumns {
-                    schema = try await client.tables.get(try await client.records.get(id).tableID)
+                    let table: TableID? =
+                        switch reference {
+                        case .server(let id): try await client.records.get(id).tableID
+                        case .temporary(let id): await client.records.pending(id)?.tableID
+                        }
+                    if let table { schema = try await client.tables.get(table) }
                 }
                 let fields = try values.values(table: schema)
-                let record =
-                    replace
-                    ? try await client.records.replace(id, fields: fields, ifVersion: ifVersion, onConflict: strategy)
-                    : try await client.records.update(id, fields: fields, ifVersion: ifVersion, onConflict: strategy)
-                return (record, schema)
+                let result: WriteResult<Record> =
+                    switch (reference, replace) {
+                    case (.server(let id), true):
+                        try await client.records.replace(id, fields: fields, ifVersion: ifVersion, onConflict: strategy)
+                    case (.server(let id), false):
+                        try await client.records.update(id, fields: fields, ifVersion: ifVersion, onConflict: strategy)
+                    case (.temporary(let id), true): try await client.records.replace(id, fields: fields)
+                    case (.temporary(let id), false): try await client.records.update(id, fields: fields)
+                    }
+                return (result, schema)
             }
+            guard case .saved(let record) = result else { throw CommandFailure(queued: result.queued!) }
             try output.item(
                 record,
                 columns: Record.columns(fields: RecordColumns.names(table: schema, records: [record]))
@@ -227,21 +258,27 @@ extension Pyat.Records {
 
         @OptionGroup(title: "Global options") var options: GlobalOptions
 
-        @Argument(help: "The record id (rec…).")
-        var record: RecordReference
+        @Argument(help: "The record id (rec…), or the temporary id (tmp_…) of a record created offline.")
+        var record: RecordArgument
 
         @OptionGroup var precondition: VersionPrecondition
         @OptionGroup var conflict: ConflictOption
 
         func run() async throws {
-            let id = record.id
+            let reference = record.reference
             let strategy = conflict.resolved(ifVersion: precondition.ifVersion)
-            let deleted = try await options.withClient {
-                try await $0.records.delete(id, ifVersion: precondition.ifVersion, onConflict: strategy)
+            let result = try await options.withClient { client in
+                switch reference {
+                case .server(let id):
+                    try await client.records.delete(id, ifVersion: precondition.ifVersion, onConflict: strategy)
+                case .temporary(let id):
+                    try await client.records.delete(id)
+                }
             }
+            guard case .saved(let deleted) = result else { throw CommandFailure(queued: result.queued!) }
             if !deleted.deleted {
                 throw CommandFailure(
-                    "record \(id) changed meanwhile and was kept (--on-conflict server-wins)",
+                    "record \(reference) changed meanwhile and was kept (--on-conflict server-wins)",
                     status: .conflict
                 )
             }
@@ -273,4 +310,18 @@ enum RecordColumns {
 extension OutputWriter {
     /// Whether the format shows chosen columns (and so needs a table's field order).
     var showsColumns: Bool { format == .table || format == .csv }
+}
+
+extension PendingRecord {
+    /// The record for printing: a pending create shows under its temporary id, version 0.
+    var displayRecord: Record {
+        Record(
+            id: RecordID(unchecked: id.rawValue),
+            tableID: tableID ?? TableID(unchecked: "tbl"),
+            fields: fields,
+            version: baseVersion ?? 0,
+            createdAt: createdAt,
+            updatedAt: createdAt
+        )
+    }
 }

@@ -146,7 +146,7 @@ struct CacheIntegrationTests {
                 token: demo.token,
                 configure: { $0.cache = .disabled }
             ) {
-                try await $0.records.update(changed.id, fields: ["Name": .string("Changed elsewhere")])
+                try await $0.records.update(changed.id, fields: ["Name": .string("Changed elsewhere")]).get()
             }
             cache.time.advance(by: 121)
             let fourth = try await client.records.listWithSource(in: table.id)
@@ -211,7 +211,7 @@ struct CacheIntegrationTests {
 
             // An update keeps the record's own entry current and drops the table's lists,
             // since the change could move the record into any filtered list.
-            let updated = try await client.records.update(other.id, fields: ["Score": .number(99)])
+            let updated = try await client.records.update(other.id, fields: ["Score": .number(99)]).get()
             let read = try await client.records.getWithSource(other.id)
             #expect(read.fromCache)
             #expect(read.value == updated)
@@ -219,7 +219,7 @@ struct CacheIntegrationTests {
             #expect(try await client.records.listWithSource(in: tasks.id).fromCache)
 
             // A created record shows in the next read of the table's lists.
-            let created = try await client.records.create(in: projects.id, fields: ["Name": .string("New")])
+            let created = try await client.records.create(in: projects.id, fields: ["Name": .string("New")]).get()
             let withCreated = try await client.records.listWithSource(in: projects.id)
             #expect(!withCreated.fromCache)
             #expect(withCreated.value.data.contains { $0.id == created.id })
@@ -294,7 +294,7 @@ struct CacheIntegrationTests {
                         token: demo.token,
                         configure: { $0.cache = .disabled }
                     ) {
-                        try await $0.records.delete(id)
+                        try await $0.records.delete(id).get()
                     }
                     #expect(try await client.records.getWithSource(id).fromCache)
                     await #expect(throws: PyAirtableError.notFound) {

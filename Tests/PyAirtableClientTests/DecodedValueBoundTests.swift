@@ -31,7 +31,7 @@ struct DecodedValueBoundTests {
                         let record = try await client.records.create(
                             in: table.id,
                             fields: ["Text": .string("\(index) \(text)")]
-                        )
+                        ).get()
                         ids.append(record.id)
                     }
                     // Each read decodes a 2 KiB answer and keeps it: twenty of them are far under the
@@ -44,7 +44,7 @@ struct DecodedValueBoundTests {
                     let huge = try await client.records.create(
                         in: table.id,
                         fields: ["Text": .string(String(repeating: "h", count: 2 * bound))]
-                    )
+                    ).get()
                     _ = try await client.records.get(huge.id)
                     #expect(client.cache.decodedValues == footprint, "an answer larger than the bound is not kept")
                 }

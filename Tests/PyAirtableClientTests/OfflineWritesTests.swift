@@ -35,30 +35,37 @@ struct OfflineWritesTests {
                 client in
                 _ = try await client.auth.register(email: "offline@example.com", password: "correct horse", name: "Off")
                 let table = try await Fixtures.makeTable(client)
-                let kept = try await client.records.create(in: table.id, fields: ["Name": "kept", "Score": 1])
-                let doomed = try await client.records.create(in: table.id, fields: ["Name": "doomed"])
+                let kept = try await client.records.create(in: table.id, fields: ["Name": "kept", "Score": 1]).get()
+                let doomed = try await client.records.create(in: table.id, fields: ["Name": "doomed"]).get()
 
                 await server.stop()
-                var temporary: String?
-                do {
-                    _ = try await client.records.create(in: table.id, fields: ["Name": "made offline"])
-                    Issue.record("the create should have been queued")
-                } catch let error as PyAirtableError where error == .queuedOffline {
-                    temporary = error.temporaryID
-                    #expect(error.queuedMutationID != nil)
-                }
-                #expect(temporary?.hasPrefix("tmp_") == true)
-                await #expect(throws: PyAirtableError.queuedOffline) {
-                    try await client.records.update(kept.id, fields: ["Score": 2])
-                }
-                await #expect(throws: PyAirtableError.queuedOffline) {
-                    try await client.records.update(kept.id, fields: ["Score": 3])
-                }
-                await #expect(throws: PyAirtableError.queuedOffline) { try await client.records.delete(doomed.id) }
+                // A write the server cannot take is a result, not an error: queued, with its mutation id
+                // and the record as reads now show it.
+                let created = try #require(
+                    try await client.records.create(in: table.id, fields: ["Name": "made offline"]).queued
+                )
+                #expect(created.temporaryID?.rawValue.hasPrefix("tmp_") == true)
+                #expect(created.record == .temporary(try #require(created.temporaryID)))
+                #expect(created.optimistic?.fields["Name"] == .string("made offline"))
+                #expect(created.optimistic?.tableID == table.id)
+                #expect(created.reason == .transportFailure || created.reason == .circuitOpen)
+                #expect(
+                    await client.records.pending(try #require(created.temporaryID))?.fields["Name"] == "made offline"
+                )
+                let update = try #require(try await client.records.update(kept.id, fields: ["Score": 2]).queued)
+                #expect(update.mutationID > created.mutationID)
+                #expect(update.record == .server(kept.id) && update.optimistic?.baseVersion == kept.version)
+                #expect(
+                    update.optimistic?.fields == ["Name": "kept", "Score": 2],
+                    "the held record with the write applied"
+                )
+                let again = try await client.records.update(kept.id, fields: ["Score": 3])
+                #expect(again.isQueued && again.saved == nil)
+                #expect(throws: PyAirtableError.queuedOffline) { try again.get() }
+                let deletion = try #require(try await client.records.delete(doomed.id).queued)
+                #expect(deletion.optimistic == nil && deletion.record == .server(doomed.id))
                 // A poison write: the record does not exist; the server will refuse it.
-                await #expect(throws: PyAirtableError.queuedOffline) {
-                    try await client.records.update(RecordID.generate(), fields: ["Name": "ghost"])
-                }
+                #expect(try await client.records.update(RecordID.generate(), fields: ["Name": "ghost"]).isQueued)
                 #expect(try await client.offline.counts().pending == 5)
 
                 try await server.start()
@@ -104,30 +111,27 @@ struct OfflineWritesTests {
                         options: FieldOptions(linkedTableID: table.id)
                     )
                 )
-                let other = try await client.records.create(in: table.id, fields: ["Name": "other"])
+                let other = try await client.records.create(in: table.id, fields: ["Name": "other"]).get()
 
                 await server.stop()
-                func queued(_ body: () async throws -> Record) async throws -> PyAirtableError {
-                    do {
-                        _ = try await body()
-                    } catch let error as PyAirtableError where error == .queuedOffline {
-                        return error
-                    }
-                    throw PyAirtableError.invalidArgument("expected the write to be queued")
-                }
-                let creation = try await queued {
-                    try await client.records.create(in: table.id, fields: ["Name": "draft"])
-                }
-                let temporary = try #require(creation.temporaryRecordID)
-                #expect(temporary.isTemporary)
-                _ = try await queued {
-                    try await client.records.update(temporary, fields: ["Name": "final", "Score": 7])
-                }
-                _ = try await queued {
+                let creation = try #require(
+                    try await client.records.create(in: table.id, fields: ["Name": "draft"]).queued
+                )
+                let temporary = try #require(creation.temporaryID)
+                #expect(RecordID(temporary.rawValue) == nil, "a temporary id is never a record id")
+                let rename = try #require(
+                    try await client.records.update(temporary, fields: ["Name": "final", "Score": 7]).queued
+                )
+                #expect(rename.record == .temporary(temporary))
+                #expect(rename.optimistic?.fields == ["Name": "final", "Score": 7])
+                #expect(
                     try await client.records.update(other.id, fields: ["Related": .strings([temporary.rawValue])])
-                }
-                _ = try await queued { try await client.records.update(other.id, fields: ["Score": 1]) }
-                await #expect(throws: PyAirtableError.queuedOffline) { try await client.records.delete(temporary) }
+                        .isQueued
+                )
+                #expect(try await client.records.update(other.id, fields: ["Score": 1]).isQueued)
+                #expect(try await client.records.delete(temporary).isQueued)
+                #expect(await client.records.pending(temporary) == nil, "a pending delete removes it from reads")
+                #expect(await client.records.resolve(temporary) == nil, "not on the server yet")
                 // Pending, or in flight in a background replay that cannot reach the server.
                 let counts = try await client.offline.counts()
                 #expect(counts.pending + counts.inflight == 5)

@@ -105,13 +105,13 @@ struct OptimisticUpdateTests {
             let demo = try await server.seedDemo()
             let table = try await Fixtures.withClient(server, token: demo.token) { try await Fixtures.makeTable($0) }
             let record = try await Fixtures.withClient(server, token: demo.token) {
-                try await $0.records.create(in: table.id, fields: ["Name": "Ada", "Score": 1])
+                try await $0.records.create(in: table.id, fields: ["Name": "Ada", "Score": 1]).get()
             }
             let gate = WriteGate()
             try await Self.withClient(server, token: demo.token, gate: gate) { client in
                 let changes = client.mutations.changes()
                 let pending = Task {
-                    try await client.records.update(record.id, fields: ["Score": 7], onConflict: .fail)
+                    try await client.records.update(record.id, fields: ["Score": 7], onConflict: .fail).get()
                 }
                 var iterator = changes.makeAsyncIterator()
                 let applied = await iterator.next()
@@ -143,12 +143,12 @@ struct OptimisticUpdateTests {
             let demo = try await server.seedDemo()
             try await Self.withClient(server, token: demo.token) { client in
                 let table = try await Fixtures.makeTable(client)
-                let record = try await client.records.create(in: table.id, fields: ["Name": "Ada", "Score": 1])
+                let record = try await client.records.create(in: table.id, fields: ["Name": "Ada", "Score": 1]).get()
                 let gate2 = WriteGate()
                 try await Self.withClient(server, token: demo.token, gate: gate2) { writer in
                     _ = try await writer.records.get(record.id)
                     let changes = writer.mutations.changes()
-                    let pending = Task { try await writer.records.update(record.id, fields: ["Score": 8]) }
+                    let pending = Task { try await writer.records.update(record.id, fields: ["Score": 8]).get() }
                     var iterator = changes.makeAsyncIterator()
                     #expect(await iterator.next()?.kind == .applied)
                     let waiter = Task { try await writer.mutations.waitForPendingWrites() }
@@ -175,14 +175,14 @@ struct OptimisticUpdateTests {
             let demo = try await server.seedDemo()
             try await Self.withClient(server, token: demo.token) { client in
                 let table = try await Fixtures.makeTable(client)
-                let first = try await client.records.create(in: table.id, fields: ["Name": "First", "Score": 1])
-                let second = try await client.records.create(in: table.id, fields: ["Name": "Second", "Score": 2])
+                let first = try await client.records.create(in: table.id, fields: ["Name": "First", "Score": 1]).get()
+                let second = try await client.records.create(in: table.id, fields: ["Name": "Second", "Score": 2]).get()
                 let gate2 = WriteGate()
                 try await Self.withClient(server, token: demo.token, gate: gate2) { writer in
                     let changes = writer.mutations.changes()
                     // A number field given text: the server refuses it with 422.
-                    let bad = Task { try await writer.records.update(first.id, fields: ["Score": "lots"]) }
-                    let good = Task { try await writer.records.update(second.id, fields: ["Score": 20]) }
+                    let bad = Task { try await writer.records.update(first.id, fields: ["Score": "lots"]).get() }
+                    let good = Task { try await writer.records.update(second.id, fields: ["Score": 20]).get() }
                     var iterator = changes.makeAsyncIterator()
                     #expect(await iterator.next()?.kind == .applied)
                     #expect(await iterator.next()?.kind == .applied)
@@ -220,8 +220,8 @@ struct OptimisticUpdateTests {
             let demo = try await server.seedDemo()
             try await Self.withClient(server, token: demo.token) { client in
                 let table = try await Fixtures.makeTable(client)
-                let busy = try await client.records.create(in: table.id, fields: ["Name": "Busy", "Score": 0])
-                let free = try await client.records.create(in: table.id, fields: ["Name": "Free", "Score": 0])
+                let busy = try await client.records.create(in: table.id, fields: ["Name": "Busy", "Score": 0]).get()
+                let free = try await client.records.create(in: table.id, fields: ["Name": "Free", "Score": 0]).get()
                 let gate2 = WriteGate()
                 try await Self.withClient(server, token: demo.token, gate: gate2) { writer in
                     let changes = writer.mutations.changes()
@@ -229,7 +229,10 @@ struct OptimisticUpdateTests {
                     var tasks: [Task<Record, any Error>] = []
                     for score in 1...10 {
                         tasks.append(
-                            Task { try await writer.records.update(busy.id, fields: ["Score": .number(Double(score))]) }
+                            Task {
+                                try await writer.records.update(busy.id, fields: ["Score": .number(Double(score))])
+                                    .get()
+                            }
                         )
                         // The next write is made only once this one's layer is on.
                         #expect(await iterator.next()?.kind == .applied)
@@ -240,7 +243,7 @@ struct OptimisticUpdateTests {
 
                     // A write to another record meanwhile reaches the server's door at once, while the
                     // nine later writes to `busy` still wait their turn.
-                    let other = Task { try await writer.records.update(free.id, fields: ["Score": 99]) }
+                    let other = Task { try await writer.records.update(free.id, fields: ["Score": 99]).get() }
                     #expect(try await waitUntil { gate2.held == 2 })
                     gate2.open()
                     #expect(try await other.value.fields["Score"] == .number(99))
@@ -264,14 +267,14 @@ struct OptimisticUpdateTests {
             let demo = try await server.seedDemo()
             try await Self.withClient(server, token: demo.token) { client in
                 let table = try await Fixtures.makeTable(client)
-                let record = try await client.records.create(in: table.id, fields: ["Name": "Live", "Score": 1])
+                let record = try await client.records.create(in: table.id, fields: ["Name": "Live", "Score": 1]).get()
                 let gate2 = WriteGate()
                 try await Self.withClient(server, token: demo.token, gate: gate2) { writer in
                     var pages = writer.records.watch(in: table.id).makeAsyncIterator()
                     var first = try #require(try await pages.next())
                     while first.fromCache { first = try #require(try await pages.next()) }
                     #expect(first.value.data.first?.fields["Score"] == .number(1))
-                    let pending = Task { try await writer.records.update(record.id, fields: ["Score": 5]) }
+                    let pending = Task { try await writer.records.update(record.id, fields: ["Score": 5]).get() }
                     let shown = try #require(try await pages.next())
                     #expect(shown.hasPendingWrites)
                     #expect(shown.value.data.first?.fields["Score"] == .number(5))
@@ -299,19 +302,22 @@ struct OptimisticUpdateTests {
             }
             let table = try await Fixtures.withClient(server, token: demo.token) { try await Fixtures.makeTable($0) }
             let existing = try await Fixtures.withClient(server, token: demo.token) {
-                try await $0.records.create(in: table.id, fields: ["Name": "Existing", "Score": 1])
+                try await $0.records.create(in: table.id, fields: ["Name": "Existing", "Score": 1]).get()
             }
             let temporary = try await Self.withClient(server, token: demo.token, configure: offline) { client in
-                let created = await #expect(throws: PyAirtableError.self) {
-                    try await client.records.create(in: table.id, fields: ["Name": "Made offline", "Score": 3])
-                }
-                let temporary = try #require(created?.temporaryRecordID)
-                #expect(created?.queuedBecause == "working offline")
-                await #expect(throws: PyAirtableError.self) {
-                    try await client.records.update(existing.id, fields: ["Score": 10])
-                }
-                #expect(try await client.records.get(temporary).fields["Name"] == .string("Made offline"))
+                let created = try #require(
+                    try await client.records.create(in: table.id, fields: ["Name": "Made offline", "Score": 3]).queued
+                )
+                let temporary = try #require(created.temporaryID)
+                #expect(created.queuedBecause == "working offline")
+                #expect(try await client.records.update(existing.id, fields: ["Score": 10]).isQueued)
+                #expect(await client.records.pending(temporary)?.fields["Name"] == .string("Made offline"))
                 #expect(try await client.records.get(existing.id).fields["Score"] == .number(10))
+                // A list shows the pending create apart from the server's records: it has no record id yet.
+                let page = try await client.records.listWithSource(in: table.id)
+                #expect(page.value.data.map(\.id) == [existing.id])
+                #expect(page.pendingCreates.map(\.id) == [.temporary(temporary)])
+                #expect(page.pendingCreates.first?.fields["Score"] == .number(3))
                 return temporary
             }
             // A new client (as after a restart) reads the queued writes back from the queue file.
@@ -326,8 +332,9 @@ struct OptimisticUpdateTests {
                 // Reading the queue file back announces each write found waiting there.
                 let found = [await changes.next(), await changes.next()]
                 #expect(found.map { $0?.kind } == [.queued, .queued])
-                #expect(Set(found.compactMap { $0?.layer.recordID }) == [temporary, existing.id])
-                #expect(page.value.data.map(\.id).contains(temporary))
+                #expect(Set(found.compactMap { $0?.layer.record }) == [.temporary(temporary), .server(existing.id)])
+                #expect(page.pendingCreates.map(\.id) == [.temporary(temporary)])
+                #expect(page.pendingCreates.first?.fields["Name"] == .string("Made offline"))
                 #expect(page.value.data.first { $0.id == existing.id }?.fields["Score"] == .number(10))
                 #expect(try await client.mutations.pendingCount() == 2)
 
@@ -335,15 +342,13 @@ struct OptimisticUpdateTests {
                 #expect(report.replayed == 2)
                 let after = try await client.records.listWithSource(in: table.id)
                 #expect(after.hasPendingWrites == false)
-                #expect(after.value.data.count == 2)
-                #expect(
-                    after.value.data.contains { $0.fields["Name"] == .string("Made offline") && !$0.id.isTemporary }
-                )
+                #expect(after.value.data.count == 2 && after.pendingCreates.isEmpty)
+                #expect(after.value.data.contains { $0.fields["Name"] == .string("Made offline") })
                 #expect(after.value.data.first { $0.id == existing.id }?.fields["Score"] == .number(10))
-                // The temporary id now reads as the server's record.
-                let resolved = try await client.records.get(temporary)
-                #expect(!resolved.id.isTemporary)
-                #expect(resolved.fields["Name"] == .string("Made offline"))
+                // The temporary id now resolves to the server's record.
+                let serverID = try #require(await client.records.resolve(temporary))
+                #expect(await client.records.pending(temporary) == nil)
+                #expect(try await client.records.get(serverID).fields["Name"] == .string("Made offline"))
             }
         }
     }
@@ -357,16 +362,15 @@ struct OptimisticUpdateTests {
             let queuePath = directory.appendingPathComponent("queue.sqlite").path
             let record = try await Fixtures.withClient(server, token: demo.token) { client in
                 let table = try await Fixtures.makeTable(client)
-                return try await client.records.create(in: table.id, fields: ["Name": "Ordered", "Score": 0])
+                return try await client.records.create(in: table.id, fields: ["Name": "Ordered", "Score": 0]).get()
             }
             let offline: (inout PyAirtableClient.Configuration) -> Void = { configuration in
                 configuration.offline = .persistent(path: queuePath)
                 configuration.offline.queueWithoutTrying = true
             }
             try await Self.withClient(server, token: demo.token, configure: offline) { client in
-                await #expect(throws: PyAirtableError.queuedOffline) {
-                    try await client.records.update(record.id, fields: ["Score": 1])
-                }
+                let result = try await client.records.update(record.id, fields: ["Score": 1])
+                #expect(result.isQueued)
             }
             let online: (inout PyAirtableClient.Configuration) -> Void = { configuration in
                 configuration.offline = .persistent(path: queuePath)
@@ -374,11 +378,9 @@ struct OptimisticUpdateTests {
             }
             try await Self.withClient(server, token: demo.token, configure: online) { client in
                 // The server is up, but the earlier write has not been replayed: this one queues too.
-                let error = await #expect(throws: PyAirtableError.self) {
-                    try await client.records.update(record.id, fields: ["Score": 2])
-                }
-                #expect(error == .queuedOffline)
-                #expect(error?.queuedBecause == "earlier writes of the record wait in the offline queue")
+                let queued = try #require(try await client.records.update(record.id, fields: ["Score": 2]).queued)
+                #expect(queued.queuedBecause == "earlier writes of the record wait in the offline queue")
+                #expect(queued.optimistic?.fields["Score"] == .number(2))
                 #expect(try await client.records.get(record.id).fields["Score"] == .number(2))
                 #expect(try await client.mutations.hasPendingWrites(for: record.id))
                 let report = try await client.offline.replay()
@@ -413,9 +415,10 @@ struct OptimisticUpdateTests {
             try await Self.withClient(server, token: demo.token, configure: offline) { client in
                 for (index, record) in records.enumerated() {
                     _ = try await client.records.get(record.id)
-                    await #expect(throws: PyAirtableError.queuedOffline) {
+                    #expect(
                         try await client.records.update(record.id, fields: ["Score": .number(Double(index + 1))])
-                    }
+                            .isQueued
+                    )
                 }
                 let queued = try #require(try await client.offline.queue()?.mutations())
                 #expect(queued.allSatisfy { $0.batchKey == table.id.rawValue })

@@ -171,7 +171,7 @@ struct RealtimeClientTests {
                             url: server.url,
                             token: demo.token,
                             configure: { $0.cache = .disabled }
-                        ) { try await $0.records.update(record.id, fields: ["Name": .string(name)]) }
+                        ) { try await $0.records.update(record.id, fields: ["Name": .string(name)]).get() }
                     }
 
                     // An event updates the cached record before the subscriber sees it.
@@ -265,7 +265,7 @@ struct RealtimeClientTests {
                     since: try await client.realtime.latestSeq()
                 )
                 await Self.waitUntil(client, is: .connected(expected))
-                let created = try await client.records.create(in: table.id, fields: ["Name": "over the fallback"])
+                let created = try await client.records.create(in: table.id, fields: ["Name": "over the fallback"]).get()
                 for try await update in updates {
                     if case .event(let event) = update {
                         #expect(event.recordID == created.id)
@@ -304,7 +304,7 @@ struct RealtimeClientTests {
                 }
                 #expect(connections == 0)
                 let since = try await client.realtime.latestSeq()
-                let created = try await client.records.create(in: table.id, fields: ["Name": "after idle"])
+                let created = try await client.records.create(in: table.id, fields: ["Name": "after idle"]).get()
                 for try await update in client.realtime.subscribe(EventFilter(tableID: table.id), since: since) {
                     if case .event(let event) = update {
                         #expect(event.recordID == created.id)
@@ -321,7 +321,7 @@ struct RealtimeClientTests {
             let demo = try await server.seedDemo()
             try await Self.withRealtimeClient(server, token: demo.token, transports: [.polling]) { client in
                 let table = try await Fixtures.makeTable(client)
-                let first = try await client.records.create(in: table.id, fields: ["Name": "one"])
+                let first = try await client.records.create(in: table.id, fields: ["Name": "one"]).get()
                 _ = try await client.records.update(first.id, fields: ["Name": "two"])
                 let log = try await client.send(
                     PyAirtableClient.request(

@@ -18,7 +18,7 @@ struct RequestFlowTests {
             let demo = try await server.seedDemo()
             let record = try await Fixtures.withClient(server, token: demo.token) { client in
                 let table = try await Fixtures.makeTable(client)
-                return try await client.records.create(in: table.id, fields: ["Name": "Ada", "Score": 3])
+                return try await client.records.create(in: table.id, fields: ["Name": "Ada", "Score": 3]).get()
             }
 
             let arrivals = ArrivalCounter()
@@ -60,6 +60,7 @@ struct RequestFlowTests {
                     for index in 0..<10 {
                         group.addTask {
                             try await client.records.create(in: table.id, fields: ["Score": .number(Double(index))])
+                                .get()
                         }
                     }
                     return try await group.reduce(into: []) { $0.append($1) }
@@ -89,7 +90,7 @@ struct RequestFlowTests {
             }
             try await Fixtures.withClient(server, token: demo.token, transport: mock, clock: clock) { client in
                 let table = try await Fixtures.makeTable(client)
-                let create = Task { try await client.records.create(in: table.id, fields: ["Name": "Once"]) }
+                let create = Task { try await client.records.create(in: table.id, fields: ["Name": "Once"]).get() }
                 await clock.waitForSleepers(1)
                 clock.advance(by: .seconds(1))
                 let record = try await create.value

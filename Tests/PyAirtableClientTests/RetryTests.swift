@@ -154,7 +154,7 @@ struct RetryTests {
         let mock = MockTransport([.connectionRefused, .status(503), try .json(record, status: 201)])
         let clock = TestClock()
         let client = Fixtures.mockClient(mock, clock: clock)
-        let call = Task { try await client.records.create(in: record.tableID, fields: ["Name": "Ada"]) }
+        let call = Task { try await client.records.create(in: record.tableID, fields: ["Name": "Ada"]).get() }
         for _ in 0..<2 {
             await clock.waitForSleepers(1)
             clock.advance(by: .seconds(1))
@@ -186,12 +186,12 @@ struct RetryTests {
         let clock = TestClock()
         let client = Fixtures.mockClient(mock, clock: clock, middlewares: [StripIdempotencyKey()])
         await #expect(throws: PyAirtableError.transportFailure) {
-            try await client.records.create(in: .generate(), fields: ["Name": "Ada"])
+            try await client.records.create(in: .generate(), fields: ["Name": "Ada"]).get()
         }
         #expect(mock.requestCount == 1)
         #expect(mock.requests[0].headerFields[.idempotencyKey] == nil)
         await #expect(throws: PyAirtableError.server) {
-            try await client.records.update(.generate(), fields: ["Name": "Ada"])
+            try await client.records.update(.generate(), fields: ["Name": "Ada"]).get()
         }
         #expect(mock.requestCount == 2)
         #expect(clock.requestedSleeps().isEmpty)

@@ -377,36 +377,37 @@ struct ServiceTests {
                 let created = try await client.records.create(
                     in: table.id,
                     fields: ["Name": "Ada", "Score": 3, "Status": "Todo"]
-                )
+                ).get()
                 #expect(created.tableID == table.id)
                 #expect(created.version == 1)
                 #expect(created.fields["Name"] == "Ada")
                 #expect(created.fields["Score"] == .number(3))
                 #expect(try await client.records.get(created.id) == created)
 
-                let updated = try await client.records.update(created.id, fields: ["Score": 4], ifVersion: 1)
+                let updated = try await client.records.update(created.id, fields: ["Score": 4], ifVersion: 1).get()
                 #expect(updated.version == 2)
                 #expect(updated.fields["Score"] == .number(4))
                 #expect(updated.fields["Name"] == "Ada", "update keeps the fields it does not name")
 
                 let replaced = try await client.records.replace(created.id, fields: ["Name": "Grace"], ifVersion: 2)
+                    .get()
                 #expect(replaced.version == 3)
                 #expect(replaced.fields["Name"] == "Grace")
                 #expect(replaced.fields["Score"] == nil || replaced.fields["Score"] == .null, "replace clears the rest")
                 #expect(replaced.fields["Status"] == nil || replaced.fields["Status"] == .null)
 
                 await #expect(throws: PyAirtableError.validation) {
-                    try await client.records.update(created.id, fields: ["Score": "not a number"])
+                    try await client.records.update(created.id, fields: ["Score": "not a number"]).get()
                 }
                 await #expect(throws: PyAirtableError.validation) {
-                    try await client.records.update(created.id, fields: ["Status": "Unknown choice"])
+                    try await client.records.update(created.id, fields: ["Status": "Unknown choice"]).get()
                 }
 
-                let deleted = try await client.records.delete(created.id, ifVersion: 3)
+                let deleted = try await client.records.delete(created.id, ifVersion: 3).get()
                 #expect(deleted.id == created.id)
                 #expect(deleted.deleted)
                 await #expect(throws: PyAirtableError.notFound) { try await client.records.get(created.id) }
-                await #expect(throws: PyAirtableError.notFound) { try await client.records.delete(created.id) }
+                await #expect(throws: PyAirtableError.notFound) { try await client.records.delete(created.id).get() }
             }
         }
     }
@@ -485,8 +486,8 @@ struct ServiceTests {
             let demo = try await server.seedDemo()
             try await Fixtures.withClient(server, token: demo.token) { client in
                 let table = try await Fixtures.makeTable(client)
-                let first = try await client.records.create(in: table.id, fields: ["Name": "One"])
-                let second = try await client.records.create(in: table.id, fields: ["Name": "Two"])
+                let first = try await client.records.create(in: table.id, fields: ["Name": "One"]).get()
+                let second = try await client.records.create(in: table.id, fields: ["Name": "Two"]).get()
 
                 let results = try await client.records.batch(
                     in: table.id,
@@ -537,8 +538,8 @@ struct ServiceTests {
             let demo = try await server.seedDemo()
             try await Fixtures.withClient(server, token: demo.token) { client in
                 let table = try await Fixtures.makeTable(client)
-                let original = try await client.records.create(in: table.id, fields: ["Name": "Ada", "Score": 1])
-                let theirs = try await client.records.update(original.id, fields: ["Score": 2])
+                let original = try await client.records.create(in: table.id, fields: ["Name": "Ada", "Score": 1]).get()
+                let theirs = try await client.records.update(original.id, fields: ["Score": 2]).get()
 
                 let error = try #require(
                     await #expect(throws: PyAirtableError.self) {
@@ -547,7 +548,7 @@ struct ServiceTests {
                             fields: ["Score": 3],
                             ifVersion: original.version,
                             onConflict: .fail
-                        )
+                        ).get()
                     }
                 )
                 #expect(error == .preconditionFailed)

@@ -53,7 +53,7 @@ struct WebhooksServiceTests {
                     let secret = try #require(hook.secret)
                     #expect(hook.events == [.recordCreated] && hook.tableID == table && hook.enabled)
 
-                    let record = try await client.records.create(in: table, fields: ["Name": "hooked"])
+                    let record = try await client.records.create(in: table, fields: ["Name": "hooked"]).get()
                     let received = try await receiver.waitFor { $0.count >= 1 }
                     let delivery = try #require(received.first)
                     #expect(

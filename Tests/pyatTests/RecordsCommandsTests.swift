@@ -175,7 +175,7 @@ struct RecordsCommandsTests {
         try await CLIFixture.with { fixture in
             let table = try await fixture.projectsTable()
             let record = try await fixture.withClient {
-                try await $0.records.create(in: table.id, fields: ["Name": "Versioned", "Score": 1])
+                try await $0.records.create(in: table.id, fields: ["Name": "Versioned", "Score": 1]).get()
             }
             let first = try await fixture.pyat([
                 "records", "update", record.id.rawValue, "--field", "Score=2", "--if-version", "1",
@@ -205,9 +205,9 @@ struct RecordsCommandsTests {
         try await CLIFixture.with { fixture in
             let table = try await fixture.projectsTable()
             let record = try await fixture.withClient {
-                try await $0.records.create(in: table.id, fields: ["Name": "Conflicted", "Score": 1])
+                try await $0.records.create(in: table.id, fields: ["Name": "Conflicted", "Score": 1]).get()
             }
-            _ = try await fixture.withClient { try await $0.records.update(record.id, fields: ["Score": 2]) }
+            _ = try await fixture.withClient { try await $0.records.update(record.id, fields: ["Score": 2]).get() }
 
             // The CLI does not hold version 1, so every field where the write and the server differ is a
             // conflict: the merge keeps the server's value for it, and says so.

@@ -24,6 +24,10 @@ public struct CachedResponse<Value: Sendable>: Sendable {
     /// Whether writes not yet confirmed by the server (in flight, or waiting in the offline queue) are
     /// applied to the answer: it shows what the data will be once they land.
     public var hasPendingWrites: Bool
+    /// For a list's last page: the records this client's pending creates make that match the query,
+    /// in its sort order. They have no server id yet (see ``PendingRecord``); show them after the
+    /// page's records.
+    public var pendingCreates: [PendingRecord] = []
 
     public init(
         value: Value,
@@ -31,7 +35,8 @@ public struct CachedResponse<Value: Sendable>: Sendable {
         isStale: Bool = false,
         storedAt: Date? = nil,
         networkError: PyAirtableError? = nil,
-        hasPendingWrites: Bool = false
+        hasPendingWrites: Bool = false,
+        pendingCreates: [PendingRecord] = []
     ) {
         self.value = value
         self.fromCache = fromCache
@@ -39,6 +44,7 @@ public struct CachedResponse<Value: Sendable>: Sendable {
         self.storedAt = storedAt
         self.networkError = networkError
         self.hasPendingWrites = hasPendingWrites
+        self.pendingCreates = pendingCreates
     }
 
     /// Whether the cache answered because the server could not be reached.
@@ -52,7 +58,8 @@ public struct CachedResponse<Value: Sendable>: Sendable {
             isStale: isStale,
             storedAt: storedAt,
             networkError: networkError,
-            hasPendingWrites: hasPendingWrites
+            hasPendingWrites: hasPendingWrites,
+            pendingCreates: pendingCreates
         )
     }
 }

@@ -40,7 +40,15 @@ extension PyAirtableClient {
         guard !layers.isEmpty else { return confirmed }
         var answer = confirmed
         answer.value = OptimisticLayers.apply(layers, to: confirmed.value, table: table, query: query)
-        answer.hasPendingWrites = answer.value.data != confirmed.value.data
+        if confirmed.value.nextCursor == nil {
+            answer.pendingCreates = OptimisticLayers.pendingCreates(
+                layers,
+                excluding: Set(answer.value.data.map(\.id)),
+                table: table,
+                query: query
+            )
+        }
+        answer.hasPendingWrites = answer.value.data != confirmed.value.data || !answer.pendingCreates.isEmpty
         return answer
     }
 
@@ -81,6 +89,12 @@ public struct MutationsControl: Sendable {
     /// Whether writes to `record` are pending: in flight from this client, or in the offline queue.
     public func hasPendingWrites(for record: RecordID) async throws -> Bool {
         if client.optimistic.hasInFlight(record) { return true }
+        return try await client.offline.hasPendingWrites(for: record)
+    }
+
+    /// Whether writes to a record created offline are pending (its create included).
+    public func hasPendingWrites(for record: TemporaryRecordID) async throws -> Bool {
+        if client.optimistic.hasInFlight(RecordReference.temporary(record).internalID) { return true }
         return try await client.offline.hasPendingWrites(for: record)
     }
 

@@ -25,8 +25,10 @@ public struct OptimisticLayer: Sendable, Hashable, Identifiable {
 
     /// The layer's id.
     public let id: UUID
-    /// The record written: its id, or its temporary id (`tmp_…`) for a create.
-    public let recordID: RecordID
+    /// The record written (internally, a temporary id travels as a record id).
+    let recordID: RecordID
+    /// The record written: the server's id, or the temporary id of a create.
+    public var record: RecordReference { RecordReference(internal: recordID) }
     /// What the write does.
     public let change: Change
     /// When the write was made.
@@ -316,9 +318,9 @@ extension OptimisticLayers {
         return apply(Array(mine.dropFirst()), to: record)
     }
 
-    /// A page of `table` as reads should see it: pending changes applied to its records, records a
-    /// pending delete removes left out, and records created by pending writes added to the last page —
-    /// when they match the query's filter, in the query's sort order.
+    /// A page of `table` as reads should see it: pending changes applied to its records, and records a
+    /// pending delete removes left out. (Records created by pending writes have no server id yet:
+    /// see ``pendingCreates(_:excluding:table:query:)``.)
     ///
     /// A record a pending update makes match a filter it did not match before appears once the server
     /// confirms the write and the page is read again.
@@ -345,28 +347,38 @@ extension OptimisticLayers {
             }
             return project(updated, fields: query.fields)
         }
-        if page.nextCursor == nil {
-            let present = Set(result.data.map(\.id))
-            var created: [Record] = []
-            for layer in layers {
-                guard case .create(let createdTable, _) = layer.change, createdTable == table,
-                    !present.contains(layer.recordID), let record = Self.created(layer.recordID, from: layers)
-                else { continue }
-                if let filter, !filter.matches(FormulaRecordValues(recordID: record.id.rawValue, values: record.fields))
-                {
-                    continue
-                }
-                created.append(project(record, fields: query.fields))
-            }
-            if !created.isEmpty {
-                changed = true
-                result.data += created
-                if let sort = query.sort, !sort.isEmpty {
-                    result.data = stableSorted(result.data, by: sort)
-                }
-            }
-        }
         return changed ? result : page
+    }
+
+    /// The records pending creates of `table` make, for the last page of `query`: those matching its
+    /// filter, in its sort order (else in the order they were made), projected to its fields.
+    static func pendingCreates(
+        _ layers: [OptimisticLayer],
+        excluding present: Set<RecordID>,
+        table: TableID,
+        query: RecordQuery
+    ) -> [PendingRecord] {
+        let filter = query.view == nil ? query.filter.flatMap { try? Formula.parse($0) } : nil
+        var created: [(record: Record, createdAt: Date)] = []
+        for layer in layers {
+            guard case .create(let createdTable, _) = layer.change, createdTable == table,
+                !present.contains(layer.recordID), let record = Self.created(layer.recordID, from: layers)
+            else { continue }
+            if let filter, !filter.matches(FormulaRecordValues(recordID: record.id.rawValue, values: record.fields)) {
+                continue
+            }
+            created.append((project(record, fields: query.fields), layer.createdAt))
+        }
+        var records = created.map(\.record)
+        if let sort = query.sort, !sort.isEmpty { records = stableSorted(records, by: sort) }
+        return records.map { record in
+            PendingRecord(
+                id: RecordReference(internal: record.id),
+                tableID: record.tableID,
+                fields: record.fields,
+                createdAt: record.createdAt
+            )
+        }
     }
 
     private static func project(_ record: Record, fields: [String]?) -> Record {

@@ -151,13 +151,14 @@ extension PyAirtableClient {
     /// Runs a record write: its optimistic layer is visible at once; it waits for earlier writes to the
     /// same record; it sends `If-Match` with the version it starts from; a 412 is settled by `strategy`;
     /// the answer replaces the layer in the cache. A write that cannot reach the server keeps its layer
-    /// and waits in the offline queue; one the server refuses drops only its own layer.
+    /// and waits in the offline queue (answered ``WriteResult/queued(_:)``); one the server refuses
+    /// drops only its own layer.
     func performRecordWrite(
         _ write: RecordWrite,
         ifVersion: Int?,
         base: Record?,
         strategy: ConflictStrategy?
-    ) async throws -> RecordWriteAnswer {
+    ) async throws -> WriteResult<RecordWriteAnswer> {
         let layer = OptimisticLayer(recordID: write.recordID, change: write.change, createdAt: Date())
         let layered = configuration.optimisticUpdates
         if layered { optimistic.add(layer) }
@@ -182,16 +183,76 @@ extension PyAirtableClient {
             }
             if layered { optimistic.confirm(layer) }
             optimisticCounter("confirmed")
-            return answer
+            return .saved(answer)
         } catch let error as PyAirtableError where error.queuedMutationID != nil {
             if layered { optimistic.queue(layer, as: error.queuedMutationID) }
             optimisticCounter("queued")
-            throw error
+            return .queued(await queuedWrite(write, error: error))
         } catch {
             if layered { optimistic.rollBack(layer, error: error as? PyAirtableError) }
             optimisticCounter("rolled_back")
             throw error
         }
+    }
+
+    /// The result of a write the offline queue took: its id, and the record as reads now show it.
+    private func queuedWrite(_ write: RecordWrite, error: PyAirtableError) async -> QueuedWrite {
+        let reference = RecordReference(internal: write.recordID)
+        var optimistic: PendingRecord?
+        if case .delete = write {
+            optimistic = nil
+        } else if let pending = await pendingRecord(write.recordID) {
+            optimistic = pending
+        } else {
+            // Optimistic updates are off: the write's own fields.
+            var table: TableID?
+            if case .create(let created, _, _) = write { table = created }
+            optimistic = PendingRecord(id: reference, tableID: table, fields: write.localFields, createdAt: Date())
+        }
+        return QueuedWrite(
+            mutationID: error.queuedMutationID ?? 0,
+            record: reference,
+            optimistic: optimistic,
+            reason: error.underlying as? PyAirtableError ?? error,
+            queuedBecause: error.queuedBecause ?? "the server could not be reached"
+        )
+    }
+
+    /// A record as this client's pending writes make it (see ``PendingRecord``), or `nil` when no
+    /// pending write touches it (or one deletes it).
+    func pendingRecord(_ id: RecordID) async -> PendingRecord? {
+        let layers = await pendingLayers().filter { $0.recordID == id }
+        guard let first = layers.first else { return nil }
+        if id.isTemporary {
+            guard let created = OptimisticLayers.created(id, from: layers) else { return nil }
+            return PendingRecord(
+                id: RecordReference(internal: id),
+                tableID: created.tableID,
+                fields: created.fields,
+                createdAt: first.createdAt
+            )
+        }
+        let held = [await confirmedRecord(id), recentReads.find(id)].compactMap { $0 }.max { $0.version < $1.version }
+        if let held {
+            guard let applied = OptimisticLayers.apply(layers, to: held) else { return nil }
+            return PendingRecord(
+                id: .server(id),
+                tableID: held.tableID,
+                fields: applied.fields,
+                baseVersion: held.version,
+                createdAt: first.createdAt
+            )
+        }
+        var fields: [String: FieldValue] = [:]
+        for layer in layers {
+            switch layer.change {
+            case .update(let changed): fields.merge(changed) { $1 }
+            case .replace(let replaced): fields = replaced
+            case .delete: return nil
+            case .create(_, let created): fields = created
+            }
+        }
+        return PendingRecord(id: .server(id), tableID: nil, fields: fields, createdAt: first.createdAt)
     }
 
     private func optimisticCounter(_ outcome: String) {

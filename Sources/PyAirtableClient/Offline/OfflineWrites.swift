@@ -214,7 +214,7 @@ extension PyAirtableError {
     /// For ``queuedOffline``: why the write went to the queue, in words — the server could not be
     /// reached, working offline on purpose, it names a record created offline, or earlier writes of
     /// its record wait there.
-    public var queuedBecause: String? {
+    var queuedBecause: String? {
         guard queuedMutationID != nil, let cause = underlying as? PyAirtableError else { return nil }
         switch cause.underlying {
         case let waiting as WaitingBehindQueuedWrites: return waiting.description
@@ -226,9 +226,13 @@ extension PyAirtableError {
 }
 
 extension OfflineControl {
-    /// Whether writes to `record` (by its id, or by the temporary id of a record created offline)
-    /// wait in the queue — for showing a "not yet saved" mark.
+    /// Whether writes to `record` wait in the queue — for showing a "not yet saved" mark.
     public func hasPendingWrites(for record: RecordID) async throws -> Bool {
+        try await queue()?.hasPendingWrites(scope: record.rawValue) ?? false
+    }
+
+    /// Whether writes to a record created offline (its create, or later writes) wait in the queue.
+    public func hasPendingWrites(for record: TemporaryRecordID) async throws -> Bool {
         try await queue()?.hasPendingWrites(scope: record.rawValue) ?? false
     }
 }

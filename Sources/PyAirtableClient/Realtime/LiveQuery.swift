@@ -15,13 +15,13 @@ extension RecordsService {
     /// back, the page is answered again with pending writes applied (``CachedResponse/hasPendingWrites``).
     ///
     /// ```swift
-    /// for try await page in client.records.watch(in: table, RecordQuery(filter: "{Status} = 'Todo'")) {
-    ///     render(page.value.data)      // page.fromCache, page.isStale say where it came from
+    /// for try await page in client.records.watch(in: table, query: RecordQuery(filter: "{Status} = 'Todo'")) {
+    ///     render(page.value.data, then: page.pendingCreates)   // page.fromCache, page.isStale say where it came from
     /// }
     /// ```
     public func watch(
         in table: TableID,
-        _ query: RecordQuery = RecordQuery()
+        query: RecordQuery = RecordQuery()
     ) -> AsyncThrowingStream<CachedResponse<Page<Record>>, any Error> {
         let (stream, continuation) = AsyncThrowingStream.makeStream(
             of: CachedResponse<Page<Record>>.self,
@@ -82,15 +82,15 @@ private struct LiveQueryRunner {
         }
         defer { layerListener.cancel() }
 
-        var last: Page<Record>?
+        var last: CachedResponse<Page<Record>>?
         if let cached = try? await service.listWithSource(in: table, query: query, policy: .cacheOnly) {
             continuation.yield(cached)
-            last = cached.value
+            last = cached
         }
         let fresh = try await service.listWithSource(in: table, query: query, policy: .networkFirst)
-        if last.map({ !Self.same($0, fresh.value) }) ?? true {
+        if last.map({ !Self.same($0, fresh) }) ?? true {
             continuation.yield(fresh)
-            last = fresh.value
+            last = fresh
         }
         for await _ in changed.stream {
             if Task.isCancelled { return }
@@ -105,9 +105,9 @@ private struct LiveQueryRunner {
                 query: query,
                 policy: fromServer ? .networkFirst : .cacheFirst
             )
-            if last.map({ !Self.same($0, answer.value) }) ?? true {
+            if last.map({ !Self.same($0, answer) }) ?? true {
                 continuation.yield(answer)
-                last = answer.value
+                last = answer
             }
         }
     }
@@ -117,7 +117,8 @@ private struct LiveQueryRunner {
             || type == .tableUpdated || type == .tableDeleted
     }
 
-    static func same(_ lhs: Page<Record>, _ rhs: Page<Record>) -> Bool {
-        lhs.nextCursor == rhs.nextCursor && lhs.data == rhs.data
+    static func same(_ lhs: CachedResponse<Page<Record>>, _ rhs: CachedResponse<Page<Record>>) -> Bool {
+        lhs.value.nextCursor == rhs.value.nextCursor && lhs.value.data == rhs.value.data
+            && lhs.pendingCreates == rhs.pendingCreates
     }
 }

@@ -5,7 +5,7 @@ import PyAirtableModels
 /// Every item of a listing, fetched a page at a time as the loop asks for more, following the
 /// server's `next_cursor`. Breaking out of the loop stops fetching.
 ///
-/// Every listing of the SDK is read through one: ``RecordsService/all(in:_:policy:)``,
+/// Every listing of the SDK is read through one: ``RecordsService/all(in:query:policy:)``,
 /// ``FilesService/all(in:pageSize:)``, ``WebhooksService/allDeliveries(of:status:pageSize:)``, and the
 /// `list` of the small collections (workspaces, members, bases, tables, fields, views, webhooks,
 /// tokens), which collect theirs.

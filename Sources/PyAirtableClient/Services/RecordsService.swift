@@ -91,21 +91,12 @@ public struct RecordsService: Sendable {
     /// standing in for an unreachable server.
     ///
     /// Writes not yet confirmed are applied (``CachedResponse/hasPendingWrites``): a record a pending
-    /// write deletes is not found, and a temporary id (`tmp_…`) of a record created offline reads as
-    /// the pending create — or, once the create landed, as the server's record. With
-    /// `FetchPolicy.networkOnly` the answer is the server's alone.
+    /// write deletes is not found. With `FetchPolicy.networkOnly` the answer is the server's alone.
+    /// A record created offline has no `RecordID` yet: read it with
+    /// ``pending(_:)``, and its server id, once the create landed, with ``resolve(_:)``.
     public func getWithSource(_ id: RecordID, policy: FetchPolicy? = nil) async throws -> CachedResponse<Record> {
         // `networkOnly` asks for the server's data as it is: pending writes are not laid over it.
         let layers = policy == .networkOnly ? [] : await client.pendingLayers()
-        if id.isTemporary {
-            if let created = OptimisticLayers.created(id, from: layers) {
-                return CachedResponse(value: created, fromCache: true, hasPendingWrites: true)
-            }
-            if let serverID = await client.serverID(forTemporary: id) {
-                return try await getWithSource(serverID, policy: policy)
-            }
-            throw PyAirtableError.pendingNotFound(id, operation: Self.operation("get"), deleted: false)
-        }
         var answer = try await confirmedRecord(id, policy: policy)
         client.recentReads.remember([answer.value])
         let mine = layers.filter { $0.recordID == id }
@@ -128,21 +119,31 @@ public struct RecordsService: Sendable {
         ) { CacheKeys.tags(of: $0) }
     }
 
+    /// A record created offline, as its pending writes make it; `nil` once its create landed (see
+    /// ``resolve(_:)``) or when a pending write deletes it.
+    public func pending(_ id: TemporaryRecordID) async -> PendingRecord? {
+        await client.pendingRecord(RecordReference.temporary(id).internalID)
+    }
+
+    /// The server's id of a record created offline, once its create landed; `nil` while it waits.
+    public func resolve(_ id: TemporaryRecordID) async -> RecordID? {
+        await client.serverID(forTemporary: RecordReference.temporary(id).internalID)
+    }
+
     /// Creates a record. Retries (after a lost answer) reuse the request's idempotency key, so the
     /// record is created once.
     ///
-    /// While the create is on its way (or waits in the offline queue, under the temporary id the
-    /// thrown ``PyAirtableError/queuedOffline`` names), reads of the table's last page show the new
-    /// record; see ``MutationsControl``.
-    public func create(in table: TableID, fields: [String: FieldValue]) async throws -> Record {
-        try Self.record(
-            await client.performRecordWrite(
-                .create(table: table, fields: fields, temporaryID: TemporaryID.generate()),
-                ifVersion: nil,
-                base: nil,
-                strategy: nil
-            )
-        )
+    /// While the create is on its way, or waits in the offline queue (``WriteResult/queued(_:)``,
+    /// under a temporary id later writes may name), reads of the table's last page list it in
+    /// ``CachedResponse/pendingCreates``; see ``MutationsControl``.
+    @discardableResult
+    public func create(in table: TableID, fields: [String: FieldValue]) async throws -> WriteResult<Record> {
+        try await client.performRecordWrite(
+            .create(table: table, fields: fields, temporaryID: TemporaryID.generate()),
+            ifVersion: nil,
+            base: nil,
+            strategy: nil
+        ).map(Self.record)
     }
 
     /// Changes the given fields and keeps the others.
@@ -151,21 +152,28 @@ public struct RecordsService: Sendable {
     /// the cache holds (``ConflictSettings/sendsBaseVersion``). When the record changed meanwhile, the
     /// conflict is settled by `onConflict` (by default ``ConflictSettings/strategy``: a field-level
     /// merge) and reported; ``ConflictStrategy/fail`` throws ``PyAirtableError/preconditionFailed``
-    /// carrying the current record. Reads show the change while it is pending.
+    /// carrying the current record (``PyAirtableError/currentRecord``). Reads show the change while it
+    /// is pending; a write the server cannot take now is ``WriteResult/queued(_:)``.
+    @discardableResult
     public func update(
         _ id: RecordID,
         fields: [String: FieldValue],
         ifVersion: Int? = nil,
         onConflict: ConflictStrategy? = nil
-    ) async throws -> Record {
-        try Self.record(
-            await client.performRecordWrite(
-                .update(id, fields: fields),
-                ifVersion: ifVersion,
-                base: nil,
-                strategy: onConflict
-            )
-        )
+    ) async throws -> WriteResult<Record> {
+        try await client.performRecordWrite(
+            .update(id, fields: fields),
+            ifVersion: ifVersion,
+            base: nil,
+            strategy: onConflict
+        ).map(Self.record)
+    }
+
+    /// Changes the given fields of a record created offline: the write queues behind its create and
+    /// goes out with the server's id once the create lands.
+    @discardableResult
+    public func update(_ id: TemporaryRecordID, fields: [String: FieldValue]) async throws -> WriteResult<Record> {
+        try await update(RecordReference.temporary(id).internalID, fields: fields)
     }
 
     /// Changes the given fields of a record you read: the version you read is the base of the
@@ -173,39 +181,43 @@ public struct RecordsService: Sendable {
     ///
     /// ```swift
     /// let task = try await client.records.get(id)
-    /// let saved = try await client.records.update(task, fields: ["Status": "Done"])
+    /// let saved = try await client.records.update(task, fields: ["Status": "Done"]).get()
     /// ```
+    @discardableResult
     public func update(
         _ record: Record,
         fields: [String: FieldValue],
         onConflict: ConflictStrategy? = nil
-    ) async throws -> Record {
-        try Self.record(
-            await client.performRecordWrite(
-                .update(record.id, fields: fields),
-                ifVersion: record.version,
-                base: record,
-                strategy: onConflict
-            )
-        )
+    ) async throws -> WriteResult<Record> {
+        try await client.performRecordWrite(
+            .update(record.id, fields: fields),
+            ifVersion: record.version,
+            base: record,
+            strategy: onConflict
+        ).map(Self.record)
     }
 
     /// Replaces all fields: those not given are cleared. Conflicts are detected and settled as for
     /// ``update(_:fields:ifVersion:onConflict:)``; a merge works on the whole field set.
+    @discardableResult
     public func replace(
         _ id: RecordID,
         fields: [String: FieldValue],
         ifVersion: Int? = nil,
         onConflict: ConflictStrategy? = nil
-    ) async throws -> Record {
-        try Self.record(
-            await client.performRecordWrite(
-                .replace(id, fields: fields),
-                ifVersion: ifVersion,
-                base: nil,
-                strategy: onConflict
-            )
-        )
+    ) async throws -> WriteResult<Record> {
+        try await client.performRecordWrite(
+            .replace(id, fields: fields),
+            ifVersion: ifVersion,
+            base: nil,
+            strategy: onConflict
+        ).map(Self.record)
+    }
+
+    /// Replaces all fields of a record created offline (queued behind its create).
+    @discardableResult
+    public func replace(_ id: TemporaryRecordID, fields: [String: FieldValue]) async throws -> WriteResult<Record> {
+        try await replace(RecordReference.temporary(id).internalID, fields: fields)
     }
 
     /// Deletes a record. On a conflict, ``ConflictStrategy/serverWins`` keeps the record and answers
@@ -216,17 +228,24 @@ public struct RecordsService: Sendable {
         _ id: RecordID,
         ifVersion: Int? = nil,
         onConflict: ConflictStrategy? = nil
-    ) async throws -> DeletedRecord {
-        let answer = try await client.performRecordWrite(
+    ) async throws -> WriteResult<DeletedRecord> {
+        try await client.performRecordWrite(
             .delete(id),
             ifVersion: ifVersion,
             base: nil,
             strategy: onConflict
-        )
-        switch answer {
-        case .deleted(let deleted): return deleted
-        case .record(let record): return DeletedRecord(id: record.id, deleted: false)
+        ).map { answer in
+            switch answer {
+            case .deleted(let deleted): deleted
+            case .record(let record): DeletedRecord(id: record.id, deleted: false)
+            }
         }
+    }
+
+    /// Deletes a record created offline (queued behind its create).
+    @discardableResult
+    public func delete(_ id: TemporaryRecordID) async throws -> WriteResult<DeletedRecord> {
+        try await delete(RecordReference.temporary(id).internalID)
     }
 
     static func record(_ answer: RecordWriteAnswer) throws -> Record {
