@@ -7,38 +7,54 @@ extension Pyat {
     struct Bases: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "List, show, create, rename and delete the bases of a workspace.",
-            subcommands: [List.self, Get.self, Create.self, Update.self, Delete.self]
+            subcommands: [
+                ListCommand<Resource>.self, GetCommand<Resource>.self, Create.self, RenameCommand<Resource>.self,
+                DeleteCommand<Resource>.self,
+            ]
         )
     }
 }
 
 extension Pyat.Bases {
-    struct List: ResourceCommand {
-        static let configuration = CommandConfiguration(abstract: "List the bases of a workspace.")
+    enum Resource: ListableResource, GettableResource, RenamableResource, DeletableResource {
+        typealias Precondition = VersionPrecondition
+        typealias Item = Base
+        typealias Kind = BaseKind
+        static let name = "base"
+        static let idHelp = "The base id (app…)."
+        static let parentName = "workspace"
+        static let parentHelp = "The workspace id (wsp…)."
+        static let listAbstract = "List the bases of a workspace."
+        static let getAbstract = "Show a base."
+        static let renameAbstract = "Rename a base."
+        static let deleteAbstract = "Delete a base with its tables and records."
 
-        @OptionGroup(title: "Global options") var options: GlobalOptions
-
-        @Argument(help: "The workspace id (wsp…).")
-        var workspace: WorkspaceID
-
-        func answer(from client: PyAirtableClient) async throws -> [Base] {
+        static func list(in workspace: WorkspaceID, from client: PyAirtableClient) async throws -> [Base] {
             try await client.bases.list(in: workspace)
         }
-    }
 
-    struct Get: ResourceCommand {
-        static let configuration = CommandConfiguration(abstract: "Show a base.")
+        static func get(_ id: BaseID, from client: PyAirtableClient) async throws -> Base {
+            try await client.bases.get(id)
+        }
 
-        @OptionGroup(title: "Global options") var options: GlobalOptions
+        static func rename(
+            _ id: BaseID,
+            to name: String,
+            ifVersion: Int?,
+            from client: PyAirtableClient
+        ) async throws
+            -> Base
+        {
+            try await client.bases.update(id, name: name, ifVersion: ifVersion)
+        }
 
-        @Argument(help: "The base id (app…).")
-        var base: BaseID
-
-        func answer(from client: PyAirtableClient) async throws -> Base {
-            try await client.bases.get(base)
+        static func delete(_ id: BaseID, ifVersion: Int?, from client: PyAirtableClient) async throws {
+            try await client.bases.delete(id, ifVersion: ifVersion)
         }
     }
+}
 
+extension Pyat.Bases {
     struct Create: ResourceCommand {
         static let configuration = CommandConfiguration(abstract: "Create a base in a workspace.")
 
@@ -56,46 +72,6 @@ extension Pyat.Bases {
 
         func answer(from client: PyAirtableClient) async throws -> Base {
             try await client.bases.create(in: workspace, name: name)
-        }
-    }
-
-    struct Update: ResourceCommand {
-        static let configuration = CommandConfiguration(abstract: "Rename a base.")
-
-        @OptionGroup(title: "Global options") var options: GlobalOptions
-
-        @Argument(help: "The base id (app…).")
-        var base: BaseID
-
-        @Option(help: "The new name.")
-        var name: String
-
-        @OptionGroup var precondition: VersionPrecondition
-
-        func validate() throws {
-            try ResourceName.validate(name)
-        }
-
-        func answer(from client: PyAirtableClient) async throws -> Base {
-            try await client.bases.update(base, name: name, ifVersion: precondition.ifVersion)
-        }
-    }
-
-    struct Delete: DeleteCommand {
-        static let configuration = CommandConfiguration(abstract: "Delete a base with its tables and records.")
-        static let resourceName = "base"
-
-        @OptionGroup(title: "Global options") var options: GlobalOptions
-
-        @Argument(help: "The base id (app…).")
-        var base: BaseID
-
-        @OptionGroup var precondition: VersionPrecondition
-
-        var id: BaseID { base }
-
-        func delete(from client: PyAirtableClient) async throws {
-            try await client.bases.delete(base, ifVersion: precondition.ifVersion)
         }
     }
 }

@@ -8,7 +8,9 @@ extension Pyat {
     struct Fields: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "List, show, add, change and delete the fields of a table.",
-            subcommands: [List.self, Get.self, Create.self, Update.self, Delete.self]
+            subcommands: [
+                ListCommand<Resource>.self, Get.self, Create.self, Update.self, DeleteCommand<Resource>.self,
+            ]
         )
     }
 }
@@ -37,16 +39,23 @@ struct FieldOptionArguments: ParsableArguments {
 }
 
 extension Pyat.Fields {
-    struct List: ResourceCommand {
-        static let configuration = CommandConfiguration(abstract: "List the fields of a table.")
+    enum Resource: ListableResource, DeletableResource {
+        typealias Precondition = VersionPrecondition
+        typealias Item = Field
+        typealias Kind = FieldKind
+        static let name = "field"
+        static let idHelp = "The field id (fld…)."
+        static let parentName = "table"
+        static let parentHelp = "The table id (tbl…)."
+        static let listAbstract = "List the fields of a table."
+        static let deleteAbstract = "Delete a field and its values."
 
-        @OptionGroup(title: "Global options") var options: GlobalOptions
-
-        @Argument(help: "The table id (tbl…).")
-        var table: TableID
-
-        func answer(from client: PyAirtableClient) async throws -> [Field] {
+        static func list(in table: TableID, from client: PyAirtableClient) async throws -> [Field] {
             try await client.fields.list(in: table)
+        }
+
+        static func delete(_ id: FieldID, ifVersion: Int?, from client: PyAirtableClient) async throws {
+            try await client.fields.delete(id, ifVersion: ifVersion)
         }
     }
 
@@ -141,24 +150,6 @@ extension Pyat.Fields {
                 description: description
             )
             return try await client.fields.update(field, with: changes, ifVersion: precondition.ifVersion)
-        }
-    }
-
-    struct Delete: DeleteCommand {
-        static let configuration = CommandConfiguration(abstract: "Delete a field and its values.")
-        static let resourceName = "field"
-
-        @OptionGroup(title: "Global options") var options: GlobalOptions
-
-        @Argument(help: "The field id (fld…).")
-        var field: FieldID
-
-        @OptionGroup var precondition: VersionPrecondition
-
-        var id: FieldID { field }
-
-        func delete(from client: PyAirtableClient) async throws {
-            try await client.fields.delete(field, ifVersion: precondition.ifVersion)
         }
     }
 }

@@ -9,7 +9,9 @@ extension Pyat {
     struct Files: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Upload, download, list and delete files.",
-            subcommands: [Upload.self, Download.self, List.self, Get.self, Delete.self]
+            subcommands: [
+                Upload.self, Download.self, List.self, GetCommand<Resource>.self, DeleteCommand<Resource>.self,
+            ]
         )
     }
 }
@@ -27,6 +29,24 @@ extension FileMetadata: Tabular {
 }
 
 extension Pyat.Files {
+    enum Resource: GettableResource, DeletableResource {
+        typealias Precondition = NoPrecondition
+        typealias Item = FileMetadata
+        typealias Kind = FileKind
+        static let name = "file"
+        static let idHelp = "The file id (fil…)."
+        static let getAbstract = "Show a file's metadata."
+        static let deleteAbstract = "Delete a file (its uploader, or a creator or higher)."
+
+        static func get(_ id: FileID, from client: PyAirtableClient) async throws -> FileMetadata {
+            try await client.files.get(id)
+        }
+
+        static func delete(_ id: FileID, ifVersion: Int?, from client: PyAirtableClient) async throws {
+            try await client.files.delete(id)
+        }
+    }
+
     struct Upload: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Upload a file, streamed from disk (a progress bar on a terminal).",
@@ -128,35 +148,6 @@ extension Pyat.Files {
 
         func answer(from client: PyAirtableClient) async throws -> [FileMetadata] {
             try await client.files.all(in: workspace).collect()
-        }
-    }
-
-    struct Get: ResourceCommand {
-        static let configuration = CommandConfiguration(abstract: "Show a file's metadata.")
-
-        @OptionGroup(title: "Global options") var options: GlobalOptions
-
-        @Argument(help: "The file id (fil…).")
-        var id: FileID
-
-        func answer(from client: PyAirtableClient) async throws -> FileMetadata {
-            try await client.files.get(id)
-        }
-    }
-
-    struct Delete: DeleteCommand {
-        static let configuration = CommandConfiguration(
-            abstract: "Delete a file (its uploader, or a creator or higher)."
-        )
-        static let resourceName = "file"
-
-        @OptionGroup(title: "Global options") var options: GlobalOptions
-
-        @Argument(help: "The file id (fil…).")
-        var id: FileID
-
-        func delete(from client: PyAirtableClient) async throws {
-            try await client.files.delete(id)
         }
     }
 }

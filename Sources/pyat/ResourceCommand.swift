@@ -5,9 +5,9 @@ import PyAirtableModels
 /// A subcommand that works through a client of the server the global options name.
 ///
 /// The `list`, `get`, `create`, `update` and `delete` subcommands of workspaces, bases, tables,
-/// fields, views, webhooks and files adopt one of the protocols below: each states its arguments and the
-/// one client call it makes, and the protocol's `run()` connects, calls and prints the answer in
-/// the chosen `--format`.
+/// fields, views, webhooks and files adopt the protocol below, or are the shared generic subcommands
+/// of `ResourceSubcommands.swift`: each states its arguments and the one client call it makes, and
+/// `run()` connects, calls and prints the answer in the chosen `--format`.
 protocol ClientCommand: AsyncParsableCommand {
     /// `--server`, `--token`, `--format` and the other options of every command that talks to a server.
     var options: GlobalOptions { get }
@@ -37,25 +37,6 @@ protocol CommandOutput {
 extension Array: CommandOutput where Element: Tabular {
     func write(to output: OutputWriter) throws {
         try output.list(self)
-    }
-}
-
-/// A subcommand that deletes one resource and reports it: `Deleted workspace wsp….` in `table`
-/// format, `{"deleted": true, "id": …}` in the others.
-protocol DeleteCommand: ClientCommand {
-    associatedtype Kind: IdentifierKind
-    /// What the report calls the resource, such as `workspace`.
-    static var resourceName: String { get }
-    /// The resource to delete.
-    var id: Identifier<Kind> { get }
-    /// Asks the server to delete the resource.
-    func delete(from client: PyAirtableClient) async throws
-}
-
-extension DeleteCommand {
-    func run() async throws {
-        try await options.withClient { try await delete(from: $0) }
-        try options.output.deleted(id.rawValue, kind: Self.resourceName)
     }
 }
 

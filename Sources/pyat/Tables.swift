@@ -7,35 +7,37 @@ extension Pyat {
     struct Tables: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "List, show, create, change and delete the tables of a base.",
-            subcommands: [List.self, Get.self, Create.self, Update.self, Delete.self]
+            subcommands: [
+                ListCommand<Resource>.self, GetCommand<Resource>.self, Create.self, Update.self,
+                DeleteCommand<Resource>.self,
+            ]
         )
     }
 }
 
 extension Pyat.Tables {
-    struct List: ResourceCommand {
-        static let configuration = CommandConfiguration(abstract: "List the tables of a base.")
+    enum Resource: ListableResource, GettableResource, DeletableResource {
+        typealias Precondition = VersionPrecondition
+        typealias Item = Table
+        typealias Kind = TableKind
+        static let name = "table"
+        static let idHelp = "The table id (tbl…)."
+        static let parentName = "base"
+        static let parentHelp = "The base id (app…)."
+        static let listAbstract = "List the tables of a base."
+        static let getAbstract = "Show a table with its fields and views."
+        static let deleteAbstract = "Delete a table with its records."
 
-        @OptionGroup(title: "Global options") var options: GlobalOptions
-
-        @Argument(help: "The base id (app…).")
-        var base: BaseID
-
-        func answer(from client: PyAirtableClient) async throws -> [Table] {
+        static func list(in base: BaseID, from client: PyAirtableClient) async throws -> [Table] {
             try await client.tables.list(in: base)
         }
-    }
 
-    struct Get: ResourceCommand {
-        static let configuration = CommandConfiguration(abstract: "Show a table with its fields and views.")
+        static func get(_ id: TableID, from client: PyAirtableClient) async throws -> Table {
+            try await client.tables.get(id)
+        }
 
-        @OptionGroup(title: "Global options") var options: GlobalOptions
-
-        @Argument(help: "The table id (tbl…).")
-        var table: TableID
-
-        func answer(from client: PyAirtableClient) async throws -> Table {
-            try await client.tables.get(table)
+        static func delete(_ id: TableID, ifVersion: Int?, from client: PyAirtableClient) async throws {
+            try await client.tables.delete(id, ifVersion: ifVersion)
         }
     }
 
@@ -104,24 +106,6 @@ extension Pyat.Tables {
         func answer(from client: PyAirtableClient) async throws -> Table {
             let changes = UpdateTableRequest(name: name, description: description)
             return try await client.tables.update(table, with: changes, ifVersion: precondition.ifVersion)
-        }
-    }
-
-    struct Delete: DeleteCommand {
-        static let configuration = CommandConfiguration(abstract: "Delete a table with its records.")
-        static let resourceName = "table"
-
-        @OptionGroup(title: "Global options") var options: GlobalOptions
-
-        @Argument(help: "The table id (tbl…).")
-        var table: TableID
-
-        @OptionGroup var precondition: VersionPrecondition
-
-        var id: TableID { table }
-
-        func delete(from client: PyAirtableClient) async throws {
-            try await client.tables.delete(table, ifVersion: precondition.ifVersion)
         }
     }
 }

@@ -8,7 +8,10 @@ extension Pyat {
     struct Views: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "List, show, create, change and delete views: saved filters, sorts and visible fields.",
-            subcommands: [List.self, Get.self, Create.self, Update.self, Delete.self]
+            subcommands: [
+                ListCommand<Resource>.self, GetCommand<Resource>.self, Create.self, Update.self,
+                DeleteCommand<Resource>.self,
+            ]
         )
     }
 }
@@ -51,29 +54,28 @@ struct ViewArguments: ParsableArguments {
 }
 
 extension Pyat.Views {
-    struct List: ResourceCommand {
-        static let configuration = CommandConfiguration(abstract: "List the views of a table.")
+    enum Resource: ListableResource, GettableResource, DeletableResource {
+        typealias Precondition = VersionPrecondition
+        typealias Item = View
+        typealias Kind = ViewKind
+        static let name = "view"
+        static let idHelp = "The view id (viw…)."
+        static let parentName = "table"
+        static let parentHelp = "The table id (tbl…)."
+        static let listAbstract = "List the views of a table."
+        static let getAbstract = "Show a view."
+        static let deleteAbstract = "Delete a view (its records stay)."
 
-        @OptionGroup(title: "Global options") var options: GlobalOptions
-
-        @Argument(help: "The table id (tbl…).")
-        var table: TableID
-
-        func answer(from client: PyAirtableClient) async throws -> [View] {
+        static func list(in table: TableID, from client: PyAirtableClient) async throws -> [View] {
             try await client.views.list(in: table)
         }
-    }
 
-    struct Get: ResourceCommand {
-        static let configuration = CommandConfiguration(abstract: "Show a view.")
+        static func get(_ id: ViewID, from client: PyAirtableClient) async throws -> View {
+            try await client.views.get(id)
+        }
 
-        @OptionGroup(title: "Global options") var options: GlobalOptions
-
-        @Argument(help: "The view id (viw…).")
-        var view: ViewID
-
-        func answer(from client: PyAirtableClient) async throws -> View {
-            try await client.views.get(view)
+        static func delete(_ id: ViewID, ifVersion: Int?, from client: PyAirtableClient) async throws {
+            try await client.views.delete(id, ifVersion: ifVersion)
         }
     }
 
@@ -141,24 +143,6 @@ extension Pyat.Views {
                 fields: changes.fieldNames
             )
             return try await client.views.update(view, with: request, ifVersion: precondition.ifVersion)
-        }
-    }
-
-    struct Delete: DeleteCommand {
-        static let configuration = CommandConfiguration(abstract: "Delete a view (its records stay).")
-        static let resourceName = "view"
-
-        @OptionGroup(title: "Global options") var options: GlobalOptions
-
-        @Argument(help: "The view id (viw…).")
-        var view: ViewID
-
-        @OptionGroup var precondition: VersionPrecondition
-
-        var id: ViewID { view }
-
-        func delete(from client: PyAirtableClient) async throws {
-            try await client.views.delete(view, ifVersion: precondition.ifVersion)
         }
     }
 }

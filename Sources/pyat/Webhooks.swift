@@ -9,37 +9,37 @@ extension Pyat {
         static let configuration = CommandConfiguration(
             abstract:
                 "Register, list, show, enable or disable, and delete the webhooks of a base; read their deliveries.",
-            subcommands: [List.self, Get.self, Create.self, Enable.self, Disable.self, Delete.self, Deliveries.self]
+            subcommands: [
+                ListCommand<Resource>.self, GetCommand<Resource>.self, Create.self, Enable.self, Disable.self,
+                DeleteCommand<Resource>.self, Deliveries.self,
+            ]
         )
     }
 }
 
 extension Pyat.Webhooks {
-    struct List: ResourceCommand {
-        static let configuration = CommandConfiguration(
-            abstract: "List the webhooks of a base (secrets are never shown)."
-        )
+    enum Resource: ListableResource, GettableResource, DeletableResource {
+        typealias Precondition = NoPrecondition
+        typealias Item = Webhook
+        typealias Kind = WebhookKind
+        static let name = "webhook"
+        static let idHelp = "The webhook id (whk…)."
+        static let parentName = "base"
+        static let parentHelp = "The base id (app…)."
+        static let listAbstract = "List the webhooks of a base (secrets are never shown)."
+        static let getAbstract = "Show a webhook, and why it is disabled if it is."
+        static let deleteAbstract = "Delete a webhook and its delivery log."
 
-        @OptionGroup(title: "Global options") var options: GlobalOptions
-
-        @Argument(help: "The base id (app…).")
-        var base: BaseID
-
-        func answer(from client: PyAirtableClient) async throws -> [Webhook] {
+        static func list(in base: BaseID, from client: PyAirtableClient) async throws -> [Webhook] {
             try await client.webhooks.list(in: base)
         }
-    }
 
-    struct Get: ResourceCommand {
-        static let configuration = CommandConfiguration(abstract: "Show a webhook, and why it is disabled if it is.")
+        static func get(_ id: WebhookID, from client: PyAirtableClient) async throws -> Webhook {
+            try await client.webhooks.get(id)
+        }
 
-        @OptionGroup(title: "Global options") var options: GlobalOptions
-
-        @Argument(help: "The webhook id (whk…).")
-        var webhook: WebhookID
-
-        func answer(from client: PyAirtableClient) async throws -> Webhook {
-            try await client.webhooks.get(webhook)
+        static func delete(_ id: WebhookID, ifVersion: Int?, from client: PyAirtableClient) async throws {
+            try await client.webhooks.delete(id)
         }
     }
 
@@ -119,22 +119,6 @@ extension Pyat.Webhooks {
 
         @Argument(help: "The webhook id (whk…).")
         var webhook: WebhookID
-    }
-
-    struct Delete: DeleteCommand {
-        static let configuration = CommandConfiguration(abstract: "Delete a webhook and its delivery log.")
-        static let resourceName = "webhook"
-
-        @OptionGroup(title: "Global options") var options: GlobalOptions
-
-        @Argument(help: "The webhook id (whk…).")
-        var webhook: WebhookID
-
-        var id: WebhookID { webhook }
-
-        func delete(from client: PyAirtableClient) async throws {
-            try await client.webhooks.delete(webhook)
-        }
     }
 
     struct Deliveries: ResourceCommand {

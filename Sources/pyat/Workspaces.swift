@@ -7,8 +7,41 @@ extension Pyat {
     struct Workspaces: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "List, show, create, rename and delete workspaces.",
-            subcommands: [List.self, Get.self, Create.self, Update.self, Delete.self]
+            subcommands: [
+                List.self, GetCommand<Resource>.self, Create.self, RenameCommand<Resource>.self,
+                DeleteCommand<Resource>.self,
+            ]
         )
+    }
+}
+
+extension Pyat.Workspaces {
+    enum Resource: GettableResource, RenamableResource, DeletableResource {
+        typealias Precondition = VersionPrecondition
+        typealias Item = Workspace
+        typealias Kind = WorkspaceKind
+        static let name = "workspace"
+        static let idHelp = "The workspace id (wsp…)."
+        static let getAbstract = "Show a workspace."
+        static let renameAbstract = "Rename a workspace."
+        static let deleteAbstract = "Delete a workspace with everything in it (owners)."
+
+        static func get(_ id: WorkspaceID, from client: PyAirtableClient) async throws -> Workspace {
+            try await client.workspaces.get(id)
+        }
+
+        static func rename(
+            _ id: WorkspaceID,
+            to name: String,
+            ifVersion: Int?,
+            from client: PyAirtableClient
+        ) async throws -> Workspace {
+            try await client.workspaces.update(id, name: name, ifVersion: ifVersion)
+        }
+
+        static func delete(_ id: WorkspaceID, ifVersion: Int?, from client: PyAirtableClient) async throws {
+            try await client.workspaces.delete(id, ifVersion: ifVersion)
+        }
     }
 }
 
@@ -20,19 +53,6 @@ extension Pyat.Workspaces {
 
         func answer(from client: PyAirtableClient) async throws -> [Workspace] {
             try await client.workspaces.list()
-        }
-    }
-
-    struct Get: ResourceCommand {
-        static let configuration = CommandConfiguration(abstract: "Show a workspace.")
-
-        @OptionGroup(title: "Global options") var options: GlobalOptions
-
-        @Argument(help: "The workspace id (wsp…).")
-        var workspace: WorkspaceID
-
-        func answer(from client: PyAirtableClient) async throws -> Workspace {
-            try await client.workspaces.get(workspace)
         }
     }
 
@@ -50,46 +70,6 @@ extension Pyat.Workspaces {
 
         func answer(from client: PyAirtableClient) async throws -> Workspace {
             try await client.workspaces.create(name: name)
-        }
-    }
-
-    struct Update: ResourceCommand {
-        static let configuration = CommandConfiguration(abstract: "Rename a workspace.")
-
-        @OptionGroup(title: "Global options") var options: GlobalOptions
-
-        @Argument(help: "The workspace id (wsp…).")
-        var workspace: WorkspaceID
-
-        @Option(help: "The new name.")
-        var name: String
-
-        @OptionGroup var precondition: VersionPrecondition
-
-        func validate() throws {
-            try ResourceName.validate(name)
-        }
-
-        func answer(from client: PyAirtableClient) async throws -> Workspace {
-            try await client.workspaces.update(workspace, name: name, ifVersion: precondition.ifVersion)
-        }
-    }
-
-    struct Delete: DeleteCommand {
-        static let configuration = CommandConfiguration(abstract: "Delete a workspace with everything in it (owners).")
-        static let resourceName = "workspace"
-
-        @OptionGroup(title: "Global options") var options: GlobalOptions
-
-        @Argument(help: "The workspace id (wsp…).")
-        var workspace: WorkspaceID
-
-        @OptionGroup var precondition: VersionPrecondition
-
-        var id: WorkspaceID { workspace }
-
-        func delete(from client: PyAirtableClient) async throws {
-            try await client.workspaces.delete(id, ifVersion: precondition.ifVersion)
         }
     }
 }

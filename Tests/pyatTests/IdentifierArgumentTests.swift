@@ -83,7 +83,7 @@ struct IdentifierArgumentTests {
             argument: "--table <table>",
             prefix: "tbl"
         ),
-        BadID(arguments: ["files", "get", "nope"], value: "nope", argument: "<id>", prefix: "fil"),
+        BadID(arguments: ["files", "get", "nope"], value: "nope", argument: "<file>", prefix: "fil"),
         BadID(
             arguments: ["files", "list", "--workspace", "nope"],
             value: "nope",
