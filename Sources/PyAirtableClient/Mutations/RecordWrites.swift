@@ -196,18 +196,26 @@ extension PyAirtableClient {
     }
 
     /// The result of a write the offline queue took: its id, and the record as reads now show it.
+    ///
+    /// Worked out from the write itself and the layers this client holds in memory, never by reading
+    /// the queue file back: queuing thousands of writes stays linear.
     private func queuedWrite(_ write: RecordWrite, error: PyAirtableError) async -> QueuedWrite {
         let reference = RecordReference(internal: write.recordID)
-        var optimistic: PendingRecord?
-        if case .delete = write {
+        let optimistic: PendingRecord?
+        switch write {
+        case .delete:
             optimistic = nil
-        } else if let pending = await pendingRecord(write.recordID) {
-            optimistic = pending
-        } else {
-            // Optimistic updates are off: the write's own fields.
-            var table: TableID?
-            if case .create(let created, _, _) = write { table = created }
-            optimistic = PendingRecord(id: reference, tableID: table, fields: write.localFields, createdAt: Date())
+        case .create(let table, let fields, _):
+            optimistic = PendingRecord(
+                id: reference,
+                tableID: table,
+                fields: fields.filter { !$0.value.isBlank },
+                createdAt: Date()
+            )
+        case .update, .replace:
+            optimistic =
+                await pendingRecord(write.recordID, layers: self.optimistic.all)
+                ?? PendingRecord(id: reference, tableID: nil, fields: write.localFields, createdAt: Date())
         }
         return QueuedWrite(
             mutationID: error.queuedMutationID ?? 0,
@@ -220,8 +228,10 @@ extension PyAirtableClient {
 
     /// A record as this client's pending writes make it (see ``PendingRecord``), or `nil` when no
     /// pending write touches it (or one deletes it).
-    func pendingRecord(_ id: RecordID) async -> PendingRecord? {
-        let layers = await pendingLayers().filter { $0.recordID == id }
+    func pendingRecord(_ id: RecordID, layers all: [OptimisticLayer]? = nil) async -> PendingRecord? {
+        var all = all
+        if all == nil { all = await pendingLayers() }
+        let layers = (all ?? []).filter { $0.recordID == id }
         guard let first = layers.first else { return nil }
         if id.isTemporary {
             guard let created = OptimisticLayers.created(id, from: layers) else { return nil }
