@@ -44,6 +44,8 @@ while [[ $# -gt 0 ]]; do
     esac
 done
 [[ "$max_time" =~ ^[1-9][0-9]*$ ]] || { echo "error: --max-time must be a whole number of seconds" >&2; exit 2; }
+# The run signs in once, with an access token that lives 15 minutes.
+((max_time <= 780)) || { echo "error: --max-time is at most 780 seconds (the access token lives 15 minutes)" >&2; exit 2; }
 
 # Inside the namespace (see the end of this file): start the server, fuzz it, stop it.
 if [[ "${PYAT_SCHEMATHESIS_INSIDE:-}" == "1" ]]; then
@@ -91,11 +93,21 @@ if [[ "${PYAT_SCHEMATHESIS_INSIDE:-}" == "1" ]]; then
         cat "$workdir/serve.err" >&2
         exit 1
     fi
-    # The demo user's password, not the token it prints: the run revokes the personal access tokens
-    # it finds, so it signs in (and again after a 401) instead. Neither is echoed.
+    # An access token (a JWT, valid 15 minutes) from signing in as the demo user, not the personal
+    # access token it prints: the run revokes the personal access tokens it finds. Never echoed.
     credentials="$(sed -n 's/^demo user: //p' "$workdir/serve.out")"
-    export PYAT_DEMO_EMAIL="${credentials%% / *}"
-    export PYAT_DEMO_PASSWORD="${credentials#* / }"
+    PYAT_ACCESS_TOKEN="$(
+        DEMO_EMAIL="${credentials%% / *}" DEMO_PASSWORD="${credentials#* / }" python3 -c '
+import json, os, sys, urllib.request
+body = json.dumps({"email": os.environ["DEMO_EMAIL"], "password": os.environ["DEMO_PASSWORD"]}).encode()
+request = urllib.request.Request(sys.argv[1] + "/api/v1/auth/login", data=body,
+                                 headers={"Content-Type": "application/json"})
+with urllib.request.urlopen(request, timeout=60) as answer:
+    print(json.load(answer)["tokens"]["access_token"])
+' "$url"
+    )"
+    [[ -n "$PYAT_ACCESS_TOKEN" ]] || { echo "schemathesis: could not sign in as the demo user" >&2; exit 1; }
+    export PYAT_ACCESS_TOKEN
     echo "schemathesis: pyat serve --demo at $url, budget ${max_time}s"
 
     status=0
