@@ -20,16 +20,24 @@ struct TokenRefreshTests {
     }
 
     /// Whether the refreshes were one flight: exactly one answered 2xx, and it was the last; any
-    /// before it failed without an answer or with a 5xx (a refresh timed out on a loaded machine is
-    /// tried again by the retry of the requests that waited on it, one flight at a time). Two
-    /// flights at once would both send the same refresh token, and the server would answer the
-    /// second with a 401 and sign the session out.
+    /// before it failed without an answer or with a 5xx. A refresh that timed out on a loaded machine
+    /// is sent again by the retry middleware with the same `Idempotency-Key` (the server answers a
+    /// repeat from its key store), or by the retry of the requests that waited on it, as a new flight
+    /// with a new key — one flight at a time. Two flights at once would both send the same refresh
+    /// token, and the server would answer the second with a 401 and sign the session out.
     static func expectOneFlight(_ mock: MockTransport, refreshCount: Int) {
         let refreshes = mock.exchanges.filter { $0.request.path == refreshPath }
         let outcomes = refreshes.map { exchange in
             exchange.response.map { "\($0.status.code)" } ?? "error: \(exchange.error.map { "\($0)" } ?? "none")"
         }
-        #expect(refreshCount == refreshes.count, "refreshes sent: \(outcomes)")
+        var keys: [String] = []
+        for refresh in refreshes {
+            let key = refresh.request.headerFields[HTTPField.Name("Idempotency-Key")!] ?? ""
+            if keys.last != key { keys.append(key) }
+        }
+        #expect(!keys.contains(""), "every refresh carries an idempotency key")
+        #expect(Set(keys).count == keys.count, "a key is one flight, its retries sent back to back: \(outcomes)")
+        #expect(refreshCount == keys.count, "refreshes sent: \(outcomes)")
         #expect(refreshes.last?.response?.status.code == 200, "refreshes sent: \(outcomes)")
         #expect(
             refreshes.dropLast().allSatisfy { $0.response == nil || $0.response!.status.code >= 500 },

@@ -138,12 +138,12 @@ public struct RecordsService: Sendable {
     /// ``CachedResponse/pendingCreates``; see ``MutationsControl``.
     @discardableResult
     public func create(in table: TableID, fields: [String: FieldValue]) async throws -> WriteResult<Record> {
-        try await client.performRecordWrite(
+        try await write(
             .create(table: table, fields: fields, temporaryID: TemporaryID.generate()),
             ifVersion: nil,
             base: nil,
             strategy: nil
-        ).map(Self.record)
+        )
     }
 
     /// Changes the given fields and keeps the others.
@@ -161,12 +161,7 @@ public struct RecordsService: Sendable {
         ifVersion: Int? = nil,
         onConflict: ConflictStrategy? = nil
     ) async throws -> WriteResult<Record> {
-        try await client.performRecordWrite(
-            .update(id, fields: fields),
-            ifVersion: ifVersion,
-            base: nil,
-            strategy: onConflict
-        ).map(Self.record)
+        try await write(.update(id, fields: fields), ifVersion: ifVersion, base: nil, strategy: onConflict)
     }
 
     /// Changes the given fields of a record created offline: the write queues behind its create and
@@ -189,12 +184,12 @@ public struct RecordsService: Sendable {
         fields: [String: FieldValue],
         onConflict: ConflictStrategy? = nil
     ) async throws -> WriteResult<Record> {
-        try await client.performRecordWrite(
+        try await write(
             .update(record.id, fields: fields),
             ifVersion: record.version,
             base: record,
             strategy: onConflict
-        ).map(Self.record)
+        )
     }
 
     /// Replaces all fields: those not given are cleared. Conflicts are detected and settled as for
@@ -206,12 +201,7 @@ public struct RecordsService: Sendable {
         ifVersion: Int? = nil,
         onConflict: ConflictStrategy? = nil
     ) async throws -> WriteResult<Record> {
-        try await client.performRecordWrite(
-            .replace(id, fields: fields),
-            ifVersion: ifVersion,
-            base: nil,
-            strategy: onConflict
-        ).map(Self.record)
+        try await write(.replace(id, fields: fields), ifVersion: ifVersion, base: nil, strategy: onConflict)
     }
 
     /// Replaces all fields of a record created offline (queued behind its create).
@@ -246,6 +236,17 @@ public struct RecordsService: Sendable {
     @discardableResult
     public func delete(_ id: TemporaryRecordID) async throws -> WriteResult<DeletedRecord> {
         try await delete(RecordReference.temporary(id).internalID)
+    }
+
+    /// Runs a write whose answer is a record.
+    private func write(
+        _ write: RecordWrite,
+        ifVersion: Int?,
+        base: Record?,
+        strategy: ConflictStrategy?
+    ) async throws -> WriteResult<Record> {
+        try await client.performRecordWrite(write, ifVersion: ifVersion, base: base, strategy: strategy)
+            .map(Self.record)
     }
 
     static func record(_ answer: RecordWriteAnswer) throws -> Record {
