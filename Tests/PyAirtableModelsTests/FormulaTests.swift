@@ -83,6 +83,28 @@ struct FormulaParserTests {
         #expect(try evalFormula("datetime_parse('2024-01-05') = DATETIME_PARSE('2024-01-05T00:00:00Z')") == .bool(true))
     }
 
+    @Test("a name not followed by ( is a field, as in Airtable: Status = 'Done'")
+    func bareFieldNames() throws {
+        let formula = try Formula.parse("Name != 'xxx'")
+        #expect(formula.fieldReferences.map(\.name) == ["Name"])
+        #expect(
+            formula.expression.node
+                == .binary(
+                    .notEqual,
+                    FormulaExpression(.field("Name"), position: 0),
+                    FormulaExpression(.string("xxx"), position: 8)
+                )
+        )
+        #expect(try formulaMatches("Name != 'xxx'", ["Name": "Ada"]))
+        #expect(try !formulaMatches("Name = 'xxx'", ["Name": "Ada"]))
+        #expect(try formulaMatches("AND(Score > 2, LEN(Name) = 3)", ["Name": "Ada", "Score": 3]))
+        // Braces and bare names name the same field; a name followed by ( is still a function.
+        #expect(try Formula.parse("{Score} = Score").fieldReferences.map(\.name) == ["Score", "Score"])
+        #expect(try evalFormula("LEN ('abc')") == .number(3))
+        // Names that are not one word still need braces.
+        #expect(throws: FormulaError.self) { try Formula.parse("Due date = 1") }
+    }
+
     @Test func stringAndFieldEscapes() throws {
         #expect(try evalFormula(#"'it\'s'"#) == .text("it's"))
         #expect(try evalFormula(#""say \"hi\"""#) == .text(#"say "hi""#))
@@ -145,8 +167,9 @@ struct FormulaParserTests {
             ("1 = = 2", .syntax, 4),
             ("AND(1,)", .syntax, 6),
             ("AND(1 2)", .syntax, 6),
-            ("Name = 1", .syntax, 0),
-            ("TRUE", .syntax, 4),
+            // A bare name is a field (Airtable's rule), so two in a row, or a name then a value, is not.
+            ("Due date = 1", .syntax, 4),
+            ("Name 'x'", .syntax, 5),
             ("1 # 2", .syntax, 2),
         ]
     )

@@ -464,6 +464,29 @@ struct FormulaSQLLimitTests {
         #expect(try fixture.ids(matching: andPlan, formula: and) == fixture.expectedIDs(and))
     }
 
+    @Test("OR(RECORD_ID()='rec…', …) is one IN list of bound ids, either way round; a mixed OR is not")
+    func recordIDAlternativesAreOneInList() throws {
+        let fixture = try FormulaSQLFixture(recordCount: 300, seed: 21)
+        defer { fixture.removeFiles() }
+        let wanted = fixture.records.map(\.recordID).enumerated().filter { $0.offset % 3 == 0 }.map(\.element)
+        let terms = wanted.enumerated().map { index, id in
+            index.isMultiple(of: 2) ? "RECORD_ID()='\(id)'" : "'\(id)' = RECORD_ID()"
+        }
+        let formula = try Formula.parse("OR(\(terms.joined(separator: ",")), RECORD_ID()='recNOPE0000000000')")
+        let plan = FormulaSQL.compile(formula, fields: fixture.fields)
+        let sql = try #require(plan.sql)
+        #expect(sql.hasPrefix("(id IN (") && !sql.contains("OR"), "\(sql.prefix(80))")
+        #expect(!plan.needsResidual)
+        #expect(plan.arguments.count == wanted.count + 1)
+        #expect(try fixture.ids(matching: plan, formula: formula) == Set(wanted))
+        #expect(fixture.expectedIDs(formula) == Set(wanted))
+        // A term of another kind keeps the general OR.
+        let mixed = try Formula.parse("OR(RECORD_ID()='\(wanted[0])', {Score} > 30)")
+        let mixedPlan = FormulaSQL.compile(mixed, fields: fixture.fields)
+        #expect(mixedPlan.sql?.contains("(id IN (") == false)
+        #expect(try fixture.ids(matching: mixedPlan, formula: mixed) == fixture.expectedIDs(mixed))
+    }
+
     @Test func repeatedOperandsCannotGrowTheSQLExponentially() throws {
         let fixture = try FormulaSQLFixture(recordCount: 50, seed: 13)
         defer { fixture.removeFiles() }

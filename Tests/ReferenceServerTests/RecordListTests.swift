@@ -227,6 +227,10 @@ struct RecordListTests {
             ("{Done}", [0, 1]),
             ("NOT({Status} = 'Done')", [2, 3, 5, 6]),
             ("AND({Score} >= 3, {Score} < 5)", [2, 3, 6]),
+            // Airtable's bare field names, as pyairtable writes them.
+            ("Score > 3", [0, 2, 6]),
+            ("AND(Status = 'Done', Score >= 2)", [0, 4]),
+            ("Name != 'x'", [0, 1, 2, 3, 4, 5, 6]),
         ]
     )
     func filters(formula: String, expected: [Int]) async throws {
@@ -239,6 +243,41 @@ struct RecordListTests {
             // Paging through the filtered rows one at a time gives the same records.
             let paged = try await client.allRecords(table.id, "filter=\(queryValue(formula))&page_size=1")
             #expect(paged.map(\.id) == expected.map { r[$0].id }, "\(formula), page_size=1")
+        }
+    }
+
+    @Test(
+        "Airtable's formulas: dateTimes compared as instants and read as text, checkbox = TRUE(), escapes, and 500 record ids in one OR"
+    )
+    func airtableFormulas() async throws {
+        try await Harness.withServer(via: .router) { api, _ in
+            let (client, _) = try await api.register()
+            let (_, base, _) = try await client.scaffold()
+            let table = try await client.createTable(
+                in: base.id,
+                "Airtable",
+                fields: [.singleLineText("Name"), .dateTime("When"), .checkbox("Done"), .number("Score")]
+            )
+            var rows: [[String: FieldValue]] = (0..<1_000).map { index in
+                ["Name": .string("n\(index)"), "When": "2026-01-01T00:00:00.000Z", "Score": .number(Double(index))]
+            }
+            rows[7] = ["Name": "it's", "When": "2026-12-05T10:20:30.000Z", "Done": true]
+            let r = try await client.seed(table.id, rows)
+            func matching(_ formula: String) async throws -> [RecordID] {
+                try await client.allRecords(table.id, "filter=\(queryValue(formula))&page_size=1000").map(\.id)
+            }
+            // The same instant written with another offset, and a dateTime used as text.
+            #expect(try await matching("{When} = DATETIME_PARSE('2026-12-05T11:20:30+01:00')") == [r[7].id])
+            #expect(try await matching("FIND('2026-12-05', {When})") == [r[7].id])
+            #expect(try await matching("IS_AFTER(When, '2026-06-01')") == [r[7].id])
+            #expect(try await matching("Done = TRUE()") == [r[7].id])
+            #expect(try await matching(#"Name = 'it\'s'"#) == [r[7].id])
+            #expect(try await matching("AND(Name != 'n1', Score < 3)").count == 3, "n0, n2 and the blank score of it's")
+            // 500 ids in one OR, as pyairtable sends for table.all(formula=…) over a set of records.
+            let wanted = stride(from: 0, to: 1_000, by: 2).map { r[$0].id }
+            let anyOf = "OR(" + wanted.map { "RECORD_ID()='\($0)'" }.joined(separator: ",") + ")"
+            #expect(anyOf.utf8.count > 15_000)
+            #expect(try await matching(anyOf) == wanted)
         }
     }
 
@@ -281,8 +320,10 @@ struct RecordListTests {
         try await Harness.withServer(via: .router) { api, _ in
             let (client, _) = try await api.register()
             let (_, _, table) = try await client.scaffold()
-            let response = try await client.send(.get, "tables/\(table.id)/records?filter=\(queryValue("{Nope} = 1"))")
-            #expect(expectError(response, .unprocessableContent, .validation)?.message.contains("Nope") == true)
+            for formula in ["{Nope} = 1", "Nope = 1"] {
+                let response = try await client.send(.get, "tables/\(table.id)/records?filter=\(queryValue(formula))")
+                #expect(expectError(response, .unprocessableContent, .validation)?.message.contains("Nope") == true)
+            }
         }
     }
 

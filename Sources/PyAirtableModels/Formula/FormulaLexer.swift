@@ -39,7 +39,8 @@ struct FormulaToken: Sendable, Hashable {
 /// - Strings: `'...'` or `"..."`; escapes `\n`, `\t`, `\r`, `\\`, `\'`, `\"`; a backslash before any other
 ///   character stands for that character.
 /// - Numbers: digits with an optional fraction (`3`, `2.5`, `.5`). There is no sign: `-3` is unary minus.
-/// - Identifiers (function names): letters, digits and `_`, starting with a letter or `_`.
+/// - Identifiers: letters, digits and `_`, starting with a letter or `_`: a function name when `(`
+///   follows, else a field name written without braces (Airtable's rule).
 /// - Operators: `+ - * / & = != <> < > <= >=`; whitespace separates tokens.
 struct FormulaLexer {
     private let characters: [Character]

@@ -174,18 +174,9 @@ struct FormulaParser {
     private mutating func call(name: String, at position: Int, enclosing: Int) throws(FormulaError) -> Parsed {
         advance()
         guard current.kind == .leftParen else {
-            if FormulaFunction(name: name) != nil {
-                throw FormulaError(
-                    kind: .syntax,
-                    message: "expected '(' after \(name.uppercased())",
-                    position: current.position
-                )
-            }
-            throw FormulaError(
-                kind: .syntax,
-                message: "unexpected name \(name): field names are written in braces, like {\(name)}",
-                position: position
-            )
+            // Airtable's rule: a name not followed by `(` is a field (`Status = 'Done'`), as pyairtable
+            // and hand-written formulas use it; `{…}` is needed only for names that are not one word.
+            return (FormulaExpression(.field(name), position: position), 1)
         }
         guard let function = FormulaFunction(name: name) else {
             throw FormulaError(kind: .unknownFunction, message: "unknown function \(name)", position: position)
