@@ -117,6 +117,17 @@ with urllib.request.urlopen(request, timeout=60) as answer:
         "$SCHEMATHESIS_BIN" --config-file "$root/scripts/schemathesis.toml" run "$url/openapi.yaml" \
         --checks all --phases examples,coverage,fuzzing,stateful --max-time "$max_time" \
         --request-timeout 20 --no-color ${extra[@]+"${extra[@]}"} || status=$?
+    # The run's credentials must still work at its end, or everything behind them went untested.
+    if kill -0 "$server_pid" 2>/dev/null && ! python3 -c '
+import os, sys, urllib.request
+request = urllib.request.Request(sys.argv[1] + "/api/v1/users/me",
+                                 headers={"Authorization": "Bearer " + os.environ["PYAT_ACCESS_TOKEN"]})
+with urllib.request.urlopen(request, timeout=60) as answer:
+    sys.exit(0 if answer.status == 200 else 1)
+' "$url"; then
+        echo "schemathesis: the run's access token no longer signs in: the run tested nothing behind it" >&2
+        status=1
+    fi
     if ! kill -0 "$server_pid" 2>/dev/null; then
         echo "schemathesis: pyat serve died during the run:" >&2
         tail -50 "$workdir/serve.err" >&2

@@ -38,6 +38,10 @@ public func buildRouter(services: ServerServices) -> Router<AppRequestContext> {
     RealtimeController(services: services, store: services.store).addRoutes(to: api)
     WebhooksController(services: services, store: services.store).addRoutes(to: api)
     FilesController(services: services, store: services.store).addRoutes(to: api)
+    // Airtable's Web API v0, over the same storage and access rules (errors in Airtable's shape: see
+    // AirtableErrors).
+    let airtable = router.group("v0")
+    AirtableMetaController(store: services.store).addRoutes(to: airtable)
     // Last, so it wraps only the not-found responder: see MethodNotAllowedMiddleware.
     router.add(
         middleware: MethodNotAllowedMiddleware(routes: RouteMethods(routes: router.routes.map { ($0.path, $0.method) }))

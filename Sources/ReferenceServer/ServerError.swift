@@ -16,6 +16,9 @@ public struct ServerError: Error, Sendable, CustomStringConvertible {
     /// For a 412: the resource as it is now.
     public var current: JSONValue?
     public var headers: HTTPFields
+    /// Airtable's error type for this error under `/v0`, when the status alone does not say it (see
+    /// `AirtableErrors`).
+    public var airtableType: String?
 
     public init(
         _ status: HTTPResponse.Status,

@@ -28,6 +28,9 @@ struct ErrorMiddleware: RouterMiddleware {
                     ]
                 )
             }
+            if AirtableErrors.covers(request.uri.path) {
+                return AirtableErrors.response(for: serverError, requestID: context.requestID)
+            }
             return Self.response(for: serverError, requestID: context.requestID)
         }
     }
