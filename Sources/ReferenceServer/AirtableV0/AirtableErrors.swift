@@ -42,7 +42,8 @@ enum AirtableErrors {
         }
         var headers = error.headers
         headers[.contentType] = "application/json; charset=utf-8"
-        let data = (try? JSONEncoder().encode(Body(error: .init(type: type(of: error), message: error.message)))) ?? Data()
+        let data =
+            (try? JSONEncoder().encode(Body(error: .init(type: type(of: error), message: error.message)))) ?? Data()
         return Response(status: error.status, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: data)))
     }
 
