@@ -6,7 +6,7 @@ extension PyAirtableClient {
     ///
     /// With the queue on, a record write that fails because the server cannot be reached (refused,
     /// timeout, DNS, open circuit) is written to the queue file — with its idempotency key — before the
-    /// call returns, and the call throws ``PyAirtableError/queuedOffline`` saying so.
+    /// call returns, and the call answers ``WriteResult/queued(_:)`` saying so.
     /// ``OfflineControl/replay(progress:)`` (or `pyat queue replay`) sends the queue in order; the server
     /// applies each write once, whatever was lost on the way.
     ///

@@ -44,7 +44,8 @@ extension PyAirtableClient {
     public var offline: OfflineControl { OfflineControl(client: self) }
 
     /// Sends a write; when the server cannot be reached and the offline queue is on, queues it (same
-    /// idempotency key) and throws ``PyAirtableError/queuedOffline``.
+    /// idempotency key) and throws ``PyAirtableError/queuedOffline``, which the record write turns into
+    /// ``WriteResult/queued(_:)``.
     ///
     /// `conflictBase` (the fields at the version `If-Match` names) is kept with a queued write for
     /// settling a 412 on replay; `queueFirst` queues the write without trying the server, behind
