@@ -9,7 +9,7 @@ import Synchronization
 ///
 /// ```swift
 /// try await withPyAirtableClient(configuration: .fromEnvironment()) { client in
-///     let page = try await client.records.list(in: tableID, RecordQuery(filter: "{Score} > 3"))
+///     let page = try await client.records.list(in: tableID, query: RecordQuery(filter: "{Score} > 3"))
 ///     for try await record in client.records.all(in: tableID) { print(record.id) }
 /// }
 /// ```

@@ -26,6 +26,11 @@ struct CommandFailure: Error, CustomStringConvertible {
     /// The failure for an SDK error: its message fit for a person, the server's request id, and
     /// status 4 for a conflict (409, 412).
     init(_ error: PyAirtableError, server: URL) {
+        if error == .queuedOffline {
+            // A queued write's saved value was asked for: it is still queued, as `init(queued:)` says.
+            self.init(error.message + ". Run `pyat queue replay` when the server is back.", status: .queued)
+            return
+        }
         var message = error.userMessage
         if error == .unauthorized || error == .notAuthenticated {
             message += " Run `pyat login`, or set PYAT_TOKEN."

@@ -94,6 +94,8 @@ extension Pyat.Records {
                     let page = try await client.records.listWithSource(in: table, query: query)
                     notice.note(page)
                     records += page.value.data
+                    // Records created offline and not yet on the server show after the last page.
+                    if page.value.nextCursor == nil { records += page.pendingCreates.map(\.displayRecord) }
                     nextCursor = page.value.nextCursor
                     query.cursor = nextCursor
                 } while all && nextCursor != nil
@@ -215,6 +217,7 @@ extension Pyat.Records {
 
         func validate() throws {
             guard !values.isEmpty else { throw ValidationError("give --field Name=value or --json") }
+            try record.refusesPreconditions(precondition, conflict)
         }
 
         func run() async throws {
@@ -229,9 +232,15 @@ extension Pyat.Records {
                     let table: TableID? =
                         switch reference {
                         case .server(let id): try await client.records.get(id).tableID
-                        case .temporary(let id): await client.records.pending(id)?.tableID
+                        case .temporary(let id):
+                            if let serverID = await client.records.resolve(id) {
+                                try await client.records.get(serverID).tableID
+                            } else {
+                                await client.records.pending(id)?.tableID
+                            }
                         }
-                    if let table { schema = try await client.tables.get(table) }
+                    guard let table else { throw CommandFailure("no pending write creates record \(reference)") }
+                    schema = try await client.tables.get(table)
                 }
                 let fields = try values.values(table: schema)
                 let result: WriteResult<Record> =
@@ -263,6 +272,10 @@ extension Pyat.Records {
 
         @OptionGroup var precondition: VersionPrecondition
         @OptionGroup var conflict: ConflictOption
+
+        func validate() throws {
+            try record.refusesPreconditions(precondition, conflict)
+        }
 
         func run() async throws {
             let reference = record.reference
@@ -323,5 +336,19 @@ extension PendingRecord {
             createdAt: createdAt,
             updatedAt: createdAt
         )
+    }
+}
+
+extension RecordArgument {
+    /// A record created offline has no version yet: `--if-version` and `--on-conflict` cannot apply to
+    /// it, so they are refused rather than ignored.
+    func refusesPreconditions(_ precondition: VersionPrecondition, _ conflict: ConflictOption) throws {
+        guard case .temporary = reference else { return }
+        if precondition.ifVersion != nil || conflict.strategy != nil {
+            throw ValidationError(
+                "--if-version and --on-conflict do not apply to a record created offline (\(reference)): "
+                    + "it has no version until its create reaches the server"
+            )
+        }
     }
 }

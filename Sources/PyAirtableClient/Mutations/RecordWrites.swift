@@ -213,13 +213,21 @@ extension PyAirtableClient {
                 createdAt: Date()
             )
         case .update, .replace:
-            optimistic =
-                await pendingRecord(write.recordID, layers: self.optimistic.all)
-                ?? PendingRecord(id: reference, tableID: nil, fields: write.localFields, createdAt: Date())
+            if let pending = await pendingRecord(write.recordID, layers: self.optimistic.all) {
+                optimistic = pending
+            } else if configuration.optimisticUpdates {
+                // The layers are on and none makes the record: an earlier pending write deletes it.
+                optimistic = nil
+            } else {
+                optimistic = PendingRecord(id: reference, tableID: nil, fields: write.localFields, createdAt: Date())
+            }
         }
+        var created: TemporaryRecordID?
+        if case .create(_, _, let temporaryID) = write { created = temporaryID }
         return QueuedWrite(
             mutationID: error.queuedMutationID ?? 0,
             record: reference,
+            temporaryID: created,
             optimistic: optimistic,
             reason: error.underlying as? PyAirtableError ?? error,
             queuedBecause: error.queuedBecause ?? "the server could not be reached"

@@ -93,7 +93,11 @@ public struct QueuedWrite: Sendable {
     /// The record written: for a create, its temporary id, usable in later writes (they queue behind
     /// the create and go out with the server's id once it lands).
     public var record: RecordReference
-    /// The record as reads show it while the write waits; `nil` for a delete.
+    /// For a queued create: the temporary id the new record has until the create lands (a later
+    /// write to a record created offline names its temporary id in ``record``, not here).
+    public var temporaryID: TemporaryRecordID?
+    /// The record as reads show it while the write waits; `nil` for a delete, or when an earlier
+    /// pending write deletes the record.
     public var optimistic: PendingRecord?
     /// Why the write was queued: the server could not be reached (``PyAirtableError/transportFailure``,
     /// ``PyAirtableError/timeout``, ``PyAirtableError/circuitOpen``), or it waits behind earlier
@@ -101,12 +105,6 @@ public struct QueuedWrite: Sendable {
     public var reason: PyAirtableError
     /// Why the write was queued, in words.
     public var queuedBecause: String
-
-    /// The temporary id of a queued create.
-    public var temporaryID: TemporaryRecordID? {
-        if case .temporary(let id) = record { return id }
-        return nil
-    }
 }
 
 /// What a record write came to: saved by the server, or queued offline to be saved on replay.

@@ -6,12 +6,12 @@ import PyAirtableModels
 /// server's `next_cursor`. Breaking out of the loop stops fetching.
 ///
 /// Every listing of the SDK is read through one: ``RecordsService/all(in:query:policy:)``,
-/// ``FilesService/all(in:pageSize:)``, ``WebhooksService/allDeliveries(of:status:pageSize:)``, and the
+/// ``FilesService/all(in:pageSize:)`` and ``WebhooksService/allDeliveries(of:status:pageSize:)``; the
 /// `list` of the small collections (workspaces, members, bases, tables, fields, views, webhooks,
-/// tokens), which collect theirs.
+/// tokens) follows the cursor the same way and answers every item.
 ///
 /// ```swift
-/// for try await record in client.records.all(in: table, RecordQuery(sort: [.ascending("Name")])) {
+/// for try await record in client.records.all(in: table, query: RecordQuery(sort: [.ascending("Name")])) {
 ///     print(record.fields["Name"] ?? .null)
 /// }
 /// let files = try await client.files.all().collect()
@@ -42,6 +42,8 @@ public struct PageSequence<Element: Codable & Sendable>: AsyncSequence, Sendable
         var buffer: [Element] = []
         var index = 0
         var cursor: String?
+        /// Every cursor followed, so a server that hands back an earlier one cannot make a loop.
+        var seen: Set<String> = []
         var finished = false
         /// Pages fetched so far.
         public private(set) var pagesFetched = 0
@@ -58,8 +60,8 @@ public struct PageSequence<Element: Codable & Sendable>: AsyncSequence, Sendable
                 pagesFetched += 1
                 buffer = page.data
                 index = 0
-                // A cursor that does not move would fetch the same page forever.
-                if let next = page.nextCursor, next != cursor {
+                // A cursor seen before would fetch the same pages forever.
+                if let next = page.nextCursor, seen.insert(next).inserted {
                     cursor = next
                 } else {
                     finished = true
@@ -83,6 +85,7 @@ extension PyAirtableClient {
         tags: @escaping @Sendable (Page<T>) -> [CacheTag]
     ) async throws -> CachedResponse<[T]> {
         var cursor: String?
+        var seen: Set<String> = []
         var answer: CachedResponse<[T]>?
         repeat {
             let page = try await cachedRead(
@@ -102,8 +105,7 @@ extension PyAirtableClient {
             } else {
                 answer = page.map(\.data)
             }
-            let next = page.value.nextCursor
-            cursor = next == cursor ? nil : next
+            cursor = page.value.nextCursor.flatMap { seen.insert($0).inserted ? $0 : nil }
         } while cursor != nil
         return answer!
     }

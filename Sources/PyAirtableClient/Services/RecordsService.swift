@@ -10,7 +10,9 @@ public struct RecordsService: Sendable {
     /// One page of records matching `query` (view, fields, sort, filter, page size, cursor).
     ///
     /// With the cache on, the page is read under `policy` (by default the records rule: cache first,
-    /// 2 minutes); ``listWithSource(in:query:policy:)`` also says where the answer came from.
+    /// 2 minutes); ``listWithSource(in:query:policy:)`` also says where the answer came from, and
+    /// carries records created by pending writes (``CachedResponse/pendingCreates``), which have no
+    /// record id yet and so are not in this page's `data`.
     public func list(
         in table: TableID,
         query: RecordQuery = RecordQuery(),
