@@ -41,7 +41,16 @@ public func buildRouter(services: ServerServices) -> Router<AppRequestContext> {
     // Airtable's Web API v0, over the same storage and access rules (errors in Airtable's shape: see
     // AirtableErrors).
     let airtable = router.group("v0")
+    if services.configuration.airtable.enforceRateLimit {
+        airtable.add(
+            middleware: AirtableRateLimitMiddleware(
+                configuration: services.configuration.airtable,
+                now: services.configuration.now
+            )
+        )
+    }
     AirtableMetaController(store: services.store).addRoutes(to: airtable)
+    AirtableRecordsController(services: services, store: services.store).addRoutes(to: airtable)
     // Last, so it wraps only the not-found responder: see MethodNotAllowedMiddleware.
     router.add(
         middleware: MethodNotAllowedMiddleware(routes: RouteMethods(routes: router.routes.map { ($0.path, $0.method) }))

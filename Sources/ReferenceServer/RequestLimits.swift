@@ -32,6 +32,10 @@ public struct RequestLimits: Sendable {
     public var maximumFilterScanRows: Int
     /// How long one records list may spend on such a scan before it is refused with 422 (default 10 s).
     public var maximumFilterScanDuration: Duration
+    /// The most choices a select field may have after a write with Airtable's `typecast` added the
+    /// ones it names (422 past it; default 1,000): a client cannot grow a schema without bound by
+    /// writing new values.
+    public var maximumSelectChoices: Int
     /// The clock the scan duration is measured on; injected so tests move time without sleeping.
     public var clock: any Clock<Duration>
 
@@ -43,6 +47,7 @@ public struct RequestLimits: Sendable {
         maximumRequestHeadSize: Int = 80 * 1024,
         maximumFilterScanRows: Int = 500_000,
         maximumFilterScanDuration: Duration = .seconds(10),
+        maximumSelectChoices: Int = 1000,
         clock: any Clock<Duration> = ContinuousClock()
     ) {
         self.formula = formula
@@ -52,6 +57,7 @@ public struct RequestLimits: Sendable {
         self.maximumRequestHeadSize = maximumRequestHeadSize
         self.maximumFilterScanRows = maximumFilterScanRows
         self.maximumFilterScanDuration = maximumFilterScanDuration
+        self.maximumSelectChoices = maximumSelectChoices
         self.clock = clock
     }
 }

@@ -61,6 +61,8 @@ public struct ServerConfiguration: Sendable {
     /// Size, nesting and work limits on what one request may ask (formulas, JSON bodies, cursors,
     /// filter scans).
     public var limits: RequestLimits
+    /// How the Airtable API under `/v0` behaves (its rate limit).
+    public var airtable: AirtableConfiguration
 
     public init(
         host: String = "127.0.0.1",
@@ -83,7 +85,8 @@ public struct ServerConfiguration: Sendable {
         serverName: String = "pyat",
         realtime: RealtimeConfiguration = .init(),
         webhooks: WebhookConfiguration = .init(),
-        limits: RequestLimits = .init()
+        limits: RequestLimits = .init(),
+        airtable: AirtableConfiguration = .init()
     ) {
         self.host = host
         self.port = port
@@ -106,6 +109,7 @@ public struct ServerConfiguration: Sendable {
         self.realtime = realtime
         self.webhooks = webhooks
         self.limits = limits
+        self.airtable = airtable
     }
 
     /// The path of the SQLite database inside the data directory.

@@ -13,7 +13,9 @@ extension Pyat {
     struct Bench: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Measure this machine: each benchmark compares with its baseline in the same run.",
-            subcommands: [SDKOverhead.self, CacheBench.self, RealtimeBench.self, ReplayBench.self, FilesBench.self]
+            subcommands: [
+                SDKOverhead.self, CacheBench.self, RealtimeBench.self, ReplayBench.self, FilesBench.self, V0Bench.self,
+            ]
         )
     }
 }

@@ -158,6 +158,15 @@ extension Pyat {
         )
         var passwordHashQueue: Int = PasswordHashingConfiguration().maximumPending
 
+        @Flag(
+            name: .customLong("airtable-limits"),
+            help: ArgumentHelp(
+                "Enforce Airtable's rate limit under /v0: 5 requests a second per base, then 429 with Retry-After.",
+                discussion: "Without it, only Airtable's sizes apply (10 records a write, 100 a page)."
+            )
+        )
+        var airtableLimits = false
+
         func validate() throws {
             guard (0...65535).contains(port) else { throw ValidationError("--port must be from 0 to 65535") }
             guard maximumBodySize >= 1024 else { throw ValidationError("--max-body-size must be at least 1024") }
@@ -225,6 +234,7 @@ extension Pyat {
             configuration.realtime.maximumBufferedBytes = realtimeBufferBytes
             configuration.realtime.webSocketEnabled = !noWebSocket
             configuration.realtime.serverSentEventsEnabled = !noServerSentEvents
+            configuration.airtable.enforceRateLimit = airtableLimits
             configuration.webhooks.allowPrivateTargets = webhooksAllowPrivate
             // The demo's receivers run on this machine.
             configuration.webhooks.allowLoopbackTargets = demo
@@ -247,9 +257,14 @@ extension Pyat {
             let demoToken = demo ? try await DemoData.seed(services: services) : nil
             let host = self.host
             let dataDirectory = self.dataDirectory
+            let airtableLimits = self.airtableLimits
             let application = buildApplication(services: services) { port in
                 let url = "http://\(host):\(port)"
-                var lines = ["pyat serve: listening on \(url) (data in \(dataDirectory))"]
+                var lines = [
+                    "pyat serve: listening on \(url) (data in \(dataDirectory))",
+                    "Airtable API: \(url)/v0"
+                        + (airtableLimits ? " (Airtable's rate limit: 5 requests/s per base)" : ""),
+                ]
                 if let demoToken {
                     lines.append("demo user: \(demoToken.email) / \(demoToken.password)")
                     lines.append("export PYAT_SERVER=\(url)")

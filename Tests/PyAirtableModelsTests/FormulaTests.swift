@@ -382,6 +382,15 @@ struct FormulaEvaluatorTests {
         #expect(try formulaMatches("DATETIME_PARSE({Due}) < DATETIME_PARSE('2024-02-01')", values))
         #expect(try formulaMatches("DATETIME_PARSE({Due}) = '2024-01-05T00:00:00Z'", values))
         #expect(try formulaMatches("DATETIME_PARSE({Due}) = BLANK()", values) == false)
+        // pyairtable sends datetimes as DATETIME_PARSE('…'): a dateTime cell compares as the instant
+        // it names, whatever its text (milliseconds, offset), and reads as its ISO text elsewhere.
+        #expect(try formulaMatches("{When} = DATETIME_PARSE('2024-01-05T12:00:00+02:00')", values))
+        #expect(try formulaMatches("When > DATETIME_PARSE('2024-01-05T09:59:59.999Z')", values))
+        #expect(try formulaMatches("{When} >= DATETIME_PARSE('2024-01-05T10:00:00.001Z')", values) == false)
+        #expect(try formulaMatches("{When} < {Due}", values) == false)
+        #expect(try evalFormula("{When} & ''", values) == .text("2024-01-05T10:00:00.000Z"))
+        #expect(try formulaMatches("FIND('2024-01-05', {When}) = 1", values))
+        #expect(try evalFormula("LEN({When})", values) == .number(24))
         #expect(
             try evalFormula("DATETIME_PARSE('2024-01-05T10:00:00+02:00')")
                 == .date(try #require(isoDate("2024-01-05T08:00:00Z")))

@@ -53,4 +53,45 @@ enum AirtableErrors {
         error.airtableType = "INVALID_PERMISSIONS_OR_MODEL_NOT_FOUND"
         return error
     }
+
+    /// An error of Airtable's `type` with `status`.
+    static func error(_ status: HTTPResponse.Status, _ type: String, _ message: String) -> ServerError {
+        var error = ServerError(
+            status,
+            status == .notFound ? .notFound : status == .forbidden ? .forbidden : .validation,
+            message
+        )
+        error.airtableType = type
+        return error
+    }
+
+    /// A request Airtable would refuse without a more specific type (422 `INVALID_REQUEST_UNKNOWN`).
+    static func invalidRequest(_ message: String) -> ServerError {
+        error(.unprocessableContent, "INVALID_REQUEST_UNKNOWN", message)
+    }
+
+    /// A storage error of a v0 record route in Airtable's terms: a record that is not there is
+    /// `MODEL_ID_NOT_FOUND`, a role that may not write is `INVALID_PERMISSIONS`, a refused value names
+    /// `valueType` (the caller knows whether it was a cell, a formula or an offset).
+    static func recordError(_ error: any Error, valueType: String = "INVALID_VALUE_FOR_COLUMN") -> any Error {
+        guard let storage = error as? StorageError else { return error }
+        var prefix = ""
+        var inner = storage
+        if case .inOperation(let index, let wrapped) = storage {
+            prefix = "record \(index): "
+            inner = wrapped
+        }
+        switch inner {
+        case .notFound(let what):
+            return Self.error(.notFound, "MODEL_ID_NOT_FOUND", prefix + "\(what) not found")
+        case .forbidden(let message):
+            return Self.error(.forbidden, "INVALID_PERMISSIONS", prefix + message)
+        case .invalid(let message, _, _):
+            return Self.error(.unprocessableContent, valueType, prefix + message)
+        default:
+            var mapped = ErrorMiddleware.serverError(for: storage)
+            mapped.airtableType = nil
+            return mapped
+        }
+    }
 }

@@ -218,7 +218,7 @@ enum AirtableJSON {
 
 extension StorageError {
     /// Whether the error says the resource does not exist or is not the caller's to see.
-    fileprivate var isNotFoundOrForbidden: Bool {
+    var isNotFoundOrForbidden: Bool {
         switch self {
         case .notFound, .forbidden: true
         default: false

@@ -20,14 +20,27 @@ struct RouteMethods: Sendable {
         }
     }
 
-    /// The methods registered for the first route pattern `path` matches; empty when none does.
+    /// The methods registered for the route pattern `path` matches — the most specific one, as the
+    /// router's trie prefers constant components to parameters (`/v0/meta/bases` is the meta route,
+    /// not `/v0/{base}/{table}`); empty when none matches.
     func methods(forPath path: String) -> [HTTPRequest.Method] {
         // The router's trie also skips empty components, so `/api/v1/workspaces/` is the same path.
         let components = path.split(separator: "/", omittingEmptySubsequences: true)
+        var best: (constants: [Bool], methods: [HTTPRequest.Method])?
         for entry in entries where Self.matches(entry.path, components) {
-            return entry.methods
+            let constants = entry.path.components.map { !$0.description.contains("{") && !$0.description.contains("*") }
+            if best.map({ Self.moreSpecific(constants, than: $0.constants) }) ?? true {
+                best = (constants, entry.methods)
+            }
         }
-        return []
+        return best?.methods ?? []
+    }
+
+    /// Whether a pattern with these constant components wins over another in the trie: the first
+    /// component where they differ is constant in it.
+    private static func moreSpecific(_ lhs: [Bool], than rhs: [Bool]) -> Bool {
+        for (left, right) in zip(lhs, rhs) where left != right { return left }
+        return false
     }
 
     private static func matches(_ pattern: RouterPath, _ components: [Substring]) -> Bool {

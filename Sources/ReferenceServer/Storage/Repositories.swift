@@ -175,6 +175,14 @@ public protocol RecordRepository: Sendable {
         context: WriteContext
     ) async throws
         -> WriteResult<EncodedJSON>
+    /// A write of Airtable's Web API v0 (create, update, replace, upsert or delete of up to 10
+    /// records, with the select choices its `typecast` adds) in one transaction.
+    func airtableWrite(
+        table: TableID,
+        _ write: AirtableRecordWrite,
+        context: WriteContext
+    ) async throws
+        -> WriteResult<EncodedJSON>
 }
 
 /// Uploaded files' metadata and the reference counts of their content-addressed blobs.
