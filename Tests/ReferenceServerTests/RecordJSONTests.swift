@@ -94,3 +94,103 @@ struct RecordJSONTests {
         #expect(Set(decoded.fields.keys) == ["Name", "Score"])
     }
 }
+
+@Suite("Airtable's record JSON written from /api/v1 bytes", .timeLimit(.minutes(15)))
+struct AirtableRecordJSONTests {
+    static func schema() -> TableSchema {
+        let now = Date(timeIntervalSince1970: 0)
+        let tableID = TableID.generate()
+        let fields: [(String, FieldType)] = [
+            ("Name", .singleLineText), ("Quote \"q\" \\ back", .singleLineText), ("Score", .number),
+            ("Tags", .multipleSelects), ("Files", .multipleAttachments), ("Done", .checkbox),
+            ("Notes\n", .multilineText),
+        ]
+        let built = fields.map {
+            Field(id: .generate(), tableID: tableID, name: $0.0, type: $0.1, createdAt: now, updatedAt: now)
+        }
+        let table = PyAirtableModels.Table(
+            id: tableID,
+            baseID: .generate(),
+            name: "T",
+            primaryFieldID: built[0].id,
+            fields: built,
+            views: [],
+            createdAt: now,
+            updatedAt: now
+        )
+        return TableSchema(table: table, workspaceID: .generate())
+    }
+
+    @Test(
+        "the byte writer gives what decoding and re-encoding gives: empties left out, escaped names, attachments' type"
+    )
+    func matchesDecoding() throws {
+        let schema = Self.schema()
+        let text: [FieldValue] = [
+            .string("plain"), .string("quote \" backslash \\ newline \n é 🚀 }{]["), .string(""), .null,
+        ]
+        let values: [FieldType: [FieldValue]] = [
+            .singleLineText: text, .multilineText: text, .number: [.number(0), .number(-12.5), .null],
+            .multipleSelects: [.strings(["a,b", "{c}"]), .strings([]), .null], .checkbox: [.bool(true), .bool(false)],
+            .multipleAttachments: [
+                .attachments([Attachment(id: .generate(), filename: "x}.pdf", contentType: "application/pdf", size: 3)]
+                ),
+                .attachments([]),
+            ],
+        ]
+        var generator = SystemRandomNumberGenerator()
+        for round in 0..<300 {
+            var stored: [String: FieldValue] = [:]
+            for field in schema.table.fields where Bool.random(using: &generator) {
+                stored[field.id.rawValue] = values[field.type]?.randomElement(using: &generator) ?? .null
+            }
+            var api: [UInt8] = []
+            RecordJSON.append(
+                to: &api,
+                id: RecordID.generate().rawValue,
+                storedFields: String(decoding: try JSONCoding.encoder.encode(stored), as: UTF8.self),
+                version: 3,
+                createdAt: 1_800_000_000_123,
+                updatedAt: 1_800_000_000_456,
+                schema: schema,
+                visible: nil
+            )
+            let byFieldID = round % 2 == 1
+            let fast = try #require(
+                AirtableRecordJSON.record(
+                    fromAPI: api,
+                    schema: schema,
+                    options: .init(byFieldID: byFieldID, commentCount: byFieldID ? 0 : nil)
+                )
+            )
+            var output = AirtableCells.Output()
+            output.byFieldID = byFieldID
+            output.commentCount = byFieldID
+            let slow = try AirtableJSON.encoder.encode(
+                AirtableCells.record(
+                    try JSONCoding.decoder.decode(AirtableCells.StoredRecordJSON.self, from: Data(api)),
+                    schema: schema,
+                    output: output
+                )
+            )
+            let fastObject = try #require(try JSONSerialization.jsonObject(with: Data(fast)) as? NSDictionary)
+            let slowObject = try #require(try JSONSerialization.jsonObject(with: slow) as? NSDictionary)
+            #expect(fastObject == slowObject, "\(String(decoding: fast, as: UTF8.self))")
+            let fields = try #require(fastObject["fields"] as? [String: Any])
+            #expect(fields.values.allSatisfy { !($0 is NSNull) && ($0 as? String) != "" })
+        }
+        // A record of another table is refused, not served as this one's.
+        var other: [UInt8] = []
+        RecordJSON.append(
+            to: &other,
+            id: RecordID.generate().rawValue,
+            storedFields: "{}",
+            version: 1,
+            createdAt: 0,
+            updatedAt: 0,
+            schema: RecordJSONTests.schema(),
+            visible: nil
+        )
+        #expect(AirtableRecordJSON.record(fromAPI: other, schema: schema, options: .init()) == nil)
+    }
+}

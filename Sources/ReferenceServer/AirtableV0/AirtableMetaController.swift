@@ -214,6 +214,15 @@ enum AirtableJSON {
             body: .init(byteBuffer: ByteBuffer(bytes: try encoder.encode(value)))
         )
     }
+
+    /// A 200 answer of JSON already written.
+    static func response(bytes: [UInt8]) -> Response {
+        Response(
+            status: .ok,
+            headers: [.contentType: "application/json; charset=utf-8"],
+            body: .init(byteBuffer: ByteBuffer(bytes: bytes))
+        )
+    }
 }
 
 extension StorageError {

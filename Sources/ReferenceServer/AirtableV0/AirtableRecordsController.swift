@@ -165,12 +165,24 @@ struct AirtableRecordsController {
         } catch {
             throw AirtableErrors.recordError(error)
         }
+        let cellFormat = query.first("cellFormat")
+        let byFieldID = Self.flag(query.first("returnFieldsByFieldId"))
+        if cellFormat == nil || cellFormat == "json" {
+            guard
+                let json = AirtableRecordJSON.record(
+                    fromAPI: encoded.json,
+                    schema: schema,
+                    options: .init(byFieldID: byFieldID)
+                )
+            else { throw Self.recordNotFound(id.rawValue) }
+            return AirtableJSON.response(bytes: json)
+        }
         let stored = try JSONCoding.decoder.decode(AirtableCells.StoredRecordJSON.self, from: Data(encoded.json))
         guard stored.tableID == schema.table.id.rawValue else { throw Self.recordNotFound(id.rawValue) }
         var output = AirtableCells.Output()
-        output.byFieldID = Self.flag(query.first("returnFieldsByFieldId"))
+        output.byFieldID = byFieldID
         output.strings = try await stringFormat(
-            query.first("cellFormat"),
+            cellFormat,
             timeZone: query.first("timeZone"),
             records: [stored],
             schema: schema,
@@ -264,29 +276,58 @@ struct AirtableRecordsController {
             cursor: cursor,
             queryHash: "v0" + Hex.encode(hasher.finalize().prefix(8))
         )
-        let bytes: [UInt8]
+        let page: RecordListParts
         do {
-            bytes = try await store.listRecords(schema: schema, plan: plan, user: user)
+            page = try await store.listRecordParts(schema: schema, plan: plan, user: user)
         } catch {
             throw AirtableErrors.recordError(error, valueType: "INVALID_OFFSET_VALUE")
         }
-        let page = try JSONCoding.decoder.decode(StoredPage.self, from: Data(bytes))
+        let total = returned + page.records.count
+        let more = page.nextCursor != nil && total < (options.maxRecords ?? .max)
+        let offset = more ? page.nextCursor.map { "\(total)/\($0)" } : nil
+        let commentCount = options.recordMetadata.contains("commentCount")
+        if options.cellFormat == nil || options.cellFormat == "json" {
+            // The common case, written from the records' bytes without decoding them.
+            let recordOptions = AirtableRecordJSON.Options(
+                byFieldID: options.returnFieldsByFieldID,
+                commentCount: commentCount ? 0 : nil
+            )
+            var output: [UInt8] = []
+            output.reserveCapacity(page.records.reduce(64) { $0 + $1.count + 1 })
+            output.append(contentsOf: #"{"records":["#.utf8)
+            var first = true
+            for record in page.records {
+                let text = Substring(decoding: record, as: UTF8.self)
+                if !first { output.append(UInt8(ascii: ",")) }
+                first = false
+                guard AirtableRecordJSON.append(fromAPI: text.utf8, schema: schema, options: recordOptions, to: &output)
+                else { throw ServerError(.internalServerError, .server, "a stored record could not be read") }
+            }
+            output.append(UInt8(ascii: "]"))
+            if let offset {
+                output.append(contentsOf: #","offset":"#.utf8)
+                RecordJSON.appendString(offset, to: &output)
+            }
+            output.append(UInt8(ascii: "}"))
+            return AirtableJSON.response(bytes: output)
+        }
+        let records = try page.records.map {
+            try JSONCoding.decoder.decode(AirtableCells.StoredRecordJSON.self, from: Data($0))
+        }
         var output = AirtableCells.Output()
         output.byFieldID = options.returnFieldsByFieldID
-        output.commentCount = options.recordMetadata.contains("commentCount")
+        output.commentCount = commentCount
         output.strings = try await stringFormat(
             options.cellFormat,
             timeZone: options.timeZone,
-            records: page.data,
+            records: records,
             schema: schema,
             user: user
         )
-        let total = returned + page.data.count
-        let more = page.nextCursor != nil && total < (options.maxRecords ?? .max)
         return try AirtableJSON.response(
             RecordPage(
-                records: page.data.map { AirtableCells.record($0, schema: schema, output: output) },
-                offset: more ? page.nextCursor.map { "\(total)/\($0)" } : nil
+                records: records.map { AirtableCells.record($0, schema: schema, output: output) },
+                offset: offset
             )
         )
     }
@@ -520,21 +561,7 @@ struct AirtableRecordsController {
             context
         )
         let byFieldID = body.returnFieldsByFieldId ?? false
-        guard body.performUpsert != nil else {
-            return try Self.recordsAnswer(outcome, schema: schema, byFieldID: byFieldID)
-        }
-        struct UpsertAnswer: Encodable {
-            var records: [AirtableCells.AirtableRecord]
-            var createdRecords: [String]
-            var updatedRecords: [String]
-        }
-        return try AirtableJSON.response(
-            UpsertAnswer(
-                records: try Self.records(outcome, schema: schema, byFieldID: byFieldID),
-                createdRecords: outcome.created,
-                updatedRecords: outcome.updated
-            )
-        )
+        return try Self.recordsAnswer(outcome, schema: schema, byFieldID: byFieldID, upsert: body.performUpsert != nil)
     }
 
     @Sendable func deleteOne(_ request: Request, context: AppRequestContext) async throws -> Response {
@@ -568,11 +595,33 @@ struct AirtableRecordsController {
         var deleted: Bool
     }
 
-    /// What the store answered for a write.
-    struct WriteOutcome: Decodable {
-        var created: [String]
-        var results: [JSONValue]
-        var updated: [String]
+    /// What the store answered for a write: `{"created":[…],"results":[…],"updated":[…]}`, the
+    /// results as the records' `/api/v1` JSON, kept as bytes.
+    struct WriteOutcome {
+        var created: [String] = []
+        var results: [Substring.UTF8View] = []
+        var updated: [String] = []
+
+        init(_ body: Data) throws {
+            let text = Substring(decoding: body, as: UTF8.self)
+            var created: Substring.UTF8View?
+            var updated: Substring.UTF8View?
+            var results: [Substring.UTF8View] = []
+            RecordJSON.forEachMember(of: text.utf8) { key, value in
+                switch key {
+                case "created": created = value
+                case "updated": updated = value
+                case "results": RecordJSON.forEachElement(of: value) { results.append($0) }
+                default: break
+                }
+            }
+            guard let created, let updated else {
+                throw ServerError(.internalServerError, .server, "the write's answer could not be read")
+            }
+            self.created = try JSONCoding.decoder.decode([String].self, from: Data(created))
+            self.updated = try JSONCoding.decoder.decode([String].self, from: Data(updated))
+            self.results = results
+        }
     }
 
     private func write(
@@ -586,37 +635,55 @@ struct AirtableRecordsController {
         } catch {
             throw AirtableErrors.recordError(error)
         }
-        return try JSONCoding.decoder.decode(WriteOutcome.self, from: result.response.body)
+        return try WriteOutcome(result.response.body)
     }
 
-    private static func records(
+    /// The written records in Airtable's form, appended to `output` separated by commas.
+    private static func appendRecords(
         _ outcome: WriteOutcome,
         schema: TableSchema,
-        byFieldID: Bool
-    ) throws -> [AirtableCells.AirtableRecord] {
-        var output = AirtableCells.Output()
-        output.byFieldID = byFieldID
-        return try outcome.results.map { result in
-            let stored = try JSONCoding.decoder.decode(
-                AirtableCells.StoredRecordJSON.self,
-                from: try JSONCoding.encoder.encode(result)
-            )
-            return AirtableCells.record(stored, schema: schema, output: output)
+        byFieldID: Bool,
+        to output: inout [UInt8]
+    ) throws {
+        for (index, result) in outcome.results.enumerated() {
+            if index > 0 { output.append(UInt8(ascii: ",")) }
+            guard
+                AirtableRecordJSON.append(
+                    fromAPI: result,
+                    schema: schema,
+                    options: .init(byFieldID: byFieldID),
+                    to: &output
+                )
+            else { throw ServerError(.internalServerError, .server, "the write answered something else than a record") }
         }
     }
 
-    private static func recordsAnswer(_ outcome: WriteOutcome, schema: TableSchema, byFieldID: Bool) throws -> Response
-    {
-        try AirtableJSON.response(
-            RecordPage(records: try records(outcome, schema: schema, byFieldID: byFieldID), offset: nil)
-        )
+    private static func recordsAnswer(
+        _ outcome: WriteOutcome,
+        schema: TableSchema,
+        byFieldID: Bool,
+        upsert: Bool = false
+    ) throws -> Response {
+        var output: [UInt8] = Array(#"{"records":["#.utf8)
+        try appendRecords(outcome, schema: schema, byFieldID: byFieldID, to: &output)
+        output.append(UInt8(ascii: "]"))
+        if upsert {
+            output.append(contentsOf: #","createdRecords":"#.utf8)
+            output.append(contentsOf: try JSONCoding.encoder.encode(outcome.created))
+            output.append(contentsOf: #","updatedRecords":"#.utf8)
+            output.append(contentsOf: try JSONCoding.encoder.encode(outcome.updated))
+        }
+        output.append(UInt8(ascii: "}"))
+        return AirtableJSON.response(bytes: output)
     }
 
     private static func singleAnswer(_ outcome: WriteOutcome, schema: TableSchema, byFieldID: Bool) throws -> Response {
-        guard let record = try records(outcome, schema: schema, byFieldID: byFieldID).first else {
+        guard outcome.results.count == 1 else {
             throw ServerError(.internalServerError, .server, "the write answered no record")
         }
-        return try AirtableJSON.response(record)
+        var output: [UInt8] = []
+        try appendRecords(outcome, schema: schema, byFieldID: byFieldID, to: &output)
+        return AirtableJSON.response(bytes: output)
     }
 
     /// A write's cells keyed by field name, converted for their fields' types.

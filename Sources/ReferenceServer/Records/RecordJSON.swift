@@ -73,89 +73,59 @@ enum RecordJSON {
     /// Calls `body` with each key and raw value of a JSON object's top level.
     ///
     /// The input is JSON this server wrote; on anything unexpected it stops rather than guessing.
+    /// Keys with escapes are unescaped (stored keys are field ids and never have any; names in
+    /// answers may).
     static func forEachMember(of json: String, _ body: (String, Substring.UTF8View) -> Void) {
-        let text = Substring(json)
-        let bytes = text.utf8
-        var index = bytes.startIndex
-        func skipWhitespace() {
-            while index < bytes.endIndex, [0x20, 0x0A, 0x0D, 0x09].contains(bytes[index]) {
-                index = bytes.index(after: index)
-            }
-        }
-        /// Moves past a string starting at `index` (at its opening quote).
-        func skipString() -> Bool {
-            index = bytes.index(after: index)
-            while index < bytes.endIndex {
-                let byte = bytes[index]
-                if byte == UInt8(ascii: "\\") {
-                    index = bytes.index(after: index)
-                    guard index < bytes.endIndex else { return false }
-                } else if byte == UInt8(ascii: "\"") {
-                    index = bytes.index(after: index)
-                    return true
-                }
-                index = bytes.index(after: index)
-            }
-            return false
-        }
-        /// Moves past one value of any kind.
-        func skipValue() -> Bool {
-            guard index < bytes.endIndex else { return false }
-            switch bytes[index] {
-            case UInt8(ascii: "\""):
-                return skipString()
-            case UInt8(ascii: "["), UInt8(ascii: "{"):
-                var depth = 0
-                while index < bytes.endIndex {
-                    let byte = bytes[index]
-                    if byte == UInt8(ascii: "\"") {
-                        guard skipString() else { return false }
-                        continue
-                    }
-                    if byte == UInt8(ascii: "[") || byte == UInt8(ascii: "{") { depth += 1 }
-                    if byte == UInt8(ascii: "]") || byte == UInt8(ascii: "}") {
-                        depth -= 1
-                        if depth == 0 {
-                            index = bytes.index(after: index)
-                            return true
-                        }
-                    }
-                    index = bytes.index(after: index)
-                }
-                return false
-            default:
-                while index < bytes.endIndex,
-                    ![UInt8(ascii: ","), UInt8(ascii: "}"), UInt8(ascii: "]")].contains(bytes[index])
-                {
-                    index = bytes.index(after: index)
-                }
-                return true
-            }
-        }
-        skipWhitespace()
-        guard index < bytes.endIndex, bytes[index] == UInt8(ascii: "{") else { return }
-        index = bytes.index(after: index)
+        forEachMember(of: Substring(json).utf8, body)
+    }
+
+    /// ``forEachMember(of:_:)`` over a part of a larger text (a member's raw value).
+    static func forEachMember(of bytes: Substring.UTF8View, _ body: (String, Substring.UTF8View) -> Void) {
+        let text = Substring(bytes)
+        var scanner = JSONScanner(bytes: bytes)
+        scanner.skipWhitespace()
+        guard scanner.consume(UInt8(ascii: "{")) else { return }
         while true {
-            skipWhitespace()
-            guard index < bytes.endIndex, bytes[index] == UInt8(ascii: "\"") else { return }
-            let keyStart = bytes.index(after: index)
-            guard skipString() else { return }
-            // Keys are field ids: letters and digits, never escaped.
-            let key = String(text[keyStart..<bytes.index(before: index)])
-            skipWhitespace()
-            guard index < bytes.endIndex, bytes[index] == UInt8(ascii: ":") else { return }
-            index = bytes.index(after: index)
-            skipWhitespace()
-            let valueStart = index
-            guard skipValue() else { return }
-            body(key, text[valueStart..<index].utf8)
-            skipWhitespace()
-            guard index < bytes.endIndex else { return }
-            if bytes[index] == UInt8(ascii: ",") {
-                index = bytes.index(after: index)
-                continue
+            scanner.skipWhitespace()
+            guard scanner.peek == UInt8(ascii: "\"") else { return }
+            let keyStart = bytes.index(after: scanner.index)
+            guard scanner.skipString() else { return }
+            let raw = text[keyStart..<bytes.index(before: scanner.index)]
+            let key: String
+            if raw.utf8.contains(UInt8(ascii: "\\")) {
+                guard let decoded = try? JSONCoding.decoder.decode(String.self, from: Data("\"\(raw)\"".utf8)) else {
+                    return
+                }
+                key = decoded
+            } else {
+                key = String(raw)
             }
-            return
+            scanner.skipWhitespace()
+            guard scanner.consume(UInt8(ascii: ":")) else { return }
+            scanner.skipWhitespace()
+            let valueStart = scanner.index
+            guard scanner.skipValue() else { return }
+            body(key, text[valueStart..<scanner.index].utf8)
+            scanner.skipWhitespace()
+            guard scanner.consume(UInt8(ascii: ",")) else { return }
+        }
+    }
+
+    /// Calls `body` with each raw element of a JSON array (JSON this server wrote).
+    static func forEachElement(of bytes: Substring.UTF8View, _ body: (Substring.UTF8View) -> Void) {
+        let text = Substring(bytes)
+        var scanner = JSONScanner(bytes: bytes)
+        scanner.skipWhitespace()
+        guard scanner.consume(UInt8(ascii: "[")) else { return }
+        scanner.skipWhitespace()
+        if scanner.peek == UInt8(ascii: "]") { return }
+        while true {
+            scanner.skipWhitespace()
+            let start = scanner.index
+            guard scanner.skipValue() else { return }
+            body(text[start..<scanner.index].utf8)
+            scanner.skipWhitespace()
+            guard scanner.consume(UInt8(ascii: ",")) else { return }
         }
     }
 
@@ -227,5 +197,80 @@ enum RecordJSON {
             }
         }
         output.append(UInt8(ascii: "\""))
+    }
+}
+
+/// Moves over JSON this server wrote, value by value, without decoding it.
+struct JSONScanner {
+    let bytes: Substring.UTF8View
+    var index: Substring.UTF8View.Index
+
+    init(bytes: Substring.UTF8View) {
+        self.bytes = bytes
+        index = bytes.startIndex
+    }
+
+    var peek: UInt8? { index < bytes.endIndex ? bytes[index] : nil }
+
+    mutating func consume(_ byte: UInt8) -> Bool {
+        guard peek == byte else { return false }
+        index = bytes.index(after: index)
+        return true
+    }
+
+    mutating func skipWhitespace() {
+        while let byte = peek, byte == 0x20 || byte == 0x0A || byte == 0x0D || byte == 0x09 {
+            index = bytes.index(after: index)
+        }
+    }
+
+    /// Moves past a string starting at `index` (at its opening quote).
+    mutating func skipString() -> Bool {
+        index = bytes.index(after: index)
+        while index < bytes.endIndex {
+            let byte = bytes[index]
+            if byte == UInt8(ascii: "\\") {
+                index = bytes.index(after: index)
+                guard index < bytes.endIndex else { return false }
+            } else if byte == UInt8(ascii: "\"") {
+                index = bytes.index(after: index)
+                return true
+            }
+            index = bytes.index(after: index)
+        }
+        return false
+    }
+
+    /// Moves past one value of any kind.
+    mutating func skipValue() -> Bool {
+        guard let first = peek else { return false }
+        switch first {
+        case UInt8(ascii: "\""):
+            return skipString()
+        case UInt8(ascii: "["), UInt8(ascii: "{"):
+            var depth = 0
+            while index < bytes.endIndex {
+                let byte = bytes[index]
+                if byte == UInt8(ascii: "\"") {
+                    guard skipString() else { return false }
+                    continue
+                }
+                if byte == UInt8(ascii: "[") || byte == UInt8(ascii: "{") { depth += 1 }
+                if byte == UInt8(ascii: "]") || byte == UInt8(ascii: "}") {
+                    depth -= 1
+                    if depth == 0 {
+                        index = bytes.index(after: index)
+                        return true
+                    }
+                }
+                index = bytes.index(after: index)
+            }
+            return false
+        default:
+            while let byte = peek, byte != UInt8(ascii: ","), byte != UInt8(ascii: "}"), byte != UInt8(ascii: "]") {
+                index = bytes.index(after: index)
+            }
+            return true
+        }
     }
 }

@@ -154,6 +154,7 @@ public protocol RecordRepository: Sendable {
     func encodedRecord(id: RecordID, user: UserID) async throws -> EncodedRecord
     /// A page of records as the wire's `{"data": [...], "next_cursor": …}` JSON.
     func listRecords(schema: TableSchema, plan: RecordListPlan, user: UserID) async throws -> [UInt8]
+    func listRecordParts(schema: TableSchema, plan: RecordListPlan, user: UserID) async throws -> RecordListParts
     func createRecord(
         table: TableID,
         fields: [String: FieldValue],

@@ -15,6 +15,12 @@ public struct RecordListPlan: Sendable {
     var queryHash: String
 }
 
+/// A page of records: each record's wire JSON, and the cursor of the next page (`nil` on the last).
+public struct RecordListParts: Sendable {
+    public var records: [[UInt8]]
+    public var nextCursor: String?
+}
+
 extension SQLiteStore {
     static func jsonPath(_ field: FieldID) -> String { "$.\"\(field.rawValue)\"" }
 
@@ -168,6 +174,32 @@ extension SQLiteStore {
     /// A page of records. Filters run in SQLite where they can; the rest is evaluated on the rows
     /// SQLite returns, reading further until the page is full.
     public func listRecords(schema: TableSchema, plan: RecordListPlan, user: UserID) async throws -> [UInt8] {
+        let page = try await listRecordParts(schema: schema, plan: plan, user: user)
+        var output: [UInt8] = []
+        output.reserveCapacity(page.records.reduce(64) { $0 + $1.count + 1 })
+        output.append(contentsOf: #"{"data":["#.utf8)
+        for (index, record) in page.records.enumerated() {
+            if index > 0 { output.append(UInt8(ascii: ",")) }
+            output.append(contentsOf: record)
+        }
+        output.append(contentsOf: #"],"next_cursor":"#.utf8)
+        if let nextCursor = page.nextCursor {
+            RecordJSON.appendString(nextCursor, to: &output)
+        } else {
+            output.append(contentsOf: "null".utf8)
+        }
+        output.append(UInt8(ascii: "}"))
+        return output
+    }
+
+    /// ``listRecords(schema:plan:user:)``'s page as its records' wire JSON and the next cursor.
+    public func listRecordParts(
+        schema: TableSchema,
+        plan: RecordListPlan,
+        user: UserID
+    ) async throws
+        -> RecordListParts
+    {
         let cursor = try plan.cursor.map { try RecordCursor.decode($0, queryHash: plan.queryHash) }
         do {
             return try await listRecords(schema: schema, plan: plan, cursor: cursor, user: user, pushdown: true)
@@ -189,7 +221,7 @@ extension SQLiteStore {
         cursor: RecordCursor?,
         user: UserID,
         pushdown: Bool
-    ) async throws -> [UInt8] {
+    ) async throws -> RecordListParts {
         let columns = Dictionary(
             uniqueKeysWithValues: schema.table.fields.map { ($0.name, (id: $0.id.rawValue, type: $0.type)) }
         )
@@ -302,21 +334,7 @@ extension SQLiteStore {
             }
             let page = matched.prefix(pageSize)
             let nextCursor = matched.count > pageSize ? page.last?.cursor.encoded() : nil
-            var output: [UInt8] = []
-            output.reserveCapacity(page.reduce(64) { $0 + $1.json.count + 1 })
-            output.append(contentsOf: #"{"data":["#.utf8)
-            for (index, item) in page.enumerated() {
-                if index > 0 { output.append(UInt8(ascii: ",")) }
-                output.append(contentsOf: item.json)
-            }
-            output.append(contentsOf: #"],"next_cursor":"#.utf8)
-            if let nextCursor {
-                RecordJSON.appendString(nextCursor, to: &output)
-            } else {
-                output.append(contentsOf: "null".utf8)
-            }
-            output.append(UInt8(ascii: "}"))
-            return output
+            return RecordListParts(records: page.map(\.json), nextCursor: nextCursor)
         }
     }
 

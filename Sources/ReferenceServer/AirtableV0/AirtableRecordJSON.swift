@@ -1,0 +1,103 @@
+import Foundation
+import PyAirtableModels
+
+/// Writes Airtable's form of a record straight from the wire JSON `/api/v1` serves (``RecordJSON``),
+/// without decoding the cells: `{"id":…,"createdTime":…,"fields":{…}}`, empty cells (`null`, `false`,
+/// `""`, `[]`) left out. Only attachment cells are decoded, to name their content type `type`.
+enum AirtableRecordJSON {
+    /// How the record is written.
+    struct Options {
+        /// Cells keyed by field id instead of name.
+        var byFieldID = false
+        /// `"commentCount"` added (`recordMetadata[]=commentCount`).
+        var commentCount: Int?
+    }
+
+    /// Appends Airtable's form of `record` (an `/api/v1` record's JSON) to `output`.
+    /// - Returns: `false`, with nothing appended, when the record is not in `schema`'s table or is not
+    ///   a record's JSON.
+    @discardableResult
+    static func append(
+        fromAPI record: Substring.UTF8View,
+        schema: TableSchema,
+        options: Options,
+        to output: inout [UInt8]
+    ) -> Bool {
+        var id: Substring.UTF8View?
+        var createdAt: Substring.UTF8View?
+        var tableID: Substring.UTF8View?
+        var fields: Substring.UTF8View?
+        RecordJSON.forEachMember(of: record) { key, value in
+            switch key {
+            case "id": id = value
+            case "created_at": createdAt = value
+            case "table_id": tableID = value
+            case "fields": fields = value
+            default: break
+            }
+        }
+        guard let id, let createdAt, let tableID, let fields,
+            tableID.elementsEqual(#""\#(schema.table.id.rawValue)""#.utf8)
+        else { return false }
+        output.append(contentsOf: #"{"id":"#.utf8)
+        output.append(contentsOf: id)
+        output.append(contentsOf: #","createdTime":"#.utf8)
+        output.append(contentsOf: createdAt)
+        output.append(contentsOf: #","fields":{"#.utf8)
+        var first = true
+        RecordJSON.forEachMember(of: fields) { name, value in
+            guard let field = schema.fieldsByName[name], !isEmpty(value) else { return }
+            if !first { output.append(UInt8(ascii: ",")) }
+            first = false
+            RecordJSON.appendString(options.byFieldID ? field.id.rawValue : name, to: &output)
+            output.append(UInt8(ascii: ":"))
+            if field.type == .multipleAttachments {
+                appendAttachments(value, to: &output)
+            } else {
+                output.append(contentsOf: value)
+            }
+        }
+        output.append(UInt8(ascii: "}"))
+        if let count = options.commentCount {
+            output.append(contentsOf: #","commentCount":"#.utf8)
+            output.append(contentsOf: String(count).utf8)
+        }
+        output.append(UInt8(ascii: "}"))
+        return true
+    }
+
+    /// Airtable's form of one `/api/v1` record's JSON, or `nil` (see ``append(fromAPI:schema:options:to:)``).
+    static func record(fromAPI json: [UInt8], schema: TableSchema, options: Options) -> [UInt8]? {
+        var output: [UInt8] = []
+        output.reserveCapacity(json.count)
+        let text = Substring(decoding: json, as: UTF8.self)
+        return append(fromAPI: text.utf8, schema: schema, options: options, to: &output) ? output : nil
+    }
+
+    private static func isEmpty(_ value: Substring.UTF8View) -> Bool {
+        value.elementsEqual("null".utf8) || value.elementsEqual("false".utf8) || value.elementsEqual(#""""#.utf8)
+            || value.elementsEqual("[]".utf8)
+    }
+
+    /// Attachment objects with `content_type` renamed `type`, as Airtable names it.
+    private static func appendAttachments(_ value: Substring.UTF8View, to output: inout [UInt8]) {
+        guard let decoded = try? JSONCoding.decoder.decode(JSONValue.self, from: Data(value)),
+            case .array(let items) = decoded
+        else {
+            output.append(contentsOf: value)
+            return
+        }
+        let renamed = JSONValue.array(
+            items.map { item in
+                guard case .object(var object) = item else { return item }
+                if let type = object.removeValue(forKey: "content_type") { object["type"] = type }
+                return .object(object)
+            }
+        )
+        if let encoded = try? AirtableJSON.encoder.encode(renamed) {
+            output.append(contentsOf: encoded)
+        } else {
+            output.append(contentsOf: value)
+        }
+    }
+}
