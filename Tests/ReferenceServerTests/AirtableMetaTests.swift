@@ -78,6 +78,51 @@ struct AirtableMetaTests {
         }
     }
 
+    @Test("a base's collaborators: the workspace's members with their permission levels, when asked")
+    func collaborators() async throws {
+        try await Harness.withServer(via: .router) { api, _ in
+            let (owner, ownerUser) = try await api.register("Owner")
+            let (viewer, viewerUser) = try await api.register("Viewer")
+            let (stranger, _) = try await api.register("Stranger")
+            let (workspace, base, _) = try await owner.scaffold()
+            try await owner.addMember(workspace.id, user: viewerUser.id, role: .viewer)
+            let path = "/v0/meta/bases/\(base.id)"
+
+            let plain = try Self.object(try await viewer.send(.get, path))
+            #expect(
+                plain["id"] as? String == base.id.rawValue && plain["workspaceId"] as? String == workspace.id.rawValue
+            )
+            #expect(plain["permissionLevel"] as? String == "read" && plain["createdTime"] is String)
+            #expect(plain["individualCollaborators"] == nil)
+
+            let full = try Self.object(
+                try await owner.send(.get, "\(path)?include=collaborators&include=inviteLinks&include=interfaces")
+            )
+            #expect(full["permissionLevel"] as? String == "create")
+            let individual = try #require(full["individualCollaborators"] as? [String: Any])
+            let members = try #require(individual["workspaceCollaborators"] as? [[String: Any]])
+            let levels = Dictionary(
+                uniqueKeysWithValues: members.compactMap { member in
+                    (member["userId"] as? String).map { ($0, member["permissionLevel"] as? String ?? "") }
+                }
+            )
+            #expect(levels == [ownerUser.id.rawValue: "create", viewerUser.id.rawValue: "read"])
+            #expect(
+                members.allSatisfy {
+                    $0["grantedByUserId"] as? String == ownerUser.id.rawValue && $0["email"] is String
+                }
+            )
+            #expect((individual["baseCollaborators"] as? [Any])?.isEmpty == true)
+            #expect((full["inviteLinks"] as? [String: Any])?["baseInviteLinks"] as? [Any] != nil)
+
+            try Self.expectAirtableError(
+                try await stranger.send(.get, path),
+                .forbidden,
+                "INVALID_PERMISSIONS_OR_MODEL_NOT_FOUND"
+            )
+        }
+    }
+
     @Test("a base's schema has each field's type and options, views, and visibleFieldIds when asked")
     func tables() async throws {
         try await Harness.withServer(via: .router) { api, _ in

@@ -176,6 +176,12 @@ def test_meta(server, account, tasks):
     types = {field.name: field.type for field in tasks_schema.fields}
     assert types["Score"] == "number" and types["When"] == "dateTime" and types["Files"] == "multipleAttachments"
     assert api.table(base, "Tasks").schema().field("Status").options.choices[0].name == "Todo"
+    collaborators = api.base(base).collaborators()
+    assert collaborators.id == base and collaborators.permission_level == "create"
+    members = collaborators.individual_collaborators.via_workspace
+    assert [(member.user_id, member.email, member.permission_level) for member in members] == [
+        (account.user_id, account.email, "create")
+    ]
 
 
 def test_orm(server, account):

@@ -13,6 +13,7 @@ struct AirtableMetaController {
         group.get("meta/whoami", use: whoami)
         group.get("meta/bases", use: bases)
         group.get("meta/bases/{id}/tables", use: tables)
+        group.get("meta/bases/{id}", use: collaborators)
     }
 
     @Sendable func whoami(_ request: Request, context: AppRequestContext) async throws -> Response {
@@ -60,6 +61,86 @@ struct AirtableMetaController {
         return try AirtableJSON.response(
             TableList(tables: tables.map { Self.schema(of: $0, withVisibleFieldIDs: withVisible) })
         )
+    }
+
+    /// A base with the caller's permission level (`Base.collaborators()` in pyairtable). With
+    /// `include=collaborators`, the workspace's members as workspace collaborators (a base has no
+    /// members of its own here); `include=inviteLinks` and `include=interfaces` add Airtable's empty
+    /// lists (there are no invite links or interfaces). `grantedByUserId` is the workspace's first
+    /// owner: memberships do not record who added them.
+    @Sendable func collaborators(_ request: Request, context: AppRequestContext) async throws -> Response {
+        let user = try context.requireUser()
+        let hidden = AirtableErrors.modelNotFound("no such base, or it is not shared with this token")
+        guard let baseID = BaseID(context.parameters.get("id") ?? "") else { throw hidden }
+        let base: Base
+        let workspace: Workspace
+        let members: [Member]
+        do {
+            base = try await store.base(id: baseID, user: user)
+            workspace = try await store.workspace(id: base.workspaceID, user: user)
+            members = try await store.members(workspace: base.workspaceID, user: user)
+        } catch let error as StorageError where error.isNotFoundOrForbidden {
+            throw hidden
+        }
+        let includes = Set(request.uri.queryParameters.getAll("include").map { String($0) })
+        let owner = members.first { $0.role == .owner }?.userID.rawValue ?? ""
+        var answer = BaseCollaborators(
+            id: base.id.rawValue,
+            name: base.name,
+            createdTime: Timestamp.format(base.createdAt),
+            permissionLevel: Self.permissionLevel(of: workspace.role),
+            workspaceId: base.workspaceID.rawValue
+        )
+        if includes.contains("collaborators") {
+            answer.individualCollaborators = .init(
+                baseCollaborators: [],
+                workspaceCollaborators: members.map {
+                    Collaborator(
+                        userId: $0.userID.rawValue,
+                        email: $0.email,
+                        permissionLevel: Self.permissionLevel(of: $0.role),
+                        createdTime: Timestamp.format($0.addedAt),
+                        grantedByUserId: owner
+                    )
+                }
+            )
+            answer.groupCollaborators = .init(baseCollaborators: [], workspaceCollaborators: [])
+        }
+        if includes.contains("inviteLinks") {
+            answer.inviteLinks = .init(baseInviteLinks: [], workspaceInviteLinks: [])
+        }
+        if includes.contains("interfaces") { answer.interfaces = [:] }
+        return try AirtableJSON.response(answer)
+    }
+
+    struct Collaborator: Encodable {
+        var userId: String
+        var email: String
+        var permissionLevel: String
+        var createdTime: String
+        var grantedByUserId: String
+    }
+
+    struct CollaboratorLists<Item: Encodable>: Encodable {
+        var baseCollaborators: [Item]
+        var workspaceCollaborators: [Item]
+    }
+
+    struct InviteLinks: Encodable {
+        var baseInviteLinks: [String]
+        var workspaceInviteLinks: [String]
+    }
+
+    struct BaseCollaborators: Encodable {
+        var id: String
+        var name: String
+        var createdTime: String
+        var permissionLevel: String
+        var workspaceId: String
+        var individualCollaborators: CollaboratorLists<Collaborator>?
+        var groupCollaborators: CollaboratorLists<Collaborator>?
+        var inviteLinks: InviteLinks?
+        var interfaces: [String: String]?
     }
 
     /// Airtable's permission level for a workspace role.
