@@ -51,6 +51,7 @@ public func buildRouter(services: ServerServices) -> Router<AppRequestContext> {
     }
     AirtableMetaController(store: services.store).addRoutes(to: airtable)
     AirtableRecordsController(services: services, store: services.store).addRoutes(to: airtable)
+    AirtableAttachmentsController(services: services).addRoutes(to: airtable)
     // Last, so it wraps only the not-found responder: see MethodNotAllowedMiddleware.
     router.add(
         middleware: MethodNotAllowedMiddleware(routes: RouteMethods(routes: router.routes.map { ($0.path, $0.method) }))

@@ -167,6 +167,18 @@ extension Pyat {
         )
         var airtableLimits = false
 
+        @Flag(
+            name: .customLong("downloads-allow-private"),
+            help: "Let attachments named by URL come from loopback and private-network addresses (off: refused)."
+        )
+        var downloadsAllowPrivate = false
+
+        @Option(
+            name: .customLong("public-url"),
+            help: "The origin attachment URLs start with, behind a proxy (default: http:// and the request's Host)."
+        )
+        var publicURL: String?
+
         func validate() throws {
             guard (0...65535).contains(port) else { throw ValidationError("--port must be from 0 to 65535") }
             guard maximumBodySize >= 1024 else { throw ValidationError("--max-body-size must be at least 1024") }
@@ -235,6 +247,9 @@ extension Pyat {
             configuration.realtime.webSocketEnabled = !noWebSocket
             configuration.realtime.serverSentEventsEnabled = !noServerSentEvents
             configuration.airtable.enforceRateLimit = airtableLimits
+            configuration.airtable.allowPrivateDownloads = downloadsAllowPrivate
+            configuration.airtable.allowLoopbackDownloads = demo || downloadsAllowPrivate
+            configuration.airtable.publicURL = publicURL
             configuration.webhooks.allowPrivateTargets = webhooksAllowPrivate
             // The demo's receivers run on this machine.
             configuration.webhooks.allowLoopbackTargets = demo

@@ -125,7 +125,8 @@ class Account:
 
 @pytest.fixture(scope="session")
 def server():
-    server = Server()
+    # Attachments by URL come from a file server on this machine (test_attachments_by_url).
+    server = Server("--downloads-allow-private")
     try:
         yield server
     finally:

@@ -4,6 +4,11 @@ Run by scripts/pyairtable-interop.sh (CI runs it); PYAT_BIN names the pyat binar
 
 import concurrent.futures
 import datetime
+import functools
+import http.server
+import os
+import tempfile
+import threading
 import time
 
 import pytest
@@ -308,3 +313,34 @@ def test_rate_limit(limited_server):
             assert error.response.json()["error"]["type"] == "TOO_MANY_REQUESTS"
             assert int(error.response.headers["Retry-After"]) >= 1
     assert 429 in answers
+
+
+def test_attachments_by_url(server, account, tasks):
+    """An attachment named by URL is downloaded by the server; its URL in answers works without a token."""
+    base, _ = tasks
+    content = os.urandom(50_000)
+    directory = tempfile.mkdtemp(prefix="pyat-interop-files-")
+    with open(os.path.join(directory, "scan.bin"), "wb") as file:
+        file.write(content)
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=directory)
+    handler.log_message = lambda *args: None
+    files = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=files.serve_forever, daemon=True)
+    thread.start()
+    try:
+        url = f"http://127.0.0.1:{files.server_address[1]}/scan.bin"
+        t = api_for(server, account).table(base, "Tasks")
+        record = t.create({"Name": "doc", "Files": [{"url": url, "filename": "scan.bin"}]})
+        attachment = record["fields"]["Files"][0]
+        assert attachment["filename"] == "scan.bin" and attachment["size"] == len(content)
+        assert attachment["id"].startswith("fil")
+        downloaded = requests.get(attachment["url"], timeout=30)
+        assert downloaded.status_code == 200 and downloaded.content == content
+        # Keeping an attachment while adding another: the kept one by id, the new one by URL.
+        updated = t.update(record["id"], {"Files": [{"id": attachment["id"]}, {"url": url, "filename": "copy.bin"}]})
+        assert [item["filename"] for item in updated["fields"]["Files"]] == ["scan.bin", "copy.bin"]
+        tampered = attachment["url"].replace("signature=", "signature=00")
+        assert requests.get(tampered, timeout=30).status_code == 403
+    finally:
+        files.shutdown()
+        files.server_close()

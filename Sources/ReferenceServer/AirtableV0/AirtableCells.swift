@@ -121,14 +121,8 @@ enum AirtableCells {
                         }
                         return Attachment(id: fileID)
                     }
-                    if object["url"] != nil {
-                        throw AirtableErrors.error(
-                            .unprocessableContent,
-                            "INVALID_ATTACHMENT_OBJECT",
-                            "attachments by URL are not accepted by this server yet: upload the file to "
-                                + "/api/v1/files and send {\"id\": \"fil…\"}"
-                        )
-                    }
+                    // Attachments by URL were downloaded before (AttachmentDownloads): a "url" left here is
+                    // not a string.
                     throw AirtableErrors.error(
                         .unprocessableContent,
                         "INVALID_ATTACHMENT_OBJECT",
@@ -198,6 +192,8 @@ enum AirtableCells {
     struct StringFormat: Sendable {
         var timeZone: TimeZone
         var linkedNames: [String: String] = [:]
+        /// Signed URLs for attachments; without, the stored one is shown.
+        var attachments: AttachmentURLs?
     }
 
     /// A record as `/api/v1` answers it (the stored form the v0 routes start from).
@@ -250,7 +246,10 @@ enum AirtableCells {
 
     /// A cell in `cellFormat=json`: stored values are Airtable's already, but for attachments, whose
     /// objects name the content type `type`.
-    private static func json(_ value: JSONValue) -> JSONValue {
+    private static func json(_ value: JSONValue) -> JSONValue { renameContentType(value) }
+
+    /// Attachment objects with `content_type` named `type`, as Airtable names it.
+    static func renameContentType(_ value: JSONValue) -> JSONValue {
         guard case .array(let items) = value, items.contains(where: { $0["content_type"] != nil }) else {
             return value
         }
@@ -294,7 +293,10 @@ enum AirtableCells {
         case (.multipleAttachments, .array(let items)):
             return items.map { item -> String in
                 let name = item["filename"].flatMap { if case .string(let s) = $0 { s } else { nil } } ?? ""
-                let url = item["url"].flatMap { if case .string(let s) = $0 { s } else { nil } } ?? ""
+                var url = item["url"].flatMap { if case .string(let s) = $0 { s } else { nil } } ?? ""
+                if let urls = format.attachments, case .string(let id)? = item["id"] {
+                    url = urls.url(file: id, filename: name)
+                }
                 return "\(name) (\(url))"
             }.joined(separator: ", ")
         case (_, .array(let items)):

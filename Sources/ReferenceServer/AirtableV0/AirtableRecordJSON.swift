@@ -11,6 +11,8 @@ enum AirtableRecordJSON {
         var byFieldID = false
         /// `"commentCount"` added (`recordMetadata[]=commentCount`).
         var commentCount: Int?
+        /// Signed URLs for attachments (their `url`); without, the stored one is kept.
+        var attachments: AttachmentURLs?
     }
 
     /// Appends Airtable's form of `record` (an `/api/v1` record's JSON) to `output`.
@@ -52,7 +54,7 @@ enum AirtableRecordJSON {
             RecordJSON.appendString(options.byFieldID ? field.id.rawValue : name, to: &output)
             output.append(UInt8(ascii: ":"))
             if field.type == .multipleAttachments {
-                appendAttachments(value, to: &output)
+                appendAttachments(value, urls: options.attachments, to: &output)
             } else {
                 output.append(contentsOf: value)
             }
@@ -79,21 +81,17 @@ enum AirtableRecordJSON {
             || value.elementsEqual("[]".utf8)
     }
 
-    /// Attachment objects with `content_type` renamed `type`, as Airtable names it.
-    private static func appendAttachments(_ value: Substring.UTF8View, to output: inout [UInt8]) {
-        guard let decoded = try? JSONCoding.decoder.decode(JSONValue.self, from: Data(value)),
-            case .array(let items) = decoded
-        else {
+    /// Attachment objects with `content_type` renamed `type`, as Airtable names it, and signed URLs.
+    private static func appendAttachments(
+        _ value: Substring.UTF8View,
+        urls: AttachmentURLs?,
+        to output: inout [UInt8]
+    ) {
+        guard let decoded = try? JSONCoding.decoder.decode(JSONValue.self, from: Data(value)) else {
             output.append(contentsOf: value)
             return
         }
-        let renamed = JSONValue.array(
-            items.map { item in
-                guard case .object(var object) = item else { return item }
-                if let type = object.removeValue(forKey: "content_type") { object["type"] = type }
-                return .object(object)
-            }
-        )
+        let renamed = urls.map { $0.airtable(decoded) } ?? AirtableCells.renameContentType(decoded)
         if let encoded = try? AirtableJSON.encoder.encode(renamed) {
             output.append(contentsOf: encoded)
         } else {

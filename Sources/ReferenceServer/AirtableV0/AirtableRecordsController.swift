@@ -86,6 +86,17 @@ struct AirtableRecordsController {
         var returnFieldsByFieldID = false
         var recordMetadata: [String] = []
         var timeZone: String?
+        var attachments: AttachmentURLs?
+    }
+
+    /// Signed attachment URLs for an answer to `request`.
+    private func attachmentURLs(_ request: Request) -> AttachmentURLs {
+        AttachmentURLs(
+            origin: AttachmentURLs.origin(for: request, configuration: services.configuration.airtable),
+            keys: services.keys,
+            now: now,
+            lifetime: services.configuration.airtable.attachmentURLLifetime
+        )
     }
 
     @Sendable func list(_ request: Request, context: AppRequestContext) async throws -> Response {
@@ -104,6 +115,7 @@ struct AirtableRecordsController {
         options.returnFieldsByFieldID = Self.flag(query.first("returnFieldsByFieldId"))
         options.recordMetadata = query.all("recordMetadata")
         options.timeZone = query.first("timeZone")
+        options.attachments = attachmentURLs(request)
         return try await answerList(options, schema: schema, user: user)
     }
 
@@ -151,6 +163,7 @@ struct AirtableRecordsController {
         if case .bool(let flag)? = body["returnFieldsByFieldId"] { options.returnFieldsByFieldID = flag }
         options.recordMetadata = try Self.texts(body["recordMetadata"], "recordMetadata")
         options.timeZone = try query.first("timeZone") ?? Self.text(body["timeZone"], "timeZone")
+        options.attachments = attachmentURLs(request)
         return try await answerList(options, schema: schema, user: user)
     }
 
@@ -172,7 +185,7 @@ struct AirtableRecordsController {
                 let json = AirtableRecordJSON.record(
                     fromAPI: encoded.json,
                     schema: schema,
-                    options: .init(byFieldID: byFieldID)
+                    options: .init(byFieldID: byFieldID, attachments: attachmentURLs(request))
                 )
             else { throw Self.recordNotFound(id.rawValue) }
             return AirtableJSON.response(bytes: json)
@@ -188,6 +201,7 @@ struct AirtableRecordsController {
             schema: schema,
             user: user
         )
+        output.strings?.attachments = attachmentURLs(request)
         return try AirtableJSON.response(AirtableCells.record(stored, schema: schema, output: output))
     }
 
@@ -290,7 +304,8 @@ struct AirtableRecordsController {
             // The common case, written from the records' bytes without decoding them.
             let recordOptions = AirtableRecordJSON.Options(
                 byFieldID: options.returnFieldsByFieldID,
-                commentCount: commentCount ? 0 : nil
+                commentCount: commentCount ? 0 : nil,
+                attachments: options.attachments
             )
             var output: [UInt8] = []
             output.reserveCapacity(page.records.reduce(64) { $0 + $1.count + 1 })
@@ -324,6 +339,7 @@ struct AirtableRecordsController {
             schema: schema,
             user: user
         )
+        output.strings?.attachments = options.attachments
         return try AirtableJSON.response(
             RecordPage(
                 records: records.map { AirtableCells.record($0, schema: schema, output: output) },
@@ -440,17 +456,29 @@ struct AirtableRecordsController {
         let typecast = body.typecast ?? false
         if let records = body.records {
             try Self.checkBatch(records.count)
-            let operations = try records.map { item in
+            let downloaded = try await downloadAttachments(
+                records.map { $0.fields ?? [:] },
+                schema: schema,
+                typecast: typecast,
+                user: user
+            )
+            let operations = try downloaded.fields.map { fields in
                 AirtableRecordOperation.create(
-                    fields: try Self.cells(item.fields ?? [:], schema: schema, typecast: typecast, choices: &choices)
+                    fields: try Self.cells(fields, schema: schema, typecast: typecast, choices: &choices)
                 )
             }
             let outcome = try await write(
                 schema,
                 AirtableRecordWrite(operations: operations, newChoices: choices),
-                context
+                context,
+                downloaded: downloaded.files
             )
-            return try Self.recordsAnswer(outcome, schema: schema, byFieldID: body.returnFieldsByFieldId ?? false)
+            return try Self.recordsAnswer(
+                outcome,
+                schema: schema,
+                byFieldID: body.returnFieldsByFieldId ?? false,
+                urls: attachmentURLs(request)
+            )
         }
         guard let fields = body.fields else {
             throw AirtableErrors.error(
@@ -459,15 +487,22 @@ struct AirtableRecordsController {
                 "Could not find field \"fields\" in the request body"
             )
         }
+        let downloaded = try await downloadAttachments([fields], schema: schema, typecast: typecast, user: user)
         let operation = AirtableRecordOperation.create(
-            fields: try Self.cells(fields, schema: schema, typecast: typecast, choices: &choices)
+            fields: try Self.cells(downloaded.fields[0], schema: schema, typecast: typecast, choices: &choices)
         )
         let outcome = try await write(
             schema,
             AirtableRecordWrite(operations: [operation], newChoices: choices),
-            context
+            context,
+            downloaded: downloaded.files
         )
-        return try Self.singleAnswer(outcome, schema: schema, byFieldID: body.returnFieldsByFieldId ?? false)
+        return try Self.singleAnswer(
+            outcome,
+            schema: schema,
+            byFieldID: body.returnFieldsByFieldId ?? false,
+            urls: attachmentURLs(request)
+        )
     }
 
     @Sendable func updateOne(_ request: Request, context: AppRequestContext) async throws -> Response {
@@ -484,10 +519,16 @@ struct AirtableRecordsController {
         let id = try Self.recordID(context.parameters.get("record"))
         let body = try await Self.decodeWrite(request)
         var choices: [FieldID: [String]] = [:]
+        let downloaded = try await downloadAttachments(
+            [body.fields ?? [:]],
+            schema: schema,
+            typecast: body.typecast ?? false,
+            user: user
+        )
         let operation = AirtableRecordOperation.update(
             id: id,
             fields: try Self.cells(
-                body.fields ?? [:],
+                downloaded.fields[0],
                 schema: schema,
                 typecast: body.typecast ?? false,
                 choices: &choices
@@ -497,9 +538,15 @@ struct AirtableRecordsController {
         let outcome = try await write(
             schema,
             AirtableRecordWrite(operations: [operation], newChoices: choices),
-            context
+            context,
+            downloaded: downloaded.files
         )
-        return try Self.singleAnswer(outcome, schema: schema, byFieldID: body.returnFieldsByFieldId ?? false)
+        return try Self.singleAnswer(
+            outcome,
+            schema: schema,
+            byFieldID: body.returnFieldsByFieldId ?? false,
+            urls: attachmentURLs(request)
+        )
     }
 
     @Sendable func updateMany(_ request: Request, context: AppRequestContext) async throws -> Response {
@@ -532,8 +579,14 @@ struct AirtableRecordsController {
             }
             mergeOn = try upsert.fieldsToMergeOn.map { try Self.field($0, in: schema).id }
         }
-        let operations = try records.map { item -> AirtableRecordOperation in
-            let fields = try Self.cells(item.fields ?? [:], schema: schema, typecast: typecast, choices: &choices)
+        let downloaded = try await downloadAttachments(
+            records.map { $0.fields ?? [:] },
+            schema: schema,
+            typecast: typecast,
+            user: user
+        )
+        let operations = try zip(records, downloaded.fields).map { item, given -> AirtableRecordOperation in
+            let fields = try Self.cells(given, schema: schema, typecast: typecast, choices: &choices)
             if let raw = item.id {
                 return .update(id: try Self.recordID(raw), fields: fields, replace: replace)
             }
@@ -558,10 +611,17 @@ struct AirtableRecordsController {
         let outcome = try await write(
             schema,
             AirtableRecordWrite(operations: operations, newChoices: choices, mergeOn: mergeOn),
-            context
+            context,
+            downloaded: downloaded.files
         )
         let byFieldID = body.returnFieldsByFieldId ?? false
-        return try Self.recordsAnswer(outcome, schema: schema, byFieldID: byFieldID, upsert: body.performUpsert != nil)
+        return try Self.recordsAnswer(
+            outcome,
+            schema: schema,
+            byFieldID: byFieldID,
+            urls: attachmentURLs(request),
+            upsert: body.performUpsert != nil
+        )
     }
 
     @Sendable func deleteOne(_ request: Request, context: AppRequestContext) async throws -> Response {
@@ -624,18 +684,78 @@ struct AirtableRecordsController {
         }
     }
 
+    /// Runs the write in one transaction; when it fails, the files downloaded for it are removed again.
     private func write(
         _ schema: TableSchema,
         _ write: AirtableRecordWrite,
-        _ context: AppRequestContext
+        _ context: AppRequestContext,
+        downloaded: [FileID] = []
     ) async throws -> WriteOutcome {
         let result: WriteResult<EncodedJSON>
         do {
             result = try await store.airtableWrite(table: schema.table.id, write, context: context.write(now: now))
         } catch {
+            if let user = context.principal?.userID { await removeDownloads(downloaded, user: user) }
             throw AirtableErrors.recordError(error)
         }
         return try WriteOutcome(result.response.body)
+    }
+
+    /// Each record's cells with attachments named by URL downloaded (see ``AttachmentDownloads``), and
+    /// the files made. Only an editor's write downloads anything.
+    private func downloadAttachments(
+        _ records: [[String: JSONValue]],
+        schema: TableSchema,
+        typecast: Bool,
+        user: UserID
+    ) async throws -> (fields: [[String: JSONValue]], files: [FileID]) {
+        func namesURL(_ value: JSONValue) -> Bool {
+            guard case .array(let items) = value else { return false }
+            return items.contains { $0["url"] != nil && $0["id"] == nil }
+        }
+        guard records.contains(where: { $0.values.contains(where: namesURL) }) else { return (records, []) }
+        // Every other cell is checked first, so a write that would be refused anyway downloads nothing.
+        for fields in records {
+            var scratch: [FieldID: [String]] = [:]
+            _ = try Self.cells(
+                fields.filter { !namesURL($0.value) },
+                schema: schema,
+                typecast: typecast,
+                choices: &scratch
+            )
+        }
+        let workspace = try await services.store.workspace(id: schema.workspaceID, user: user)
+        guard workspace.role >= .editor else {
+            throw AirtableErrors.error(
+                .forbidden,
+                "INVALID_PERMISSIONS",
+                "writing records needs the editor role or higher; you are \(workspace.role.rawValue)"
+            )
+        }
+        var downloads = AttachmentDownloads(services: services, user: user, workspace: schema.workspaceID, now: now)
+        var resolved: [[String: JSONValue]] = []
+        for fields in records {
+            do {
+                resolved.append(try await downloads.resolve(fields, schema: schema))
+            } catch {
+                await removeDownloads(downloads.files, user: user)
+                throw error
+            }
+        }
+        return (resolved, downloads.files)
+    }
+
+    /// Removes files downloaded for a write that failed (their bytes too, unless other files share them).
+    private func removeDownloads(_ files: [FileID], user: UserID) async {
+        let store = services.store
+        let write = WriteContext(actor: user, now: now)
+        for file in files {
+            _ = try? await services.blobs.release {
+                try await store.deleteFile(id: file, context: write)
+            } sweep: {
+                try await store.sweepUnreferencedBlobs()
+            }
+        }
     }
 
     /// The written records in Airtable's form, appended to `output` separated by commas.
@@ -643,6 +763,7 @@ struct AirtableRecordsController {
         _ outcome: WriteOutcome,
         schema: TableSchema,
         byFieldID: Bool,
+        urls: AttachmentURLs,
         to output: inout [UInt8]
     ) throws {
         for (index, result) in outcome.results.enumerated() {
@@ -651,7 +772,7 @@ struct AirtableRecordsController {
                 AirtableRecordJSON.append(
                     fromAPI: result,
                     schema: schema,
-                    options: .init(byFieldID: byFieldID),
+                    options: .init(byFieldID: byFieldID, attachments: urls),
                     to: &output
                 )
             else { throw ServerError(.internalServerError, .server, "the write answered something else than a record") }
@@ -662,10 +783,11 @@ struct AirtableRecordsController {
         _ outcome: WriteOutcome,
         schema: TableSchema,
         byFieldID: Bool,
+        urls: AttachmentURLs,
         upsert: Bool = false
     ) throws -> Response {
         var output: [UInt8] = Array(#"{"records":["#.utf8)
-        try appendRecords(outcome, schema: schema, byFieldID: byFieldID, to: &output)
+        try appendRecords(outcome, schema: schema, byFieldID: byFieldID, urls: urls, to: &output)
         output.append(UInt8(ascii: "]"))
         if upsert {
             output.append(contentsOf: #","createdRecords":"#.utf8)
@@ -677,12 +799,17 @@ struct AirtableRecordsController {
         return AirtableJSON.response(bytes: output)
     }
 
-    private static func singleAnswer(_ outcome: WriteOutcome, schema: TableSchema, byFieldID: Bool) throws -> Response {
+    private static func singleAnswer(
+        _ outcome: WriteOutcome,
+        schema: TableSchema,
+        byFieldID: Bool,
+        urls: AttachmentURLs
+    ) throws -> Response {
         guard outcome.results.count == 1 else {
             throw ServerError(.internalServerError, .server, "the write answered no record")
         }
         var output: [UInt8] = []
-        try appendRecords(outcome, schema: schema, byFieldID: byFieldID, to: &output)
+        try appendRecords(outcome, schema: schema, byFieldID: byFieldID, urls: urls, to: &output)
         return AirtableJSON.response(bytes: output)
     }
 

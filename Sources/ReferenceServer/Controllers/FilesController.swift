@@ -162,11 +162,22 @@ struct FilesController {
     /// `Range: bytes=…` answers 206 with `Content-Range` (416 when it lies past the end).
     @Sendable func content(_ request: Request, context: AppRequestContext) async throws -> Response {
         let file = try await store.file(id: try context.id("id", "file"), user: try context.requireUser())
+        return try await Self.content(of: file, request: request, context: context, blobs: services.blobs)
+    }
+
+    /// Streams `file`'s bytes as ``content(_:context:)`` describes.
+    static func content(
+        of file: FileMetadata,
+        request: Request,
+        context: AppRequestContext,
+        blobs: BlobStore,
+        cacheControl: String = "private, no-cache"
+    ) async throws -> Response {
         let eTag = "\"\(file.sha256)\""
         if let condition = request.headers[.ifNoneMatch], ByteRanges.matches(condition, eTag: eTag) {
             return Response(status: .notModified, headers: [.eTag: eTag])
         }
-        let path = services.blobs.path(of: file.sha256)
+        let path = blobs.path(of: file.sha256)
         guard FileManager.default.fileExists(atPath: path) else {
             throw ServerError(.internalServerError, .server, "the file's content is missing on the server")
         }
@@ -176,7 +187,7 @@ struct FilesController {
             .contentType: file.contentType,
             .contentDisposition: FileNames.contentDisposition(file.name),
             .contentTypeOptions: "nosniff",
-            .cacheControl: "private, no-cache",
+            .cacheControl: cacheControl,
         ]
         var range: ClosedRange<Int64>?
         let rangeApplies = request.headers[.ifRange].map { $0.trimmingCharacters(in: .whitespaces) == eTag } ?? true

@@ -192,6 +192,8 @@ public protocol FileRepository: Sendable {
     /// and those of every workspace they belong to.
     func files(user: UserID, workspace: WorkspaceID?, limit: Int, after: FileID?) async throws -> [FileMetadata]
     func file(id: FileID, user: UserID) async throws -> FileMetadata
+    /// A file by id with no access check: for a signed attachment URL, whose signature is the access.
+    func fileForSignedURL(id: FileID) async throws -> FileMetadata
     /// The bytes of the files `user` uploaded that still exist (what the upload quota counts).
     func uploadedBytes(user: UserID) async throws -> Int64
     /// Records a received upload: the file row, +1 on its blob (created at 1), the event. Refused

@@ -33,6 +33,14 @@ extension SQLiteStore {
         return (file, role)
     }
 
+    public func fileForSignedURL(id: FileID) async throws -> FileMetadata {
+        try await database.read { db in
+            guard let row = try Row.fetchOne(db, sql: "SELECT * FROM files WHERE id = ?", arguments: [id.rawValue])
+            else { throw StorageError.notFound("file") }
+            return Self.fileMetadata(from: row)
+        }
+    }
+
     public func files(user: UserID, workspace: WorkspaceID?, limit: Int, after: FileID?) async throws -> [FileMetadata]
     {
         try await database.read { db in

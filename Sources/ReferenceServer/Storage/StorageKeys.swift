@@ -18,6 +18,7 @@ public struct StorageKeys: Sendable {
     private let sealing: SymmetricKey
     private let requestHashing: SymmetricKey
     private let check: SymmetricKey
+    private let urlSigning: SymmetricKey
 
     /// Derives the keys from a storage secret (at least 32 random bytes).
     public init(secret: [UInt8]) {
@@ -34,6 +35,14 @@ public struct StorageKeys: Sendable {
         sealing = derive("seal v1")
         requestHashing = derive("idempotency request hash v1")
         check = derive("key check v1")
+        urlSigning = derive("attachment url signature v1")
+    }
+
+    /// The signature of an attachment URL: HMAC-SHA256 over the file and the expiry, hex, so the
+    /// URL works without a bearer token until it expires and cannot be made for another file.
+    func attachmentSignature(file: String, expires: Int64) -> String {
+        let mac = HMAC<SHA256>.authenticationCode(for: Array("\(file)\n\(expires)".utf8), using: urlSigning)
+        return Hex.encode(mac)
     }
 
     /// `plaintext` encrypted and authenticated together with `context`.
