@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Drives the real pyairtable (from PyPI, unchanged) against `pyat serve`: CRUD, batches, upserts,
 # pages, formulas built with pyairtable.formulas, sort, fields, views, cellFormat, typecast, the ORM,
-# the meta API, 25 threads of batch writes at once, and 429 handling with --airtable-limits.
+# the meta API and collaborators, attachments by URL, webhooks (payloads, pings checked with
+# WebhookNotification.from_request), 25 threads of batch writes at once, and 429 handling with
+# --airtable-limits.
 # The suite (scripts/pyairtable/) starts its own servers on ephemeral ports in throwaway data
 # directories and stops them on every exit path. Exits non-zero if any test fails. CI runs it.
 #

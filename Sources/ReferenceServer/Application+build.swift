@@ -52,6 +52,7 @@ public func buildRouter(services: ServerServices) -> Router<AppRequestContext> {
     AirtableMetaController(store: services.store).addRoutes(to: airtable)
     AirtableRecordsController(services: services, store: services.store).addRoutes(to: airtable)
     AirtableAttachmentsController(services: services).addRoutes(to: airtable)
+    AirtableWebhooksController(services: services).addRoutes(to: airtable)
     // Last, so it wraps only the not-found responder: see MethodNotAllowedMiddleware.
     router.add(
         middleware: MethodNotAllowedMiddleware(routes: RouteMethods(routes: router.routes.map { ($0.path, $0.method) }))
@@ -93,5 +94,6 @@ public func buildApplication(
     application.addServices(MaintenanceService(services: services))
     application.addServices(RealtimeSocketsService(sockets: services.realtime.sockets))
     application.addServices(WebhookDeliveryService(services: services))
+    application.addServices(AirtableWebhookPinger(services: services))
     return application
 }

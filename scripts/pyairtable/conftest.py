@@ -126,7 +126,8 @@ class Account:
 @pytest.fixture(scope="session")
 def server():
     # Attachments by URL come from a file server on this machine (test_attachments_by_url).
-    server = Server("--downloads-allow-private")
+    # Webhook notifications go to a receiver on this machine (test_webhooks).
+    server = Server("--downloads-allow-private", "--webhooks-allow-private")
     try:
         yield server
     finally:

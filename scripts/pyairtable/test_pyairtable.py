@@ -16,6 +16,7 @@ import requests
 from pyairtable import Api
 from pyairtable import formulas as F
 from pyairtable.api.types import RecordDict
+from pyairtable.models import WebhookNotification
 from pyairtable.orm import Model
 from pyairtable.orm import fields as OF
 from pyairtable.utils import Url
@@ -344,3 +345,72 @@ def test_attachments_by_url(server, account, tasks):
     finally:
         files.shutdown()
         files.server_close()
+
+
+def test_webhooks(server, account, tasks):
+    """Airtable's webhooks: one payload per write (a batch of 10 is one), read by cursor, pings verified
+    with WebhookNotification.from_request."""
+    base_id, table = tasks
+    api = api_for(server, account)
+    pings = []
+
+    class Receiver(http.server.BaseHTTPRequestHandler):
+        def do_POST(self):
+            body = self.rfile.read(int(self.headers.get("Content-Length", "0"))).decode()
+            pings.append((body, self.headers.get("X-Airtable-Content-MAC")))
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    receiver = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Receiver)
+    thread = threading.Thread(target=receiver.serve_forever, daemon=True)
+    thread.start()
+    try:
+        base = api.base(base_id)
+        created = base.add_webhook(
+            f"http://127.0.0.1:{receiver.server_address[1]}/ping",
+            {"options": {"filters": {"dataTypes": ["tableData"]}}},
+        )
+        assert created.id.startswith("ach")
+        t = api.table(base_id, "Tasks")
+        first = t.create({"Name": "one"})
+        t.batch_create([{"Name": f"b{index}"} for index in range(12)])  # two requests: 10 and 2
+        for index in range(5):
+            t.update(first["id"], {"Score": index})
+        t.delete(first["id"])
+
+        webhook = base.webhook(created.id)
+        assert webhook.is_hook_enabled and webhook.are_notifications_enabled
+        payloads = list(webhook.payloads())
+        assert [payload.cursor for payload in payloads] == list(range(1, 10))
+        created_counts = [
+            len(payload.changed_tables_by_id[table["id"]].created_records_by_id) for payload in payloads[:3]
+        ]
+        assert created_counts == [1, 10, 2]
+        score_id = next(field["id"] for field in table["fields"] if field["name"] == "Score")
+        changes = [payload.changed_tables_by_id[table["id"]].changed_records_by_id[first["id"]] for payload in payloads[3:8]]
+        assert [change.current.cell_values_by_field_id[score_id] for change in changes] == [0, 1, 2, 3, 4]
+        assert payloads[8].changed_tables_by_id[table["id"]].destroyed_record_ids == [first["id"]]
+        # From a later cursor, only what follows.
+        assert [payload.cursor for payload in webhook.payloads(cursor=8)] == [8, 9]
+
+        deadline = time.monotonic() + 30
+        while not pings and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert pings, "no ping arrived within 30 s"
+        body, mac = pings[0]
+        notification = WebhookNotification.from_request(body, mac, created.mac_secret_base64)
+        assert notification.base.id == base_id and notification.webhook.id == created.id
+        with pytest.raises(ValueError):
+            WebhookNotification.from_request(body, "hmac-sha256=00", created.mac_secret_base64)
+
+        webhook.disable_notifications()
+        assert not base.webhook(created.id).are_notifications_enabled
+        webhook.extend_expiration()
+        webhook.delete()
+        assert all(hook.id != created.id for hook in base.webhooks())
+    finally:
+        receiver.shutdown()
+        receiver.server_close()

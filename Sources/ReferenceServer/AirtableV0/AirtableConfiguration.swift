@@ -34,6 +34,16 @@ public struct AirtableConfiguration: Sendable {
     /// The origin attachment URLs start with (`https://pyat.example.com`), for a server behind a
     /// proxy; `nil` (the default) uses `http://` and the request's `Host`.
     public var publicURL: String?
+    /// The most Airtable webhooks one base may have. Default: 10, as on Airtable.
+    public var maximumWebhooksPerBase: Int
+    /// How long an Airtable webhook lives unless refreshed (listing its payloads refreshes it too);
+    /// an expired one records no payloads. Default: 7 days, as on Airtable.
+    public var webhookLifetime: TimeInterval
+    /// How long a webhook's payloads are kept. Default: 7 days, as on Airtable.
+    public var payloadRetention: TimeInterval
+    /// Ping retries after a failed notification, backing off from 5 s doubling to at most 5 minutes.
+    /// Default: 8.
+    public var maximumPingRetries: Int
 
     public init(
         enforceRateLimit: Bool = false,
@@ -44,7 +54,11 @@ public struct AirtableConfiguration: Sendable {
         allowLoopbackDownloads: Bool = false,
         allowPrivateDownloads: Bool = false,
         attachmentURLLifetime: TimeInterval = 2 * 3600,
-        publicURL: String? = nil
+        publicURL: String? = nil,
+        maximumWebhooksPerBase: Int = 10,
+        webhookLifetime: TimeInterval = 7 * 24 * 3600,
+        payloadRetention: TimeInterval = 7 * 24 * 3600,
+        maximumPingRetries: Int = 8
     ) {
         self.enforceRateLimit = enforceRateLimit
         self.requestsPerSecondPerBase = requestsPerSecondPerBase
@@ -55,5 +69,9 @@ public struct AirtableConfiguration: Sendable {
         self.allowPrivateDownloads = allowPrivateDownloads
         self.attachmentURLLifetime = attachmentURLLifetime
         self.publicURL = publicURL
+        self.maximumWebhooksPerBase = maximumWebhooksPerBase
+        self.webhookLifetime = webhookLifetime
+        self.payloadRetention = payloadRetention
+        self.maximumPingRetries = maximumPingRetries
     }
 }

@@ -9,7 +9,7 @@ import PyAirtableModels
 ///
 /// Only requests with a principal count (an anonymous one is answered 401 anyway, and cannot use up
 /// a base's allowance); the base is the path's first component after `/v0/` (`/v0/app…/…`) or the
-/// one after `/v0/meta/bases/`.
+/// one after `/v0/meta/bases/` or `/v0/bases/`.
 struct AirtableRateLimitMiddleware: RouterMiddleware {
     typealias Context = AppRequestContext
     let table: RateLimitTable
@@ -52,6 +52,9 @@ struct AirtableRateLimitMiddleware: RouterMiddleware {
         if components.first == "meta" {
             guard components.dropFirst().first == "bases" else { return nil }
             components = components.dropFirst(2)
+        } else if components.first == "bases" {
+            // `/v0/bases/{base}/webhooks…`
+            components = components.dropFirst()
         }
         guard let base = components.first, base.hasPrefix("app") else { return nil }
         return base

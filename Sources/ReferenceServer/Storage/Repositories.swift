@@ -241,7 +241,7 @@ public protocol StorageStatistics: Sendable {
 
 /// Everything the server stores.
 public typealias DataStore = AccountRepository & WorkspaceRepository & SchemaRepository & RecordRepository
-    & EventLogRepository & WebhookRepository & FileRepository & StorageStatistics
+    & EventLogRepository & WebhookRepository & FileRepository & StorageStatistics & AirtableWebhookRepository
 
 /// Row counts for `/api/v1/stats`; `lastSeq` is the log's head whoever asks.
 public struct StoreStats: Sendable, Hashable {

@@ -180,14 +180,15 @@ public final class SQLiteStore: Sendable {
         let data = try (payload as? any PreEncodedJSON).map { Data($0.json) } ?? JSONCoding.encoder.encode(payload)
         let statement = try db.cachedStatement(
             sql: """
-                INSERT INTO events (type, workspace_id, base_id, table_id, record_id, payload, actor, ts)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+                INSERT INTO events (type, workspace_id, base_id, table_id, record_id, payload, actor, ts, txn)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
                 """
         )
         try statement.execute(
             arguments: [
                 type.rawValue, workspaceID?.rawValue, baseID?.rawValue, tableID?.rawValue, recordID?.rawValue,
                 String(decoding: data, as: UTF8.self), context.actor?.rawValue, context.now.millisecondsSince1970,
+                context.transaction,
             ]
         )
         let seq = db.lastInsertedRowID

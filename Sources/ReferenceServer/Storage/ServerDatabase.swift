@@ -408,6 +408,45 @@ public struct ServerDatabase: Sendable {
                     """
             )
         }
+        migrator.registerMigration("v6-airtable-webhooks") { db in
+            // Events carry the transaction (the logical write) that appended them, so Airtable's
+            // webhooks make one payload per write; a record's events by seq give a change's previous
+            // cells. Airtable webhooks number their payloads 1, 2, 3… per webhook.
+            try db.execute(
+                sql: """
+                    ALTER TABLE events ADD COLUMN txn INTEGER;
+                    CREATE INDEX events_record ON events(record_id, seq) WHERE record_id IS NOT NULL;
+                    CREATE INDEX events_base ON events(base_id, seq) WHERE base_id IS NOT NULL;
+                    CREATE TABLE airtable_webhooks (
+                        id TEXT PRIMARY KEY NOT NULL,
+                        base_id TEXT NOT NULL REFERENCES bases(id) ON DELETE CASCADE,
+                        workspace_id TEXT NOT NULL,
+                        notification_url TEXT,
+                        specification TEXT NOT NULL,
+                        sealed_secret BLOB NOT NULL,
+                        notifications_enabled INTEGER NOT NULL DEFAULT 1,
+                        expires_at INTEGER NOT NULL,
+                        event_cursor INTEGER NOT NULL,
+                        next_payload INTEGER NOT NULL DEFAULT 1,
+                        pinged_through INTEGER NOT NULL DEFAULT 0,
+                        ping_retries INTEGER NOT NULL DEFAULT 0,
+                        next_ping_at INTEGER,
+                        last_success_at INTEGER,
+                        last_result TEXT,
+                        created_by TEXT NOT NULL,
+                        created_at INTEGER NOT NULL
+                    );
+                    CREATE INDEX airtable_webhooks_base ON airtable_webhooks(base_id, created_at);
+                    CREATE TABLE airtable_webhook_payloads (
+                        webhook_id TEXT NOT NULL REFERENCES airtable_webhooks(id) ON DELETE CASCADE,
+                        number INTEGER NOT NULL,
+                        body TEXT NOT NULL,
+                        created_at INTEGER NOT NULL,
+                        PRIMARY KEY (webhook_id, number)
+                    ) WITHOUT ROWID;
+                    """
+            )
+        }
         return migrator
     }
 }

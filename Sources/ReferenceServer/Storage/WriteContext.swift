@@ -6,6 +6,9 @@ public struct WriteContext: Sendable {
     public var actor: UserID?
     public var now: Date
     var idempotency: IdempotencyClaim?
+    /// Names the logical write the events it appends belong to (Airtable's webhooks make one
+    /// payload of each): random, so it is unique across restarts without coordination.
+    var transaction: Int64 = .random(in: 1...Int64.max)
 
     public init(actor: UserID?, now: Date) {
         self.actor = actor
