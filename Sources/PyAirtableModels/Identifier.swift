@@ -118,6 +118,8 @@ public enum FileKind: IdentifierKind { public static var prefix: String { "fil" 
 public enum WebhookKind: IdentifierKind { public static var prefix: String { "whk" } }
 /// Personal access tokens are listed and revoked by this id; the secret itself starts with `pat_`.
 public enum AccessTokenKind: IdentifierKind { public static var prefix: String { "tok" } }
+/// A comment on a record.
+public enum CommentKind: IdentifierKind { public static var prefix: String { "com" } }
 /// A webhook delivery attempt log entry.
 public enum DeliveryKind: IdentifierKind { public static var prefix: String { "dlv" } }
 
@@ -128,6 +130,7 @@ public typealias TableID = Identifier<TableKind>
 public typealias FieldID = Identifier<FieldKind>
 public typealias ViewID = Identifier<ViewKind>
 public typealias RecordID = Identifier<RecordKind>
+public typealias CommentID = Identifier<CommentKind>
 public typealias FileID = Identifier<FileKind>
 public typealias WebhookID = Identifier<WebhookKind>
 public typealias AccessTokenID = Identifier<AccessTokenKind>

@@ -38,6 +38,7 @@ public func buildRouter(services: ServerServices) -> Router<AppRequestContext> {
     RealtimeController(services: services, store: services.store).addRoutes(to: api)
     WebhooksController(services: services, store: services.store).addRoutes(to: api)
     FilesController(services: services, store: services.store).addRoutes(to: api)
+    CommentsController(services: services).addRoutes(to: api)
     // Airtable's Web API v0, over the same storage and access rules (errors in Airtable's shape: see
     // AirtableErrors).
     let airtable = router.group("v0")
@@ -50,7 +51,9 @@ public func buildRouter(services: ServerServices) -> Router<AppRequestContext> {
         )
     }
     AirtableMetaController(store: services.store).addRoutes(to: airtable)
-    AirtableRecordsController(services: services, store: services.store).addRoutes(to: airtable)
+    let airtableRecords = AirtableRecordsController(services: services, store: services.store)
+    airtableRecords.addRoutes(to: airtable)
+    AirtableCommentsController(services: services, records: airtableRecords).addRoutes(to: airtable)
     AirtableAttachmentsController(services: services).addRoutes(to: airtable)
     AirtableWebhooksController(services: services).addRoutes(to: airtable)
     // Last, so it wraps only the not-found responder: see MethodNotAllowedMiddleware.

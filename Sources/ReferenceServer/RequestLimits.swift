@@ -36,6 +36,8 @@ public struct RequestLimits: Sendable {
     /// ones it names (422 past it; default 1,000): a client cannot grow a schema without bound by
     /// writing new values.
     public var maximumSelectChoices: Int
+    /// The longest comment text, in characters. Default: 10,000.
+    public var maximumCommentLength: Int
     /// The clock the scan duration is measured on; injected so tests move time without sleeping.
     public var clock: any Clock<Duration>
 
@@ -48,6 +50,7 @@ public struct RequestLimits: Sendable {
         maximumFilterScanRows: Int = 500_000,
         maximumFilterScanDuration: Duration = .seconds(10),
         maximumSelectChoices: Int = 1000,
+        maximumCommentLength: Int = 10_000,
         clock: any Clock<Duration> = ContinuousClock()
     ) {
         self.formula = formula
@@ -58,6 +61,7 @@ public struct RequestLimits: Sendable {
         self.maximumFilterScanRows = maximumFilterScanRows
         self.maximumFilterScanDuration = maximumFilterScanDuration
         self.maximumSelectChoices = maximumSelectChoices
+        self.maximumCommentLength = maximumCommentLength
         self.clock = clock
     }
 }

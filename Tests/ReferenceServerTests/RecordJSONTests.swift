@@ -160,12 +160,12 @@ struct AirtableRecordJSONTests {
                 AirtableRecordJSON.record(
                     fromAPI: api,
                     schema: schema,
-                    options: .init(byFieldID: byFieldID, commentCount: byFieldID ? 0 : nil)
+                    options: .init(byFieldID: byFieldID, commentCounts: byFieldID ? [:] : nil)
                 )
             )
             var output = AirtableCells.Output()
             output.byFieldID = byFieldID
-            output.commentCount = byFieldID
+            output.commentCounts = byFieldID ? [:] : nil
             let slow = try AirtableJSON.encoder.encode(
                 AirtableCells.record(
                     try JSONCoding.decoder.decode(AirtableCells.StoredRecordJSON.self, from: Data(api)),

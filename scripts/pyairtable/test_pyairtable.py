@@ -414,3 +414,24 @@ def test_webhooks(server, account, tasks):
     finally:
         receiver.shutdown()
         receiver.server_close()
+
+
+def test_comments(server, account, tasks):
+    """Record comments: add (with a mention), list newest first, edit, delete."""
+    base, _ = tasks
+    t = api_for(server, account).table(base, "Tasks")
+    record = t.create({"Name": "discussed"})
+    comment = t.add_comment(record["id"], f"Please look, @[{account.user_id}]")
+    assert comment.id.startswith("com") and comment.author.id == account.user_id
+    assert list(comment.mentioned) == [account.user_id]
+    t.add_comment(record["id"], "second")
+    comments = t.comments(record["id"])
+    assert [item.text for item in comments] == ["second", f"Please look, @[{account.user_id}]"]
+    comment.text = "edited"
+    comment.save()
+    assert comment.last_updated_time is not None
+    assert [item.text for item in t.comments(record["id"])] == ["second", "edited"]
+    comment.delete()
+    assert [item.text for item in t.comments(record["id"])] == ["second"]
+    counted = t.all(formula=F.match({"Name": "discussed"}), count_comments=True)
+    assert counted[0]["commentCount"] == 1

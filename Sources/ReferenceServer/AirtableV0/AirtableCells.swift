@@ -183,8 +183,8 @@ enum AirtableCells {
         var byFieldID = false
         /// `cellFormat=string`: every cell a user-facing string.
         var strings: StringFormat?
-        /// `recordMetadata=commentCount`.
-        var commentCount = false
+        /// `recordMetadata=commentCount`: each record's count of comments by id (none: 0).
+        var commentCounts: [String: Int]?
     }
 
     /// `cellFormat=string`'s settings: the time zone dateTimes are shown in and the names (primary
@@ -231,7 +231,7 @@ enum AirtableCells {
             id: stored.id,
             createdTime: stored.createdAt,
             fields: fields,
-            commentCount: output.commentCount ? 0 : nil
+            commentCount: output.commentCounts.map { $0[stored.id] ?? 0 }
         )
     }
 

@@ -9,8 +9,8 @@ enum AirtableRecordJSON {
     struct Options {
         /// Cells keyed by field id instead of name.
         var byFieldID = false
-        /// `"commentCount"` added (`recordMetadata[]=commentCount`).
-        var commentCount: Int?
+        /// `"commentCount"` added (`recordMetadata[]=commentCount`): each record's count by id (none: 0).
+        var commentCounts: [String: Int]?
         /// Signed URLs for attachments (their `url`); without, the stored one is kept.
         var attachments: AttachmentURLs?
     }
@@ -60,9 +60,10 @@ enum AirtableRecordJSON {
             }
         }
         output.append(UInt8(ascii: "}"))
-        if let count = options.commentCount {
+        if let counts = options.commentCounts {
             output.append(contentsOf: #","commentCount":"#.utf8)
-            output.append(contentsOf: String(count).utf8)
+            let key = String(Substring(id).dropFirst().dropLast())
+            output.append(contentsOf: String(counts[key] ?? 0).utf8)
         }
         output.append(UInt8(ascii: "}"))
         return true

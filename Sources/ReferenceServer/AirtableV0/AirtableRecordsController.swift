@@ -299,12 +299,24 @@ struct AirtableRecordsController {
         let total = returned + page.records.count
         let more = page.nextCursor != nil && total < (options.maxRecords ?? .max)
         let offset = more ? page.nextCursor.map { "\(total)/\($0)" } : nil
-        let commentCount = options.recordMetadata.contains("commentCount")
+        var commentCounts: [String: Int]?
+        if options.recordMetadata.contains("commentCount") {
+            var ids: [RecordID] = []
+            for record in page.records {
+                RecordJSON.forEachMember(of: Substring(decoding: record, as: UTF8.self).utf8) { key, value in
+                    if key == "id", let id = RecordID(String(Substring(value).dropFirst().dropLast())) {
+                        ids.append(id)
+                    }
+                }
+            }
+            let counts = try await services.store.commentCounts(records: ids, user: user)
+            commentCounts = Dictionary(uniqueKeysWithValues: counts.map { ($0.key.rawValue, $0.value) })
+        }
         if options.cellFormat == nil || options.cellFormat == "json" {
             // The common case, written from the records' bytes without decoding them.
             let recordOptions = AirtableRecordJSON.Options(
                 byFieldID: options.returnFieldsByFieldID,
-                commentCount: commentCount ? 0 : nil,
+                commentCounts: commentCounts,
                 attachments: options.attachments
             )
             var output: [UInt8] = []
@@ -331,7 +343,7 @@ struct AirtableRecordsController {
         }
         var output = AirtableCells.Output()
         output.byFieldID = options.returnFieldsByFieldID
-        output.commentCount = commentCount
+        output.commentCounts = commentCounts
         output.strings = try await stringFormat(
             options.cellFormat,
             timeZone: options.timeZone,

@@ -15,7 +15,7 @@ struct WebhooksController {
     static let subscribableEvents: [EventType] = [
         .baseUpdated, .baseDeleted, .tableCreated, .tableUpdated, .tableDeleted, .fieldCreated, .fieldUpdated,
         .fieldDeleted, .viewCreated, .viewUpdated, .viewDeleted, .recordCreated, .recordUpdated, .recordDeleted,
-        .webhookCreated, .webhookUpdated, .webhookDeleted,
+        .commentCreated, .commentUpdated, .commentDeleted, .webhookCreated, .webhookUpdated, .webhookDeleted,
     ]
     /// The most deliveries one page of the log returns.
     static let maximumPageSize = 1000

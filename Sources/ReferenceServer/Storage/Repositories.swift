@@ -242,6 +242,7 @@ public protocol StorageStatistics: Sendable {
 /// Everything the server stores.
 public typealias DataStore = AccountRepository & WorkspaceRepository & SchemaRepository & RecordRepository
     & EventLogRepository & WebhookRepository & FileRepository & StorageStatistics & AirtableWebhookRepository
+    & CommentRepository
 
 /// Row counts for `/api/v1/stats`; `lastSeq` is the log's head whoever asks.
 public struct StoreStats: Sendable, Hashable {

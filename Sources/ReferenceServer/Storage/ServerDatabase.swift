@@ -447,6 +447,24 @@ public struct ServerDatabase: Sendable {
                     """
             )
         }
+        migrator.registerMigration("v7-comments") { db in
+            // Comments on records: they go with their record, and are read newest first.
+            try db.execute(
+                sql: """
+                    CREATE TABLE comments (
+                        id TEXT PRIMARY KEY NOT NULL,
+                        record_id TEXT NOT NULL REFERENCES records(id) ON DELETE CASCADE,
+                        table_id TEXT NOT NULL,
+                        author_id TEXT NOT NULL,
+                        text TEXT NOT NULL,
+                        mentions TEXT NOT NULL,
+                        created_at INTEGER NOT NULL,
+                        updated_at INTEGER
+                    );
+                    CREATE INDEX comments_record ON comments(record_id, created_at);
+                    """
+            )
+        }
         return migrator
     }
 }
