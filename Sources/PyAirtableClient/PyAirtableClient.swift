@@ -217,6 +217,7 @@ public final class PyAirtableClient: Sendable {
     public var records: RecordsService { RecordsService(client: self) }
     public var webhooks: WebhooksService { WebhooksService(client: self) }
     public var files: FilesService { FilesService(client: self) }
+    public var comments: CommentsService { CommentsService(client: self) }
 
     /// `GET /health`: whether the server and its database are up.
     public func health() async throws -> HealthStatus {

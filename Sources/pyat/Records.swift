@@ -8,7 +8,7 @@ extension Pyat {
     struct Records: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "List, show, create, update and delete records.",
-            subcommands: [List.self, Get.self, Create.self, Update.self, Delete.self]
+            subcommands: [List.self, Get.self, Create.self, Update.self, Delete.self, Comments.self]
         )
     }
 }

@@ -250,3 +250,39 @@ struct RecordsCommandsTests {
         }
     }
 }
+
+@Suite("pyat records comments", .timeLimit(.minutes(15)))
+struct RecordCommentsCommandsTests {
+    @Test("add (with a mention), list newest first, edit and delete a record's comments")
+    func lifecycle() async throws {
+        try await CLIFixture.with { fixture in
+            let table = try await fixture.projectsTable()
+            let record = try await fixture.withClient {
+                try await $0.records.create(in: table.id, fields: ["Name": "discussed"]).get()
+            }
+            let me = try await fixture.withClient { try await $0.users.me() }
+            let added = try await fixture.pyat([
+                "records", "comments", "add", record.id.rawValue, "Look @[\(me.id)]", "--format", "json",
+            ])
+            #expect(added.status == 0, "\(added.stderr)")
+            let id = try #require(try added.jsonObject()["id"] as? String)
+            #expect((try added.jsonObject()["mentions"] as? [[String: Any]])?.first?["id"] as? String == me.id.rawValue)
+            _ = try await fixture.pyat(["records", "comments", "add", record.id.rawValue, "second"])
+
+            let list = try await fixture.pyat(["records", "comments", "list", record.id.rawValue, "--format", "json"])
+            #expect(list.status == 0, "\(list.stderr)")
+            #expect(try list.jsonArray().compactMap { $0["text"] as? String } == ["second", "Look @[\(me.id)]"])
+            let table2 = try await fixture.pyat(["records", "comments", "list", record.id.rawValue])
+            #expect(table2.stdoutLines.first?.hasPrefix("id") == true && table2.stdout.contains("second"))
+
+            let edited = try await fixture.pyat(["records", "comments", "edit", id, "edited", "--format", "json"])
+            #expect(edited.status == 0, "\(edited.stderr)")
+            #expect(try edited.jsonObject()["text"] as? String == "edited")
+            let deleted = try await fixture.pyat(["records", "comments", "delete", id, "--format", "json"])
+            #expect(deleted.status == 0, "\(deleted.stderr)")
+            #expect(try deleted.jsonObject()["deleted"] as? Bool == true)
+            let empty = try await fixture.pyat(["records", "comments", "add", record.id.rawValue, " "])
+            #expect(empty.status == 1 && empty.stderr.contains("text"), "\(empty.stderr)")
+        }
+    }
+}
