@@ -169,14 +169,26 @@ struct AirtableRecordsController {
 
     @Sendable func get(_ request: Request, context: AppRequestContext) async throws -> Response {
         let user = try context.requireUser()
-        let schema = try await schema(context, user: user)
         let id = try Self.recordID(context.parameters.get("record"))
         let query = AirtableQuery(request.uri.query.map { Substring($0) })
         let encoded: EncodedRecord
         do {
             encoded = try await store.encodedRecord(id: id, user: user)
         } catch {
+            // A record the caller cannot see, or none: the table and base decide the error first.
+            _ = try await schema(context, user: user)
             throw AirtableErrors.recordError(error)
+        }
+        // The record's own schema (read with it, as current as it) when the path names its table by id
+        // and its base: no second read. A table by name, or another table, goes the long way.
+        let schema: TableSchema
+        let rawTable = context.parameters.get("table") ?? ""
+        if let known = encoded.schema, known.table.id.rawValue == rawTable,
+            known.table.baseID.rawValue == context.parameters.get("base")
+        {
+            schema = known
+        } else {
+            schema = try await self.schema(context, user: user)
         }
         let cellFormat = query.first("cellFormat")
         let byFieldID = Self.flag(query.first("returnFieldsByFieldId"))

@@ -18,6 +18,16 @@ public struct EncodedRecord: PreEncodedJSON {
     public var id: RecordID
     public var version: Int
     public var json: [UInt8]
+    /// The schema `json` was written with, when read (not written): Airtable's routes rewrite the
+    /// record with it, and it is as current as the record (the read cache is emptied when it changes).
+    var schema: TableSchema?
+
+    init(id: RecordID, version: Int, json: [UInt8], schema: TableSchema? = nil) {
+        self.id = id
+        self.version = version
+        self.json = json
+        self.schema = schema
+    }
 }
 
 /// Any answer already encoded as the wire's JSON.

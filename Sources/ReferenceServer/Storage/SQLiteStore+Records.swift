@@ -152,7 +152,7 @@ extension SQLiteStore {
                 schema: schema,
                 visible: nil
             )
-            let record = EncodedRecord(id: id, version: stored.version, json: json)
+            let record = EncodedRecord(id: id, version: stored.version, json: json, schema: schema)
             cache.store(
                 record,
                 rowID: rowID,
