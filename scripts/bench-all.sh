@@ -65,6 +65,7 @@ if $quick; then
     run realtime "$pyat" bench realtime --json --writes 50 --subscribers 20 --fanout-writes 10 --idle 100
     run replay "$pyat" bench replay --json --mutations 300
     run files "$pyat" bench files --json --size-mib 16
+    run v0 "$pyat" bench v0 --json --requests 50 --rounds 2
 else
     run server python3 scripts/bench_server.py --json --binary "$pyat"
     run sdk "$pyat" bench sdk --json
@@ -72,6 +73,7 @@ else
     run realtime "$pyat" bench realtime --json --subscribers 1000 --idle 10000
     run replay "$pyat" bench replay --json
     run files "$pyat" bench files --json --size-mib 1024
+    run v0 "$pyat" bench v0 --json
 fi
 echo "load average at end: $(cut -d' ' -f1-3 /proc/loadavg)" >> "$out/machine.txt"
 echo "all benchmarks passed; figures in $out" >&2

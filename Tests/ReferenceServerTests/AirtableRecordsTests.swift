@@ -381,6 +381,62 @@ struct AirtableRecordsTests {
             #expect(patch.headers[.allow] == "GET")
         }
     }
+
+    @Test("timeZone shapes dateTimes as text; bad zones, formats, bodies and sizes get Airtable's error types")
+    func formatsAndBodies() async throws {
+        try await Harness.withServer(via: .router) { api, _ in
+            let (client, _) = try await api.register()
+            let workspace = try await client.createWorkspace()
+            let base = try await client.createBase(in: workspace.id)
+            let table = try await client.createTable(
+                in: base.id,
+                "Events",
+                fields: [.init(name: "Name", type: .singleLineText), .init(name: "When", type: .dateTime)]
+            )
+            let path = "/v0/\(base.id)/\(table.id)"
+            _ = try Self.object(
+                try await client.send(
+                    .post,
+                    path,
+                    raw: #"{"fields": {"Name": "late", "When": "2026-01-05T23:30:00.000Z"}}"#
+                )
+            )
+            let tokyo = try Self.records(try await client.send(.get, "\(path)?cellFormat=string&timeZone=Asia%2FTokyo"))
+            #expect((tokyo.first?["fields"] as? [String: Any])?["When"] as? String == "2026-01-06 08:30")
+            let utc = try Self.records(try await client.send(.get, "\(path)?cellFormat=string&timeZone=utc"))
+            #expect((utc.first?["fields"] as? [String: Any])?["When"] as? String == "2026-01-05 23:30")
+            let json = try Self.records(try await client.send(.get, path))
+            #expect((json.first?["fields"] as? [String: Any])?["When"] as? String == "2026-01-05T23:30:00.000Z")
+
+            try Meta.expectAirtableError(
+                try await client.send(.get, "\(path)?cellFormat=string&timeZone=Mars%2FOlympus"),
+                .unprocessableContent,
+                "INVALID_TIME_ZONE"
+            )
+            try Meta.expectAirtableError(
+                try await client.send(.get, "\(path)?cellFormat=xml"),
+                .unprocessableContent,
+                "INVALID_REQUEST_UNKNOWN"
+            )
+            try Meta.expectAirtableError(
+                try await client.send(.post, path, raw: "{}"),
+                .unprocessableContent,
+                "INVALID_REQUEST_MISSING_FIELDS"
+            )
+            let malformed = try await client.send(.post, path, raw: #"{"fields": "#)
+            #expect(malformed.status == .badRequest || malformed.status == .unprocessableContent)
+            #expect(
+                (try Meta.object(malformed)["error"] as? [String: Any])?["type"] as? String == "INVALID_REQUEST_BODY"
+            )
+            let huge = String(repeating: "x", count: 300 * 1024)
+            try Meta.expectAirtableError(
+                try await client.send(.post, path, raw: #"{"fields": {"Name": "\#(huge)"}}"#),
+                .contentTooLarge,
+                "REQUEST_TOO_LARGE"
+            )
+            #expect(try Self.records(try await client.send(.get, path)).count == 1)
+        }
+    }
 }
 
 /// `pyat serve --airtable-limits`: Airtable's 5 requests a second per base, on the injected clock.

@@ -161,6 +161,28 @@ struct AirtableWebhookTests {
             #expect(listed["areNotificationsEnabled"] as? Bool == true && listed["notificationUrl"] is NSNull)
             #expect(((listed["specification"] as? [String: Any])?["options"] as? [String: Any]) != nil)
 
+            // Notifications off and on again; `enable` must be a boolean.
+            let off = try await client.send(
+                .post,
+                "/v0/bases/\(base.id)/webhooks/\(hook)/enableNotifications",
+                raw: #"{"enable": false}"#
+            )
+            #expect(off.status == .ok && off.text == "{}")
+            let disabled = try #require(
+                (try Self.object(try await client.send(.get, "/v0/bases/\(base.id)/webhooks"))["webhooks"]
+                    as? [[String: Any]])?.first { $0["id"] as? String == hook }
+            )
+            #expect(disabled["areNotificationsEnabled"] as? Bool == false)
+            try Meta.expectAirtableError(
+                try await client.send(
+                    .post,
+                    "/v0/bases/\(base.id)/webhooks/\(hook)/enableNotifications",
+                    raw: #"{"enable": "yes"}"#
+                ),
+                .unprocessableContent,
+                "INVALID_REQUEST_UNKNOWN"
+            )
+
             // Refresh moves the expiry (ten minutes on; the session's token lives fifteen); delete removes it.
             clock.advance(by: 600)
             let refreshed = try Self.object(
