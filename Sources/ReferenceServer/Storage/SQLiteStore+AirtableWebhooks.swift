@@ -266,10 +266,17 @@ extension SQLiteStore: AirtableWebhookRepository {
             )
             let page = rows.prefix(limit)
             let next = (page.last?["number"] as Int64?).map { $0 + 1 } ?? max(1, min(cursor, hook.nextPayload))
+            // Events not yet turned into payloads (a backlog past one pass) are more to come.
+            let backlog =
+                try Bool.fetchOne(
+                    db,
+                    sql: "SELECT EXISTS (SELECT 1 FROM events WHERE base_id = ? AND seq > ?)",
+                    arguments: [base.rawValue, hook.eventCursor]
+                ) ?? false
             return AirtablePayloadPage(
                 payloads: page.map { $0["body"] },
                 cursor: next,
-                mightHaveMore: rows.count > limit
+                mightHaveMore: rows.count > limit || (backlog && hook.isEnabled(now: context.now))
             )
         }
     }
@@ -281,6 +288,11 @@ extension SQLiteStore: AirtableWebhookRepository {
                 sql: "SELECT * FROM airtable_webhooks WHERE expires_at > ? ORDER BY created_at",
                 arguments: [now.millisecondsSince1970]
             ).map(AirtableWebhookRow.init)
+            // Payloads past the retention go, expired webhooks' included.
+            try db.execute(
+                sql: "DELETE FROM airtable_webhook_payloads WHERE created_at < ?",
+                arguments: [now.addingTimeInterval(-retention).millisecondsSince1970]
+            )
             var due: [AirtableWebhookRow] = []
             for var hook in hooks {
                 try self.advance(db, &hook, now: now, retention: retention)
@@ -374,6 +386,9 @@ extension SQLiteStore: AirtableWebhookRepository {
     /// Turns the base's events after the webhook's cursor into payloads, one per write, and drops
     /// payloads past the retention. Events of a write are read whole (a write's events are
     /// consecutive: the writer is serial).
+    /// About how many events one pass over a webhook turns into payloads.
+    static let airtableWebhookPassEvents = 10_000
+
     func advance(_ db: Database, _ hook: inout AirtableWebhookRow, now: Date, retention: TimeInterval) throws {
         let batch = 2000
         let specification = AirtableWebhookSpecification(json: hook.specification)
@@ -393,7 +408,10 @@ extension SQLiteStore: AirtableWebhookRepository {
             }
             group.removeAll()
         }
-        while true {
+        // One pass reads about `Self.airtableWebhookPassEvents` events (whole writes): a long backlog is
+        // worked off over several passes instead of holding the writer.
+        var processed = 0
+        reading: while true {
             let rows = try Row.fetchAll(
                 db,
                 sql: """
@@ -403,9 +421,13 @@ extension SQLiteStore: AirtableWebhookRepository {
                 arguments: [hook.baseID.rawValue, hook.eventCursor, batch]
             ).map(AirtableEventRow.init)
             for event in rows {
-                if let last = group.last, last.transaction != event.transaction { try flush() }
+                if let last = group.last, last.transaction != event.transaction {
+                    if processed >= Self.airtableWebhookPassEvents { break reading }
+                    try flush()
+                }
                 group.append(event)
                 hook.eventCursor = event.seq
+                processed += 1
             }
             if rows.count < batch { break }
         }
