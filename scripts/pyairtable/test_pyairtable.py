@@ -304,16 +304,20 @@ def test_rate_limit(limited_server):
 
     # Without retries the 429 reaches the caller with Airtable's error type.
     bare = api_for(limited_server, account, retry_strategy=False).table(base, "Tasks")
-    answers = []
-    for _ in range(12):
+
+    def attempt(_):
         try:
             bare.first()
-            answers.append(200)
+            return 200
         except requests.HTTPError as error:
-            answers.append(error.response.status_code)
             assert error.response.json()["error"]["type"] == "TOO_MANY_REQUESTS"
             assert int(error.response.headers["Retry-After"]) >= 1
-    assert 429 in answers
+            return error.response.status_code
+
+    # 20 at once: past the 5 a second however slow the machine.
+    with concurrent.futures.ThreadPoolExecutor(max_workers=20) as pool:
+        answers = list(pool.map(attempt, range(20), timeout=300))
+    assert 429 in answers and set(answers) <= {200, 429}, answers
 
 
 def test_attachments_by_url(server, account, tasks):
