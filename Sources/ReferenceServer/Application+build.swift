@@ -46,6 +46,7 @@ public func buildRouter(services: ServerServices) -> Router<AppRequestContext> {
         airtable.add(
             middleware: AirtableRateLimitMiddleware(
                 configuration: services.configuration.airtable,
+                store: services.store,
                 now: services.configuration.now
             )
         )

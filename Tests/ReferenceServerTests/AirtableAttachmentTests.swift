@@ -244,6 +244,14 @@ struct AirtableAttachmentTests {
                 )
                 try Meta.expectAirtableError(failed, .unprocessableContent, "UNKNOWN_FIELD_NAME")
                 #expect(!origin.requests.withLock { $0 }.contains("report.txt"))
+                // A bad item beside a URL in the same cell is refused after the download: the file goes too.
+                let mixed = try await client.send(
+                    .post,
+                    path,
+                    raw: #"{"fields": {"Files": [{"url": "\#(origin.url("/report.txt"))"}, {"id": "bogus"}]}}"#
+                )
+                try Meta.expectAirtableError(mixed, .unprocessableContent, "INVALID_ATTACHMENT_OBJECT")
+                #expect(try await client.call(.get, "files", as: Page<FileMetadata>.self).data.isEmpty)
                 // One the transaction refuses (the record is not there) removes what it downloaded.
                 let missing = try await client.send(
                     .patch,

@@ -452,9 +452,14 @@ struct AirtableRateLimitTests {
         let limited: (inout ServerConfiguration) -> Void = { $0.airtable.enforceRateLimit = true }
         try await Harness.withServer(clock: clock, via: .router, configure: limited) { api, _ in
             let (client, _) = try await api.register()
+            let (stranger, _) = try await api.register("Stranger")
             let (_, base, table) = try await client.scaffold()
             let (_, other, _) = try await client.scaffold()
             let path = "/v0/\(base.id)/\(table.id)"
+            // Someone who cannot see the base gets 403s and does not use up its allowance.
+            for _ in 0..<10 {
+                #expect(try await stranger.send(.get, path).status == .forbidden)
+            }
             for index in 0..<5 {
                 let response = try await client.send(.post, path, raw: #"{"fields": {"Name": "r\#(index)"}}"#)
                 #expect(response.status == .ok, "\(response.text)")

@@ -245,6 +245,26 @@ struct AirtableWebhookTests {
                 as? [String: Any]
             #expect(previous?[score.id.rawValue] as? Int == 1)
 
+            // One write that changes a record twice is one change: the later cells, the earlier previous.
+            let name = try #require(table.fields.first { $0.name == "Name" })
+            let twice = try await client.send(
+                .patch,
+                "/v0/\(base.id)/\(table.id)",
+                raw:
+                    #"{"records": [{"id": "\#(record.id)", "fields": {"Score": 6}}, {"id": "\#(record.id)", "fields": {"Name": "c"}}]}"#
+            )
+            #expect(twice.status == .ok, "\(twice.text)")
+            let all = try #require(try await Self.payloads(client, base.id, hook)["payloads"] as? [[String: Any]])
+            #expect(all.count == 3)
+            let merged =
+                ((all.last?["changedTablesById"] as? [String: [String: Any]])?[table.id.rawValue]?[
+                    "changedRecordsById"
+                ] as? [String: [String: Any]])?[record.id.rawValue]
+            let cells = (merged?["current"] as? [String: Any])?["cellValuesByFieldId"] as? [String: Any]
+            #expect(cells?[score.id.rawValue] as? Int == 6 && cells?[name.id.rawValue] as? String == "c")
+            let before = (merged?["previous"] as? [String: Any])?["cellValuesByFieldId"] as? [String: Any]
+            #expect(before?[score.id.rawValue] as? Int == 5 && before?[name.id.rawValue] as? String == "b")
+
             try Meta.expectAirtableError(
                 try await editor.send(.get, "/v0/bases/\(base.id)/webhooks"),
                 .forbidden,

@@ -83,6 +83,17 @@ struct CommentTests {
             )
             #expect(edited.text == "edited" && edited.updatedAt != nil && edited.mentions.isEmpty)
             #expect(try await viewer.send(.delete, "comments/\(first.id)").status == .forbidden)
+            // An author demoted to viewer no longer edits.
+            let demoted = try await owner.send(
+                .patch,
+                "workspaces/\(workspace.id)/members/\(commenterUser.id)",
+                json: UpdateMemberRequest(role: .viewer)
+            )
+            #expect(demoted.status == .ok, "\(demoted.text)")
+            #expect(
+                try await commenter.send(.patch, "comments/\(first.id)", json: CommentRequest(text: "again")).status
+                    == .forbidden
+            )
             #expect(try await owner.send(.delete, "comments/\(first.id)").status == .noContent)
             #expect(try await owner.send(.get, "comments/\(first.id)").status == .notFound)
 

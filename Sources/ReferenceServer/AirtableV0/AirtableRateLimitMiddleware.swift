@@ -7,15 +7,17 @@ import PyAirtableModels
 /// it is answered 429 `TOO_MANY_REQUESTS` with `Retry-After` before any handler runs, so a client
 /// that retries a refused POST never creates twice.
 ///
-/// Only requests with a principal count (an anonymous one is answered 401 anyway, and cannot use up
-/// a base's allowance); the base is the path's first component after `/v0/` (`/v0/app…/…`) or the
+/// Only requests with a principal, to a base they can see, count (others are answered 401 or 403
+/// anyway, and cannot use up a base's allowance); the base is the path's first component after `/v0/` (`/v0/app…/…`) or the
 /// one after `/v0/meta/bases/` or `/v0/bases/`.
 struct AirtableRateLimitMiddleware: RouterMiddleware {
     typealias Context = AppRequestContext
     let table: RateLimitTable
     let now: @Sendable () -> Date
+    let store: any SchemaRepository
 
-    init(configuration: AirtableConfiguration, now: @escaping @Sendable () -> Date) {
+    init(configuration: AirtableConfiguration, store: any SchemaRepository, now: @escaping @Sendable () -> Date) {
+        self.store = store
         table = RateLimitTable(
             limit: .init(attempts: max(1, configuration.requestsPerSecondPerBase), period: 1),
             maximumKeys: configuration.maximumTrackedBases
@@ -28,7 +30,11 @@ struct AirtableRateLimitMiddleware: RouterMiddleware {
         context: Context,
         next: (Request, Context) async throws -> Response
     ) async throws -> Response {
-        guard context.principal != nil, let base = Self.base(inPath: request.uri.path) else {
+        guard let user = context.principal?.userID, let base = Self.base(inPath: request.uri.path) else {
+            return try await next(request, context)
+        }
+        // Only a base the caller can see is charged: nobody can use up another tenant's allowance.
+        guard let id = BaseID(String(base)), (try? await store.base(id: id, user: user)) != nil else {
             return try await next(request, context)
         }
         if let wait = table.take(base, now: now()) {

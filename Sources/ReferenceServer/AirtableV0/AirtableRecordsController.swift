@@ -273,7 +273,8 @@ struct AirtableRecordsController {
         var cursor: String?
         if let offset = options.offset, !offset.isEmpty {
             let parts = offset.split(separator: "/", maxSplits: 1)
-            guard parts.count == 2, let count = Int(parts[0]), count >= 0,
+            // The count is bounded, so adding a page to it cannot overflow.
+            guard parts.count == 2, let count = Int(parts[0]), (0...1_000_000_000).contains(count),
                 parts[1].utf8.count <= limits.maximumCursorLength
             else {
                 throw AirtableErrors.error(.unprocessableContent, "INVALID_OFFSET_VALUE", "The offset is not valid")
@@ -486,17 +487,19 @@ struct AirtableRecordsController {
                 typecast: typecast,
                 user: user
             )
-            let operations = try downloaded.fields.map { fields in
-                AirtableRecordOperation.create(
-                    fields: try Self.cells(fields, schema: schema, typecast: typecast, choices: &choices)
+            let outcome = try await afterDownloads(downloaded.files, user: user) {
+                let operations = try downloaded.fields.map { fields in
+                    AirtableRecordOperation.create(
+                        fields: try Self.cells(fields, schema: schema, typecast: typecast, choices: &choices)
+                    )
+                }
+                return try await write(
+                    schema,
+                    AirtableRecordWrite(operations: operations, newChoices: choices),
+                    context,
+                    downloaded: downloaded.files
                 )
             }
-            let outcome = try await write(
-                schema,
-                AirtableRecordWrite(operations: operations, newChoices: choices),
-                context,
-                downloaded: downloaded.files
-            )
             return try Self.recordsAnswer(
                 outcome,
                 schema: schema,
@@ -512,15 +515,17 @@ struct AirtableRecordsController {
             )
         }
         let downloaded = try await downloadAttachments([fields], schema: schema, typecast: typecast, user: user)
-        let operation = AirtableRecordOperation.create(
-            fields: try Self.cells(downloaded.fields[0], schema: schema, typecast: typecast, choices: &choices)
-        )
-        let outcome = try await write(
-            schema,
-            AirtableRecordWrite(operations: [operation], newChoices: choices),
-            context,
-            downloaded: downloaded.files
-        )
+        let outcome = try await afterDownloads(downloaded.files, user: user) {
+            let operation = AirtableRecordOperation.create(
+                fields: try Self.cells(downloaded.fields[0], schema: schema, typecast: typecast, choices: &choices)
+            )
+            return try await write(
+                schema,
+                AirtableRecordWrite(operations: [operation], newChoices: choices),
+                context,
+                downloaded: downloaded.files
+            )
+        }
         return try Self.singleAnswer(
             outcome,
             schema: schema,
@@ -549,22 +554,24 @@ struct AirtableRecordsController {
             typecast: body.typecast ?? false,
             user: user
         )
-        let operation = AirtableRecordOperation.update(
-            id: id,
-            fields: try Self.cells(
-                downloaded.fields[0],
-                schema: schema,
-                typecast: body.typecast ?? false,
-                choices: &choices
-            ),
-            replace: replace
-        )
-        let outcome = try await write(
-            schema,
-            AirtableRecordWrite(operations: [operation], newChoices: choices),
-            context,
-            downloaded: downloaded.files
-        )
+        let outcome = try await afterDownloads(downloaded.files, user: user) {
+            let operation = AirtableRecordOperation.update(
+                id: id,
+                fields: try Self.cells(
+                    downloaded.fields[0],
+                    schema: schema,
+                    typecast: body.typecast ?? false,
+                    choices: &choices
+                ),
+                replace: replace
+            )
+            return try await write(
+                schema,
+                AirtableRecordWrite(operations: [operation], newChoices: choices),
+                context,
+                downloaded: downloaded.files
+            )
+        }
         return try Self.singleAnswer(
             outcome,
             schema: schema,
@@ -609,35 +616,37 @@ struct AirtableRecordsController {
             typecast: typecast,
             user: user
         )
-        let operations = try zip(records, downloaded.fields).map { item, given -> AirtableRecordOperation in
-            let fields = try Self.cells(given, schema: schema, typecast: typecast, choices: &choices)
-            if let raw = item.id {
-                return .update(id: try Self.recordID(raw), fields: fields, replace: replace)
-            }
-            guard body.performUpsert != nil else {
-                throw AirtableErrors.error(
-                    .unprocessableContent,
-                    "INVALID_RECORDS",
-                    "each record of a PATCH or PUT needs an id (or send performUpsert)"
-                )
-            }
-            for fieldID in mergeOn {
-                guard let name = schema.fieldsByID[fieldID.rawValue]?.name, fields[name] != nil else {
+        let outcome = try await afterDownloads(downloaded.files, user: user) {
+            let operations = try zip(records, downloaded.fields).map { item, given -> AirtableRecordOperation in
+                let fields = try Self.cells(given, schema: schema, typecast: typecast, choices: &choices)
+                if let raw = item.id {
+                    return .update(id: try Self.recordID(raw), fields: fields, replace: replace)
+                }
+                guard body.performUpsert != nil else {
                     throw AirtableErrors.error(
                         .unprocessableContent,
-                        "INVALID_VALUE_FOR_COLUMN",
-                        "each record of an upsert needs a value for every field to merge on"
+                        "INVALID_RECORDS",
+                        "each record of a PATCH or PUT needs an id (or send performUpsert)"
                     )
                 }
+                for fieldID in mergeOn {
+                    guard let name = schema.fieldsByID[fieldID.rawValue]?.name, fields[name] != nil else {
+                        throw AirtableErrors.error(
+                            .unprocessableContent,
+                            "INVALID_VALUE_FOR_COLUMN",
+                            "each record of an upsert needs a value for every field to merge on"
+                        )
+                    }
+                }
+                return .upsert(fields: fields, replace: replace)
             }
-            return .upsert(fields: fields, replace: replace)
+            return try await write(
+                schema,
+                AirtableRecordWrite(operations: operations, newChoices: choices, mergeOn: mergeOn),
+                context,
+                downloaded: downloaded.files
+            )
         }
-        let outcome = try await write(
-            schema,
-            AirtableRecordWrite(operations: operations, newChoices: choices, mergeOn: mergeOn),
-            context,
-            downloaded: downloaded.files
-        )
         let byFieldID = body.returnFieldsByFieldId ?? false
         return try Self.recordsAnswer(
             outcome,
@@ -705,6 +714,16 @@ struct AirtableRecordsController {
             self.created = try JSONCoding.decoder.decode([String].self, from: Data(created))
             self.updated = try JSONCoding.decoder.decode([String].self, from: Data(updated))
             self.results = results
+        }
+    }
+
+    /// Runs `body` (what follows a write's downloads); when it throws, the files downloaded are removed.
+    private func afterDownloads<T>(_ files: [FileID], user: UserID, _ body: () async throws -> T) async throws -> T {
+        do {
+            return try await body()
+        } catch {
+            await removeDownloads(files, user: user)
+            throw error
         }
     }
 

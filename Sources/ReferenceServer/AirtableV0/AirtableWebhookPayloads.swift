@@ -130,13 +130,23 @@ enum AirtablePayloadBuilder {
                     }
                 }
                 if previous == nil { changed = current.filter { !isEmpty($0.value) } }
-                if let watched = specification.watchedFields, watched.isDisjoint(with: changed.keys) { continue }
+                // Watched fields decide whether a record's change is in the payload; once it is, its other
+                // changes in the same write join it.
+                let seen = changedTables[tableID]?["changedRecordsById"]?[id] != nil
+                if !seen, let watched = specification.watchedFields, watched.isDisjoint(with: changed.keys) { continue }
                 if changed.isEmpty { continue }
                 table(tableID) { entry in
                     var updated = entry["changedRecordsById"]?.objectValue ?? [:]
-                    var change: [String: JSONValue] = ["current": .object(["cellValuesByFieldId": .object(changed)])]
+                    // A record changed twice in one write: the later cells win, the earlier previous stays.
+                    let earlier = updated[id]
+                    var current = earlier?["current"]?["cellValuesByFieldId"]?.objectValue ?? [:]
+                    current.merge(changed) { _, later in later }
+                    var change: [String: JSONValue] = ["current": .object(["cellValuesByFieldId": .object(current)])]
                     if specification.previousCellValues, previous != nil {
-                        change["previous"] = .object(["cellValuesByFieldId": .object(before)])
+                        var old = before
+                        old.merge(earlier?["previous"]?["cellValuesByFieldId"]?.objectValue ?? [:]) { _, first in first
+                        }
+                        change["previous"] = .object(["cellValuesByFieldId": .object(old)])
                     }
                     updated[id] = .object(change)
                     entry["changedRecordsById"] = .object(updated)

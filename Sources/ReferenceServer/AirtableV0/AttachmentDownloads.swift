@@ -4,6 +4,7 @@ import HTTPTypes
 import NIOCore
 import NIOHTTP1
 import PyAirtableModels
+import Synchronization
 
 /// Attachments a v0 write names by URL (`[{"url": "https://…", "filename": "…"}]`), as Airtable
 /// takes them: the server downloads each once, stores the bytes content-addressed beside uploaded
@@ -27,6 +28,8 @@ struct AttachmentDownloads {
     /// The files made so far, in order.
     private(set) var files: [FileID] = []
     private var remaining: Int
+    /// When all of this write's downloads must be done (``AirtableConfiguration/attachmentDownloadTimeout``).
+    private let deadline: ContinuousClock.Instant
 
     static let maximumRedirects = 5
     static let maximumURLLength = 2048
@@ -37,6 +40,7 @@ struct AttachmentDownloads {
         self.workspace = workspace
         self.now = now
         remaining = services.configuration.airtable.maximumAttachmentDownloads
+        deadline = .now + services.configuration.airtable.attachmentDownloadTimeout
     }
 
     private var configuration: AirtableConfiguration { services.configuration.airtable }
@@ -78,88 +82,112 @@ struct AttachmentDownloads {
             )
         }
         remaining -= 1
+        let left = deadline - ContinuousClock.now
         let timeout = configuration.attachmentDownloadTimeout
-        let file = try await withThrowingTaskGroup(of: FileID?.self) { group in
-            group.addTask { [self] in try await self.fetch(url, filename: filename) }
-            group.addTask {
-                try await Task.sleep(for: timeout)
-                return nil
+        guard left > .zero else {
+            throw Self.refused("the attachments of this write did not download within \(timeout)")
+        }
+        // Files the download made, even one finished as the time ran out, so the write can remove them.
+        let made = FilesMade()
+        let outcome: FileID?
+        do {
+            outcome = try await withThrowingTaskGroup(of: FileID?.self) { group in
+                group.addTask { [self] in try await self.fetch(url, filename: filename, made: made) }
+                group.addTask {
+                    try await Task.sleep(for: left)
+                    return nil
+                }
+                defer { group.cancelAll() }
+                return try await group.next() ?? nil
             }
-            defer { group.cancelAll() }
-            guard let first = try await group.next(), let file = first else {
-                throw Self.refused("the attachment at \(url) did not download within \(timeout)")
-            }
-            return file
+        } catch {
+            files += made.all
+            throw error
+        }
+        files += made.all.filter { $0 != outcome }
+        guard let file = outcome else {
+            throw Self.refused("the attachments of this write did not download within \(timeout)")
         }
         fetched[url] = file
         files.append(file)
         return file
     }
 
-    private func fetch(_ given: String, filename: String?) async throws -> FileID {
+    private func fetch(_ given: String, filename: String?, made: FilesMade) async throws -> FileID {
         var target: WebhookTarget
         do {
             target = try WebhookTarget(given, maximumLength: Self.maximumURLLength)
         } catch let error as ServerError {
             throw Self.refused("attachment \(error.message)")
         }
-        var httpConfiguration = HTTPClient.Configuration()
-        httpConfiguration.redirectConfiguration = .disallow
-        httpConfiguration.connectionPool.retryConnectionEstablishment = false
-        let client = HTTPClient(eventLoopGroup: HTTPClient.defaultEventLoopGroup, configuration: httpConfiguration)
-        do {
-            let file = try await fetch(given, target: &target, filename: filename, client: client)
+        var hops = 0
+        while true {
+            // The name is resolved once, checked, and connected to at the address checked.
+            var pinned: String?
+            if !configuration.allowPrivateDownloads {
+                let check = await target.pinnedAddress(allowLoopback: configuration.allowLoopbackDownloads)
+                if let refusal = check.refusal {
+                    throw Self.refused("the attachment at \(given) is refused: \(refusal)")
+                }
+                pinned = check.address
+            }
+            var httpConfiguration = HTTPClient.Configuration()
+            httpConfiguration.redirectConfiguration = .disallow
+            httpConfiguration.connectionPool.retryConnectionEstablishment = false
+            if let pinned { httpConfiguration.dnsOverride = [target.host: pinned] }
+            let client = HTTPClient(eventLoopGroup: HTTPClient.defaultEventLoopGroup, configuration: httpConfiguration)
+            let next: Result<URL?, any Error>
+            do {
+                next = .success(try await hop(given, target: target, filename: filename, client: client, made: made))
+            } catch {
+                next = .failure(error)
+            }
             try? await client.shutdown()
-            return file
-        } catch {
-            try? await client.shutdown()
-            throw error
+            guard let redirect = try next.get() else {
+                guard let file = made.last else { throw ServerError(.internalServerError, .server, "no file was made") }
+                return file
+            }
+            hops += 1
+            guard hops <= Self.maximumRedirects else {
+                throw Self.refused("the attachment at \(given) redirects too often")
+            }
+            do {
+                target = try WebhookTarget(redirect.absoluteString, maximumLength: Self.maximumURLLength)
+            } catch let error as ServerError {
+                throw Self.refused("the attachment at \(given) redirects to a refused URL: \(error.message)")
+            }
         }
     }
 
-    private func fetch(
+    /// One request: answers where it redirects to, or `nil` once the bytes are stored (in `made`).
+    private func hop(
         _ given: String,
-        target: inout WebhookTarget,
+        target: WebhookTarget,
         filename: String?,
-        client: HTTPClient
-    ) async throws -> FileID {
-        var hops = 0
-        while true {
-            if !configuration.allowPrivateDownloads,
-                let refusal = await target.refusal(resolve: true, allowLoopback: configuration.allowLoopbackDownloads)
-            {
-                throw Self.refused("the attachment at \(given) is refused: \(refusal)")
-            }
-            var request = HTTPClientRequest(url: target.url.absoluteString)
-            request.headers.add(name: "User-Agent", value: "pyat attachment download")
-            let response: HTTPClientResponse
-            do {
-                response = try await client.execute(request, timeout: .seconds(3600))
-            } catch is CancellationError {
-                throw CancellationError()
-            } catch {
-                throw Self.refused("the attachment at \(given) could not be downloaded (\(Self.describe(error)))")
-            }
-            if (300..<400).contains(Int(response.status.code)), let location = response.headers.first(name: "Location")
-            {
-                hops += 1
-                guard hops <= Self.maximumRedirects,
-                    let next = URL(string: location, relativeTo: target.url)?.absoluteURL
-                else {
-                    throw Self.refused("the attachment at \(given) redirects too often or to an invalid URL")
-                }
-                do {
-                    target = try WebhookTarget(next.absoluteString, maximumLength: Self.maximumURLLength)
-                } catch let error as ServerError {
-                    throw Self.refused("the attachment at \(given) redirects to a refused URL: \(error.message)")
-                }
-                continue
-            }
-            guard (200..<300).contains(Int(response.status.code)) else {
-                throw Self.refused("the attachment at \(given) answered \(response.status.code)")
-            }
-            return try await store(response, given: given, finalURL: target.url, filename: filename)
+        client: HTTPClient,
+        made: FilesMade
+    ) async throws -> URL? {
+        var request = HTTPClientRequest(url: target.url.absoluteString)
+        request.headers.add(name: "User-Agent", value: "pyat attachment download")
+        let response: HTTPClientResponse
+        do {
+            response = try await client.execute(request, timeout: .seconds(3600))
+        } catch is CancellationError {
+            throw CancellationError()
+        } catch {
+            throw Self.refused("the attachment at \(given) could not be downloaded (\(Self.describe(error)))")
         }
+        if (300..<400).contains(Int(response.status.code)), let location = response.headers.first(name: "Location") {
+            guard let next = URL(string: location, relativeTo: target.url)?.absoluteURL else {
+                throw Self.refused("the attachment at \(given) redirects to an invalid URL")
+            }
+            return next
+        }
+        guard (200..<300).contains(Int(response.status.code)) else {
+            throw Self.refused("the attachment at \(given) answered \(response.status.code)")
+        }
+        made.append(try await store(response, given: given, finalURL: target.url, filename: filename))
+        return nil
     }
 
     private func store(
@@ -220,4 +248,13 @@ struct AttachmentDownloads {
         if let error = error as? HTTPClientError { return "\(error)" }
         return "\(type(of: error))"
     }
+}
+
+/// The files one download made, recorded as they are made.
+final class FilesMade: Sendable {
+    private let files = Mutex<[FileID]>([])
+
+    func append(_ file: FileID) { files.withLock { $0.append(file) } }
+    var all: [FileID] { files.withLock { $0 } }
+    var last: FileID? { files.withLock { $0.last } }
 }

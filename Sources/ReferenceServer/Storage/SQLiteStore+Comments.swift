@@ -156,9 +156,14 @@ extension SQLiteStore: CommentRepository {
     public func updateComment(id: CommentID, text: String, context: WriteContext) async throws -> WriteResult<Comment> {
         let actor = try context.requireActor()
         return try await perform(context) { db in
-            let (row, schema, _) = try self.commentForChange(db, id: id, user: actor)
+            let (row, schema, role) = try self.commentForChange(db, id: id, user: actor)
             guard row["author_id"] as String == actor.rawValue else {
                 throw StorageError.forbidden("only its author may edit a comment")
+            }
+            guard role >= .commenter else {
+                throw StorageError.forbidden(
+                    "editing a comment needs the commenter role or higher; you are \(role.rawValue)"
+                )
             }
             let mentions = try self.checkComment(db, text: text, workspace: schema.workspaceID)
             try db.execute(

@@ -83,6 +83,31 @@ struct WebhookTarget: Sendable {
     }
 }
 
+extension WebhookTarget {
+    /// The check of ``refusal(resolve:allowLoopback:)``, answering also the address the check passed,
+    /// to connect to that very address (`HTTPClient.Configuration.dnsOverride`) instead of resolving
+    /// the name again: a resolver that answers a public address to the check and a private one to the
+    /// connection (DNS rebinding) is then no way in. `address` is `nil` when the host is an address
+    /// already, or `localhost` under `allowLoopback`.
+    func pinnedAddress(allowLoopback: Bool) async -> (address: String?, refusal: String?) {
+        if host == "localhost" || host.hasSuffix(".localhost") || IPAddress(literal: host) != nil {
+            return (nil, await refusal(resolve: false, allowLoopback: allowLoopback))
+        }
+        let host = self.host
+        let resolved = try? await NIOThreadPool.singleton.runIfActive { IPAddress.resolve(host) }
+        guard let addresses = resolved, let first = addresses.first else {
+            return (nil, "\(host) could not be resolved")
+        }
+        if addresses.contains(where: { address in
+            guard let restriction = address.restriction else { return false }
+            return !(allowLoopback && restriction.allowsLoopbackException)
+        }) {
+            return (nil, "\(host) resolves to a private address")
+        }
+        return (first.description, nil)
+    }
+}
+
 /// An IPv4 or IPv6 address, classified for the webhook target check.
 enum IPAddress: Sendable, Hashable, CustomStringConvertible {
     case v4([UInt8])
