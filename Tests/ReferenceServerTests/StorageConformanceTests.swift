@@ -563,6 +563,7 @@ extension StorageError {
         case .filterScanLimit: "filterScanLimit"
         case .uploadQuotaExceeded: "uploadQuotaExceeded"
         case .eventsTrimmed: "eventsTrimmed"
+        case .unavailable: "unavailable"
         case .inOperation: "inOperation"
         }
     }

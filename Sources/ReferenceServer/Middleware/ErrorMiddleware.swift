@@ -99,6 +99,13 @@ struct ErrorMiddleware: RouterMiddleware {
                 .resyncRequired,
                 "events after \(since) are no longer retained (the log starts after \(trimmedThrough)); refetch and resume from the newest seq"
             )
+        case .unavailable(let reason, let retryAfter):
+            return ServerError(
+                .serviceUnavailable,
+                .server,
+                "the database is unavailable (\(reason)); nothing was changed, retry in \(retryAfter) s",
+                headers: [.retryAfter: String(retryAfter)]
+            )
         case .inOperation(let index, let error):
             var mapped = serverError(for: error)
             mapped.message = "operation \(index): \(mapped.message)"

@@ -19,7 +19,7 @@ public final class CommitFacts: Sendable {
     /// begins, to know later whether what that read found may still hold.
     public var webhooksGeneration: UInt64 { webhooks.load(ordering: .acquiring) }
 
-    fileprivate func committed(head newHead: Int64?, webhooksChanged: Bool) {
+    func committed(head newHead: Int64?, webhooksChanged: Bool) {
         if let newHead {
             // Only the writer stores, in commit order: a plain maximum suffices.
             head.store(max(head.load(ordering: .relaxed), newHead), ordering: .releasing)

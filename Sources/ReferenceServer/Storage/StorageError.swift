@@ -35,6 +35,9 @@ public enum StorageError: Error, Sendable, Hashable, CustomStringConvertible {
     /// Events after `since` were already trimmed from the log (which now starts after
     /// `trimmedThrough`): the reader must resynchronise.
     case eventsTrimmed(since: Int64, trimmedThrough: Int64)
+    /// The database cannot be reached (a PostgreSQL server restarting, a connection lost mid-write):
+    /// nothing was acknowledged; the request may be retried after `retryAfter` seconds.
+    case unavailable(_ reason: String, retryAfter: Int)
     /// Operation `index` of a batch failed with `error`.
     indirect case inOperation(_ index: Int, _ error: StorageError)
 

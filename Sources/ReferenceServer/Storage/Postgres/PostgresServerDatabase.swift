@@ -1,0 +1,407 @@
+import Foundation
+import Logging
+import PostgresNIO
+import Synchronization
+
+/// The reference server's PostgreSQL database: a connection pool, the migrations, and group commit.
+///
+/// Several `pyat serve` instances may share one database. Writes of one instance that arrive while a
+/// commit is under way share the next transaction (each in its own savepoint), as on SQLite: the
+/// `event_head` row that numbers events is then taken once per commit, not once per write, which is
+/// what lets several instances keep the log in exact commit order at a useful rate.
+public final class PostgresServerDatabase: Sendable {
+    let client: PostgresClient
+    let location: PostgresLocation
+    let logger: Logger
+    /// The keys of sealed values (stored answers, webhook secrets) and request hashes.
+    let keys: StorageKeys
+    /// Fired after every commit of this instance that appended events.
+    public let commits: CommitSignal
+    /// The newest event seq this instance knows committed.
+    public let facts: CommitFacts
+    /// How long a request waits for a connection before it answers 503.
+    let acquireTimeout: Duration
+    private let runner: Mutex<Task<Void, Never>?>
+    private let writer: Mutex<WriterState> = Mutex(WriterState())
+    /// The most writes one commit carries.
+    private let maximumBatch = 256
+
+    private struct WriterState {
+        var pending: [WriteJob] = []
+        var draining = false
+    }
+
+    private struct WriteJob: Sendable {
+        let run: @Sendable (PostgresTransaction) async throws -> Void
+        let finish: @Sendable ((any Error)?) -> Void
+    }
+
+    /// Connects to the database at `location` and migrates it.
+    /// - Parameters:
+    ///   - maximumConnections: The pool's size (one connection writes at a time; the rest read).
+    ///   - acquireTimeout: How long an operation waits for a connection (the server unreachable, the
+    ///     pool exhausted) before it fails with ``StorageError/unavailable(_:retryAfter:)``.
+    public init(
+        location: PostgresLocation,
+        maximumConnections: Int = 16,
+        acquireTimeout: Duration = .seconds(5),
+        keys: StorageKeys,
+        logger: Logger
+    ) async throws {
+        self.location = location
+        self.logger = logger
+        self.keys = keys
+        self.acquireTimeout = acquireTimeout
+        let client = PostgresClient(
+            configuration: location.clientConfiguration(maximumConnections: max(2, maximumConnections)),
+            backgroundLogger: logger
+        )
+        self.client = client
+        self.runner = Mutex(Task { await client.run() })
+        self.commits = CommitSignal()
+        do {
+            try await Self.migrate(client: client, keys: keys, logger: logger, timeout: acquireTimeout)
+            let head = try await Self.withTimeout(acquireTimeout) {
+                try await client.query("SELECT seq FROM event_head WHERE id = 1", logger: logger)
+                    .collect().first?.decode(Int64.self) ?? 0
+            }
+            self.facts = CommitFacts(head: head)
+        } catch let error as PostgresTransactionError {
+            runner.withLock { $0?.cancel() }
+            throw Self.mapped(error.closureError ?? error.beginError ?? error.commitError ?? error, location: location)
+        } catch {
+            runner.withLock { $0?.cancel() }
+            throw Self.mapped(error, location: location)
+        }
+    }
+
+    /// Closes every connection. Later operations fail.
+    public func close() async {
+        let task = runner.withLock { task -> Task<Void, Never>? in
+            defer { task = nil }
+            return task
+        }
+        task?.cancel()
+        await task?.value
+    }
+
+    // MARK: Migrations
+
+    static func migrate(client: PostgresClient, keys: StorageKeys, logger: Logger, timeout: Duration) async throws {
+        try await withTimeout(timeout * 6) {
+            try await client.withTransaction(logger: logger) { connection in
+                // Instances starting together run this one after another.
+                try await connection.query("SELECT pg_advisory_xact_lock(\(PostgresMigrations.lockKey))", logger: logger)
+                try await connection.query(
+                    """
+                    CREATE TABLE IF NOT EXISTS pyat_migrations (
+                        id TEXT PRIMARY KEY,
+                        applied_at TIMESTAMPTZ NOT NULL DEFAULT now()
+                    )
+                    """,
+                    logger: logger
+                )
+                var applied = Set<String>()
+                for try await id in try await connection.query("SELECT id FROM pyat_migrations", logger: logger)
+                    .decode(String.self)
+                {
+                    applied.insert(id)
+                }
+                for migration in PostgresMigrations.all where !applied.contains(migration.id) {
+                    logger.info("migrating the PostgreSQL database", metadata: ["migration": "\(migration.id)"])
+                    for statement in migration.statements {
+                        try await connection.query(PostgresQuery(unsafeSQL: statement), logger: logger)
+                    }
+                    try await connection.query(
+                        "INSERT INTO pyat_migrations (id) VALUES (\(migration.id))",
+                        logger: logger
+                    )
+                }
+                let fingerprint = try await connection.query(
+                    "SELECT value FROM server_state WHERE key = 'storage_key_fingerprint'",
+                    logger: logger
+                ).collect().first?.decode(String.self)
+                if let fingerprint, fingerprint != keys.fingerprint {
+                    throw ServerConfigurationError(
+                        message: """
+                            the database was sealed with another storage secret: every instance sharing it \
+                            needs the same \(SecretFile.storage.name) file (or PYAT_STORAGE_SECRET)
+                            """
+                    )
+                }
+                if fingerprint == nil {
+                    try await connection.query(
+                        """
+                        INSERT INTO server_state (key, value) VALUES ('storage_key_fingerprint', \(keys.fingerprint))
+                        ON CONFLICT (key) DO NOTHING
+                        """,
+                        logger: logger
+                    )
+                }
+            }
+        }
+    }
+
+    // MARK: Reads
+
+    /// Runs `operation` on a pooled connection outside any transaction (each statement sees the
+    /// last committed state).
+    func read<T: Sendable>(_ operation: @escaping @Sendable (PostgresTransaction) async throws -> T) async throws -> T
+    {
+        let logger = self.logger
+        do {
+            return try await withLeasedConnection { connection in
+                try await operation(PostgresTransaction(connection: connection, logger: logger))
+            }
+        } catch {
+            throw Self.mapped(error, location: location)
+        }
+    }
+
+    /// Runs `body` on a pooled connection; fails with ``TimedOut`` when none is had within
+    /// ``acquireTimeout`` (the server down, the pool exhausted). Once it has its connection, `body`
+    /// runs to its end.
+    func withLeasedConnection<T: Sendable>(
+        _ body: @escaping @Sendable (PostgresConnection) async throws -> T
+    ) async throws -> T {
+        let acquired = AcquiredFlag()
+        let client = self.client
+        let limit = acquireTimeout
+        return try await withThrowingTaskGroup(of: T?.self) { group in
+            group.addTask {
+                try await client.withConnection { connection in
+                    acquired.value.store(true, ordering: .releasing)
+                    return try await body(connection)
+                }
+            }
+            group.addTask {
+                try? await Task.sleep(for: limit)
+                return nil
+            }
+            while let next = try await group.next() {
+                if let value = next {
+                    group.cancelAll()
+                    return value
+                }
+                if !acquired.value.load(ordering: .acquiring) {
+                    group.cancelAll()
+                    throw TimedOut(label: "connection", limit: limit)
+                }
+            }
+            throw TimedOut(label: "connection", limit: limit)
+        }
+    }
+
+    /// Runs `operation` in a read-only transaction whose statements all see one snapshot.
+    func snapshot<T: Sendable>(_ operation: @escaping @Sendable (PostgresTransaction) async throws -> T) async throws
+        -> T
+    {
+        try await read { transaction in
+            try await transaction.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            do {
+                let value = try await operation(transaction)
+                try await transaction.execute("COMMIT")
+                return value
+            } catch {
+                try? await transaction.execute("ROLLBACK")
+                throw error
+            }
+        }
+    }
+
+    // MARK: Writes
+
+    /// Runs `operation` in a transaction shared with this instance's other concurrent writes (its
+    /// own savepoint), acknowledged after the commit.
+    func write<T: Sendable>(_ operation: @escaping @Sendable (PostgresTransaction) async throws -> T) async throws -> T
+    {
+        try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<T, any Error>) in
+            let outcome = Mutex<Result<T, any Error>?>(nil)
+            let job = WriteJob(
+                run: { transaction in
+                    let value = try await operation(transaction)
+                    outcome.withLock { $0 = .success(value) }
+                },
+                finish: { error in
+                    if let error {
+                        continuation.resume(throwing: error)
+                        return
+                    }
+                    continuation.resume(
+                        with: outcome.withLock { $0 } ?? .failure(PostgresStoreError.writeDidNotRun)
+                    )
+                }
+            )
+            let start = writer.withLock { state -> Bool in
+                state.pending.append(job)
+                if state.draining { return false }
+                state.draining = true
+                return true
+            }
+            if start {
+                Task { await self.drain() }
+            }
+        }
+    }
+
+    private func drain() async {
+        while true {
+            let batch = writer.withLock { state -> [WriteJob] in
+                let taken = Array(state.pending.prefix(maximumBatch))
+                state.pending.removeFirst(taken.count)
+                if taken.isEmpty { state.draining = false }
+                return taken
+            }
+            if batch.isEmpty { return }
+            await commit(batch)
+        }
+    }
+
+    /// Applies `batch` in one transaction and finishes each job: with its own error when its
+    /// savepoint rolled back, with the commit's error when the commit failed.
+    private func commit(_ batch: [WriteJob]) async {
+        var attempt = 0
+        while true {
+            attempt += 1
+            do {
+                let outcome = try await withLeasedConnection { connection in
+                    try await self.runTransaction(batch, on: connection)
+                }
+                if let head = outcome.head { facts.committed(head: head, webhooksChanged: outcome.webhooksChanged) }
+                for (job, error) in zip(batch, outcome.jobErrors) { job.finish(error) }
+                if outcome.head != nil { commits.fire() }
+                return
+            } catch {
+                if Self.isRetryable(error), attempt < 5 {
+                    logger.debug("retrying a write transaction", metadata: ["error": "\(error)"])
+                    continue
+                }
+                let mapped = Self.mapped(error, location: location)
+                if case StorageError.unavailable = mapped {
+                } else {
+                    logger.error("a write transaction failed", metadata: ["error": "\(String(reflecting: error))"])
+                }
+                for job in batch { job.finish(mapped) }
+                return
+            }
+        }
+    }
+
+    private struct BatchOutcome: Sendable {
+        var head: Int64?
+        var webhooksChanged = false
+        var jobErrors: [(any Error)?]
+    }
+
+    private func runTransaction(_ batch: [WriteJob], on connection: PostgresConnection) async throws -> BatchOutcome {
+        var jobErrors = [(any Error)?](repeating: nil, count: batch.count)
+        let transaction = PostgresTransaction(connection: connection, logger: logger)
+        try await transaction.execute("BEGIN")
+        do {
+            let alone = batch.count == 1
+            var anyApplied = false
+            for (index, job) in batch.enumerated() {
+                let mark = transaction.mark
+                if !alone { try await transaction.execute("SAVEPOINT job") }
+                do {
+                    try await job.run(transaction)
+                    if !alone { try await transaction.execute("RELEASE SAVEPOINT job") }
+                    anyApplied = true
+                } catch {
+                    // A lost connection or a conflict with another instance is the whole batch's.
+                    if Self.isConnectionFailure(error) || Self.isRetryable(error) { throw error }
+                    if alone { throw JobFailed(error: error) }
+                    try await transaction.execute("ROLLBACK TO SAVEPOINT job")
+                    transaction.rollBack(to: mark)
+                    jobErrors[index] = error
+                }
+            }
+            guard anyApplied else {
+                try await transaction.execute("ROLLBACK")
+                return BatchOutcome(head: nil, jobErrors: jobErrors)
+            }
+            let head = try await transaction.flushEvents()
+            try await transaction.execute("COMMIT")
+            return BatchOutcome(head: head, webhooksChanged: transaction.webhooksChanged, jobErrors: jobErrors)
+        } catch let failed as JobFailed {
+            try? await transaction.execute("ROLLBACK")
+            jobErrors[0] = failed.error
+            return BatchOutcome(head: nil, jobErrors: jobErrors)
+        } catch {
+            try? await transaction.execute("ROLLBACK")
+            throw error
+        }
+    }
+
+    private struct JobFailed: Error {
+        var error: any Error
+    }
+
+    // MARK: Errors
+
+    /// Whether running the transaction again may succeed (a serialization failure or a deadlock
+    /// with another instance's transaction).
+    static func isRetryable(_ error: any Error) -> Bool {
+        guard let error = error as? PSQLError, let state = error.serverInfo?[.sqlState] else { return false }
+        return state == "40001" || state == "40P01"
+    }
+
+    /// Whether `error` says the database could not be reached or went away.
+    static func isConnectionFailure(_ error: any Error) -> Bool {
+        if error is TimedOut { return true }
+        guard let error = error as? PSQLError else { return false }
+        switch error.code {
+        case .connectionError, .serverClosedConnection, .clientClosedConnection, .poolClosed, .uncleanShutdown,
+            .sslUnsupported, .failedToAddSSLHandler:
+            return true
+        default:
+            break
+        }
+        // Class 08 (connection exception), 57P01–57P03 (shutdown, cannot connect now), 53300 (too
+        // many connections).
+        guard let state = error.serverInfo?[.sqlState] else { return false }
+        return state.hasPrefix("08") || state.hasPrefix("57P") || state == "53300"
+    }
+
+    /// A database failure as the storage error a request answers with: 503 + `Retry-After` when the
+    /// database is unreachable; other errors unchanged.
+    static func mapped(_ error: any Error, location: PostgresLocation) -> any Error {
+        if let timedOut = error as? TimedOut {
+            return StorageError.unavailable("no \(timedOut.label) within \(timedOut.limit)", retryAfter: 1)
+        }
+        if isConnectionFailure(error) {
+            return StorageError.unavailable("PostgreSQL at \(location.host):\(location.port) is unreachable", retryAfter: 1)
+        }
+        return error
+    }
+
+    private final class AcquiredFlag: Sendable {
+        let value = Atomic<Bool>(false)
+    }
+
+    struct TimedOut: Error {
+        var label: String
+        var limit: Duration
+    }
+
+    /// Runs `operation`, cancelling it after `limit`.
+    static func withTimeout<T: Sendable>(
+        _ limit: Duration,
+        label: String = "answer from PostgreSQL",
+        _ operation: @escaping @Sendable () async throws -> T
+    ) async throws -> T {
+        try await withThrowingTaskGroup(of: T?.self) { group in
+            group.addTask { try await operation() }
+            group.addTask {
+                try? await Task.sleep(for: limit)
+                return nil
+            }
+            defer { group.cancelAll() }
+            while let next = try await group.next() {
+                if let value = next { return value }
+                throw TimedOut(label: label, limit: limit)
+            }
+            throw TimedOut(label: label, limit: limit)
+        }
+    }
+}

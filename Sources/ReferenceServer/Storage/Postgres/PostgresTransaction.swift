@@ -1,0 +1,226 @@
+import Foundation
+import Logging
+import PostgresNIO
+import PyAirtableModels
+
+/// One connection inside a write transaction, and the events the transaction appends.
+///
+/// Events are not inserted when appended: ``PostgresServerDatabase`` numbers them as the last statement
+/// before `COMMIT` (one `UPDATE` of the `event_head` row), so a transaction holds the log's head only
+/// for its commit and a seq is never visible before a smaller one. Work that needs a new event's
+/// seq runs in ``afterEvents(_:)``, after the numbering, in the same transaction.
+public final class PostgresTransaction: @unchecked Sendable {
+    // Used by one task at a time: the writer runs one job after another on it.
+    let connection: PostgresConnection
+    let logger: Logger
+    private(set) var pendingEvents: [PendingEvent] = []
+    private var pendingFollowUps: [(first: Int, run: @Sendable (PostgresTransaction, [Int64]) async throws -> Void)] = []
+    /// Whether a committed transaction changed webhooks (the delivery worker's idle check).
+    var webhooksChanged = false
+
+    struct PendingEvent: Sendable {
+        var type: String
+        var workspaceID: String?
+        var baseID: String?
+        var tableID: String?
+        var recordID: String?
+        var payload: String
+        var actor: String?
+        var ts: Int64
+        var txn: Int64
+        var recipients: [String]
+    }
+
+    init(connection: PostgresConnection, logger: Logger) {
+        self.connection = connection
+        self.logger = logger
+    }
+
+    // MARK: Queries
+
+    /// Runs a statement, discarding any rows.
+    func execute(_ query: PostgresQuery) async throws {
+        try await connection.query(query, logger: logger).collect()
+    }
+
+    /// The rows of a query.
+    func rows(_ query: PostgresQuery) async throws -> [PostgresRandomAccessRow] {
+        try await connection.query(query, logger: logger).collect().map { $0.makeRandomAccess() }
+    }
+
+    /// The first row of a query, if any.
+    func row(_ query: PostgresQuery) async throws -> PostgresRandomAccessRow? {
+        try await rows(query).first
+    }
+
+    /// The first column of the first row, `nil` when there is no row or it is NULL.
+    func scalar<T: PostgresDecodable>(_ query: PostgresQuery, as type: T.Type = T.self) async throws -> T? {
+        guard let row = try await connection.query(query, logger: logger).collect().first else { return nil }
+        let cell = row.makeRandomAccess()[0]
+        guard cell.bytes != nil else { return nil }
+        return try cell.decode(T.self, context: .default)
+    }
+
+    /// How many rows a statement changed; the statement must end with `RETURNING 1` (or any column).
+    func changes(_ query: PostgresQuery) async throws -> Int {
+        try await connection.query(query, logger: logger).collect().count
+    }
+
+    // MARK: Events
+
+    /// Appends an event to this transaction; it is numbered and inserted before the commit.
+    func appendEvent(
+        type: EventType,
+        workspaceID: WorkspaceID?,
+        baseID: BaseID? = nil,
+        tableID: TableID? = nil,
+        recordID: RecordID? = nil,
+        payload: some Encodable,
+        context: WriteContext,
+        recipients: [UserID] = []
+    ) throws {
+        let data = try (payload as? any PreEncodedJSON).map { Data($0.json) } ?? JSONCoding.encoder.encode(payload)
+        pendingEvents.append(
+            PendingEvent(
+                type: type.rawValue,
+                workspaceID: workspaceID?.rawValue,
+                baseID: baseID?.rawValue,
+                tableID: tableID?.rawValue,
+                recordID: recordID?.rawValue,
+                payload: String(decoding: data, as: UTF8.self),
+                actor: context.actor?.rawValue,
+                ts: context.now.millisecondsSince1970,
+                txn: context.transaction,
+                recipients: Array(Set(recipients.map(\.rawValue))).sorted()
+            )
+        )
+    }
+
+    /// Runs `work` after this transaction's events are numbered, with the seqs of the events
+    /// appended from now on by the current job (in order).
+    func afterEvents(_ work: @escaping @Sendable (PostgresTransaction, [Int64]) async throws -> Void) {
+        pendingFollowUps.append((pendingEvents.count, work))
+    }
+
+    /// Where the current job's events begin, to drop them when its savepoint rolls back.
+    struct Mark {
+        var events: Int
+        var followUps: Int
+        var webhooksChanged: Bool
+    }
+
+    var mark: Mark {
+        Mark(events: pendingEvents.count, followUps: pendingFollowUps.count, webhooksChanged: webhooksChanged)
+    }
+
+    func rollBack(to mark: Mark) {
+        pendingEvents.removeSubrange(mark.events...)
+        pendingFollowUps.removeSubrange(mark.followUps...)
+        webhooksChanged = mark.webhooksChanged
+    }
+
+    /// Numbers and inserts the pending events: the last statements before `COMMIT`. Answers the new
+    /// head, or `nil` when the transaction appended nothing.
+    func flushEvents() async throws -> Int64? {
+        guard !pendingEvents.isEmpty else { return nil }
+        let count = Int64(pendingEvents.count)
+        guard
+            let head = try await scalar(
+                "UPDATE event_head SET seq = seq + \(count) WHERE id = 1 RETURNING seq",
+                as: Int64.self
+            )
+        else { throw PostgresStoreError.missingEventHead }
+        let first = head - count + 1
+        // Multi-row inserts, within the protocol's 65,535 parameters a statement.
+        let perStatement = 1000
+        var start = 0
+        while start < pendingEvents.count {
+            let end = min(start + perStatement, pendingEvents.count)
+            var sql = "INSERT INTO events (seq, type, workspace_id, base_id, table_id, record_id, payload, actor, ts, txn) VALUES "
+            var binds = PostgresBindings(capacity: (end - start) * 10)
+            for index in start..<end {
+                let event = pendingEvents[index]
+                let base = (index - start) * 10
+                if index > start { sql += "," }
+                sql += "("
+                sql += (1...10).map { "$\(base + $0)" }.joined(separator: ",")
+                sql += ")"
+                binds.append(first + Int64(index))
+                binds.append(event.type)
+                binds.append(event.workspaceID)
+                binds.append(event.baseID)
+                binds.append(event.tableID)
+                binds.append(event.recordID)
+                binds.append(event.payload)
+                binds.append(event.actor)
+                binds.append(event.ts)
+                binds.append(event.txn)
+            }
+            try await execute(PostgresQuery(unsafeSQL: sql, binds: binds))
+            start = end
+        }
+        var recipientRows: [(Int64, String)] = []
+        for (index, event) in pendingEvents.enumerated() {
+            for user in event.recipients { recipientRows.append((first + Int64(index), user)) }
+        }
+        start = 0
+        while start < recipientRows.count {
+            let end = min(start + perStatement * 5, recipientRows.count)
+            var sql = "INSERT INTO event_recipients (seq, user_id) VALUES "
+            var binds = PostgresBindings(capacity: (end - start) * 2)
+            for index in start..<end {
+                if index > start { sql += "," }
+                let base = (index - start) * 2
+                sql += "($\(base + 1),$\(base + 2))"
+                binds.append(recipientRows[index].0)
+                binds.append(recipientRows[index].1)
+            }
+            try await execute(PostgresQuery(unsafeSQL: sql + " ON CONFLICT DO NOTHING", binds: binds))
+            start = end
+        }
+        let followUps = pendingFollowUps
+        let total = pendingEvents.count
+        for (index, followUp) in followUps.enumerated() {
+            let end = index + 1 < followUps.count ? followUps[index + 1].first : total
+            let seqs = (followUp.first..<max(end, followUp.first)).map { first + Int64($0) }
+            try await followUp.run(self, seqs)
+        }
+        return head
+    }
+}
+
+/// Failures of the PostgreSQL store itself (not of a request).
+enum PostgresStoreError: Error, CustomStringConvertible {
+    case missingEventHead
+    case writeDidNotRun
+
+    var description: String {
+        switch self {
+        case .missingEventHead: "the event_head row is missing: the database was not migrated by pyat"
+        case .writeDidNotRun: "the write did not run"
+        }
+    }
+}
+
+extension PostgresRandomAccessRow {
+    /// A column's value (a NULL reads as `nil` for an optional type, and fails otherwise).
+    func get<T: PostgresDecodable>(_ column: String, as type: T.Type = T.self) throws -> T {
+        try self[column].decode(T.self, context: .default)
+    }
+
+    func date(_ column: String) throws -> Date {
+        Date(millisecondsSince1970: try get(column, as: Int64.self))
+    }
+
+    func optionalDate(_ column: String) throws -> Date? {
+        try get(column, as: Int64?.self).map(Date.init(millisecondsSince1970:))
+    }
+
+    func id<Kind>(_ column: String) throws -> Identifier<Kind> {
+        Identifier(unchecked: try get(column, as: String.self))
+    }
+
+    func optionalID<Kind>(_ column: String) throws -> Identifier<Kind>? {
+        try get(column, as: String?.self).map(Identifier.init(unchecked:))
+    }
+}

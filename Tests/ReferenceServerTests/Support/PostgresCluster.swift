@@ -1,0 +1,164 @@
+import Foundation
+import Logging
+import PostgresNIO
+import TestSupport
+import Testing
+
+@testable import ReferenceServer
+
+/// The PostgreSQL server the tests use, and a fresh database of its own for each test.
+///
+/// `PYAT_TEST_POSTGRES_URL` names a server whose user may create databases (`.ci/run` starts one with
+/// `scripts/postgres.sh`). Without it, the first test that needs PostgreSQL starts a private cluster
+/// with that same script (PostgreSQL 15 is installed on these machines), and a detached watcher
+/// stops and removes it once the test process has exited, however it exits.
+actor PostgresCluster {
+    static let shared = PostgresCluster()
+
+    private var base: PostgresLocation?
+
+    /// The server every test database is made on.
+    func location() async throws -> PostgresLocation {
+        if let base { return base }
+        let environment = ProcessInfo.processInfo.environment
+        let location: PostgresLocation
+        if let url = environment["PYAT_TEST_POSTGRES_URL"], !url.isEmpty {
+            location = try PostgresLocation(url: url)
+        } else {
+            location = try await Self.startPrivateCluster()
+        }
+        base = location
+        return location
+    }
+
+    /// The repository's root, where `scripts/postgres.sh` is.
+    static var repositoryRoot: String {
+        URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().deletingLastPathComponent().path
+    }
+
+    private static func startPrivateCluster() async throws -> PostgresLocation {
+        let script = repositoryRoot + "/scripts/postgres.sh"
+        let port = 56_000 + Int(getpid() % 4000)
+        var environment = ProcessInfo.processInfo.environment
+        environment["PYAT_POSTGRES_PORT"] = String(port)
+        let child = try ChildProcess(
+            executable: "/bin/bash",
+            arguments: [script, "start"],
+            environment: environment,
+            stderrPath: nil
+        )
+        let output = try child.standardOutput?.readToEnd() ?? Data()
+        let status = await child.wait(timeout: .seconds(120))
+        let text = String(decoding: output, as: UTF8.self)
+        var url: String?
+        var directory: String?
+        for line in text.split(separator: "\n") {
+            if line.hasPrefix("export PYAT_TEST_POSTGRES_URL=") {
+                url = String(line.dropFirst("export PYAT_TEST_POSTGRES_URL=".count))
+            }
+            if line.hasPrefix("export PYAT_POSTGRES_DIRECTORY=") {
+                directory = String(line.dropFirst("export PYAT_POSTGRES_DIRECTORY=".count))
+            }
+        }
+        guard status == 0, let url, let directory else {
+            throw ClusterError(
+                message: """
+                    could not start a PostgreSQL cluster with scripts/postgres.sh (status \(status.map(String.init) ?? "timeout")); \
+                    install PostgreSQL (apt-get install postgresql) or set PYAT_TEST_POSTGRES_URL
+                    """
+            )
+        }
+        // Detached (its own session, its parent gone at once), so nothing the test process does at
+        // exit reaches it: it outlives the test process by at most a second.
+        let watcher = try ChildProcess(
+            executable: "/bin/bash",
+            arguments: [
+                "-c",
+                """
+                setsid bash -c 'while kill -0 \(getpid()) 2>/dev/null; do sleep 1; done; \
+                "\(script)" stop "\(directory)"' </dev/null >/dev/null 2>&1 &
+                """,
+            ],
+            environment: environment
+        )
+        _ = await watcher.wait(timeout: .seconds(10))
+        return try PostgresLocation(url: url)
+    }
+
+    struct ClusterError: Error, CustomStringConvertible {
+        var message: String
+        var description: String { message }
+    }
+
+    // MARK: Databases
+
+    /// Creates an empty database, runs `body` with its location, and drops it.
+    static func withDatabase<T: Sendable>(_ body: (PostgresLocation) async throws -> T) async throws -> T {
+        let base = try await shared.location()
+        let name = "pyat_t_" + String(UInt64.random(in: 0...UInt64.max), radix: 36)
+        try await administer(base) { client in
+            try await client.query(PostgresQuery(unsafeSQL: "CREATE DATABASE \(name)"))
+        }
+        do {
+            let value = try await body(base.with(database: name))
+            try await drop(name, on: base)
+            return value
+        } catch {
+            try? await drop(name, on: base)
+            throw error
+        }
+    }
+
+    private static func drop(_ name: String, on base: PostgresLocation) async throws {
+        try await administer(base) { client in
+            try await client.query(PostgresQuery(unsafeSQL: "DROP DATABASE IF EXISTS \(name) WITH (FORCE)"))
+        }
+    }
+
+    private static func administer(
+        _ location: PostgresLocation,
+        _ body: @escaping @Sendable (PostgresClient) async throws -> Void
+    ) async throws {
+        let client = PostgresClient(
+            configuration: location.clientConfiguration(maximumConnections: 1),
+            backgroundLogger: Harness.logger
+        )
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { await client.run() }
+            defer { group.cancelAll() }
+            try await body(client)
+        }
+    }
+
+    /// Opens `instances` stores on one fresh database (as that many `pyat serve` instances would),
+    /// runs `body`, and closes them.
+    static func withStores<T: Sendable>(
+        instances: Int = 1,
+        configure: @Sendable (PostgresLocation) -> PostgresLocation = { $0 },
+        _ body: ([PostgresStore]) async throws -> T
+    ) async throws -> T {
+        try await withDatabase { location in
+            var databases: [PostgresServerDatabase] = []
+            do {
+                for _ in 0..<instances {
+                    databases.append(
+                        try await PostgresServerDatabase(
+                            location: configure(location),
+                            maximumConnections: 8,
+                            keys: StorageKeys(secret: Array(repeating: 7, count: 32)),
+                            logger: Harness.logger
+                        )
+                    )
+                }
+                let stores = databases.map { PostgresStore(database: $0, logger: Harness.logger) }
+                let value = try await body(stores)
+                for database in databases { await database.close() }
+                return value
+            } catch {
+                for database in databases { await database.close() }
+                throw error
+            }
+        }
+    }
+}
