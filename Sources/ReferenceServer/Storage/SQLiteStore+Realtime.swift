@@ -121,18 +121,44 @@ extension SQLiteStore: RealtimeEventSource {
         return since < trimmedThrough && (oldest.map { since + 1 < $0 } ?? true)
     }
 
-    /// An event row as fan-out carries it, its JSON written from the stored columns (the payload is
-    /// already wire JSON), keys sorted as ``JSONCoding/encoder`` sorts them.
+    /// An event row as fan-out carries it (its JSON by ``RealtimeEvent/fromColumns``, shared with
+    /// the PostgreSQL store).
     static func realtimeEvent(from row: Row) -> RealtimeEvent {
-        let seq: Int64 = row["seq"]
-        let type: String = row["type"]
-        let workspaceID: String? = row["workspace_id"]
-        let baseID: String? = row["base_id"]
-        let tableID: String? = row["table_id"]
-        let recordID: String? = row["record_id"]
-        let actor: String? = row["actor"]
-        let payload: String = row["payload"]
-        let ts = Timestamp.format(row.date("ts"))
+        RealtimeEvent.fromColumns(
+            seq: row["seq"],
+            type: row["type"],
+            workspaceID: row["workspace_id"],
+            baseID: row["base_id"],
+            tableID: row["table_id"],
+            recordID: row["record_id"],
+            actor: row["actor"],
+            payload: row["payload"],
+            ts: row.date("ts"),
+            recipients: row["recipients"]
+        )
+    }
+}
+
+extension RealtimeEvent {
+    /// An event as fan-out carries it, from the columns of its stored row, its JSON written from
+    /// them (the payload is already wire JSON), keys sorted as ``JSONCoding/encoder`` sorts them.
+    ///
+    /// Shared by every store, so the same event reaches a subscriber as the same bytes whichever
+    /// database holds it.
+    /// - Parameter recipients: The recipients' ids separated by spaces, `nil` when none.
+    static func fromColumns(
+        seq: Int64,
+        type: String,
+        workspaceID: String?,
+        baseID: String?,
+        tableID: String?,
+        recordID: String?,
+        actor: String?,
+        payload: String,
+        ts date: Date,
+        recipients: String?
+    ) -> RealtimeEvent {
+        let ts = Timestamp.format(date)
         var json = "{"
         func member(_ key: String, _ value: String?, quoted: Bool = true) {
             guard let value else { return }
@@ -150,7 +176,6 @@ extension SQLiteStore: RealtimeEventSource {
         member("type", type)
         member("workspace_id", workspaceID)
         json += "}"
-        let recipients = (row["recipients"] as String?).map { $0.split(separator: " ").map(String.init) } ?? []
         return RealtimeEvent(
             seq: seq,
             type: type,
@@ -159,7 +184,7 @@ extension SQLiteStore: RealtimeEventSource {
             tableID: tableID,
             recordID: recordID,
             actor: actor,
-            recipients: recipients,
+            recipients: recipients.map { $0.split(separator: " ").map(String.init) } ?? [],
             json: json
         )
     }

@@ -65,6 +65,7 @@ enum PostgresMigrations {
                 """
                 CREATE TABLE workspaces (
                     id TEXT PRIMARY KEY,
+                    ord BIGINT GENERATED ALWAYS AS IDENTITY,
                     name TEXT NOT NULL,
                     version BIGINT NOT NULL DEFAULT 1,
                     created_at BIGINT NOT NULL,
@@ -84,6 +85,7 @@ enum PostgresMigrations {
                 """
                 CREATE TABLE bases (
                     id TEXT PRIMARY KEY,
+                    ord BIGINT GENERATED ALWAYS AS IDENTITY,
                     workspace_id TEXT NOT NULL REFERENCES workspaces(id) ON DELETE CASCADE,
                     name TEXT NOT NULL,
                     version BIGINT NOT NULL DEFAULT 1,
@@ -95,6 +97,7 @@ enum PostgresMigrations {
                 """
                 CREATE TABLE tables (
                     id TEXT PRIMARY KEY,
+                    ord BIGINT GENERATED ALWAYS AS IDENTITY,
                     base_id TEXT NOT NULL REFERENCES bases(id) ON DELETE CASCADE,
                     name TEXT NOT NULL,
                     description TEXT,
@@ -108,6 +111,7 @@ enum PostgresMigrations {
                 """
                 CREATE TABLE fields (
                     id TEXT PRIMARY KEY,
+                    ord BIGINT GENERATED ALWAYS AS IDENTITY,
                     table_id TEXT NOT NULL REFERENCES tables(id) ON DELETE CASCADE,
                     name TEXT NOT NULL,
                     type TEXT NOT NULL,
@@ -123,6 +127,7 @@ enum PostgresMigrations {
                 """
                 CREATE TABLE views (
                     id TEXT PRIMARY KEY,
+                    ord BIGINT GENERATED ALWAYS AS IDENTITY,
                     table_id TEXT NOT NULL REFERENCES tables(id) ON DELETE CASCADE,
                     name TEXT NOT NULL,
                     type TEXT NOT NULL,

@@ -23,12 +23,26 @@ public final class PostgresServerDatabase: Sendable {
     let acquireTimeout: Duration
     private let runner: Mutex<Task<Void, Never>?>
     private let writer: Mutex<WriterState> = Mutex(WriterState())
+    /// Wakes this instance when other instances commit (see ``PostgresEventListener``).
+    let eventListener: PostgresEventListener
+    private let listenerTask: Mutex<Task<Void, Never>?>
+    private let notifier = Mutex(NotifierState())
     /// The most writes one commit carries.
     private let maximumBatch = 256
 
     private struct WriterState {
         var pending: [WriteJob] = []
         var draining = false
+    }
+
+    /// The notifications of this instance's commits to the others: at most one `NOTIFY` in flight;
+    /// commits made meanwhile share the next one.
+    private struct NotifierState {
+        var pending = false
+        var webhooksChanged = false
+        var task: Task<Void, Never>?
+        var running = false
+        var closed = false
     }
 
     private struct WriteJob: Sendable {
@@ -41,10 +55,13 @@ public final class PostgresServerDatabase: Sendable {
     ///   - maximumConnections: The pool's size (one connection writes at a time; the rest read).
     ///   - acquireTimeout: How long an operation waits for a connection (the server unreachable, the
     ///     pool exhausted) before it fails with ``StorageError/unavailable(_:retryAfter:)``.
+    ///   - eventPollInterval: How often the event head is read although no notification came: the
+    ///     longest another instance's commit goes unnoticed when its notification is lost.
     public init(
         location: PostgresLocation,
         maximumConnections: Int = 16,
         acquireTimeout: Duration = .seconds(5),
+        eventPollInterval: Duration = .seconds(1),
         keys: StorageKeys,
         logger: Logger
     ) async throws {
@@ -58,14 +75,16 @@ public final class PostgresServerDatabase: Sendable {
         )
         self.client = client
         self.runner = Mutex(Task { await client.run() })
-        self.commits = CommitSignal()
+        let commits = CommitSignal()
+        self.commits = commits
+        let facts: CommitFacts
         do {
             try await Self.migrate(client: client, keys: keys, logger: logger, timeout: acquireTimeout)
             let head = try await Self.withTimeout(acquireTimeout) {
                 try await client.query("SELECT seq FROM event_head WHERE id = 1", logger: logger)
                     .collect().first?.decode(Int64.self) ?? 0
             }
-            self.facts = CommitFacts(head: head)
+            facts = CommitFacts(head: head)
         } catch let error as PostgresTransactionError {
             runner.withLock { $0?.cancel() }
             throw Self.mapped(error.closureError ?? error.beginError ?? error.commitError ?? error, location: location)
@@ -73,10 +92,34 @@ public final class PostgresServerDatabase: Sendable {
             runner.withLock { $0?.cancel() }
             throw Self.mapped(error, location: location)
         }
+        self.facts = facts
+        let listener = PostgresEventListener(
+            location: location,
+            client: client,
+            facts: facts,
+            commits: commits,
+            logger: logger,
+            pollInterval: eventPollInterval,
+            readTimeout: acquireTimeout
+        )
+        self.eventListener = listener
+        self.listenerTask = Mutex(Task { await listener.run() })
     }
 
     /// Closes every connection. Later operations fail.
     public func close() async {
+        // The last notification first (it needs the pool), then the listener, then the pool.
+        let notifying = notifier.withLock { state -> Task<Void, Never>? in
+            state.closed = true
+            return state.task
+        }
+        await notifying?.value
+        let listening = listenerTask.withLock { task -> Task<Void, Never>? in
+            defer { task = nil }
+            return task
+        }
+        listening?.cancel()
+        await listening?.value
         let task = runner.withLock { task -> Task<Void, Never>? in
             defer { task = nil }
             return task
@@ -270,6 +313,9 @@ public final class PostgresServerDatabase: Sendable {
                 if let head = outcome.head { facts.committed(head: head, webhooksChanged: outcome.webhooksChanged) }
                 for (job, error) in zip(batch, outcome.jobErrors) { job.finish(error) }
                 if outcome.head != nil { commits.fire() }
+                if outcome.head != nil || outcome.webhooksChanged {
+                    notifyOtherInstances(webhooksChanged: outcome.webhooksChanged)
+                }
                 return
             } catch {
                 if Self.isRetryable(error), attempt < 5 {
@@ -283,6 +329,52 @@ public final class PostgresServerDatabase: Sendable {
                 }
                 for job in batch { job.finish(mapped) }
                 return
+            }
+        }
+    }
+
+    /// Tells the other instances that this one committed (`NOTIFY pyat_events`), after the commit
+    /// and outside its transaction: a notification is only a hint (their listeners read the head
+    /// themselves, and poll it anyway), so one that fails costs latency, never the write.
+    ///
+    /// At most one `NOTIFY` is in flight: commits made while it runs share the next one, so a burst
+    /// of commits sends a few notifications, not one each.
+    private func notifyOtherInstances(webhooksChanged: Bool) {
+        notifier.withLock { state in
+            guard !state.closed else { return }
+            state.pending = true
+            state.webhooksChanged = state.webhooksChanged || webhooksChanged
+            guard !state.running else { return }
+            state.running = true
+            state.task = Task { await self.sendNotifications() }
+        }
+    }
+
+    private func sendNotifications() async {
+        while true {
+            let next = notifier.withLock { state -> Bool? in
+                guard state.pending, !state.closed else {
+                    state.running = false
+                    return nil
+                }
+                state.pending = false
+                defer { state.webhooksChanged = false }
+                return state.webhooksChanged
+            }
+            guard let webhooksChanged = next else { return }
+            let payload = eventListener.payload(webhooksChanged: webhooksChanged)
+            let logger = self.logger
+            do {
+                try await withLeasedConnection { connection in
+                    try await connection.query(
+                        "SELECT pg_notify(\(PostgresEventListener.channel), \(payload))",
+                        logger: logger
+                    ).collect()
+                    return ()
+                }
+            } catch {
+                // The other instances' safety poll finds the commit anyway.
+                logger.debug("could not notify other instances of a commit", metadata: ["error": "\(error)"])
             }
         }
     }
