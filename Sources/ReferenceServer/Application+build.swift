@@ -95,9 +95,22 @@ public func buildApplication(
         },
         logger: services.logger
     )
+    // First: shutdown runs in reverse order, so the store closes after everything that uses it.
+    application.addServices(StorageShutdownService(services: services))
     application.addServices(MaintenanceService(services: services))
     application.addServices(RealtimeSocketsService(sockets: services.realtime.sockets))
     application.addServices(WebhookDeliveryService(services: services))
     application.addServices(AirtableWebhookPinger(services: services))
     return application
+}
+
+/// Closes the store's connections once the application shuts down gracefully, after the HTTP server
+/// and every other service stopped (services stop in the reverse of the order they were added).
+struct StorageShutdownService: Service {
+    let services: ServerServices
+
+    func run() async throws {
+        try? await gracefulShutdown()
+        await services.close()
+    }
 }

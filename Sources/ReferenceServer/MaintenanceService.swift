@@ -20,6 +20,16 @@ struct MaintenanceService: Service {
     }
 
     func runOnce() async {
+        do {
+            // One instance's pass at a time when several share the store; the others skip theirs.
+            let ran = try await services.store.exclusively(.maintenance, wait: false) { await pass() }
+            if ran == nil { services.logger.debug("maintenance: another instance is running its pass") }
+        } catch {
+            services.logger.warning("maintenance failed", metadata: ["error": "\(error)"])
+        }
+    }
+
+    private func pass() async {
         let now = services.configuration.now()
         do {
             let purged = try await services.store.purgeIdempotencyKeys(now: now)

@@ -1,3 +1,4 @@
+import Crypto
 import Foundation
 import Logging
 import PyAirtableModels
@@ -63,6 +64,17 @@ public struct ServerConfiguration: Sendable {
     public var limits: RequestLimits
     /// How the Airtable API under `/v0` behaves (its rate limit).
     public var airtable: AirtableConfiguration
+    /// Where the store lives: the data directory's SQLite file (the default), or a PostgreSQL
+    /// database that several instances share (`--database postgres://…`).
+    public var database: DatabaseChoice = .sqlite
+    /// The storage secret (sealed answers and webhook secrets, request hashes), at least 32 bytes;
+    /// when `nil`, the data directory's `storage-secret` file (made on first start). Instances sharing
+    /// a PostgreSQL database must share it (`PYAT_STORAGE_SECRET`), as they must share the JWT secret.
+    public var storageSecret: String?
+    /// Where uploaded files' bytes live, when not in the data directory: instances sharing a
+    /// database must share it too (a directory every instance mounts), so a file uploaded through
+    /// one is served by all and stored once.
+    public var filesDirectory: String?
 
     public init(
         host: String = "127.0.0.1",
@@ -116,7 +128,9 @@ public struct ServerConfiguration: Sendable {
     public var databasePath: String { (dataDirectory as NSString).appendingPathComponent("pyat.sqlite") }
 
     /// Where uploaded files' bytes live, one file per sha256.
-    public var blobDirectory: String { (dataDirectory as NSString).appendingPathComponent("blobs") }
+    public var blobDirectory: String {
+        filesDirectory ?? (dataDirectory as NSString).appendingPathComponent("blobs")
+    }
 
     /// Checks what cannot be used before anything is opened.
     /// - Throws: ``ServerConfigurationError`` naming the setting and what it needs.
@@ -130,11 +144,31 @@ public struct ServerConfiguration: Sendable {
                     """
             )
         }
+        if let storageSecret, storageSecret.utf8.count < SecretFile.minimumLength {
+            throw ServerConfigurationError(
+                message: """
+                    the storage secret (PYAT_STORAGE_SECRET) has \(storageSecret.utf8.count) bytes; it needs at least \
+                    \(SecretFile.minimumLength) random ones (for example the output of `openssl rand -hex 32`)
+                    """
+            )
+        }
+        if case .postgres(_, let poolSize) = database, !(2...1000).contains(poolSize) {
+            throw ServerConfigurationError(message: "the database pool size must be from 2 to 1000, not \(poolSize)")
+        }
         guard (4...31).contains(auth.bcryptCost) else {
             throw ServerConfigurationError(message: "the bcrypt cost must be from 4 to 31, not \(auth.bcryptCost)")
         }
         _ = try TrustedProxies(trustedProxies)
     }
+}
+
+/// Which database holds the store.
+public enum DatabaseChoice: Sendable {
+    /// `pyat.sqlite` in the data directory: zero set-up, one instance.
+    case sqlite
+    /// A PostgreSQL database several instances share, through a pool of `poolSize` connections per
+    /// instance.
+    case postgres(PostgresLocation, poolSize: Int = 16)
 }
 
 /// A configuration value the server cannot start with.
@@ -159,6 +193,7 @@ public struct ServerServices: Sendable {
     /// Whose `X-Forwarded-For` names the client.
     let proxies: TrustedProxies
     let startedAt: ContinuousClock.Instant
+    let closeStorage: @Sendable () async -> Void
 
     /// Opens the data directory (creating it 0700, or tightening it), the database and the secrets.
     public static func open(configuration: ServerConfiguration, logger: Logger) async throws -> ServerServices {
@@ -173,27 +208,55 @@ public struct ServerServices: Sendable {
             )
         }
         let keys = StorageKeys(
-            secret: try SecretFile.storage.loadOrCreate(
-                directory: directory,
+            secret: try configuration.storageSecret.map { Array($0.utf8) }
+                ?? SecretFile.storage.loadOrCreate(
+                    directory: directory,
+                    durable: configuration.durableCommits,
+                    logger: logger
+                )
+        )
+        let store: any DataStore
+        let realtimeSource: any RealtimeEventSource
+        let closeStorage: @Sendable () async -> Void
+        switch configuration.database {
+        case .sqlite:
+            let database = try ServerDatabase(
+                path: configuration.databasePath,
                 durable: configuration.durableCommits,
+                recordCacheBytes: configuration.recordCacheBytes,
+                keys: keys,
                 logger: logger
             )
-        )
-        let database = try ServerDatabase(
-            path: configuration.databasePath,
-            durable: configuration.durableCommits,
-            recordCacheBytes: configuration.recordCacheBytes,
-            keys: keys,
-            logger: logger
-        )
-        let store = SQLiteStore(
-            database: database,
-            logger: logger,
-            idempotencyRetention: configuration.idempotencyRetention,
-            limits: configuration.limits,
-            maximumFieldsPerTable: configuration.maximumFieldsPerTable,
-            uploadQuotaBytes: configuration.uploadQuotaBytes
-        )
+            let sqlite = SQLiteStore(
+                database: database,
+                logger: logger,
+                idempotencyRetention: configuration.idempotencyRetention,
+                limits: configuration.limits,
+                maximumFieldsPerTable: configuration.maximumFieldsPerTable,
+                uploadQuotaBytes: configuration.uploadQuotaBytes
+            )
+            store = sqlite
+            realtimeSource = sqlite
+            closeStorage = {}
+        case .postgres(let location, let poolSize):
+            let database = try await PostgresServerDatabase(
+                location: location,
+                maximumConnections: poolSize,
+                keys: keys,
+                logger: logger
+            )
+            let postgres = PostgresStore(
+                database: database,
+                logger: logger,
+                idempotencyRetention: configuration.idempotencyRetention,
+                limits: configuration.limits,
+                maximumFieldsPerTable: configuration.maximumFieldsPerTable,
+                uploadQuotaBytes: configuration.uploadQuotaBytes
+            )
+            store = postgres
+            realtimeSource = postgres
+            closeStorage = { await database.close() }
+        }
         let secret =
             try configuration.jwtSecret.map { Array($0.utf8) }
             ?? SecretFile.signing.loadOrCreate(
@@ -207,15 +270,28 @@ public struct ServerServices: Sendable {
             store: store,
             now: configuration.now
         )
-        let blobs = try BlobStore(
-            directory: configuration.blobDirectory,
-            durable: configuration.durableCommits,
-            logger: logger
-        )
+        let blobs: BlobStore
+        if case .postgres = configuration.database {
+            // Other instances may share the files directory: partial uploads apart, placements and
+            // sweeps exclusive across instances.
+            blobs = try BlobStore(
+                directory: configuration.blobDirectory,
+                durable: configuration.durableCommits,
+                instance: Self.instanceName(dataDirectory: directory),
+                coordination: store,
+                logger: logger
+            )
+        } else {
+            blobs = try BlobStore(
+                directory: configuration.blobDirectory,
+                durable: configuration.durableCommits,
+                logger: logger
+            )
+        }
         try await blobs.recover(store: store)
         let metrics = ServerMetrics()
         let realtime = try await RealtimeHub.start(
-            source: store,
+            source: realtimeSource,
             configuration: configuration.realtime,
             metrics: metrics,
             logger: logger,
@@ -231,8 +307,22 @@ public struct ServerServices: Sendable {
             keys: keys,
             logger: logger,
             proxies: try TrustedProxies(configuration.trustedProxies),
-            startedAt: .now
+            startedAt: .now,
+            closeStorage: closeStorage
         )
+    }
+
+    /// A name of this instance that stays the same across its restarts: its host and data directory.
+    static func instanceName(dataDirectory: String) -> String {
+        let host = ProcessInfo.processInfo.hostName
+        let path = URL(fileURLWithPath: dataDirectory).standardizedFileURL.path
+        return Hex.encode(Array(SHA256.hash(data: Data("\(host)\u{0}\(path)".utf8)).prefix(8)))
+    }
+
+    /// Closes the database's connections (a PostgreSQL pool and its listener; nothing for SQLite,
+    /// which closes with the last reference). The application does it on shutdown.
+    public func close() async {
+        await closeStorage()
     }
 
     var uptimeSeconds: Double {

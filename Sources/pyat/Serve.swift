@@ -10,7 +10,7 @@ extension Pyat {
     /// `pyat serve`: the reference server on embedded SQLite.
     struct Serve: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Run the reference server (SQLite in the data directory).",
+            abstract: "Run the reference server (SQLite in the data directory, or a shared PostgreSQL).",
             discussion: """
                 With --demo, seeds a demo user, a workspace with a base and two tables of sample records,
                 and prints the lines to paste into a shell to point the CLI and the SDK at this server.
@@ -28,6 +28,30 @@ extension Pyat {
             help: "Where the database, files and secrets live (made private to this user: 0700, files 0600)."
         )
         var dataDirectory: String = "./pyat-data"
+
+        @Option(
+            name: .customLong("database"),
+            help: ArgumentHelp(
+                "A PostgreSQL database several instances share: postgres://USER@HOST:PORT/DATABASE (default: SQLite in --data-dir).",
+                discussion: """
+                    Also PYAT_DATABASE_URL. Keep the password out of the command line: PGPASSWORD supplies it. \
+                    Instances sharing a database must share PYAT_JWT_SECRET, PYAT_STORAGE_SECRET and --files-dir.
+                    """
+            )
+        )
+        var database: String?
+
+        @Option(
+            name: .customLong("database-pool-size"),
+            help: "PostgreSQL connections this instance may open (one writes at a time; the rest read)."
+        )
+        var databasePoolSize: Int = 16
+
+        @Option(
+            name: .customLong("files-dir"),
+            help: "Where uploaded files' bytes live (default: blobs in --data-dir); a directory every instance mounts."
+        )
+        var filesDirectory: String?
 
         @Flag(help: "Seed demo data and print a ready-to-use token.")
         var demo = false
@@ -199,12 +223,22 @@ extension Pyat {
             guard passwordHashThreads >= 1, passwordHashQueue >= 1 else {
                 throw ValidationError("--password-hash-threads and --password-hash-queue must be at least 1")
             }
+            if let url = database ?? ProcessInfo.processInfo.environment["PYAT_DATABASE_URL"], !url.isEmpty {
+                do {
+                    _ = try PostgresLocation(url: url)
+                } catch let error as ServerConfigurationError {
+                    throw ValidationError(error.message)
+                }
+            }
             do {
                 try serverConfiguration.validate()
             } catch let error as ServerConfigurationError {
                 throw ValidationError(error.message)
             }
             guard uploadQuota >= 0 else { throw ValidationError("--upload-quota must not be negative") }
+            guard (2...1000).contains(databasePoolSize) else {
+                throw ValidationError("--database-pool-size must be from 2 to 1000")
+            }
             guard maximumRealtimeConnectionsPerUser >= 1 else {
                 throw ValidationError("--max-realtime-connections-per-user must be at least 1")
             }
@@ -234,6 +268,14 @@ extension Pyat {
                 durableCommits: !noFsync,
                 recordCacheBytes: recordCacheSize
             )
+            let environment = ProcessInfo.processInfo.environment
+            if let url = database ?? environment["PYAT_DATABASE_URL"].flatMap({ $0.isEmpty ? nil : $0 }),
+                let location = try? PostgresLocation(url: url)
+            {
+                configuration.database = .postgres(location, poolSize: databasePoolSize)
+            }
+            configuration.storageSecret = environment["PYAT_STORAGE_SECRET"].flatMap { $0.isEmpty ? nil : $0 }
+            configuration.filesDirectory = filesDirectory
             configuration.limits.formula.maximumLength = maximumFormulaLength
             configuration.limits.formula.maximumDepth = maximumFormulaDepth
             configuration.limits.maximumFilterScanRows = maximumFilterScanRows
@@ -273,10 +315,17 @@ extension Pyat {
             let host = self.host
             let dataDirectory = self.dataDirectory
             let airtableLimits = self.airtableLimits
+            let storage: String
+            switch configuration.database {
+            case .sqlite: storage = "SQLite (\(configuration.databasePath))"
+            case .postgres(let location, let poolSize):
+                storage = "PostgreSQL \(location) (pool of \(poolSize); other instances may share it)"
+            }
             let application = buildApplication(services: services) { port in
                 let url = "http://\(host):\(port)"
                 var lines = [
                     "pyat serve: listening on \(url) (data in \(dataDirectory))",
+                    "storage: \(storage)",
                     "Airtable API: \(url)/v0"
                         + (airtableLimits ? " (Airtable's rate limit: 5 requests/s per base)" : ""),
                 ]

@@ -88,6 +88,7 @@ struct RealtimeServer: Sendable {
         maximumBodySize: Int = 256 * 1024,
         accessTokenLifetime: TimeInterval = 15 * 60,
         waitsOn clock: any Clock<Duration> = ContinuousClock(),
+        configure: (inout ServerConfiguration) -> Void = { _ in },
         _ body: @escaping @Sendable (RealtimeServer) async throws -> T
     ) async throws -> T {
         let directory = try TemporaryDirectory()
@@ -100,6 +101,7 @@ struct RealtimeServer: Sendable {
         configuration.clock = clock
         configuration.realtime = realtime
         configuration.auth.accessTokenLifetime = accessTokenLifetime
+        configure(&configuration)
         let services = try await ServerServices.open(configuration: configuration, logger: Harness.logger)
         let application = buildApplication(services: services)
         return try await application.test(.live) { client in

@@ -13,12 +13,18 @@ import Testing
 /// A new implementation (PostgreSQL) is checked by adding its factory to ``all``.
 struct StorageFactory: Sendable, CustomTestStringConvertible {
     var name: String
-    var open: @Sendable (_ directory: String) async throws -> any DataStore
+    /// Opens a fresh, empty store in `directory`, runs the body with it, and closes it.
+    var with: @Sendable (_ directory: String, _ body: (any DataStore) async throws -> Void) async throws -> Void
 
     var testDescription: String { name }
 
     /// The SQLite store on a real file.
-    static let sqlite = StorageFactory(name: "SQLite") { directory in
+    static let sqlite = StorageFactory(name: "SQLite") { directory, body in
+        try await body(try open(directory))
+    }
+
+    /// A SQLite store on a real file in `directory`, for tests that compare against it.
+    static func open(_ directory: String) throws -> SQLiteStore {
         let database = try ServerDatabase(
             path: (directory as NSString).appendingPathComponent("conformance.sqlite"),
             durable: false,
@@ -28,8 +34,13 @@ struct StorageFactory: Sendable, CustomTestStringConvertible {
         return SQLiteStore(database: database, logger: Harness.logger)
     }
 
+    /// The PostgreSQL store on a database of its own (see ``PostgresCluster``).
+    static let postgres = StorageFactory(name: "PostgreSQL") { _, body in
+        try await PostgresCluster.withStores { stores in try await body(stores[0]) }
+    }
+
     /// Every implementation the suite checks.
-    static let all: [StorageFactory] = [.sqlite]
+    static let all: [StorageFactory] = [.sqlite, .postgres]
 }
 
 /// The behaviour every implementation of the repository protocols must have, whatever it stores
@@ -422,8 +433,7 @@ struct StorageConformanceTests {
     ) async throws {
         let directory = try TemporaryDirectory()
         defer { withExtendedLifetime(directory) {} }
-        let store = try await factory.open(directory.path)
-        try await body(store, ManualWallClock())
+        try await factory.with(directory.path) { store in try await body(store, ManualWallClock()) }
     }
 
     private func expectNotFound(

@@ -54,6 +54,66 @@ struct AirtableWebhookSpecification {
     }
 }
 
+/// What building a payload reads besides the write's events, behind a protocol so that each store
+/// answers it its own way: SQLite with queries on the transaction building the payloads, PostgreSQL
+/// from what it read ahead (its reads are asynchronous; the builder is not).
+protocol AirtablePayloadLookups {
+    /// The table's current schema (`nil` once the table is gone).
+    func schema(table: String) throws -> TableSchema?
+    /// The payload of the record's last `record.created` or `record.updated` event before `seq`.
+    func previousRecordPayload(record: String, before seq: Int64) throws -> String?
+    /// The payload of the table's last `table.created` or `table.updated` event before `seq`.
+    func previousTablePayload(table: String, before seq: Int64) throws -> String?
+    /// The user's email and role in `workspace` (`nil`: not a member); `nil` when there is no such user.
+    func actor(_ user: String, workspace: String) throws -> (email: String, role: Role?)?
+}
+
+/// The lookups on SQLite: queries on the transaction that builds the payloads.
+struct SQLitePayloadLookups: AirtablePayloadLookups {
+    let store: SQLiteStore
+    let db: Database
+
+    func schema(table: String) throws -> TableSchema? {
+        try store.cachedSchema(db, table: TableID(unchecked: table))
+    }
+
+    func previousRecordPayload(record: String, before seq: Int64) throws -> String? {
+        try String.fetchOne(
+            db,
+            sql: """
+                SELECT payload FROM events WHERE record_id = ? AND seq < ?
+                    AND type IN ('record.created', 'record.updated') ORDER BY seq DESC LIMIT 1
+                """,
+            arguments: [record, seq]
+        )
+    }
+
+    func previousTablePayload(table: String, before seq: Int64) throws -> String? {
+        try String.fetchOne(
+            db,
+            sql: """
+                SELECT payload FROM events WHERE table_id = ? AND seq < ?
+                    AND type IN ('table.created', 'table.updated') ORDER BY seq DESC LIMIT 1
+                """,
+            arguments: [table, seq]
+        )
+    }
+
+    func actor(_ user: String, workspace: String) throws -> (email: String, role: Role?)? {
+        guard
+            let row = try Row.fetchOne(
+                db,
+                sql: """
+                    SELECT u.email, m.role FROM users u
+                    LEFT JOIN members m ON m.user_id = u.id AND m.workspace_id = ? WHERE u.id = ?
+                    """,
+                arguments: [workspace, user]
+            )
+        else { return nil }
+        return (row["email"], (row["role"] as String?).flatMap(Role.init(rawValue:)))
+    }
+}
+
 /// Builds Airtable's webhook payload for one write's events.
 enum AirtablePayloadBuilder {
     /// The payload JSON, or `nil` when nothing in the events is what the webhook asks for.
@@ -64,6 +124,24 @@ enum AirtablePayloadBuilder {
         number: Int64,
         store: SQLiteStore,
         db: Database
+    ) throws -> String? {
+        try payload(
+            of: events,
+            hook: hook,
+            specification: specification,
+            number: number,
+            lookups: SQLitePayloadLookups(store: store, db: db)
+        )
+    }
+
+    /// The payload JSON, or `nil` when nothing in the events is what the webhook asks for, with what
+    /// it reads besides the events read through `lookups`.
+    static func payload(
+        of events: [AirtableEventRow],
+        hook: AirtableWebhookRow,
+        specification: AirtableWebhookSpecification,
+        number: Int64,
+        lookups: some AirtablePayloadLookups
     ) throws -> String? {
         var changedTables: [String: JSONValue] = [:]
         var createdTables: [String: JSONValue] = [:]
@@ -82,7 +160,7 @@ enum AirtablePayloadBuilder {
         var schemas: [String: TableSchema?] = [:]
         func schema(_ id: String) throws -> TableSchema? {
             if let cached = schemas[id] { return cached }
-            let loaded = try store.cachedSchema(db, table: TableID(unchecked: id))
+            let loaded = try lookups.schema(table: id)
             schemas[id] = loaded
             return loaded
         }
@@ -109,14 +187,9 @@ enum AirtablePayloadBuilder {
                 let tableSchema = try schema(tableID)
                 let current = try cellsByFieldID(body["fields"], schema: tableSchema, keepEmpty: true)
                 var previous: [String: JSONValue]?
-                if let earlier = try String.fetchOne(
-                    db,
-                    sql: """
-                        SELECT payload FROM events WHERE record_id = ? AND seq < ?
-                            AND type IN ('record.created', 'record.updated') ORDER BY seq DESC LIMIT 1
-                        """,
-                    arguments: [id, event.seq]
-                ), let decoded = try? JSONCoding.decoder.decode(JSONValue.self, from: Data(earlier.utf8)) {
+                if let earlier = try lookups.previousRecordPayload(record: id, before: event.seq),
+                    let decoded = try? JSONCoding.decoder.decode(JSONValue.self, from: Data(earlier.utf8))
+                {
                     previous = try cellsByFieldID(decoded["fields"], schema: tableSchema, keepEmpty: true)
                 }
                 var changed: [String: JSONValue] = [:]
@@ -196,14 +269,9 @@ enum AirtablePayloadBuilder {
                 ])
             case .tableUpdated where metadata && specification.wants("update"):
                 var earlier: JSONValue = body
-                if let text = try String.fetchOne(
-                    db,
-                    sql: """
-                        SELECT payload FROM events WHERE table_id = ? AND seq < ?
-                            AND type IN ('table.created', 'table.updated') ORDER BY seq DESC LIMIT 1
-                        """,
-                    arguments: [tableID, event.seq]
-                ), let decoded = try? JSONCoding.decoder.decode(JSONValue.self, from: Data(text.utf8)) {
+                if let text = try lookups.previousTablePayload(table: tableID, before: event.seq),
+                    let decoded = try? JSONCoding.decoder.decode(JSONValue.self, from: Data(text.utf8))
+                {
                     earlier = decoded
                 }
                 guard body["name"] != earlier["name"] || body["description"] != earlier["description"] else { continue }
@@ -227,20 +295,11 @@ enum AirtablePayloadBuilder {
             let first = events.first, let last = events.last
         else { return nil }
         var source: [String: JSONValue] = [:]
-        if let actor = last.actor,
-            let row = try Row.fetchOne(
-                db,
-                sql: """
-                    SELECT u.email, m.role FROM users u
-                    LEFT JOIN members m ON m.user_id = u.id AND m.workspace_id = ? WHERE u.id = ?
-                    """,
-                arguments: [hook.workspaceID.rawValue, actor]
-            )
-        {
-            let role = (row["role"] as String?).flatMap(Role.init(rawValue:))
+        if let actor = last.actor, let user = try lookups.actor(actor, workspace: hook.workspaceID.rawValue) {
+            let role = user.role
             source["user"] = .object([
                 "id": .string(actor),
-                "email": .string(row["email"]),
+                "email": .string(user.email),
                 "permissionLevel": .string(role.map(AirtableMetaController.permissionLevel(of:)) ?? "none"),
             ])
         }

@@ -40,6 +40,7 @@ public final class BlobStore: Sendable {
     let durable: Bool
     private let logger: Logger
     private let gate = SerialGate()
+    private let coordination: (any InstanceCoordination)?
 
     /// Opens (creating) the blob directory.
     /// - Parameters:
@@ -47,11 +48,25 @@ public final class BlobStore: Sendable {
     ///   - durable: Whether each upload is fsynced before it is recorded (with durable commits, a
     ///     committed file row never names bytes a power cut lost).
     ///   - logger: Where removals and failures are logged.
-    public init(directory: String, durable: Bool = true, logger: Logger) throws {
+    ///   - instance: With a directory several instances share, this instance's name: its partial
+    ///     uploads go to `tmp/<instance>`, so its recovery at start never removes another's.
+    ///   - coordination: With several instances, the store whose ``InstanceLock/blobs`` lock makes
+    ///     placing and removing bytes exclusive across them (in-process exclusion is always on).
+    public init(
+        directory: String,
+        durable: Bool = true,
+        instance: String? = nil,
+        coordination: (any InstanceCoordination)? = nil,
+        logger: Logger
+    ) throws {
         self.directory = directory
         self.durable = durable
-        self.temporaryDirectory = (directory as NSString).appendingPathComponent("tmp")
+        var temporary = (directory as NSString).appendingPathComponent("tmp")
+        if let instance { temporary = (temporary as NSString).appendingPathComponent(instance) }
+        self.temporaryDirectory = temporary
+        self.coordination = coordination
         self.logger = logger
+        try PrivateFiles.createDirectory(atPath: (directory as NSString).appendingPathComponent("tmp"))
         try PrivateFiles.createDirectory(atPath: temporaryDirectory)
     }
 
@@ -167,11 +182,20 @@ public final class BlobStore: Sendable {
         }
     }
 
-    /// Runs `body` while no other placement or removal of bytes runs.
+    /// Runs `body` while no other placement or removal of bytes runs, in this process and (with a
+    /// coordinating store) in every instance sharing the directory.
     func exclusively<T: Sendable>(_ body: @Sendable () async throws -> T) async throws -> T {
         await gate.acquire()
         do {
-            let value = try await body()
+            let value: T
+            if let coordination {
+                guard let shared = try await coordination.exclusively(.blobs, wait: true, body) else {
+                    throw CancellationError()
+                }
+                value = shared
+            } else {
+                value = try await body()
+            }
             await gate.release()
             return value
         } catch {

@@ -239,10 +239,31 @@ public protocol StorageStatistics: Sendable {
     var recordCacheStatistics: (entries: Int, bytes: Int, hits: Int, misses: Int)? { get }
 }
 
+/// Work that one server instance at a time may do when several share a store.
+public protocol InstanceCoordination: Sendable {
+    /// Runs `body` while no other instance sharing the store holds `lock`; with `wait` false,
+    /// answers `nil` at once (without running `body`) when another instance holds it. A store that
+    /// only one instance can open (SQLite) just runs `body`.
+    func exclusively<T: Sendable>(
+        _ lock: InstanceLock,
+        wait: Bool,
+        _ body: @Sendable () async throws -> T
+    ) async throws -> T?
+}
+
+/// The locks instances sharing a store take.
+public enum InstanceLock: Int64, Sendable {
+    /// A maintenance pass (trimming the log, purging idempotency keys, sweeping blobs): one instance's.
+    case maintenance = 1
+    /// Placing or removing the bytes of uploaded files in the shared files directory, with the row
+    /// that references them: a sweep never removes bytes an upload on another instance just relied on.
+    case blobs = 2
+}
+
 /// Everything the server stores.
 public typealias DataStore = AccountRepository & WorkspaceRepository & SchemaRepository & RecordRepository
     & EventLogRepository & WebhookRepository & FileRepository & StorageStatistics & AirtableWebhookRepository
-    & CommentRepository
+    & CommentRepository & InstanceCoordination
 
 /// Row counts for `/api/v1/stats`; `lastSeq` is the log's head whoever asks.
 public struct StoreStats: Sendable, Hashable {
@@ -256,8 +277,17 @@ public struct StoreStats: Sendable, Hashable {
 }
 
 extension SQLiteStore: AccountRepository, WorkspaceRepository, SchemaRepository, RecordRepository,
-    EventLogRepository, WebhookRepository, FileRepository, StorageStatistics
+    EventLogRepository, WebhookRepository, FileRepository, StorageStatistics, InstanceCoordination
 {
+    /// One instance opens a SQLite store: nothing to coordinate.
+    public func exclusively<T: Sendable>(
+        _ lock: InstanceLock,
+        wait: Bool,
+        _ body: @Sendable () async throws -> T
+    ) async throws -> T? {
+        try await body()
+    }
+
     public var recordCacheStatistics: (entries: Int, bytes: Int, hits: Int, misses: Int)? {
         database.recordCache.statistics
     }

@@ -676,6 +676,14 @@ struct StoredRecord {
     var createdAt: Int64
     var updatedAt: Int64
 
+    init(id: String, fields: String, version: Int, createdAt: Int64, updatedAt: Int64) {
+        self.id = id
+        self.fields = fields
+        self.version = version
+        self.createdAt = createdAt
+        self.updatedAt = updatedAt
+    }
+
     /// Reads ``columns`` from the start of `row`.
     init(_ row: Row) {
         id = row[0]

@@ -65,15 +65,53 @@ enum Harness {
         via setup: TestingSetup = .live,
         _ body: @escaping @Sendable (API, ServerServices) async throws -> T
     ) async throws -> T {
+        var configuration = configuration
+        if Backend.current == .postgres, case .sqlite = configuration.database {
+            configuration.database = .postgres(
+                try await PostgresCluster.database(for: configuration.dataDirectory),
+                poolSize: 4
+            )
+            // A few servers at a time: each holds connections, and hundreds of tests start at once.
+            let postgresConfiguration = configuration
+            return try await PostgresCluster.serverTurns.withTurn {
+                try await run(configuration: postgresConfiguration, logger: logger, via: setup, body)
+            }
+        }
+        return try await run(configuration: configuration, logger: logger, via: setup, body)
+    }
+
+    private static func run<T: Sendable>(
+        configuration: ServerConfiguration,
+        logger: Logger,
+        via setup: TestingSetup,
+        _ body: @escaping @Sendable (API, ServerServices) async throws -> T
+    ) async throws -> T {
         let services = try await ServerServices.open(configuration: configuration, logger: logger)
         let application = Application(
             router: buildRouter(services: services),
             configuration: .init(address: .hostname("127.0.0.1", port: 0)),
             logger: logger
         )
-        return try await application.test(setup) { client in
-            try await body(API(client: client), services)
+        do {
+            let value = try await application.test(setup) { client in
+                try await body(API(client: client), services)
+            }
+            await services.close()
+            return value
+        } catch {
+            await services.close()
+            throw error
         }
+    }
+
+    /// Which store the server tests run on: SQLite, or with `PYAT_TEST_BACKEND=postgres` the
+    /// PostgreSQL store (a database per data directory, on ``PostgresCluster``'s server), so the
+    /// same suite checks both.
+    enum Backend: Sendable {
+        case sqlite, postgres
+
+        static let current: Backend =
+            ProcessInfo.processInfo.environment["PYAT_TEST_BACKEND"] == "postgres" ? .postgres : .sqlite
     }
 
     /// Starts a server on a fresh directory.

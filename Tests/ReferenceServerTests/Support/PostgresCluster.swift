@@ -93,6 +93,54 @@ actor PostgresCluster {
 
     // MARK: Databases
 
+    /// Limits how many PostgreSQL-backed servers the suite runs at once.
+    static let serverTurns = Turns(limit: 12)
+
+    /// A counting semaphore for async work; a cancelled waiter gives up its place.
+    actor Turns {
+        private let limit: Int
+        private var running = 0
+        private var waiting: [CheckedContinuation<Void, Never>] = []
+
+        init(limit: Int) { self.limit = limit }
+
+        func withTurn<T: Sendable>(_ body: @Sendable () async throws -> T) async throws -> T {
+            if running >= limit {
+                await withCheckedContinuation { waiting.append($0) }
+            } else {
+                running += 1
+            }
+            defer { release() }
+            return try await body()
+        }
+
+        private func release() {
+            if waiting.isEmpty {
+                running -= 1
+            } else {
+                waiting.removeFirst().resume()
+            }
+        }
+    }
+
+    /// The database of a server's data directory, made on first use and named in a file there, so a
+    /// server restarted on the same directory finds its data (the cluster is temporary: databases
+    /// go with it).
+    static func database(for dataDirectory: String) async throws -> PostgresLocation {
+        let base = try await shared.location()
+        try FileManager.default.createDirectory(atPath: dataDirectory, withIntermediateDirectories: true)
+        let marker = (dataDirectory as NSString).appendingPathComponent("postgres-test-database")
+        if let name = try? String(contentsOfFile: marker, encoding: .utf8), !name.isEmpty {
+            return base.with(database: name)
+        }
+        let name = "pyat_s_" + String(UInt64.random(in: 0...UInt64.max), radix: 36)
+        try await administer(base) { client in
+            try await client.query(PostgresQuery(unsafeSQL: "CREATE DATABASE \(name)"))
+        }
+        try name.write(toFile: marker, atomically: true, encoding: .utf8)
+        return base.with(database: name)
+    }
+
     /// Creates an empty database, runs `body` with its location, and drops it.
     static func withDatabase<T: Sendable>(_ body: (PostgresLocation) async throws -> T) async throws -> T {
         let base = try await shared.location()

@@ -14,9 +14,10 @@ import Synchronization
 /// the listen connection was down is made up within one poll interval.
 ///
 /// One dedicated connection (outside the pool: a pooled connection is handed to other work between
-/// leases, and would stop listening) runs `LISTEN pyat_events`. When it drops, the listener connects
-/// again with a growing delay (100 ms doubling to 2 s), listens again, then catches up: it reads the
-/// head, as commits made while nobody listened sent their notifications to nobody.
+/// leases, and would stop listening) runs `LISTEN pyat_events`; it is one connection more than the
+/// pool's size. When it drops, the listener connects again (at once, then with a growing delay:
+/// 100 ms doubling to 2 s), listens again, then catches up: it reads the head, as commits made while
+/// nobody listened sent their notifications to nobody.
 final class PostgresEventListener: Sendable {
     /// The channel writers notify after a commit (see ``PostgresServerDatabase``).
     static let channel = "pyat_events"
@@ -182,16 +183,25 @@ final class PostgresEventListener: Sendable {
 
     // MARK: The listen connection
 
-    /// Keeps one connection listening: connects, listens until the connection ends, waits, again.
+    /// Keeps one connection listening: connects, listens until the connection ends, again.
+    ///
+    /// A connection that listened a while is replaced at once (each moment without a listener is
+    /// latency for other instances' commits); failed attempts, and connections that end as soon as
+    /// they listen, wait 100 ms, then twice as long each time, up to 2 s.
     private func listenLoop() async {
+        var configuration: PostgresConnection.Configuration?
         var delay = firstReconnectDelay
         var attempt = 0
         var failures = 0
         while !Task.isCancelled {
             attempt += 1
             let before = sessionCount
+            let started = ContinuousClock.now
             do {
-                try await listen(connectionID: attempt)
+                // Made once (a TLS context loads the trust roots): a reconnect costs the connection only.
+                let current = try configuration ?? location.listenConnectionConfiguration()
+                configuration = current
+                try await listen(configuration: current, connectionID: attempt)
             } catch {
                 if Task.isCancelled { return }
                 if sessionCount != before {
@@ -211,8 +221,8 @@ final class PostgresEventListener: Sendable {
                 }
             }
             if sessionCount != before {
-                // It was listening: the next attempt starts over from the shortest delay.
                 delay = firstReconnectDelay
+                if ContinuousClock.now - started >= .seconds(1) { continue }
             }
             do {
                 try await Task.sleep(for: delay)
@@ -225,9 +235,9 @@ final class PostgresEventListener: Sendable {
 
     /// Connects, listens and hands notifications to the checker until the connection ends (it
     /// always ends by throwing, cancellation included).
-    private func listen(connectionID: Int) async throws {
+    private func listen(configuration: PostgresConnection.Configuration, connectionID: Int) async throws {
         let connection = try await PostgresConnection.connect(
-            configuration: try location.listenConnectionConfiguration(),
+            configuration: configuration,
             id: connectionID,
             logger: logger
         )

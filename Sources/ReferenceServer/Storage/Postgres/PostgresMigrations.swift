@@ -254,6 +254,7 @@ enum PostgresMigrations {
                 """
                 CREATE TABLE files (
                     id TEXT PRIMARY KEY,
+                    ord BIGINT GENERATED ALWAYS AS IDENTITY,
                     name TEXT NOT NULL,
                     content_type TEXT NOT NULL,
                     size BIGINT NOT NULL,
@@ -313,6 +314,7 @@ enum PostgresMigrations {
                 """
                 CREATE TABLE comments (
                     id TEXT PRIMARY KEY,
+                    ord BIGINT GENERATED ALWAYS AS IDENTITY,
                     record_id TEXT NOT NULL REFERENCES records(id) ON DELETE CASCADE,
                     table_id TEXT NOT NULL,
                     author_id TEXT NOT NULL,
@@ -322,7 +324,7 @@ enum PostgresMigrations {
                     updated_at BIGINT
                 )
                 """,
-                "CREATE INDEX comments_record ON comments (record_id, created_at)",
+                "CREATE INDEX comments_record ON comments (record_id, ord)",
             ]
         )
     ]
