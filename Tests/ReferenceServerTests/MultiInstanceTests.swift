@@ -110,8 +110,18 @@ struct MultiInstanceTests {
 
             // One idempotency key sent to both instances: one record, the same answer twice.
             let body = RecordFieldsRequest(fields: ["Name": .string("once")])
-            async let onA = ownerOnA.send(.post, "tables/\(table.id)/records", json: body, headers: [.idempotencyKey: "k-1"])
-            async let onB = ownerOnB.send(.post, "tables/\(table.id)/records", json: body, headers: [.idempotencyKey: "k-1"])
+            async let onA = ownerOnA.send(
+                .post,
+                "tables/\(table.id)/records",
+                json: body,
+                headers: [.idempotencyKey: "k-1"]
+            )
+            async let onB = ownerOnB.send(
+                .post,
+                "tables/\(table.id)/records",
+                json: body,
+                headers: [.idempotencyKey: "k-1"]
+            )
             let answers = try await [onA, onB]
             #expect(answers.map(\.status) == [.created, .created])
             #expect(answers[0].body == answers[1].body)

@@ -31,7 +31,9 @@ struct PostgresRecordsTests {
             let user = try #require(created.value).id
             let context = WriteContext(actor: user, now: now)
             let workspace = try #require(try await store.createWorkspace(.init(name: "W"), context: context).value)
-            let base = try #require(try await store.createBase(workspace: workspace.id, .init(name: "B"), context: context).value)
+            let base = try #require(
+                try await store.createBase(workspace: workspace.id, .init(name: "B"), context: context).value
+            )
             let table = try #require(
                 try await store.createTable(
                     base: base.id,
@@ -71,7 +73,9 @@ struct PostgresRecordsTests {
             repeat {
                 let plan = RecordListPlan(
                     filters: try filter.map { [try Formula.parse($0)] } ?? [],
-                    sort: try sort.map { (field: try #require(schema.fieldsByName[$0.field]), direction: $0.direction) },
+                    sort: try sort.map {
+                        (field: try #require(schema.fieldsByName[$0.field]), direction: $0.direction)
+                    },
                     visibleFields: nil,
                     pageSize: pageSize,
                     cursor: cursor,
@@ -133,8 +137,16 @@ struct PostgresRecordsTests {
                 }
             }
             for filter in ["{Score} > 2", "AND({Done}, {Score} < 10)", "FIND('a', {Note})", "{Note} = BLANK()"] {
-                let expected = try await sqlite.names(sort: [SortSpec(field: "Score", direction: .asc)], filter: filter, pageSize: 4)
-                let actual = try await postgres.names(sort: [SortSpec(field: "Score", direction: .asc)], filter: filter, pageSize: 4)
+                let expected = try await sqlite.names(
+                    sort: [SortSpec(field: "Score", direction: .asc)],
+                    filter: filter,
+                    pageSize: 4
+                )
+                let actual = try await postgres.names(
+                    sort: [SortSpec(field: "Score", direction: .asc)],
+                    filter: filter,
+                    pageSize: 4
+                )
                 #expect(!expected.isEmpty)
                 #expect(actual == expected, "filter \(filter)")
             }
@@ -154,7 +166,14 @@ struct PostgresRecordsTests {
                     from: Data(
                         try await stores[0].listRecords(
                             schema: schema,
-                            plan: RecordListPlan(filters: [], sort: [], visibleFields: nil, pageSize: 10, cursor: nil, queryHash: "x"),
+                            plan: RecordListPlan(
+                                filters: [],
+                                sort: [],
+                                visibleFields: nil,
+                                pageSize: 10,
+                                cursor: nil,
+                                queryHash: "x"
+                            ),
                             user: setup.user
                         )
                     )
@@ -227,14 +246,21 @@ struct PostgresRecordsTests {
                 ),
                 context: context
             )
-            #expect(try await setup.names(sort: [SortSpec(field: "Name", direction: .asc)], pageSize: 10) == ["a", "c"])
+            #expect(
+                try await setup.names(sort: [SortSpec(field: "Name", direction: .asc)], pageSize: 10) == ["a", "c"]
+            )
             _ = try await store.airtableWrite(
                 table: setup.table,
-                AirtableRecordWrite(operations: [.upsert(fields: ["Name": .string("z"), "Score": .number(1.0)], replace: false)], mergeOn: [score]),
+                AirtableRecordWrite(
+                    operations: [.upsert(fields: ["Name": .string("z"), "Score": .number(1.0)], replace: false)],
+                    mergeOn: [score]
+                ),
                 context: context
             )
             // Score 1 matched the record "c" (1 == 1.0): its name is now z; no third record.
-            #expect(try await setup.names(sort: [SortSpec(field: "Name", direction: .asc)], pageSize: 10) == ["a", "z"])
+            #expect(
+                try await setup.names(sort: [SortSpec(field: "Name", direction: .asc)], pageSize: 10) == ["a", "z"]
+            )
         }
     }
 }

@@ -16,7 +16,9 @@ struct PostgresStoreTests {
         WriteContext(
             actor: actor,
             now: Date(timeIntervalSince1970: 1_800_000_000),
-            idempotency: key.map { IdempotencyClaim(principal: actor?.rawValue ?? "anonymous", key: $0, requestHash: hash) }
+            idempotency: key.map {
+                IdempotencyClaim(principal: actor?.rawValue ?? "anonymous", key: $0, requestHash: hash)
+            }
         )
     }
 
@@ -31,7 +33,12 @@ struct PostgresStoreTests {
             let databases = try await withThrowingTaskGroup(of: PostgresServerDatabase.self) { group in
                 for _ in 0..<4 {
                     group.addTask {
-                        try await PostgresServerDatabase(location: location, maximumConnections: 2, keys: keys, logger: Harness.logger)
+                        try await PostgresServerDatabase(
+                            location: location,
+                            maximumConnections: 2,
+                            keys: keys,
+                            logger: Harness.logger
+                        )
                     }
                 }
                 return try await group.reduce(into: []) { $0.append($1) }
@@ -75,8 +82,10 @@ struct PostgresStoreTests {
                         let finished = done.value.load(ordering: .acquiring)
                         let after = last
                         let page = try await reader.database.read { transaction in
-                            try await transaction.rows("SELECT seq FROM events WHERE seq > \(after) ORDER BY seq LIMIT 500")
-                                .map { try $0.get("seq", as: Int64.self) }
+                            try await transaction.rows(
+                                "SELECT seq FROM events WHERE seq > \(after) ORDER BY seq LIMIT 500"
+                            )
+                            .map { try $0.get("seq", as: Int64.self) }
                         }
                         for seq in page {
                             if seq != last + 1 {
@@ -161,7 +170,12 @@ struct PostgresStoreTests {
         try await PostgresCluster.withStores(instances: 2) { stores in
             let user = try await Self.user(stores[0], "Ada@Example.com")
             await #expect(throws: StorageError.self) {
-                try await stores[1].createUser(email: "ada@example.COM", name: "A", passwordHash: "y", context: Self.context(nil))
+                try await stores[1].createUser(
+                    email: "ada@example.COM",
+                    name: "A",
+                    passwordHash: "y",
+                    context: Self.context(nil)
+                )
             }
             #expect(try await stores[1].credentials(email: "ADA@example.com")?.user.id == user)
 
@@ -177,7 +191,11 @@ struct PostgresStoreTests {
             #expect(rotated.count == 1 && reused.count == 1)
 
             // A stale If-Match is refused with the current user.
-            let updated = try await stores[1].updateUser(UpdateUserRequest(name: "B"), ifVersion: 1, context: Self.context(user))
+            let updated = try await stores[1].updateUser(
+                UpdateUserRequest(name: "B"),
+                ifVersion: 1,
+                context: Self.context(user)
+            )
             #expect(updated.value?.version == 2)
             await #expect(throws: StorageError.self) {
                 try await stores[0].updateUser(UpdateUserRequest(name: "C"), ifVersion: 1, context: Self.context(user))

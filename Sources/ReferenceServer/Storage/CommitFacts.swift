@@ -21,8 +21,18 @@ public final class CommitFacts: Sendable {
 
     func committed(head newHead: Int64?, webhooksChanged: Bool) {
         if let newHead {
-            // Only the writer stores, in commit order: a plain maximum suffices.
-            head.store(max(head.load(ordering: .relaxed), newHead), ordering: .releasing)
+            // The writer and, on PostgreSQL, the listener both report heads: the maximum wins, never
+            // moving back.
+            var current = head.load(ordering: .relaxed)
+            while current < newHead {
+                let (exchanged, original) = head.compareExchange(
+                    expected: current,
+                    desired: newHead,
+                    ordering: .acquiringAndReleasing
+                )
+                if exchanged { break }
+                current = original
+            }
         }
         if webhooksChanged { webhooks.add(1, ordering: .releasing) }
     }

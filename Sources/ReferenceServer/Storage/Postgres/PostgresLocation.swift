@@ -53,7 +53,9 @@ public struct PostgresLocation: Sendable, Hashable, CustomStringConvertible {
         }
         let database = String(components.path.drop(while: { $0 == "/" }))
         guard !database.isEmpty, !database.contains("/") else {
-            throw ServerConfigurationError(message: "the database URL names no database (postgres://user@host/DATABASE)")
+            throw ServerConfigurationError(
+                message: "the database URL names no database (postgres://user@host/DATABASE)"
+            )
         }
         var tls = TLSMode.prefer
         var socketDirectory: String?

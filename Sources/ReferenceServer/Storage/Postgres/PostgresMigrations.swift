@@ -206,6 +206,7 @@ enum PostgresMigrations {
                 """
                 CREATE TABLE webhooks (
                     id TEXT PRIMARY KEY,
+                    ord BIGINT GENERATED ALWAYS AS IDENTITY,
                     base_id TEXT NOT NULL REFERENCES bases(id) ON DELETE CASCADE,
                     workspace_id TEXT NOT NULL,
                     url TEXT NOT NULL,
@@ -283,6 +284,7 @@ enum PostgresMigrations {
                 """
                 CREATE TABLE airtable_webhooks (
                     id TEXT PRIMARY KEY,
+                    ord BIGINT GENERATED ALWAYS AS IDENTITY,
                     base_id TEXT NOT NULL REFERENCES bases(id) ON DELETE CASCADE,
                     workspace_id TEXT NOT NULL,
                     notification_url TEXT,

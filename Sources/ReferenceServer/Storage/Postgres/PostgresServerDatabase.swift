@@ -134,7 +134,10 @@ public final class PostgresServerDatabase: Sendable {
         try await withTimeout(timeout * 6) {
             try await client.withTransaction(logger: logger) { connection in
                 // Instances starting together run this one after another.
-                try await connection.query("SELECT pg_advisory_xact_lock(\(PostgresMigrations.lockKey))", logger: logger)
+                try await connection.query(
+                    "SELECT pg_advisory_xact_lock(\(PostgresMigrations.lockKey))",
+                    logger: logger
+                )
                 try await connection.query(
                     """
                     CREATE TABLE IF NOT EXISTS pyat_migrations (
@@ -189,8 +192,7 @@ public final class PostgresServerDatabase: Sendable {
 
     /// Runs `operation` on a pooled connection outside any transaction (each statement sees the
     /// last committed state).
-    func read<T: Sendable>(_ operation: @escaping @Sendable (PostgresTransaction) async throws -> T) async throws -> T
-    {
+    func read<T: Sendable>(_ operation: @escaping @Sendable (PostgresTransaction) async throws -> T) async throws -> T {
         let logger = self.logger
         do {
             return try await withLeasedConnection { connection in
@@ -236,7 +238,9 @@ public final class PostgresServerDatabase: Sendable {
     }
 
     /// Runs `operation` in a read-only transaction whose statements all see one snapshot.
-    func snapshot<T: Sendable>(_ operation: @escaping @Sendable (PostgresTransaction) async throws -> T) async throws
+    func snapshot<T: Sendable>(
+        _ operation: @escaping @Sendable (PostgresTransaction) async throws -> T
+    ) async throws
         -> T
     {
         try await read { transaction in
@@ -310,7 +314,7 @@ public final class PostgresServerDatabase: Sendable {
                 let outcome = try await withLeasedConnection { connection in
                     try await self.runTransaction(batch, on: connection)
                 }
-                if let head = outcome.head { facts.committed(head: head, webhooksChanged: outcome.webhooksChanged) }
+                facts.committed(head: outcome.head, webhooksChanged: outcome.webhooksChanged)
                 for (job, error) in zip(batch, outcome.jobErrors) { job.finish(error) }
                 if outcome.head != nil { commits.fire() }
                 if outcome.head != nil || outcome.webhooksChanged {
@@ -350,6 +354,8 @@ public final class PostgresServerDatabase: Sendable {
         }
     }
 
+    /// Sends the pending notification, then again while commits arrived during the last one; ends
+    /// when none is pending (or the database closed: the others' poll finds what was left).
     private func sendNotifications() async {
         while true {
             let next = notifier.withLock { state -> Bool? in
@@ -462,7 +468,10 @@ public final class PostgresServerDatabase: Sendable {
             return StorageError.unavailable("no \(timedOut.label) within \(timedOut.limit)", retryAfter: 1)
         }
         if isConnectionFailure(error) {
-            return StorageError.unavailable("PostgreSQL at \(location.host):\(location.port) is unreachable", retryAfter: 1)
+            return StorageError.unavailable(
+                "PostgreSQL at \(location.host):\(location.port) is unreachable",
+                retryAfter: 1
+            )
         }
         return error
     }

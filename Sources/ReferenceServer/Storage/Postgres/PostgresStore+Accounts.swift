@@ -187,7 +187,13 @@ extension PostgresStore: AccountRepository {
     {
         let actor = try context.requireActor()
         return try await perform(context, status: 201) { transaction in
-            let token = AccessToken(id: .generate(), name: name, token: secret, createdAt: context.now, expiresAt: expiresAt)
+            let token = AccessToken(
+                id: .generate(),
+                name: name,
+                token: secret,
+                createdAt: context.now,
+                expiresAt: expiresAt
+            )
             try await transaction.execute(
                 """
                 INSERT INTO access_tokens (id, user_id, name, token_hash, created_at, expires_at)

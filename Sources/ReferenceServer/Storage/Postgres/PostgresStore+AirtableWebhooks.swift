@@ -95,7 +95,7 @@ extension PostgresStore: AirtableWebhookRepository {
         try await database.read { transaction in
             _ = try await Self.airtableWebhookBase(transaction, base: base, user: user)
             return try await transaction.rows(
-                "SELECT * FROM airtable_webhooks WHERE base_id = \(base.rawValue) ORDER BY created_at, id"
+                "SELECT * FROM airtable_webhooks WHERE base_id = \(base.rawValue) ORDER BY created_at, ord"
             ).map(AirtableWebhookRow.init(postgres:))
         }
     }

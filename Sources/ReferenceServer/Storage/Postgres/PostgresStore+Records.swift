@@ -450,7 +450,11 @@ extension PostgresStore: RecordRepository, StorageStatistics {
     }
 
     /// Loads (and locks) a record row of `schema`'s table for writing.
-    static func storedRow(_ transaction: PostgresTransaction, id: RecordID, schema: TableSchema) async throws
+    static func storedRow(
+        _ transaction: PostgresTransaction,
+        id: RecordID,
+        schema: TableSchema
+    ) async throws
         -> StoredRecord
     {
         guard
@@ -482,7 +486,11 @@ extension PostgresStore: RecordRepository, StorageStatistics {
             row = try await Self.storedRow(transaction, id: id, schema: schema)
         }
         let version = row.version
-        try checkVersion(expected: ifVersion, actual: version, current: try SQLiteStore.record(from: row, schema: schema))
+        try checkVersion(
+            expected: ifVersion,
+            actual: version,
+            current: try SQLiteStore.record(from: row, schema: schema)
+        )
         // Cells of deleted fields are dropped on write.
         var members = replace ? [:] : RecordJSON.members(of: row.fields).filter { schema.fieldsByID[$0.key] != nil }
         for (fieldID, value) in try await cells(transaction, fields, schema: schema, user: context.actor) {

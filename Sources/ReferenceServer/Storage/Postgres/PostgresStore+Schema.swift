@@ -466,7 +466,7 @@ extension PostgresStore: SchemaRepository {
                     \(field.description), \(position), 1, \(now), \(now))
                 """
             )
-        } catch where isUniqueViolation(error) {
+        } catch  where isUniqueViolation(error) {
             throw StorageError.invalid("a field named '\(field.name)' already exists in this table", field: field.name)
         }
     }
@@ -672,7 +672,7 @@ extension PostgresStore: SchemaRepository {
                     \(sort), \(fields), \(position), 1, \(now), \(now))
                 """
             )
-        } catch where isUniqueViolation(error) {
+        } catch  where isUniqueViolation(error) {
             throw StorageError.invalid("a view named '\(view.name)' already exists in this table", field: "name")
         }
     }
@@ -803,7 +803,7 @@ extension PostgresStore: SchemaRepository {
                     WHERE id = \(id.rawValue)
                     """
                 )
-            } catch where Self.isUniqueViolation(error) {
+            } catch  where Self.isUniqueViolation(error) {
                 throw StorageError.invalid("a view named '\(view.name)' already exists in this table", field: "name")
             }
             try await Self.touchTable(transaction, id: schema.table.id, context: context)
@@ -822,7 +822,13 @@ extension PostgresStore: SchemaRepository {
     public func deleteView(id: ViewID, ifVersion: Int?, context: WriteContext) async throws -> WriteResult<EmptyBody> {
         let actor = try context.requireActor()
         return try await perform(context, status: 204) { transaction in
-            let (view, schema) = try await Self.requireView(transaction, id: id, user: actor, minimum: .creator, lock: true)
+            let (view, schema) = try await Self.requireView(
+                transaction,
+                id: id,
+                user: actor,
+                minimum: .creator,
+                lock: true
+            )
             try Self.checkVersion(expected: ifVersion, actual: view.version, current: view)
             try await transaction.execute("DELETE FROM views WHERE id = \(id.rawValue)")
             try await Self.touchTable(transaction, id: schema.table.id, context: context)

@@ -66,10 +66,9 @@ extension PostgresStore: WebhookRepository {
     public func webhooks(base: BaseID, user: UserID) async throws -> [Webhook] {
         try await database.read { transaction in
             _ = try await Self.fetchBase(transaction, id: base, user: user, minimum: SQLiteStore.webhookRole)
-            // SQLite breaks ties of one millisecond by insertion order (rowid); this table has no
-            // such column, so by id.
+            // Ties of one millisecond by insertion order (`ord`), as SQLite's by rowid.
             return try await transaction.rows(
-                "SELECT * FROM webhooks WHERE base_id = \(base.rawValue) ORDER BY created_at, id"
+                "SELECT * FROM webhooks WHERE base_id = \(base.rawValue) ORDER BY created_at, ord"
             ).map(Self.decodeWebhook(from:))
         }
     }
@@ -444,7 +443,7 @@ extension PostgresStore: WebhookRepository {
     private func claimDeliveries(webhook: WebhookID?, now: Date) async throws -> WebhookWork {
         let at = now.millisecondsSince1970
         let instance = database.eventListener.instanceID
-        let claims = PostgresWebhookClaims.shared
+        let claims = webhookClaims
         let read: @Sendable (PostgresTransaction) async throws -> (Bool, [DeliveryHead]) = { transaction in
             let backlog: Bool
             if webhook == nil {
@@ -677,7 +676,7 @@ extension PostgresStore: WebhookRepository {
         }
         // Only once recorded: an attempt whose outcome could not be stored is made again at once by
         // this instance, as SQLite's worker makes it again, not after its own lease.
-        PostgresWebhookClaims.shared.release(attempt.delivery.rawValue, by: database.eventListener.instanceID)
+        webhookClaims.release(attempt.delivery.rawValue, by: database.eventListener.instanceID)
     }
 }
 
@@ -689,11 +688,8 @@ extension PostgresStore: WebhookRepository {
 /// end is the proof: a claim this instance lost (its lease ran out and another instance claimed the
 /// delivery) has another lease end in the row, and is not taken back. Kept in memory, as the worker's
 /// own record of its attempts is: a restarted instance is a new one, and waits for its old leases.
-/// A static registry because ``PostgresStore`` has no stored property for it (that would be the
-/// better home).
+/// Each ``PostgresStore`` keeps one.
 final class PostgresWebhookClaims: Sendable {
-    static let shared = PostgresWebhookClaims()
-
     /// Instance → delivery id → lease end (milliseconds).
     private let leases = Mutex<[String: [String: Int64]]>([:])
 

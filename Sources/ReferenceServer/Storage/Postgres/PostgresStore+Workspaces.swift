@@ -393,7 +393,10 @@ extension PostgresStore: WorkspaceRepository {
     }
 
     static func decodeWebhook(from row: PostgresRandomAccessRow) throws -> Webhook {
-        let events = try JSONCoding.decoder.decode([EventType].self, from: Data(try row.get("events", as: String.self).utf8))
+        let events = try JSONCoding.decoder.decode(
+            [EventType].self,
+            from: Data(try row.get("events", as: String.self).utf8)
+        )
         return Webhook(
             id: try row.id("id"),
             baseID: try row.id("base_id"),

@@ -16,6 +16,8 @@ public final class PostgresStore: Sendable {
     let database: PostgresServerDatabase
     let logger: Logger
     let schemaCache = Mutex<[TableID: TableSchema]>([:])
+    /// The webhook deliveries and pings this instance claimed, and until when.
+    let webhookClaims = PostgresWebhookClaims()
     /// Answers stored for `Idempotency-Key` replay are kept this long.
     let idempotencyRetention: TimeInterval
     /// What one request may ask (see ``SQLiteStore/limits``).

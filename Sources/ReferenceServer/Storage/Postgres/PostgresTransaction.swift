@@ -14,7 +14,8 @@ public final class PostgresTransaction: @unchecked Sendable {
     let connection: PostgresConnection
     let logger: Logger
     private(set) var pendingEvents: [PendingEvent] = []
-    private var pendingFollowUps: [(first: Int, run: @Sendable (PostgresTransaction, [Int64]) async throws -> Void)] = []
+    private var pendingFollowUps: [(first: Int, run: @Sendable (PostgresTransaction, [Int64]) async throws -> Void)] =
+        []
     /// Whether a committed transaction changed webhooks (the delivery worker's idle check).
     var webhooksChanged = false
 
@@ -136,7 +137,8 @@ public final class PostgresTransaction: @unchecked Sendable {
         var start = 0
         while start < pendingEvents.count {
             let end = min(start + perStatement, pendingEvents.count)
-            var sql = "INSERT INTO events (seq, type, workspace_id, base_id, table_id, record_id, payload, actor, ts, txn) VALUES "
+            var sql =
+                "INSERT INTO events (seq, type, workspace_id, base_id, table_id, record_id, payload, actor, ts, txn) VALUES "
             var binds = PostgresBindings(capacity: (end - start) * 10)
             for index in start..<end {
                 let event = pendingEvents[index]
