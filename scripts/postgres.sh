@@ -5,6 +5,8 @@
 #   scripts/postgres.sh start [--durable]   prints `export PYAT_TEST_POSTGRES_URL=…` and the data directory
 #   scripts/postgres.sh stop  DIRECTORY     stops the cluster started in DIRECTORY and removes it
 #   scripts/postgres.sh restart DIRECTORY   stops and starts it again (same port, same data)
+#   scripts/postgres.sh down DIRECTORY      stops it at once (as a crash would), keeping its data
+#   scripts/postgres.sh up DIRECTORY        starts it again after `down`
 #
 # The functional tests run with fsync off (`start`); `--durable` keeps fsync on, as a benchmark of
 # durable writes needs. The port is PYAT_POSTGRES_PORT (default 55432). The role `pyat` (password
@@ -72,8 +74,16 @@ restart)
     directory="${2:?usage: postgres.sh restart DIRECTORY}"
     as_postgres "$bin_dir/pg_ctl" -D "$directory/data" -l "$directory/server.log" -m immediate -w -t 60 restart >/dev/null
     ;;
+down)
+    directory="${2:?usage: postgres.sh down DIRECTORY}"
+    as_postgres "$bin_dir/pg_ctl" -D "$directory/data" -m immediate -w -t 30 stop >/dev/null
+    ;;
+up)
+    directory="${2:?usage: postgres.sh up DIRECTORY}"
+    as_postgres "$bin_dir/pg_ctl" -D "$directory/data" -l "$directory/server.log" -w -t 60 start >/dev/null
+    ;;
 *)
-    echo "usage: postgres.sh start [--durable] | stop DIRECTORY | restart DIRECTORY" >&2
+    echo "usage: postgres.sh start [--durable] | stop DIRECTORY | restart DIRECTORY | down DIRECTORY | up DIRECTORY" >&2
     exit 2
     ;;
 esac

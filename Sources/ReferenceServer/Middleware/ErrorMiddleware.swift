@@ -103,7 +103,8 @@ struct ErrorMiddleware: RouterMiddleware {
             return ServerError(
                 .serviceUnavailable,
                 .server,
-                "the database is unavailable (\(reason)); nothing was changed, retry in \(retryAfter) s",
+                "the database is unavailable (\(reason)); retry in \(retryAfter) s, with the same Idempotency-Key "
+                    + "for a write (it is then applied once, whether or not this attempt reached the database)",
                 headers: [.retryAfter: String(retryAfter)]
             )
         case .inOperation(let index, let error):

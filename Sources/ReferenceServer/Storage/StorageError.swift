@@ -36,7 +36,8 @@ public enum StorageError: Error, Sendable, Hashable, CustomStringConvertible {
     /// `trimmedThrough`): the reader must resynchronise.
     case eventsTrimmed(since: Int64, trimmedThrough: Int64)
     /// The database cannot be reached (a PostgreSQL server restarting, a connection lost mid-write):
-    /// nothing was acknowledged; the request may be retried after `retryAfter` seconds.
+    /// nothing was acknowledged, though a write whose connection died at its commit may have been
+    /// applied; retried with the same idempotency key after `retryAfter` seconds, it is applied once.
     case unavailable(_ reason: String, retryAfter: Int)
     /// Operation `index` of a batch failed with `error`.
     indirect case inOperation(_ index: Int, _ error: StorageError)

@@ -1,0 +1,113 @@
+import Foundation
+import HTTPTypes
+import PyAirtableModels
+import TestSupport
+import Testing
+
+@testable import ReferenceServer
+
+/// PostgreSQL going away under a running server, on a cluster of the test's own (the shared test
+/// server keeps serving the other tests): requests answer 503 with `Retry-After` within a bounded
+/// time instead of hanging, nothing acknowledged is lost, and once the database is back the server
+/// serves again without a restart and its realtime wake-ups resume.
+@Suite("PostgreSQL faults", .heavy, .timeLimit(.minutes(5)))
+struct PostgresFaultTests {
+    /// A private cluster, stopped and removed on every path.
+    static func withPrivateCluster(_ body: (PostgresLocation, _ script: @escaping @Sendable (String) async throws -> Void) async throws -> Void)
+        async throws
+    {
+        let script = PostgresCluster.repositoryRoot + "/scripts/postgres.sh"
+        var environment = ProcessInfo.processInfo.environment
+        environment["PYAT_POSTGRES_PORT"] = String(50_000 + Int.random(in: 0..<5000))
+        let starter = try ChildProcess(
+            executable: "/bin/bash",
+            // Durable: `down` is a crash, and acknowledged means on disk.
+            arguments: [script, "start", "--durable"],
+            environment: environment
+        )
+        let output = String(decoding: try starter.standardOutput?.readToEnd() ?? Data(), as: UTF8.self)
+        let status = await starter.wait(timeout: .seconds(120))
+        var url: String?
+        var directory: String?
+        for line in output.split(separator: "\n") {
+            if line.hasPrefix("export PYAT_TEST_POSTGRES_URL=") { url = String(line.split(separator: "=", maxSplits: 1)[1]) }
+            if line.hasPrefix("export PYAT_POSTGRES_DIRECTORY=") { directory = String(line.split(separator: "=", maxSplits: 1)[1]) }
+        }
+        let shared = environment
+        guard status == 0, let url, let directory else {
+            Issue.record("scripts/postgres.sh start failed (\(String(describing: status))): \(output)")
+            return
+        }
+        let run: @Sendable (String) async throws -> Void = { command in
+            let child = try ChildProcess(
+                executable: "/bin/bash",
+                arguments: [script, command, directory],
+                environment: shared
+            )
+            let code = await child.wait(timeout: .seconds(90))
+            #expect(code == 0, "postgres.sh \(command)")
+        }
+        do {
+            try await body(try PostgresLocation(url: url), run)
+            try await run("stop")
+        } catch {
+            try? await run("stop")
+            throw error
+        }
+    }
+
+    @Test("PostgreSQL down: 503 with Retry-After in bounded time, not a hang; back up: served again, nothing lost")
+    func databaseRestartedUnderTheServer() async throws {
+        try await Self.withPrivateCluster { location, postgres in
+            try await Harness.withServer(configure: { $0.database = .postgres(location, poolSize: 4) }) { api, services in
+                let (owner, _) = try await api.register()
+                let (_, _, table) = try await owner.scaffold()
+                let kept = try await owner.createRecord(in: table.id, ["Name": .string("acknowledged")])
+
+                try await postgres("down")
+                let started = ContinuousClock.now
+                let read = try await owner.send(.get, "records/\(kept.id)")
+                let write = try await owner.send(
+                    .post,
+                    "tables/\(table.id)/records",
+                    json: RecordFieldsRequest(fields: ["Name": .string("during the outage")])
+                )
+                let elapsed = ContinuousClock.now - started
+                for response in [read, write] {
+                    #expect(response.status == .serviceUnavailable, "\(response.status): \(response.text)")
+                    #expect(response.headers[.retryAfter] != nil)
+                    #expect(response.error?.error.message.contains("unavailable") == true)
+                }
+                // Each waited for a connection at most the acquire timeout (5 s), not forever.
+                #expect(elapsed < .seconds(30))
+                let health = try await api.send(.get, "/health")
+                #expect(health.status == .serviceUnavailable)
+
+                try await postgres("up")
+                // Served again without a restart, within a bounded time.
+                let deadline = ContinuousClock.now + .seconds(30)
+                var back = false
+                while ContinuousClock.now < deadline {
+                    if try await owner.send(.get, "records/\(kept.id)").status == .ok {
+                        back = true
+                        break
+                    }
+                    try await Task.sleep(for: .milliseconds(200))
+                }
+                #expect(back)
+                #expect(try await owner.record(kept.id).fields["Name"] == .string("acknowledged"))
+                let after = try await owner.createRecord(in: table.id, ["Name": .string("after")])
+                // The write that got a 503 was not applied; the acknowledged ones are all there.
+                let names = try await owner.events(since: 0).compactMap { event -> String? in
+                    guard event.type == .recordCreated, case .object(let fields)? = event.payload["fields"],
+                        case .string(let name)? = fields["Name"]
+                    else { return nil }
+                    return name
+                }
+                #expect(names == ["acknowledged", "after"])
+                #expect(after.id != kept.id)
+                #expect(try await services.store.eventBounds().newest >= 2)
+            }
+        }
+    }
+}
