@@ -13,7 +13,9 @@ import Testing
 @Suite("PostgreSQL faults", .heavy, .timeLimit(.minutes(5)))
 struct PostgresFaultTests {
     /// A private cluster, stopped and removed on every path.
-    static func withPrivateCluster(_ body: (PostgresLocation, _ script: @escaping @Sendable (String) async throws -> Void) async throws -> Void)
+    static func withPrivateCluster(
+        _ body: (PostgresLocation, _ script: @escaping @Sendable (String) async throws -> Void) async throws -> Void
+    )
         async throws
     {
         let script = PostgresCluster.repositoryRoot + "/scripts/postgres.sh"
@@ -30,8 +32,12 @@ struct PostgresFaultTests {
         var url: String?
         var directory: String?
         for line in output.split(separator: "\n") {
-            if line.hasPrefix("export PYAT_TEST_POSTGRES_URL=") { url = String(line.split(separator: "=", maxSplits: 1)[1]) }
-            if line.hasPrefix("export PYAT_POSTGRES_DIRECTORY=") { directory = String(line.split(separator: "=", maxSplits: 1)[1]) }
+            if line.hasPrefix("export PYAT_TEST_POSTGRES_URL=") {
+                url = String(line.split(separator: "=", maxSplits: 1)[1])
+            }
+            if line.hasPrefix("export PYAT_POSTGRES_DIRECTORY=") {
+                directory = String(line.split(separator: "=", maxSplits: 1)[1])
+            }
         }
         let shared = environment
         guard status == 0, let url, let directory else {
@@ -59,7 +65,9 @@ struct PostgresFaultTests {
     @Test("PostgreSQL down: 503 with Retry-After in bounded time, not a hang; back up: served again, nothing lost")
     func databaseRestartedUnderTheServer() async throws {
         try await Self.withPrivateCluster { location, postgres in
-            try await Harness.withServer(configure: { $0.database = .postgres(location, poolSize: 4) }) { api, services in
+            try await Harness.withServer(configure: { $0.database = .postgres(location, poolSize: 4) }) {
+                api,
+                services in
                 let (owner, _) = try await api.register()
                 let (_, _, table) = try await owner.scaffold()
                 let kept = try await owner.createRecord(in: table.id, ["Name": .string("acknowledged")])

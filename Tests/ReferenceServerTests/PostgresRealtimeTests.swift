@@ -68,9 +68,12 @@ struct PostgresRealtimeTests {
         }
     }
 
-    /// Whether `condition` holds within `limit`, asked every 10 ms.
+    /// Whether `condition` holds within `limit`, asked every 10 ms. The bound is generous, for a
+    /// loaded machine: these tests check what wakes an instance (a notification, with the poll set
+    /// far longer than the bound; the poll, with nobody notifying), not how fast — that is for
+    /// benchmarks.
     static func eventually(
-        within limit: Duration = .seconds(1),
+        within limit: Duration = .seconds(10),
         _ condition: () async throws -> Bool
     ) async throws -> Bool {
         let deadline = ContinuousClock.now + limit
@@ -103,7 +106,7 @@ struct PostgresRealtimeTests {
 
     // MARK: Cross-instance wake-up
 
-    @Test func aCommitOnOneInstanceWakesAnotherWithinASecond() async throws {
+    @Test func aCommitOnOneInstanceWakesAnother() async throws {
         // A one-minute poll: within a second, only the notification can have woken instance B.
         try await Self.withInstances(2, pollInterval: .seconds(60)) { stores in
             let (a, b) = (stores[0], stores[1])

@@ -315,18 +315,17 @@ extension PostgresStore: SchemaRepository {
                     \(firstID.rawValue), 1, \(now), \(now))
                 """
             )
-            for (index, field) in request.fields.enumerated() {
+            for field in request.fields {
                 try await Self.checkLinkedTable(transaction, options: field.options, base: base, field: field.name)
-                try await Self.insertField(
-                    transaction,
-                    id: index == 0 ? firstID : FieldID.generate(),
-                    table: tableID,
-                    field,
-                    position: index,
-                    maximumFields: maximumFields,
-                    context: context
-                )
             }
+            try await Self.insertFieldsOfNewTable(
+                transaction,
+                firstID: firstID,
+                table: tableID,
+                request.fields,
+                maximumFields: maximumFields,
+                context: context
+            )
             try await Self.insertView(
                 transaction,
                 id: .generate(),
@@ -469,6 +468,51 @@ extension PostgresStore: SchemaRepository {
         } catch  where isUniqueViolation(error) {
             throw StorageError.invalid("a field named '\(field.name)' already exists in this table", field: field.name)
         }
+    }
+
+    /// Inserts a new table's fields in one statement (a table may have hundreds, and each statement
+    /// is a round trip), with the checks ``insertField(_:id:table:_:position:maximumFields:context:)``
+    /// makes one by one: the field limit, and one field per name.
+    static func insertFieldsOfNewTable(
+        _ transaction: PostgresTransaction,
+        firstID: FieldID,
+        table: TableID,
+        _ fields: [CreateFieldRequest],
+        maximumFields: Int,
+        context: WriteContext
+    ) async throws {
+        guard fields.count <= maximumFields else {
+            throw StorageError.invalid(
+                "a table has at most \(maximumFields) fields; this one has \(maximumFields): delete one first",
+                field: "fields"
+            )
+        }
+        var names = Set<String>()
+        for field in fields where !names.insert(field.name).inserted {
+            throw StorageError.invalid("a field named '\(field.name)' already exists in this table", field: field.name)
+        }
+        guard !fields.isEmpty else { return }
+        let now = context.now.millisecondsSince1970
+        var sql = """
+            INSERT INTO fields (id, table_id, name, type, options, description, position, version, created_at,
+                updated_at) VALUES
+            """
+        var binds = PostgresBindings(capacity: fields.count * 7 + 1)
+        binds.append(table.rawValue)
+        binds.append(now)
+        for (index, field) in fields.enumerated() {
+            let options = try field.options.map { String(decoding: try JSONCoding.encoder.encode($0), as: UTF8.self) }
+            let base = binds.count
+            binds.append((index == 0 ? firstID : FieldID.generate()).rawValue)
+            binds.append(field.name)
+            binds.append(field.type.rawValue)
+            binds.append(options)
+            binds.append(field.description)
+            binds.append(Int64(index))
+            sql += index == 0 ? " " : ", "
+            sql += "($\(base + 1), $1, $\(base + 2), $\(base + 3), $\(base + 4), $\(base + 5), $\(base + 6), 1, $2, $2)"
+        }
+        try await transaction.execute(PostgresQuery(unsafeSQL: sql, binds: binds))
     }
 
     public func fields(table: TableID, user: UserID) async throws -> [Field] {
