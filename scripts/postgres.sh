@@ -37,6 +37,12 @@ start)
     durable=off
     [ "${2:-}" = "--durable" ] && durable=on
     directory="$(mktemp -d /tmp/pyat-postgres.XXXXXX)"
+    # A start that fails half-way leaves nothing behind.
+    trap 'status=$?; if [ $status -ne 0 ]; then
+        as_postgres "$bin_dir/pg_ctl" -D "$directory/data" -m immediate -w -t 30 stop >/dev/null 2>&1 || true
+        cat "$directory"/*.log >&2 2>/dev/null || true
+        rm -rf "$directory"
+    fi' EXIT
     chmod 0700 "$directory"
     [ "$(id -u)" = 0 ] && chown postgres: "$directory"
     as_postgres "$bin_dir/initdb" -D "$directory/data" -U postgres --auth-local=trust --auth-host=scram-sha-256 \

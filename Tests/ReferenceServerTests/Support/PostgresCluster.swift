@@ -15,20 +15,22 @@ import Testing
 actor PostgresCluster {
     static let shared = PostgresCluster()
 
-    private var base: PostgresLocation?
+    /// The server, found or being started: one task, so tests asking at once (the actor is reentrant
+    /// across the start's suspension) share one cluster.
+    private var base: Task<PostgresLocation, any Error>?
 
     /// The server every test database is made on.
     func location() async throws -> PostgresLocation {
-        if let base { return base }
-        let environment = ProcessInfo.processInfo.environment
-        let location: PostgresLocation
-        if let url = environment["PYAT_TEST_POSTGRES_URL"], !url.isEmpty {
-            location = try PostgresLocation(url: url)
-        } else {
-            location = try await Self.startPrivateCluster()
+        if let base { return try await base.value }
+        let task = Task<PostgresLocation, any Error> {
+            let environment = ProcessInfo.processInfo.environment
+            if let url = environment["PYAT_TEST_POSTGRES_URL"], !url.isEmpty {
+                return try PostgresLocation(url: url)
+            }
+            return try await Self.startPrivateCluster()
         }
-        base = location
-        return location
+        base = task
+        return try await task.value
     }
 
     /// The repository's root, where `scripts/postgres.sh` is.
@@ -42,11 +44,13 @@ actor PostgresCluster {
         let port = 56_000 + Int(getpid() % 4000)
         var environment = ProcessInfo.processInfo.environment
         environment["PYAT_POSTGRES_PORT"] = String(port)
+        let errors = NSTemporaryDirectory() + "pyat-postgres-start-\(getpid()).log"
+        defer { unlink(errors) }
         let child = try ChildProcess(
             executable: "/bin/bash",
             arguments: [script, "start"],
             environment: environment,
-            stderrPath: nil
+            stderrPath: errors
         )
         let output = try child.standardOutput?.readToEnd() ?? Data()
         let status = await child.wait(timeout: .seconds(120))
@@ -65,7 +69,8 @@ actor PostgresCluster {
             throw ClusterError(
                 message: """
                     could not start a PostgreSQL cluster with scripts/postgres.sh (status \(status.map(String.init) ?? "timeout")); \
-                    install PostgreSQL (apt-get install postgresql) or set PYAT_TEST_POSTGRES_URL
+                    install PostgreSQL (apt-get install postgresql) or set PYAT_TEST_POSTGRES_URL. Its errors: \
+                    \((try? String(contentsOfFile: errors, encoding: .utf8))?.suffix(2000) ?? "none")
                     """
             )
         }
