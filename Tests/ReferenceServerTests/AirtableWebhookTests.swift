@@ -280,6 +280,31 @@ struct AirtableWebhookTests {
                 .unprocessableContent,
                 "INVALID_REQUEST_UNKNOWN"
             )
+            // Every member of the specification is checked against its declared type.
+            for extra in [
+                #", "changeTypes": ["add", "nope"]"#, #", "changeTypes": "add""#, #", "recordChangeScope": 3"#,
+                #", "watchDataInFieldIds": [1]"#,
+            ] {
+                try Meta.expectAirtableError(
+                    try await client.send(
+                        .post,
+                        "/v0/bases/\(base.id)/webhooks",
+                        raw: #"{"specification": \#(Self.spec(extra: extra))}"#
+                    ),
+                    .unprocessableContent,
+                    "INVALID_REQUEST_UNKNOWN"
+                )
+            }
+            try Meta.expectAirtableError(
+                try await client.send(
+                    .post,
+                    "/v0/bases/\(base.id)/webhooks",
+                    raw:
+                        #"{"specification": {"options": {"filters": {"dataTypes": ["tableData"]}, "includes": {"includePreviousCellValues": "yes"}}}}"#
+                ),
+                .unprocessableContent,
+                "INVALID_REQUEST_UNKNOWN"
+            )
             // Airtable's 10 a base.
             for _ in 0..<9 {
                 _ = try await client.send(

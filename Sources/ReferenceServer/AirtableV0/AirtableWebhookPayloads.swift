@@ -35,22 +35,56 @@ struct AirtableWebhookSpecification {
 
     func wants(_ change: String) -> Bool { changeTypes?.contains(change) ?? true }
 
-    /// Checks a specification a client sent: an object with `options.filters.dataTypes`, a list of
-    /// the known types. Answers why it is refused, or `nil`.
+    /// Checks a specification a client sent, member by member as the contract declares it: an object
+    /// with `options.filters.dataTypes` (a list of the known types); when present, `recordChangeScope`
+    /// a string, `changeTypes` a list of `add`, `remove` and `update`, `watchDataInFieldIds` a list
+    /// of strings, `options.includes` an object whose `includePreviousCellValues` is a boolean.
+    /// Answers why it is refused, or `nil`.
     static func refusal(of value: JSONValue?) -> String? {
         guard case .object? = value, case .object(let options)? = value?["options"] else {
             return "specification.options is required"
         }
-        guard case .array(let types)? = options["filters"]?["dataTypes"], !types.isEmpty else {
-            return "specification.options.filters.dataTypes must list tableData, tableFields or tableMetadata"
+        guard case .object(let filters)? = options["filters"] else {
+            return "specification.options.filters must be an object"
         }
-        let known: Set<String> = ["tableData", "tableFields", "tableMetadata"]
-        for type in types {
-            guard case .string(let name) = type, known.contains(name) else {
-                return "specification.options.filters.dataTypes must list tableData, tableFields or tableMetadata"
+        let dataTypes = "specification.options.filters.dataTypes must list tableData, tableFields or tableMetadata"
+        guard case .array(let types)? = filters["dataTypes"], !types.isEmpty,
+            strings(types, in: ["tableData", "tableFields", "tableMetadata"])
+        else { return dataTypes }
+        if let scope = filters["recordChangeScope"] {
+            guard case .string = scope else {
+                return "specification.options.filters.recordChangeScope must be a string"
+            }
+        }
+        if let changeTypes = filters["changeTypes"] {
+            guard case .array(let changes) = changeTypes, strings(changes, in: ["add", "remove", "update"]) else {
+                return "specification.options.filters.changeTypes must list add, remove or update"
+            }
+        }
+        if let watched = filters["watchDataInFieldIds"] {
+            guard case .array(let ids) = watched, strings(ids, in: nil) else {
+                return "specification.options.filters.watchDataInFieldIds must be a list of field ids"
+            }
+        }
+        if let includes = options["includes"] {
+            guard case .object(let members) = includes else {
+                return "specification.options.includes must be an object"
+            }
+            if let previous = members["includePreviousCellValues"] {
+                guard case .bool = previous else {
+                    return "specification.options.includes.includePreviousCellValues must be true or false"
+                }
             }
         }
         return nil
+    }
+
+    /// Whether every element is a string (of `allowed`, when given).
+    private static func strings(_ values: [JSONValue], in allowed: Set<String>?) -> Bool {
+        values.allSatisfy { value in
+            guard case .string(let text) = value else { return false }
+            return allowed?.contains(text) ?? true
+        }
     }
 }
 
