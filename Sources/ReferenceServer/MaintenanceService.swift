@@ -22,7 +22,10 @@ struct MaintenanceService: Service {
     func runOnce() async {
         do {
             // One instance's pass at a time when several share the store; the others skip theirs.
-            let ran = try await services.store.exclusively(.maintenance, wait: false) { await pass() }
+            let ran: Bool? = try await services.store.exclusively(.maintenance, wait: false) {
+                await pass()
+                return true
+            }
             if ran == nil { services.logger.debug("maintenance: another instance is running its pass") }
         } catch {
             services.logger.warning("maintenance failed", metadata: ["error": "\(error)"])

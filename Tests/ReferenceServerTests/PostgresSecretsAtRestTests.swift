@@ -54,7 +54,8 @@ struct PostgresSecretsAtRestTests {
                     headers: Self.key("h")
                 )
                 #expect(hook.status == .created, "\(hook.text)")
-                secrets["webhook secret"] = try #require(try hook.decode(Webhook.self).secret)
+                let webhookSecret: String = try #require(try hook.decode(Webhook.self).secret)
+                secrets["webhook secret"] = webhookSecret
                 return secrets
             }
 

@@ -372,7 +372,7 @@ public final class PostgresServerDatabase: Sendable {
             let logger = self.logger
             do {
                 try await withLeasedConnection { connection in
-                    try await connection.query(
+                    _ = try await connection.query(
                         "SELECT pg_notify(\(PostgresEventListener.channel), \(payload))",
                         logger: logger
                     ).collect()

@@ -16,7 +16,7 @@ extension PostgresStore: InstanceCoordination {
             let run = UncheckedSendable(body)
             return try await database.withLeasedConnection { connection in
                 if wait {
-                    try await connection.query("SELECT pg_advisory_lock(\(key))", logger: logger).collect()
+                    _ = try await connection.query("SELECT pg_advisory_lock(\(key))", logger: logger).collect()
                 } else {
                     let taken = try await connection.query("SELECT pg_try_advisory_lock(\(key))", logger: logger)
                         .collect().first?.decode(Bool.self)
@@ -24,7 +24,7 @@ extension PostgresStore: InstanceCoordination {
                 }
                 do {
                     let value = try await run.value()
-                    try await connection.query("SELECT pg_advisory_unlock(\(key))", logger: logger).collect()
+                    _ = try await connection.query("SELECT pg_advisory_unlock(\(key))", logger: logger).collect()
                     return value
                 } catch {
                     _ = try? await connection.query("SELECT pg_advisory_unlock(\(key))", logger: logger).collect()

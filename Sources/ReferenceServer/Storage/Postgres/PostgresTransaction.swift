@@ -41,7 +41,7 @@ public final class PostgresTransaction: @unchecked Sendable {
 
     /// Runs a statement, discarding any rows.
     func execute(_ query: PostgresQuery) async throws {
-        try await connection.query(query, logger: logger).collect()
+        _ = try await connection.query(query, logger: logger).collect()
     }
 
     /// The rows of a query.
