@@ -66,6 +66,8 @@ if $quick; then
     run replay "$pyat" bench replay --json --mutations 300
     run files "$pyat" bench files --json --size-mib 16
     run v0 "$pyat" bench v0 --json --requests 50 --rounds 2
+    run cluster "$pyat" bench cluster --json --seconds 5 --writers 8 --latency-writes 20 --subscribers 30 \
+        --fanout-writes 3 --resumes 2 --listen-kills 2
 else
     run server python3 scripts/bench_server.py --json --binary "$pyat"
     run sdk "$pyat" bench sdk --json
@@ -74,6 +76,7 @@ else
     run replay "$pyat" bench replay --json
     run files "$pyat" bench files --json --size-mib 1024
     run v0 "$pyat" bench v0 --json
+    run cluster "$pyat" bench cluster --json
 fi
 echo "load average at end: $(cut -d' ' -f1-3 /proc/loadavg)" >> "$out/machine.txt"
 echo "all benchmarks passed; figures in $out" >&2

@@ -9,7 +9,8 @@
 #   scripts/postgres.sh up DIRECTORY        starts it again after `down`
 #
 # The functional tests run with fsync off (`start`); `--durable` keeps fsync on, as a benchmark of
-# durable writes needs. The port is PYAT_POSTGRES_PORT (default 55432). The role `pyat` (password
+# durable writes needs (initdb never syncs: a cluster lives as long as one run, not across a crash
+# of the machine). The port is PYAT_POSTGRES_PORT (default 55432). The role `pyat` (password
 # `pyat`, over TCP on loopback only) may create databases: each test makes one of its own.
 set -euo pipefail
 
@@ -46,7 +47,7 @@ start)
     chmod 0700 "$directory"
     [ "$(id -u)" = 0 ] && chown postgres: "$directory"
     as_postgres "$bin_dir/initdb" -D "$directory/data" -U postgres --auth-local=trust --auth-host=scram-sha-256 \
-        -E UTF8 --locale=C.UTF-8 >"$directory/initdb.log" 2>&1 || {
+        -E UTF8 --locale=C.UTF-8 --no-sync >"$directory/initdb.log" 2>&1 || {
         cat "$directory/initdb.log" >&2
         exit 1
     }
@@ -60,7 +61,8 @@ fsync = $durable
 synchronous_commit = $durable
 full_page_writes = $durable
 EOF
-    as_postgres "$bin_dir/pg_ctl" -D "$directory/data" -l "$directory/server.log" -w -t 60 start >/dev/null
+    # Generous: on a machine busy with a test run, starting takes long.
+    as_postgres "$bin_dir/pg_ctl" -D "$directory/data" -l "$directory/server.log" -w -t 120 start >/dev/null
     as_postgres "$bin_dir/psql" -h "$directory" -p "$port" -U postgres -q -v ON_ERROR_STOP=1 \
         -c "CREATE ROLE pyat LOGIN CREATEDB PASSWORD 'pyat'" \
         -c "CREATE DATABASE pyat OWNER pyat" >/dev/null

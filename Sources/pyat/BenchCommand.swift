@@ -15,6 +15,7 @@ extension Pyat {
             abstract: "Measure this machine: each benchmark compares with its baseline in the same run.",
             subcommands: [
                 SDKOverhead.self, CacheBench.self, RealtimeBench.self, ReplayBench.self, FilesBench.self, V0Bench.self,
+                ClusterBench.self,
             ]
         )
     }

@@ -189,46 +189,19 @@ extension Pyat.Bench {
         /// How long an update may take to reach every subscriber before the ones without it count as lost.
         private var deliveryDeadline: Duration { .seconds(deliveryTimeoutSeconds) }
 
-        /// Starts `pyat serve --demo` as a child process and runs `body` with its URL, token and pid.
+        /// Starts `pyat serve --demo --no-fsync` as a child process and runs `body` with its URL,
+        /// token and pid.
         /// - Parameter connectionsPerUser: The child's per-user realtime connection limit: every
         ///   connection the benchmark opens is the demo user's.
         private static func withServeChild<Result: Sendable>(
             connectionsPerUser: Int,
             _ body: (String, String, Int32) async throws -> Result
         ) async throws -> Result {
-            let directory = FileManager.default.temporaryDirectory.appendingPathComponent("pyat-bench-serve-\(UUID())")
-            defer { try? FileManager.default.removeItem(at: directory) }
-            let process = Process()
-            process.executableURL = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath()
-            process.arguments = [
-                "serve", "--demo", "--port", "0", "--no-fsync", "--log-level", "error", "--data-dir", directory.path,
-                "--max-realtime-connections-per-user", String(connectionsPerUser),
-            ]
-            let output = Pipe()
-            process.standardOutput = output
-            try process.run()
-            defer {
-                process.terminate()
-                process.waitUntilExit()
+            try await ServeChild.with(
+                arguments: ["--no-fsync", "--max-realtime-connections-per-user", String(connectionsPerUser)]
+            ) { child in
+                try await body(child.url, child.token, child.pid)
             }
-            var url: String?
-            var token: String?
-            var text = ""
-            while url == nil || token == nil {
-                let chunk = output.fileHandleForReading.availableData
-                guard !chunk.isEmpty else { throw CommandFailure("pyat serve ended before it listened") }
-                text += String(decoding: chunk, as: UTF8.self)
-                for line in text.split(separator: "\n") {
-                    if line.hasPrefix("export PYAT_SERVER=") {
-                        url = String(line.dropFirst("export PYAT_SERVER=".count))
-                    }
-                    if line.hasPrefix("export PYAT_TOKEN=") {
-                        token = String(line.dropFirst("export PYAT_TOKEN=".count))
-                    }
-                }
-            }
-            guard let url, let token else { throw CommandFailure("no URL") }
-            return try await body(url, token, process.processIdentifier)
         }
 
         /// Starts `pyat serve --demo` as a child, holds `idle` WebSocket connections (one subscription
@@ -351,9 +324,20 @@ final class Probe: Sendable {
         configuration: RealtimeSettings,
         filter: EventFilter
     ) async throws -> [(RealtimeClient, Task<Void, Never>)] {
+        try await start(clients: [client], configuration: configuration, filter: filter)
+    }
+
+    /// Opens `count` connections subscribed to `filter`, spread round-robin over `clients` (one per
+    /// server, for subscribers on several instances), and waits until each is connected.
+    func start(
+        clients: [PyAirtableClient],
+        configuration: RealtimeSettings,
+        filter: EventFilter
+    ) async throws -> [(RealtimeClient, Task<Void, Never>)] {
+        precondition(!clients.isEmpty, "a probe needs a client to subscribe with")
         var listeners: [(RealtimeClient, Task<Void, Never>)] = []
         for index in 0..<count {
-            let realtime = RealtimeClient(client: client, configuration: configuration)
+            let realtime = RealtimeClient(client: clients[index % clients.count], configuration: configuration)
             let updates = realtime.subscribe(filter)
             let task = Task {
                 do {

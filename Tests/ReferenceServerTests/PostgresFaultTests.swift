@@ -28,7 +28,7 @@ struct PostgresFaultTests {
             environment: environment
         )
         let output = String(decoding: try starter.standardOutput?.readToEnd() ?? Data(), as: UTF8.self)
-        let status = await starter.wait(timeout: .seconds(120))
+        let status = await starter.wait(timeout: .seconds(240))
         var url: String?
         var directory: String?
         for line in output.split(separator: "\n") {

@@ -218,6 +218,43 @@ struct PostgresRealtimeTests {
         }
     }
 
+    @Test func aWebhookChangeWhoseNotificationIsLostIsFoundByTheSafetyPoll() async throws {
+        try await Self.withInstances(2, pollInterval: .milliseconds(200)) { stores in
+            let (a, b) = (stores[0], stores[1])
+            // Listening began with a catch-up, which counts as a webhook change: wait for it, and for
+            // the poll to have read the count once, so only the change below can move the generation.
+            _ = try await Self.listening(b)
+            #expect(try await Self.eventually { b.database.facts.webhooksGeneration > 0 })
+            try await Task.sleep(for: .milliseconds(600))
+            let generation = b.database.facts.webhooksGeneration
+            // A commit that changed webhooks, made outside the writer so nobody notifies: as if its
+            // NOTIFY were lost while B's listen connection was down.
+            try await a.database.read { transaction in
+                try await transaction.execute(
+                    "UPDATE event_head SET webhooks_changes = webhooks_changes + 1 WHERE id = 1"
+                )
+            }
+            #expect(try await Self.eventually { b.database.facts.webhooksGeneration != generation })
+        }
+    }
+
+    @Test func aWriterCommitThatChangesWebhooksCountsItInTheLog() async throws {
+        try await Self.withInstances(1, pollInterval: .seconds(60)) { stores in
+            let a = stores[0]
+            let read: @Sendable () async throws -> Int64 = {
+                try await a.database.read { transaction in
+                    try await transaction.scalar("SELECT webhooks_changes FROM event_head WHERE id = 1", as: Int64.self)
+                } ?? -1
+            }
+            let before = try await read()
+            try await a.database.write { transaction in transaction.webhooksChanged = true }
+            #expect(try await read() == before + 1)
+            // A commit that leaves webhooks alone does not count.
+            _ = try await Self.rename(a, try await Self.user(a, "bo@example.com"))
+            #expect(try await read() == before + 1)
+        }
+    }
+
     @Test func closingAnInstanceEndsItsListenConnection() async throws {
         try await PostgresCluster.withStores(instances: 1) { stores in
             let observer = stores[0]

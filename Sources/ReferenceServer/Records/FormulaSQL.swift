@@ -169,14 +169,22 @@ struct FormulaSQL {
         }
     }
 
-    private static func topLevelConjuncts(_ expression: FormulaExpression) -> [FormulaExpression] {
+    /// The conjuncts of a top-level `AND` (nested ones flattened), or the expression alone.
+    static func topLevelConjuncts(_ expression: FormulaExpression) -> [FormulaExpression] {
         if case .call(.and, let arguments) = expression.node {
             return arguments.flatMap(topLevelConjuncts)
         }
         return [expression]
     }
 
-    private static func isPlainIdentifier(_ name: String) -> Bool {
+    /// The ids when every one of `arguments` is `RECORD_ID() = 'text'` (either way round), else `nil`;
+    /// shared with ``PostgresFormulaSQL``.
+    static func recordIDAlternatives(_ arguments: [FormulaExpression]) -> [String]? {
+        Compiler.recordIDAlternatives(arguments)
+    }
+
+    /// Whether `name` may be written into SQL as a column reference: letters, digits, `_` and `.`.
+    static func isPlainIdentifier(_ name: String) -> Bool {
         guard let first = name.utf8.first, !(48...57).contains(first) else { return false }
         return name.utf8.allSatisfy { byte in
             (byte >= 48 && byte <= 57) || (byte >= 65 && byte <= 90) || (byte >= 97 && byte <= 122) || byte == 95

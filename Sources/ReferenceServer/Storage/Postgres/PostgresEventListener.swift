@@ -41,6 +41,8 @@ final class PostgresEventListener: Sendable {
     private let sessions = Atomic<Int>(0)
     /// Whether a notification said webhooks changed since the last check.
     private let webhooksPending = Atomic<Bool>(false)
+    /// `event_head.webhooks_changes` as last read (-1: not read yet).
+    private let webhookChanges = Atomic<Int64>(-1)
     /// Rings the checker: one pending ring stands for any number (the check reads the newest head).
     private let doorbell: AsyncStream<Void>
     private let ring: AsyncStream<Void>.Continuation
@@ -136,10 +138,16 @@ final class PostgresEventListener: Sendable {
     /// Reads the head; when it moved past what this instance knows (or webhooks changed), records it
     /// and wakes this instance's observers.
     private func check() async throws {
-        let webhooks = webhooksPending.exchange(false, ordering: .acquiringAndReleasing)
+        var webhooks = webhooksPending.exchange(false, ordering: .acquiringAndReleasing)
         let head: Int64
         do {
-            head = try await readHead()
+            let read = try await readHead()
+            head = read.seq
+            // A count of webhook changes unlike the last one read: a notification saying so may
+            // have been lost (the first read counts as a change, as listening's catch-up does).
+            if webhookChanges.exchange(read.webhookChanges, ordering: .acquiringAndReleasing) != read.webhookChanges {
+                webhooks = true
+            }
         } catch {
             // Said again at the next check.
             if webhooks { webhooksPending.store(true, ordering: .releasing) }
@@ -151,15 +159,20 @@ final class PostgresEventListener: Sendable {
         commits.fire()
     }
 
-    /// The log's head, on the listen connection when it is up (no wait for the pool, however busy),
-    /// else from the pool.
-    private func readHead() async throws -> Int64 {
+    /// The log's head and the count of commits that changed webhooks, on the listen connection when
+    /// it is up (no wait for the pool, however busy), else from the pool.
+    private func readHead() async throws -> (seq: Int64, webhookChanges: Int64) {
         let logger = self.logger
-        if let connection = connection.withLock({ $0 }) {
+        if let connection = connection.withLock({ $0 }), !connection.isClosed {
+            // A closed connection is not asked: postgres-nio would never answer (see
+            // ``PostgresTransaction``); the listen loop replaces it.
             do {
                 return try await PostgresServerDatabase.withTimeout(readTimeout) {
                     try await Self.head(
-                        try await connection.query("SELECT seq FROM event_head WHERE id = 1", logger: logger)
+                        try await connection.query(
+                            "SELECT seq, webhooks_changes FROM event_head WHERE id = 1",
+                            logger: logger
+                        )
                     )
                 }
             } catch {
@@ -172,13 +185,16 @@ final class PostgresEventListener: Sendable {
         }
         let client = self.client
         return try await PostgresServerDatabase.withTimeout(readTimeout) {
-            try await Self.head(try await client.query("SELECT seq FROM event_head WHERE id = 1", logger: logger))
+            try await Self.head(
+                try await client.query("SELECT seq, webhooks_changes FROM event_head WHERE id = 1", logger: logger)
+            )
         }
     }
 
-    private static func head(_ rows: PostgresRowSequence) async throws -> Int64 {
+    private static func head(_ rows: PostgresRowSequence) async throws -> (seq: Int64, webhookChanges: Int64) {
         guard let row = try await rows.collect().first else { throw PostgresStoreError.missingEventHead }
-        return try row.decode(Int64.self)
+        let (seq, changes) = try row.decode((Int64, Int64).self)
+        return (seq, changes)
     }
 
     // MARK: The listen connection
@@ -309,6 +325,7 @@ extension PostgresLocation {
             )
         }
         configuration.options.connectTimeout = .seconds(5)
+        configuration.options.additionalStartupParameters = [("application_name", Self.listenApplicationName)]
         return configuration
     }
 }

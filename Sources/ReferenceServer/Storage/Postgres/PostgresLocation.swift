@@ -112,6 +112,12 @@ public struct PostgresLocation: Sendable, Hashable, CustomStringConvertible {
         return copy
     }
 
+    /// The `application_name` of the pool's connections.
+    static let applicationName = "pyat"
+    /// The `application_name` of each instance's listening connection (the one that waits for
+    /// `NOTIFY`): `pg_terminate_backend` on these is the "LISTEN connection killed" drill.
+    static let listenApplicationName = "pyat-listen"
+
     func clientConfiguration(maximumConnections: Int) -> PostgresClient.Configuration {
         var configuration: PostgresClient.Configuration
         if let socketDirectory {
@@ -140,6 +146,8 @@ public struct PostgresLocation: Sendable, Hashable, CustomStringConvertible {
         configuration.options.maximumConnections = maximumConnections
         configuration.options.minimumConnections = 0
         configuration.options.connectTimeout = .seconds(5)
+        // So an operator tells pyat's connections apart in pg_stat_activity.
+        configuration.options.additionalStartupParameters = [("application_name", Self.applicationName)]
         return configuration
     }
 }

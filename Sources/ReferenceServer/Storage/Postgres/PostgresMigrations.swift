@@ -328,6 +328,14 @@ enum PostgresMigrations {
                 """,
                 "CREATE INDEX comments_record ON comments (record_id, ord)",
             ]
-        )
+        ),
+        Migration(
+            id: "v2",
+            statements: [
+                // Counts the commits that changed webhooks, so an instance that missed the
+                // notification of one (its listen connection was down) learns of it from its poll.
+                "ALTER TABLE event_head ADD COLUMN webhooks_changes BIGINT NOT NULL DEFAULT 0"
+            ]
+        ),
     ]
 }

@@ -214,9 +214,14 @@ public final class PostgresServerDatabase: Sendable {
         let limit = acquireTimeout
         return try await withThrowingTaskGroup(of: T?.self) { group in
             group.addTask {
-                try await client.withConnection { connection in
-                    acquired.value.store(true, ordering: .releasing)
-                    return try await body(connection)
+                do {
+                    return try await client.withConnection { connection in
+                        acquired.value.store(true, ordering: .releasing)
+                        return try await body(connection)
+                    }
+                } catch {
+                    if acquired.value.load(ordering: .acquiring) { throw error }
+                    throw NoConnection(underlying: error)
                 }
             }
             group.addTask {
@@ -308,11 +313,14 @@ public final class PostgresServerDatabase: Sendable {
     /// savepoint rolled back, with the commit's error when the commit failed.
     private func commit(_ batch: [WriteJob]) async {
         var attempt = 0
+        // Savepoints cost two round trips a write, and a write that fails is rare: the first attempt
+        // runs the batch without them, and a batch in which a write fails runs again with them.
+        var savepoints = false
         while true {
             attempt += 1
             do {
-                let outcome = try await withLeasedConnection { connection in
-                    try await self.runTransaction(batch, on: connection)
+                let outcome = try await withLeasedConnection { [savepoints] connection in
+                    try await self.runTransaction(batch, savepoints: savepoints, on: connection)
                 }
                 facts.committed(head: outcome.head, webhooksChanged: outcome.webhooksChanged)
                 for (job, error) in zip(batch, outcome.jobErrors) { job.finish(error) }
@@ -321,6 +329,15 @@ public final class PostgresServerDatabase: Sendable {
                     notifyOtherInstances(webhooksChanged: outcome.webhooksChanged)
                 }
                 return
+            } catch is AgainWithSavepoints {
+                savepoints = true
+                attempt -= 1
+                continue
+            } catch let error as ConnectionClosed where attempt < 5 {
+                // Found closed before a statement went out (the pool's idle connection after a
+                // restart of PostgreSQL, say): nothing was committed, and another connection may do.
+                logger.debug("retrying a write on another connection", metadata: ["error": "\(error)"])
+                continue
             } catch {
                 if Self.isRetryable(error), attempt < 5 {
                     logger.debug("retrying a write transaction", metadata: ["error": "\(error)"])
@@ -372,6 +389,7 @@ public final class PostgresServerDatabase: Sendable {
             let logger = self.logger
             do {
                 try await withLeasedConnection { connection in
+                    guard !connection.isClosed else { throw ConnectionClosed() }
                     _ = try await connection.query(
                         "SELECT pg_notify(\(PostgresEventListener.channel), \(payload))",
                         logger: logger
@@ -391,24 +409,33 @@ public final class PostgresServerDatabase: Sendable {
         var jobErrors: [(any Error)?]
     }
 
-    private func runTransaction(_ batch: [WriteJob], on connection: PostgresConnection) async throws -> BatchOutcome {
+    /// Runs `batch` in one transaction. Without `savepoints`, the first write of a batch of several
+    /// that fails ends the attempt with ``AgainWithSavepoints``: the batch then runs again, each write
+    /// in a savepoint of its own, so the failing one is rolled back alone.
+    private func runTransaction(
+        _ batch: [WriteJob],
+        savepoints: Bool,
+        on connection: PostgresConnection
+    ) async throws -> BatchOutcome {
         var jobErrors = [(any Error)?](repeating: nil, count: batch.count)
         let transaction = PostgresTransaction(connection: connection, logger: logger)
         try await transaction.execute("BEGIN")
         do {
             let alone = batch.count == 1
+            let useSavepoints = savepoints && !alone
             var anyApplied = false
             for (index, job) in batch.enumerated() {
                 let mark = transaction.mark
-                if !alone { try await transaction.execute("SAVEPOINT job") }
+                if useSavepoints { try await transaction.execute("SAVEPOINT job") }
                 do {
                     try await job.run(transaction)
-                    if !alone { try await transaction.execute("RELEASE SAVEPOINT job") }
+                    if useSavepoints { try await transaction.execute("RELEASE SAVEPOINT job") }
                     anyApplied = true
                 } catch {
                     // A lost connection or a conflict with another instance is the whole batch's.
                     if Self.isConnectionFailure(error) || Self.isRetryable(error) { throw error }
                     if alone { throw JobFailed(error: error) }
+                    if !useSavepoints { throw AgainWithSavepoints() }
                     try await transaction.execute("ROLLBACK TO SAVEPOINT job")
                     transaction.rollBack(to: mark)
                     jobErrors[index] = error
@@ -419,6 +446,13 @@ public final class PostgresServerDatabase: Sendable {
                 return BatchOutcome(head: nil, jobErrors: jobErrors)
             }
             let head = try await transaction.flushEvents()
+            if transaction.webhooksChanged {
+                // Read by every instance's poll: one that missed this commit's notification still
+                // learns that webhooks changed.
+                try await transaction.execute(
+                    "UPDATE event_head SET webhooks_changes = webhooks_changes + 1 WHERE id = 1"
+                )
+            }
             try await transaction.execute("COMMIT")
             return BatchOutcome(head: head, webhooksChanged: transaction.webhooksChanged, jobErrors: jobErrors)
         } catch let failed as JobFailed {
@@ -435,6 +469,9 @@ public final class PostgresServerDatabase: Sendable {
         var error: any Error
     }
 
+    /// A write of a batch run without savepoints failed: the batch runs again with them.
+    private struct AgainWithSavepoints: Error {}
+
     // MARK: Errors
 
     /// Whether running the transaction again may succeed (a serialization failure or a deadlock
@@ -446,7 +483,7 @@ public final class PostgresServerDatabase: Sendable {
 
     /// Whether `error` says the database could not be reached or went away.
     static func isConnectionFailure(_ error: any Error) -> Bool {
-        if error is TimedOut { return true }
+        if error is TimedOut || error is ConnectionClosed || error is NoConnection { return true }
         guard let error = error as? PSQLError else { return false }
         switch error.code {
         case .connectionError, .serverClosedConnection, .clientClosedConnection, .poolClosed, .uncleanShutdown,
@@ -467,6 +504,10 @@ public final class PostgresServerDatabase: Sendable {
         if let timedOut = error as? TimedOut {
             return StorageError.unavailable("no \(timedOut.label) within \(timedOut.limit)", retryAfter: 1)
         }
+        if let failure = error as? NoConnection, !isConnectionFailure(failure.underlying) {
+            // Not the server's fault (a cancelled request, say): said as it is.
+            if failure.underlying is CancellationError { return failure.underlying }
+        }
         if isConnectionFailure(error) {
             return StorageError.unavailable(
                 "PostgreSQL at \(location.host):\(location.port) is unreachable",
@@ -483,6 +524,15 @@ public final class PostgresServerDatabase: Sendable {
     struct TimedOut: Error {
         var label: String
         var limit: Duration
+    }
+
+    /// A statement was about to go out on a connection that is closed.
+    struct ConnectionClosed: Error {}
+
+    /// The pool failed to give a connection (it could not connect, its circuit breaker tripped
+    /// after the server was unreachable a while, it is shutting down): the database is unavailable.
+    struct NoConnection: Error {
+        var underlying: any Error
     }
 
     /// Runs `operation`, cancelling it after `limit`.

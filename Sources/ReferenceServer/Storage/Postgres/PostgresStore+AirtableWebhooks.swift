@@ -1,6 +1,7 @@
 import Foundation
 import PostgresNIO
 import PyAirtableModels
+import Synchronization
 
 /// Airtable-style webhooks on PostgreSQL: the same API, limits, sealed secrets and payloads as
 /// ``SQLiteStore``'s, with several instances turning events into payloads at once.
@@ -51,6 +52,8 @@ extension PostgresStore: AirtableWebhookRepository {
                     \(expires), \(head), \(user.rawValue), \(context.now.millisecondsSince1970))
                 """
             )
+            // Wakes the pingers of every instance out of their "no webhook" shortcut.
+            transaction.webhooksChanged = true
             return try await Self.airtableWebhook(transaction, base: base, id: id)
         }
     }
@@ -218,27 +221,47 @@ extension PostgresStore: AirtableWebhookRepository {
         }
     }
 
+    /// Whether payloads wait to be built and when the next ping is due. With no live webhook the
+    /// answer holds until ``CommitFacts/webhooksGeneration`` changes (a webhook created here or on
+    /// another instance), so the pinger, which wakes after every commit, then reads nothing.
     public func airtableWebhookWork(now: Date) async throws -> (backlog: Bool, nextPing: Date?) {
+        let generation = database.facts.webhooksGeneration
+        if airtableWebhooksIdleAt.load(ordering: .acquiring) == generation { return (false, nil) }
         let at = now.millisecondsSince1970
-        return try await database.snapshot { transaction in
-            let backlog =
+        let (work, live) = try await database.snapshot { transaction in
+            let live =
                 try await transaction.scalar(
-                    """
-                    SELECT EXISTS (SELECT 1 FROM airtable_webhooks w WHERE w.expires_at > \(at) AND EXISTS (
-                        SELECT 1 FROM events e WHERE e.base_id = w.base_id AND e.seq > w.event_cursor))
-                    """,
+                    "SELECT EXISTS (SELECT 1 FROM airtable_webhooks WHERE expires_at > \(at))",
                     as: Bool.self
-                ) ?? false
-            let next = try await transaction.scalar(
-                """
-                SELECT MIN(COALESCE(next_ping_at, 0)) FROM airtable_webhooks
-                WHERE expires_at > \(at) AND notification_url IS NOT NULL AND notifications_enabled
-                    AND next_payload - 1 > pinged_through
-                """,
-                as: Int64.self
-            )
-            return (backlog, next.map(Date.init(millisecondsSince1970:)))
+                ) ?? true
+            guard live else { return ((backlog: false, nextPing: Date?.none), false) }
+            return (try await Self.airtableWork(transaction, at: at), true)
         }
+        if !live { airtableWebhooksIdleAt.store(generation, ordering: .releasing) }
+        return work
+    }
+
+    private static func airtableWork(
+        _ transaction: PostgresTransaction,
+        at: Int64
+    ) async throws -> (backlog: Bool, nextPing: Date?) {
+        let backlog =
+            try await transaction.scalar(
+                """
+                SELECT EXISTS (SELECT 1 FROM airtable_webhooks w WHERE w.expires_at > \(at) AND EXISTS (
+                    SELECT 1 FROM events e WHERE e.base_id = w.base_id AND e.seq > w.event_cursor))
+                """,
+                as: Bool.self
+            ) ?? false
+        let next = try await transaction.scalar(
+            """
+            SELECT MIN(COALESCE(next_ping_at, 0)) FROM airtable_webhooks
+            WHERE expires_at > \(at) AND notification_url IS NOT NULL AND notifications_enabled
+                AND next_payload - 1 > pinged_through
+            """,
+            as: Int64.self
+        )
+        return (backlog, next.map(Date.init(millisecondsSince1970:)))
     }
 
     public func airtableWebhookSecret(id: String) async throws -> [UInt8] {

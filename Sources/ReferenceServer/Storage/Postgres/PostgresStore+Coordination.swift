@@ -15,6 +15,9 @@ extension PostgresStore: InstanceCoordination {
         return try await withoutActuallyEscaping(body) { body in
             let run = UncheckedSendable(body)
             return try await database.withLeasedConnection { connection in
+                // postgres-nio never answers a query on a connection the server closed (see
+                // ``PostgresTransaction``): a closed one is not asked, and its session's lock is gone.
+                guard !connection.isClosed else { throw PostgresServerDatabase.ConnectionClosed() }
                 if wait {
                     _ = try await connection.query("SELECT pg_advisory_lock(\(key))", logger: logger).collect()
                 } else {
@@ -24,10 +27,15 @@ extension PostgresStore: InstanceCoordination {
                 }
                 do {
                     let value = try await run.value()
-                    _ = try await connection.query("SELECT pg_advisory_unlock(\(key))", logger: logger).collect()
+                    if !connection.isClosed {
+                        _ = try await connection.query("SELECT pg_advisory_unlock(\(key))", logger: logger).collect()
+                    }
                     return value
                 } catch {
-                    _ = try? await connection.query("SELECT pg_advisory_unlock(\(key))", logger: logger).collect()
+                    if !connection.isClosed {
+                        _ = try? await connection.query("SELECT pg_advisory_unlock(\(key))", logger: logger)
+                            .collect()
+                    }
                     throw error
                 }
             }

@@ -136,9 +136,10 @@ extension PostgresStore: RecordRepository, StorageStatistics {
     ///
     /// Each sort field orders by three keys that reproduce SQLite's ordering of `json_extract`
     /// values: blank first, then numbers (and checkboxes, as 0/1) by value, then text by bytes (and
-    /// arrays by their JSON text); the cursor carries those keys exactly. Filters are evaluated on the
-    /// rows read (the formula SQL compiler speaks SQLite's dialect), within the request's scan
-    /// limits.
+    /// arrays by their JSON text); the cursor carries those keys exactly. Filters run in PostgreSQL as
+    /// far as ``PostgresFormulaSQL`` can translate them exactly; the rest is evaluated on the rows
+    /// read, within the request's scan limits. Should PostgreSQL refuse a filter's SQL, the page is
+    /// read again with every filter evaluated row by row.
     public func listRecordParts(
         schema: TableSchema,
         plan: RecordListPlan,
@@ -146,6 +147,33 @@ extension PostgresStore: RecordRepository, StorageStatistics {
     ) async throws
         -> RecordListParts
     {
+        do {
+            return try await listRecordParts(schema: schema, plan: plan, user: user, pushdown: true)
+        } catch let error as PSQLError where !plan.filters.isEmpty && Self.isRefusedFilterSQL(error) {
+            logger.warning(
+                "a filter's SQL failed; evaluating it row by row",
+                metadata: ["error": "\(error.serverInfo?[.message] ?? "")"]
+            )
+            return try await listRecordParts(schema: schema, plan: plan, user: user, pushdown: false)
+        }
+    }
+
+    /// Whether PostgreSQL refused a statement for what its SQL asks (a data exception, a syntax or
+    /// access rule, a program limit such as `max_stack_depth`) rather than for the connection's or
+    /// the server's state.
+    private static func isRefusedFilterSQL(_ error: PSQLError) -> Bool {
+        guard let state = error.serverInfo?[.sqlState] else { return false }
+        return state.hasPrefix("22") || state.hasPrefix("42") || state.hasPrefix("54")
+    }
+
+    /// A page of records, with the filters' SQL (`pushdown`) or evaluating them all on every row read
+    /// (as this store did before filters ran in PostgreSQL; the tests compare the two).
+    func listRecordParts(
+        schema: TableSchema,
+        plan: RecordListPlan,
+        user: UserID,
+        pushdown: Bool
+    ) async throws -> RecordListParts {
         let cursor = try plan.cursor.map { try RecordCursor.decode($0, queryHash: plan.queryHash) }
         let sortKeys = try plan.sort.map { sort -> SortKey in
             guard Self.isSafeIdentifier(sort.field.id.rawValue) else {
@@ -156,9 +184,21 @@ extension PostgresStore: RecordRepository, StorageStatistics {
         if let cursor, cursor.keys.count != sortKeys.count * 3 {
             throw StorageError.invalid("the cursor is malformed", field: "cursor")
         }
-        let residual = plan.filters
-        let types = Dictionary(uniqueKeysWithValues: schema.table.fields.map { ($0.name, $0.type) })
-        let chunk = residual.isEmpty ? plan.pageSize + 1 : max(plan.pageSize * 2, 256)
+        let columns = Dictionary(
+            uniqueKeysWithValues: schema.table.fields.map { ($0.name, (id: $0.id.rawValue, type: $0.type)) }
+        )
+        let compiled = plan.filters.map { filter in
+            pushdown
+                ? PostgresFormulaSQL.compile(filter, fields: columns, recordIDColumn: "r.id", fieldsJSON: "fx.j")
+                : .residualOnly
+        }
+        let filter = PageFilter(plans: compiled)
+        // Filters every row read must pass in Swift; the others only where their verdict is NULL.
+        let residual = zip(plan.filters, compiled).filter { $0.1.needsResidual }.map(\.0)
+        let allFilters = plan.filters
+        let types = columns.mapValues(\.type)
+        let readsMany = !residual.isEmpty || compiled.contains(where: \.verdictMayBeUnknown)
+        let chunk = readsMany ? max(plan.pageSize * 2, 256) : plan.pageSize + 1
         let pageSize = plan.pageSize
         let limits = self.limits
         let queryHash = plan.queryHash
@@ -172,6 +212,8 @@ extension PostgresStore: RecordRepository, StorageStatistics {
                 minimum: .viewer,
                 resource: "table"
             )
+            // Rows evaluated in Swift, bounded in count and time: a filter PostgreSQL cannot narrow
+            // would otherwise read the whole table for a page that fills slowly or never.
             let stopwatch = Stopwatch(clock: limits.clock)
             var scanned = 0
             var matched: [(json: [UInt8], cursor: RecordCursor)] = []
@@ -181,7 +223,8 @@ extension PostgresStore: RecordRepository, StorageStatistics {
                     table: schema.table.id,
                     sortKeys: sortKeys,
                     after: after,
-                    limit: chunk
+                    limit: chunk,
+                    filter: filter
                 )
                 let rows = try await transaction.rows(query)
                 for row in rows {
@@ -196,7 +239,11 @@ extension PostgresStore: RecordRepository, StorageStatistics {
                     }
                     let position = RecordCursor(keys: keys, seq: seq, queryHash: queryHash)
                     after = position
-                    if !residual.isEmpty {
+                    let unsure =
+                        try !filter.verdicts.isEmpty
+                        && row[6 + sortKeys.count * 3].decode(Bool.self, context: .default)
+                    let swiftFilters = unsure ? allFilters : residual
+                    if !swiftFilters.isEmpty {
                         scanned += 1
                         if scanned > limits.maximumFilterScanRows {
                             throw StorageError.filterScanLimit(
@@ -210,7 +257,7 @@ extension PostgresStore: RecordRepository, StorageStatistics {
                         }
                         let full = try SQLiteStore.record(from: stored, schema: schema)
                         let values = FormulaRecordValues(id: full.id.rawValue, values: full.fields, types: types)
-                        guard residual.allSatisfy({ $0.matches(values) }) else { continue }
+                        guard swiftFilters.allSatisfy({ $0.matches(values) }) else { continue }
                     }
                     var json: [UInt8] = []
                     json.reserveCapacity(256)
@@ -228,7 +275,7 @@ extension PostgresStore: RecordRepository, StorageStatistics {
                     if matched.count > pageSize { break scan }
                 }
                 if rows.count < chunk { break }
-                if !residual.isEmpty, stopwatch.elapsed > limits.maximumFilterScanDuration {
+                if scanned > 0, stopwatch.elapsed > limits.maximumFilterScanDuration {
                     throw StorageError.filterScanLimit(
                         "it took longer than \(limits.maximumFilterScanDuration) (maximumFilterScanDuration)"
                     )
@@ -238,6 +285,21 @@ extension PostgresStore: RecordRepository, StorageStatistics {
             let nextCursor = matched.count > pageSize ? page.last?.cursor.encoded() : nil
             return RecordListParts(records: page.map(\.json), nextCursor: nextCursor)
         }
+    }
+
+    /// The SQL side of a page's filters: the exact conditions, which go straight into `WHERE`, and the
+    /// verdicts, which may be NULL for rows to evaluate in Swift (see ``PostgresFormulaSQLPlan``).
+    struct PageFilter: Sendable {
+        var conditions: [PostgresFormulaSQL.Clause] = []
+        var verdicts: [PostgresFormulaSQL.Clause] = []
+
+        init(plans: [PostgresFormulaSQLPlan] = []) {
+            conditions = plans.compactMap(\.condition)
+            verdicts = plans.compactMap(\.verdict)
+        }
+
+        /// Whether some verdict reads the parsed fields, which the query must then parse.
+        var readsFields: Bool { verdicts.contains(where: \.readsFields) }
     }
 
     struct SortKey: Sendable {
@@ -253,7 +315,17 @@ extension PostgresStore: RecordRepository, StorageStatistics {
 
     /// One page's query: the stored columns, seq, then per sort field its rank (0 blank, 1 number,
     /// 2 text), numeric value (as text, exact) and text value; after the cursor's position.
-    static func pageQuery(table: TableID, sortKeys: [SortKey], after: RecordCursor?, limit: Int) -> PostgresQuery {
+    /// With filters, their exact conditions join the `WHERE`, and so do their verdicts, over the row's
+    /// fields parsed once in a lateral subquery: rows where one is FALSE are left out, and a last column
+    /// says whether any was NULL (the row must be evaluated in Swift). The filter changes which rows
+    /// come, never their order or keys.
+    static func pageQuery(
+        table: TableID,
+        sortKeys: [SortKey],
+        after: RecordCursor?,
+        limit: Int,
+        filter: PageFilter = PageFilter()
+    ) -> PostgresQuery {
         var binds = PostgresBindings()
         func bind(_ value: some PostgresDynamicTypeEncodable) -> String {
             binds.append(value)
@@ -285,11 +357,26 @@ extension PostgresStore: RecordRepository, StorageStatistics {
         for index in 0..<sortKeys.count {
             sql += ", k.r\(index)::bigint, k.n\(index)::text, k.t\(index)"
         }
+        // The verdicts are written twice (the WHERE, and the column saying whether one was NULL) with the
+        // same parameters; the column is computed only for the rows the WHERE kept. (In a lateral
+        // subquery of its own, the planner would cache it by the parsed JSON, hashing every row's.)
+        let verdict =
+            filter.verdicts.isEmpty
+            ? nil : "(" + filter.verdicts.map { "(\($0.render(into: &binds)))" }.joined(separator: " AND ") + ")"
+        if let verdict { sql += ", \(verdict) IS NULL" }
         sql += " FROM records r"
         if !sortKeys.isEmpty {
             sql += ", LATERAL (SELECT r.fields::jsonb AS j) x, LATERAL (SELECT \(keyColumns.joined(separator: ", "))) k"
         }
+        if filter.readsFields {
+            // OFFSET 0 keeps the subquery: pulled up, every reference to `fx.j` would parse the JSON again.
+            sql += ", LATERAL (SELECT \(PostgresFormulaSQL.fieldsJSONExpression("r.fields")) AS j OFFSET 0) fx"
+        }
         sql += " WHERE r.table_id = \(tableParameter)"
+        for condition in filter.conditions {
+            sql += " AND (\(condition.render(into: &binds)))"
+        }
+        if let verdict { sql += " AND \(verdict) IS NOT FALSE" }
         if let after {
             // (c0, c1, …, seq) after the cursor, each component in its field's direction.
             var predicate = "r.seq > \(bind(after.seq))"

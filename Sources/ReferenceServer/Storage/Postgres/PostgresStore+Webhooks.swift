@@ -428,10 +428,25 @@ extension PostgresStore: WebhookRepository {
     /// Whether an enabled webhook has events to hand over, and the due deliveries — each claimed for
     /// this instance (see the type's documentation).
     ///
-    /// Unlike SQLite's, this store keeps no "no webhook is enabled" shortcut: that needs a stored
-    /// property on ``PostgresStore`` (see ``SQLiteStore/webhookWork(now:)``), so every call reads.
+    /// When no webhook is enabled the answer holds until ``CommitFacts/webhooksGeneration`` changes,
+    /// as in ``SQLiteStore/webhookWork(now:)``: the worker wakes after every commit, and with no
+    /// webhook it then reads nothing. Every commit that changes a webhook moves the generation on
+    /// every instance (its `NOTIFY`, else the count in `event_head` the listener polls).
     public func webhookWork(now: Date) async throws -> WebhookWork {
-        try await claimDeliveries(webhook: nil, now: now)
+        // Taken before the reads begin, so a webhook enabled meanwhile changes it.
+        let generation = database.facts.webhooksGeneration
+        if webhooksIdleAt.load(ordering: .acquiring) == generation {
+            return WebhookWork(backlog: false, due: [], nextDue: nil)
+        }
+        let work = try await claimDeliveries(webhook: nil, now: now)
+        if !work.backlog, work.due.isEmpty, work.nextDue == nil {
+            let anyEnabled =
+                try await database.read { transaction in
+                    try await transaction.scalar("SELECT EXISTS (SELECT 1 FROM webhooks WHERE enabled)", as: Bool.self)
+                } ?? true
+            if !anyEnabled { webhooksIdleAt.store(generation, ordering: .releasing) }
+        }
+        return work
     }
 
     public func nextWebhookDelivery(webhook: WebhookID, now: Date) async throws -> PendingWebhookDelivery? {

@@ -18,6 +18,12 @@ public final class PostgresStore: Sendable {
     let schemaCache = Mutex<[TableID: TableSchema]>([:])
     /// The webhook deliveries and pings this instance claimed, and until when.
     let webhookClaims = PostgresWebhookClaims()
+    /// The ``CommitFacts/webhooksGeneration`` at which no webhook was enabled: until it changes (a
+    /// commit here that changed webhooks, another instance's notification or its count in
+    /// `event_head`), the delivery worker's pass reads nothing.
+    let webhooksIdleAt = Atomic<UInt64>(.max)
+    /// The same for Airtable webhooks: the generation at which none was live (unexpired).
+    let airtableWebhooksIdleAt = Atomic<UInt64>(.max)
     /// Answers stored for `Idempotency-Key` replay are kept this long.
     let idempotencyRetention: TimeInterval
     /// What one request may ask (see ``SQLiteStore/limits``).

@@ -30,6 +30,19 @@ public final class PostgresTransaction: @unchecked Sendable {
         var ts: Int64
         var txn: Int64
         var recipients: [String]
+
+        /// The `events` columns after `seq`, in their order.
+        func appendColumns(to binds: inout PostgresBindings) {
+            binds.append(type)
+            binds.append(workspaceID)
+            binds.append(baseID)
+            binds.append(tableID)
+            binds.append(recordID)
+            binds.append(payload)
+            binds.append(actor)
+            binds.append(ts)
+            binds.append(txn)
+        }
     }
 
     init(connection: PostgresConnection, logger: Logger) {
@@ -41,12 +54,23 @@ public final class PostgresTransaction: @unchecked Sendable {
 
     /// Runs a statement, discarding any rows.
     func execute(_ query: PostgresQuery) async throws {
-        _ = try await connection.query(query, logger: logger).collect()
+        _ = try await send(query).collect()
     }
 
     /// The rows of a query.
     func rows(_ query: PostgresQuery) async throws -> [PostgresRandomAccessRow] {
-        try await connection.query(query, logger: logger).collect().map { $0.makeRandomAccess() }
+        try await send(query).collect().map { $0.makeRandomAccess() }
+    }
+
+    /// Sends a statement on this transaction's connection, unless the connection is closed.
+    ///
+    /// postgres-nio 1.33 never answers a query sent on a connection the server closed while it was
+    /// idle (its task is not even cancellable), so a statement after PostgreSQL went away would hang
+    /// the instance's writer for good: the check turns it into a connection failure (a 503, and the
+    /// pool drops the connection).
+    private func send(_ query: PostgresQuery) async throws -> PostgresRowSequence {
+        guard !connection.isClosed else { throw PostgresServerDatabase.ConnectionClosed() }
+        return try await connection.query(query, logger: logger)
     }
 
     /// The first row of a query, if any.
@@ -56,7 +80,7 @@ public final class PostgresTransaction: @unchecked Sendable {
 
     /// The first column of the first row, `nil` when there is no row or it is NULL.
     func scalar<T: PostgresDecodable>(_ query: PostgresQuery, as type: T.Type = T.self) async throws -> T? {
-        guard let row = try await connection.query(query, logger: logger).collect().first else { return nil }
+        guard let row = try await send(query).collect().first else { return nil }
         let cell = row.makeRandomAccess()[0]
         guard cell.bytes != nil else { return nil }
         return try cell.decode(T.self, context: .default)
@@ -64,7 +88,7 @@ public final class PostgresTransaction: @unchecked Sendable {
 
     /// How many rows a statement changed; the statement must end with `RETURNING 1` (or any column).
     func changes(_ query: PostgresQuery) async throws -> Int {
-        try await connection.query(query, logger: logger).collect().count
+        try await send(query).collect().count
     }
 
     // MARK: Events
@@ -125,6 +149,79 @@ public final class PostgresTransaction: @unchecked Sendable {
     func flushEvents() async throws -> Int64? {
         guard !pendingEvents.isEmpty else { return nil }
         let count = Int64(pendingEvents.count)
+        var recipientRows: [(index: Int, user: String)] = []
+        for (index, event) in pendingEvents.enumerated() {
+            for user in event.recipients { recipientRows.append((index, user)) }
+        }
+        let head: Int64
+        if pendingEvents.count * 10 + recipientRows.count * 2 + 1 <= Self.parametersPerStatement {
+            head = try await numberAndInsertInOneStatement(count: count, recipientRows: recipientRows)
+        } else {
+            head = try await numberAndInsertInSeveralStatements(count: count, recipientRows: recipientRows)
+        }
+        let first = head - count + 1
+        let followUps = pendingFollowUps
+        let total = pendingEvents.count
+        for (index, followUp) in followUps.enumerated() {
+            let end = index + 1 < followUps.count ? followUps[index + 1].first : total
+            let seqs = (followUp.first..<max(end, followUp.first)).map { first + Int64($0) }
+            try await followUp.run(self, seqs)
+        }
+        return head
+    }
+
+    /// The protocol's limit is 65,535 parameters a statement; this leaves room.
+    private static let parametersPerStatement = 60_000
+
+    /// The usual case: the head's `UPDATE`, the events and their recipients in one statement (one
+    /// round trip while the head row is locked, which every instance's commits wait for).
+    private func numberAndInsertInOneStatement(
+        count: Int64,
+        recipientRows: [(index: Int, user: String)]
+    ) async throws -> Int64 {
+        var sql = "WITH head AS (UPDATE event_head SET seq = seq + $1 WHERE id = 1 RETURNING seq), "
+        var binds = PostgresBindings(capacity: pendingEvents.count * 10 + recipientRows.count * 2 + 1)
+        binds.append(count)
+        var parameter = 1
+        func next() -> String {
+            parameter += 1
+            return "$\(parameter)"
+        }
+        // A row's position n (1-based) becomes seq head - count + n.
+        sql += "inserted AS (INSERT INTO events (seq, type, workspace_id, base_id, table_id, record_id, payload, "
+        sql += "actor, ts, txn) SELECT head.seq - $1 + v.n, v.type, v.workspace_id, v.base_id, v.table_id, "
+        sql += "v.record_id, v.payload, v.actor, v.ts, v.txn FROM head, (VALUES "
+        for (index, event) in pendingEvents.enumerated() {
+            if index > 0 { sql += "," }
+            sql += "(\(next())::bigint,\(next()),\(next()),\(next()),\(next()),\(next()),\(next()),\(next()),"
+            sql += "\(next())::bigint,\(next())::bigint)"
+            binds.append(Int64(index + 1))
+            event.appendColumns(to: &binds)
+        }
+        sql += ") AS v(n, type, workspace_id, base_id, table_id, record_id, payload, actor, ts, txn))"
+        if !recipientRows.isEmpty {
+            sql += ", recipients AS (INSERT INTO event_recipients (seq, user_id) SELECT head.seq - $1 + r.n, r.user_id "
+            sql += "FROM head, (VALUES "
+            for (index, row) in recipientRows.enumerated() {
+                if index > 0 { sql += "," }
+                sql += "(\(next())::bigint,\(next()))"
+                binds.append(Int64(row.index + 1))
+                binds.append(row.user)
+            }
+            sql += ") AS r(n, user_id) ON CONFLICT DO NOTHING)"
+        }
+        sql += " SELECT seq FROM head"
+        guard let head = try await scalar(PostgresQuery(unsafeSQL: sql, binds: binds), as: Int64.self) else {
+            throw PostgresStoreError.missingEventHead
+        }
+        return head
+    }
+
+    /// A transaction with thousands of events: the head first, then inserts within the parameter limit.
+    private func numberAndInsertInSeveralStatements(
+        count: Int64,
+        recipientRows: [(index: Int, user: String)]
+    ) async throws -> Int64 {
         guard
             let head = try await scalar(
                 "UPDATE event_head SET seq = seq + \(count) WHERE id = 1 RETURNING seq",
@@ -132,7 +229,6 @@ public final class PostgresTransaction: @unchecked Sendable {
             )
         else { throw PostgresStoreError.missingEventHead }
         let first = head - count + 1
-        // Multi-row inserts, within the protocol's 65,535 parameters a statement.
         let perStatement = 1000
         var start = 0
         while start < pendingEvents.count {
@@ -148,22 +244,10 @@ public final class PostgresTransaction: @unchecked Sendable {
                 sql += (1...10).map { "$\(base + $0)" }.joined(separator: ",")
                 sql += ")"
                 binds.append(first + Int64(index))
-                binds.append(event.type)
-                binds.append(event.workspaceID)
-                binds.append(event.baseID)
-                binds.append(event.tableID)
-                binds.append(event.recordID)
-                binds.append(event.payload)
-                binds.append(event.actor)
-                binds.append(event.ts)
-                binds.append(event.txn)
+                event.appendColumns(to: &binds)
             }
             try await execute(PostgresQuery(unsafeSQL: sql, binds: binds))
             start = end
-        }
-        var recipientRows: [(Int64, String)] = []
-        for (index, event) in pendingEvents.enumerated() {
-            for user in event.recipients { recipientRows.append((first + Int64(index), user)) }
         }
         start = 0
         while start < recipientRows.count {
@@ -174,18 +258,11 @@ public final class PostgresTransaction: @unchecked Sendable {
                 if index > start { sql += "," }
                 let base = (index - start) * 2
                 sql += "($\(base + 1),$\(base + 2))"
-                binds.append(recipientRows[index].0)
-                binds.append(recipientRows[index].1)
+                binds.append(first + Int64(recipientRows[index].index))
+                binds.append(recipientRows[index].user)
             }
             try await execute(PostgresQuery(unsafeSQL: sql + " ON CONFLICT DO NOTHING", binds: binds))
             start = end
-        }
-        let followUps = pendingFollowUps
-        let total = pendingEvents.count
-        for (index, followUp) in followUps.enumerated() {
-            let end = index + 1 < followUps.count ? followUps[index + 1].first : total
-            let seqs = (followUp.first..<max(end, followUp.first)).map { first + Int64($0) }
-            try await followUp.run(self, seqs)
         }
         return head
     }
