@@ -1,11 +1,17 @@
 import ArgumentParser
 import Foundation
+import NIOCore
+import NIOPosix
 
 extension Pyat {
     /// Parses and runs a command like ArgumentParser's own `main()`, with pyat's exit statuses:
     /// 2 for a usage error (ArgumentParser's would be 64), 4 for a conflict, 1 for other failures,
     /// each reported as one `error:` line on standard error.
     static func main() async {
+        // Swift Concurrency's jobs run on NIO's event loops, where the server's and the clients'
+        // sockets are: an await on a query or a request resumes on the loop that read its answer,
+        // not after a hop to another thread (the hops were most of a loaded server's CPU).
+        NIOSingletons.unsafeTryInstallSingletonPosixEventLoopGroupAsConcurrencyGlobalExecutor()
         do {
             var command = try parseAsRoot()
             if var asyncCommand = command as? any AsyncParsableCommand {

@@ -97,9 +97,12 @@ struct PostgresRecordsTests {
     }
 
     /// Rows with ties, blanks, negative and fractional numbers, text that sorts differently by bytes
-    /// than by locale (case, accents, emoji), and checkboxes.
+    /// than by locale (case, accents, emoji), text holding a NUL (which `jsonb` refuses to parse), and
+    /// checkboxes.
     static let rows: [[String: FieldValue]] = {
-        let notes = ["apple", "Apple", "banana", "", "Émile", "zebra", "😀", "a b", "ab", "10", "9", "apple"]
+        let notes = [
+            "apple", "Apple", "banana", "", "Émile", "zebra", "😀", "a b", "ab", "10", "9", "apple", "a\u{0}b",
+        ]
         let scores: [Double?] = [3, -1, 2.5, nil, 3, 0, 1e9, -0.25, nil, 42, 3, 7]
         return (0..<36).map { index in
             var row: [String: FieldValue] = ["Name": .string("r\(index)")]
@@ -261,6 +264,142 @@ struct PostgresRecordsTests {
             #expect(
                 try await setup.names(sort: [SortSpec(field: "Name", direction: .asc)], pageSize: 10) == ["a", "z"]
             )
+        }
+    }
+
+    /// Writes that share a batch lock their records in one statement and send their updates with the
+    /// commit's: each still sees the ones before it (two updates of one record in a batch both count),
+    /// a stale version, an unknown record or a stranger's write fails alone, and what is acknowledged
+    /// is what the database and the event log hold.
+    @Test func writesSharingABatchSeeEachOtherAndFailAlone() async throws {
+        try await PostgresCluster.withStores { stores in
+            let store = stores[0]
+            let rows = (0..<20).map { ["Name": FieldValue.string("r\($0)"), "Score": .number(0)] }
+            let setup = try await Setup.make(store, rows: rows)
+            let schema = try await store.tableSchema(id: setup.table, user: setup.user)
+            let page = try JSONCoding.decoder.decode(
+                Setup.Page.self,
+                from: Data(
+                    try await store.listRecords(
+                        schema: schema,
+                        plan: RecordListPlan(
+                            filters: [],
+                            sort: [],
+                            visibleFields: nil,
+                            pageSize: 100,
+                            cursor: nil,
+                            queryHash: "x"
+                        ),
+                        user: setup.user
+                    )
+                )
+            )
+            let ids = page.data.map(\.id)
+            try #require(ids.count == 20)
+            let stranger = try #require(
+                try await store.createUser(
+                    email: "stranger@example.com",
+                    name: "Stranger",
+                    passwordHash: "x",
+                    context: WriteContext(actor: nil, now: Setup.now)
+                ).value
+            ).id
+            let shared = ids[0]
+            let deleted = ids[1]
+            _ = try await store.deleteRecord(
+                id: deleted,
+                ifVersion: nil,
+                context: WriteContext(actor: setup.user, now: Setup.now)
+            )
+            let before = try await store.realtimeEvents(after: 0, limit: 10_000).last?.seq ?? 0
+
+            enum Outcome: Sendable, Equatable {
+                case applied(RecordID, Int)
+                case refused(String)
+            }
+            let outcomes = try await withThrowingTaskGroup(of: Outcome.self) { group in
+                for round in 0..<5 {
+                    for (index, id) in ids.enumerated() {
+                        let user = index == 2 ? stranger : setup.user
+                        // Record 3 is written with a version it never has (1 is its first).
+                        let ifVersion: Int? = index == 3 ? 99 : nil
+                        group.addTask {
+                            do {
+                                let result = try await store.updateRecord(
+                                    id: id,
+                                    fields: ["Score": .number(Double(round * 100 + index))],
+                                    replace: false,
+                                    ifVersion: ifVersion,
+                                    context: WriteContext(actor: user, now: Setup.now)
+                                )
+                                let record = try #require(result.value)
+                                return .applied(id, record.version)
+                            } catch let error as StorageError {
+                                return .refused("\(id.rawValue) \(error)")
+                            }
+                        }
+                    }
+                    // The shared record, written four more times a round.
+                    for extra in 0..<4 {
+                        group.addTask {
+                            let result = try await store.updateRecord(
+                                id: shared,
+                                fields: ["Note": .string("\(round)-\(extra)")],
+                                replace: false,
+                                ifVersion: nil,
+                                context: WriteContext(actor: setup.user, now: Setup.now)
+                            )
+                            return .applied(shared, try #require(result.value).version)
+                        }
+                    }
+                }
+                return try await group.reduce(into: [Outcome]()) { $0.append($1) }
+            }
+            var applied: [RecordID: [Int]] = [:]
+            var refused: [String] = []
+            for outcome in outcomes {
+                switch outcome {
+                case .applied(let id, let version): applied[id, default: []].append(version)
+                case .refused(let reason): refused.append(reason)
+                }
+            }
+            // Refused: 5 writes each to the deleted record, the stranger's and the stale version's.
+            #expect(refused.count == 15)
+            #expect(applied[deleted] == nil)
+            #expect(applied[ids[2]] == nil)
+            #expect(applied[ids[3]] == nil)
+            // Every acknowledged version is distinct and the row holds the last: none lost.
+            for (id, versions) in applied {
+                #expect(Set(versions).count == versions.count)
+                #expect(versions.sorted() == Array(2...(versions.count + 1)))
+                let stored = try JSONCoding.decoder.decode(
+                    Record.self,
+                    from: Data(try await store.encodedRecord(id: id, user: setup.user).json)
+                )
+                #expect(stored.version == versions.count + 1)
+            }
+            #expect(applied[shared]?.count == 25)
+            #expect(applied.count == 17)
+            // The untouched records kept their first version.
+            let third = try JSONCoding.decoder.decode(
+                Record.self,
+                from: Data(try await store.encodedRecord(id: ids[3], user: setup.user).json)
+            )
+            #expect(third.version == 1)
+            // One event per acknowledged write, in seq order, each with its write's version.
+            let events = try await store.realtimeEvents(after: before, limit: 10_000)
+            #expect(events.count == outcomes.count - refused.count)
+            #expect(events.map(\.seq) == Array((before + 1)...(before + Int64(events.count))))
+            var logged: [RecordID: [Int]] = [:]
+            for event in events {
+                let logEvent = try JSONCoding.decoder.decode(Event.self, from: Data(event.json.utf8))
+                let payload = try JSONCoding.decoder.decode(
+                    Record.self,
+                    from: try JSONCoding.encoder.encode(logEvent.payload)
+                )
+                logged[payload.id, default: []].append(payload.version)
+            }
+            for (id, versions) in applied { #expect(logged[id] == versions.sorted()) }
         }
     }
 }

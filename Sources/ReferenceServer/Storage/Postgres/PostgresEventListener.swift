@@ -7,11 +7,12 @@ import Synchronization
 /// hub and background workers read them (they wake on ``CommitSignal``, which only this instance's own
 /// commits fire otherwise).
 ///
-/// A notification is a hint, never the data: on each one the listener reads the log's head (the
-/// `event_head` row) and, when it moved past what ``CommitFacts`` knows, records it and fires the
-/// signal; whoever wakes reads the events themselves. So a lost, late or coalesced notification
-/// costs only latency, and a safety poll of the head bounds that latency: a notification lost while
-/// the listen connection was down is made up within one poll interval.
+/// A notification is a hint, never the data: it carries the head its sender knew committed (else
+/// the listener reads the log's head, the `event_head` row) and, when that is past what
+/// ``CommitFacts`` knows, the listener records it and fires the signal; whoever wakes reads the
+/// events themselves. So a lost, late or coalesced notification costs only latency, and a safety
+/// poll of the head bounds that latency: a notification lost while the listen connection was down is
+/// made up within one poll interval.
 ///
 /// One dedicated connection (outside the pool: a pooled connection is handed to other work between
 /// leases, and would stop listening) runs `LISTEN pyat_events`; it is one connection more than the
@@ -81,10 +82,11 @@ final class PostgresEventListener: Sendable {
     /// How many times a listen connection started listening (the first time, then once per reconnect).
     var sessionCount: Int { sessions.load(ordering: .acquiring) }
 
-    /// The payload of a notification from this instance: its id, then ` w` when the commit changed
-    /// webhooks (other instances' webhook workers then look again).
-    func payload(webhooksChanged: Bool) -> String {
-        webhooksChanged ? instanceID + " w" : instanceID
+    /// The payload of a notification from this instance: its id, the head it knows committed (every
+    /// seq up to it is: a seq is taken under the head row's lock, held until its commit), then ` w`
+    /// when the commit changed webhooks (other instances' webhook workers then look again).
+    func payload(head: Int64, webhooksChanged: Bool) -> String {
+        instanceID + " \(head)" + (webhooksChanged ? " w" : "")
     }
 
     // MARK: Running
@@ -281,12 +283,21 @@ final class PostgresEventListener: Sendable {
         }
     }
 
-    /// Notes one notification for the checker.
+    /// Notes one notification: a head in it is recorded at once (no read of the head needed), one
+    /// without (or one saying webhooks changed) rings the checker.
     private func received(_ payload: String) {
-        let parts = payload.split(separator: " ")
+        let parts = payload.split(separator: " ", maxSplits: 3)
         // This instance's own commit: ``CommitFacts`` already has it.
         if parts.first.map(String.init) == instanceID { return }
-        if parts.dropFirst().contains("w") { webhooksPending.store(true, ordering: .releasing) }
+        if parts.dropFirst().contains("w") {
+            webhooksPending.store(true, ordering: .releasing)
+        } else if parts.count >= 2, let head = Int64(parts[1]) {
+            if head > facts.eventHead {
+                facts.committed(head: head, webhooksChanged: false)
+                commits.fire()
+            }
+            return
+        }
         ring.yield()
     }
 

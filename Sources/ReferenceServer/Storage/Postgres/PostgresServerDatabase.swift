@@ -1,5 +1,7 @@
 import Foundation
 import Logging
+import NIOCore
+import NIOPosix
 import PostgresNIO
 import Synchronization
 
@@ -46,6 +48,8 @@ public final class PostgresServerDatabase: Sendable {
     }
 
     private struct WriteJob: Sendable {
+        /// Records the job will lock and write, locked for the whole batch in one statement first.
+        let locks: [PostgresTransaction.RecordLock]
         let run: @Sendable (PostgresTransaction) async throws -> Void
         let finish: @Sendable ((any Error)?) -> Void
     }
@@ -57,11 +61,14 @@ public final class PostgresServerDatabase: Sendable {
     ///     pool exhausted) before it fails with ``StorageError/unavailable(_:retryAfter:)``.
     ///   - eventPollInterval: How often the event head is read although no notification came: the
     ///     longest another instance's commit goes unnoticed when its notification is lost.
+    ///   - migrationTimeout: How long migrating may take, waiting for the instances starting at the
+    ///     same time included (they migrate one after another), before the start fails.
     public init(
         location: PostgresLocation,
         maximumConnections: Int = 16,
         acquireTimeout: Duration = .seconds(5),
         eventPollInterval: Duration = .seconds(1),
+        migrationTimeout: Duration = .seconds(300),
         keys: StorageKeys,
         logger: Logger
     ) async throws {
@@ -79,7 +86,7 @@ public final class PostgresServerDatabase: Sendable {
         self.commits = commits
         let facts: CommitFacts
         do {
-            try await Self.migrate(client: client, keys: keys, logger: logger, timeout: acquireTimeout)
+            try await Self.migrate(client: client, keys: keys, logger: logger, timeout: migrationTimeout)
             let head = try await Self.withTimeout(acquireTimeout) {
                 try await client.query("SELECT seq FROM event_head WHERE id = 1", logger: logger)
                     .collect().first?.decode(Int64.self) ?? 0
@@ -131,7 +138,7 @@ public final class PostgresServerDatabase: Sendable {
     // MARK: Migrations
 
     static func migrate(client: PostgresClient, keys: StorageKeys, logger: Logger, timeout: Duration) async throws {
-        try await withTimeout(timeout * 6) {
+        try await withTimeout(timeout, label: "migration by PostgreSQL") {
             try await client.withTransaction(logger: logger) { connection in
                 // Instances starting together run this one after another.
                 try await connection.query(
@@ -225,7 +232,7 @@ public final class PostgresServerDatabase: Sendable {
                 }
             }
             group.addTask {
-                try? await Task.sleep(for: limit)
+                await Self.sleep(for: limit)
                 return nil
             }
             while let next = try await group.next() {
@@ -239,6 +246,21 @@ public final class PostgresServerDatabase: Sendable {
                 }
             }
             throw TimedOut(label: "connection", limit: limit)
+        }
+    }
+
+    /// Sleeps for `duration` or until cancelled, on an event loop's timer: every lease waits on one,
+    /// and a timer on a loop (a heap entry there) costs far less to set and cancel than a sleeping
+    /// task's dispatch timer.
+    static func sleep(for duration: Duration) async {
+        let loop = MultiThreadedEventLoopGroup.singleton.any()
+        let (seconds, attoseconds) = duration.components
+        let nanoseconds = seconds * 1_000_000_000 + attoseconds / 1_000_000_000
+        let timer = loop.scheduleTask(in: .nanoseconds(nanoseconds)) {}
+        await withTaskCancellationHandler {
+            _ = try? await timer.futureResult.get()
+        } onCancel: {
+            timer.cancel()
         }
     }
 
@@ -265,11 +287,18 @@ public final class PostgresServerDatabase: Sendable {
 
     /// Runs `operation` in a transaction shared with this instance's other concurrent writes (its
     /// own savepoint), acknowledged after the commit.
-    func write<T: Sendable>(_ operation: @escaping @Sendable (PostgresTransaction) async throws -> T) async throws -> T
-    {
+    ///
+    /// - Parameter locks: Records `operation` will lock and write (found with
+    ///   ``PostgresTransaction/takePrefetched(record:user:)``): the batch locks all its jobs' records
+    ///   in one statement before they run.
+    func write<T: Sendable>(
+        locking locks: [PostgresTransaction.RecordLock] = [],
+        _ operation: @escaping @Sendable (PostgresTransaction) async throws -> T
+    ) async throws -> T {
         try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<T, any Error>) in
             let outcome = Mutex<Result<T, any Error>?>(nil)
             let job = WriteJob(
+                locks: locks,
                 run: { transaction in
                     let value = try await operation(transaction)
                     outcome.withLock { $0 = .success(value) }
@@ -385,7 +414,7 @@ public final class PostgresServerDatabase: Sendable {
                 return state.webhooksChanged
             }
             guard let webhooksChanged = next else { return }
-            let payload = eventListener.payload(webhooksChanged: webhooksChanged)
+            let payload = eventListener.payload(head: facts.eventHead, webhooksChanged: webhooksChanged)
             let logger = self.logger
             do {
                 try await withLeasedConnection { connection in
@@ -423,6 +452,13 @@ public final class PostgresServerDatabase: Sendable {
         do {
             let alone = batch.count == 1
             let useSavepoints = savepoints && !alone
+            if !useSavepoints {
+                // With savepoints, each job's `SAVEPOINT` would end the prefetched rows' use anyway.
+                var locks: [PostgresTransaction.RecordLock] = []
+                var seen = Set<PostgresTransaction.RecordLock>()
+                for job in batch { for lock in job.locks where seen.insert(lock).inserted { locks.append(lock) } }
+                try await transaction.prefetchRecords(locks)
+            }
             var anyApplied = false
             for (index, job) in batch.enumerated() {
                 let mark = transaction.mark
@@ -436,13 +472,13 @@ public final class PostgresServerDatabase: Sendable {
                     if Self.isConnectionFailure(error) || Self.isRetryable(error) { throw error }
                     if alone { throw JobFailed(error: error) }
                     if !useSavepoints { throw AgainWithSavepoints() }
-                    try await transaction.execute("ROLLBACK TO SAVEPOINT job")
                     transaction.rollBack(to: mark)
+                    try await transaction.execute("ROLLBACK TO SAVEPOINT job")
                     jobErrors[index] = error
                 }
             }
             guard anyApplied else {
-                try await transaction.execute("ROLLBACK")
+                try await transaction.rollBackAll()
                 return BatchOutcome(head: nil, jobErrors: jobErrors)
             }
             let head = try await transaction.flushEvents()
@@ -456,11 +492,11 @@ public final class PostgresServerDatabase: Sendable {
             try await transaction.execute("COMMIT")
             return BatchOutcome(head: head, webhooksChanged: transaction.webhooksChanged, jobErrors: jobErrors)
         } catch let failed as JobFailed {
-            try? await transaction.execute("ROLLBACK")
+            try? await transaction.rollBackAll()
             jobErrors[0] = failed.error
             return BatchOutcome(head: nil, jobErrors: jobErrors)
         } catch {
-            try? await transaction.execute("ROLLBACK")
+            try? await transaction.rollBackAll()
             throw error
         }
     }

@@ -21,15 +21,47 @@ extension PostgresStore: RealtimeEventSource {
 
     public func realtimeEvents(after seq: Int64, limit: Int) async throws -> [RealtimeEvent] {
         try await database.read { transaction in
-            let rows = try await transaction.rows(
-                """
-                SELECT e.seq, e.type, e.workspace_id, e.base_id, e.table_id, e.record_id, e.payload, e.actor, e.ts,
-                    (SELECT string_agg(r.user_id, ' ' ORDER BY r.user_id) FROM event_recipients r WHERE r.seq = e.seq)
-                        AS recipients
-                FROM events e WHERE e.seq > \(seq) ORDER BY e.seq LIMIT \(Int64(limit))
-                """
+            try await transaction.rows(NewEvents(after: seq, limit: Int64(limit)))
+        }
+    }
+
+    /// The events after a seq, with their recipients: every instance runs it after every commit it
+    /// learns of, so it is prepared once per connection (no parse or plan per run).
+    struct NewEvents: PostgresPreparedStatement {
+        static let name = "pyat_new_events"
+        static let sql = """
+            SELECT e.seq, e.type, e.workspace_id, e.base_id, e.table_id, e.record_id, e.payload, e.actor, e.ts,
+                (SELECT string_agg(r.user_id, ' ' ORDER BY r.user_id) FROM event_recipients r WHERE r.seq = e.seq)
+            FROM events e WHERE e.seq > $1 ORDER BY e.seq LIMIT $2
+            """
+        static let bindingDataTypes: [PostgresDataType] = [.int8, .int8]
+
+        var after: Int64
+        var limit: Int64
+
+        func makeBindings() -> PostgresBindings {
+            var bindings = PostgresBindings(capacity: 2)
+            bindings.append(after)
+            bindings.append(limit)
+            return bindings
+        }
+
+        func decodeRow(_ row: PostgresRow) throws -> RealtimeEvent {
+            let (seq, type, workspace, base, table, record, payload, actor, ts, recipients) = try row.decode(
+                (Int64, String, String?, String?, String?, String?, String, String?, Int64, String?).self
             )
-            return try rows.map { try Self.realtimeEvent(from: $0, withRecipients: true) }
+            return RealtimeEvent.fromColumns(
+                seq: seq,
+                type: type,
+                workspaceID: workspace,
+                baseID: base,
+                tableID: table,
+                recordID: record,
+                actor: actor,
+                payload: payload,
+                ts: Date(millisecondsSince1970: ts),
+                recipients: recipients
+            )
         }
     }
 

@@ -58,6 +58,15 @@ extension PostgresStore: RecordRepository, StorageStatistics {
         minimum: Role,
         lock: Bool
     ) async throws -> (schema: TableSchema, row: StoredRecord) {
+        if lock, let hit = transaction.takePrefetched(record: id.rawValue, user: user.rawValue) {
+            try SQLiteStore.check(role: hit.role.flatMap(Role.init(rawValue:)), minimum: minimum, resource: "record")
+            let schema = try await schema(
+                transaction,
+                table: TableID(unchecked: hit.tableID),
+                version: hit.tableVersion
+            )
+            return (schema, hit.row)
+        }
         let query: PostgresQuery =
             lock
             ? """
@@ -366,7 +375,11 @@ extension PostgresStore: RecordRepository, StorageStatistics {
         if let verdict { sql += ", \(verdict) IS NULL" }
         sql += " FROM records r"
         if !sortKeys.isEmpty {
-            sql += ", LATERAL (SELECT r.fields::jsonb AS j) x, LATERAL (SELECT \(keyColumns.joined(separator: ", "))) k"
+            // `jsonb` refuses the escape `\u0000` (a NUL in text): sorted as U+0001 instead, the lowest
+            // character it takes, so a list never fails on such a cell and its order differs from
+            // SQLite's only between text with a NUL and text with U+0001 at the same place.
+            sql += ", LATERAL (SELECT replace(r.fields, E'\\\\u0000', E'\\\\u0001')::jsonb AS j) x"
+            sql += ", LATERAL (SELECT \(keyColumns.joined(separator: ", "))) k"
         }
         if filter.readsFields {
             // OFFSET 0 keeps the subquery: pulled up, every reference to `fx.j` would parse the JSON again.
@@ -589,9 +602,8 @@ extension PostgresStore: RecordRepository, StorageStatistics {
         }
         let stored = RecordJSON.storedObject(members)
         let now = context.now.millisecondsSince1970
-        try await transaction.execute(
-            "UPDATE records SET fields = \(stored), version = \(version + 1), updated_at = \(now) WHERE id = \(id.rawValue)"
-        )
+        // The row is locked (read `FOR UPDATE`): its update may go with the batch's next statement.
+        transaction.deferUpdate(.init(id: id.rawValue, fields: stored, version: version + 1, updatedAt: now))
         let record = SQLiteStore.encodeRecord(
             id: id,
             storedFields: stored,
@@ -665,7 +677,8 @@ extension PostgresStore: RecordRepository, StorageStatistics {
         context: WriteContext
     ) async throws -> WriteResult<EncodedRecord> {
         let actor = try context.requireActor()
-        return try await perform(context) { transaction in
+        let lock = PostgresTransaction.RecordLock(record: id.rawValue, user: actor.rawValue)
+        return try await perform(context, locking: [lock]) { transaction in
             let (schema, row) = try await self.requireStoredRecord(
                 transaction,
                 id: id,
@@ -694,7 +707,8 @@ extension PostgresStore: RecordRepository, StorageStatistics {
         -> WriteResult<DeletedRecord>
     {
         let actor = try context.requireActor()
-        return try await perform(context) { transaction in
+        let lock = PostgresTransaction.RecordLock(record: id.rawValue, user: actor.rawValue)
+        return try await perform(context, locking: [lock]) { transaction in
             let (schema, row) = try await self.requireStoredRecord(
                 transaction,
                 id: id,

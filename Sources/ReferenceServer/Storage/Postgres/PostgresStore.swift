@@ -60,13 +60,14 @@ public final class PostgresStore: Sendable {
     func perform<T: Encodable & Sendable>(
         _ context: WriteContext,
         status: Int = 200,
+        locking locks: [PostgresTransaction.RecordLock] = [],
         _ body: @escaping @Sendable (PostgresTransaction) async throws -> T
     ) async throws -> WriteResult<T> {
         let claim = context.idempotency
         let now = context.now
         let retention = idempotencyRetention
         let keys = database.keys
-        return try await database.write { transaction in
+        return try await database.write(locking: locks) { transaction in
             if let claim {
                 if let stored = try await Self.claimKey(
                     transaction,

@@ -18,6 +18,36 @@ public final class PostgresTransaction: @unchecked Sendable {
         []
     /// Whether a committed transaction changed webhooks (the delivery worker's idle check).
     var webhooksChanged = false
+    /// Record rows the batch locked up front (``prefetchRecords(_:)``), by record then user; each is
+    /// good until the first statement after it (which may change the row) or a write of its record.
+    private var prefetched: [String: [String: PrefetchedRecord]] = [:]
+    /// Record updates not yet sent: the next statement sends them first (so it sees them), or they go
+    /// with the events in the commit's statement.
+    private var deferredUpdates: [DeferredRecordUpdate] = []
+    /// How many times deferred updates were sent (a savepoint's mark tells which are still pending).
+    private var flushes = 0
+
+    /// A record row locked by the batch's prefetch, with what a write checks: its table's version and
+    /// the role of the user who asked.
+    struct PrefetchedRecord: Sendable {
+        var row: StoredRecord
+        var tableID: String
+        var tableVersion: Int
+        var role: String?
+    }
+
+    /// A record to lock for a user before the batch's writes run.
+    struct RecordLock: Sendable, Hashable {
+        var record: String
+        var user: String
+    }
+
+    struct DeferredRecordUpdate: Sendable {
+        var id: String
+        var fields: String
+        var version: Int
+        var updatedAt: Int64
+    }
 
     struct PendingEvent: Sendable {
         var type: String
@@ -30,19 +60,6 @@ public final class PostgresTransaction: @unchecked Sendable {
         var ts: Int64
         var txn: Int64
         var recipients: [String]
-
-        /// The `events` columns after `seq`, in their order.
-        func appendColumns(to binds: inout PostgresBindings) {
-            binds.append(type)
-            binds.append(workspaceID)
-            binds.append(baseID)
-            binds.append(tableID)
-            binds.append(recordID)
-            binds.append(payload)
-            binds.append(actor)
-            binds.append(ts)
-            binds.append(txn)
-        }
     }
 
     init(connection: PostgresConnection, logger: Logger) {
@@ -62,15 +79,40 @@ public final class PostgresTransaction: @unchecked Sendable {
         try await send(query).collect().map { $0.makeRandomAccess() }
     }
 
+    /// Sends a statement, after the deferred record updates (so it sees them); the prefetched rows
+    /// are no longer trusted after it, as it may change them.
+    private func send(_ query: PostgresQuery) async throws -> PostgresRowSequence {
+        if !deferredUpdates.isEmpty { try await flushRecordUpdates() }
+        prefetched.removeAll()
+        return try await sendNow(query)
+    }
+
     /// Sends a statement on this transaction's connection, unless the connection is closed.
     ///
     /// postgres-nio 1.33 never answers a query sent on a connection the server closed while it was
     /// idle (its task is not even cancellable), so a statement after PostgreSQL went away would hang
     /// the instance's writer for good: the check turns it into a connection failure (a 503, and the
     /// pool drops the connection).
-    private func send(_ query: PostgresQuery) async throws -> PostgresRowSequence {
+    private func sendNow(_ query: PostgresQuery) async throws -> PostgresRowSequence {
         guard !connection.isClosed else { throw PostgresServerDatabase.ConnectionClosed() }
         return try await connection.query(query, logger: logger)
+    }
+
+    /// Ends the transaction with `ROLLBACK`, dropping what was not sent.
+    func rollBackAll() async throws {
+        deferredUpdates.removeAll()
+        prefetched.removeAll()
+        _ = try await sendNow("ROLLBACK").collect()
+    }
+
+    /// The rows of a prepared statement (prepared on this connection the first time it runs here).
+    func rows<Statement: PostgresPreparedStatement>(_ statement: Statement) async throws -> [Statement.Row] {
+        if !deferredUpdates.isEmpty { try await flushRecordUpdates() }
+        prefetched.removeAll()
+        guard !connection.isClosed else { throw PostgresServerDatabase.ConnectionClosed() }
+        var rows: [Statement.Row] = []
+        for try await row in try await connection.execute(statement, logger: logger) { rows.append(row) }
+        return rows
     }
 
     /// The first row of a query, if any.
@@ -89,6 +131,131 @@ public final class PostgresTransaction: @unchecked Sendable {
     /// How many rows a statement changed; the statement must end with `RETURNING 1` (or any column).
     func changes(_ query: PostgresQuery) async throws -> Int {
         try await send(query).collect().count
+    }
+
+    // MARK: Batched record writes
+
+    /// Locks (`FOR UPDATE`) the records of `locks` in one statement, in id order (so batches on
+    /// several instances lock shared records in the same order), and keeps each row with its table's
+    /// version and the user's role for ``takePrefetched(record:user:)``. Records not found are left
+    /// out: the write looks them up itself and reports them.
+    func prefetchRecords(_ locks: [RecordLock]) async throws {
+        guard !locks.isEmpty else { return }
+        prefetched.removeAll()
+        guard !connection.isClosed else { throw PostgresServerDatabase.ConnectionClosed() }
+        let statement = LockRecords(records: locks.map(\.record), users: locks.map(\.user))
+        for try await (user, row) in try await connection.execute(statement, logger: logger) {
+            prefetched[row.row.id, default: [:]][user] = row
+        }
+    }
+
+    /// `FOR UPDATE` of records for users (two arrays of the same length), in id order, with each
+    /// record's table version and the user's role. Prepared: its text is the same for any count.
+    struct LockRecords: PostgresPreparedStatement {
+        static let name = "pyat_lock_records"
+        static let sql = """
+            SELECT v.uid, r.id, r.fields, r.version, r.created_at, r.updated_at, r.table_id, t.version, m.role
+            FROM unnest($1::text[], $2::text[]) AS v(rid, uid) JOIN records r ON r.id = v.rid
+            JOIN tables t ON t.id = r.table_id JOIN bases b ON b.id = t.base_id
+            LEFT JOIN members m ON m.workspace_id = b.workspace_id AND m.user_id = v.uid
+            ORDER BY r.id FOR UPDATE OF r
+            """
+        static let bindingDataTypes: [PostgresDataType] = [.textArray, .textArray]
+
+        var records: [String]
+        var users: [String]
+
+        func makeBindings() -> PostgresBindings {
+            var bindings = PostgresBindings(capacity: 2)
+            bindings.append(records)
+            bindings.append(users)
+            return bindings
+        }
+
+        func decodeRow(_ row: PostgresRow) throws -> (String, PrefetchedRecord) {
+            let (user, id, fields, version, createdAt, updatedAt, table, tableVersion, role) = try row.decode(
+                (String, String, String, Int64, Int64, Int64, String, Int64, String?).self
+            )
+            let stored = StoredRecord(
+                id: id,
+                fields: fields,
+                version: Int(version),
+                createdAt: createdAt,
+                updatedAt: updatedAt
+            )
+            return (user, PrefetchedRecord(row: stored, tableID: table, tableVersion: Int(tableVersion), role: role))
+        }
+    }
+
+    /// The prefetched (locked) row of `record` for `user`, once, while no statement or write since
+    /// the prefetch may have changed it.
+    func takePrefetched(record: String, user: String) -> PrefetchedRecord? {
+        prefetched[record]?.removeValue(forKey: user)
+    }
+
+    /// Updates a record row whose lock this transaction holds: sent with the next statement, or with
+    /// the events before the commit. A later read of the row in this transaction sees it.
+    func deferUpdate(_ update: DeferredRecordUpdate) {
+        prefetched.removeValue(forKey: update.id)
+        deferredUpdates.append(update)
+    }
+
+    /// Sends the deferred record updates, one statement for all of them.
+    private func flushRecordUpdates() async throws {
+        let updates = DeferredUpdateColumns(deferredUpdates)
+        deferredUpdates.removeAll()
+        flushes += 1
+        guard !connection.isClosed else { throw PostgresServerDatabase.ConnectionClosed() }
+        _ = try await connection.execute(UpdateRecords(updates: updates), logger: logger)
+    }
+
+    /// Deferred updates as columns (one array each); when a record was updated more than once, its
+    /// last update alone is kept (an `UPDATE … FROM` applies one row of several that match).
+    struct DeferredUpdateColumns: Sendable {
+        var ids: [String] = []
+        var fields: [String] = []
+        var versions: [Int64] = []
+        var updatedAt: [Int64] = []
+
+        init(_ updates: [DeferredRecordUpdate]) {
+            var last: [String: Int] = [:]
+            for (index, update) in updates.enumerated() { last[update.id] = index }
+            for (index, update) in updates.enumerated() where last[update.id] == index {
+                ids.append(update.id)
+                fields.append(update.fields)
+                versions.append(Int64(update.version))
+                updatedAt.append(update.updatedAt)
+            }
+        }
+
+        func append(to bindings: inout PostgresBindings) {
+            bindings.append(ids)
+            bindings.append(fields)
+            bindings.append(versions)
+            bindings.append(updatedAt)
+        }
+    }
+
+    /// The deferred updates alone (before a statement that must see them).
+    struct UpdateRecords: PostgresPreparedStatement {
+        typealias Row = ()
+        static let name = "pyat_update_records"
+        static let sql = """
+            UPDATE records AS r SET fields = v.fields, version = v.version, updated_at = v.updated_at
+            FROM unnest($1::text[], $2::text[], $3::int8[], $4::int8[]) AS v(id, fields, version, updated_at)
+            WHERE r.id = v.id
+            """
+        static let bindingDataTypes: [PostgresDataType] = [.textArray, .textArray, .int8Array, .int8Array]
+
+        var updates: DeferredUpdateColumns
+
+        func makeBindings() -> PostgresBindings {
+            var bindings = PostgresBindings(capacity: 4)
+            updates.append(to: &bindings)
+            return bindings
+        }
+
+        func decodeRow(_ row: PostgresRow) throws {}
     }
 
     // MARK: Events
@@ -127,38 +294,65 @@ public final class PostgresTransaction: @unchecked Sendable {
         pendingFollowUps.append((pendingEvents.count, work))
     }
 
-    /// Where the current job's events begin, to drop them when its savepoint rolls back.
+    /// Where the current job's events and deferred updates begin, to drop them when its savepoint
+    /// rolls back.
     struct Mark {
         var events: Int
         var followUps: Int
         var webhooksChanged: Bool
+        var deferredUpdates: Int
+        var flushes: Int
     }
 
     var mark: Mark {
-        Mark(events: pendingEvents.count, followUps: pendingFollowUps.count, webhooksChanged: webhooksChanged)
+        Mark(
+            events: pendingEvents.count,
+            followUps: pendingFollowUps.count,
+            webhooksChanged: webhooksChanged,
+            deferredUpdates: deferredUpdates.count,
+            flushes: flushes
+        )
     }
 
+    /// Drops what the job begun at `mark` left unsent; call it before `ROLLBACK TO SAVEPOINT`, which
+    /// undoes what it sent.
     func rollBack(to mark: Mark) {
         pendingEvents.removeSubrange(mark.events...)
         pendingFollowUps.removeSubrange(mark.followUps...)
         webhooksChanged = mark.webhooksChanged
+        // Sent since the mark: every update still deferred is the job's.
+        deferredUpdates.removeSubrange((flushes == mark.flushes ? mark.deferredUpdates : 0)...)
+        prefetched.removeAll()
     }
 
-    /// Numbers and inserts the pending events: the last statements before `COMMIT`. Answers the new
-    /// head, or `nil` when the transaction appended nothing.
+    /// Numbers and inserts the pending events, with the deferred record updates: the last statement
+    /// before `COMMIT`. Answers the new head, or `nil` when the transaction appended nothing.
     func flushEvents() async throws -> Int64? {
         guard !pendingEvents.isEmpty else { return nil }
         let count = Int64(pendingEvents.count)
-        var recipientRows: [(index: Int, user: String)] = []
+        var statement = Commit(count: count, updates: DeferredUpdateColumns(deferredUpdates))
+        deferredUpdates.removeAll()
+        flushes += 1
+        prefetched.removeAll()
         for (index, event) in pendingEvents.enumerated() {
-            for user in event.recipients { recipientRows.append((index, user)) }
+            statement.types.append(event.type)
+            statement.workspaces.append(event.workspaceID ?? "")
+            statement.bases.append(event.baseID ?? "")
+            statement.tables.append(event.tableID ?? "")
+            statement.records.append(event.recordID ?? "")
+            statement.payloads.append(event.payload)
+            statement.actors.append(event.actor ?? "")
+            statement.timestamps.append(event.ts)
+            statement.transactions.append(event.txn)
+            for user in event.recipients {
+                statement.recipientPositions.append(Int64(index + 1))
+                statement.recipientUsers.append(user)
+            }
         }
-        let head: Int64
-        if pendingEvents.count * 10 + recipientRows.count * 2 + 1 <= Self.parametersPerStatement {
-            head = try await numberAndInsertInOneStatement(count: count, recipientRows: recipientRows)
-        } else {
-            head = try await numberAndInsertInSeveralStatements(count: count, recipientRows: recipientRows)
-        }
+        guard !connection.isClosed else { throw PostgresServerDatabase.ConnectionClosed() }
+        var head: Int64?
+        for try await seq in try await connection.execute(statement, logger: logger) { head = seq }
+        guard let head else { throw PostgresStoreError.missingEventHead }
         let first = head - count + 1
         let followUps = pendingFollowUps
         let total = pendingEvents.count
@@ -170,101 +364,73 @@ public final class PostgresTransaction: @unchecked Sendable {
         return head
     }
 
-    /// The protocol's limit is 65,535 parameters a statement; this leaves room.
-    private static let parametersPerStatement = 60_000
-
-    /// The usual case: the head's `UPDATE`, the events and their recipients in one statement (one
-    /// round trip while the head row is locked, which every instance's commits wait for).
-    private func numberAndInsertInOneStatement(
-        count: Int64,
-        recipientRows: [(index: Int, user: String)]
-    ) async throws -> Int64 {
-        var sql = "WITH head AS (UPDATE event_head SET seq = seq + $1 WHERE id = 1 RETURNING seq), "
-        var binds = PostgresBindings(capacity: pendingEvents.count * 10 + recipientRows.count * 2 + 1)
-        binds.append(count)
-        var parameter = 1
-        func next() -> String {
-            parameter += 1
-            return "$\(parameter)"
-        }
-        // A row's position n (1-based) becomes seq head - count + n.
-        sql += "inserted AS (INSERT INTO events (seq, type, workspace_id, base_id, table_id, record_id, payload, "
-        sql += "actor, ts, txn) SELECT head.seq - $1 + v.n, v.type, v.workspace_id, v.base_id, v.table_id, "
-        sql += "v.record_id, v.payload, v.actor, v.ts, v.txn FROM head, (VALUES "
-        for (index, event) in pendingEvents.enumerated() {
-            if index > 0 { sql += "," }
-            sql += "(\(next())::bigint,\(next()),\(next()),\(next()),\(next()),\(next()),\(next()),\(next()),"
-            sql += "\(next())::bigint,\(next())::bigint)"
-            binds.append(Int64(index + 1))
-            event.appendColumns(to: &binds)
-        }
-        sql += ") AS v(n, type, workspace_id, base_id, table_id, record_id, payload, actor, ts, txn))"
-        if !recipientRows.isEmpty {
-            sql += ", recipients AS (INSERT INTO event_recipients (seq, user_id) SELECT head.seq - $1 + r.n, r.user_id "
-            sql += "FROM head, (VALUES "
-            for (index, row) in recipientRows.enumerated() {
-                if index > 0 { sql += "," }
-                sql += "(\(next())::bigint,\(next()))"
-                binds.append(Int64(row.index + 1))
-                binds.append(row.user)
-            }
-            sql += ") AS r(n, user_id) ON CONFLICT DO NOTHING)"
-        }
-        sql += " SELECT seq FROM head"
-        guard let head = try await scalar(PostgresQuery(unsafeSQL: sql, binds: binds), as: Int64.self) else {
-            throw PostgresStoreError.missingEventHead
-        }
-        return head
-    }
-
-    /// A transaction with thousands of events: the head first, then inserts within the parameter limit.
-    private func numberAndInsertInSeveralStatements(
-        count: Int64,
-        recipientRows: [(index: Int, user: String)]
-    ) async throws -> Int64 {
-        guard
-            let head = try await scalar(
-                "UPDATE event_head SET seq = seq + \(count) WHERE id = 1 RETURNING seq",
-                as: Int64.self
+    /// The commit's statement: the deferred record updates, the head's `UPDATE`, the events and
+    /// their recipients, in one round trip while the head row is locked (which every instance's
+    /// commits wait for). Every list is an array parameter, so the text is the same for any batch
+    /// and is prepared once per connection. An event's position n (1-based) becomes seq
+    /// head - count + n; an empty string in an id column is NULL (no id is empty).
+    struct Commit: PostgresPreparedStatement {
+        static let name = "pyat_commit_events"
+        static let sql = """
+            WITH updated AS (
+                UPDATE records AS r SET fields = v.fields, version = v.version, updated_at = v.updated_at
+                FROM unnest($2::text[], $3::text[], $4::int8[], $5::int8[]) AS v(id, fields, version, updated_at)
+                WHERE r.id = v.id
+            ), head AS (
+                UPDATE event_head SET seq = seq + $1 WHERE id = 1 RETURNING seq
+            ), inserted AS (
+                INSERT INTO events (seq, type, workspace_id, base_id, table_id, record_id, payload, actor, ts, txn)
+                SELECT head.seq - $1 + v.n, v.type, NULLIF(v.workspace_id, ''), NULLIF(v.base_id, ''),
+                    NULLIF(v.table_id, ''), NULLIF(v.record_id, ''), v.payload, NULLIF(v.actor, ''), v.ts, v.txn
+                FROM head, unnest($6::text[], $7::text[], $8::text[], $9::text[], $10::text[], $11::text[],
+                    $12::text[], $13::int8[], $14::int8[]) WITH ORDINALITY
+                    AS v(type, workspace_id, base_id, table_id, record_id, payload, actor, ts, txn, n)
+            ), recipients AS (
+                INSERT INTO event_recipients (seq, user_id)
+                SELECT head.seq - $1 + r.n, r.user_id FROM head, unnest($15::int8[], $16::text[]) AS r(n, user_id)
+                ON CONFLICT DO NOTHING
             )
-        else { throw PostgresStoreError.missingEventHead }
-        let first = head - count + 1
-        let perStatement = 1000
-        var start = 0
-        while start < pendingEvents.count {
-            let end = min(start + perStatement, pendingEvents.count)
-            var sql =
-                "INSERT INTO events (seq, type, workspace_id, base_id, table_id, record_id, payload, actor, ts, txn) VALUES "
-            var binds = PostgresBindings(capacity: (end - start) * 10)
-            for index in start..<end {
-                let event = pendingEvents[index]
-                let base = (index - start) * 10
-                if index > start { sql += "," }
-                sql += "("
-                sql += (1...10).map { "$\(base + $0)" }.joined(separator: ",")
-                sql += ")"
-                binds.append(first + Int64(index))
-                event.appendColumns(to: &binds)
-            }
-            try await execute(PostgresQuery(unsafeSQL: sql, binds: binds))
-            start = end
+            SELECT seq FROM head
+            """
+        static let bindingDataTypes: [PostgresDataType] =
+            [.int8, .textArray, .textArray, .int8Array, .int8Array]
+            + [PostgresDataType](repeating: .textArray, count: 7) + [.int8Array, .int8Array, .int8Array, .textArray]
+
+        var count: Int64
+        var updates: DeferredUpdateColumns
+        var types: [String] = []
+        var workspaces: [String] = []
+        var bases: [String] = []
+        var tables: [String] = []
+        var records: [String] = []
+        var payloads: [String] = []
+        var actors: [String] = []
+        var timestamps: [Int64] = []
+        var transactions: [Int64] = []
+        var recipientPositions: [Int64] = []
+        var recipientUsers: [String] = []
+
+        func makeBindings() -> PostgresBindings {
+            var bindings = PostgresBindings(capacity: 16)
+            bindings.append(count)
+            updates.append(to: &bindings)
+            bindings.append(types)
+            bindings.append(workspaces)
+            bindings.append(bases)
+            bindings.append(tables)
+            bindings.append(records)
+            bindings.append(payloads)
+            bindings.append(actors)
+            bindings.append(timestamps)
+            bindings.append(transactions)
+            bindings.append(recipientPositions)
+            bindings.append(recipientUsers)
+            return bindings
         }
-        start = 0
-        while start < recipientRows.count {
-            let end = min(start + perStatement * 5, recipientRows.count)
-            var sql = "INSERT INTO event_recipients (seq, user_id) VALUES "
-            var binds = PostgresBindings(capacity: (end - start) * 2)
-            for index in start..<end {
-                if index > start { sql += "," }
-                let base = (index - start) * 2
-                sql += "($\(base + 1),$\(base + 2))"
-                binds.append(first + Int64(recipientRows[index].index))
-                binds.append(recipientRows[index].user)
-            }
-            try await execute(PostgresQuery(unsafeSQL: sql + " ON CONFLICT DO NOTHING", binds: binds))
-            start = end
+
+        func decodeRow(_ row: PostgresRow) throws -> Int64 {
+            try row.decode(Int64.self)
         }
-        return head
     }
 }
 
