@@ -12,6 +12,8 @@
 # durable writes needs (initdb never syncs: a cluster lives as long as one run, not across a crash
 # of the machine). The port is PYAT_POSTGRES_PORT (default 55432). The role `pyat` (password
 # `pyat`, over TCP on loopback only) may create databases: each test makes one of its own.
+# PYAT_POSTGRES_CONF, when set, is appended to postgresql.conf (for an experiment: say
+# "shared_preload_libraries = 'pg_stat_statements'" to see where a benchmark's statements go).
 set -euo pipefail
 
 bin_dir=""
@@ -61,6 +63,8 @@ fsync = $durable
 synchronous_commit = $durable
 full_page_writes = $durable
 EOF
+    # Extra settings for an experiment (profiling, say): PYAT_POSTGRES_CONF's lines, appended.
+    if [ -n "${PYAT_POSTGRES_CONF:-}" ]; then printf '%s\n' "$PYAT_POSTGRES_CONF" >>"$directory/data/postgresql.conf"; fi
     # Generous: on a machine busy with a test run, starting takes long.
     as_postgres "$bin_dir/pg_ctl" -D "$directory/data" -l "$directory/server.log" -w -t 120 start >/dev/null
     as_postgres "$bin_dir/psql" -h "$directory" -p "$port" -U postgres -q -v ON_ERROR_STOP=1 \

@@ -197,7 +197,9 @@ struct AirtableAttachmentTests {
         try await FileOrigin.withRunning { origin in
             let configure: (inout ServerConfiguration) -> Void = {
                 $0.airtable.allowLoopbackDownloads = true
-                $0.airtable.attachmentDownloadTimeout = .seconds(2)
+                // Ample for a local download on a loaded machine (2 s was not), far below the slow
+                // origin's 60 s.
+                $0.airtable.attachmentDownloadTimeout = .seconds(8)
                 $0.maximumFileSize = 1 << 20
             }
             try await Harness.withServer(via: .router, configure: configure) { api, _ in

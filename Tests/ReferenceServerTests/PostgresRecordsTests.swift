@@ -1,5 +1,6 @@
 import Foundation
 import PyAirtableModels
+import Synchronization
 import TestSupport
 import Testing
 
@@ -400,6 +401,191 @@ struct PostgresRecordsTests {
                 logged[payload.id, default: []].append(payload.version)
             }
             for (id, versions) in applied { #expect(logged[id] == versions.sorted()) }
+        }
+    }
+
+    /// The ids of a setup's records, in creation order.
+    static func recordIDs(_ setup: Setup) async throws -> [RecordID] {
+        let schema = try await setup.store.tableSchema(id: setup.table, user: setup.user)
+        let plan = RecordListPlan(
+            filters: [],
+            sort: [],
+            visibleFields: nil,
+            pageSize: 100,
+            cursor: nil,
+            queryHash: "ids"
+        )
+        return try JSONCoding.decoder.decode(
+            Setup.Page.self,
+            from: Data(try await setup.store.listRecords(schema: schema, plan: plan, user: setup.user))
+        ).data.map(\.id)
+    }
+
+    static func stored(_ store: any Store, _ id: RecordID, user: UserID) async throws -> Record {
+        try JSONCoding.decoder.decode(Record.self, from: Data(try await store.encodedRecord(id: id, user: user).json))
+    }
+
+    /// A batch of record updates runs first without a transaction (rows read unlocked, written in
+    /// one statement only if their versions held). When another instance writes the record between
+    /// that read and that statement, nothing of the batch is written: it runs again in a
+    /// transaction, so neither write is lost, and a version given with the write is checked against
+    /// the record as the other instance left it (412), not as it was read.
+    @Test func anUnlockedBatchThatLostARaceRunsAgainInATransaction() async throws {
+        try await PostgresCluster.withStores(instances: 2) { stores in
+            let setup = try await Setup.make(stores[0], rows: [["Name": .string("r"), "Score": .number(0)]])
+            let id = try #require(try await Self.recordIDs(setup).first)
+            let context = WriteContext(actor: setup.user, now: Setup.now)
+            let other = stores[1]
+            let interleaved = Mutex<[String]>([])
+            let before = try await stores[0].realtimeEvents(after: 0, limit: 10_000).last?.seq ?? 0
+            // The other instance has read the table once: its write can run without a transaction.
+            _ = try await Self.stored(other, id, user: setup.user)
+            func interleave(_ note: String) {
+                stores[0].database.beforeUnlockedCommit { [other] in
+                    let first = interleaved.withLock { notes -> Bool in
+                        guard !notes.contains(note) else { return false }
+                        notes.append(note)
+                        return true
+                    }
+                    guard first else { return }
+                    _ = try? await other.updateRecord(
+                        id: id,
+                        fields: ["Note": .string(note)],
+                        replace: false,
+                        ifVersion: nil,
+                        context: context
+                    )
+                }
+            }
+
+            interleave("from the other instance")
+            let result = try await stores[0].updateRecord(
+                id: id,
+                fields: ["Score": .number(5)],
+                replace: false,
+                ifVersion: nil,
+                context: context
+            )
+            let record = try JSONCoding.decoder.decode(Record.self, from: Data(try #require(result.value).json))
+            #expect(record.version == 3)
+            #expect(record.fields["Score"] == .number(5))
+            #expect(record.fields["Note"] == .string("from the other instance"))
+            #expect(try await Self.stored(other, id, user: setup.user).fields == record.fields)
+            #expect(stores[0].database.unlockedBatchFigures.retried == 1)
+            #expect(stores[0].database.unlockedBatchFigures.committed == 0)
+            #expect(stores[1].database.unlockedBatchFigures.committed == 1)
+
+            // If-Match 3 held when read, not at the commit: the transaction answers 412 with version 4.
+            interleave("again")
+            await #expect(throws: StorageError.self) {
+                _ = try await stores[0].updateRecord(
+                    id: id,
+                    fields: ["Score": .number(6)],
+                    replace: false,
+                    ifVersion: 3,
+                    context: context
+                )
+            }
+            stores[0].database.beforeUnlockedCommit(nil)
+            let last = try await Self.stored(stores[0], id, user: setup.user)
+            #expect(last.version == 4)
+            #expect(last.fields["Score"] == .number(5))
+            #expect(last.fields["Note"] == .string("again"))
+
+            // The log: the other instance's write, then this one's, then the other's again.
+            let events = try await stores[0].realtimeEvents(after: before, limit: 10_000)
+            let versions = try events.map { event -> Int in
+                let logEvent = try JSONCoding.decoder.decode(Event.self, from: Data(event.json.utf8))
+                return try JSONCoding.decoder.decode(Record.self, from: try JSONCoding.encoder.encode(logEvent.payload))
+                    .version
+            }
+            #expect(versions == [2, 3, 4])
+            #expect(events.map(\.seq) == [before + 1, before + 2, before + 3])
+        }
+    }
+
+    /// Two instances write distinct fields of the same records at once, each instance's writes
+    /// batched without a transaction where they can be (how many can depends on timing: a batch
+    /// with two writes of one record, or one that lost a race, runs in a transaction): every write
+    /// lands (every field holds its writer's last value), every record's versions count every
+    /// write, and the log has each write once in seq order.
+    @Test func instancesWritingTheSameRecordsAtOnceLoseNoUpdate() async throws {
+        try await PostgresCluster.withStores(instances: 2) { stores in
+            let writersPerInstance = 6
+            let rounds = 4
+            let setup = try await Setup.make(stores[0], rows: [])
+            let context = WriteContext(actor: setup.user, now: Setup.now)
+            let schema = try await stores[0].tableSchema(id: setup.table, user: setup.user)
+            let base = schema.table.baseID
+            let table = try #require(
+                try await stores[0].createTable(
+                    base: base,
+                    CreateTableRequest(
+                        name: "Shared",
+                        fields: [CreateFieldRequest(name: "Name", type: .singleLineText)]
+                            + (0..<(2 * writersPerInstance)).map {
+                                CreateFieldRequest(name: "F\($0)", type: .number)
+                            }
+                    ),
+                    context: context
+                ).value
+            ).id
+            var ids: [RecordID] = []
+            for index in 0..<4 {
+                ids.append(
+                    try #require(
+                        try await stores[0].createRecord(
+                            table: table,
+                            fields: ["Name": .string("shared \(index)")],
+                            context: context
+                        ).value
+                    ).id
+                )
+            }
+            let before = try await stores[0].realtimeEvents(after: 0, limit: 100_000).last?.seq ?? 0
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                for writer in 0..<(2 * writersPerInstance) {
+                    let store = stores[writer % 2]
+                    let records = ids
+                    group.addTask {
+                        for round in 1...rounds {
+                            // Each writer in its own order: fewer writes of one record per batch.
+                            for offset in records.indices {
+                                let id = records[(offset + writer) % records.count]
+                                _ = try await store.updateRecord(
+                                    id: id,
+                                    fields: ["F\(writer)": .number(Double(round))],
+                                    replace: false,
+                                    ifVersion: nil,
+                                    context: context
+                                )
+                            }
+                        }
+                    }
+                }
+                try await group.waitForAll()
+            }
+            let writes = 2 * writersPerInstance * rounds
+            for id in ids {
+                let record = try await Self.stored(stores[1], id, user: setup.user)
+                #expect(record.version == 1 + writes)
+                for writer in 0..<(2 * writersPerInstance) {
+                    #expect(record.fields["F\(writer)"] == .number(Double(rounds)), "F\(writer) of \(id.rawValue)")
+                }
+            }
+            let events = try await stores[1].realtimeEvents(after: before, limit: 100_000)
+            #expect(events.count == writes * ids.count)
+            #expect(events.map(\.seq) == Array((before + 1)...(before + Int64(events.count))))
+            var versions: [String: [Int]] = [:]
+            for event in events {
+                let logEvent = try JSONCoding.decoder.decode(Event.self, from: Data(event.json.utf8))
+                let record = try JSONCoding.decoder.decode(
+                    Record.self,
+                    from: try JSONCoding.encoder.encode(logEvent.payload)
+                )
+                versions[record.id.rawValue, default: []].append(record.version)
+            }
+            for id in ids { #expect(versions[id.rawValue] == Array(2...(1 + writes))) }
         }
     }
 }

@@ -163,9 +163,21 @@ actor PostgresCluster {
         }
     }
 
+    /// Drops a test's database, its connections with it. `FORCE` refuses (42501) while an autovacuum
+    /// worker is in the database, which a non-superuser may not end: the worker is soon done, so the
+    /// drop is tried again, up to 20 times 250 ms apart.
     private static func drop(_ name: String, on base: PostgresLocation) async throws {
-        try await administer(base) { client in
-            try await client.query(PostgresQuery(unsafeSQL: "DROP DATABASE IF EXISTS \(name) WITH (FORCE)"))
+        var attempt = 0
+        while true {
+            attempt += 1
+            do {
+                try await administer(base) { client in
+                    try await client.query(PostgresQuery(unsafeSQL: "DROP DATABASE IF EXISTS \(name) WITH (FORCE)"))
+                }
+                return
+            } catch let error as PSQLError where error.serverInfo?[.sqlState] == "42501" && attempt < 20 {
+                try await Task.sleep(for: .milliseconds(250))
+            }
         }
     }
 

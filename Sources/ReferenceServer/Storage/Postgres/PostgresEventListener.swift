@@ -219,7 +219,7 @@ final class PostgresEventListener: Sendable {
                 // Made once (a TLS context loads the trust roots): a reconnect costs the connection only.
                 let current = try configuration ?? location.listenConnectionConfiguration()
                 configuration = current
-                try await listen(configuration: current, connectionID: attempt)
+                try await watchedListen(configuration: current, connectionID: attempt)
             } catch {
                 if Task.isCancelled { return }
                 if sessionCount != before {
@@ -251,6 +251,65 @@ final class PostgresEventListener: Sendable {
         }
     }
 
+    /// Runs one ``listen(configuration:connectionID:)`` session in a task of its own, and gives it
+    /// up (cancelled and left behind) when its connection is found closed while the session goes on,
+    /// or when this task is cancelled and the session has not ended within a second.
+    ///
+    /// postgres-nio 1.33 can leave the notifications of a connection the server ended (say by
+    /// `pg_terminate_backend`) waiting for ever, deaf to cancellation: awaited, such a session would
+    /// keep this instance from listening again, and its shutdown from ending.
+    private func watchedListen(configuration: PostgresConnection.Configuration, connectionID: Int) async throws {
+        let outcome = SessionOutcome()
+        let session = Task {
+            do {
+                try await self.listen(configuration: configuration, connectionID: connectionID)
+                outcome.set(.success(()))
+            } catch {
+                outcome.set(.failure(error))
+            }
+        }
+        var closedSince: ContinuousClock.Instant?
+        var cancelledAt: ContinuousClock.Instant?
+        while true {
+            if let result = outcome.get() { return try result.get() }
+            let now = ContinuousClock.now
+            if Task.isCancelled {
+                if cancelledAt == nil {
+                    cancelledAt = now
+                    session.cancel()
+                } else if let cancelledAt, now - cancelledAt >= .seconds(1) {
+                    logger.warning("a PostgreSQL listen session did not end when cancelled; left behind")
+                    throw CancellationError()
+                }
+            } else if let listening = connection.withLock({ $0 }), listening.isClosed {
+                // Closed: the session should end by itself at once; one that has not within a
+                // moment never will.
+                if let closedSince, now - closedSince >= .milliseconds(250) {
+                    session.cancel()
+                    connection.withLock { if $0 === listening { $0 = nil } }
+                    pid.store(0, ordering: .releasing)
+                    throw ListenEnded()
+                }
+                if closedSince == nil { closedSince = now }
+            }
+            if cancelledAt == nil {
+                await EventLoopTimer.sleep(for: .milliseconds(50))
+            } else {
+                // Cancelled, a sleep here would end at once: wait in a task that is not.
+                await Task { await EventLoopTimer.sleep(for: .milliseconds(50)) }.value
+            }
+        }
+    }
+
+    /// What a listen session ended with, once it did.
+    private final class SessionOutcome: Sendable {
+        private let value = Mutex<Result<Void, any Error>?>(nil)
+
+        func set(_ result: Result<Void, any Error>) { value.withLock { $0 = result } }
+
+        func get() -> Result<Void, any Error>? { value.withLock { $0 } }
+    }
+
     /// Connects, listens and hands notifications to the checker until the connection ends (it
     /// always ends by throwing, cancellation included).
     private func listen(configuration: PostgresConnection.Configuration, connectionID: Int) async throws {
@@ -261,9 +320,11 @@ final class PostgresEventListener: Sendable {
         )
         do {
             try await connection.listen(on: Self.channel) { notifications in
-                let backend =
+                guard !connection.isClosed else { throw ListenEnded() }
+                let backend = try await PostgresServerDatabase.withTimeout(readTimeout) { [logger] in
                     try await connection.query("SELECT pg_backend_pid()", logger: logger).collect().first?
-                    .decode(Int32.self) ?? 0
+                        .decode(Int32.self) ?? 0
+                }
                 self.connection.withLock { $0 = connection }
                 pid.store(backend, ordering: .releasing)
                 sessions.add(1, ordering: .acquiringAndReleasing)

@@ -31,6 +31,22 @@ public final class PostgresServerDatabase: Sendable {
     private let notifier = Mutex(NotifierState())
     /// The most writes one commit carries.
     private let maximumBatch = 256
+    /// Batches run without a transaction: committed so, and run again in one.
+    private let unlockedCommitted = Atomic<Int>(0)
+    private let unlockedRetried = Atomic<Int>(0)
+    /// A test's seam: runs between the read of a batch without a transaction and its commit.
+    private let unlockedCommitHook = Mutex<(@Sendable () async -> Void)?>(nil)
+
+    /// How many batches committed without a transaction, and how many had to run again in one.
+    var unlockedBatchFigures: (committed: Int, retried: Int) {
+        (unlockedCommitted.load(ordering: .relaxed), unlockedRetried.load(ordering: .relaxed))
+    }
+
+    /// Runs `hook` in every batch without a transaction after its jobs ran, before its commit's
+    /// statement (`nil`: none). For tests that write from another instance in that window.
+    func beforeUnlockedCommit(_ hook: (@Sendable () async -> Void)?) {
+        unlockedCommitHook.withLock { $0 = hook }
+    }
 
     private struct WriterState {
         var pending: [WriteJob] = []
@@ -50,6 +66,8 @@ public final class PostgresServerDatabase: Sendable {
     private struct WriteJob: Sendable {
         /// Records the job will lock and write, locked for the whole batch in one statement first.
         let locks: [PostgresTransaction.RecordLock]
+        /// Whether the job may run in a batch without a transaction (see ``commit(_:)``).
+        let unlocked: Bool
         let run: @Sendable (PostgresTransaction) async throws -> Void
         let finish: @Sendable ((any Error)?) -> Void
     }
@@ -249,19 +267,9 @@ public final class PostgresServerDatabase: Sendable {
         }
     }
 
-    /// Sleeps for `duration` or until cancelled, on an event loop's timer: every lease waits on one,
-    /// and a timer on a loop (a heap entry there) costs far less to set and cancel than a sleeping
-    /// task's dispatch timer.
+    /// Sleeps for `duration` or until cancelled (see ``EventLoopTimer``): every lease waits on one.
     static func sleep(for duration: Duration) async {
-        let loop = MultiThreadedEventLoopGroup.singleton.any()
-        let (seconds, attoseconds) = duration.components
-        let nanoseconds = seconds * 1_000_000_000 + attoseconds / 1_000_000_000
-        let timer = loop.scheduleTask(in: .nanoseconds(nanoseconds)) {}
-        await withTaskCancellationHandler {
-            _ = try? await timer.futureResult.get()
-        } onCancel: {
-            timer.cancel()
-        }
+        await EventLoopTimer.sleep(for: duration)
     }
 
     /// Runs `operation` in a read-only transaction whose statements all see one snapshot.
@@ -288,17 +296,22 @@ public final class PostgresServerDatabase: Sendable {
     /// Runs `operation` in a transaction shared with this instance's other concurrent writes (its
     /// own savepoint), acknowledged after the commit.
     ///
-    /// - Parameter locks: Records `operation` will lock and write (found with
-    ///   ``PostgresTransaction/takePrefetched(record:user:)``): the batch locks all its jobs' records
-    ///   in one statement before they run.
+    /// - Parameters:
+    ///   - locks: Records `operation` will lock and write (found with
+    ///     ``PostgresTransaction/takePrefetched(record:user:)``): the batch locks all its jobs' records
+    ///     in one statement before they run.
+    ///   - unlocked: Whether `operation` may first run in a batch without a transaction, where it
+    ///     reads its records unlocked and sends no statement of its own (``commit(_:)``).
     func write<T: Sendable>(
         locking locks: [PostgresTransaction.RecordLock] = [],
+        unlocked: Bool = false,
         _ operation: @escaping @Sendable (PostgresTransaction) async throws -> T
     ) async throws -> T {
         try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<T, any Error>) in
             let outcome = Mutex<Result<T, any Error>?>(nil)
             let job = WriteJob(
                 locks: locks,
+                unlocked: unlocked && !locks.isEmpty,
                 run: { transaction in
                     let value = try await operation(transaction)
                     outcome.withLock { $0 = .success(value) }
@@ -340,16 +353,40 @@ public final class PostgresServerDatabase: Sendable {
 
     /// Applies `batch` in one transaction and finishes each job: with its own error when its
     /// savepoint rolled back, with the commit's error when the commit failed.
+    ///
+    /// A batch of record updates alone first runs without a transaction: one statement reads its
+    /// rows, and one writes them with the events, only if every row still has the version it was
+    /// read with (``PostgresTransaction/commitAlone()``). That is two statements where a transaction
+    /// takes four, and the head row is held by PostgreSQL alone, never across a round trip to this
+    /// instance. When a row changed meanwhile (another instance wrote it), or a job wants a statement
+    /// of its own, the batch runs again in a transaction.
     private func commit(_ batch: [WriteJob]) async {
         var attempt = 0
         // Savepoints cost two round trips a write, and a write that fails is rare: the first attempt
         // runs the batch without them, and a batch in which a write fails runs again with them.
         var savepoints = false
+        var unlocked = batch.allSatisfy(\.unlocked)
         while true {
             attempt += 1
             do {
-                let outcome = try await withLeasedConnection { [savepoints] connection in
-                    try await self.runTransaction(batch, savepoints: savepoints, on: connection)
+                let outcome: BatchOutcome
+                if unlocked {
+                    guard
+                        let done = try await withLeasedConnection({ connection in
+                            try await self.runUnlocked(batch, on: connection)
+                        })
+                    else {
+                        unlockedRetried.add(1, ordering: .relaxed)
+                        unlocked = false
+                        attempt -= 1
+                        continue
+                    }
+                    unlockedCommitted.add(1, ordering: .relaxed)
+                    outcome = done
+                } else {
+                    outcome = try await withLeasedConnection { [savepoints] connection in
+                        try await self.runTransaction(batch, savepoints: savepoints, on: connection)
+                    }
                 }
                 facts.committed(head: outcome.head, webhooksChanged: outcome.webhooksChanged)
                 for (job, error) in zip(batch, outcome.jobErrors) { job.finish(error) }
@@ -436,6 +473,39 @@ public final class PostgresServerDatabase: Sendable {
         var head: Int64?
         var webhooksChanged = false
         var jobErrors: [(any Error)?]
+    }
+
+    /// Runs `batch` without a transaction (see ``commit(_:)``): answers `nil` when it must run in
+    /// one. A job that fails here fails alone (nothing it did was sent).
+    private func runUnlocked(_ batch: [WriteJob], on connection: PostgresConnection) async throws -> BatchOutcome? {
+        var jobErrors = [(any Error)?](repeating: nil, count: batch.count)
+        let transaction = PostgresTransaction(connection: connection, logger: logger, unlocked: true)
+        var locks: [PostgresTransaction.RecordLock] = []
+        var seen = Set<PostgresTransaction.RecordLock>()
+        for job in batch { for lock in job.locks where seen.insert(lock).inserted { locks.append(lock) } }
+        try await transaction.prefetchRecords(locks)
+        var anyApplied = false
+        for (index, job) in batch.enumerated() {
+            let mark = transaction.mark
+            do {
+                try await job.run(transaction)
+                anyApplied = true
+            } catch is PostgresTransaction.NeedsTransaction {
+                return nil
+            } catch {
+                if Self.isConnectionFailure(error) || Self.isRetryable(error) { throw error }
+                transaction.rollBack(to: mark)
+                jobErrors[index] = error
+            }
+        }
+        guard anyApplied else { return BatchOutcome(head: nil, jobErrors: jobErrors) }
+        if let hook = unlockedCommitHook.withLock({ $0 }) { await hook() }
+        do {
+            guard let head = try await transaction.commitAlone() else { return nil }
+            return BatchOutcome(head: head, jobErrors: jobErrors)
+        } catch is PostgresTransaction.NeedsTransaction {
+            return nil
+        }
     }
 
     /// Runs `batch` in one transaction. Without `savepoints`, the first write of a batch of several
@@ -571,24 +641,89 @@ public final class PostgresServerDatabase: Sendable {
         var underlying: any Error
     }
 
-    /// Runs `operation`, cancelling it after `limit`.
+    /// Runs `operation`; after `limit` (or when the caller is cancelled) fails with ``TimedOut``
+    /// (or `CancellationError`) at once, cancelling `operation` and leaving it behind.
+    ///
+    /// Left behind, not awaited: postgres-nio 1.33 may never answer a statement on a connection
+    /// that closed under it, and such a wait heeds no cancellation, so a timeout that waited for the
+    /// operation to end (a task group's does) would wait for ever.
     static func withTimeout<T: Sendable>(
         _ limit: Duration,
         label: String = "answer from PostgreSQL",
         _ operation: @escaping @Sendable () async throws -> T
     ) async throws -> T {
-        try await withThrowingTaskGroup(of: T?.self) { group in
-            group.addTask { try await operation() }
-            group.addTask {
-                try? await Task.sleep(for: limit)
+        let race = Race<T>()
+        return try await withTaskCancellationHandler {
+            try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<T, any Error>) in
+                race.start(continuation)
+                let work = Task {
+                    do {
+                        race.finish(.success(try await operation()))
+                    } catch {
+                        race.finish(.failure(error))
+                    }
+                }
+                let (seconds, attoseconds) = limit.components
+                let timer = MultiThreadedEventLoopGroup.singleton.any().scheduleTask(
+                    in: .nanoseconds(seconds * 1_000_000_000 + attoseconds / 1_000_000_000)
+                ) {
+                    race.finish(.failure(TimedOut(label: label, limit: limit)))
+                }
+                race.whenFinished {
+                    timer.cancel()
+                    work.cancel()
+                }
+            }
+        } onCancel: {
+            race.finish(.failure(CancellationError()))
+        }
+    }
+
+    /// The outcome of ``withTimeout(_:label:_:)``: the first of the operation's result, the timer
+    /// and the caller's cancellation resumes the caller; the others are ignored.
+    private final class Race<T: Sendable>: Sendable {
+        private struct State {
+            var continuation: CheckedContinuation<T, any Error>?
+            var early: Result<T, any Error>?
+            var finished = false
+            var cleanUp: (@Sendable () -> Void)?
+        }
+
+        private let state = Mutex(State())
+
+        func start(_ continuation: CheckedContinuation<T, any Error>) {
+            let early = state.withLock { state -> Result<T, any Error>? in
+                if let early = state.early { return early }
+                state.continuation = continuation
                 return nil
             }
-            defer { group.cancelAll() }
-            while let next = try await group.next() {
-                if let value = next { return value }
-                throw TimedOut(label: label, limit: limit)
+            if let early { continuation.resume(with: early) }
+        }
+
+        /// Runs `cleanUp` once the race is decided (at once when it is).
+        func whenFinished(_ cleanUp: @escaping @Sendable () -> Void) {
+            let now = state.withLock { state -> Bool in
+                if state.finished { return true }
+                state.cleanUp = cleanUp
+                return false
             }
-            throw TimedOut(label: label, limit: limit)
+            if now { cleanUp() }
+        }
+
+        func finish(_ result: Result<T, any Error>) {
+            let (continuation, cleanUp) = state.withLock {
+                state -> (CheckedContinuation<T, any Error>?, (@Sendable () -> Void)?) in
+                guard !state.finished else { return (nil, nil) }
+                state.finished = true
+                defer {
+                    state.continuation = nil
+                    state.cleanUp = nil
+                }
+                if state.continuation == nil { state.early = result }
+                return (state.continuation, state.cleanUp)
+            }
+            continuation?.resume(with: result)
+            cleanUp?()
         }
     }
 }

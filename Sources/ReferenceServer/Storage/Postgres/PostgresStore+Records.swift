@@ -67,6 +67,7 @@ extension PostgresStore: RecordRepository, StorageStatistics {
             )
             return (schema, hit.row)
         }
+        if lock, transaction.prefetchMissed(record: id.rawValue) { throw StorageError.notFound("record") }
         let query: PostgresQuery =
             lock
             ? """
@@ -603,7 +604,9 @@ extension PostgresStore: RecordRepository, StorageStatistics {
         let stored = RecordJSON.storedObject(members)
         let now = context.now.millisecondsSince1970
         // The row is locked (read `FOR UPDATE`): its update may go with the batch's next statement.
-        transaction.deferUpdate(.init(id: id.rawValue, fields: stored, version: version + 1, updatedAt: now))
+        transaction.deferUpdate(
+            .init(id: id.rawValue, fields: stored, version: version + 1, updatedAt: now, previousVersion: version)
+        )
         let record = SQLiteStore.encodeRecord(
             id: id,
             storedFields: stored,

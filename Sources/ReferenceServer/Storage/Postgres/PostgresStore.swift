@@ -67,7 +67,8 @@ public final class PostgresStore: Sendable {
         let now = context.now
         let retention = idempotencyRetention
         let keys = database.keys
-        return try await database.write(locking: locks) { transaction in
+        // Without a key, a write of locked records alone may run without a transaction.
+        return try await database.write(locking: locks, unlocked: claim == nil) { transaction in
             if let claim {
                 if let stored = try await Self.claimKey(
                     transaction,

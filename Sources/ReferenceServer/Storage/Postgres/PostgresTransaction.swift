@@ -21,11 +21,23 @@ public final class PostgresTransaction: @unchecked Sendable {
     /// Record rows the batch locked up front (``prefetchRecords(_:)``), by record then user; each is
     /// good until the first statement after it (which may change the row) or a write of its record.
     private var prefetched: [String: [String: PrefetchedRecord]] = [:]
+    /// Records the prefetch asked for and did not find (without a transaction: nothing sent since
+    /// can have created them).
+    private var prefetchMissed: Set<String> = []
     /// Record updates not yet sent: the next statement sends them first (so it sees them), or they go
     /// with the events in the commit's statement.
     private var deferredUpdates: [DeferredRecordUpdate] = []
     /// How many times deferred updates were sent (a savepoint's mark tells which are still pending).
     private var flushes = 0
+    /// Whether the batch runs without a transaction (``PostgresServerDatabase``'s first try for
+    /// record updates): its rows were read without locks, nothing may be sent before the commit's
+    /// statement, which checks the rows' versions and writes everything or nothing. A statement
+    /// wanted before then fails with ``NeedsTransaction``: the batch runs again in a transaction.
+    let unlocked: Bool
+
+    /// A job of a batch run without a transaction wanted a statement of its own (or work after the
+    /// events are numbered): the batch must run in a transaction.
+    struct NeedsTransaction: Error {}
 
     /// A record row locked by the batch's prefetch, with what a write checks: its table's version and
     /// the role of the user who asked.
@@ -47,6 +59,9 @@ public final class PostgresTransaction: @unchecked Sendable {
         var fields: String
         var version: Int
         var updatedAt: Int64
+        /// The version the row had when read: a batch run without a transaction writes the row only
+        /// if it still has it.
+        var previousVersion: Int
     }
 
     struct PendingEvent: Sendable {
@@ -62,9 +77,10 @@ public final class PostgresTransaction: @unchecked Sendable {
         var recipients: [String]
     }
 
-    init(connection: PostgresConnection, logger: Logger) {
+    init(connection: PostgresConnection, logger: Logger, unlocked: Bool = false) {
         self.connection = connection
         self.logger = logger
+        self.unlocked = unlocked
     }
 
     // MARK: Queries
@@ -82,6 +98,7 @@ public final class PostgresTransaction: @unchecked Sendable {
     /// Sends a statement, after the deferred record updates (so it sees them); the prefetched rows
     /// are no longer trusted after it, as it may change them.
     private func send(_ query: PostgresQuery) async throws -> PostgresRowSequence {
+        if unlocked { throw NeedsTransaction() }
         if !deferredUpdates.isEmpty { try await flushRecordUpdates() }
         prefetched.removeAll()
         return try await sendNow(query)
@@ -107,6 +124,7 @@ public final class PostgresTransaction: @unchecked Sendable {
 
     /// The rows of a prepared statement (prepared on this connection the first time it runs here).
     func rows<Statement: PostgresPreparedStatement>(_ statement: Statement) async throws -> [Statement.Row] {
+        if unlocked { throw NeedsTransaction() }
         if !deferredUpdates.isEmpty { try await flushRecordUpdates() }
         prefetched.removeAll()
         guard !connection.isClosed else { throw PostgresServerDatabase.ConnectionClosed() }
@@ -138,15 +156,38 @@ public final class PostgresTransaction: @unchecked Sendable {
     /// Locks (`FOR UPDATE`) the records of `locks` in one statement, in id order (so batches on
     /// several instances lock shared records in the same order), and keeps each row with its table's
     /// version and the user's role for ``takePrefetched(record:user:)``. Records not found are left
-    /// out: the write looks them up itself and reports them.
+    /// out: the write looks them up itself and reports them. Without a transaction (``unlocked``)
+    /// the rows are read, not locked: the commit's statement checks their versions.
     func prefetchRecords(_ locks: [RecordLock]) async throws {
         guard !locks.isEmpty else { return }
         prefetched.removeAll()
         guard !connection.isClosed else { throw PostgresServerDatabase.ConnectionClosed() }
         let statement = LockRecords(records: locks.map(\.record), users: locks.map(\.user))
-        for try await (user, row) in try await connection.execute(statement, logger: logger) {
-            prefetched[row.row.id, default: [:]][user] = row
+        if unlocked {
+            for try await (user, row) in try await connection.execute(ReadRecords(statement), logger: logger) {
+                prefetched[row.row.id, default: [:]][user] = row
+            }
+            prefetchMissed = Set(locks.map(\.record).filter { prefetched[$0] == nil })
+        } else {
+            for try await (user, row) in try await connection.execute(statement, logger: logger) {
+                prefetched[row.row.id, default: [:]][user] = row
+            }
         }
+    }
+
+    /// ``LockRecords`` without the lock, for a batch run without a transaction.
+    struct ReadRecords: PostgresPreparedStatement {
+        static let name = "pyat_read_records"
+        static let sql = LockRecords.sql.replacingOccurrences(of: " FOR UPDATE OF r", with: "")
+        static let bindingDataTypes = LockRecords.bindingDataTypes
+
+        var statement: LockRecords
+
+        init(_ statement: LockRecords) { self.statement = statement }
+
+        func makeBindings() -> PostgresBindings { statement.makeBindings() }
+
+        func decodeRow(_ row: PostgresRow) throws -> (String, PrefetchedRecord) { try statement.decodeRow(row) }
     }
 
     /// `FOR UPDATE` of records for users (two arrays of the same length), in id order, with each
@@ -193,6 +234,11 @@ public final class PostgresTransaction: @unchecked Sendable {
         prefetched[record]?.removeValue(forKey: user)
     }
 
+    /// Whether a batch without a transaction read the records it writes and `record` was not there.
+    func prefetchMissed(record: String) -> Bool {
+        unlocked && prefetchMissed.contains(record)
+    }
+
     /// Updates a record row whose lock this transaction holds: sent with the next statement, or with
     /// the events before the commit. A later read of the row in this transaction sees it.
     func deferUpdate(_ update: DeferredRecordUpdate) {
@@ -202,6 +248,7 @@ public final class PostgresTransaction: @unchecked Sendable {
 
     /// Sends the deferred record updates, one statement for all of them.
     private func flushRecordUpdates() async throws {
+        if unlocked { throw NeedsTransaction() }
         let updates = DeferredUpdateColumns(deferredUpdates)
         deferredUpdates.removeAll()
         flushes += 1
@@ -216,15 +263,22 @@ public final class PostgresTransaction: @unchecked Sendable {
         var fields: [String] = []
         var versions: [Int64] = []
         var updatedAt: [Int64] = []
+        /// The version each row had before the first of its updates.
+        var previousVersions: [Int64] = []
 
         init(_ updates: [DeferredRecordUpdate]) {
             var last: [String: Int] = [:]
-            for (index, update) in updates.enumerated() { last[update.id] = index }
+            var previous: [String: Int] = [:]
+            for (index, update) in updates.enumerated() {
+                last[update.id] = index
+                if previous[update.id] == nil { previous[update.id] = update.previousVersion }
+            }
             for (index, update) in updates.enumerated() where last[update.id] == index {
                 ids.append(update.id)
                 fields.append(update.fields)
                 versions.append(Int64(update.version))
                 updatedAt.append(update.updatedAt)
+                previousVersions.append(Int64(previous[update.id] ?? update.previousVersion))
             }
         }
 
@@ -315,22 +369,42 @@ public final class PostgresTransaction: @unchecked Sendable {
     }
 
     /// Drops what the job begun at `mark` left unsent; call it before `ROLLBACK TO SAVEPOINT`, which
-    /// undoes what it sent.
+    /// undoes what it sent. Without a transaction nothing was sent, and the other jobs' prefetched
+    /// rows stay good.
     func rollBack(to mark: Mark) {
         pendingEvents.removeSubrange(mark.events...)
         pendingFollowUps.removeSubrange(mark.followUps...)
         webhooksChanged = mark.webhooksChanged
         // Sent since the mark: every update still deferred is the job's.
         deferredUpdates.removeSubrange((flushes == mark.flushes ? mark.deferredUpdates : 0)...)
-        prefetched.removeAll()
+        if !unlocked { prefetched.removeAll() }
     }
 
     /// Numbers and inserts the pending events, with the deferred record updates: the last statement
     /// before `COMMIT`. Answers the new head, or `nil` when the transaction appended nothing.
     func flushEvents() async throws -> Int64? {
+        if unlocked { throw NeedsTransaction() }
         guard !pendingEvents.isEmpty else { return nil }
         let count = Int64(pendingEvents.count)
-        var statement = Commit(count: count, updates: DeferredUpdateColumns(deferredUpdates))
+        let statement = commitStatement()
+        guard !connection.isClosed else { throw PostgresServerDatabase.ConnectionClosed() }
+        var head: Int64?
+        for try await seq in try await connection.execute(statement, logger: logger) { head = seq }
+        guard let head else { throw PostgresStoreError.missingEventHead }
+        let first = head - count + 1
+        let followUps = pendingFollowUps
+        let total = pendingEvents.count
+        for (index, followUp) in followUps.enumerated() {
+            let end = index + 1 < followUps.count ? followUps[index + 1].first : total
+            let seqs = (followUp.first..<max(end, followUp.first)).map { first + Int64($0) }
+            try await followUp.run(self, seqs)
+        }
+        return head
+    }
+
+    /// The commit's statement for the pending events and the deferred updates, which it takes.
+    private func commitStatement() -> Commit {
+        var statement = Commit(count: Int64(pendingEvents.count), updates: DeferredUpdateColumns(deferredUpdates))
         deferredUpdates.removeAll()
         flushes += 1
         prefetched.removeAll()
@@ -349,19 +423,74 @@ public final class PostgresTransaction: @unchecked Sendable {
                 statement.recipientUsers.append(user)
             }
         }
+        return statement
+    }
+
+    /// The whole of a batch run without a transaction, in one statement (which commits on its own):
+    /// the deferred record updates, each only if its row still has the version it was read with,
+    /// and the events. Answers the new head; `nil` when a row had changed since it was read (nothing
+    /// was written: the batch runs again in a transaction).
+    ///
+    /// The head row is locked inside the statement and released by its commit, within PostgreSQL: no
+    /// round trip to this instance while another instance's commit waits for the head.
+    func commitAlone() async throws -> Int64? {
+        guard unlocked else { return try await flushEvents() }
+        guard !pendingEvents.isEmpty, pendingFollowUps.isEmpty, !webhooksChanged else { throw NeedsTransaction() }
+        let commit = commitStatement()
+        let statement = CommitUnlocked(commit: commit, previousVersions: commit.updates.previousVersions)
         guard !connection.isClosed else { throw PostgresServerDatabase.ConnectionClosed() }
         var head: Int64?
         for try await seq in try await connection.execute(statement, logger: logger) { head = seq }
-        guard let head else { throw PostgresStoreError.missingEventHead }
-        let first = head - count + 1
-        let followUps = pendingFollowUps
-        let total = pendingEvents.count
-        for (index, followUp) in followUps.enumerated() {
-            let end = index + 1 < followUps.count ? followUps[index + 1].first : total
-            let seqs = (followUp.first..<max(end, followUp.first)).map { first + Int64($0) }
-            try await followUp.run(self, seqs)
-        }
         return head
+    }
+
+    /// ``Commit`` with its updates guarded by the versions the rows were read with: when one row
+    /// changed, nothing is written and no row comes back. The guarded rows are locked in id order
+    /// first (as ``LockRecords`` does), then the head.
+    struct CommitUnlocked: PostgresPreparedStatement {
+        static let name = "pyat_commit_unlocked"
+        static let sql = """
+            WITH v AS (
+                SELECT * FROM unnest($2::text[], $3::text[], $4::int8[], $5::int8[], $17::int8[])
+                    AS v(id, fields, version, updated_at, previous)
+            ), current AS (
+                SELECT r.id FROM records r JOIN v ON r.id = v.id AND r.version = v.previous
+                ORDER BY r.id FOR UPDATE OF r
+            ), ok AS (
+                SELECT count(*) = cardinality($2::text[]) AS ok FROM current
+            ), updated AS (
+                UPDATE records AS r SET fields = v.fields, version = v.version, updated_at = v.updated_at
+                FROM v, ok WHERE ok.ok AND r.id = v.id
+            ), head AS (
+                UPDATE event_head SET seq = seq + $1 FROM ok WHERE ok.ok AND id = 1 RETURNING seq
+            ), inserted AS (
+                INSERT INTO events (seq, type, workspace_id, base_id, table_id, record_id, payload, actor, ts, txn)
+                SELECT head.seq - $1 + v.n, v.type, NULLIF(v.workspace_id, ''), NULLIF(v.base_id, ''),
+                    NULLIF(v.table_id, ''), NULLIF(v.record_id, ''), v.payload, NULLIF(v.actor, ''), v.ts, v.txn
+                FROM head, unnest($6::text[], $7::text[], $8::text[], $9::text[], $10::text[], $11::text[],
+                    $12::text[], $13::int8[], $14::int8[]) WITH ORDINALITY
+                    AS v(type, workspace_id, base_id, table_id, record_id, payload, actor, ts, txn, n)
+            ), recipients AS (
+                INSERT INTO event_recipients (seq, user_id)
+                SELECT head.seq - $1 + r.n, r.user_id FROM head, unnest($15::int8[], $16::text[]) AS r(n, user_id)
+                ON CONFLICT DO NOTHING
+            )
+            SELECT seq FROM head
+            """
+        static let bindingDataTypes = Commit.bindingDataTypes + [.int8Array]
+
+        var commit: Commit
+        var previousVersions: [Int64]
+
+        func makeBindings() -> PostgresBindings {
+            var bindings = commit.makeBindings()
+            bindings.append(previousVersions)
+            return bindings
+        }
+
+        func decodeRow(_ row: PostgresRow) throws -> Int64 {
+            try row.decode(Int64.self)
+        }
     }
 
     /// The commit's statement: the deferred record updates, the head's `UPDATE`, the events and
