@@ -588,4 +588,67 @@ struct PostgresRecordsTests {
             for id in ids { #expect(versions[id.rawValue] == Array(2...(1 + writes))) }
         }
     }
+
+    /// A write with an `Idempotency-Key` runs without a transaction too, its key claimed by the
+    /// commit's statement: the same key again, on either instance, is answered from the first
+    /// write's stored answer and writes nothing; with another request it is refused (422); and two
+    /// instances given one new key at once apply it once and answer the same.
+    @Test func keyedWritesRunWithoutATransactionAndReplayOnAnyInstance() async throws {
+        try await PostgresCluster.withStores(instances: 2) { stores in
+            let setup = try await Setup.make(stores[0], rows: [["Name": .string("r"), "Score": .number(0)]])
+            let id = try #require(try await Self.recordIDs(setup).first)
+            // Both instances have read the table once: their writes need no statement of their own.
+            for store in stores { _ = try await Self.stored(store, id, user: setup.user) }
+            func context(_ key: String, _ hash: String = "h1") -> WriteContext {
+                WriteContext(
+                    actor: setup.user,
+                    now: Setup.now,
+                    idempotency: IdempotencyClaim(principal: setup.user.rawValue, key: key, requestHash: hash)
+                )
+            }
+            func write(
+                _ store: PostgresStore,
+                _ score: Double,
+                _ context: WriteContext
+            ) async throws
+                -> WriteResult<EncodedRecord>
+            {
+                try await store.updateRecord(
+                    id: id,
+                    fields: ["Score": .number(score)],
+                    replace: false,
+                    ifVersion: nil,
+                    context: context
+                )
+            }
+            let before = try await stores[0].realtimeEvents(after: 0, limit: 10_000).last?.seq ?? 0
+
+            let first = try await write(stores[0], 1, context("k1"))
+            #expect(!first.response.replayed)
+            #expect(stores[0].database.unlockedBatchFigures.committed == 1)
+            #expect(stores[0].database.unlockedBatchFigures.retried == 0)
+            // Again on the other instance: the stored answer, nothing written.
+            let again = try await write(stores[1], 1, context("k1"))
+            #expect(again.response.replayed)
+            #expect(again.response.body == first.response.body)
+            #expect(again.response.eTag == first.response.eTag)
+            #expect(stores[1].database.unlockedBatchFigures.retried == 1)
+            #expect(try await Self.stored(stores[1], id, user: setup.user).version == 2)
+            // The key with another request: refused, nothing written.
+            await #expect(throws: StorageError.self) {
+                _ = try await write(stores[1], 5, context("k1", "h2"))
+            }
+            // One new key on both instances at once: applied once.
+            async let onA = write(stores[0], 2, context("k2"))
+            async let onB = write(stores[1], 2, context("k2"))
+            let (a, b) = try await (onA, onB)
+            #expect(a.response.body == b.response.body)
+            #expect([a.response.replayed, b.response.replayed].filter { $0 }.count == 1)
+            let record = try await Self.stored(stores[0], id, user: setup.user)
+            #expect(record.version == 3)
+            #expect(record.fields["Score"] == .number(2))
+            let events = try await stores[0].realtimeEvents(after: before, limit: 10_000)
+            #expect(events.map(\.seq) == [before + 1, before + 2])
+        }
+    }
 }

@@ -337,5 +337,20 @@ enum PostgresMigrations {
                 "ALTER TABLE event_head ADD COLUMN webhooks_changes BIGINT NOT NULL DEFAULT 0"
             ]
         ),
+        Migration(
+            id: "v3",
+            statements: [
+                // Fails the commit's statement of a batch without a transaction whose idempotency
+                // key is taken: nothing of the statement is written, and the batch runs again in a
+                // transaction, which replays the key's answer.
+                """
+                CREATE FUNCTION pyat_key_taken() RETURNS text LANGUAGE plpgsql AS $$
+                BEGIN
+                    RAISE EXCEPTION 'an idempotency key of the batch is taken' USING ERRCODE = 'PK001';
+                END
+                $$
+                """
+            ]
+        ),
     ]
 }

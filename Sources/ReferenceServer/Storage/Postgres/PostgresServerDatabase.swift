@@ -505,6 +505,10 @@ public final class PostgresServerDatabase: Sendable {
             return BatchOutcome(head: head, jobErrors: jobErrors)
         } catch is PostgresTransaction.NeedsTransaction {
             return nil
+        } catch let error as PSQLError where error.serverInfo?[.sqlState] == PostgresTransaction.keyTakenState {
+            // An idempotency key of the batch was used before (or is being used now): the
+            // transaction replays or waits for its answer.
+            return nil
         }
     }
 

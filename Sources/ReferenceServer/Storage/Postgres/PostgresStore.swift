@@ -67,9 +67,10 @@ public final class PostgresStore: Sendable {
         let now = context.now
         let retention = idempotencyRetention
         let keys = database.keys
-        // Without a key, a write of locked records alone may run without a transaction.
-        return try await database.write(locking: locks, unlocked: claim == nil) { transaction in
-            if let claim {
+        // A write of locked records alone may run without a transaction, its key claimed with the
+        // commit (when the key was used before, the batch runs in a transaction, which replays).
+        return try await database.write(locking: locks, unlocked: true) { transaction in
+            if let claim, !transaction.unlocked {
                 if let stored = try await Self.claimKey(
                     transaction,
                     claim: claim,
@@ -80,11 +81,42 @@ public final class PostgresStore: Sendable {
                     return WriteResult(value: nil, response: stored)
                 }
             }
-            let value = try await body(transaction)
+            let value: T
+            if claim != nil, transaction.unlocked {
+                do {
+                    value = try await body(transaction)
+                } catch {
+                    // The key may have been used before (a replayed delete finds no record): the
+                    // transaction answers, having checked the key first.
+                    throw PostgresTransaction.NeedsTransaction()
+                }
+            } else {
+                value = try await body(transaction)
+            }
             let data = try (value as? any PreEncodedJSON).map { Data($0.json) } ?? JSONCoding.encoder.encode(value)
             let eTag = (value as? any VersionedResource).map { VersionTag.format($0.version) }
             let response = StoredResponse(status: status, body: data, eTag: eTag, replayed: false)
-            if let claim { try await Self.storeResponse(transaction, response, claim: claim, now: now, keys: keys) }
+            if let claim {
+                if transaction.unlocked {
+                    let sealed = try keys.seal(
+                        response.body,
+                        context: StorageKeys.idempotencyContext(principal: claim.principal, key: claim.key)
+                    )
+                    transaction.deferKey(
+                        .init(
+                            principal: claim.principal,
+                            key: claim.key,
+                            requestHash: claim.requestHash,
+                            status: Int64(response.status),
+                            body: ByteBuffer(bytes: sealed),
+                            eTag: response.eTag,
+                            createdAt: now.millisecondsSince1970
+                        )
+                    )
+                } else {
+                    try await Self.storeResponse(transaction, response, claim: claim, now: now, keys: keys)
+                }
+            }
             return WriteResult(value: value, response: response)
         }
     }

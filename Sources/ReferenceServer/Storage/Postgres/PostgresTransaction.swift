@@ -35,9 +35,35 @@ public final class PostgresTransaction: @unchecked Sendable {
     /// wanted before then fails with ``NeedsTransaction``: the batch runs again in a transaction.
     let unlocked: Bool
 
+    /// Idempotency keys a batch without a transaction claims with its commit's statement.
+    private var deferredKeys: [DeferredKey] = []
+
     /// A job of a batch run without a transaction wanted a statement of its own (or work after the
     /// events are numbered): the batch must run in a transaction.
     struct NeedsTransaction: Error {}
+
+    /// An idempotency key and the answer stored with it, claimed by the commit's statement of a
+    /// batch without a transaction: when the key is taken already (by an earlier write, or one under
+    /// way), the statement fails with ``keyTakenState`` and writes nothing.
+    struct DeferredKey: Sendable {
+        var principal: String
+        var key: String
+        var requestHash: String
+        var status: Int64
+        /// The answer's body, sealed.
+        var body: ByteBuffer
+        var eTag: String?
+        var createdAt: Int64
+    }
+
+    /// The SQLSTATE of `pyat_key_taken()` (migration v3).
+    static let keyTakenState = "PK001"
+
+    /// Claims `key` with the commit's statement (a batch without a transaction only).
+    func deferKey(_ key: DeferredKey) {
+        precondition(unlocked, "keys are deferred only without a transaction")
+        deferredKeys.append(key)
+    }
 
     /// A record row locked by the batch's prefetch, with what a write checks: its table's version and
     /// the role of the user who asked.
@@ -356,6 +382,7 @@ public final class PostgresTransaction: @unchecked Sendable {
         var webhooksChanged: Bool
         var deferredUpdates: Int
         var flushes: Int
+        var deferredKeys: Int
     }
 
     var mark: Mark {
@@ -364,7 +391,8 @@ public final class PostgresTransaction: @unchecked Sendable {
             followUps: pendingFollowUps.count,
             webhooksChanged: webhooksChanged,
             deferredUpdates: deferredUpdates.count,
-            flushes: flushes
+            flushes: flushes,
+            deferredKeys: deferredKeys.count
         )
     }
 
@@ -377,6 +405,7 @@ public final class PostgresTransaction: @unchecked Sendable {
         webhooksChanged = mark.webhooksChanged
         // Sent since the mark: every update still deferred is the job's.
         deferredUpdates.removeSubrange((flushes == mark.flushes ? mark.deferredUpdates : 0)...)
+        deferredKeys.removeSubrange(mark.deferredKeys...)
         if !unlocked { prefetched.removeAll() }
     }
 
@@ -437,7 +466,16 @@ public final class PostgresTransaction: @unchecked Sendable {
         guard unlocked else { return try await flushEvents() }
         guard !pendingEvents.isEmpty, pendingFollowUps.isEmpty, !webhooksChanged else { throw NeedsTransaction() }
         let commit = commitStatement()
-        let statement = CommitUnlocked(commit: commit, previousVersions: commit.updates.previousVersions)
+        var statement = CommitUnlocked(commit: commit, previousVersions: commit.updates.previousVersions)
+        for key in deferredKeys {
+            statement.keyPrincipals.append(key.principal)
+            statement.keys.append(key.key)
+            statement.keyHashes.append(key.requestHash)
+            statement.keyStatuses.append(key.status)
+            statement.keyBodies.append(key.body)
+            statement.keyETags.append(key.eTag ?? "")
+            statement.keyTimes.append(key.createdAt)
+        }
         guard !connection.isClosed else { throw PostgresServerDatabase.ConnectionClosed() }
         var head: Int64?
         for try await seq in try await connection.execute(statement, logger: logger) { head = seq }
@@ -446,7 +484,9 @@ public final class PostgresTransaction: @unchecked Sendable {
 
     /// ``Commit`` with its updates guarded by the versions the rows were read with: when one row
     /// changed, nothing is written and no row comes back. The guarded rows are locked in id order
-    /// first (as ``LockRecords`` does), then the head.
+    /// first (as ``LockRecords`` does), then the head. It also claims the batch's idempotency keys
+    /// with their answers; when one is taken already, `pyat_key_taken()` fails the statement, so
+    /// nothing of it is written.
     struct CommitUnlocked: PostgresPreparedStatement {
         static let name = "pyat_commit_unlocked"
         static let sql = """
@@ -474,22 +514,47 @@ public final class PostgresTransaction: @unchecked Sendable {
                 INSERT INTO event_recipients (seq, user_id)
                 SELECT head.seq - $1 + r.n, r.user_id FROM head, unnest($15::int8[], $16::text[]) AS r(n, user_id)
                 ON CONFLICT DO NOTHING
+            ), keyed AS (
+                INSERT INTO idempotency_keys (principal, key, request_hash, status, body, etag, created_at)
+                SELECT k.principal, k.key, k.hash, k.status, k.body, NULLIF(k.etag, ''), k.created_at
+                FROM ok, unnest($18::text[], $19::text[], $20::text[], $21::int8[], $22::bytea[], $23::text[],
+                    $24::int8[]) AS k(principal, key, hash, status, body, etag, created_at)
+                WHERE ok.ok
+                ON CONFLICT (principal, key) DO NOTHING RETURNING 1
             )
-            SELECT seq FROM head
+            SELECT seq, CASE WHEN (SELECT count(*) FROM keyed) = cardinality($19::text[]) THEN NULL
+                ELSE pyat_key_taken() END
+            FROM head
             """
-        static let bindingDataTypes = Commit.bindingDataTypes + [.int8Array]
+        static let bindingDataTypes =
+            Commit.bindingDataTypes
+            + [.int8Array, .textArray, .textArray, .textArray, .int8Array, .byteaArray, .textArray, .int8Array]
 
         var commit: Commit
         var previousVersions: [Int64]
+        var keyPrincipals: [String] = []
+        var keys: [String] = []
+        var keyHashes: [String] = []
+        var keyStatuses: [Int64] = []
+        var keyBodies: [ByteBuffer] = []
+        var keyETags: [String] = []
+        var keyTimes: [Int64] = []
 
         func makeBindings() -> PostgresBindings {
             var bindings = commit.makeBindings()
             bindings.append(previousVersions)
+            bindings.append(keyPrincipals)
+            bindings.append(keys)
+            bindings.append(keyHashes)
+            bindings.append(keyStatuses)
+            bindings.append(keyBodies)
+            bindings.append(keyETags)
+            bindings.append(keyTimes)
             return bindings
         }
 
         func decodeRow(_ row: PostgresRow) throws -> Int64 {
-            try row.decode(Int64.self)
+            try row.makeRandomAccess()[0].decode(Int64.self, context: .default)
         }
     }
 
