@@ -20,28 +20,42 @@ struct PostgresFaultTests {
     {
         let script = PostgresCluster.repositoryRoot + "/scripts/postgres.sh"
         var environment = ProcessInfo.processInfo.environment
-        environment["PYAT_POSTGRES_PORT"] = String(50_000 + Int.random(in: 0..<5000))
-        let starter = try ChildProcess(
-            executable: "/bin/bash",
-            // Durable: `down` is a crash, and acknowledged means on disk.
-            arguments: [script, "start", "--durable"],
-            environment: environment
-        )
-        let output = String(decoding: try starter.standardOutput?.readToEnd() ?? Data(), as: UTF8.self)
-        let status = await starter.wait(timeout: .seconds(240))
         var url: String?
         var directory: String?
-        for line in output.split(separator: "\n") {
-            if line.hasPrefix("export PYAT_TEST_POSTGRES_URL=") {
-                url = String(line.split(separator: "=", maxSplits: 1)[1])
+        var failures: [String] = []
+        // A port below Linux's ephemeral range (32768 and up), which the suite's many client
+        // connections draw from: a port taken by one of them made a start fail. Three tries, each on
+        // another port, against what else may listen there.
+        for _ in 0..<3 where url == nil {
+            environment["PYAT_POSTGRES_PORT"] = String(20_000 + Int.random(in: 0..<10_000))
+            let starter = try ChildProcess(
+                executable: "/bin/bash",
+                // Durable: `down` is a crash, and acknowledged means on disk.
+                arguments: [script, "start", "--durable"],
+                environment: environment
+            )
+            let output = String(decoding: try starter.standardOutput?.readToEnd() ?? Data(), as: UTF8.self)
+            let status = await starter.wait(timeout: .seconds(240))
+            var started: (url: String?, directory: String?) = (nil, nil)
+            for line in output.split(separator: "\n") {
+                if line.hasPrefix("export PYAT_TEST_POSTGRES_URL=") {
+                    started.url = String(line.split(separator: "=", maxSplits: 1)[1])
+                }
+                if line.hasPrefix("export PYAT_POSTGRES_DIRECTORY=") {
+                    started.directory = String(line.split(separator: "=", maxSplits: 1)[1])
+                }
             }
-            if line.hasPrefix("export PYAT_POSTGRES_DIRECTORY=") {
-                directory = String(line.split(separator: "=", maxSplits: 1)[1])
+            if status == 0, started.url != nil, started.directory != nil {
+                (url, directory) = started
+            } else {
+                failures.append(
+                    "port \(environment["PYAT_POSTGRES_PORT"] ?? "?"): \(String(describing: status)) \(output)"
+                )
             }
         }
         let shared = environment
-        guard status == 0, let url, let directory else {
-            Issue.record("scripts/postgres.sh start failed (\(String(describing: status))): \(output)")
+        guard let url, let directory else {
+            Issue.record("scripts/postgres.sh start failed three times: \(failures.joined(separator: "; "))")
             return
         }
         let run: @Sendable (String) async throws -> Void = { command in
