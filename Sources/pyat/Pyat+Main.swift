@@ -8,12 +8,15 @@ extension Pyat {
     /// 2 for a usage error (ArgumentParser's would be 64), 4 for a conflict, 1 for other failures,
     /// each reported as one `error:` line on standard error.
     static func main() async {
-        // Swift Concurrency's jobs run on NIO's event loops, where the server's and the clients'
-        // sockets are: an await on a query or a request resumes on the loop that read its answer,
-        // not after a hop to another thread (the hops were most of a loaded server's CPU).
-        NIOSingletons.unsafeTryInstallSingletonPosixEventLoopGroupAsConcurrencyGlobalExecutor()
         do {
             var command = try parseAsRoot()
+            // Swift Concurrency's jobs run on NIO's event loops, where the server's and the clients'
+            // sockets are: an await on a query or a request resumes on the loop that read its answer,
+            // not after a hop to another thread (the hops were most of a loaded server's CPU).
+            if let threads = (command as? Serve)?.threads {
+                NIOSingletons.groupLoopCountSuggestion = threads
+            }
+            NIOSingletons.unsafeTryInstallSingletonPosixEventLoopGroupAsConcurrencyGlobalExecutor()
             if var asyncCommand = command as? any AsyncParsableCommand {
                 try await asyncCommand.run()
             } else {

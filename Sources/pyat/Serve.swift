@@ -48,6 +48,18 @@ extension Pyat {
         var databasePoolSize: Int = 16
 
         @Option(
+            help: ArgumentHelp(
+                "Event-loop threads, which also run the server's tasks (default: one per core).",
+                discussion: """
+                    Several instances on one machine share its cores: give each its share (cores ÷ \
+                    instances, at least 1), as scripts/cluster does. Threads beyond the cores an \
+                    instance gets only add hand-offs between them.
+                    """
+            )
+        )
+        var threads: Int?
+
+        @Option(
             name: .customLong("files-dir"),
             help: "Where uploaded files' bytes live (default: blobs in --data-dir); a directory every instance mounts."
         )
@@ -205,6 +217,9 @@ extension Pyat {
 
         func validate() throws {
             guard (0...65535).contains(port) else { throw ValidationError("--port must be from 0 to 65535") }
+            if let threads, !(1...256).contains(threads) {
+                throw ValidationError("--threads must be from 1 to 256")
+            }
             guard maximumBodySize >= 1024 else { throw ValidationError("--max-body-size must be at least 1024") }
             guard recordCacheSize >= 0 else { throw ValidationError("--record-cache-size must not be negative") }
             guard maximumFileSize >= 0 else { throw ValidationError("--max-file-size must not be negative") }

@@ -28,14 +28,20 @@ struct PostgresFaultTests {
         // another port, against what else may listen there.
         for _ in 0..<3 where url == nil {
             environment["PYAT_POSTGRES_PORT"] = String(20_000 + Int.random(in: 0..<10_000))
+            // Its output goes to a file, read once it ended: a blocking read of a pipe held one of the
+            // few threads every test's tasks share for as long as a durable start took (minutes on a
+            // loaded machine), and other tests' tasks stalled behind it past their time limits.
+            let printed = NSTemporaryDirectory() + "pyat-postgres-fault-\(UUID().uuidString).out"
+            defer { unlink(printed) }
             let starter = try ChildProcess(
                 executable: "/bin/bash",
                 // Durable: `down` is a crash, and acknowledged means on disk.
                 arguments: [script, "start", "--durable"],
-                environment: environment
+                environment: environment,
+                stdoutPath: printed
             )
-            let output = String(decoding: try starter.standardOutput?.readToEnd() ?? Data(), as: UTF8.self)
             let status = await starter.wait(timeout: .seconds(240))
+            let output = (try? String(contentsOfFile: printed, encoding: .utf8)) ?? ""
             var started: (url: String?, directory: String?) = (nil, nil)
             for line in output.split(separator: "\n") {
                 if line.hasPrefix("export PYAT_TEST_POSTGRES_URL=") {

@@ -79,6 +79,8 @@ struct PostgresStoreTests {
                     var seen: [Int64] = []
                     var last: Int64 = 0
                     while true {
+                        // A writer that failed ends the group: the poller must end with it.
+                        try Task.checkCancellation()
                         let finished = done.value.load(ordering: .acquiring)
                         let after = last
                         let page = try await reader.database.read { transaction in

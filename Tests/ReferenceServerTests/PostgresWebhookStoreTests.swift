@@ -788,6 +788,8 @@ struct PostgresWebhookStoreTests {
                     group.addTask {
                         var idle = 0
                         while true {
+                            // A failed write ends the group: the pumps must end with it.
+                            try Task.checkCancellation()
                             let finished = written.value.load(ordering: .acquiring)
                             while try await store.enqueueWebhookDeliveries(now: Self.now, limit: 7) {}
                             let work = try await store.webhookWork(now: Self.now)

@@ -117,11 +117,40 @@ struct ServerClockTests {
         }
         #expect(clock.sleepers() == 0)
 
-        // A signal ends the wait before the clock moves.
+        // A signal ends the wait before the clock moves. Its timer runs on, and the next wait,
+        // which ends no sooner, sets none of its own: the timer fires at the first deadline and
+        // sleeps on to the second.
         try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask { await wakeup.wait(upTo: WebhookDeliveryService.idleWait) }
             await clock.waitForSleepers(1)
             wakeup.signal()
+            try await group.next()
+        }
+        #expect(clock.sleepers() == 1)
+        clock.advance(by: .seconds(1))
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { await wakeup.wait(upTo: WebhookDeliveryService.idleWait) }
+            while !wakeup.isWaiting { await Task.yield() }
+            #expect(clock.requestedSleeps().count == 2)
+            clock.advance(by: WebhookDeliveryService.idleWait - .seconds(1))
+            // The first deadline: the timer sleeps again, to the waiter's.
+            await clock.waitForSleepers(1)
+            #expect(clock.requestedSleeps().count == 3)
+            clock.advance(by: .seconds(1))
+            try await group.next()
+        }
+        #expect(clock.sleepers() == 0)
+
+        // A signal made while no one waits ends the next wait at once.
+        wakeup.signal()
+        await wakeup.wait(upTo: WebhookDeliveryService.idleWait)
+        #expect(clock.sleepers() == 0)
+
+        // A cancelled wait takes its timer with it.
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { await wakeup.wait(upTo: WebhookDeliveryService.idleWait) }
+            await clock.waitForSleepers(1)
+            group.cancelAll()
             try await group.next()
         }
         #expect(clock.sleepers() == 0)

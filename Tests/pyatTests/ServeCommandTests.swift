@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import TestSupport
 import Testing
 
@@ -32,11 +33,13 @@ struct ServeChild {
     static func start(
         dataDirectory: String,
         logLevel: String = "error",
-        stderrPath: String? = nil
+        stderrPath: String? = nil,
+        options: [String] = []
     ) async throws -> ServeChild {
         let process = try ChildProcess(
             executable: PyatBinary.url.path,
-            arguments: ["serve", "--demo", "--port", "0", "--data-dir", dataDirectory, "--log-level", logLevel],
+            arguments: ["serve", "--demo", "--port", "0", "--data-dir", dataDirectory, "--log-level", logLevel]
+                + options,
             environment: ProcessInfo.processInfo.environment,
             stderrPath: stderrPath
         )
@@ -58,26 +61,47 @@ struct ServeChild {
 
     /// What the child printed up to its `PYAT_TOKEN=` line, read with a deadline (sized for a loaded
     /// machine) so a child that hangs before printing it fails the test instead of stalling the run.
+    ///
+    /// Read on a thread of its own: waiting for the child (seconds on a loaded machine) in `poll` on
+    /// one of the few threads every test's tasks share stalled the other tests.
     private static func readUntilExports(from descriptor: Int32, of process: ChildProcess) async throws -> String {
-        let deadline = ContinuousClock.now + .seconds(120)
-        var text = ""
-        var buffer = [UInt8](repeating: 0, count: 4096)
-        while !text.contains("PYAT_TOKEN=") {
-            try Task.checkCancellation()
-            guard ContinuousClock.now < deadline else { throw ServeChildError.noExports(text) }
-            var poller = pollfd(fd: descriptor, events: Int16(POLLIN), revents: 0)
-            // Short polls keep the task responsive to cancellation without blocking a pool thread long.
-            let ready = poll(&poller, 1, 50)
-            if ready < 0 && errno != EINTR { throw ServeChildError.noExports(text) }
-            if ready <= 0 {
-                await Task.yield()
-                continue
+        let cancelled = Atomic<Bool>(false)
+        let result = await withTaskCancellationHandler {
+            await withCheckedContinuation {
+                (continuation: CheckedContinuation<Result<String, ServeChildError>, Never>) in
+                let thread = Thread {
+                    let deadline = ContinuousClock.now + .seconds(120)
+                    var text = ""
+                    var buffer = [UInt8](repeating: 0, count: 4096)
+                    while !text.contains("PYAT_TOKEN=") {
+                        guard ContinuousClock.now < deadline, !cancelled.load(ordering: .relaxed) else {
+                            continuation.resume(returning: .failure(.noExports(text)))
+                            return
+                        }
+                        var poller = pollfd(fd: descriptor, events: Int16(POLLIN), revents: 0)
+                        let ready = poll(&poller, 1, 100)
+                        if ready < 0 && errno != EINTR {
+                            continuation.resume(returning: .failure(.noExports(text)))
+                            return
+                        }
+                        if ready <= 0 { continue }
+                        let count = read(descriptor, &buffer, buffer.count)
+                        if count <= 0 {
+                            continuation.resume(returning: .failure(.noExports(text)))
+                            return
+                        }
+                        text += String(decoding: buffer[0..<count], as: UTF8.self)
+                    }
+                    continuation.resume(returning: .success(text))
+                }
+                thread.stackSize = 256 * 1024
+                thread.start()
             }
-            let count = read(descriptor, &buffer, buffer.count)
-            if count <= 0 { throw ServeChildError.noExports(text) }
-            text += String(decoding: buffer[0..<count], as: UTF8.self)
+        } onCancel: {
+            cancelled.store(true, ordering: .relaxed)
         }
-        return text
+        try Task.checkCancellation()
+        return try result.get()
     }
 }
 
@@ -149,6 +173,45 @@ struct ServeCommandTests {
         #expect(line.contains("path=/health"))
         #expect(line.contains("status=200"))
         #expect(line.hasSuffix("] request"))
+    }
+
+    @Test("--threads N runs N event loops (the threads named NIO-SGLTN-…), and 0 is a usage error")
+    func threads() async throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("pyat-serve-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: directory) }
+        for count in [1, 3] {
+            let child = try await ServeChild.start(
+                dataDirectory: directory.appendingPathComponent("data-\(count)").path,
+                options: ["--threads", String(count)]
+            )
+            var finished = false
+            defer { if !finished { child.process.terminate() } }
+            let (_, response) = try await URLSession.shared.data(from: URL(string: child.server + "/health")!)
+            #expect((response as? HTTPURLResponse)?.statusCode == 200)
+            let tasks = "/proc/\(child.process.pid)/task"
+            let loops = try FileManager.default.contentsOfDirectory(atPath: tasks).filter { thread in
+                let name = (try? String(contentsOfFile: "\(tasks)/\(thread)/comm", encoding: .utf8)) ?? ""
+                return name.hasPrefix("NIO-SGLTN-")
+            }
+            #expect(loops.count == count, "event-loop threads of pyat serve --threads \(count)")
+            child.process.terminate()
+            #expect(await child.process.wait() == 0)
+            finished = true
+        }
+
+        let stderrPath = directory.appendingPathComponent("stderr").path
+        let process = try ChildProcess(
+            executable: PyatBinary.url.path,
+            arguments: [
+                "serve", "--port", "0", "--data-dir", directory.appendingPathComponent("zero").path, "--threads", "0",
+            ],
+            environment: ProcessInfo.processInfo.environment,
+            stdoutPath: directory.appendingPathComponent("stdout").path,
+            stderrPath: stderrPath
+        )
+        #expect(await process.wait(timeout: .seconds(120)) == 2)
+        let stderr = try String(contentsOfFile: stderrPath, encoding: .utf8)
+        #expect(stderr.contains("--threads must be from 1 to 256"), "\(stderr)")
     }
 
     @Test("a PYAT_JWT_SECRET under 32 bytes is refused at start with the reason (usage error, nothing created)")

@@ -160,10 +160,15 @@ extension RealtimeEvent {
     ) -> RealtimeEvent {
         let ts = Timestamp.format(date)
         var json = "{"
+        json.reserveCapacity(payload.utf8.count + 256)
+        var first = true
         func member(_ key: String, _ value: String?, quoted: Bool = true) {
             guard let value else { return }
-            if json.count > 1 { json += "," }
-            json += "\"\(key)\":"
+            if !first { json += "," }
+            first = false
+            json += "\""
+            json += key
+            json += "\":"
             json += quoted ? JSONText.quoted(value) : value
         }
         member("actor", actor)
@@ -194,6 +199,10 @@ extension RealtimeEvent {
 enum JSONText {
     /// `value` as a JSON string literal.
     static func quoted(_ value: String) -> String {
+        // Most values (ids, types, timestamps) need no escape: one pass over the bytes finds out.
+        if !value.utf8.contains(where: { $0 < 0x20 || $0 == UInt8(ascii: "\"") || $0 == UInt8(ascii: "\\") }) {
+            return "\"" + value + "\""
+        }
         var result = "\""
         for scalar in value.unicodeScalars {
             switch scalar {

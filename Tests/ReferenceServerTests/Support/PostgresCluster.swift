@@ -45,16 +45,22 @@ actor PostgresCluster {
         var environment = ProcessInfo.processInfo.environment
         environment["PYAT_POSTGRES_PORT"] = String(port)
         let errors = NSTemporaryDirectory() + "pyat-postgres-start-\(getpid()).log"
-        defer { unlink(errors) }
+        let printed = NSTemporaryDirectory() + "pyat-postgres-start-\(getpid()).out"
+        defer {
+            unlink(errors)
+            unlink(printed)
+        }
+        // Its output goes to a file, read once it ended: a blocking read of a pipe would hold one of
+        // the few threads every test's tasks share for as long as the start takes.
         let child = try ChildProcess(
             executable: "/bin/bash",
             arguments: [script, "start"],
             environment: environment,
+            stdoutPath: printed,
             stderrPath: errors
         )
-        let output = try child.standardOutput?.readToEnd() ?? Data()
         let status = await child.wait(timeout: .seconds(120))
-        let text = String(decoding: output, as: UTF8.self)
+        let text = (try? String(contentsOfFile: printed, encoding: .utf8)) ?? ""
         var url: String?
         var directory: String?
         for line in text.split(separator: "\n") {

@@ -150,7 +150,19 @@ public final class PostgresServerDatabase: Sendable {
             return task
         }
         task?.cancel()
-        await task?.value
+        // The pool ends once its connections are returned; one leased by an operation a timeout
+        // left behind (see ``withTimeout(_:label:_:)``) may never be: closing waits for it no longer
+        // than the acquire timeout.
+        if let task {
+            do {
+                try await Self.withTimeout(acquireTimeout, label: "the pool to close") { await task.value }
+            } catch {
+                logger.warning(
+                    "closing without waiting for every PostgreSQL connection to be returned",
+                    metadata: ["error": "\(error)"]
+                )
+            }
+        }
     }
 
     // MARK: Migrations
