@@ -6,6 +6,10 @@ import Testing
 
 @testable import ReferenceServer
 
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// PostgreSQL going away under a running server, on a cluster of the test's own (the shared test
 /// server keeps serving the other tests): requests answer 503 with `Retry-After` within a bounded
 /// time instead of hanging, nothing acknowledged is lost, and once the database is back the server
@@ -72,6 +76,15 @@ struct PostgresFaultTests {
             )
             let code = await child.wait(timeout: .seconds(90))
             #expect(code == 0, "postgres.sh \(command)")
+            if command == "stop", code != 0 {
+                // A stop that did not finish must not leave the cluster running after the test.
+                if let pidLine = try? String(contentsOfFile: directory + "/data/postmaster.pid", encoding: .utf8)
+                    .split(separator: "\n").first, let pid = pid_t(pidLine)
+                {
+                    _ = Glibc.kill(pid, SIGKILL)
+                }
+                try? FileManager.default.removeItem(atPath: directory)
+            }
         }
         do {
             try await body(try PostgresLocation(url: url), run)
