@@ -18,8 +18,9 @@ extension Pyat.Bench {
                 Starts scripts/cluster (PostgreSQL with fsync on, --instances `pyat serve` of this
                 binary, nginx on --port) and measures, for the cluster and then for one `pyat serve`
                 on SQLite (durable commits) as the baseline:
-                - writes: --writers concurrent single-record PATCHes for --seconds (through nginx),
-                  each writer its own record; writes/s and latency percentiles. One WebSocket
+                - writes: --writers keep-alive connections of wrk sending single-record PATCHes for
+                  --seconds (through nginx), cycling over eight records a connection; writes/s and
+                  wrk's latency percentiles. wrk keeps each answer's record and version. One WebSocket
                   subscriber on every instance checks that it got every acknowledged write's event
                   exactly once, in seq order, and that the seqs it got have no gap (`missed`,
                   `duplicated`, `reordered`, `seq_gaps`).
@@ -33,8 +34,8 @@ extension Pyat.Bench {
                 - LISTEN killed: the instances' LISTEN connections terminated in PostgreSQL, then a
                   write on instance 1 timed until a subscriber on instance 2 has it (--listen-kills).
                 Any non-2xx answer, socket error, timeout, lost, duplicated or reordered event fails
-                the run. Needs scripts/cluster (run from the repository, or --cluster-script), nginx
-                and PostgreSQL 15 (both from Debian); the release build is the one to measure.
+                the run. Needs scripts/cluster (run from the repository, or --cluster-script), nginx,
+                wrk and PostgreSQL 15 (all from Debian); the release build is the one to measure.
                 """
         )
 
@@ -44,7 +45,7 @@ extension Pyat.Bench {
         @Option(help: "nginx's port; the instances take the next ones.")
         var port: Int = 18080
 
-        @Option(help: "Concurrent writers.")
+        @Option(help: "Concurrent writers (wrk's connections).")
         var writers: Int = 32
 
         @Option(help: "Seconds the writers write.")
@@ -85,6 +86,8 @@ extension Pyat.Bench {
 
         func run() async throws {
             let script = try ClusterChild.locateScript(clusterScript)
+            // Found before anything starts: a missing wrk ends the run at once.
+            _ = try WrkLoad.locate()
             let connectionsPerUser = subscribers + instances * 8 + 64
             var figures: [(String, Double)] = []
             let started = ContinuousClock.now
@@ -159,7 +162,9 @@ extension Pyat.Bench {
             extra: (inout [(String, Double)]) async throws -> Void
         ) async throws -> [(String, Double)] {
             try await withClients(topology) { clients in
-                let setup = try await Setup.make(client: clients.write, records: writers)
+                // Eight records a connection, written in turn: two writes of one record are almost
+                // never in flight at once (as with a record per writer), and many rows are written.
+                let setup = try await Setup.make(client: clients.write, records: writers * 8)
                 var figures: [(String, Double)] = []
                 log("\(topology.name): \(writers) writers for \(seconds) s…")
                 figures += try await measureWrites(topology, clients: clients, setup: setup)
@@ -218,7 +223,7 @@ extension Pyat.Bench {
             }
         }
 
-        /// The benchmark's table: one record per writer.
+        /// The benchmark's table and its records.
         struct Setup: Sendable {
             var table: TableID
             var field: String
@@ -236,12 +241,17 @@ extension Pyat.Bench {
                     ]
                 )
                 var records: [RecordID] = []
-                for index in 0..<max(count, 1) {
-                    let record = try await client.records.create(
-                        in: table.id,
-                        fields: ["Name": .string("writer \(index)"), "Count": .number(0)]
-                    ).get()
-                    records.append(record.id)
+                let total = max(count, 1)
+                while records.count < total {
+                    let operations = (records.count..<min(total, records.count + 100)).map { index in
+                        BatchOperation.create(fields: ["Name": .string("record \(index)"), "Count": .number(0)])
+                    }
+                    for result in try await client.records.batch(in: table.id, operations: operations) {
+                        guard case .record(let record) = result else {
+                            throw CommandFailure("a record of the benchmark's table was not created")
+                        }
+                        records.append(record.id)
+                    }
                 }
                 return Setup(table: table.id, field: "Count", records: records)
             }
@@ -294,19 +304,16 @@ extension Pyat.Bench {
                     }
                 }
                 let firstSeq = ledgers.map { $0.lastSeq }.max() ?? 0
-                let end = ContinuousClock.now + .seconds(seconds)
-                let start = ContinuousClock.now
-                let results = await withTaskGroup(of: Writer.Run.self) { group in
-                    for index in 0..<writers {
-                        group.addTask {
-                            await writer.loop(setup.records[index % setup.records.count], until: end)
-                        }
-                    }
-                    var all = Writer.Run()
-                    for await run in group { all.merge(run) }
-                    return all
-                }
-                let elapsed = (ContinuousClock.now - start).seconds
+                let results = try await WrkLoad.run(
+                    wrk: try WrkLoad.locate(),
+                    server: topology.writeURL,
+                    token: topology.token,
+                    field: setup.field,
+                    records: setup.records,
+                    connections: writers,
+                    seconds: seconds
+                )
+                let elapsed = results.seconds
                 let acknowledged = Set(results.written)
                 let complete = await Ledger.waitAll(
                     ledgers,
@@ -329,12 +336,11 @@ extension Pyat.Bench {
                 if let first = results.firstError { log("\(topology.name): first write error: \(first)") }
                 await stopListeners()
                 try await http.shutdown()
-                let latencies = results.latencies.map { $0 / 1000 }
                 return [
                     ("writers", Double(writers)), ("writes", Double(results.written.count)),
                     ("writes_per_s", Double(results.written.count) / elapsed),
-                    ("write_p50_ms", percentile(latencies, 0.5)), ("write_p99_ms", percentile(latencies, 0.99)),
-                    ("write_max_ms", latencies.max() ?? .nan), ("write_errors", errors),
+                    ("write_p50_ms", results.p50Milliseconds), ("write_p99_ms", results.p99Milliseconds),
+                    ("write_max_ms", results.maxMilliseconds), ("write_errors", errors),
                     ("subscribers_checking", Double(ledgers.count)), ("missed", Double(missed)),
                     ("duplicated", Double(duplicated)), ("reordered", Double(reordered)), ("seq_gaps", Double(gaps)),
                 ]
@@ -577,25 +583,9 @@ struct Written: Hashable, Sendable {
     var version: Int
 }
 
-/// Raw single-record PATCHes with AsyncHTTPClient: the load, with as little client work as a
-/// write can take, so the figures are the servers'.
+/// A raw single-record PATCH with AsyncHTTPClient: the writes that make sure every subscriber is
+/// live before the load (``WrkLoad``) starts.
 struct Writer: Sendable {
-    /// One writer's (or every writer's) results.
-    struct Run: Sendable {
-        var written: [Written] = []
-        /// Microseconds per acknowledged write.
-        var latencies: [Double] = []
-        var errors = 0
-        var firstError: String?
-
-        mutating func merge(_ other: Run) {
-            written += other.written
-            latencies += other.latencies
-            errors += other.errors
-            if firstError == nil { firstError = other.firstError }
-        }
-    }
-
     private struct Answer: Decodable {
         var version: Int
     }
@@ -620,24 +610,6 @@ struct Writer: Sendable {
         }
         let answer = try JSONDecoder().decode(Answer.self, from: Data(body.readableBytesView))
         return Written(record: record, version: answer.version)
-    }
-
-    /// Writes `record` again and again until `end`; an error is counted and the writer goes on.
-    func loop(_ record: RecordID, until end: ContinuousClock.Instant) async -> Run {
-        var run = Run()
-        var value = 0
-        while ContinuousClock.now < end {
-            value += 1
-            let start = ContinuousClock.now
-            do {
-                run.written.append(try await write(record, value: value))
-                run.latencies.append((ContinuousClock.now - start).seconds * 1e6)
-            } catch {
-                run.errors += 1
-                if run.firstError == nil { run.firstError = "\(error)" }
-            }
-        }
-        return run
     }
 }
 
