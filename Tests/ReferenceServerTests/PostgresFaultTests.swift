@@ -27,6 +27,7 @@ struct PostgresFaultTests {
         var url: String?
         var directory: String?
         var failures: [String] = []
+        let began = ContinuousClock.now
         // A port below Linux's ephemeral range (32768 and up), which the suite's many client
         // connections draw from: a port taken by one of them made a start fail. Three tries, each on
         // another port, against what else may listen there.
@@ -64,6 +65,8 @@ struct PostgresFaultTests {
             }
         }
         let shared = environment
+        // Said in every failure below: which step was slow when a run ends at its time limit.
+        let startTook = ContinuousClock.now - began
         guard let url, let directory else {
             Issue.record("scripts/postgres.sh start failed three times: \(failures.joined(separator: "; "))")
             return
@@ -74,8 +77,12 @@ struct PostgresFaultTests {
                 arguments: [script, command, directory],
                 environment: shared
             )
+            let stepBegan = ContinuousClock.now
             let code = await child.wait(timeout: .seconds(90))
-            #expect(code == 0, "postgres.sh \(command)")
+            #expect(
+                code == 0,
+                "postgres.sh \(command): \(ContinuousClock.now - stepBegan); the cluster's start took \(startTook)"
+            )
             if command == "stop", code != 0 {
                 // A stop that did not finish must not leave the cluster running after the test.
                 if let pidLine = try? String(contentsOfFile: directory + "/data/postmaster.pid", encoding: .utf8)
