@@ -67,6 +67,10 @@ public struct ServerConfiguration: Sendable {
     /// Where the store lives: the data directory's SQLite file (the default), or a PostgreSQL
     /// database that several instances share (`--database postgres://…`).
     public var database: DatabaseChoice = .sqlite
+    /// How long a PostgreSQL statement may go unanswered (a read's, a batch of writes') before its
+    /// requests answer 503 with `Retry-After` and the connection is closed (`--database-timeout`,
+    /// 30 s: long enough for a commit queued behind other instances' on a loaded machine). Waiting for a connection has its own 5 s.
+    public var databaseOperationTimeout: Duration = .seconds(30)
     /// The storage secret (sealed answers and webhook secrets, request hashes), at least 32 bytes;
     /// when `nil`, the data directory's `storage-secret` file (made on first start). Instances sharing
     /// a PostgreSQL database must share it (`PYAT_STORAGE_SECRET`), as they must share the JWT secret.
@@ -155,6 +159,11 @@ public struct ServerConfiguration: Sendable {
         if case .postgres(_, let poolSize) = database, !(2...1000).contains(poolSize) {
             throw ServerConfigurationError(message: "the database pool size must be from 2 to 1000, not \(poolSize)")
         }
+        guard databaseOperationTimeout >= .seconds(1), databaseOperationTimeout <= .seconds(3600) else {
+            throw ServerConfigurationError(
+                message: "the database timeout must be from 1 to 3600 seconds, not \(databaseOperationTimeout)"
+            )
+        }
         guard (4...31).contains(auth.bcryptCost) else {
             throw ServerConfigurationError(message: "the bcrypt cost must be from 4 to 31, not \(auth.bcryptCost)")
         }
@@ -242,6 +251,7 @@ public struct ServerServices: Sendable {
             let database = try await PostgresServerDatabase(
                 location: location,
                 maximumConnections: poolSize,
+                operationTimeout: configuration.databaseOperationTimeout,
                 keys: keys,
                 logger: logger
             )

@@ -48,6 +48,19 @@ extension Pyat {
         var databasePoolSize: Int = 16
 
         @Option(
+            name: .customLong("database-timeout"),
+            help: ArgumentHelp(
+                "Seconds a PostgreSQL statement may go unanswered before its requests answer 503.",
+                discussion: """
+                    With Retry-After; the connection is then closed (PostgreSQL rolls back what it had not \
+                    committed), so a statement stuck behind a lock or on a connection that died unnoticed \
+                    never holds a request. Waiting for a connection has its own 5 s.
+                    """
+            )
+        )
+        var databaseTimeout: Int = 30
+
+        @Option(
             help: ArgumentHelp(
                 "Event-loop threads, which also run the server's tasks (default: one per core).",
                 discussion: """
@@ -254,6 +267,9 @@ extension Pyat {
             guard (2...1000).contains(databasePoolSize) else {
                 throw ValidationError("--database-pool-size must be from 2 to 1000")
             }
+            guard (1...3600).contains(databaseTimeout) else {
+                throw ValidationError("--database-timeout must be from 1 to 3600 seconds")
+            }
             guard maximumRealtimeConnectionsPerUser >= 1 else {
                 throw ValidationError("--max-realtime-connections-per-user must be at least 1")
             }
@@ -288,6 +304,7 @@ extension Pyat {
                 let location = try? PostgresLocation(url: url)
             {
                 configuration.database = .postgres(location, poolSize: databasePoolSize)
+                configuration.databaseOperationTimeout = .seconds(databaseTimeout)
             }
             configuration.storageSecret = environment["PYAT_STORAGE_SECRET"].flatMap { $0.isEmpty ? nil : $0 }
             configuration.filesDirectory = filesDirectory

@@ -5,6 +5,7 @@ import PyAirtableModels
 import PyAirtableTesting
 import ReferenceServer
 import ReferenceServerTesting
+import TestSupport
 import Testing
 
 @Suite("Access-token refresh", .timeLimit(.minutes(15)))
@@ -45,7 +46,10 @@ struct TokenRefreshTests {
         )
     }
 
-    @Test("100 concurrent calls with an access token the server considers expired cause exactly one refresh")
+    // A hundred calls at once, and as many again after the refresh: they take turns with the
+    // other tests that load the machine on their own (both timed out together in runs beside two
+    // CPU hogs, each call's four attempts unanswered for 30 s).
+    @Test("100 concurrent calls with an access token the server considers expired cause exactly one refresh", .heavy)
     func singleFlightRefreshOn401() async throws {
         let time = ServerTime()
         try await TestServer.withRunning(configure: time.install) { server in
@@ -81,7 +85,10 @@ struct TokenRefreshTests {
         }
     }
 
-    @Test("100 concurrent calls with credentials past their expiry refresh once, before sending")
+    // A hundred calls at once, and as many again after the refresh: they take turns with the
+    // other tests that load the machine on their own (both timed out together in runs beside two
+    // CPU hogs, each call's four attempts unanswered for 30 s).
+    @Test("100 concurrent calls with credentials past their expiry refresh once, before sending", .heavy)
     func singleFlightRefreshBeforeExpiry() async throws {
         try await TestServer.withRunning { server in
             let demo = try await server.seedDemo()

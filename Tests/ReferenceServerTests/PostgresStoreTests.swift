@@ -204,6 +204,81 @@ struct PostgresStoreTests {
             }
         }
     }
+
+    /// A commit stuck behind a lock (as one on a connection that died unnoticed would be) answers
+    /// 503 once the operation timeout passes, not never; its connection is closed, so what it had
+    /// not committed is rolled back; and the writes after it go through.
+    @Test func aStuckCommitAnswersUnavailableAndLosesNothing() async throws {
+        try await PostgresCluster.withDatabase { location in
+            let keys = StorageKeys(secret: Array(repeating: 7, count: 32))
+            let database = try await PostgresServerDatabase(
+                location: location,
+                maximumConnections: 4,
+                operationTimeout: .seconds(1),
+                keys: keys,
+                logger: Harness.logger
+            )
+            let holder = try await PostgresServerDatabase(
+                location: location,
+                maximumConnections: 2,
+                operationTimeout: .seconds(60),
+                keys: keys,
+                logger: Harness.logger
+            )
+            defer { Task { await database.close() } }
+            let store = PostgresStore(database: database, logger: Harness.logger)
+            let user = try await Self.user(store, "stuck@example.com")
+
+            // Another session holds the row that numbers events until told to let go.
+            let (locked, lockedNow) = AsyncStream<Void>.makeStream()
+            let (release, releaseNow) = AsyncStream<Void>.makeStream()
+            let holding = Task {
+                try await holder.read { transaction in
+                    try await transaction.execute("BEGIN")
+                    try await transaction.execute("SELECT seq FROM event_head WHERE id = 1 FOR UPDATE")
+                    lockedNow.yield()
+                    for await _ in release { break }
+                    try await transaction.execute("ROLLBACK")
+                }
+            }
+            for await _ in locked { break }
+
+            let start = ContinuousClock.now
+            do {
+                _ = try await store.updateUser(
+                    UpdateUserRequest(name: "stuck"),
+                    ifVersion: nil,
+                    context: Self.context(user)
+                )
+                Issue.record("a write behind a held lock was acknowledged")
+            } catch let error as StorageError {
+                guard case .unavailable(_, let retryAfter) = error else {
+                    Issue.record("a stuck commit failed with \(error), not unavailable")
+                    releaseNow.yield()
+                    _ = try? await holding.value
+                    await holder.close()
+                    return
+                }
+                #expect(retryAfter > 0)
+            }
+            let waited = ContinuousClock.now - start
+            #expect(waited < .seconds(8), "a stuck commit was answered after \(waited)")
+
+            releaseNow.yield()
+            try await holding.value
+            await holder.close()
+
+            // Rolled back: the name is as it was, and the next write is acknowledged and kept.
+            #expect(try await store.user(id: user)?.name == "N")
+            let updated = try await store.updateUser(
+                UpdateUserRequest(name: "after"),
+                ifVersion: nil,
+                context: Self.context(user)
+            )
+            #expect(updated.value?.name == "after")
+            #expect(try await store.user(id: user)?.name == "after")
+        }
+    }
 }
 
 private final class Flag: Sendable {

@@ -69,6 +69,9 @@ struct ClusterSettings: Codable, Sendable {
         )
         configuration.database = .postgres(location, poolSize: poolSize)
         configuration.storageSecret = storageSecret
+        // The drills expect a request during an outage answered within 20 s: a statement stuck on a
+        // connection that died unnoticed gives up after 10 s here, not the default 30.
+        configuration.databaseOperationTimeout = .seconds(10)
         return configuration
     }
 

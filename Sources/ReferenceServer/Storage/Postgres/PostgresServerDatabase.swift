@@ -23,6 +23,9 @@ public final class PostgresServerDatabase: Sendable {
     public let facts: CommitFacts
     /// How long a request waits for a connection before it answers 503.
     let acquireTimeout: Duration
+    /// How long a statement of an operation (a read, a batch's commit) may go unanswered before the
+    /// operation's requests answer 503 and its connection is closed.
+    let operationTimeout: Duration
     private let runner: Mutex<Task<Void, Never>?>
     private let writer: Mutex<WriterState> = Mutex(WriterState())
     /// Wakes this instance when other instances commit (see ``PostgresEventListener``).
@@ -77,6 +80,9 @@ public final class PostgresServerDatabase: Sendable {
     ///   - maximumConnections: The pool's size (one connection writes at a time; the rest read).
     ///   - acquireTimeout: How long an operation waits for a connection (the server unreachable, the
     ///     pool exhausted) before it fails with ``StorageError/unavailable(_:retryAfter:)``.
+    ///   - operationTimeout: How long a statement of an operation (a read, a batch's commit) may go
+    ///     unanswered before the operation fails with ``StorageError/unavailable(_:retryAfter:)`` and
+    ///     its connection is closed (PostgreSQL rolls back what it had not committed).
     ///   - eventPollInterval: How often the event head is read although no notification came: the
     ///     longest another instance's commit goes unnoticed when its notification is lost.
     ///   - migrationTimeout: How long migrating may take, waiting for the instances starting at the
@@ -85,6 +91,7 @@ public final class PostgresServerDatabase: Sendable {
         location: PostgresLocation,
         maximumConnections: Int = 16,
         acquireTimeout: Duration = .seconds(5),
+        operationTimeout: Duration = .seconds(30),
         eventPollInterval: Duration = .seconds(1),
         migrationTimeout: Duration = .seconds(300),
         keys: StorageKeys,
@@ -94,6 +101,7 @@ public final class PostgresServerDatabase: Sendable {
         self.logger = logger
         self.keys = keys
         self.acquireTimeout = acquireTimeout
+        self.operationTimeout = operationTimeout
         let client = PostgresClient(
             configuration: location.clientConfiguration(maximumConnections: max(2, maximumConnections)),
             backgroundLogger: logger
@@ -232,8 +240,8 @@ public final class PostgresServerDatabase: Sendable {
     func read<T: Sendable>(_ operation: @escaping @Sendable (PostgresTransaction) async throws -> T) async throws -> T {
         let logger = self.logger
         do {
-            return try await withLeasedConnection { connection in
-                try await operation(PostgresTransaction(connection: connection, logger: logger))
+            return try await withConnection { connection, progress in
+                try await operation(PostgresTransaction(connection: connection, logger: logger, progress: progress))
             }
         } catch {
             throw Self.mapped(error, location: location)
@@ -241,8 +249,44 @@ public final class PostgresServerDatabase: Sendable {
     }
 
     /// Runs `body` on a pooled connection; fails with ``TimedOut`` when none is had within
-    /// ``acquireTimeout`` (the server down, the pool exhausted). Once it has its connection, `body`
-    /// runs to its end.
+    /// ``acquireTimeout`` (the server down, the pool exhausted), or when ``operationTimeout`` passes
+    /// with no new statement from `body` (each marks the ``StatementProgress`` it is given, as
+    /// ``PostgresTransaction`` does): a statement with no answer that long is stuck (behind a lock, on
+    /// a connection that died unnoticed — postgres-nio may then never answer). The connection is then
+    /// closed (PostgreSQL rolls back what was not committed) and `body` left behind.
+    ///
+    /// Once it has its connection, `body` is not cancelled with the caller: it runs to its end or
+    /// to the operation timeout.
+    func withConnection<T: Sendable>(
+        _ body: @escaping @Sendable (PostgresConnection, StatementProgress) async throws -> T
+    ) async throws -> T {
+        let lease = Lease<T>(acquireTimeout: acquireTimeout, operationTimeout: operationTimeout)
+        let client = self.client
+        return try await withTaskCancellationHandler {
+            try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<T, any Error>) in
+                lease.start(continuation)
+                let work = Task {
+                    do {
+                        let value = try await client.withConnection { connection in
+                            // Too late: the caller was answered already.
+                            guard lease.acquired(connection) else { throw CancellationError() }
+                            return try await body(connection, lease.progress)
+                        }
+                        lease.finish(.success(value))
+                    } catch {
+                        lease.finish(.failure(lease.hasConnection ? error : NoConnection(underlying: error)))
+                    }
+                }
+                lease.whenFinished { work.cancel() }
+            }
+        } onCancel: {
+            lease.cancel()
+        }
+    }
+
+    /// Runs `body` on a pooled connection and waits for it, however long it takes; fails with
+    /// ``TimedOut`` when no connection is had within ``acquireTimeout``. For a session's advisory
+    /// lock held while a job runs (``PostgresStore/exclusively(_:wait:_:)``).
     func withLeasedConnection<T: Sendable>(
         _ body: @escaping @Sendable (PostgresConnection) async throws -> T
     ) async throws -> T {
@@ -368,7 +412,7 @@ public final class PostgresServerDatabase: Sendable {
     ///
     /// A batch of record updates alone first runs without a transaction: one statement reads its
     /// rows, and one writes them with the events, only if every row still has the version it was
-    /// read with (``PostgresTransaction/commitAlone()``). That is two statements where a transaction
+    /// read with (``PostgresTransaction/commitAlone(notifying:)``), which also notifies the other instances. That is two statements where a transaction
     /// takes four, and the head row is held by PostgreSQL alone, never across a round trip to this
     /// instance. When a row changed meanwhile (another instance wrote it), or a job wants a statement
     /// of its own, the batch runs again in a transaction.
@@ -378,14 +422,16 @@ public final class PostgresServerDatabase: Sendable {
         // runs the batch without them, and a batch in which a write fails runs again with them.
         var savepoints = false
         var unlocked = batch.allSatisfy(\.unlocked)
+        // Retries end with the batch's deadline: its requests are answered 503 then, not held.
+        let deadline = ContinuousClock.now + acquireTimeout + operationTimeout
         while true {
             attempt += 1
             do {
                 let outcome: BatchOutcome
                 if unlocked {
                     guard
-                        let done = try await withLeasedConnection({ connection in
-                            try await self.runUnlocked(batch, on: connection)
+                        let done = try await withConnection({ connection, progress in
+                            try await self.runUnlocked(batch, on: connection, progress: progress)
                         })
                     else {
                         unlockedRetried.add(1, ordering: .relaxed)
@@ -396,14 +442,14 @@ public final class PostgresServerDatabase: Sendable {
                     unlockedCommitted.add(1, ordering: .relaxed)
                     outcome = done
                 } else {
-                    outcome = try await withLeasedConnection { [savepoints] connection in
-                        try await self.runTransaction(batch, savepoints: savepoints, on: connection)
+                    outcome = try await withConnection { [savepoints] connection, progress in
+                        try await self.runTransaction(batch, savepoints: savepoints, on: connection, progress: progress)
                     }
                 }
                 facts.committed(head: outcome.head, webhooksChanged: outcome.webhooksChanged)
                 for (job, error) in zip(batch, outcome.jobErrors) { job.finish(error) }
                 if outcome.head != nil { commits.fire() }
-                if outcome.head != nil || outcome.webhooksChanged {
+                if !outcome.notified, outcome.head != nil || outcome.webhooksChanged {
                     notifyOtherInstances(webhooksChanged: outcome.webhooksChanged)
                 }
                 return
@@ -411,13 +457,13 @@ public final class PostgresServerDatabase: Sendable {
                 savepoints = true
                 attempt -= 1
                 continue
-            } catch let error as ConnectionClosed where attempt < 5 {
+            } catch let error as ConnectionClosed where attempt < 5 && ContinuousClock.now < deadline {
                 // Found closed before a statement went out (the pool's idle connection after a
                 // restart of PostgreSQL, say): nothing was committed, and another connection may do.
                 logger.debug("retrying a write on another connection", metadata: ["error": "\(error)"])
                 continue
             } catch {
-                if Self.isRetryable(error), attempt < 5 {
+                if Self.isRetryable(error), attempt < 5, ContinuousClock.now < deadline {
                     logger.debug("retrying a write transaction", metadata: ["error": "\(error)"])
                     continue
                 }
@@ -466,7 +512,7 @@ public final class PostgresServerDatabase: Sendable {
             let payload = eventListener.payload(head: facts.eventHead, webhooksChanged: webhooksChanged)
             let logger = self.logger
             do {
-                try await withLeasedConnection { connection in
+                try await withConnection { connection, _ in
                     guard !connection.isClosed else { throw ConnectionClosed() }
                     _ = try await connection.query(
                         "SELECT pg_notify(\(PostgresEventListener.channel), \(payload))",
@@ -484,14 +530,25 @@ public final class PostgresServerDatabase: Sendable {
     private struct BatchOutcome: Sendable {
         var head: Int64?
         var webhooksChanged = false
+        /// Whether the commit's statement notified the other instances itself.
+        var notified = false
         var jobErrors: [(any Error)?]
     }
 
     /// Runs `batch` without a transaction (see ``commit(_:)``): answers `nil` when it must run in
     /// one. A job that fails here fails alone (nothing it did was sent).
-    private func runUnlocked(_ batch: [WriteJob], on connection: PostgresConnection) async throws -> BatchOutcome? {
+    private func runUnlocked(
+        _ batch: [WriteJob],
+        on connection: PostgresConnection,
+        progress: StatementProgress
+    ) async throws -> BatchOutcome? {
         var jobErrors = [(any Error)?](repeating: nil, count: batch.count)
-        let transaction = PostgresTransaction(connection: connection, logger: logger, unlocked: true)
+        let transaction = PostgresTransaction(
+            connection: connection,
+            logger: logger,
+            unlocked: true,
+            progress: progress
+        )
         var locks: [PostgresTransaction.RecordLock] = []
         var seen = Set<PostgresTransaction.RecordLock>()
         for job in batch { for lock in job.locks where seen.insert(lock).inserted { locks.append(lock) } }
@@ -513,8 +570,12 @@ public final class PostgresServerDatabase: Sendable {
         guard anyApplied else { return BatchOutcome(head: nil, jobErrors: jobErrors) }
         if let hook = unlockedCommitHook.withLock({ $0 }) { await hook() }
         do {
-            guard let head = try await transaction.commitAlone() else { return nil }
-            return BatchOutcome(head: head, jobErrors: jobErrors)
+            guard
+                let head = try await transaction.commitAlone(
+                    notifying: (PostgresEventListener.channel, eventListener.instanceID)
+                )
+            else { return nil }
+            return BatchOutcome(head: head, notified: true, jobErrors: jobErrors)
         } catch is PostgresTransaction.NeedsTransaction {
             return nil
         } catch let error as PSQLError where error.serverInfo?[.sqlState] == PostgresTransaction.keyTakenState {
@@ -530,10 +591,11 @@ public final class PostgresServerDatabase: Sendable {
     private func runTransaction(
         _ batch: [WriteJob],
         savepoints: Bool,
-        on connection: PostgresConnection
+        on connection: PostgresConnection,
+        progress: StatementProgress
     ) async throws -> BatchOutcome {
         var jobErrors = [(any Error)?](repeating: nil, count: batch.count)
-        let transaction = PostgresTransaction(connection: connection, logger: logger)
+        let transaction = PostgresTransaction(connection: connection, logger: logger, progress: progress)
         try await transaction.execute("BEGIN")
         do {
             let alone = batch.count == 1
@@ -639,6 +701,122 @@ public final class PostgresServerDatabase: Sendable {
         return error
     }
 
+    /// The outcome of ``withConnection(_:)``: the first of the body's result, the acquire timer
+    /// (no connection yet), the operation timer (a connection, no result yet) and the caller's
+    /// cancellation (no connection yet) resumes the caller; the others are ignored.
+    private final class Lease<T: Sendable>: Sendable {
+        private struct State {
+            var continuation: CheckedContinuation<T, any Error>?
+            var early: Result<T, any Error>?
+            var finished = false
+            var connection: PostgresConnection?
+            var timer: Scheduled<Void>?
+            var cleanUp: (@Sendable () -> Void)?
+        }
+
+        private let state = Mutex(State())
+        private let acquireTimeout: Duration
+        private let operationTimeout: Duration
+        /// When the body last started a statement.
+        let progress = StatementProgress()
+
+        init(acquireTimeout: Duration, operationTimeout: Duration) {
+            self.acquireTimeout = acquireTimeout
+            self.operationTimeout = operationTimeout
+        }
+
+        var hasConnection: Bool { state.withLock { $0.connection != nil } }
+
+        func start(_ continuation: CheckedContinuation<T, any Error>) {
+            let early = state.withLock { state -> Result<T, any Error>? in
+                if let early = state.early { return early }
+                state.continuation = continuation
+                if state.connection == nil {
+                    state.timer = Self.schedule(after: acquireTimeout) { [self] in self.acquireExpired() }
+                }
+                return nil
+            }
+            if let early { continuation.resume(with: early) }
+        }
+
+        /// Takes `connection` for the body, unless the caller was answered already (false).
+        func acquired(_ connection: PostgresConnection) -> Bool {
+            state.withLock { state in
+                guard !state.finished else { return false }
+                state.connection = connection
+                state.timer?.cancel()
+                progress.mark()
+                state.timer = Self.schedule(after: operationTimeout) { [self] in self.operationExpired() }
+                return true
+            }
+        }
+
+        /// The caller was cancelled: answered so unless the body has its connection.
+        func cancel() {
+            guard !hasConnection else { return }
+            finish(.failure(CancellationError()))
+        }
+
+        /// Runs `cleanUp` once the lease is decided (at once when it is).
+        func whenFinished(_ cleanUp: @escaping @Sendable () -> Void) {
+            let now = state.withLock { state -> Bool in
+                if state.finished { return true }
+                state.cleanUp = cleanUp
+                return false
+            }
+            if now { cleanUp() }
+        }
+
+        func finish(_ result: Result<T, any Error>) {
+            let (continuation, cleanUp) = state.withLock {
+                state -> (CheckedContinuation<T, any Error>?, (@Sendable () -> Void)?) in
+                guard !state.finished else { return (nil, nil) }
+                state.finished = true
+                state.timer?.cancel()
+                defer {
+                    state.timer = nil
+                    state.continuation = nil
+                    state.cleanUp = nil
+                }
+                if state.continuation == nil { state.early = result }
+                return (state.continuation, state.cleanUp)
+            }
+            continuation?.resume(with: result)
+            cleanUp?()
+        }
+
+        private func acquireExpired() {
+            guard !hasConnection else { return }
+            finish(.failure(TimedOut(label: "connection", limit: acquireTimeout)))
+        }
+
+        /// The operation timer: the body is stuck when it started no statement for the whole timeout;
+        /// otherwise the timer is set again for the rest of the timeout from its last statement.
+        private func operationExpired() {
+            let quiet = progress.sinceLast
+            if quiet < operationTimeout {
+                state.withLock { state in
+                    guard !state.finished else { return }
+                    state.timer = Self.schedule(after: operationTimeout - quiet) { [self] in self.operationExpired() }
+                }
+                return
+            }
+            guard let connection = state.withLock({ $0.finished ? nil : $0.connection }) else { return }
+            finish(.failure(TimedOut(label: "answer from PostgreSQL", limit: operationTimeout)))
+            // Ends the session: what it had not committed is rolled back, and the pool opens
+            // another connection in its place.
+            connection.close().whenComplete { _ in }
+        }
+
+        private static func schedule(after limit: Duration, _ work: @escaping @Sendable () -> Void) -> Scheduled<Void> {
+            let (seconds, attoseconds) = limit.components
+            return MultiThreadedEventLoopGroup.singleton.any().scheduleTask(
+                in: .nanoseconds(seconds * 1_000_000_000 + attoseconds / 1_000_000_000),
+                work
+            )
+        }
+    }
+
     private final class AcquiredFlag: Sendable {
         let value = Atomic<Bool>(false)
     }
@@ -741,5 +919,23 @@ public final class PostgresServerDatabase: Sendable {
             continuation?.resume(with: result)
             cleanUp?()
         }
+    }
+}
+
+/// When an operation on a leased connection last started a statement (see
+/// ``PostgresServerDatabase/withConnection(_:)``): one atomic store a statement.
+final class StatementProgress: Sendable {
+    private let last = Atomic<UInt64>(DispatchTime.now().uptimeNanoseconds)
+
+    /// Another statement starts now.
+    func mark() {
+        last.store(DispatchTime.now().uptimeNanoseconds, ordering: .relaxed)
+    }
+
+    /// How long ago the last statement started.
+    var sinceLast: Duration {
+        let now = DispatchTime.now().uptimeNanoseconds
+        let then = last.load(ordering: .relaxed)
+        return .nanoseconds(Int64(now > then ? now - then : 0))
     }
 }

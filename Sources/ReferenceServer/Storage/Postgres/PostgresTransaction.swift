@@ -103,10 +103,21 @@ public final class PostgresTransaction: @unchecked Sendable {
         var recipients: [String]
     }
 
-    init(connection: PostgresConnection, logger: Logger, unlocked: Bool = false) {
+    /// Told of every statement before it is sent (see ``PostgresServerDatabase/withConnection(_:)``).
+    let progress: StatementProgress?
+
+    init(connection: PostgresConnection, logger: Logger, unlocked: Bool = false, progress: StatementProgress? = nil) {
         self.connection = connection
         self.logger = logger
         self.unlocked = unlocked
+        self.progress = progress
+    }
+
+    /// Before every statement: fails when the connection is closed (postgres-nio would never answer
+    /// a statement sent on it), and tells ``progress`` another statement starts.
+    private func ready() throws {
+        guard !connection.isClosed else { throw PostgresServerDatabase.ConnectionClosed() }
+        progress?.mark()
     }
 
     // MARK: Queries
@@ -137,7 +148,7 @@ public final class PostgresTransaction: @unchecked Sendable {
     /// the instance's writer for good: the check turns it into a connection failure (a 503, and the
     /// pool drops the connection).
     private func sendNow(_ query: PostgresQuery) async throws -> PostgresRowSequence {
-        guard !connection.isClosed else { throw PostgresServerDatabase.ConnectionClosed() }
+        try ready()
         return try await connection.query(query, logger: logger)
     }
 
@@ -153,7 +164,7 @@ public final class PostgresTransaction: @unchecked Sendable {
         if unlocked { throw NeedsTransaction() }
         if !deferredUpdates.isEmpty { try await flushRecordUpdates() }
         prefetched.removeAll()
-        guard !connection.isClosed else { throw PostgresServerDatabase.ConnectionClosed() }
+        try ready()
         var rows: [Statement.Row] = []
         for try await row in try await connection.execute(statement, logger: logger) { rows.append(row) }
         return rows
@@ -187,7 +198,7 @@ public final class PostgresTransaction: @unchecked Sendable {
     func prefetchRecords(_ locks: [RecordLock]) async throws {
         guard !locks.isEmpty else { return }
         prefetched.removeAll()
-        guard !connection.isClosed else { throw PostgresServerDatabase.ConnectionClosed() }
+        try ready()
         let statement = LockRecords(records: locks.map(\.record), users: locks.map(\.user))
         if unlocked {
             for try await (user, row) in try await connection.execute(ReadRecords(statement), logger: logger) {
@@ -278,7 +289,7 @@ public final class PostgresTransaction: @unchecked Sendable {
         let updates = DeferredUpdateColumns(deferredUpdates)
         deferredUpdates.removeAll()
         flushes += 1
-        guard !connection.isClosed else { throw PostgresServerDatabase.ConnectionClosed() }
+        try ready()
         _ = try await connection.execute(UpdateRecords(updates: updates), logger: logger)
     }
 
@@ -416,7 +427,7 @@ public final class PostgresTransaction: @unchecked Sendable {
         guard !pendingEvents.isEmpty else { return nil }
         let count = Int64(pendingEvents.count)
         let statement = commitStatement()
-        guard !connection.isClosed else { throw PostgresServerDatabase.ConnectionClosed() }
+        try ready()
         var head: Int64?
         for try await seq in try await connection.execute(statement, logger: logger) { head = seq }
         guard let head else { throw PostgresStoreError.missingEventHead }
@@ -462,11 +473,21 @@ public final class PostgresTransaction: @unchecked Sendable {
     ///
     /// The head row is locked inside the statement and released by its commit, within PostgreSQL: no
     /// round trip to this instance while another instance's commit waits for the head.
-    func commitAlone() async throws -> Int64? {
+    ///
+    /// The statement also tells the other instances (``PostgresEventListener``): `pg_notify` with
+    /// `notification` and the new head, delivered by PostgreSQL when it commits. Its commit takes
+    /// the lock that orders notifying transactions, but this one holds the head row until then
+    /// anyway, so that costs nothing, and it saves a statement after every commit.
+    func commitAlone(notifying notification: (channel: String, sender: String)) async throws -> Int64? {
         guard unlocked else { return try await flushEvents() }
         guard !pendingEvents.isEmpty, pendingFollowUps.isEmpty, !webhooksChanged else { throw NeedsTransaction() }
         let commit = commitStatement()
-        var statement = CommitUnlocked(commit: commit, previousVersions: commit.updates.previousVersions)
+        var statement = CommitUnlocked(
+            commit: commit,
+            previousVersions: commit.updates.previousVersions,
+            channel: notification.channel,
+            sender: notification.sender
+        )
         for key in deferredKeys {
             statement.keyPrincipals.append(key.principal)
             statement.keys.append(key.key)
@@ -476,7 +497,7 @@ public final class PostgresTransaction: @unchecked Sendable {
             statement.keyETags.append(key.eTag ?? "")
             statement.keyTimes.append(key.createdAt)
         }
-        guard !connection.isClosed else { throw PostgresServerDatabase.ConnectionClosed() }
+        try ready()
         var head: Int64?
         for try await seq in try await connection.execute(statement, logger: logger) { head = seq }
         return head
@@ -523,15 +544,19 @@ public final class PostgresTransaction: @unchecked Sendable {
                 ON CONFLICT (principal, key) DO NOTHING RETURNING 1
             )
             SELECT seq, CASE WHEN (SELECT count(*) FROM keyed) = cardinality($19::text[]) THEN NULL
-                ELSE pyat_key_taken() END
+                ELSE pyat_key_taken() END, pg_notify($25, $26 || ' ' || seq::text)
             FROM head
             """
         static let bindingDataTypes =
             Commit.bindingDataTypes
             + [.int8Array, .textArray, .textArray, .textArray, .int8Array, .byteaArray, .textArray, .int8Array]
+            + [.text, .text]
 
         var commit: Commit
         var previousVersions: [Int64]
+        /// The channel the commit notifies, and the sender's id that starts the payload.
+        var channel: String
+        var sender: String
         var keyPrincipals: [String] = []
         var keys: [String] = []
         var keyHashes: [String] = []
@@ -550,6 +575,8 @@ public final class PostgresTransaction: @unchecked Sendable {
             bindings.append(keyBodies)
             bindings.append(keyETags)
             bindings.append(keyTimes)
+            bindings.append(channel)
+            bindings.append(sender)
             return bindings
         }
 
