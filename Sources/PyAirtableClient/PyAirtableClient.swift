@@ -218,6 +218,7 @@ public final class PyAirtableClient: Sendable {
     public var webhooks: WebhooksService { WebhooksService(client: self) }
     public var files: FilesService { FilesService(client: self) }
     public var comments: CommentsService { CommentsService(client: self) }
+    public var mirror: MirrorClient { MirrorClient(client: self) }
 
     /// `GET /health`: whether the server and its database are up.
     public func health() async throws -> HealthStatus {

@@ -6,18 +6,45 @@ public struct HealthStatus: Codable, Sendable, Hashable {
     public var version: String
     public var uptimeSeconds: Double
     public var database: String
+    /// In mirror mode: how the mirrored bases' syncs stand (`nil` otherwise).
+    public var mirror: MirrorHealth?
 
-    public init(status: String, version: String, uptimeSeconds: Double, database: String) {
+    public init(status: String, version: String, uptimeSeconds: Double, database: String, mirror: MirrorHealth? = nil) {
         self.status = status
         self.version = version
         self.uptimeSeconds = uptimeSeconds
         self.database = database
+        self.mirror = mirror
     }
 
     enum CodingKeys: String, CodingKey {
         case status, version
         case uptimeSeconds = "uptime_seconds"
-        case database
+        case database, mirror
+    }
+}
+
+/// `GET /health`'s view of mirror mode: counts, and why the newest failed sync failed.
+public struct MirrorHealth: Codable, Sendable, Hashable {
+    public var bases: Int
+    /// Bases serving a complete snapshot.
+    public var served: Int
+    /// Bases whose latest sync failed (a previous snapshot, if any, still serves).
+    public var failing: Int
+    public var syncing: Int
+    public var lastError: String?
+
+    public init(bases: Int, served: Int, failing: Int, syncing: Int, lastError: String? = nil) {
+        self.bases = bases
+        self.served = served
+        self.failing = failing
+        self.syncing = syncing
+        self.lastError = lastError
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case bases, served, failing, syncing
+        case lastError = "last_error"
     }
 }
 

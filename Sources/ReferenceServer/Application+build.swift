@@ -17,6 +17,7 @@ public func buildRouter(services: ServerServices) -> Router<AppRequestContext> {
     router.add(middleware: ErrorMiddleware())
     router.add(middleware: MetricsMiddleware(metrics: services.metrics))
     router.add(middleware: AuthenticationMiddleware(auth: services.auth))
+    if let mirror = services.mirror { router.add(middleware: MirrorSyncHeaderMiddleware(mirror: mirror)) }
     router.add(
         middleware: BodyMiddleware(
             maximumBodySize: services.configuration.maximumBodySize,
@@ -39,6 +40,7 @@ public func buildRouter(services: ServerServices) -> Router<AppRequestContext> {
     WebhooksController(services: services, store: services.store).addRoutes(to: api)
     FilesController(services: services, store: services.store).addRoutes(to: api)
     CommentsController(services: services).addRoutes(to: api)
+    MirrorController(services: services).addRoutes(to: api)
     // Airtable's Web API v0, over the same storage and access rules (errors in Airtable's shape: see
     // AirtableErrors).
     let airtable = router.group("v0")
@@ -101,6 +103,7 @@ public func buildApplication(
     application.addServices(RealtimeSocketsService(sockets: services.realtime.sockets))
     application.addServices(WebhookDeliveryService(services: services))
     application.addServices(AirtableWebhookPinger(services: services))
+    if let mirror = services.mirror { application.addServices(MirrorSyncService(mirror: mirror)) }
     return application
 }
 

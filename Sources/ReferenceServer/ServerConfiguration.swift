@@ -79,6 +79,9 @@ public struct ServerConfiguration: Sendable {
     /// database must share it too (a directory every instance mounts), so a file uploaded through
     /// one is served by all and stored once.
     public var filesDirectory: String?
+    /// Mirror mode (`pyat serve --mirror URL --mirror-base app…`): bases of an upstream Airtable API
+    /// kept here, read-only. `nil` (the default): no mirror.
+    public var mirror: MirrorConfiguration?
 
     public init(
         host: String = "127.0.0.1",
@@ -168,6 +171,7 @@ public struct ServerConfiguration: Sendable {
             throw ServerConfigurationError(message: "the bcrypt cost must be from 4 to 31, not \(auth.bcryptCost)")
         }
         _ = try TrustedProxies(trustedProxies)
+        try mirror?.validate()
     }
 }
 
@@ -199,6 +203,8 @@ public struct ServerServices: Sendable {
     /// The keys of sealed values and idempotency request hashes.
     public let keys: StorageKeys
     public let logger: Logger
+    /// Mirror mode's syncs and status (`nil` without `--mirror`).
+    public let mirror: MirrorService?
     /// Whose `X-Forwarded-For` names the client.
     let proxies: TrustedProxies
     let startedAt: ContinuousClock.Instant
@@ -307,6 +313,21 @@ public struct ServerServices: Sendable {
             logger: logger,
             clock: configuration.clock
         )
+        var mirror: MirrorService?
+        if let mirrorConfiguration = configuration.mirror {
+            guard let mirrorStore = store as? any MirrorStore else {
+                throw ServerConfigurationError(message: "this store cannot hold a mirror")
+            }
+            mirror = try await MirrorService(
+                configuration: mirrorConfiguration,
+                store: mirrorStore,
+                dataDirectory: directory,
+                clock: configuration.clock,
+                now: configuration.now,
+                logger: logger,
+                userByEmail: { [store] email in try await store.userByEmail(email)?.id }
+            )
+        }
         return ServerServices(
             configuration: configuration,
             store: store,
@@ -316,6 +337,7 @@ public struct ServerServices: Sendable {
             blobs: blobs,
             keys: keys,
             logger: logger,
+            mirror: mirror,
             proxies: try TrustedProxies(configuration.trustedProxies),
             startedAt: .now,
             closeStorage: closeStorage

@@ -112,39 +112,9 @@ public final class WebhookReceiver: Sendable {
             let status = await receiver.record(Delivery(headers: headers, body: Data(buffer.readableBytesView)))
             return Response(status: .init(code: status))
         }
-        var logger = Logger(label: "pyat.webhook-receiver")
-        logger.logLevel = .critical
-        let (ports, continuation) = AsyncStream.makeStream(of: Int.self)
-        let application = Application(
-            router: router,
-            configuration: .init(address: .hostname("127.0.0.1", port: 0)),
-            onServerRunning: { channel in
-                continuation.yield(channel.localAddress?.port ?? 0)
-                continuation.finish()
-            },
-            logger: logger
-        )
-        let group = ServiceGroup(configuration: .init(services: [application], logger: logger))
-        return try await withThrowingTaskGroup(of: Void.self) { tasks in
-            tasks.addTask {
-                defer { continuation.finish() }
-                try await group.run()
-            }
-            var iterator = ports.makeAsyncIterator()
-            guard let port = await iterator.next() else {
-                throw TestServerError(message: "the webhook receiver stopped before it listened")
-            }
+        return try await LoopbackServer.withRunning(router, label: "pyat.webhook-receiver") { port in
             receiver.boundPort.withLock { $0 = port }
-            do {
-                let result = try await body(receiver)
-                await group.triggerGracefulShutdown()
-                try await tasks.waitForAll()
-                return result
-            } catch {
-                await group.triggerGracefulShutdown()
-                try? await tasks.waitForAll()
-                throw error
-            }
+            return try await body(receiver)
         }
     }
 }

@@ -10,7 +10,7 @@ struct Pyat: AsyncParsableCommand {
         subcommands: [
             Serve.self, Login.self, Logout.self, WhoAmI.self, Health.self, Workspaces.self, Bases.self, Tables.self,
             Fields.self, Views.self, Records.self, Webhooks.self, Files.self, Watch.self, Queue.self, Cache.self,
-            Bench.self,
+            MirrorCommand.self, Bench.self,
         ]
     )
 }

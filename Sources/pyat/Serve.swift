@@ -228,7 +228,63 @@ extension Pyat {
         )
         var publicURL: String?
 
+        @Option(
+            name: .customLong("mirror"),
+            help: ArgumentHelp(
+                "Mirror bases of this Airtable API (https://api.airtable.com, or another pyat serve), read-only here.",
+                discussion: """
+                    The upstream's token comes from PYAT_MIRROR_TOKEN, never from the command line. Each base \
+                    (--mirror-base) is synced in full at start and on POST /api/v1/mirror/refresh (pyat mirror \
+                    refresh); a sync that fails part-way leaves the previous snapshot serving.
+                    """
+            )
+        )
+        var mirror: String?
+
+        @Option(name: .customLong("mirror-base"), help: "A base to mirror (app…), by its upstream id; repeatable.")
+        var mirrorBases: [String] = []
+
+        @Option(
+            name: .customLong("mirror-owner"),
+            help: ArgumentHelp(
+                "The local user (usr… or an email) who owns the mirrored bases' workspaces here.",
+                discussion: "With --demo, the demo user by default. An email may be registered after the server starts."
+            )
+        )
+        var mirrorOwner: String?
+
+        @Option(
+            name: .customLong("mirror-rate"),
+            help: "Requests a second to one upstream base (Airtable allows 5)."
+        )
+        var mirrorRate: Double = 5
+
         func validate() throws {
+            if let mirror {
+                guard let url = URL(string: mirror), ["http", "https"].contains(url.scheme?.lowercased() ?? ""),
+                    url.host != nil
+                else { throw ValidationError("--mirror takes an http(s) URL, not '\(mirror)'") }
+                guard !mirrorBases.isEmpty else {
+                    throw ValidationError("--mirror needs at least one --mirror-base app…")
+                }
+                for base in mirrorBases where BaseID(base) == nil {
+                    throw ValidationError("--mirror-base takes a base id (app…), not '\(base)'")
+                }
+                if let mirrorOwner {
+                    guard UserID(mirrorOwner) != nil || mirrorOwner.contains("@") else {
+                        throw ValidationError("--mirror-owner takes a user id (usr…) or an email, not '\(mirrorOwner)'")
+                    }
+                } else if !demo {
+                    throw ValidationError(
+                        "--mirror needs --mirror-owner usr…|EMAIL (the local user who owns the mirrored bases)"
+                    )
+                }
+                guard ProcessInfo.processInfo.environment["PYAT_MIRROR_TOKEN"].map({ !$0.isEmpty }) ?? false else {
+                    throw ValidationError("--mirror needs the upstream's token in PYAT_MIRROR_TOKEN")
+                }
+            } else if !mirrorBases.isEmpty || mirrorOwner != nil {
+                throw ValidationError("--mirror-base and --mirror-owner go with --mirror URL")
+            }
             guard (0...65535).contains(port) else { throw ValidationError("--port must be from 0 to 65535") }
             if let threads, !(1...256).contains(threads) {
                 throw ValidationError("--threads must be from 1 to 256")
@@ -327,6 +383,15 @@ extension Pyat {
             configuration.webhooks.allowPrivateTargets = webhooksAllowPrivate
             // The demo's receivers run on this machine.
             configuration.webhooks.allowLoopbackTargets = demo
+            if let mirror, let upstream = URL(string: mirror) {
+                configuration.mirror = MirrorConfiguration(
+                    upstream: upstream,
+                    bases: mirrorBases.compactMap { BaseID($0) },
+                    token: environment["PYAT_MIRROR_TOKEN"] ?? "",
+                    owner: mirrorOwner.map { UserID($0).map(MirrorOwner.user) ?? .email($0) } ?? .email(DemoData.email),
+                    requestsPerSecond: mirrorRate
+                )
+            }
             return configuration
         }
 

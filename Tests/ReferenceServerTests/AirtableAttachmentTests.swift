@@ -4,6 +4,7 @@ import Hummingbird
 import HummingbirdTesting
 import Logging
 import PyAirtableModels
+import ReferenceServerTesting
 import ServiceLifecycle
 import Synchronization
 import TestSupport
@@ -46,37 +47,9 @@ final class FileOrigin: Sendable {
                 return Response(status: .notFound)
             }
         }
-        var logger = Logger(label: "pyat.test.file-origin")
-        logger.logLevel = .critical
-        let (ports, continuation) = AsyncStream.makeStream(of: Int.self)
-        let application = Application(
-            router: router,
-            configuration: .init(address: .hostname("127.0.0.1", port: 0)),
-            onServerRunning: { channel in
-                continuation.yield(channel.localAddress?.port ?? 0)
-                continuation.finish()
-            },
-            logger: logger
-        )
-        let group = ServiceGroup(configuration: .init(services: [application], logger: logger))
-        return try await withThrowingTaskGroup(of: Void.self) { tasks in
-            tasks.addTask {
-                defer { continuation.finish() }
-                try await group.run()
-            }
-            var iterator = ports.makeAsyncIterator()
-            guard let port = await iterator.next(), port > 0 else { throw CancellationError() }
+        return try await LoopbackServer.withRunning(router, label: "pyat.test.file-origin") { port in
             origin.boundPort.withLock { $0 = port }
-            do {
-                let result = try await body(origin)
-                await group.triggerGracefulShutdown()
-                tasks.cancelAll()
-                return result
-            } catch {
-                await group.triggerGracefulShutdown()
-                tasks.cancelAll()
-                throw error
-            }
+            return try await body(origin)
         }
     }
 }

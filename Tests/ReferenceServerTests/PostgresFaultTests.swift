@@ -14,7 +14,7 @@ import Glibc
 /// server keeps serving the other tests): requests answer 503 with `Retry-After` within a bounded
 /// time instead of hanging, nothing acknowledged is lost, and once the database is back the server
 /// serves again without a restart and its realtime wake-ups resume.
-@Suite("PostgreSQL faults", .heavy, .timeLimit(.minutes(5)))
+@Suite("PostgreSQL faults", .heavy, .timeLimit(.minutes(15)))
 struct PostgresFaultTests {
     /// A private cluster, stopped and removed on every path.
     static func withPrivateCluster(

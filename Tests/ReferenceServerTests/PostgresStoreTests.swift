@@ -10,7 +10,7 @@ import Testing
 /// The PostgreSQL store's own guarantees across instances: migrations when instances start together,
 /// an event log numbered in commit order with no gap however many instances write, idempotency keys
 /// and refresh tokens honoured once across instances.
-@Suite("PostgreSQL store", .timeLimit(.minutes(5)))
+@Suite("PostgreSQL store", .timeLimit(.minutes(15)))
 struct PostgresStoreTests {
     static func context(_ actor: UserID?, key: String? = nil, hash: String = "request") -> WriteContext {
         WriteContext(

@@ -14,7 +14,7 @@ import Testing
 ///
 /// Record events come from raw `appendEvent` writes (the records repository is ported separately);
 /// the other events from the store's schema writes.
-@Suite("PostgreSQL webhooks", .timeLimit(.minutes(5)))
+@Suite("PostgreSQL webhooks", .timeLimit(.minutes(15)))
 struct PostgresWebhookStoreTests {
     static let now = Date(timeIntervalSince1970: 1_800_000_000)
     static let secret = "s3cret-of-the-hook"

@@ -6,7 +6,8 @@ import Testing
 /// own — a hundred sockets fanned out to, tens of megabytes pushed at a consumer that never reads,
 /// thousands of writes replayed — and together on a loaded 2-core machine they starve each other and
 /// everything else until time limits fire. Marked `.heavy`, they take turns; the rest of the suite
-/// still runs beside whichever one holds the turn.
+/// still runs beside whichever one holds the turn. A test's time limit counts its wait for the turn:
+/// suites with heavy tests allow 15 minutes.
 package struct HeavyTest: TestTrait, SuiteTrait, TestScoping {
     package var isRecursive: Bool { true }
 

@@ -34,13 +34,14 @@ struct ServeChild {
         dataDirectory: String,
         logLevel: String = "error",
         stderrPath: String? = nil,
-        options: [String] = []
+        options: [String] = [],
+        environment extra: [String: String] = [:]
     ) async throws -> ServeChild {
         let process = try ChildProcess(
             executable: PyatBinary.url.path,
             arguments: ["serve", "--demo", "--port", "0", "--data-dir", dataDirectory, "--log-level", logLevel]
                 + options,
-            environment: ProcessInfo.processInfo.environment,
+            environment: ProcessInfo.processInfo.environment.merging(extra) { _, new in new },
             stderrPath: stderrPath
         )
         do {

@@ -100,7 +100,8 @@ struct OperationsController {
             status: database == "ok" ? "ok" : "degraded",
             version: ReferenceServerInfo.version,
             uptimeSeconds: services.uptimeSeconds,
-            database: database
+            database: database,
+            mirror: services.mirror?.health
         )
         return try .json(status, status: database == "ok" ? .ok : .serviceUnavailable)
     }

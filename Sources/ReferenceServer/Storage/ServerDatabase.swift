@@ -112,7 +112,11 @@ public struct ServerDatabase: Sendable {
 
     /// Runs `operation` in a transaction shared with other concurrent writes (its own savepoint).
     func write<T: Sendable>(_ operation: @escaping @Sendable (Database) throws -> T) async throws -> T {
-        try await writer.write(operation)
+        do {
+            return try await writer.write(operation)
+        } catch let error as DatabaseError where error.message == MirrorReadOnly.marker {
+            throw StorageError.forbidden(MirrorReadOnly.message)
+        }
     }
 
     /// Runs `operation` on a reader connection, seeing the last committed state.
@@ -462,6 +466,36 @@ public struct ServerDatabase: Sendable {
                         updated_at INTEGER
                     );
                     CREATE INDEX comments_record ON comments(record_id, created_at);
+                    """
+            )
+        }
+        migrator.registerMigration("v8-mirror") { db in
+            // The snapshot each mirrored base serves (mirror mode), and the guard that keeps writes
+            // other than the mirror's own out of mirrored bases: the mirror's transaction holds a row
+            // of `mirror_writing` while it writes (never committed), every other write that appends
+            // a guarded event to a mirrored base is refused.
+            let guarded = MirrorReadOnly.guardedTypes.map { "'\($0)'" }.joined(separator: ", ")
+            try db.execute(
+                sql: """
+                    CREATE TABLE mirror_bases (
+                        base_id TEXT PRIMARY KEY NOT NULL,
+                        workspace_id TEXT NOT NULL REFERENCES workspaces(id) ON DELETE CASCADE,
+                        upstream TEXT NOT NULL,
+                        generation INTEGER NOT NULL,
+                        sync_id TEXT NOT NULL,
+                        completed_at INTEGER NOT NULL,
+                        tables INTEGER NOT NULL,
+                        records INTEGER NOT NULL,
+                        digest TEXT NOT NULL
+                    );
+                    CREATE TABLE mirror_writing (id INTEGER PRIMARY KEY);
+                    CREATE TRIGGER mirror_read_only BEFORE INSERT ON events
+                    WHEN NEW.base_id IS NOT NULL AND NEW.type IN (\(guarded))
+                        AND EXISTS (SELECT 1 FROM mirror_bases WHERE base_id = NEW.base_id)
+                        AND NOT EXISTS (SELECT 1 FROM mirror_writing)
+                    BEGIN
+                        SELECT RAISE(ABORT, '\(MirrorReadOnly.marker)');
+                    END;
                     """
             )
         }

@@ -9,6 +9,8 @@ public struct WriteContext: Sendable {
     /// Names the logical write the events it appends belong to (Airtable's webhooks make one
     /// payload of each): random, so it is unique across restarts without coordination.
     var transaction: Int64 = .random(in: 1...Int64.max)
+    /// Whether this is mirror mode's own write to a mirrored base (every other write to one is refused).
+    var mirrorWrite = false
 
     public init(actor: UserID?, now: Date) {
         self.actor = actor

@@ -352,5 +352,47 @@ enum PostgresMigrations {
                 """
             ]
         ),
+        Migration(
+            id: "v4-mirror",
+            statements: [
+                // The snapshot each mirrored base serves (mirror mode).
+                """
+                CREATE TABLE mirror_bases (
+                    base_id TEXT PRIMARY KEY,
+                    workspace_id TEXT NOT NULL REFERENCES workspaces(id) ON DELETE CASCADE,
+                    upstream TEXT NOT NULL,
+                    generation BIGINT NOT NULL,
+                    sync_id TEXT NOT NULL,
+                    completed_at BIGINT NOT NULL,
+                    tables BIGINT NOT NULL,
+                    records BIGINT NOT NULL,
+                    digest TEXT NOT NULL
+                )
+                """,
+                // The transactions (`txn`) of mirror mode's own writes, while they run (never committed).
+                "CREATE TABLE mirror_writing (txn BIGINT PRIMARY KEY)",
+                // Refuses an event of a write to a mirrored base other than the mirror's own. The
+                // trigger on `events` is made by the first apply of a mirror (servers that never
+                // mirror pay nothing per event).
+                """
+                CREATE FUNCTION pyat_mirror_guard() RETURNS trigger LANGUAGE plpgsql AS $$
+                BEGIN
+                    IF EXISTS (SELECT 1 FROM mirror_bases WHERE base_id = NEW.base_id)
+                        AND NOT EXISTS (SELECT 1 FROM mirror_writing WHERE txn = NEW.txn) THEN
+                        RAISE EXCEPTION 'pyat: read-only mirror' USING ERRCODE = 'PYM01';
+                    END IF;
+                    RETURN NEW;
+                END
+                $$
+                """,
+            ]
+        ),
     ]
+
+    /// Made by the first apply of a mirror (see migration v4-mirror).
+    static let mirrorTrigger = """
+        CREATE OR REPLACE TRIGGER mirror_read_only BEFORE INSERT ON events FOR EACH ROW
+        WHEN (NEW.base_id IS NOT NULL AND NEW.type IN ('base.updated', 'base.deleted', 'table.created', 'table.updated', 'table.deleted', 'field.created', 'field.updated', 'field.deleted', 'view.created', 'view.updated', 'view.deleted', 'record.created', 'record.updated', 'record.deleted', 'comment.created', 'comment.updated', 'comment.deleted'))
+        EXECUTE FUNCTION pyat_mirror_guard()
+        """
 }

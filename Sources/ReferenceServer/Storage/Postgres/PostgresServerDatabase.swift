@@ -32,6 +32,8 @@ public final class PostgresServerDatabase: Sendable {
     let eventListener: PostgresEventListener
     private let listenerTask: Mutex<Task<Void, Never>?>
     private let notifier = Mutex(NotifierState())
+    /// The mirrored bases, whose writes only mirror mode makes.
+    let mirrorGuard = MirrorGuard()
     /// The most writes one commit carries.
     private let maximumBatch = 256
     /// Batches run without a transaction: committed so, and run again in one.
@@ -118,6 +120,17 @@ public final class PostgresServerDatabase: Sendable {
                     .collect().first?.decode(Int64.self) ?? 0
             }
             facts = CommitFacts(head: head)
+            mirrorGuard.set(
+                try await Self.withTimeout(acquireTimeout) {
+                    var bases = Set<String>()
+                    for try await base in try await client.query("SELECT base_id FROM mirror_bases", logger: logger)
+                        .decode(String.self)
+                    {
+                        bases.insert(base)
+                    }
+                    return bases
+                }
+            )
         } catch let error as PostgresTransactionError {
             runner.withLock { $0?.cancel() }
             throw Self.mapped(error.closureError ?? error.beginError ?? error.commitError ?? error, location: location)
@@ -363,7 +376,8 @@ public final class PostgresServerDatabase: Sendable {
         unlocked: Bool = false,
         _ operation: @escaping @Sendable (PostgresTransaction) async throws -> T
     ) async throws -> T {
-        try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<T, any Error>) in
+        if mirrorGuard.claimRefresh() { refreshMirrorGuard() }
+        return try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<T, any Error>) in
             let outcome = Mutex<Result<T, any Error>?>(nil)
             let job = WriteJob(
                 locks: locks,
@@ -547,7 +561,8 @@ public final class PostgresServerDatabase: Sendable {
             connection: connection,
             logger: logger,
             unlocked: true,
-            progress: progress
+            progress: progress,
+            mirrorGuard: mirrorGuard
         )
         var locks: [PostgresTransaction.RecordLock] = []
         var seen = Set<PostgresTransaction.RecordLock>()
@@ -595,7 +610,12 @@ public final class PostgresServerDatabase: Sendable {
         progress: StatementProgress
     ) async throws -> BatchOutcome {
         var jobErrors = [(any Error)?](repeating: nil, count: batch.count)
-        let transaction = PostgresTransaction(connection: connection, logger: logger, progress: progress)
+        let transaction = PostgresTransaction(
+            connection: connection,
+            logger: logger,
+            progress: progress,
+            mirrorGuard: mirrorGuard
+        )
         try await transaction.execute("BEGIN")
         do {
             let alone = batch.count == 1
@@ -684,7 +704,29 @@ public final class PostgresServerDatabase: Sendable {
 
     /// A database failure as the storage error a request answers with: 503 + `Retry-After` when the
     /// database is unreachable; other errors unchanged.
+    /// Reads the mirrored bases again, beside the write that found the set due.
+    private func refreshMirrorGuard() {
+        let guardSet = mirrorGuard
+        Task {
+            do {
+                let bases = try await read { transaction in
+                    Set(
+                        try await transaction.rows("SELECT base_id FROM mirror_bases").map {
+                            try $0.get("base_id", as: String.self)
+                        }
+                    )
+                }
+                guardSet.set(bases)
+            } catch {
+                guardSet.refreshFailed()
+            }
+        }
+    }
+
     static func mapped(_ error: any Error, location: PostgresLocation) -> any Error {
+        if let error = error as? PSQLError, error.serverInfo?[.sqlState] == MirrorReadOnly.sqlState {
+            return StorageError.forbidden(MirrorReadOnly.message)
+        }
         if let timedOut = error as? TimedOut {
             return StorageError.unavailable("no \(timedOut.label) within \(timedOut.limit)", retryAfter: 1)
         }

@@ -106,12 +106,22 @@ public final class PostgresTransaction: @unchecked Sendable {
     /// Told of every statement before it is sent (see ``PostgresServerDatabase/withConnection(_:)``).
     let progress: StatementProgress?
 
-    init(connection: PostgresConnection, logger: Logger, unlocked: Bool = false, progress: StatementProgress? = nil) {
+    init(
+        connection: PostgresConnection,
+        logger: Logger,
+        unlocked: Bool = false,
+        progress: StatementProgress? = nil,
+        mirrorGuard: MirrorGuard? = nil
+    ) {
         self.connection = connection
         self.logger = logger
         self.unlocked = unlocked
         self.progress = progress
+        self.mirrorGuard = mirrorGuard
     }
+
+    /// Refuses writes to mirrored bases (see ``MirrorGuard``).
+    let mirrorGuard: MirrorGuard?
 
     /// Before every statement: fails when the connection is closed (postgres-nio would never answer
     /// a statement sent on it), and tells ``progress`` another statement starts.
@@ -362,6 +372,7 @@ public final class PostgresTransaction: @unchecked Sendable {
         context: WriteContext,
         recipients: [UserID] = []
     ) throws {
+        try mirrorGuard?.check(type: type.rawValue, base: baseID?.rawValue, context: context)
         let data = try (payload as? any PreEncodedJSON).map { Data($0.json) } ?? JSONCoding.encoder.encode(payload)
         pendingEvents.append(
             PendingEvent(
